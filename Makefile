@@ -1,0 +1,23 @@
+# The two commands of the README: `make lab` (the main job) and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: lab test test-fast bootstrap down
+
+bootstrap:
+	@scripts/bootstrap
+
+## The main job: the seed's site on real kernels, deployed by salt, with traffic shown.
+lab: bootstrap
+	$(BIN)/lvs-lab demo
+
+## Every test layer, the lab included.
+test: bootstrap
+	$(BIN)/python -m pytest
+
+## Unit and functional layers only (no lab kernel).
+test-fast: bootstrap
+	$(BIN)/python -m pytest -m "not lab"
+
+down:
+	$(BIN)/lvs-lab down

@@ -1,0 +1,70 @@
+"""The site topology seen from a minion: validation and roles (``lvs`` pillar tree).
+
+The parsing lives in ``lvspack_site`` (``_utils/``), shared with the states, the runner
+and the lab.
+"""
+
+import dataclasses
+
+import lvspack_site
+
+__virtualname__ = "lvs_site"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _pillar():
+    return __pillar__.get(lvspack_site.PILLAR_KEY) if __pillar__ else None
+
+
+def validate(pillar=None):
+    """Return the list of problems in the site's pillar (empty when it is valid).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' lvs_site.validate
+    """
+    try:
+        lvspack_site.parse(pillar if pillar is not None else {lvspack_site.PILLAR_KEY: _pillar()})
+    except lvspack_site.SiteError as err:
+        return err.errors
+    return []
+
+
+def role(minion_id=None):
+    """Return this minion's (or ``minion_id``'s) role in the site, or None.
+
+    Raises ``SaltInvocationError`` when the site's pillar is invalid.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' lvs_site.role
+    """
+    return _site().role_of(minion_id or __opts__["id"])
+
+
+def describe():
+    """Return the validated site as plain data.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call lvs_site.describe
+    """
+    return dataclasses.asdict(_site())
+
+
+def _site():
+    from salt.exceptions import SaltInvocationError  # noqa: PLC0415
+
+    try:
+        return lvspack_site.parse({lvspack_site.PILLAR_KEY: _pillar()})
+    except lvspack_site.SiteError as err:
+        raise SaltInvocationError(str(err)) from None

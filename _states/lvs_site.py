@@ -1,0 +1,23 @@
+"""State: the site's pillar is valid (so nothing else applies when it is not).
+
+.. code-block:: yaml
+
+    lvs-site-valid:
+      lvs_site.valid: []
+"""
+
+
+def __virtual__():
+    if "lvs_site.validate" not in __salt__:
+        return False, "the lvs_site execution module is not loaded"
+    return True
+
+
+def valid(name="lvs"):
+    """Succeed when the ``lvs`` pillar tree is a valid site; fail with every problem."""
+    ret = {"name": name, "changes": {}, "result": True, "comment": "the site's pillar is valid"}
+    errors = __salt__["lvs_site.validate"]()
+    if errors:
+        ret["result"] = False
+        ret["comment"] = "invalid LVS site pillar:\n" + "\n".join(errors)
+    return ret

@@ -1,0 +1,120 @@
+"""``lvs-lab``: the seed's LVS-TUN site on real kernels, deployed with Salt.
+
+CLI examples:
+
+.. code-block:: bash
+
+    lvs-lab up                       # build pillar/ (the seed's site), state.apply
+    lvs-lab exec rs1 -- ip addr show tunl0
+    lvs-lab salt -- '*' test.ping
+    lvs-lab traffic --count 30
+    lvs-lab down
+    lvs-lab demo                     # up, traffic, down: the README's main command
+"""
+
+import argparse
+import os
+import sys
+
+from lvs_lab import lab as lab_mod
+from lvs_lab import traffic
+from lvs_lab.progress import Progress
+
+DEFAULT_PILLAR = os.path.join(lab_mod.REPO, "pillar")
+
+
+def _split_command(argv):
+    """Split ``NODE -- CMD ...``: argparse keeps everything after ``--`` as is."""
+    return argv[1:] if argv and argv[0] == "--" else argv
+
+
+def cmd_up(args):
+    lab_mod.Lab().up(args.pillar, Progress())
+    print(f"lab up: {', '.join(lab_mod.Lab().minions)} answer the master; state.apply succeeded")
+    return 0
+
+
+def cmd_down(args):
+    lab_mod.Lab().down(Progress())
+    print("lab down: nothing left behind")
+    return 0
+
+
+def cmd_exec(args):
+    command = _split_command(args.command)
+    if not command:
+        raise lab_mod.LabError("lvs-lab exec NODE -- CMD ...: no command given")
+    return _up_lab().exec(args.node, command)
+
+
+def cmd_salt(args):
+    os.execvp("ip", _up_lab().salt_argv(*_split_command(args.args)))
+
+
+def cmd_traffic(args):
+    lab = _up_lab()
+    report = traffic.run(lab, lab_mod.load_site(lab.pillar_dir), count=args.count, service=args.service)
+    print(traffic.describe(report))
+    return 0 if report["ok"] else 1
+
+
+def cmd_demo(args):
+    progress = Progress()
+    lab = lab_mod.Lab()
+    if lab.hosts:
+        progress.say("a lab was left up: taking it down first")
+        lab.down(progress)
+    try:
+        lab = lab_mod.Lab().up(args.pillar, progress)
+        with progress.step(f"sending {args.count} requests from client"):
+            report = traffic.run(lab, lab_mod.load_site(lab.pillar_dir), count=args.count)
+        print(traffic.describe(report))
+        return 0 if report["ok"] else 1
+    finally:
+        lab_mod.Lab().down(progress)
+        progress.say("lab down: nothing left behind")
+
+
+def _up_lab():
+    lab = lab_mod.Lab()
+    if not lab.hosts:
+        raise lab_mod.LabError(f"no lab is up (no state in {lab.state_dir}): run `lvs-lab up`")
+    return lab
+
+
+def parser():
+    top = argparse.ArgumentParser(prog="lvs-lab", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="build the site on real kernels and apply the states")
+    up.add_argument("--pillar", default=DEFAULT_PILLAR, help="the site's pillar root (default: %(default)s)")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop everything and remove all the lab made").set_defaults(func=cmd_down)
+    ex = sub.add_parser("exec", help="run a command on a lab host: exec NODE -- CMD ...")
+    ex.add_argument("node")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    ex.set_defaults(func=cmd_exec)
+    sa = sub.add_parser("salt", help="run the salt CLI on the lab's master: salt -- ARGS ...")
+    sa.add_argument("args", nargs=argparse.REMAINDER)
+    sa.set_defaults(func=cmd_salt)
+    tr = sub.add_parser("traffic", help="send HTTP requests from client to the public address")
+    tr.add_argument("--count", type=int, default=30)
+    tr.add_argument("--service", help="the service's name in the pillar (default: the first TCP one)")
+    tr.set_defaults(func=cmd_traffic)
+    de = sub.add_parser("demo", help="up, traffic, down: the README's main command")
+    de.add_argument("--pillar", default=DEFAULT_PILLAR)
+    de.add_argument("--count", type=int, default=30)
+    de.set_defaults(func=cmd_demo)
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except lab_mod.LabError as err:
+        print(f"lvs-lab: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,529 @@
+"""Build, drive and tear down the lab.
+
+Layout on the real machine (everything the lab creates is listed here, and ``down``
+removes all of it):
+
+* namespaces ``lvslab`` (bridges ``lan0`` and ``mgmt0``, the salt-master on
+  172.31.254.1), ``lvslab-<router>`` and ``lvslab-client``;
+* one tap pair per UML host in ``lvslab`` (``lab<N>l`` on the LAN, ``lab<N>m`` on mgmt);
+* the state folder (``$LVS_LAB_DIR``, default ``/run/lvs-lab``): master and minion
+  configs, keys, logs, pid files.
+
+Processes: the salt-master and the router's salt-minion (native, in their namespaces),
+and one ``linux.uml`` kernel per director and real server, each started in a session
+of its own so that ``down`` can end the kernel and all its host threads at once.
+"""
+
+import contextlib
+import ctypes
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import yaml
+
+from lvs_lab import agent, plan
+from lvs_lab.progress import Progress
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATE_DIR = os.environ.get("LVS_LAB_DIR", "/run/lvs-lab")
+UML = "/usr/bin/linux.uml"
+UML_MEM = "384M"
+GUEST_MODULES = "ipip ip_vs ip_vs_rr ip_vs_wrr ip_vs_wlc"
+BIN = os.path.dirname(os.path.abspath(sys.executable))
+CLONE_NEWNET = 0x40000000
+
+
+class LabError(RuntimeError):
+    """Something in the lab failed; the message says what and where to look."""
+
+
+def sh(*argv, check=True, capture=False, netns=None, timeout=120, **kwargs):
+    """Run a command on the real machine (optionally inside a lab namespace)."""
+    if netns:
+        argv = ("ip", "netns", "exec", netns, *argv)
+    proc = subprocess.run(
+        [str(a) for a in argv],
+        check=False,
+        text=True,
+        capture_output=capture,
+        timeout=timeout,
+        **kwargs,
+    )
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or "").strip() if capture else ""
+        raise LabError(f"command failed ({proc.returncode}): {' '.join(map(str, argv))}\n{detail}")
+    return proc
+
+
+def _setns(path):
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise LabError(f"setns {path}: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(fd)
+
+
+def connect_in_switch(address, timeout=10):
+    """A TCP connection opened from inside the lab's switch namespace.
+
+    A socket stays in the namespace it was created in, so only this thread visits the
+    namespace, for the time of the ``connect``.
+    """
+    import socket  # noqa: PLC0415
+
+    home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    try:
+        _setns(f"/run/netns/{plan.SWITCH_NS}")
+        try:
+            return socket.create_connection(address, timeout=timeout)
+        finally:
+            _setns(f"/proc/self/fd/{home}")
+    finally:
+        os.close(home)
+
+
+def load_site(pillar_dir):
+    """Compile the site's pillar with Salt itself (Jinja, top file) and parse it.
+
+    Compiled in-process: Salt 3008 masks pillar values in ``salt-call`` output.
+    """
+    import lvspack_site  # noqa: PLC0415 (Salt is imported lazily: the CLI starts faster)
+    import salt.config  # noqa: PLC0415
+    import salt.pillar  # noqa: PLC0415
+
+    opts = salt.config.minion_config(None)
+    opts.update(
+        id="lvs-lab",
+        file_client="local",
+        pillar_roots={"base": [os.path.abspath(pillar_dir)]},
+        cachedir=os.path.join(STATE_DIR, "pillar-render"),
+    )
+    pillar = salt.pillar.get_pillar(opts, {}, opts["id"], saltenv="base").compile_pillar()
+    if pillar.get("_errors"):
+        raise LabError(f"pillar errors in {pillar_dir}: {list(pillar['_errors'])}")
+    try:
+        return lvspack_site.parse(pillar)
+    except lvspack_site.SiteError as err:
+        raise LabError(str(err)) from None
+
+
+class Lab:
+    """The lab described by the state folder (after ``up``) or by a site (during ``up``)."""
+
+    def __init__(self, state_dir=STATE_DIR):
+        self.state_dir = state_dir
+        self.hosts = {}
+        self.pillar_dir = None
+        manifest = self._path("lab.json")
+        if os.path.exists(manifest):
+            with open(manifest, encoding="utf-8") as fh:
+                data = json.load(fh)
+            self.pillar_dir = data["pillar_dir"]
+            self.hosts = {name: plan.LabHost(**spec) for name, spec in data["hosts"].items()}
+
+    # ---------------------------------------------------------------- paths and config
+    def _path(self, *parts):
+        return os.path.join(self.state_dir, *parts)
+
+    def host_dir(self, name):
+        return self._path("hosts", name)
+
+    @property
+    def master_conf_dir(self):
+        return self._path("master", "etc")
+
+    @property
+    def minions(self):
+        return sorted(name for name, host in self.hosts.items() if host.minion)
+
+    def _save_manifest(self):
+        with open(self._path("lab.json"), "w", encoding="utf-8") as fh:
+            json.dump(
+                {"pillar_dir": self.pillar_dir, "hosts": {n: vars(h) for n, h in self.hosts.items()}},
+                fh,
+                indent=1,
+            )
+
+    # ---------------------------------------------------------------- up
+    def up(self, pillar_dir, progress=None):
+        """Build the site in ``pillar_dir``, start Salt, apply the states; raise LabError."""
+        progress = progress or Progress()
+        if os.path.exists(self._path("lab.json")):
+            raise LabError(f"a lab is already up (state in {self.state_dir}): run `lvs-lab down` first")
+        with progress.step("checking this machine"):
+            self._check_machine()
+        with progress.step(f"reading the site pillar in {pillar_dir}"):
+            site = load_site(pillar_dir)
+            self.pillar_dir = os.path.abspath(pillar_dir)
+            self.hosts = plan.build(site)
+        os.makedirs(self.state_dir, exist_ok=True)
+        self._save_manifest()
+        with progress.step("wiring namespaces, bridges and taps"):
+            self._wire(site)
+        with progress.step("writing Salt configs and keys"):
+            self._write_salt_config()
+        with progress.step("starting salt-master and the router's minion"):
+            self._start_master()
+            for host in self.hosts.values():
+                if host.engine == "netns" and host.minion:
+                    self._start_native_minion(host)
+        uml_hosts = [h for h in self.hosts.values() if h.engine == "uml"]
+        with progress.step(f"booting {len(uml_hosts)} user-mode Linux kernels"):
+            for host in uml_hosts:
+                self.boot(host.name)
+            self.wait_booted([h.name for h in uml_hosts])
+        with progress.step(f"waiting for {len(self.minions)} minions to answer the master"):
+            self.wait_minions(self.minions)
+        with progress.step("salt '*' state.apply"):
+            self.apply()
+        return self
+
+    def _check_machine(self):
+        problems = []
+        if os.geteuid() != 0:
+            problems.append("the lab needs root (namespaces, taps, kernels)")
+        for tool in (UML, "/sbin/modprobe", "/usr/sbin/nft"):
+            if not os.path.exists(tool):
+                problems.append(f"{tool} is missing (run scripts/bootstrap)")
+        if not os.path.isdir(os.path.join(REPO, "_modules")):
+            problems.append(f"{REPO} is not a checkout of the pack (no _modules/)")
+        if problems:
+            raise LabError("this machine cannot run the lab:\n  " + "\n  ".join(problems))
+
+    def _wire(self, site):
+        ns = plan.SWITCH_NS
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        for bridge in (plan.LAN_BRIDGE, plan.MGMT_BRIDGE):
+            sh("ip", "-n", ns, "link", "add", bridge, "type", "bridge")
+            sh("ip", "-n", ns, "link", "set", bridge, "up")
+        sh("ip", "-n", ns, "addr", "add", f"{plan.MASTER_ADDRESS}/{plan.MGMT_NET.prefixlen}", "dev", plan.MGMT_BRIDGE)
+        router = next(h for h in self.hosts.values() if h.role == "router")
+        client = self.hosts[plan.CLIENT]
+        for host in (router, client):
+            sh("ip", "netns", "add", host.netns)
+            sh("ip", "-n", host.netns, "link", "set", "lo", "up")
+        # router: LAN and management NICs into the switch; WAN NIC to the client.
+        for network, bridge, ifname, address in (
+            ("lan", plan.LAN_BRIDGE, router.lan_interface, router.lan_address),
+            ("mgmt", plan.MGMT_BRIDGE, "lab0", router.mgmt_address),
+        ):
+            peer = router.tap(network)
+            sh("ip", "-n", ns, "link", "add", peer, "type", "veth", "peer", "name", ifname, "netns", router.netns)
+            sh("ip", "-n", ns, "link", "set", peer, "master", bridge, "up")
+            sh("ip", "-n", router.netns, "addr", "add", address, "dev", ifname)
+            sh("ip", "-n", router.netns, "link", "set", ifname, "up")
+        wan_if = router.extra["wan_interface"]
+        sh("ip", "-n", router.netns, "link", "add", wan_if, "type", "veth", "peer", "name", "eth0", "netns", client.netns)
+        sh("ip", "-n", router.netns, "addr", "add", router.extra["wan_address"], "dev", wan_if)
+        sh("ip", "-n", router.netns, "link", "set", wan_if, "up")
+        sh("ip", "-n", client.netns, "addr", "add", client.lan_address, "dev", "eth0")
+        sh("ip", "-n", client.netns, "link", "set", "eth0", "up")
+        sh("ip", "-n", client.netns, "route", "add", "default", "via", client.gateway)
+        for host in self.hosts.values():
+            if host.engine != "uml":
+                continue
+            for network, bridge in (("lan", plan.LAN_BRIDGE), ("mgmt", plan.MGMT_BRIDGE)):
+                sh("ip", "-n", ns, "tuntap", "add", "dev", host.tap(network), "mode", "tap")
+                sh("ip", "-n", ns, "link", "set", host.tap(network), "master", bridge, "up")
+
+    def _minion_config(self, host):
+        hdir = self.host_dir(host.name)
+        in_guest = host.engine == "uml"
+        run_dir = "/run/salt" if in_guest else os.path.join(hdir, "run")
+        return {
+            "id": host.name,
+            "master": plan.MASTER_ADDRESS,
+            "user": "root",
+            "root_dir": hdir,
+            "pki_dir": os.path.join(hdir, "pki"),
+            # The cache is rebuilt at each boot: on tmpfs inside a UML kernel (hostfs is slow).
+            "cachedir": os.path.join(run_dir, "cache"),
+            "sock_dir": os.path.join(run_dir, "sock"),
+            "pidfile": os.path.join(run_dir, "minion.pid"),
+            "log_file": os.path.join(hdir, "minion.log"),
+            "log_level_logfile": "info",
+            # Lean for a kernel where system calls are expensive: jobs run in threads,
+            # no DNS or GPU grains, no random waits at (re)connection.
+            "multiprocessing": False,
+            "enable_fqdns_grains": False,
+            "enable_gpu_grains": False,
+            "acceptance_wait_time": 1,
+            "random_reauth_delay": 0,
+            "recon_default": 200,
+            "recon_max": 2000,
+        }
+
+    def _write_salt_config(self):
+        import salt.crypt  # noqa: PLC0415
+
+        mdir = self.master_conf_dir
+        os.makedirs(os.path.join(mdir, "pki", "minions"), exist_ok=True)
+        with open(os.path.join(mdir, "master"), "w", encoding="utf-8") as fh:
+            yaml.safe_dump(
+                {
+                    "id": "lvs-lab-master",
+                    "interface": plan.MASTER_ADDRESS,
+                    "user": "root",
+                    "root_dir": self._path("master"),
+                    "pki_dir": os.path.join(mdir, "pki"),
+                    "log_file": self._path("master", "master.log"),
+                    "log_level_logfile": "info",
+                    # The classic way: SLS files under salt/, custom modules at the repo root.
+                    "file_roots": {"base": [os.path.join(REPO, "salt"), REPO]},
+                    # The repo root as a file root must not serve the virtualenv, .git or
+                    # caches: their file lists would travel to every minion at each sync.
+                    "file_ignore_regex": [r"(^|/)\.", r"(^|/)__pycache__(/|$)", r"^(tests|docs|lvs_lab|lvs_salt)/"],
+                    "pillar_roots": {"base": [self.pillar_dir]},
+                    "worker_threads": 4,
+                    # Jobs on a UML kernel are slow to answer "still running?": the CLI waits
+                    # for returns this long before it asks.
+                    "timeout": 60,
+                },
+                fh,
+            )
+        for host in self.hosts.values():
+            if not host.minion:
+                continue
+            hdir = self.host_dir(host.name)
+            os.makedirs(os.path.join(hdir, "etc"), exist_ok=True)
+            with open(os.path.join(hdir, "etc", "minion"), "w", encoding="utf-8") as fh:
+                yaml.safe_dump(self._minion_config(host), fh)
+            # Pre-seeded keys: the master knows every lab minion before it first connects.
+            pki = os.path.join(hdir, "pki")
+            os.makedirs(pki, exist_ok=True)
+            private, public = salt.crypt.gen_keys(2048)
+            for path, text in (
+                (os.path.join(pki, "minion.pem"), private),
+                (os.path.join(pki, "minion.pub"), public),
+                (os.path.join(mdir, "pki", "minions", host.name), public),
+            ):
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            os.chmod(os.path.join(pki, "minion.pem"), 0o400)
+
+    def _start_master(self):
+        sh(os.path.join(BIN, "salt-master"), "-c", self.master_conf_dir, "-d", netns=plan.SWITCH_NS)
+
+    def _start_native_minion(self, host):
+        sh(os.path.join(BIN, "salt-minion"), "-c", os.path.join(self.host_dir(host.name), "etc"), "-d",
+           netns=host.netns)
+
+    # ---------------------------------------------------------------- UML hosts
+    def boot(self, name):
+        """Boot (or re-boot) the UML kernel of host ``name``; return without waiting."""
+        host = self.hosts[name]
+        hdir = self.host_dir(name)
+        os.makedirs(hdir, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(hdir, "booted"))
+        lab_parent = os.path.dirname(os.path.dirname(os.path.abspath(agent.__file__)))
+        env = {
+            "LAB_NAME": name,
+            "LAB_LAN_IF": host.lan_interface,
+            "LAB_LAN_ADDR": host.lan_address,
+            "LAB_GATEWAY": host.gateway or "",
+            "LAB_MGMT_ADDR": host.mgmt_address,
+            "LAB_MODULES": GUEST_MODULES,
+            "LAB_PYTHON": sys.executable,
+            "LAB_PYTHONPATH": lab_parent,
+            "LAB_BIND": " ".join(sorted({REPO, lab_parent, os.path.dirname(BIN), sys.base_prefix})),
+            "LAB_WEB": "1" if host.role == "realserver" else "",
+            "LAB_MINION": os.path.join(BIN, "salt-minion") if host.minion else "",
+        }
+        with open(os.path.join(hdir, "host.env"), "w", encoding="utf-8") as fh:
+            fh.writelines(f"{key}='{value}'\n" for key, value in env.items())
+        init = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest-init")
+        argv = [
+            UML,
+            f"mem={UML_MEM}",
+            "rootfstype=hostfs",
+            "rootflags=/",
+            "ro",
+            f"init={init}",
+            f"LAB_HOSTDIR={hdir}",
+            "con0=null,fd:1",
+            "con=null",
+            f"umid=lvslab-{name}",
+            f"uml_dir={self._path('uml')}",
+            f"vec0:transport=tap,ifname={host.tap('lan')}",
+            f"vec1:transport=tap,ifname={host.tap('mgmt')}",
+        ]
+        os.makedirs(self._path("uml"), exist_ok=True)
+        with open(os.path.join(hdir, "console.log"), "wb") as console:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", plan.SWITCH_NS, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        with open(os.path.join(hdir, "kernel.pid"), "w", encoding="utf-8") as fh:
+            fh.write(str(proc.pid))
+
+    def halt(self, name):
+        """Stop the UML kernel of ``name`` at once (as pulling its power cord would)."""
+        pidfile = os.path.join(self.host_dir(name), "kernel.pid")
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            with open(pidfile, encoding="utf-8") as fh:
+                pgid = int(fh.read())
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            os.unlink(pidfile)
+
+    def wait_booted(self, names, timeout=120):
+        deadline = time.monotonic() + timeout
+        pending = set(names)
+        while pending:
+            pending = {n for n in pending if not os.path.exists(os.path.join(self.host_dir(n), "booted"))}
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                raise LabError(self._hint(pending, "did not finish booting", "console.log"))
+            time.sleep(0.2)
+
+    def restart(self, name, timeout=180):
+        """Power-cycle host ``name`` and wait until its minion answers again."""
+        self.halt(name)
+        self.boot(name)
+        self.wait_booted([name])
+        self.wait_minions([name], timeout=timeout)
+
+    # ---------------------------------------------------------------- Salt
+    def salt_argv(self, *args):
+        return ["ip", "netns", "exec", plan.SWITCH_NS, os.path.join(BIN, "salt"), "-c", self.master_conf_dir, *args]
+
+    def salt(self, *args, timeout=600):
+        """Run the ``salt`` CLI on the lab's master; return (exit code, stdout, stderr)."""
+        proc = subprocess.run(self.salt_argv(*args), capture_output=True, text=True, timeout=timeout, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def salt_json(self, *args, timeout=600):
+        """Run ``salt --out=json --static ARGS`` and return the returns by minion id."""
+        code, out, err = self.salt("--out=json", "--static", *args, timeout=timeout)
+        try:
+            return json.loads(out) if out.strip() else {}
+        except json.JSONDecodeError:
+            raise LabError(f"salt {' '.join(args)} printed no JSON (exit {code}):\n{out}\n{err}") from None
+
+    def wait_minions(self, names, timeout=240):
+        deadline = time.monotonic() + timeout
+        pending = set(names)
+        while pending:
+            target = ",".join(sorted(pending))
+            answered = self.salt_json("-L", target, "test.ping", "--timeout=3", timeout=60)
+            pending -= {mid for mid, ret in answered.items() if ret is True}
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(self._hint(pending, "did not answer the lab's master", "minion.log"))
+            time.sleep(1)
+
+    def apply(self, *args):
+        """``salt '*' state.apply ARGS`` on the whole site; raise LabError unless all succeeded."""
+        returns = self.salt_json("--timeout=600", "*", "state.apply", *args, timeout=900)
+        failures = []
+        for mid in self.minions:
+            ret = returns.get(mid)
+            if not isinstance(ret, dict):
+                failures.append(f"{mid}: {ret!r}" if ret is not None else f"{mid}: no return")
+                continue
+            failures += [f"{mid}: {state}: {r.get('comment')}" for state, r in ret.items() if not r.get("result")]
+        if failures:
+            raise LabError("state.apply failed:\n  " + "\n  ".join(failures))
+        return returns
+
+    # ---------------------------------------------------------------- exec
+    def exec(self, name, argv, stdin=b"", out=None, err=None):
+        """Run ``argv`` on lab host ``name``, passing its output to ``out``/``err``
+        (binary streams, default this process's); return its exit code."""
+        host = self.hosts.get(name)
+        if host is None:
+            raise LabError(f"no lab host {name!r}; hosts: {', '.join(sorted(self.hosts))}")
+        out = out or sys.stdout.buffer
+        err = err or sys.stderr.buffer
+        if host.engine == "uml":
+            return agent.run(host.mgmt_ip, argv, stdin=stdin, out=out, err=err, connect=connect_in_switch)
+        proc = subprocess.run(["ip", "netns", "exec", host.netns, *argv], input=stdin, capture_output=True,
+                              check=False)
+        out.write(proc.stdout)
+        err.write(proc.stderr)
+        return proc.returncode
+
+    def capture(self, name, *argv):
+        """Run a command on ``name``; return (exit code, stdout text, stderr text)."""
+        out, err = io.BytesIO(), io.BytesIO()
+        code = self.exec(name, argv, out=out, err=err)
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+    # ---------------------------------------------------------------- down
+    def down(self, progress=None):
+        """Stop every lab process and remove every namespace, device and file of the lab."""
+        progress = progress or Progress()
+        with progress.step("stopping kernels, minions and master"):
+            for name in os.listdir(self._path("hosts")) if os.path.isdir(self._path("hosts")) else ():
+                self.halt(name)
+            for proc in self.processes():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc, signal.SIGKILL)
+        with progress.step("removing namespaces and the state folder"):
+            for ns in self.namespaces():
+                sh("ip", "netns", "del", ns, check=False)
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(self.state_dir)
+        deadline = time.monotonic() + 10
+        while self.leftovers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = self.leftovers()
+        if left:
+            raise LabError("lvs-lab down left these behind:\n  " + "\n  ".join(left))
+
+    def processes(self):
+        """PIDs of processes that belong to the lab (by their command line)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    cmdline = fh.read().decode(errors="replace")
+            except OSError:
+                continue
+            if self.state_dir in cmdline or "umid=lvslab-" in cmdline:
+                pids.append(int(entry))
+        return pids
+
+    @staticmethod
+    def namespaces():
+        names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+        return sorted(n for n in names if n == plan.SWITCH_NS or n.startswith(plan.SWITCH_NS + "-"))
+
+    def leftovers(self):
+        """Everything of the lab still present: processes, namespaces, mounts, taps, files."""
+        left = [f"process {pid}" for pid in self.processes()]
+        left += [f"namespace {ns}" for ns in self.namespaces()]
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            left += [f"mount {line.split()[1]}" for line in fh if "lvslab" in line or self.state_dir in line]
+        links = sh("ip", "-o", "link", "show", capture=True, check=False).stdout
+        left += [f"device {line.split(':')[1].strip()}" for line in links.splitlines() if ": lab" in line]
+        if os.path.exists(self.state_dir):
+            left.append(f"folder {self.state_dir}")
+        return left
+
+    def _hint(self, names, problem, logname):
+        lines = [f"{', '.join(sorted(names))} {problem}; the last lines of their {logname}:"]
+        for name in sorted(names):
+            path = os.path.join(self.host_dir(name), logname)
+            with contextlib.suppress(OSError), open(path, encoding="utf-8", errors="replace") as fh:
+                lines += [f"  {name}: {line.rstrip()}" for line in fh.readlines()[-8:]]
+        return "\n".join(lines)
+

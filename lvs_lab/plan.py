@@ -1,0 +1,91 @@
+"""From a site topology to a lab: which hosts to build, on which engine, wired how.
+
+* Directors and real servers need ip_vs and ipip, which this machine's kernel lacks:
+  each becomes a user-mode Linux kernel of its own (engine ``uml``).
+* The router needs only forwarding and nftables NAT, which the host kernel has: it
+  becomes a network namespace with a native salt-minion (engine ``netns``).
+* ``client`` is an outside host on the router's WAN side (namespace, no minion).
+
+Every host gets a management NIC ``lab0`` on a private bridge where the lab's
+salt-master listens; the site's own LAN carries only the site's traffic.
+"""
+
+from dataclasses import dataclass, field
+
+import netaddr
+
+MGMT_NET = netaddr.IPNetwork("172.31.254.0/24")
+MASTER_ADDRESS = str(MGMT_NET[1])
+SWITCH_NS = "lvslab"  # the namespace holding the lab's bridges and the salt-master
+LAN_BRIDGE = "lan0"
+MGMT_BRIDGE = "mgmt0"
+CLIENT = "client"
+
+
+@dataclass
+class LabHost:
+    name: str  # minion id (or "client")
+    engine: str  # "uml" or "netns"
+    role: str  # director, realserver, router, client
+    lan_address: str = None  # with prefix
+    lan_interface: str = "eth0"
+    gateway: str = None
+    mgmt_address: str = None  # with prefix
+    minion: bool = True
+    index: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def netns(self):
+        """The host namespace of a ``netns`` host."""
+        return f"{SWITCH_NS}-{self.name}"
+
+    @property
+    def mgmt_ip(self):
+        return self.mgmt_address.split("/")[0] if self.mgmt_address else None
+
+    def tap(self, network):
+        """Host-side device name for this host's NIC on ``network`` ('lan' or 'mgmt')."""
+        return f"lab{self.index}{network[0]}"
+
+
+def build(site):
+    """Return the lab hosts for ``site`` (a parsed :class:`lvspack_site.Site`), by name."""
+    prefix = netaddr.IPNetwork(site.subnet).prefixlen
+    hosts = {}
+    mgmt = iter(MGMT_NET.iter_hosts())
+    next(mgmt)  # .1 is the master
+    router = site.router
+    hosts[router.minion_id] = LabHost(
+        name=router.minion_id,
+        engine="netns",
+        role="router",
+        lan_address=f"{router.lan_address}/{prefix}",
+        lan_interface=router.lan_interface,
+        mgmt_address=f"{next(mgmt)}/{MGMT_NET.prefixlen}",
+        index=len(hosts),
+        extra={"wan_address": router.wan_address, "wan_interface": router.wan_interface},
+    )
+    for host in sorted(site.hosts.values(), key=lambda h: (h.role != "director", h.minion_id)):
+        hosts[host.minion_id] = LabHost(
+            name=host.minion_id,
+            engine="uml",
+            role=host.role,
+            lan_address=f"{host.address}/{prefix}",
+            lan_interface=host.interface,
+            gateway=site.gateway,
+            mgmt_address=f"{next(mgmt)}/{MGMT_NET.prefixlen}",
+            index=len(hosts),
+        )
+    wan = netaddr.IPNetwork(router.wan_address)
+    client_ip = next(ip for ip in wan.iter_hosts() if ip != wan.ip)
+    hosts[CLIENT] = LabHost(
+        name=CLIENT,
+        engine="netns",
+        role="client",
+        lan_address=f"{client_ip}/{wan.prefixlen}",
+        gateway=str(wan.ip),
+        minion=False,
+        index=len(hosts),
+    )
+    return hosts

@@ -1,0 +1,4 @@
+# Every minion gets lvs; its role comes from the site's pillar.
+base:
+  '*':
+    - lvs
