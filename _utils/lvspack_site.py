@@ -261,8 +261,12 @@ def parse(pillar):
                 errors.add(bpath, f"{rs_id!r} is not a real server of this site (lvs:realservers)")
                 continue
             override = _mapping(errors, bpath, override)
-            weight = _int(errors, (*bpath, "weight"), override.get("weight", host.weight), 0, MAX_WEIGHT)
-            bport = _int(errors, (*bpath, "port"), override.get("port", port or 1), 1, 65535)
+            # Overrides are checked here; inherited values were checked where they stand.
+            weight, bport = host.weight, port
+            if "weight" in override:
+                weight = _int(errors, (*bpath, "weight"), override["weight"], 0, MAX_WEIGHT)
+            if "port" in override:
+                bport = _int(errors, (*bpath, "port"), override["port"], 1, 65535)
             backends.append(Backend(rs_id, host.address, bport, weight))
         services[name] = Service(
             name=str(name),

@@ -28,6 +28,7 @@ import time
 
 import yaml
 
+import lvs_salt.fileserver
 from lvs_lab import agent, plan
 from lvs_lab.progress import Progress
 
@@ -278,11 +279,8 @@ class Lab:
                     "pki_dir": os.path.join(mdir, "pki"),
                     "log_file": self._path("master", "master.log"),
                     "log_level_logfile": "info",
-                    # The classic way: SLS files under salt/, custom modules at the repo root.
-                    "file_roots": {"base": [os.path.join(REPO, "salt"), REPO]},
-                    # The repo root as a file root must not serve the virtualenv, .git or
-                    # caches: their file lists would travel to every minion at each sync.
-                    "file_ignore_regex": [r"(^|/)\.", r"(^|/)__pycache__(/|$)", r"^(tests|docs|lvs_lab|lvs_salt)/"],
+                    # The classic way: the checkout as file roots, modules synced to minions.
+                    **lvs_salt.fileserver.master_config(REPO),
                     "pillar_roots": {"base": [self.pillar_dir]},
                     "worker_threads": 4,
                     # Jobs on a UML kernel are slow to answer "still running?": the CLI waits
@@ -367,8 +365,9 @@ class Lab:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        with open(os.path.join(hdir, "kernel.pid"), "w", encoding="utf-8") as fh:
-            fh.write(str(proc.pid))
+        for pidfile in ("kernel.pid", "kernel.pgid"):
+            with open(os.path.join(hdir, pidfile), "w", encoding="utf-8") as fh:
+                fh.write(str(proc.pid))
 
     def halt(self, name):
         """Stop the UML kernel of ``name`` at once (as pulling its power cord would)."""
@@ -472,23 +471,36 @@ class Lab:
         with progress.step("stopping kernels, minions and master"):
             for name in os.listdir(self._path("hosts")) if os.path.isdir(self._path("hosts")) else ():
                 self.halt(name)
-            for proc in self.processes():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc, signal.SIGKILL)
+            deadline = time.monotonic() + 15
+            while True:
+                pids = self.processes()
+                if not pids or time.monotonic() > deadline:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                time.sleep(0.2)  # killed processes linger as zombies until init reaps them
         with progress.step("removing namespaces and the state folder"):
             for ns in self.namespaces():
                 sh("ip", "netns", "del", ns, check=False)
             with contextlib.suppress(FileNotFoundError):
                 shutil.rmtree(self.state_dir)
         deadline = time.monotonic() + 10
-        while self.leftovers() and time.monotonic() < deadline:
-            time.sleep(0.2)
         left = self.leftovers()
+        while left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            left = self.leftovers()
         if left:
             raise LabError("lvs-lab down left these behind:\n  " + "\n  ".join(left))
 
     def processes(self):
-        """PIDs of processes that belong to the lab (by their command line)."""
+        """PIDs of processes that belong to the lab, zombies included: by command line,
+        or by the process group of a kernel the lab started."""
+        groups = set()
+        for name in os.listdir(self._path("hosts")) if os.path.isdir(self._path("hosts")) else ():
+            with contextlib.suppress(OSError, ValueError):
+                with open(os.path.join(self.host_dir(name), "kernel.pgid"), encoding="utf-8") as fh:
+                    groups.add(int(fh.read()))
         pids = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) == os.getpid():
@@ -496,9 +508,11 @@ class Lab:
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as fh:
                     cmdline = fh.read().decode(errors="replace")
-            except OSError:
+                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as fh:
+                    pgid = int(fh.read().rsplit(")", 1)[1].split()[2])
+            except (OSError, ValueError, IndexError):
                 continue
-            if self.state_dir in cmdline or "umid=lvslab-" in cmdline:
+            if self.state_dir in cmdline or "umid=lvslab-" in cmdline or pgid in groups:
                 pids.append(int(entry))
         return pids
 

@@ -1,0 +1,63 @@
+"""The pip way: ``pip install .`` in a clean virtualenv makes the pack visible to Salt
+through its ``salt.loader`` entry point, without any file_roots or sync."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module", name="clean_venv")
+def fixture_clean_venv(tmp_path_factory):
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # A wheel built from a copy of the sources: no editable install, no repo on sys.path.
+    proc = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", REPO],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SETUPTOOLS_USE_DISTUTILS": "stdlib"},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return venv
+
+
+def _salt_call(venv, tmp_path, *args):
+    conf = tmp_path / "conf"
+    conf.mkdir(exist_ok=True)
+    (conf / "minion").write_text(f"id: pkgtest\nroot_dir: {tmp_path}\nfile_client: local\n")
+    proc = subprocess.run(
+        [str(venv / "bin" / "salt-call"), "-c", str(conf), "--local", "--out=json", *args],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),  # not the repo: nothing may come from the checkout
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["local"]
+
+
+def test_installed_pack_is_seen_by_salt_loader(clean_venv, tmp_path):
+    site_packages = subprocess.run(
+        [str(clean_venv / "bin" / "python"), "-c", "import lvs_salt, lvspack_site; print(lvs_salt.__file__)"],
+        capture_output=True, text=True, check=True, cwd=str(tmp_path),
+    ).stdout
+    assert str(clean_venv) in site_packages and REPO not in site_packages
+    assert "lvs_site" in _salt_call(clean_venv, tmp_path, "sys.list_modules")
+    assert "lvs_site" in _salt_call(clean_venv, tmp_path, "sys.list_state_modules")
+
+
+def test_installed_module_runs_with_shared_code(clean_venv, tmp_path):
+    # lvs_site.validate imports lvspack_site (the shared _utils code) and runs it.
+    errors = _salt_call(clean_venv, tmp_path, "lvs_site.validate", "pillar={}")
+    assert errors == ["lvs: no site defined (the pillar has no 'lvs' tree)"]
+
+
+def test_lab_console_script_is_installed(clean_venv):
+    proc = subprocess.run([str(clean_venv / "bin" / "lvs-lab"), "--help"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and "exec" in proc.stdout and "down" in proc.stdout

@@ -1,0 +1,48 @@
+"""The lab, brought up once for every lab test (``lvs-lab up`` through its real CLI).
+
+A lab test skips only where this machine truly cannot run the lab (not root, no
+user-mode Linux), and says why; under CI (``CI=true``) that is a failure instead.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from lvs_lab import lab as lab_mod
+
+LVS_LAB = os.path.join(os.path.dirname(sys.executable), "lvs-lab")
+
+
+def _why_not():
+    if os.geteuid() != 0:
+        return "the lab needs root (namespaces, tap devices)"
+    if not os.path.exists(lab_mod.UML):
+        return f"{lab_mod.UML} is missing (apt-get install user-mode-linux; scripts/bootstrap does)"
+    if not shutil.which("ip"):
+        return "iproute2 is missing"
+    return None
+
+
+def run_cli(*args, timeout=900):
+    """Run ``lvs-lab ARGS``; return the CompletedProcess (text)."""
+    return subprocess.run([LVS_LAB, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session", name="lab")
+def fixture_lab():
+    reason = _why_not()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"the lab cannot run on this CI machine: {reason}")
+        pytest.skip(f"lab tests skipped: {reason}")
+    if lab_mod.Lab().hosts:
+        run_cli("down")
+    proc = run_cli("up")
+    sys.stderr.write(proc.stderr)
+    assert proc.returncode == 0, f"lvs-lab up failed:\n{proc.stdout}\n{proc.stderr}"
+    yield lab_mod.Lab()
+    if lab_mod.Lab().hosts:
+        run_cli("down")

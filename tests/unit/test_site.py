@@ -1,0 +1,132 @@
+"""The site topology model: the seed's site parses; malformed sites are rejected with
+every error naming its pillar path."""
+
+import copy
+import os
+
+import pytest
+import yaml
+
+import lvspack_site
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(name="seed")
+def fixture_seed():
+    with open(os.path.join(REPO, "pillar", "lvs", "seed.sls"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def test_seed_site_parses_with_roles(seed):
+    site = lvspack_site.parse(seed)
+    assert site.role_of("director") == "director"
+    assert site.role_of("rs2") == "realserver"
+    assert site.role_of("router") == "router"
+    assert site.role_of("stranger") is None
+    web = site.services["web"]
+    assert (web.vip, web.public, web.protocol, web.port, web.scheduler) == ("10.10.24.88", "112.2.21.88", "tcp", 80, "rr")
+    assert [(b.minion_id, b.address, b.port, b.weight) for b in web.backends] == [
+        ("rs1", "10.10.24.21", 80, 1),
+        ("rs2", "10.10.24.22", 80, 1),
+        ("rs3", "10.10.24.23", 80, 1),
+    ]
+
+
+def test_seed_error_duplicate_address_names_both_hosts(seed):
+    seed["lvs"]["realservers"]["rs3"]["address"] = "10.10.24.22"  # as the seed printed it
+    with pytest.raises(lvspack_site.SiteError) as err:
+        lvspack_site.parse(seed)
+    assert err.value.errors == [
+        "lvs:realservers:rs3:address: 10.10.24.22 is also the address of lvs:realservers:rs2"
+    ]
+
+
+def test_seed_error_gateway_off_subnet_is_rejected(seed):
+    seed["lvs"]["lan"]["gateway"] = "192.168.1.1"  # the seed's director gateway
+    seed["lvs"]["router"]["lan_address"] = "10.10.24.1"
+    with pytest.raises(lvspack_site.SiteError) as err:
+        lvspack_site.parse(seed)
+    assert "lvs:lan:gateway: 192.168.1.1 is not on the LAN 10.10.24.0/24 (no host could reach it)" in err.value.errors
+
+
+def _set(tree, path, value):
+    *parents, last = path.split(":")
+    for key in parents:
+        tree = tree[key]
+    if value is _DELETE:
+        del tree[last]
+    else:
+        tree[last] = value
+
+
+_DELETE = object()
+
+# (pillar path to change, new value, expected error text)
+MALFORMED = [
+    ("lvs:lan:subnet", "10.10.24.0", "lvs:lan:subnet: '10.10.24.0' needs a prefix length"),
+    ("lvs:lan:subnet", "10.10.24.1/24", "lvs:lan:subnet: 10.10.24.1/24 has host bits set"),
+    ("lvs:lan:subnet", "banana", "lvs:lan:subnet: 'banana' is not a network"),
+    ("lvs:lan:gateway", "10.10.24.300", "lvs:lan:gateway: '10.10.24.300' is not an IP address"),
+    ("lvs:router:kind", "juniper", "lvs:router:kind: 'juniper' is not one of linux, ios"),
+    ("lvs:router:id", _DELETE, "lvs:router:id: missing"),
+    ("lvs:router:wan_address", "10.10.24.200/24", "lvs:router:wan_address: 10.10.24.200/24 is inside the LAN"),
+    ("lvs:router:wan_address", "112.2.21.88", "lvs:router:wan_address: '112.2.21.88' needs a prefix length"),
+    ("lvs:router:lan_address", "10.10.24.9", "lvs:router:lan_address: 10.10.24.9 differs from lvs:lan:gateway"),
+    ("lvs:directors", {}, "lvs:directors: missing: the site needs at least one director"),
+    ("lvs:realservers", None, "lvs:realservers: missing: the site needs at least one realserver"),
+    ("lvs:directors:director:address", "10.10.25.2", "lvs:directors:director:address: 10.10.25.2 is not on the LAN"),
+    ("lvs:directors:director:address", "10.10.24.1", "lvs:directors:director:address: 10.10.24.1 is also the address of lvs:router"),
+    ("lvs:realservers:rs1:address", "fe80::1", "lvs:realservers:rs1:address: fe80::1 is not on the LAN"),
+    ("lvs:realservers:rs1:address", "10.10.24.21/24", "lvs:realservers:rs1:address: '10.10.24.21/24' is not an IP address"),
+    ("lvs:realservers:rs1:weight", -1, "lvs:realservers:rs1:weight: -1 must be an integer from 0 to 65535"),
+    ("lvs:realservers:rs1:weight", 65536, "lvs:realservers:rs1:weight: 65536 must be an integer"),
+    ("lvs:realservers:rs1:weight", "heavy", "lvs:realservers:rs1:weight: 'heavy' must be an integer"),
+    ("lvs:realservers:rs1", "10.10.24.21", "lvs:realservers:rs1: must be a mapping, got str"),
+    ("lvs:services", {}, "lvs:services: missing: the site needs at least one virtual service"),
+    ("lvs:services:web:vip", "10.10.24.21", "lvs:services:web:vip: 10.10.24.21 is the address of lvs:realservers:rs1, not a free VIP"),
+    ("lvs:services:web:vip", None, "lvs:services:web:vip: None is not an IP address"),
+    ("lvs:services:web:port", 0, "lvs:services:web:port: 0 must be an integer from 1 to 65535"),
+    ("lvs:services:web:port", "80", "lvs:services:web:port: '80' must be an integer"),
+    ("lvs:services:web:port", True, "lvs:services:web:port: True must be an integer"),
+    ("lvs:services:web:protocol", "icmp", "lvs:services:web:protocol: 'icmp' is not one of tcp, udp, sctp"),
+    ("lvs:services:web:scheduler", "random", "lvs:services:web:scheduler: 'random' is not one of"),
+    ("lvs:services:web:public", "112.2.21", "lvs:services:web:public: '112.2.21' is not an IP address"),
+    ("lvs:services:web:backends", {"rs9": {}}, "lvs:services:web:backends:rs9: 'rs9' is not a real server of this site"),
+    ("lvs:services:web:backends", {"director": {}}, "lvs:services:web:backends:director: 'director' is not a real server"),
+    ("lvs:services:web:backends", {"rs1": {"weight": 70000}}, "lvs:services:web:backends:rs1:weight: 70000 must be an integer"),
+    ("lvs:services:web:backends", {"rs1": {"port": 0}}, "lvs:services:web:backends:rs1:port: 0 must be an integer"),
+    ("lvs:realservers:router", {"address": "10.10.24.30"}, "lvs:realservers:router: minion id 'router' has another role already"),
+]
+
+
+@pytest.mark.parametrize("path,value,expected", MALFORMED, ids=[f"{p}={v!r}"[:60] for p, v, _ in MALFORMED])
+def test_malformed_site_is_rejected_naming_the_path(seed, path, value, expected):
+    site = copy.deepcopy(seed)
+    _set(site, path, value)
+    with pytest.raises(lvspack_site.SiteError) as err:
+        lvspack_site.parse(site)
+    assert any(e.startswith(expected) for e in err.value.errors), err.value.errors
+
+
+def test_all_errors_are_reported_at_once(seed):
+    seed["lvs"]["services"]["web"]["port"] = 0
+    seed["lvs"]["realservers"]["rs1"]["weight"] = -3
+    seed["lvs"]["lan"]["gateway"] = "nowhere"
+    with pytest.raises(lvspack_site.SiteError) as err:
+        lvspack_site.parse(seed)
+    assert len(err.value.errors) == 3
+    assert str(err.value).startswith("invalid LVS site pillar:")
+
+
+def test_duplicate_service_is_rejected(seed):
+    seed["lvs"]["services"]["web2"] = dict(seed["lvs"]["services"]["web"])
+    with pytest.raises(lvspack_site.SiteError) as err:
+        lvspack_site.parse(seed)
+    assert err.value.errors == ["lvs:services:web2: tcp 10.10.24.88:80 is also defined by lvs:services:web"]
+
+
+def test_no_site_at_all():
+    with pytest.raises(lvspack_site.SiteError) as err:
+        lvspack_site.parse({})
+    assert err.value.errors == ["lvs: no site defined (the pillar has no 'lvs' tree)"]
