@@ -1,5 +1,7 @@
 """The lab, brought up once for every lab test (``lvs-lab up`` through its real CLI).
 
+``LVS_LAB_KEEP=1`` (for developers) reuses a lab that is up and leaves it up.
+
 A lab test skips only where this machine truly cannot run the lab (not root, no
 user-mode Linux), and says why; under CI (``CI=true``) that is a failure instead.
 """
@@ -38,11 +40,15 @@ def fixture_lab():
         if os.environ.get("CI"):
             pytest.fail(f"the lab cannot run on this CI machine: {reason}")
         pytest.skip(f"lab tests skipped: {reason}")
+    keep = os.environ.get("LVS_LAB_KEEP") == "1"
+    if keep and lab_mod.Lab().hosts:
+        yield lab_mod.Lab()
+        return
     if lab_mod.Lab().hosts:
         run_cli("down")
     proc = run_cli("up")
     sys.stderr.write(proc.stderr)
     assert proc.returncode == 0, f"lvs-lab up failed:\n{proc.stdout}\n{proc.stderr}"
     yield lab_mod.Lab()
-    if lab_mod.Lab().hosts:
+    if lab_mod.Lab().hosts and not keep:
         run_cli("down")

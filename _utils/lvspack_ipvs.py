@@ -1,0 +1,281 @@
+"""IPVS records as plain data: parsing, naming, formatting. No netlink here.
+
+A virtual service is named by a spec string, as a user types it:
+
+* ``tcp:10.10.24.88:80``, ``udp:[2001:db8::88]:53``, ``sctp:10.0.0.1:9``
+* ``fwmark:5`` (IPv4) or ``fwmark6:5`` (IPv6)
+
+and read back as a dict (see :func:`service_record`). A destination is ``address:port``
+(``[v6]:port``). ``ipvsadm-save`` text can be parsed and produced, so users can migrate.
+"""
+
+import shlex
+import socket
+
+import netaddr
+
+PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": 132}
+PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
+
+# Forwarding methods (IP_VS_CONN_F_*); ipvsadm's -m/-i/-g and its listing words.
+FORWARD = {"masq": 0, "local": 1, "tunnel": 2, "route": 3, "bypass": 4}
+FORWARD_NAMES = {number: name for name, number in FORWARD.items()}
+FORWARD_LISTING = {"masq": "Masq", "local": "Local", "tunnel": "Tunnel", "route": "Route", "bypass": "Bypass"}
+TUN_TYPES = {"ipip": 0, "gue": 1, "gre": 2}
+TUN_TYPE_NAMES = {number: name for name, number in TUN_TYPES.items()}
+TUN_FLAGS = {"nocsum": 0x1, "csum": 0x2, "remcsum": 0x4}
+
+# Service flags (IP_VS_SVC_F_*). "persistent" follows the timeout; "hashed" is kernel-internal.
+SVC_F_PERSISTENT, SVC_F_HASHED = 0x1, 0x2
+SVC_FLAGS = {"ops": 0x4, "sched1": 0x8, "sched2": 0x10, "sched3": 0x20}
+SCHED_FLAG_ALIASES = {
+    "one-packet": "ops",
+    "sh-fallback": "sched1", "mh-fallback": "sched1",
+    "sh-port": "sched2", "mh-port": "sched2",
+}
+
+MAX_WEIGHT = 65535
+
+
+class SpecError(ValueError):
+    """A spec or argument is malformed; the message says which and why."""
+
+
+def _ip(text, what):
+    try:
+        return netaddr.IPAddress(text)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise SpecError(f"{what}: {text!r} is not an IP address") from None
+
+
+def _port(text, what):
+    try:
+        port = int(text)
+    except (TypeError, ValueError):
+        raise SpecError(f"{what}: port {text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise SpecError(f"{what}: port {port} is out of range 0-65535")
+    return port
+
+
+def split_hostport(text, what="address"):
+    """``10.0.0.1:80`` or ``[2001:db8::1]:80`` -> (netaddr.IPAddress, port)."""
+    text = str(text)
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise SpecError(f"{what}: {text!r} must be [IPv6]:port")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or ":" in host:
+            raise SpecError(f"{what}: {text!r} must be address:port ([address]:port for IPv6)")
+    return _ip(host, what), _port(port, what)
+
+
+def join_hostport(address, port):
+    address = netaddr.IPAddress(str(address))
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+def parse_service(spec):
+    """A service spec string -> its key dict ``{af, protocol, address, port, fwmark}``."""
+    if isinstance(spec, dict):
+        return {k: spec.get(k) for k in ("af", "protocol", "address", "port", "fwmark")}
+    text = str(spec).strip()
+    kind, sep, rest = text.partition(":")
+    if not sep:
+        raise SpecError(f"service {text!r}: must be PROTOCOL:ADDRESS:PORT or fwmark:N")
+    kind = kind.lower()
+    if kind in ("fwmark", "fwmark6"):
+        try:
+            mark = int(rest, 0)
+        except ValueError:
+            raise SpecError(f"service {text!r}: fwmark {rest!r} is not a number") from None
+        if not 0 < mark < 2**32:
+            raise SpecError(f"service {text!r}: fwmark must be 1 to 4294967295")
+        return {"af": 6 if kind == "fwmark6" else 4, "protocol": None, "address": None, "port": None, "fwmark": mark}
+    if kind not in PROTOCOLS:
+        raise SpecError(f"service {text!r}: protocol {kind!r} is not one of tcp, udp, sctp, fwmark")
+    address, port = split_hostport(rest, f"service {text!r}")
+    return {"af": address.version, "protocol": kind, "address": str(address), "port": port, "fwmark": None}
+
+
+def service_spec(key):
+    """The spec string of a service key or record."""
+    if key.get("fwmark"):
+        return f"fwmark{'6' if key['af'] == 6 else ''}:{key['fwmark']}"
+    return f"{key['protocol']}:{join_hostport(key['address'], key['port'])}"
+
+
+def parse_dest(spec):
+    """A destination spec ``address:port`` -> ``{address, port}``."""
+    address, port = split_hostport(spec, f"destination {spec!r}")
+    return {"address": str(address), "port": port}
+
+
+def sched_flags_value(flags):
+    """Flag names (or aliases) -> the kernel's bit mask; unknown names raise SpecError."""
+    value = 0
+    for name in flags or ():
+        canonical = SCHED_FLAG_ALIASES.get(name, name)
+        if canonical not in SVC_FLAGS:
+            raise SpecError(f"scheduler flag {name!r} is not one of {', '.join(sorted(SVC_FLAGS))}")
+        value |= SVC_FLAGS[canonical]
+    return value
+
+
+def sched_flags_names(value):
+    return sorted(name for name, bit in SVC_FLAGS.items() if value & bit)
+
+
+def check_weight(weight):
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= MAX_WEIGHT:
+        raise SpecError(f"weight {weight!r} must be an integer from 0 to {MAX_WEIGHT}")
+    return weight
+
+
+def check_choice(value, choices, what):
+    if value not in choices:
+        raise SpecError(f"{what} {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+# ------------------------------------------------------------------ listing
+def format_listing(services):
+    """``ipvsadm -Ln``-like text for a list of service records with their dests."""
+    lines = [
+        "IP Virtual Server (salt-lvs-tun)",
+        "Prot LocalAddress:Port Scheduler Flags",
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
+    ]
+    for svc in services:
+        if svc.get("fwmark"):
+            head = f"FWM  {svc['fwmark']}{' IPv6' if svc['af'] == 6 else ''}"
+        else:
+            head = f"{svc['protocol'].upper():<4} {join_hostport(svc['address'], svc['port'])}"
+        flags = ",".join(svc.get("flags") or [])
+        line = f"{head} {svc['scheduler']}" + (f" ({flags})" if flags else "")
+        if svc.get("persistent"):
+            line += f" persistent {svc['persistent']}"
+        lines.append(line)
+        for dest in svc.get("destinations", []):
+            lines.append(
+                f"  -> {join_hostport(dest['address'], dest['port']):<28}"
+                f"{FORWARD_LISTING[dest['forward']]:<8}{dest['weight']:<7}{dest['active']:<11}{dest['inactive']}"
+            )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ ipvsadm-save format
+_FORWARD_OPTION = {"-g": "route", "--gatewaying": "route", "-i": "tunnel", "--ipip": "tunnel",
+                   "-m": "masq", "--masquerading": "masq"}
+_FORWARD_SAVE = {"route": "-g", "tunnel": "-i", "masq": "-m"}
+
+
+def to_save(services):
+    """The table as ``ipvsadm-save -n`` text."""
+    out = []
+    for svc in services:
+        target = (f"-f {svc['fwmark']}" + (" -6" if svc["af"] == 6 else "") if svc.get("fwmark")
+                  else f"{'-' + {'tcp': 't', 'udp': 'u', 'sctp': '-sctp-service'}[svc['protocol']]} "
+                  f"{join_hostport(svc['address'], svc['port'])}")
+        target = target.replace("---sctp-service", "--sctp-service")
+        line = f"-A {target} -s {svc['scheduler']}"
+        if svc.get("flags"):
+            line += f" -b {','.join(svc['flags'])}"
+        if svc.get("persistent"):
+            line += f" -p {svc['persistent']}"
+            if svc.get("netmask") and svc["netmask"] not in ("255.255.255.255", 128):
+                line += f" -M {svc['netmask']}"
+        out.append(line)
+        for dest in svc.get("destinations", []):
+            dline = f"-a {target} -r {join_hostport(dest['address'], dest['port'])} {_FORWARD_SAVE[dest['forward']]}"
+            if dest["forward"] == "tunnel" and dest.get("tun_type", "ipip") != "ipip":
+                dline += f" --tun-type {dest['tun_type']}"
+                if dest.get("tun_port"):
+                    dline += f" --tun-port {dest['tun_port']}"
+            dline += f" -w {dest['weight']}"
+            if dest.get("u_threshold"):
+                dline += f" -x {dest['u_threshold']}"
+            if dest.get("l_threshold"):
+                dline += f" -y {dest['l_threshold']}"
+            out.append(dline)
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def from_save(text):
+    """Parse ``ipvsadm-save`` text -> list of service dicts with ``destinations``.
+
+    Raises SpecError naming the line for anything it cannot read.
+    """
+    services, by_spec = [], {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"line {number}"
+        try:
+            words = shlex.split(line)
+        except ValueError as err:
+            raise SpecError(f"{where}: {err}") from None
+        command, args = words[0], words[1:]
+        opts, i = {}, 0
+        while i < len(args):
+            word = args[i]
+            if word in _FORWARD_OPTION:
+                opts["forward"] = _FORWARD_OPTION[word]
+                i += 1
+                continue
+            if word == "-6":
+                opts["ipv6"] = True
+                i += 1
+                continue
+            if i + 1 >= len(args):
+                raise SpecError(f"{where}: option {word} needs a value")
+            opts[word] = args[i + 1]
+            i += 2
+        if "-t" in opts or "--tcp-service" in opts:
+            spec = "tcp:" + opts.get("-t", opts.get("--tcp-service"))
+        elif "-u" in opts or "--udp-service" in opts:
+            spec = "udp:" + opts.get("-u", opts.get("--udp-service"))
+        elif "--sctp-service" in opts:
+            spec = "sctp:" + opts["--sctp-service"]
+        elif "-f" in opts or "--fwmark-service" in opts:
+            spec = ("fwmark6:" if opts.get("ipv6") else "fwmark:") + opts.get("-f", opts.get("--fwmark-service"))
+        else:
+            raise SpecError(f"{where}: no service (-t, -u, --sctp-service or -f)")
+        try:
+            key = parse_service(spec)
+        except SpecError as err:
+            raise SpecError(f"{where}: {err}") from None
+        spec = service_spec(key)
+        if command in ("-A", "--add-service"):
+            flags = [f for f in opts.get("-b", "").split(",") if f]
+            try:
+                sched_flags_value(flags)
+            except SpecError as err:
+                raise SpecError(f"{where}: {err}") from None
+            svc = {**key, "scheduler": opts.get("-s", "wlc"), "flags": flags,
+                   "persistent": int(opts.get("-p", 0)), "netmask": opts.get("-M"), "destinations": []}
+            by_spec[spec] = svc
+            services.append(svc)
+        elif command in ("-a", "--add-server"):
+            if spec not in by_spec:
+                raise SpecError(f"{where}: server for {spec}, which no earlier -A line adds")
+            try:
+                dest = parse_dest(opts.get("-r", opts.get("--real-server", "")))
+                weight = check_weight(int(opts.get("-w", 1)))
+            except (SpecError, ValueError) as err:
+                raise SpecError(f"{where}: {err}") from None
+            by_spec[spec]["destinations"].append({
+                **dest,
+                "forward": opts.get("forward", "route"),
+                "tun_type": opts.get("--tun-type", "ipip"),
+                "tun_port": int(opts.get("--tun-port", 0)),
+                "weight": weight,
+                "u_threshold": int(opts.get("-x", 0)),
+                "l_threshold": int(opts.get("-y", 0)),
+            })
+        else:
+            raise SpecError(f"{where}: unknown command {command!r} (expected -A or -a)")
+    return services
