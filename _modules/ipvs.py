@@ -18,7 +18,10 @@ import socket
 import sys
 import time
 
-import lvspack_ipvs as rec
+import lvspack_ipvs
+from lvspack_fresh import fresh
+
+rec = fresh(lvspack_ipvs)
 
 try:
     from pyroute2 import IPVS, IPVSDest, IPVSService
@@ -564,3 +567,42 @@ def restore(text=None, path=None, clear=False):
                 _call(f"{dverb} destination {rec.join_hostport(dest['address'], dest['port'])} of {spec}",
                       ipvs.dest, dverb, service=_svc_key_nl(svc), dest=_dest_nl(dest))
     return {"services": len(wanted), "destinations": sum(len(s["destinations"]) for s in wanted)}
+
+
+def apply_plan(ops):
+    """Run a plan from ``lvspack_ipvs.plan`` on one netlink socket; return the count.
+
+    Used by the ``ipvs`` states; a failure stops the plan and says which step failed
+    and how many steps were done before it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipvs.apply_plan '[["add_service", {...}]]'
+    """
+    done = 0
+    with _socket() as ipvs:
+        for op, svc, *rest in ops:
+            spec = rec.service_spec(svc)
+            try:
+                if op in ("add_service", "edit_service"):
+                    nl_svc = _svc_nl(svc, svc["scheduler"], svc["flags"], svc["persistent"], svc.get("netmask"))
+                    verb = "add" if op == "add_service" else "set"
+                    _call(f"{op.replace('_', ' ')} {spec}", ipvs.service, verb, service=nl_svc,
+                          scheduler=svc["scheduler"])
+                elif op == "del_service":
+                    _call(f"delete service {spec}", ipvs.service, "del", service=_svc_key_nl(svc))
+                else:
+                    dest = rest[0]
+                    label = f"{op.replace('_', ' ')} {rec.join_hostport(dest['address'], dest['port'])} of {spec}"
+                    if op == "del_dest":
+                        _call(label, ipvs.dest, "del", service=_svc_key_nl(svc),
+                              dest=IPVSDest(addr=dest["address"], port=dest["port"]))
+                    else:
+                        _call(label, ipvs.dest, "add" if op == "add_dest" else "set", service=_svc_key_nl(svc),
+                              dest=_dest_nl(dest))
+            except CommandExecutionError as err:
+                raise CommandExecutionError(f"{err} (after {done} of {len(ops)} steps)") from err
+            done += 1
+    return done

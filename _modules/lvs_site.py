@@ -6,7 +6,10 @@ and the lab.
 
 import dataclasses
 
-import lvspack_site
+import lvspack_site as _site_module
+from lvspack_fresh import fresh
+
+lvspack_site = fresh(_site_module)
 
 __virtualname__ = "lvs_site"
 

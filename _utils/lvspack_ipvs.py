@@ -279,3 +279,127 @@ def from_save(text):
         else:
             raise SpecError(f"{where}: unknown command {command!r} (expected -A or -a)")
     return services
+
+
+# ------------------------------------------------------------------ desired state and plans
+SERVICE_FIELDS = ("scheduler", "flags", "persistent")
+DEST_FIELDS = ("forward", "weight", "u_threshold", "l_threshold")
+TUNNEL_FIELDS = ("tun_type", "tun_port", "tun_flags")
+
+
+def desired_service(spec, settings=None):
+    """Normalise one desired service (``destinations: None`` leaves its dests alone)."""
+    settings = dict(settings or {})
+    key = parse_service(spec)
+    flags = sorted(sched_flags_names(sched_flags_value(settings.get("flags") or [])))
+    persistent = settings.get("persistent", 0) or 0
+    if isinstance(persistent, bool) or not isinstance(persistent, int) or persistent < 0:
+        raise SpecError(f"{service_spec(key)}: persistent {persistent!r} must be seconds (0: not persistent)")
+    dests = settings.get("destinations", {})
+    svc = {**key, "scheduler": str(settings.get("scheduler", "wlc")), "flags": flags, "persistent": persistent,
+           "netmask": settings.get("netmask"), "destinations": None}
+    if dests is not None:
+        svc["destinations"] = [desired_dest(d, s, service_spec(key)) for d, s in (dests or {}).items()]
+    return svc
+
+
+def desired_dest(spec, settings=None, service="service"):
+    settings = dict(settings or {})
+    dest = parse_dest(spec)
+    forward = check_choice(settings.get("forward", "tunnel"), tuple(FORWARD), f"{service} -> {spec}: forward")
+    dest.update(forward=forward, weight=check_weight(settings.get("weight", 1)),
+                u_threshold=int(settings.get("u_threshold", 0)), l_threshold=int(settings.get("l_threshold", 0)))
+    if forward == "tunnel":
+        dest.update(tun_type=check_choice(settings.get("tun_type", "ipip"), tuple(TUN_TYPES), f"{service}: tun_type"),
+                    tun_port=int(settings.get("tun_port", 0)), tun_flags=sorted(settings.get("tun_flags") or []))
+    return dest
+
+
+def _dest_view(dest):
+    fields = DEST_FIELDS + (TUNNEL_FIELDS if dest["forward"] == "tunnel" else ())
+    return {f: dest.get(f) for f in fields}
+
+
+def _svc_view(svc):
+    return {f: svc.get(f) for f in SERVICE_FIELDS}
+
+
+def _diff(old, new):
+    """{field: {"old": a, "new": b}} for the fields that differ."""
+    return {f: {"old": old.get(f), "new": new[f]} for f in new if old.get(f) != new[f]}
+
+
+def plan(current, desired, owned=(), remove="drain"):
+    """What turns ``current`` (records from ipvs.list) into ``desired`` (normalised).
+
+    ``owned``: specs a previous run created; owned services that are no longer desired
+    are removed. Services neither desired nor owned are never touched. Destinations of
+    a desired service that are not desired are removed: with ``remove="drain"`` they go
+    to weight 0 first and are deleted once they have no connections (on this run or a
+    later one); with ``remove="delete"`` at once.
+
+    Returns ``(ops, changes)``: ops as tuples for ``ipvs.apply_plan``; changes as
+    ``{"<service>" or "<service> -> <dest>": {"old": ..., "new": ...}}``.
+    """
+    ops, changes = [], {}
+    now = {service_spec(s): s for s in current}
+    for spec, want in ((service_spec(s), s) for s in desired):
+        have = now.get(spec)
+        if have is None:
+            ops.append(("add_service", want))
+            changes[spec] = {"old": None, "new": _svc_view(want)}
+        else:
+            diff = _diff(_svc_view(have), _svc_view(want))
+            if diff:
+                ops.append(("edit_service", want))
+                changes[spec] = {"old": {f: d["old"] for f, d in diff.items()},
+                                 "new": {f: d["new"] for f, d in diff.items()}}
+        if want["destinations"] is None:
+            continue
+        have_dests = {join_hostport(d["address"], d["port"]): d for d in (have or {}).get("destinations", [])}
+        want_dests = {join_hostport(d["address"], d["port"]): d for d in want["destinations"]}
+        for dspec, dwant in want_dests.items():
+            label = f"{spec} -> {dspec}"
+            dhave = have_dests.get(dspec)
+            if dhave is None:
+                ops.append(("add_dest", want, dwant))
+                changes[label] = {"old": None, "new": _dest_view(dwant)}
+                continue
+            diff = _diff(_dest_view(dhave), _dest_view(dwant))
+            if diff:
+                ops.append(("edit_dest", want, dwant))
+                changes[label] = {"old": {f: d["old"] for f, d in diff.items()},
+                                  "new": {f: d["new"] for f, d in diff.items()}}
+        for dspec, dhave in have_dests.items():
+            if dspec not in want_dests:
+                _remove_dest(ops, changes, have, dhave, f"{spec} -> {dspec}", remove)
+    desired_specs = {service_spec(s) for s in desired}
+    for spec in sorted(set(owned) - desired_specs):
+        have = now.get(spec)
+        if have is None:
+            continue
+        busy = [d for d in have["destinations"] if d["active"] or d["inactive"]]
+        if remove == "delete" or not busy:
+            ops.append(("del_service", have))
+            changes[spec] = {"old": _svc_view(have), "new": None}
+        else:
+            for dest in have["destinations"]:
+                _remove_dest(ops, changes, have, dest, f"{spec} -> {join_hostport(dest['address'], dest['port'])}",
+                             remove)
+    return ops, changes
+
+
+def _remove_dest(ops, changes, svc, dest, label, remove):
+    if remove == "delete" or not (dest["active"] or dest["inactive"]):
+        ops.append(("del_dest", svc, dest))
+        changes[label] = {"old": _dest_view(dest), "new": None}
+    elif dest["weight"] != 0:
+        ops.append(("edit_dest", svc, {**dest, "weight": 0}))
+        changes[label] = {"old": {"weight": dest["weight"]}, "new": {"weight": 0, "draining": True}}
+
+
+def still_owned(current, desired, owned):
+    """The specs to remember as owned after a run: desired ones, and owned ones that
+    still exist in the kernel (being drained)."""
+    now = {service_spec(s) for s in current}
+    return sorted({service_spec(s) for s in desired} | (set(owned) & now))

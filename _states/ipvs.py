@@ -1,0 +1,201 @@
+"""States for the IPVS table: one service or destination, or the whole owned set.
+
+.. code-block:: yaml
+
+    lvs-director-ipvs:
+      ipvs.managed:
+        - services:
+            tcp:10.10.24.88:80:
+              scheduler: rr
+              destinations:
+                10.10.24.21:80: {weight: 1}          # forward: tunnel (ipip) by default
+                10.10.24.22:80: {weight: 2}
+
+    web-vip:
+      ipvs.service_present:
+        - name: tcp:10.10.24.88:80
+        - scheduler: wrr
+
+Every state reads the kernel's table, diffs it field by field (changes as old/new),
+returns early when nothing differs, predicts under ``test=True`` (result None) and
+changes nothing then, applies the plan over one netlink socket, and re-reads to verify.
+"""
+
+import json
+import os
+
+import lvspack_ipvs
+from lvspack_fresh import fresh
+
+rec = fresh(lvspack_ipvs)
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+
+def __virtual__():
+    if "ipvs.list" not in __salt__:
+        return False, "the ipvs execution module is not loaded (pyroute2 missing?)"
+    return True
+
+
+def _ret(name):
+    return {"name": name, "changes": {}, "result": True, "comment": ""}
+
+
+def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS table"):
+    """Shared by every state: plan, honour test=True, apply, verify."""
+    try:
+        desired = [rec.desired_service(spec, settings) for spec, settings in desired.items()]
+    except rec.SpecError as err:
+        ret.update(result=False, comment=str(err))
+        return ret, None
+    ops, changes = rec.plan(current, desired, owned, remove)
+    if not ops:
+        ret["comment"] = f"{what} is as wanted"
+        return ret, desired
+    ret["changes"] = changes
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{len(ops)} change(s) to {what} would be made")
+        return ret, desired
+    try:
+        __salt__["ipvs.apply_plan"](ops)
+    except (CommandExecutionError, SaltInvocationError) as err:
+        ret.update(result=False, comment=f"failed to change {what}: {err}")
+        return ret, desired
+    # Verify: a fresh plan is empty, but for drained entries that went idle meanwhile.
+    left, _ = rec.plan(__salt__["ipvs.list"](), desired, owned, remove)
+    left = [op for op in left if op[0] not in ("del_dest", "del_service")]
+    if left:
+        ret.update(result=False, comment=f"{what} still differs after the change: {left[:3]}")
+        return ret, desired
+    ret["comment"] = f"{len(ops)} change(s) made to {what}"
+    return ret, desired
+
+
+def _current(spec=None):
+    return __salt__["ipvs.list"](spec) if spec else __salt__["ipvs.list"]()
+
+
+def service_present(name, scheduler="wlc", flags=None, persistent=0, netmask=None):
+    """The virtual service ``name`` (``tcp:10.10.24.88:80``, ``fwmark:5``) exists with
+    these settings; its destinations are left alone."""
+    ret = _ret(name)
+    settings = {"scheduler": scheduler, "flags": flags, "persistent": persistent, "netmask": netmask,
+                "destinations": None}
+    try:
+        current = _current(name)
+    except SaltInvocationError as err:
+        ret.update(result=False, comment=str(err))
+        return ret
+    return _converge(ret, current, {name: settings}, what=f"service {name}")[0]
+
+
+def service_absent(name):
+    """The virtual service ``name`` does not exist (its connections are cut)."""
+    ret = _ret(name)
+    try:
+        current = __salt__["ipvs.get_service"](name)
+    except SaltInvocationError as err:
+        ret.update(result=False, comment=str(err))
+        return ret
+    if current is None:
+        ret["comment"] = f"service {name} is absent"
+        return ret
+    ret["changes"] = {name: {"old": {f: current[f] for f in rec.SERVICE_FIELDS}, "new": None}}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"service {name} would be deleted")
+        return ret
+    __salt__["ipvs.delete_service"](name)
+    ret["comment"] = f"service {name} deleted"
+    return ret
+
+
+def dest_present(name, service, forward="tunnel", weight=1, u_threshold=0, l_threshold=0, tun_type="ipip",
+                 tun_port=0, tun_flags=None):
+    """Destination ``name`` (``10.10.24.21:80``) of ``service`` exists with these settings."""
+    ret = _ret(f"{service} -> {name}")
+    try:
+        current = _current(service)
+    except SaltInvocationError as err:
+        ret.update(result=False, comment=str(err))
+        return ret
+    if not current:
+        ret.update(result=False, comment=f"service {service} does not exist: add it first (ipvs.service_present)")
+        return ret
+    have = current[0]
+    dests = {rec.join_hostport(d["address"], d["port"]): d for d in have["destinations"]}
+    settings = {"scheduler": have["scheduler"], "flags": have["flags"], "persistent": have["persistent"],
+                "netmask": have["netmask"], "destinations": {**{k: _as_settings(v) for k, v in dests.items()}}}
+    settings["destinations"][name] = {"forward": forward, "weight": weight, "u_threshold": u_threshold,
+                                      "l_threshold": l_threshold, "tun_type": tun_type, "tun_port": tun_port,
+                                      "tun_flags": tun_flags}
+    return _converge(ret, current, {service: settings}, what=f"destination {name} of {service}")[0]
+
+
+def _as_settings(dest):
+    return {k: dest[k] for k in rec.DEST_FIELDS + rec.TUNNEL_FIELDS if k in dest}
+
+
+def dest_absent(name, service, drain=False, timeout=60):
+    """Destination ``name`` of ``service`` is gone; with ``drain=True`` it is first
+    drained (weight 0, wait up to ``timeout`` seconds for its connections to end)."""
+    ret = _ret(f"{service} -> {name}")
+    try:
+        svc = __salt__["ipvs.get_service"](service)
+    except SaltInvocationError as err:
+        ret.update(result=False, comment=str(err))
+        return ret
+    dest = next((d for d in (svc or {}).get("destinations", [])
+                 if rec.join_hostport(d["address"], d["port"]) == rec.join_hostport(*rec.split_hostport(name))), None)
+    if dest is None:
+        ret["comment"] = f"destination {name} of {service} is absent"
+        return ret
+    ret["changes"] = {ret["name"]: {"old": rec._dest_view(dest), "new": None}}  # noqa: SLF001
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"destination {name} of {service} would be {'drained and ' * drain}deleted")
+        return ret
+    if drain:
+        result = __salt__["ipvs.drain"](service, name, timeout=timeout, delete=True)
+        if not result["drained"]:
+            ret["changes"] = {ret["name"]: {"old": {"weight": dest["weight"]}, "new": {"weight": 0, "draining": True}}}
+            ret.update(result=False, comment=f"{name} still has {result['active']} active connections after "
+                                             f"{timeout}s: left at weight 0")
+            return ret
+    else:
+        __salt__["ipvs.delete_dest"](service, name)
+    ret["comment"] = f"destination {name} of {service} deleted"
+    return ret
+
+
+def _owner_file(name):
+    folder = os.path.join(__opts__["cachedir"], "lvs")
+    return folder, os.path.join(folder, f"ipvs-managed-{name.replace('/', '_')}.json")
+
+
+def managed(name, services, remove="drain"):
+    """The services this state owns are exactly ``services``, with exactly their
+    destinations; services it never owned are never touched.
+
+    ``services``: ``{spec: {scheduler, flags, persistent, destinations: {dest: {...}}}}``.
+    Services and destinations removed from the list are drained (weight 0, deleted
+    once they hold no connections: on this run or a later one) unless
+    ``remove: delete``. Ownership is recorded per state ``name`` in the minion's cache.
+    """
+    ret = _ret(name)
+    if remove not in ("drain", "delete"):
+        ret.update(result=False, comment=f"remove: {remove!r} must be drain or delete")
+        return ret
+    folder, path = _owner_file(name)
+    owned = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            owned = json.load(fh)
+    current = _current()
+    ret, desired = _converge(ret, current, services or {}, owned, remove, what=f"the services of {name}")
+    if desired is not None and not __opts__["test"] and ret["result"]:
+        keep = rec.still_owned(_current(), desired, owned)
+        if keep != owned:
+            os.makedirs(folder, exist_ok=True)
+            with open(path, "w", encoding="utf-8") as fh:
+                json.dump(keep, fh)
+    return ret

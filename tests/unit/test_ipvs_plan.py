@@ -1,0 +1,83 @@
+"""The planner behind the ipvs states: from the kernel's table to the wanted one."""
+
+import lvspack_ipvs as rec
+
+SVC = "tcp:10.10.24.88:80"
+
+
+def _kernel(dests, scheduler="rr", spec=SVC):
+    """A table record as ipvs.list returns it."""
+    key = rec.parse_service(spec)
+    return {**key, "scheduler": scheduler, "flags": [], "persistent": 0, "netmask": "255.255.255.255",
+            "destinations": [
+                {**rec.parse_dest(d), "forward": "tunnel", "weight": w, "u_threshold": 0, "l_threshold": 0,
+                 "tun_type": "ipip", "tun_port": 0, "tun_flags": [], "active": a, "inactive": i}
+                for d, (w, a, i) in dests.items()]}
+
+
+def _want(dests, scheduler="rr", spec=SVC):
+    return [rec.desired_service(spec, {"scheduler": scheduler,
+                                       "destinations": {d: {"weight": w} for d, w in dests.items()}})]
+
+
+def test_from_nothing_everything_is_added():
+    ops, changes = rec.plan([], _want({"10.10.24.21:80": 1, "10.10.24.22:80": 2}))
+    assert [op[0] for op in ops] == ["add_service", "add_dest", "add_dest"]
+    assert changes[SVC] == {"old": None, "new": {"scheduler": "rr", "flags": [], "persistent": 0}}
+    assert changes[f"{SVC} -> 10.10.24.22:80"]["new"]["weight"] == 2
+    assert changes[f"{SVC} -> 10.10.24.22:80"]["new"]["forward"] == "tunnel"
+
+
+def test_no_change_no_ops():
+    current = [_kernel({"10.10.24.21:80": (1, 0, 0)})]
+    assert rec.plan(current, _want({"10.10.24.21:80": 1})) == ([], {})
+
+
+def test_weight_one_is_not_weight_ten():
+    current = [_kernel({"10.10.24.21:80": (10, 0, 0)})]
+    ops, changes = rec.plan(current, _want({"10.10.24.21:80": 1}))
+    assert [op[0] for op in ops] == ["edit_dest"]
+    assert changes == {f"{SVC} -> 10.10.24.21:80": {"old": {"weight": 10}, "new": {"weight": 1}}}
+
+
+def test_removed_dest_with_connections_is_drained_not_cut():
+    current = [_kernel({"10.10.24.21:80": (1, 0, 0), "10.10.24.22:80": (1, 3, 1)})]
+    ops, changes = rec.plan(current, _want({"10.10.24.21:80": 1}))
+    assert [(op[0], op[2]["weight"]) for op in ops] == [("edit_dest", 0)]
+    assert changes[f"{SVC} -> 10.10.24.22:80"] == {"old": {"weight": 1}, "new": {"weight": 0, "draining": True}}
+    # Next run, still busy at weight 0: nothing to do; once idle: deleted.
+    current = [_kernel({"10.10.24.21:80": (1, 0, 0), "10.10.24.22:80": (0, 2, 0)})]
+    assert rec.plan(current, _want({"10.10.24.21:80": 1})) == ([], {})
+    current = [_kernel({"10.10.24.21:80": (1, 0, 0), "10.10.24.22:80": (0, 0, 0)})]
+    ops, _ = rec.plan(current, _want({"10.10.24.21:80": 1}))
+    assert [op[0] for op in ops] == ["del_dest"]
+
+
+def test_remove_delete_cuts_at_once():
+    current = [_kernel({"10.10.24.22:80": (1, 3, 1)})]
+    ops, _ = rec.plan(current, _want({}), remove="delete")
+    assert [op[0] for op in ops] == ["del_dest"]
+
+
+def test_services_not_owned_are_never_touched():
+    kube = _kernel({"10.96.0.5:443": (1, 0, 0)}, spec="tcp:10.96.0.1:443")
+    assert rec.plan([kube], _want({"10.10.24.21:80": 1}))[0] == [
+        op for op in rec.plan([], _want({"10.10.24.21:80": 1}))[0]]
+    ops, _ = rec.plan([kube], [], owned=["tcp:10.10.24.99:80"])
+    assert ops == []
+
+
+def test_owned_service_no_longer_wanted_is_removed():
+    old = _kernel({"10.10.24.21:80": (1, 0, 0)}, spec="tcp:10.10.24.89:80")
+    ops, changes = rec.plan([old], [], owned=["tcp:10.10.24.89:80"])
+    assert [op[0] for op in ops] == ["del_service"]
+    assert changes["tcp:10.10.24.89:80"]["new"] is None
+    assert rec.still_owned([old], [], ["tcp:10.10.24.89:80"]) == ["tcp:10.10.24.89:80"]
+    assert rec.still_owned([], [], ["tcp:10.10.24.89:80"]) == []
+
+
+def test_service_field_changes_are_old_new():
+    current = [_kernel({}, scheduler="rr")]
+    ops, changes = rec.plan(current, _want({}, scheduler="wrr"))
+    assert [op[0] for op in ops] == ["edit_service"]
+    assert changes[SVC] == {"old": {"scheduler": "rr"}, "new": {"scheduler": "wrr"}}
