@@ -1,0 +1,162 @@
+"""The real server's side of LVS-TUN: an ipip device holding the VIPs, and the ARP and
+rp_filter sysctls that make it answer clients directly without stealing the VIP.
+
+Links and addresses through netlink (pyroute2); sysctls through /proc/sys.
+"""
+
+import errno
+import os
+
+import lvspack_tun
+from lvspack_fresh import fresh
+
+try:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    HAS_PYROUTE2 = True
+except ImportError:  # pragma: no cover
+    HAS_PYROUTE2 = False
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+tun = fresh(lvspack_tun)
+__virtualname__ = "ipip"
+FALLBACK = "tunl0"
+
+
+def __virtual__():
+    if not HAS_PYROUTE2:
+        return False, "the ipip module needs pyroute2"
+    return __virtualname__
+
+
+def _vips(vips):
+    try:
+        return tun.vip_list(vips)
+    except ValueError as err:
+        raise SaltInvocationError(str(err)) from None
+
+
+def _link(ipr, device):
+    found = ipr.link_lookup(ifname=device)
+    return ipr.link("get", index=found[0])[0] if found else None
+
+
+def _ensure_device(ipr, device):
+    """Create the device: load ipip for the fallback tunl0, or add a named ipip link."""
+    if device == FALLBACK:
+        if not os.path.exists("/sys/module/ipip") and "kmod.load" in __salt__:
+            __salt__["kmod.load"]("ipip")
+        if _link(ipr, device) is None:
+            raise CommandExecutionError("tunl0 did not appear: is the ipip kernel module available?")
+        return
+    try:
+        ipr.link("add", ifname=device, kind="ipip")
+    except NetlinkError as err:
+        if err.code != errno.EEXIST:
+            raise CommandExecutionError(f"cannot create ipip device {device}: {err}") from err
+
+
+def _read_sysctl(name):
+    try:
+        with open(tun.sysctl_path(name), encoding="ascii") as fh:
+            return int(fh.read().split()[0])
+    except OSError:
+        return None
+
+
+def _write_sysctl(name, value):
+    try:
+        with open(tun.sysctl_path(name), "w", encoding="ascii") as fh:
+            fh.write(str(value))
+    except OSError as err:
+        raise CommandExecutionError(f"cannot set {name}={value}: {err.strerror}") from err
+
+
+def tunnel(device=FALLBACK):
+    """Describe the tunnel device: ``{exists, up, mtu, addresses}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt rs1 ipip.tunnel
+    """
+    with IPRoute() as ipr:
+        link = _link(ipr, device)
+        if link is None:
+            return {"exists": False, "up": False, "mtu": None, "addresses": []}
+        index = link["index"]
+        addrs = sorted(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(index=index))
+        return {"exists": True, "up": bool(link["flags"] & 1), "mtu": link.get_attr("IFLA_MTU"), "addresses": addrs}
+
+
+def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
+    """Every drift from a working TUN real server, by name (empty when all is right).
+
+    ``sysctls`` adds wanted values (e.g. the director's ``net.ipv4.vs.*``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt rs1 ipip.check '[10.10.24.88]'
+    """
+    vips = _vips(vips)
+    drifts = {}
+    state = tunnel(device)
+    if not state["exists"]:
+        drifts[f"{device}"] = {"old": "absent", "new": "present"}
+    else:
+        if not state["up"]:
+            drifts[f"{device}.up"] = {"old": False, "new": True}
+        if mtu is not None and state["mtu"] != int(mtu):
+            drifts[f"{device}.mtu"] = {"old": state["mtu"], "new": int(mtu)}
+    have = set(state["addresses"])
+    for vip in vips:
+        prefix = 32 if ":" not in vip else 128
+        if f"{vip}/{prefix}" not in have:
+            drifts[f"{device}.address {vip}/{prefix}"] = {"old": None, "new": f"{vip}/{prefix}"}
+    wanted = {**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})}
+    for name, value in wanted.items():
+        current = _read_sysctl(name)
+        if current != value and not (state["exists"] is False and f".{device}." in name):
+            drifts[name] = {"old": current, "new": value}
+    return drifts
+
+
+def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
+    """Make this host a TUN real server for ``vips``; return what changed (as ``check``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt rs1 ipip.present '[10.10.24.88]' mtu=1480
+    """
+    vips = _vips(vips)
+    drifts = check(vips, device, lan_interface, mtu, sysctls)
+    if not drifts:
+        return {}
+    with IPRoute() as ipr:
+        _ensure_device(ipr, device)
+        index = _link(ipr, device)["index"]
+        changes = {"state": "up"}
+        if mtu is not None:
+            changes["mtu"] = int(mtu)
+        try:
+            ipr.link("set", index=index, **changes)
+        except NetlinkError as err:
+            raise CommandExecutionError(f"cannot set {device} {changes}: {err}") from err
+        for vip in vips:
+            prefix = 32 if ":" not in vip else 128
+            try:
+                ipr.addr("add", index=index, address=vip, prefixlen=prefix)
+            except NetlinkError as err:
+                if err.code != errno.EEXIST:
+                    raise CommandExecutionError(f"cannot add {vip}/{prefix} to {device}: {err}") from err
+    for name, value in {**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})}.items():
+        if _read_sysctl(name) != value:
+            _write_sysctl(name, value)
+    return drifts

@@ -1,0 +1,27 @@
+"""What a TUN real server needs, as data."""
+
+import pytest
+
+import lvspack_tun
+
+
+def test_realserver_sysctls_cover_the_seed_and_the_lan_nic():
+    wanted = lvspack_tun.realserver_sysctls("tunl0", "eth0")
+    assert wanted["net.ipv4.conf.all.arp_ignore"] == 1 and wanted["net.ipv4.conf.eth0.arp_ignore"] == 1
+    assert wanted["net.ipv4.conf.all.arp_announce"] == 2 and wanted["net.ipv4.conf.eth0.arp_announce"] == 2
+    assert wanted["net.ipv4.conf.tunl0.arp_ignore"] == 1 and wanted["net.ipv4.conf.tunl0.arp_announce"] == 2
+    assert {wanted[f"net.ipv4.conf.{i}.rp_filter"] for i in ("all", "default", "tunl0")} == {0}
+
+
+def test_director_sysctls_are_optional():
+    assert lvspack_tun.director_sysctls() == {}
+    assert lvspack_tun.director_sysctls(conn_reuse_mode=3, expire_nodest_conn=1) == {
+        "net.ipv4.vs.conn_reuse_mode": 3, "net.ipv4.vs.expire_nodest_conn": 1}
+
+
+def test_vips_are_validated_and_deduplicated():
+    assert lvspack_tun.vip_list(["10.10.24.89", "10.10.24.88", "10.10.24.89"]) == ["10.10.24.88", "10.10.24.89"]
+    assert lvspack_tun.vip_list("10.10.24.88") == ["10.10.24.88"]
+    for bad in ("10.10.24.88/32", "nope", "10.10.24.256"):
+        with pytest.raises(ValueError, match="is not an IP address"):
+            lvspack_tun.vip_list([bad])
