@@ -24,13 +24,19 @@ def sysctl(lab, name):
     return int(out)
 
 
+BARE = ("ip addr flush dev tunl0; ip link set tunl0 down; "
+        "for k in all/arp_ignore all/arp_announce eth0/arp_ignore eth0/arp_announce; do "
+        "echo 0 > /proc/sys/net/ipv4/conf/$k; done; echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter")
+
+
 @pytest.fixture(name="bare_rs")
 def fixture_bare_rs(lab):
+    """rs1 as a host that was never a TUN real server, before and after each test (a VIP
+    left on tunl0 without arp_ignore would answer ARP for the VIP in later tests)."""
     call(lab, "saltutil.sync_all", minion=RS)
-    lab.capture(RS, "sh", "-c", "ip addr flush dev tunl0; ip link set tunl0 down; "
-                "for k in all/arp_ignore all/arp_announce eth0/arp_ignore eth0/arp_announce; do "
-                "echo 0 > /proc/sys/net/ipv4/conf/$k; done; echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter")
+    assert lab.capture(RS, "sh", "-c", BARE)[0] == 0
     yield lab
+    assert lab.capture(RS, "sh", "-c", BARE)[0] == 0
 
 
 def test_tunnel_present_predicts_applies_and_is_idempotent(bare_rs):
