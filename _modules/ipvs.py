@@ -346,6 +346,15 @@ def _parse_service(service):
     return rec.parse_service(service)
 
 
+def _write_service(verb, service, scheduler, flags, persistent, netmask):
+    key = rec.parse_service(service)
+    svc = _svc_nl(key, scheduler, flags, persistent, netmask)
+    action = f"{'add' if verb == 'add' else 'edit'} service {rec.service_spec(key)}"
+    with _socket() as ipvs:
+        _call(action, ipvs.service, verb, service=svc, scheduler=scheduler)
+    return True
+
+
 @_invalid
 def add_service(service, scheduler="wlc", flags=None, persistent=0, netmask=None):
     """Add a virtual service.
@@ -357,11 +366,7 @@ def add_service(service, scheduler="wlc", flags=None, persistent=0, netmask=None
         salt director ipvs.add_service tcp:10.10.24.88:80 scheduler=rr
         salt director ipvs.add_service fwmark:5 scheduler=mh flags='[mh-port]'
     """
-    key = rec.parse_service(service)
-    svc = _svc_nl(key, scheduler, flags, persistent, netmask)
-    with _socket() as ipvs:
-        _call(f"add service {rec.service_spec(key)}", ipvs.service, "add", service=svc, scheduler=scheduler)
-    return True
+    return _write_service("add", service, scheduler, flags, persistent, netmask)
 
 
 @_invalid
@@ -374,11 +379,7 @@ def edit_service(service, scheduler="wlc", flags=None, persistent=0, netmask=Non
 
         salt director ipvs.edit_service tcp:10.10.24.88:80 scheduler=wrr
     """
-    key = rec.parse_service(service)
-    svc = _svc_nl(key, scheduler, flags, persistent, netmask)
-    with _socket() as ipvs:
-        _call(f"edit service {rec.service_spec(key)}", ipvs.service, "set", service=svc, scheduler=scheduler)
-    return True
+    return _write_service("set", service, scheduler, flags, persistent, netmask)
 
 
 @_invalid
@@ -398,17 +399,14 @@ def delete_service(service):
 
 
 # ------------------------------------------------------------------ destinations
-def _dest_args(dest, forward, weight, u_threshold, l_threshold, tun_type, tun_port, tun_flags):
-    record = rec.parse_dest(dest)
-    rec.check_choice(forward, tuple(rec.FORWARD), "forward method")
-    rec.check_choice(tun_type, tuple(rec.TUN_TYPES), "tunnel type")
-    for flag in tun_flags or ():
-        rec.check_choice(flag, tuple(rec.TUN_FLAGS), "tunnel flag")
-    record.update(
-        forward=forward, weight=rec.check_weight(weight), u_threshold=int(u_threshold),
-        l_threshold=int(l_threshold), tun_type=tun_type, tun_port=int(tun_port), tun_flags=list(tun_flags or ()),
-    )
-    return record
+def _write_dest(verb, service, dest, **settings):
+    """Validate (as the states do: ``lvspack_ipvs.desired_dest``) and add or set a dest."""
+    key = rec.parse_service(service)
+    record = rec.desired_dest(dest, settings, rec.service_spec(key))
+    action = f"{'add' if verb == 'add' else 'edit'} destination {dest} of {rec.service_spec(key)}"
+    with _socket() as ipvs:
+        _call(action, ipvs.dest, verb, service=_svc_key_nl(key), dest=_dest_nl(record))
+    return True
 
 
 @_invalid
@@ -422,12 +420,8 @@ def add_dest(service, dest, forward="tunnel", weight=1, u_threshold=0, l_thresho
 
         salt director ipvs.add_dest tcp:10.10.24.88:80 10.10.24.21:80 weight=2
     """
-    key = rec.parse_service(service)
-    record = _dest_args(dest, forward, weight, u_threshold, l_threshold, tun_type, tun_port, tun_flags)
-    with _socket() as ipvs:
-        _call(f"add destination {dest} to {rec.service_spec(key)}", ipvs.dest, "add",
-              service=_svc_key_nl(key), dest=_dest_nl(record))
-    return True
+    return _write_dest("add", service, dest, forward=forward, weight=weight, u_threshold=u_threshold,
+                       l_threshold=l_threshold, tun_type=tun_type, tun_port=tun_port, tun_flags=tun_flags)
 
 
 @_invalid
@@ -441,12 +435,8 @@ def edit_dest(service, dest, forward="tunnel", weight=1, u_threshold=0, l_thresh
 
         salt director ipvs.edit_dest tcp:10.10.24.88:80 10.10.24.21:80 weight=5
     """
-    key = rec.parse_service(service)
-    record = _dest_args(dest, forward, weight, u_threshold, l_threshold, tun_type, tun_port, tun_flags)
-    with _socket() as ipvs:
-        _call(f"edit destination {dest} of {rec.service_spec(key)}", ipvs.dest, "set",
-              service=_svc_key_nl(key), dest=_dest_nl(record))
-    return True
+    return _write_dest("set", service, dest, forward=forward, weight=weight, u_threshold=u_threshold,
+                       l_threshold=l_threshold, tun_type=tun_type, tun_port=tun_port, tun_flags=tun_flags)
 
 
 @_invalid

@@ -310,8 +310,11 @@ def desired_dest(spec, settings=None, service="service"):
     dest.update(forward=forward, weight=check_weight(settings.get("weight", 1)),
                 u_threshold=int(settings.get("u_threshold", 0)), l_threshold=int(settings.get("l_threshold", 0)))
     if forward == "tunnel":
+        flags = sorted(settings.get("tun_flags") or [])
+        for flag in flags:
+            check_choice(flag, tuple(TUN_FLAGS), f"{service} -> {spec}: tunnel flag")
         dest.update(tun_type=check_choice(settings.get("tun_type", "ipip"), tuple(TUN_TYPES), f"{service}: tun_type"),
-                    tun_port=int(settings.get("tun_port", 0)), tun_flags=sorted(settings.get("tun_flags") or []))
+                    tun_port=int(settings.get("tun_port", 0)), tun_flags=flags)
     return dest
 
 

@@ -81,3 +81,15 @@ def test_service_field_changes_are_old_new():
     ops, changes = rec.plan(current, _want({}, scheduler="wrr"))
     assert [op[0] for op in ops] == ["edit_service"]
     assert changes[SVC] == {"old": {"scheduler": "rr"}, "new": {"scheduler": "wrr"}}
+
+
+def test_desired_dest_checks_every_field_before_any_change():
+    import pytest  # noqa: PLC0415
+
+    with pytest.raises(rec.SpecError, match="tunnel flag 'fast' is not one of"):
+        rec.desired_dest("10.10.24.21:80", {"tun_flags": ["fast"]}, SVC)
+    with pytest.raises(rec.SpecError, match="forward 'pigeon' is not one of"):
+        rec.desired_dest("10.10.24.21:80", {"forward": "pigeon"}, SVC)
+    assert rec.desired_dest("10.10.24.21:80", {"tun_type": "gue", "tun_port": 6080, "tun_flags": ["csum"]}, SVC) == {
+        "address": "10.10.24.21", "port": 80, "forward": "tunnel", "weight": 1, "u_threshold": 0, "l_threshold": 0,
+        "tun_type": "gue", "tun_port": 6080, "tun_flags": ["csum"]}
