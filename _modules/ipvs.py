@@ -233,9 +233,8 @@ def _dest_nl(dest):
 
 
 def _stats(nla):
-    stats = nla.get_attr("IPVS_SVC_ATTR_STATS64") if nla.get_attr("IPVS_SVC_ATTR_STATS64") is not None else None
-    if stats is None:
-        stats = nla.get_attr("IPVS_DEST_ATTR_STATS64")
+    """The 64-bit counters of a service or destination attribute set."""
+    stats = nla.get_attr(f"{nla.prefix}STATS64")
     if stats is None:
         return {}
     return {name: stats.get_attr(attr) or 0 for attr, name in STATS_FIELDS.items()}
@@ -285,7 +284,7 @@ def _dest_from_nl(msg):
     return record
 
 
-def _read(ipvs=None, only=None):
+def _read(only=None):
     """The table (or the service ``only``) as records; one raw socket, one dump per service."""
     with _Wire() as wire:
         services = []
@@ -633,23 +632,14 @@ def restore(text=None, path=None, clear=False):
     except rec.SpecError as err:
         raise SaltInvocationError(f"restore: {err}") from None
     current = {rec.service_spec(s): s for s in _read()}
-    with _socket() as ipvs:
-        wanted_specs = {rec.service_spec(s) for s in wanted}
-        if clear:
-            for spec, svc in current.items():
-                if spec not in wanted_specs:
-                    _call(f"delete service {spec}", ipvs.service, "del", service=_svc_key_nl(svc))
-        for svc in wanted:
-            spec = rec.service_spec(svc)
-            verb = "set" if spec in current else "add"
-            nl_svc = _svc_nl(svc, svc["scheduler"], svc["flags"], svc["persistent"], svc.get("netmask"))
-            _call(f"{'edit' if verb == 'set' else 'add'} service {spec}", ipvs.service, verb, service=nl_svc,
-                  scheduler=svc["scheduler"])
-            have = {(d["address"], d["port"]) for d in current.get(spec, {}).get("destinations", [])}
-            for dest in svc["destinations"]:
-                dverb = "set" if (dest["address"], dest["port"]) in have else "add"
-                _call(f"{dverb} destination {rec.join_hostport(dest['address'], dest['port'])} of {spec}",
-                      ipvs.dest, dverb, service=_svc_key_nl(svc), dest=_dest_nl(dest))
+    wanted_specs = {rec.service_spec(s) for s in wanted}
+    ops = [("del_service", svc) for spec, svc in current.items() if clear and spec not in wanted_specs]
+    for svc in wanted:
+        spec = rec.service_spec(svc)
+        ops.append(("edit_service" if spec in current else "add_service", svc))
+        have = {(d["address"], d["port"]) for d in current.get(spec, {}).get("destinations", [])}
+        ops += [("edit_dest" if (d["address"], d["port"]) in have else "add_dest", svc, d) for d in svc["destinations"]]
+    apply_plan(ops)
     return {"services": len(wanted), "destinations": sum(len(s["destinations"]) for s in wanted)}
 
 
