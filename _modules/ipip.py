@@ -7,6 +7,8 @@ Links and addresses through netlink (pyroute2); sysctls through /proc/sys.
 import errno
 import os
 
+import lvspack_netlink
+import lvspack_sysctl
 import lvspack_tun
 from lvspack_fresh import fresh
 
@@ -21,6 +23,8 @@ except ImportError:  # pragma: no cover
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 tun = fresh(lvspack_tun)
+sysctl = fresh(lvspack_sysctl)
+nl = fresh(lvspack_netlink)
 __virtualname__ = "ipip"
 FALLBACK = "tunl0"
 
@@ -38,17 +42,12 @@ def _vips(vips):
         raise SaltInvocationError(str(err)) from None
 
 
-def _link(ipr, device):
-    found = ipr.link_lookup(ifname=device)
-    return ipr.link("get", index=found[0])[0] if found else None
-
-
 def _ensure_device(ipr, device):
     """Create the device: load ipip for the fallback tunl0, or add a named ipip link."""
     if device == FALLBACK:
         if not os.path.exists("/sys/module/ipip") and "kmod.load" in __salt__:
             __salt__["kmod.load"]("ipip")
-        if _link(ipr, device) is None:
+        if nl.link(ipr, device) is None:
             raise CommandExecutionError("tunl0 did not appear: is the ipip kernel module available?")
         return
     try:
@@ -56,22 +55,6 @@ def _ensure_device(ipr, device):
     except NetlinkError as err:
         if err.code != errno.EEXIST:
             raise CommandExecutionError(f"cannot create ipip device {device}: {err}") from err
-
-
-def _read_sysctl(name):
-    try:
-        with open(tun.sysctl_path(name), encoding="ascii") as fh:
-            return int(fh.read().split()[0])
-    except OSError:
-        return None
-
-
-def _write_sysctl(name, value):
-    try:
-        with open(tun.sysctl_path(name), "w", encoding="ascii") as fh:
-            fh.write(str(value))
-    except OSError as err:
-        raise CommandExecutionError(f"cannot set {name}={value}: {err.strerror}") from err
 
 
 def tunnel(device=FALLBACK):
@@ -84,12 +67,11 @@ def tunnel(device=FALLBACK):
         salt rs1 ipip.tunnel
     """
     with IPRoute() as ipr:
-        link = _link(ipr, device)
+        link = nl.link(ipr, device)
         if link is None:
             return {"exists": False, "up": False, "mtu": None, "addresses": []}
-        index = link["index"]
-        addrs = sorted(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(index=index))
-        return {"exists": True, "up": bool(link["flags"] & 1), "mtu": link.get_attr("IFLA_MTU"), "addresses": addrs}
+        return {"exists": True, "up": bool(link["flags"] & 1), "mtu": link.get_attr("IFLA_MTU"),
+                "addresses": nl.addresses(ipr, link["index"])}
 
 
 def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
@@ -119,10 +101,8 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
         if f"{vip}/{prefix}" not in have:
             drifts[f"{device}.address {vip}/{prefix}"] = {"old": None, "new": f"{vip}/{prefix}"}
     wanted = {**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})}
-    for name, value in wanted.items():
-        current = _read_sysctl(name)
-        if current != value and not (state["exists"] is False and f".{device}." in name):
-            drifts[name] = {"old": current, "new": value}
+    # The device's own settings appear with the device: its creation is the drift then.
+    drifts.update(sysctl.drifts(wanted, skip=() if state["exists"] else (f".{device}.",)))
     return drifts
 
 
@@ -141,7 +121,7 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
         return {}
     with IPRoute() as ipr:
         _ensure_device(ipr, device)
-        index = _link(ipr, device)["index"]
+        index = nl.link(ipr, device)["index"]
         changes = {"state": "up"}
         if mtu is not None:
             changes["mtu"] = int(mtu)
@@ -152,11 +132,11 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
         for vip in vips:
             prefix = 32 if ":" not in vip else 128
             try:
-                ipr.addr("add", index=index, address=vip, prefixlen=prefix)
+                nl.add_address(ipr, index, f"{vip}/{prefix}")
             except NetlinkError as err:
-                if err.code != errno.EEXIST:
-                    raise CommandExecutionError(f"cannot add {vip}/{prefix} to {device}: {err}") from err
-    for name, value in {**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})}.items():
-        if _read_sysctl(name) != value:
-            _write_sysctl(name, value)
+                raise CommandExecutionError(f"cannot add {vip}/{prefix} to {device}: {err}") from err
+    try:
+        sysctl.apply({**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})})
+    except sysctl.SysctlError as err:
+        raise CommandExecutionError(str(err)) from err
     return drifts

@@ -533,10 +533,6 @@ def zero(service=None):
     return True
 
 
-def _sysctl_path(name):
-    return f"/proc/sys/net/ipv4/vs/{name}"
-
-
 _TIMEOUT_ATTRS = (("tcp", "IPVS_CMD_ATTR_TIMEOUT_TCP"), ("tcpfin", "IPVS_CMD_ATTR_TIMEOUT_TCP_FIN"),
                   ("udp", "IPVS_CMD_ATTR_TIMEOUT_UDP"))
 

@@ -6,10 +6,12 @@ and the lab.
 
 import dataclasses
 
+import lvspack_roles as _roles_module
 import lvspack_site as _site_module
 from lvspack_fresh import fresh
 
 lvspack_site = fresh(_site_module)
+lvspack_roles = fresh(_roles_module)
 
 __virtualname__ = "lvs_site"
 
@@ -50,6 +52,21 @@ def role(minion_id=None):
         salt '*' lvs_site.role
     """
     return _site().role_of(minion_id or __opts__["id"])
+
+
+def config(minion_id=None):
+    """Return what this minion (or ``minion_id``) must hold for its role, as the role
+    states use it: ``{"role": "director", "addresses": ..., "services": ...}``.
+
+    Raises ``SaltInvocationError`` (every problem, by pillar path) when the site is invalid.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt rs1 lvs_site.config
+    """
+    return lvspack_roles.for_minion(_site(), minion_id or __opts__["id"])
 
 
 def describe():

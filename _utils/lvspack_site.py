@@ -19,6 +19,11 @@ PROTOCOLS = ("tcp", "udp", "sctp")
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos")
 ROUTER_KINDS = ("linux", "ios")
 MAX_WEIGHT = 65535
+SCHED_FLAGS = ("ops", "sched1", "sched2", "sched3", "one-packet", "sh-fallback", "sh-port", "mh-fallback", "mh-port")
+CHECK_TYPES = ("http", "tcp", "udp", "none")
+CHECKS_FOR = {"tcp": ("http", "tcp", "none"), "udp": ("udp", "none"), "sctp": ("none",)}
+IPIP_OVERHEAD = 20  # bytes an IPv4-in-IPv4 header adds to every request the director forwards
+TCP_IP_HEADERS = 40  # IPv4 + TCP headers without options: MSS = MTU - 40
 
 
 class SiteError(ValueError):
@@ -36,6 +41,7 @@ class Host:
     address: str  # the host's LAN address (no prefix)
     interface: str = "eth0"
     weight: int = 1  # real servers only: the default weight of its backends
+    gateway: str = None  # the host's default gateway (the site's, unless overridden)
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,20 @@ class Service:
     port: int
     scheduler: str
     backends: tuple = ()
+    flags: tuple = ()  # scheduler flags (ipvsadm -b), e.g. ("sh-port",)
+    persistent: int = 0  # persistence timeout in seconds (0: none)
+    netmask: str = None  # persistence granularity (ipvsadm -M)
+    check: dict = None  # health check for the beacons (type, port, path, expect, timeouts, rise, fall)
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """How requests travel from the director to the real servers."""
+
+    device: str = "tunl0"  # the real servers' ipip device (tunl0: the fallback device)
+    lan_mtu: int = 1500  # the LAN's MTU: a tunnelled request is at most this long
+    mss: int = 1440  # MSS the real servers advertise for the VIPs (None: no clamping)
+    route_table: int = 4242  # the real servers' routing table for traffic from the VIPs
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,8 @@ class Site:
     router: Router
     hosts: dict = field(default_factory=dict)  # minion id -> Host (directors and real servers)
     services: dict = field(default_factory=dict)  # name -> Service
+    tunnel: Tunnel = field(default_factory=Tunnel)
+    ipvs: dict = field(default_factory=dict)  # director sysctls: conn_reuse_mode, expire_nodest_conn
 
     def role_of(self, minion_id):
         """The role of ``minion_id`` in this site ('router', 'director', 'realserver') or None."""
@@ -222,19 +244,33 @@ def parse(pillar):
             weight = 1
             if role == "realserver":
                 weight = _int(errors, (*path, "weight"), spec.get("weight", 1), 0, MAX_WEIGHT)
+            host_gateway = gateway
+            if "gateway" in spec:
+                host_gateway = _ip(errors, (*path, "gateway"), spec["gateway"])
+                if host_gateway is not None and subnet is not None and netaddr.IPAddress(host_gateway) not in subnet:
+                    errors.add((*path, "gateway"), f"{host_gateway} is not on the host's subnet {subnet} "
+                                                   "(it could never be reached)")
             hosts[minion_id] = Host(
                 minion_id=str(minion_id),
                 role=role,
                 address=address,
-                interface=str(spec.get("interface", "eth0")),
+                interface=_name(errors, (*path, "interface"), spec.get("interface", "eth0")),
                 weight=weight,
+                gateway=host_gateway,
             )
+
+    directors = [h for h in hosts.values() if h.role == "director"]
+    if len(directors) > 1:
+        errors.add(("directors",), f"{len(directors)} directors given ({', '.join(h.minion_id for h in directors)}): "
+                                   "the pack runs one director per site for now (each would answer ARP for "
+                                   "the VIPs)")
 
     services = {}
     stree = _mapping(errors, ("services",), tree.get("services"))
     if not stree:
         errors.add(("services",), "missing: the site needs at least one virtual service")
     seen = {}
+    publics = {}  # public address -> (service name, VIP)
     for name, spec in stree.items():
         path = ("services", name)
         spec = _mapping(errors, path, spec)
@@ -245,6 +281,36 @@ def parse(pillar):
         protocol = _choice(errors, (*path, "protocol"), spec.get("protocol", "tcp"), PROTOCOLS)
         port = _int(errors, (*path, "port"), spec.get("port"), 1, 65535)
         scheduler = _choice(errors, (*path, "scheduler"), spec.get("scheduler", "wlc"), SCHEDULERS)
+        flags = spec.get("flags") or []
+        if isinstance(flags, str):
+            flags = [flags]
+        if not isinstance(flags, list):
+            errors.add((*path, "flags"), f"{flags!r} must be a list of scheduler flags")
+            flags = []
+        for flag in flags:
+            _choice(errors, (*path, "flags"), flag, SCHED_FLAGS)
+        persistent = _int(errors, (*path, "persistent"), spec.get("persistent", 0), 0, 2**31 - 1)
+        netmask = None
+        if spec.get("netmask") is not None:
+            netmask = _ip(errors, (*path, "netmask"), spec["netmask"])
+            if netmask is not None and not netaddr.IPAddress(netmask).is_netmask():
+                errors.add((*path, "netmask"), f"{netmask} is not a netmask")
+        check = _check(errors, (*path, "check"), spec.get("check"), protocol, port)
+        if public is not None and public != vip:
+            if subnet is not None and netaddr.IPAddress(public) in subnet:
+                errors.add((*path, "public"), f"{public} is inside the LAN {subnet}: the router maps a public "
+                                              "address from outside")
+            if public in publics and publics[public][1] != vip:
+                errors.add((*path, "public"), f"{public} is already mapped to {publics[public][1]} by "
+                                              f"lvs:services:{publics[public][0]} (1:1 NAT maps one address "
+                                              "to one VIP)")
+            publics.setdefault(public, (name, vip))
+        if vip is not None and public is not None:
+            for other, (oname, ovip) in publics.items():
+                if ovip == vip and other != public:
+                    errors.add((*path, "public"), f"VIP {vip} is already mapped to {other} by "
+                                                  f"lvs:services:{oname}")
+                    break
         key = (vip, protocol, port)
         if None not in key:
             if key in seen:
@@ -276,8 +342,80 @@ def parse(pillar):
             port=port,
             scheduler=scheduler,
             backends=tuple(backends),
+            flags=tuple(flags),
+            persistent=persistent,
+            netmask=netmask,
+            check=check,
         )
+
+    tunnel = _tunnel(errors, _mapping(errors, ("tunnel",), tree.get("tunnel")))
+    ipvs = {}
+    itree = _mapping(errors, ("ipvs",), tree.get("ipvs"))
+    for key, high in (("conn_reuse_mode", 3), ("expire_nodest_conn", 1), ("expire_quiescent_template", 1)):
+        if itree.get(key) is not None:
+            ipvs[key] = _int(errors, ("ipvs", key), itree[key], 0, high)
+    for key in set(itree) - {"conn_reuse_mode", "expire_nodest_conn", "expire_quiescent_template"}:
+        errors.add(("ipvs", key), "unknown setting (known: conn_reuse_mode, expire_nodest_conn, "
+                                  "expire_quiescent_template)")
 
     if errors:
         raise SiteError(errors)
-    return Site(subnet=str(subnet), gateway=gateway, router=router, hosts=hosts, services=services)
+    return Site(subnet=str(subnet), gateway=gateway, router=router, hosts=hosts, services=services,
+                tunnel=tunnel, ipvs=ipvs)
+
+
+def _name(errors, path, value):
+    """An interface name: 1-15 characters, no '/' or whitespace."""
+    text = str(value) if value is not None else ""
+    if not 0 < len(text) <= 15 or any(c in text for c in "/ \t\n:"):
+        errors.add(path, f"{value!r} is not an interface name")
+    return text
+
+
+def _check(errors, path, value, protocol, port):
+    """The service's health check, with defaults filled in (used by the beacons)."""
+    spec = _mapping(errors, path, value)
+    default = {"tcp": "http", "udp": "udp"}.get(protocol, "none")
+    kind = _choice(errors, (*path, "type"), spec.get("type", default), CHECK_TYPES)
+    if kind is not None and protocol in CHECKS_FOR and kind not in CHECKS_FOR[protocol]:
+        errors.add((*path, "type"), f"a {kind} check cannot test a {protocol} service")
+    check = {
+        "type": kind,
+        # inherited values were checked where they stand: only overrides are checked here
+        "port": _int(errors, (*path, "port"), spec["port"], 1, 65535) if "port" in spec else port,
+        "path": str(spec.get("path", "/")),
+        "expect": _int(errors, (*path, "expect"), spec.get("expect", 200), 100, 599),
+        "interval": spec.get("interval", 1),
+        "timeout": spec.get("timeout", 0.5),
+        "rise": _int(errors, (*path, "rise"), spec.get("rise", 2), 1, 100),
+        "fall": _int(errors, (*path, "fall"), spec.get("fall", 2), 1, 100),
+    }
+    numbers_ok = True
+    for key, high in (("interval", 3600), ("timeout", 60)):
+        if isinstance(check[key], bool) or not isinstance(check[key], (int, float)) or not 0 < check[key] <= high:
+            errors.add((*path, key), f"{check[key]!r} must be a number of seconds above 0, at most {high}")
+            numbers_ok = False
+    if numbers_ok and check["timeout"] >= check["interval"]:
+        errors.add((*path, "timeout"), f"{check['timeout']} must be shorter than the interval {check['interval']}")
+    return check
+
+
+def _tunnel(errors, spec):
+    """The tunnel policy; ``mss: auto`` clamps to what fits in one tunnelled packet."""
+    path = ("tunnel",)
+    device = _name(errors, (*path, "device"), spec.get("device", "tunl0"))
+    lan_mtu = _int(errors, (*path, "lan_mtu"), spec.get("lan_mtu", 1500), 576, 65535)
+    mss = spec.get("mss", "auto")
+    if mss == "auto":
+        mss = lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS if lan_mtu else None
+    elif mss in ("off", False, None):
+        mss = None
+    else:
+        mss = _int(errors, (*path, "mss"), mss, 536, 65495)
+        if mss is not None and lan_mtu is not None and mss > lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS:
+            errors.add((*path, "mss"), f"{mss} does not fit in a tunnelled packet on a {lan_mtu}-byte LAN "
+                                       f"(at most {lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS})")
+    table = _int(errors, (*path, "route_table"), spec.get("route_table", 4242), 1, 2**31 - 1)
+    if table in (253, 254, 255):
+        errors.add((*path, "route_table"), f"{table} is one of the kernel's own tables (default, main, local)")
+    return Tunnel(device=device, lan_mtu=lan_mtu, mss=mss, route_table=table)

@@ -20,18 +20,15 @@ def realserver_sysctls(device="tunl0", lan_interface="eth0"):
     return wanted
 
 
-def director_sysctls(conn_reuse_mode=None, expire_nodest_conn=None):
-    """Optional IPVS sysctls for a director (None: leave the kernel's value)."""
-    wanted = {}
-    if conn_reuse_mode is not None:
-        wanted["net.ipv4.vs.conn_reuse_mode"] = int(conn_reuse_mode)
-    if expire_nodest_conn is not None:
-        wanted["net.ipv4.vs.expire_nodest_conn"] = int(expire_nodest_conn)
+def director_sysctls(ipvs=None):
+    """A TUN director's sysctls: no forwarding (IPVS tunnels requests itself; the seed
+    sets ip_forward 0), plus the ``net.ipv4.vs.*`` settings given (e.g.
+    ``{"conn_reuse_mode": 1, "expire_nodest_conn": 1}``)."""
+    wanted = {"net.ipv4.ip_forward": 0}
+    for key, value in sorted((ipvs or {}).items()):
+        if value is not None:
+            wanted[f"net.ipv4.vs.{key}"] = int(value)
     return wanted
-
-
-def sysctl_path(name):
-    return "/proc/sys/" + name.replace(".", "/")
 
 
 def vip_list(vips):

@@ -13,10 +13,10 @@ def test_realserver_sysctls_cover_the_seed_and_the_lan_nic():
     assert {wanted[f"net.ipv4.conf.{i}.rp_filter"] for i in ("all", "default", "tunl0")} == {0}
 
 
-def test_director_sysctls_are_optional():
-    assert lvspack_tun.director_sysctls() == {}
-    assert lvspack_tun.director_sysctls(conn_reuse_mode=3, expire_nodest_conn=1) == {
-        "net.ipv4.vs.conn_reuse_mode": 3, "net.ipv4.vs.expire_nodest_conn": 1}
+def test_director_sysctls_turn_forwarding_off_and_take_ipvs_settings():
+    assert lvspack_tun.director_sysctls() == {"net.ipv4.ip_forward": 0}
+    assert lvspack_tun.director_sysctls({"conn_reuse_mode": 3, "expire_nodest_conn": 1, "x": None}) == {
+        "net.ipv4.ip_forward": 0, "net.ipv4.vs.conn_reuse_mode": 3, "net.ipv4.vs.expire_nodest_conn": 1}
 
 
 def test_vips_are_validated_and_deduplicated():

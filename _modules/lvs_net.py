@@ -1,0 +1,205 @@
+"""A host's IP setup for its role in the site: LAN and VIP addresses, the default
+gateway, sysctls, and the VIP source routes that clamp the TCP MSS on real servers.
+
+Netlink through pyroute2, sysctls through /proc/sys; no ``ip`` or ``sysctl`` process.
+Addresses are added, never removed (a host may hold others; see the README).
+
+Why the VIP source routes: the director forwards each request inside an ipip header
+(20 bytes). A client that sends full-size segments (MSS 1460 on a 1500-byte path)
+needs the director to fragment or to send ICMP "fragmentation needed"; where ICMP is
+filtered, large requests stall. A real server answers the client's SYN from the VIP,
+so a policy rule ``from VIP lookup TABLE`` with routes carrying ``advmss`` makes it
+advertise an MSS that fits in one tunnelled packet (1440 on a 1500-byte LAN). Only
+the VIP's traffic is affected.
+"""
+
+import lvspack_netlink
+import lvspack_sysctl
+from lvspack_fresh import fresh
+
+try:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    HAS_PYROUTE2 = True
+except ImportError:  # pragma: no cover
+    HAS_PYROUTE2 = False
+
+import netaddr
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+nl = fresh(lvspack_netlink)
+sysctl = fresh(lvspack_sysctl)
+__virtualname__ = "lvs_net"
+RULE_PRIORITY = 1042  # before the main table (32766)
+
+
+def __virtual__():
+    if not HAS_PYROUTE2:
+        return False, "the lvs_net module needs pyroute2"
+    return __virtualname__
+
+
+def _cidr(text, what):
+    try:
+        if "/" not in str(text):
+            raise netaddr.AddrFormatError(text)
+        return str(netaddr.IPNetwork(str(text)))
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise SaltInvocationError(f"{what}: {text!r} is not an address/prefix") from None
+
+
+def _ip(text, what):
+    try:
+        return str(netaddr.IPAddress(str(text)))
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise SaltInvocationError(f"{what}: {text!r} is not an IP address") from None
+
+
+def _vip_route_plan(vip_routes):
+    """Validated VIP route settings: wanted rules and routes of the table."""
+    spec = dict(vip_routes)
+    table = int(spec["table"])
+    advmss = int(spec["advmss"])
+    vips = [f"{_ip(v, 'vip_routes:vips')}/32" for v in spec.get("vips") or []]
+    routes = {str(netaddr.IPNetwork(_cidr(spec["subnet"], "vip_routes:subnet")).cidr): None}
+    if spec.get("gateway"):
+        routes["0.0.0.0/0"] = _ip(spec["gateway"], "vip_routes:gateway")
+    return table, advmss, vips, routes, spec["interface"]
+
+
+def _index(ipr, name):
+    found = nl.link(ipr, name)
+    if found is None:
+        raise CommandExecutionError(f"interface {name} does not exist on this host")
+    return found["index"]
+
+
+def interface(name):
+    """Describe interface ``name``: ``{exists, up, mtu, addresses}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_net.interface eth0
+    """
+    with IPRoute() as ipr:
+        found = nl.link(ipr, name)
+        if found is None:
+            return {"exists": False, "up": False, "mtu": None, "addresses": []}
+        return {"exists": True, "up": bool(found["flags"] & 1), "mtu": found.get_attr("IFLA_MTU"),
+                "addresses": nl.addresses(ipr, found["index"])}
+
+
+def check(addresses=None, gateway=None, sysctls=None, vip_routes=None):
+    """Every difference between this host and the wanted setup, by name (empty: none).
+
+    ``addresses``: ``{interface: [address/prefix, ...]}``; ``gateway``: the default
+    route's next hop; ``sysctls``: ``{name: value}``; ``vip_routes``: ``{vips, table,
+    advmss, gateway, interface, subnet}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt rs1 lvs_net.check addresses='{eth0: [10.10.24.21/24]}' gateway=10.10.24.1
+    """
+    drifts = {}
+    with IPRoute() as ipr:
+        for ifname, wanted in (addresses or {}).items():
+            found = nl.link(ipr, ifname)
+            if found is None:
+                raise CommandExecutionError(f"interface {ifname} does not exist on this host")
+            have = set(nl.addresses(ipr, found["index"]))
+            if not found["flags"] & 1:
+                drifts[f"{ifname} up"] = {"old": False, "new": True}
+            for cidr in wanted:
+                cidr = _cidr(cidr, f"addresses:{ifname}")
+                if cidr not in have:
+                    drifts[f"{ifname} address {cidr}"] = {"old": None, "new": cidr}
+        if gateway:
+            gateway = _ip(gateway, "gateway")
+            have_gw, _ = nl.default_gateway(ipr)
+            if have_gw != gateway:
+                drifts["default route"] = {"old": have_gw and f"via {have_gw}", "new": f"via {gateway}"}
+        if vip_routes:
+            drifts.update(_vip_route_drifts(ipr, *_vip_route_plan(vip_routes)))
+    drifts.update(sysctl.drifts(sysctls or {}))
+    return drifts
+
+
+def _vip_route_drifts(ipr, table, advmss, vips, routes, ifname):
+    drifts = {}
+    index = _index(ipr, ifname)
+    have_rules = nl.source_rules(ipr, table)
+    for vip in vips:
+        if vip not in have_rules:
+            drifts[f"rule from {vip} lookup {table}"] = {"old": None, "new": f"priority {RULE_PRIORITY}"}
+    for stale in sorted(set(have_rules) - set(vips)):
+        drifts[f"rule from {stale} lookup {table}"] = {"old": f"priority {have_rules[stale]}", "new": None}
+    have_routes = nl.routes(ipr, table)
+    for dst, via in routes.items():
+        want = {"gateway": via, "oif": index, "advmss": advmss}
+        have = have_routes.get(dst)
+        if have != want:
+            drifts[f"table {table} route {dst}"] = {"old": _route_text(have, ifname), "new": _route_text(want, ifname)}
+    for stale in sorted(set(have_routes) - set(routes)):
+        drifts[f"table {table} route {stale}"] = {"old": _route_text(have_routes[stale], ifname), "new": None}
+    return drifts
+
+
+def _route_text(route, ifname):
+    if route is None:
+        return None
+    via = f"via {route['gateway']} " if route["gateway"] else ""
+    return f"{via}dev {ifname if route['oif'] else '?'} advmss {route['advmss']}"
+
+
+def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None):
+    """Make the host match (see :func:`check`); return the differences it repaired.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt rs1 lvs_net.apply addresses='{eth0: [10.10.24.21/24]}' gateway=10.10.24.1
+    """
+    drifts = check(addresses, gateway, sysctls, vip_routes)
+    if not drifts:
+        return {}
+    try:
+        with IPRoute() as ipr:
+            for ifname, wanted in (addresses or {}).items():
+                index = _index(ipr, ifname)
+                ipr.link("set", index=index, state="up")
+                for cidr in wanted:
+                    nl.add_address(ipr, index, _cidr(cidr, f"addresses:{ifname}"))
+            if gateway and "default route" in drifts:
+                ipr.route("replace", dst="0.0.0.0/0", gateway=_ip(gateway, "gateway"))
+            if vip_routes:
+                _apply_vip_routes(ipr, *_vip_route_plan(vip_routes))
+        sysctl.apply(sysctls or {})
+    except NetlinkError as err:
+        raise CommandExecutionError(f"the kernel refused a change ({err}); wanted: {sorted(drifts)}") from err
+    except sysctl.SysctlError as err:
+        raise CommandExecutionError(str(err)) from err
+    return drifts
+
+
+def _apply_vip_routes(ipr, table, advmss, vips, routes, ifname):
+    index = _index(ipr, ifname)
+    for dst, via in routes.items():
+        kwargs = {"gateway": via} if via else {"scope": 253}  # 253: link scope (on the LAN)
+        ipr.route("replace", dst=dst, oif=index, table=table, metrics={"advmss": advmss},
+                  **kwargs)
+    for stale in set(nl.routes(ipr, table)) - set(routes):
+        ipr.route("del", dst=stale, table=table)
+    have = nl.source_rules(ipr, table)
+    for vip in vips:
+        if vip not in have:
+            net = netaddr.IPNetwork(vip)
+            ipr.rule("add", table=table, priority=RULE_PRIORITY, src=str(net.ip), src_len=net.prefixlen)
+    for stale in set(have) - set(vips):
+        net = netaddr.IPNetwork(stale)
+        ipr.rule("del", table=table, priority=have[stale], src=str(net.ip), src_len=net.prefixlen)

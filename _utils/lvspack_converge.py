@@ -1,0 +1,35 @@
+"""The shape every "check, then repair" state of the pack shares.
+
+An execution module offers ``check(...)`` (every drift as ``{setting: {"old", "new"}}``)
+and an ``apply(...)`` that repairs them; the state reports the drifts as its changes,
+predicts them under ``test=True`` (result None), applies, and checks again to verify.
+"""
+
+from salt.exceptions import SaltException
+
+
+def converge(ret, test, check, apply, what):
+    """Fill the state return ``ret`` for the thing described by ``what``; return it."""
+    try:
+        drifts = check()
+    except SaltException as err:
+        ret.update(result=False, comment=f"cannot read {what}: {err}")
+        return ret
+    if not drifts:
+        ret.update(result=True, comment=f"{what} is as wanted")
+        return ret
+    ret["changes"] = drifts
+    if test:
+        ret.update(result=None, comment=f"{len(drifts)} setting(s) of {what} would be changed")
+        return ret
+    try:
+        apply()
+        left = check()
+    except SaltException as err:
+        ret.update(result=False, comment=f"failed to change {what}: {err}")
+        return ret
+    if left:
+        ret.update(result=False, comment=f"{what} still differs after the change: {sorted(left)}")
+        return ret
+    ret.update(result=True, comment=f"{len(drifts)} setting(s) of {what} changed")
+    return ret

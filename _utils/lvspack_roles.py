@@ -1,0 +1,128 @@
+"""What each role of a site must hold, computed from the validated site (plain data).
+
+The role states (``salt/lvs/<role>.sls``) render these dicts into state calls, so the
+SLS files stay declarative and every decision is here, where unit tests reach it:
+
+* ``director``: its LAN address, the VIPs on its LAN NIC, the default gateway, its
+  sysctls, and the IPVS services with one tunnel destination per backend;
+* ``realserver``: its LAN address and gateway, the VIPs on the ipip device with the
+  ARP/rp_filter sysctls, and the VIP source routes that clamp the TCP MSS;
+* ``router``: forwarding on, its LAN and WAN addresses (plus every public address as
+  /32 so it answers ARP for them), and the 1:1 NAT pairs.
+"""
+
+import netaddr
+
+import lvspack_tun
+
+NAT_TABLE = "lvs_nat"
+
+
+def _prefix(site):
+    return netaddr.IPNetwork(site.subnet).prefixlen
+
+
+def _host_cidr(site, host):
+    return f"{host.address}/{_prefix(site)}"
+
+
+def _vip_cidr(vip):
+    return f"{vip}/{128 if ':' in vip else 32}"
+
+
+def service_spec(service):
+    """The IPVS spec of a site service: ``tcp:10.10.24.88:80``."""
+    vip = f"[{service.vip}]" if ":" in service.vip else service.vip
+    return f"{service.protocol}:{vip}:{service.port}"
+
+
+def ipvs_services(site):
+    """``{spec: settings}`` for ``ipvs.managed``: every service, every backend through
+    an ipip tunnel with its weight."""
+    services = {}
+    for svc in site.services.values():
+        destinations = {}
+        for backend in svc.backends:
+            address = f"[{backend.address}]" if ":" in backend.address else backend.address
+            destinations[f"{address}:{backend.port}"] = {"forward": "tunnel", "tun_type": "ipip",
+                                                         "weight": backend.weight}
+        services[service_spec(svc)] = {
+            "scheduler": svc.scheduler,
+            "flags": list(svc.flags),
+            "persistent": svc.persistent,
+            "netmask": svc.netmask,
+            "destinations": destinations,
+        }
+    return services
+
+
+def director(site, minion_id):
+    host = site.hosts[minion_id]
+    vips = sorted({svc.vip for svc in site.services.values()}, key=netaddr.IPAddress)
+    return {
+        "role": "director",
+        "interface": host.interface,
+        "addresses": {host.interface: [_host_cidr(site, host)] + [_vip_cidr(vip) for vip in vips]},
+        "gateway": host.gateway,
+        "sysctls": lvspack_tun.director_sysctls(site.ipvs),
+        "services": ipvs_services(site),
+    }
+
+
+def realserver(site, minion_id):
+    host = site.hosts[minion_id]
+    mine = [svc for svc in site.services.values() if any(b.minion_id == minion_id for b in svc.backends)]
+    vips = sorted({svc.vip for svc in mine}, key=netaddr.IPAddress)
+    tcp_vips = sorted({svc.vip for svc in mine if svc.protocol == "tcp" and ":" not in svc.vip},
+                      key=netaddr.IPAddress)
+    vip_routes = None
+    if site.tunnel.mss and tcp_vips:
+        vip_routes = {
+            "vips": tcp_vips,
+            "table": site.tunnel.route_table,
+            "advmss": site.tunnel.mss,
+            "gateway": host.gateway,
+            "interface": host.interface,
+            "subnet": site.subnet,
+        }
+    return {
+        "role": "realserver",
+        "interface": host.interface,
+        "addresses": {host.interface: [_host_cidr(site, host)]},
+        "gateway": host.gateway,
+        "sysctls": {"net.ipv4.ip_forward": 0},
+        "device": site.tunnel.device,
+        "vips": vips,
+        "vip_routes": vip_routes,
+    }
+
+
+def router(site, minion_id=None):
+    rtr = site.router
+    pairs = {}
+    for svc in site.services.values():
+        if svc.public != svc.vip:
+            pairs[svc.public] = svc.vip
+    own_wan = str(netaddr.IPNetwork(rtr.wan_address).ip)
+    wan = [rtr.wan_address] + [_vip_cidr(public) for public in sorted(pairs, key=netaddr.IPAddress)
+                               if public != own_wan]
+    return {
+        "role": "router",
+        "kind": rtr.kind,
+        "addresses": {rtr.lan_interface: [f"{rtr.lan_address}/{_prefix(site)}"], rtr.wan_interface: wan},
+        "sysctls": {"net.ipv4.ip_forward": 1},
+        "nat": {
+            "table": NAT_TABLE,
+            "wan_interface": rtr.wan_interface,
+            "mappings": [{"public": public, "vip": vip} for public, vip in
+                         sorted(pairs.items(), key=lambda kv: netaddr.IPAddress(kv[0]))],
+        },
+    }
+
+
+def for_minion(site, minion_id):
+    """The configuration of ``minion_id``'s role, or ``{"role": None}`` outside the site."""
+    role = site.role_of(minion_id)
+    if role is None:
+        return {"role": None}
+    return {"director": director, "realserver": realserver, "router": router}[role](site, minion_id)

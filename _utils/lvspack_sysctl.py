@@ -1,0 +1,59 @@
+"""Kernel settings under /proc/sys, read and written directly (no sysctl process).
+
+Values here are runtime values of the current network namespace; the pack makes them
+survive a reboot by re-applying its states at minion start (``salt/lvs/minion.sls``).
+"""
+
+import os
+
+
+class SysctlError(OSError):
+    """A setting could not be written; the message names it."""
+
+
+def path(name):
+    """``net.ipv4.conf.all.arp_ignore`` -> ``/proc/sys/net/ipv4/conf/all/arp_ignore``."""
+    return os.path.join("/proc/sys", *name.split("."))
+
+
+def read(name):
+    """The integer value of ``name``, or None when the setting does not exist."""
+    try:
+        with open(path(name), encoding="ascii") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def write(name, value):
+    try:
+        with open(path(name), "w", encoding="ascii") as fh:
+            fh.write(str(int(value)))
+    except OSError as err:
+        raise SysctlError(f"cannot set {name}={value}: {err.strerror}") from err
+
+
+def drifts(wanted, skip=()):
+    """``{name: {"old": current, "new": wanted}}`` for every setting that differs.
+
+    Settings whose name contains one of ``skip`` (say ``.tunl0.`` before the device
+    exists) are left out.
+    """
+    out = {}
+    for name, value in wanted.items():
+        if any(part in name for part in skip):
+            continue
+        current = read(name)
+        if current != int(value):
+            out[name] = {"old": current, "new": int(value)}
+    return out
+
+
+def apply(wanted):
+    """Write every setting of ``wanted`` that differs; return the names written."""
+    written = []
+    for name, value in wanted.items():
+        if read(name) != int(value):
+            write(name, value)
+            written.append(name)
+    return written

@@ -1,0 +1,28 @@
+{#- The LVS director: its LAN address and the VIPs on its LAN NIC (it answers ARP for
+    them), the site's gateway, forwarding off, and the IPVS table: every service with a
+    tunnel (ipip) destination per real server. Removed backends are drained. #}
+{%- set cfg = salt['lvs_site.config']() %}
+include:
+  - lvs.site
+
+lvs-director-ip-vs-module:
+  kmod.present:
+    - name: ip_vs
+    - require:
+      - lvs_site: lvs-site-valid
+
+lvs-director-network:
+  lvs_net.configured:
+    - addresses: {{ cfg.addresses | json }}
+    - gateway: {{ cfg.gateway | json }}
+    - sysctls: {{ cfg.sysctls | json }}
+    - require:
+      - kmod: lvs-director-ip-vs-module
+
+lvs-director-ipvs:
+  ipvs.managed:
+    - name: lvs-site
+    - services: {{ cfg.services | json }}
+    - remove: drain
+    - require:
+      - lvs_net: lvs-director-network

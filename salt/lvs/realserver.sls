@@ -1,0 +1,23 @@
+{#- A TUN real server: its LAN address and gateway, the VIPs on the ipip device with
+    ARP hidden (arp_ignore/arp_announce) and rp_filter off, and the VIP source routes
+    that clamp the TCP MSS to what fits in one tunnelled packet. #}
+{%- set cfg = salt['lvs_site.config']() %}
+include:
+  - lvs.site
+
+lvs-realserver-tunnel:
+  ipip.tunnel_present:
+    - name: {{ cfg.device }}
+    - vips: {{ cfg.vips | json }}
+    - lan_interface: {{ cfg.interface }}
+    - require:
+      - lvs_site: lvs-site-valid
+
+lvs-realserver-network:
+  lvs_net.configured:
+    - addresses: {{ cfg.addresses | json }}
+    - gateway: {{ cfg.gateway | json }}
+    - sysctls: {{ cfg.sysctls | json }}
+    - vip_routes: {{ cfg.vip_routes | json }}
+    - require:
+      - ipip: lvs-realserver-tunnel
