@@ -5,6 +5,8 @@ CLI examples:
 .. code-block:: bash
 
     lvs-lab up                       # build pillar/ (the seed's site), state.apply
+    lvs-lab up --site two_vips       # pillar/lvs/two_vips.sls instead
+    lvs-lab restart director         # power-cycle a host; it comes back configured
     lvs-lab exec rs1 -- ip addr show tunl0
     lvs-lab salt -- '*' test.ping
     lvs-lab traffic --count 30
@@ -29,7 +31,7 @@ def _split_command(argv):
 
 
 def cmd_up(args):
-    lab_mod.Lab().up(args.pillar, Progress())
+    lab_mod.Lab().up(args.pillar, Progress(), site=args.site)
     print(f"lab up: {', '.join(lab_mod.Lab().minions)} answer the master; state.apply succeeded")
     return 0
 
@@ -37,6 +39,14 @@ def cmd_up(args):
 def cmd_down(args):
     lab_mod.Lab().down(Progress())
     print("lab down: nothing left behind")
+    return 0
+
+
+def cmd_restart(args):
+    lab = _up_lab()
+    with Progress().step(f"restarting {args.node} and waiting for its minion"):
+        lab.restart(args.node)
+    print(f"{args.node} restarted; its minion answers (it re-applies its highstate at start)")
     return 0
 
 
@@ -53,7 +63,7 @@ def cmd_salt(args):
 
 def cmd_traffic(args):
     lab = _up_lab()
-    report = traffic.run(lab, lab_mod.load_site(lab.pillar_dir), count=args.count, service=args.service)
+    report = traffic.run(lab, lab.site(), count=args.count, service=args.service)
     print(traffic.describe(report))
     return 0 if report["ok"] else 1
 
@@ -65,11 +75,15 @@ def cmd_demo(args):
         progress.say("a lab was left up: taking it down first")
         lab.down(progress)
     try:
-        lab = lab_mod.Lab().up(args.pillar, progress)
-        with progress.step(f"sending {args.count} requests from client"):
-            report = traffic.run(lab, lab_mod.load_site(lab.pillar_dir), count=args.count)
-        print(traffic.describe(report))
-        return 0 if report["ok"] else 1
+        lab = lab_mod.Lab().up(args.pillar, progress, site=args.site)
+        site = lab.site()
+        reports = []
+        for service in site.services:
+            with progress.step(f"sending {args.count} requests from client to service {service}"):
+                reports.append(traffic.run(lab, site, count=args.count, service=service))
+        for report in reports:
+            print(traffic.describe(report))
+        return 0 if all(report["ok"] for report in reports) else 1
     finally:
         lab_mod.Lab().down(progress)
         progress.say("lab down: nothing left behind")
@@ -87,7 +101,11 @@ def parser():
     sub = top.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="build the site on real kernels and apply the states")
     up.add_argument("--pillar", default=DEFAULT_PILLAR, help="the site's pillar root (default: %(default)s)")
+    up.add_argument("--site", help="use PILLAR/lvs/SITE.sls instead of the pillar's top file (e.g. two_vips)")
     up.set_defaults(func=cmd_up)
+    rs = sub.add_parser("restart", help="power-cycle a lab host and wait for its minion")
+    rs.add_argument("node")
+    rs.set_defaults(func=cmd_restart)
     sub.add_parser("down", help="stop everything and remove all the lab made").set_defaults(func=cmd_down)
     ex = sub.add_parser("exec", help="run a command on a lab host: exec NODE -- CMD ...")
     ex.add_argument("node")
@@ -96,12 +114,13 @@ def parser():
     sa = sub.add_parser("salt", help="run the salt CLI on the lab's master: salt -- ARGS ...")
     sa.add_argument("args", nargs=argparse.REMAINDER)
     sa.set_defaults(func=cmd_salt)
-    tr = sub.add_parser("traffic", help="send HTTP requests from client to the public address")
+    tr = sub.add_parser("traffic", help="send requests from client to a service's public address")
     tr.add_argument("--count", type=int, default=30)
-    tr.add_argument("--service", help="the service's name in the pillar (default: the first TCP one)")
+    tr.add_argument("--service", help="the service's name in the pillar (default: the first one)")
     tr.set_defaults(func=cmd_traffic)
     de = sub.add_parser("demo", help="up, traffic, down: the README's main command")
     de.add_argument("--pillar", default=DEFAULT_PILLAR)
+    de.add_argument("--site", help="use PILLAR/lvs/SITE.sls instead of the pillar's top file")
     de.add_argument("--count", type=int, default=30)
     de.set_defaults(func=cmd_demo)
     return top

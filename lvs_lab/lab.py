@@ -92,11 +92,13 @@ def connect_in_switch(address, timeout=10):
         os.close(home)
 
 
-def load_site(pillar_dir):
+def load_site(pillar_roots):
     """Compile the site's pillar with Salt itself (Jinja, top file) and parse it.
 
-    Compiled in-process: Salt 3008 masks pillar values in ``salt-call`` output.
+    ``pillar_roots``: one folder or a list (the first holding a file wins, as on the
+    master). Compiled in-process: Salt 3008 masks pillar values in ``salt-call`` output.
     """
+    roots = [pillar_roots] if isinstance(pillar_roots, str) else list(pillar_roots)
     import lvspack_site  # noqa: PLC0415 (Salt is imported lazily: the CLI starts faster)
     import salt.config  # noqa: PLC0415
     import salt.pillar  # noqa: PLC0415
@@ -105,16 +107,24 @@ def load_site(pillar_dir):
     opts.update(
         id="lvs-lab",
         file_client="local",
-        pillar_roots={"base": [os.path.abspath(pillar_dir)]},
+        pillar_roots={"base": [os.path.abspath(root) for root in roots]},
         cachedir=os.path.join(STATE_DIR, "pillar-render"),
     )
     pillar = salt.pillar.get_pillar(opts, {}, opts["id"], saltenv="base").compile_pillar()
     if pillar.get("_errors"):
-        raise LabError(f"pillar errors in {pillar_dir}: {list(pillar['_errors'])}")
+        raise LabError(f"pillar errors in {', '.join(roots)}: {list(pillar['_errors'])}")
     try:
         return lvspack_site.parse(pillar)
     except lvspack_site.SiteError as err:
         raise LabError(str(err)) from None
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().decode(errors="replace").replace("\0", " ")
+    except OSError:
+        return ""
 
 
 class Lab:
@@ -124,11 +134,13 @@ class Lab:
         self.state_dir = state_dir
         self.hosts = {}
         self.pillar_dir = None
+        self.site_name = None
         manifest = self._path("lab.json")
         if os.path.exists(manifest):
             with open(manifest, encoding="utf-8") as fh:
                 data = json.load(fh)
             self.pillar_dir = data["pillar_dir"]
+            self.site_name = data.get("site")
             self.hosts = {name: plan.LabHost(**spec) for name, spec in data["hosts"].items()}
 
     # ---------------------------------------------------------------- paths and config
@@ -143,28 +155,69 @@ class Lab:
         return self._path("master", "etc")
 
     @property
+    def pillar_overlay(self):
+        """The master's first pillar root: a top file naming the lab's site (``--site``)
+        or a tree a test set with :meth:`set_pillar`; the user's pillar folder follows."""
+        return self._path("pillar")
+
+    @property
+    def pillar_roots(self):
+        return [self.pillar_overlay, self.pillar_dir]
+
+    def site(self):
+        """The site as the master serves it now (parsed and validated)."""
+        return load_site(self.pillar_roots)
+
+    def _write_top(self, sls):
+        os.makedirs(self.pillar_overlay, exist_ok=True)
+        path = os.path.join(self.pillar_overlay, "top.sls")
+        if sls is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return
+        with open(path, "w", encoding="utf-8") as fh:
+            yaml.safe_dump({"base": {"*": [sls]}}, fh)
+
+    def set_pillar(self, tree):
+        """Serve ``{"lvs": tree}`` as the site's pillar from now on (tests' pillar edits)."""
+        os.makedirs(os.path.join(self.pillar_overlay, "lvs_lab"), exist_ok=True)
+        with open(os.path.join(self.pillar_overlay, "lvs_lab", "edited.sls"), "w", encoding="utf-8") as fh:
+            yaml.safe_dump({"lvs": tree}, fh)
+        self._write_top("lvs_lab.edited")
+
+    def reset_pillar(self):
+        """Serve the lab's own site again (the user's pillar folder, ``--site``)."""
+        self._write_top(f"lvs.{self.site_name}" if self.site_name else None)
+
+    @property
     def minions(self):
         return sorted(name for name, host in self.hosts.items() if host.minion)
 
     def _save_manifest(self):
         with open(self._path("lab.json"), "w", encoding="utf-8") as fh:
             json.dump(
-                {"pillar_dir": self.pillar_dir, "hosts": {n: vars(h) for n, h in self.hosts.items()}},
+                {"pillar_dir": self.pillar_dir, "site": self.site_name,
+                 "hosts": {n: vars(h) for n, h in self.hosts.items()}},
                 fh,
                 indent=1,
             )
 
     # ---------------------------------------------------------------- up
-    def up(self, pillar_dir, progress=None):
-        """Build the site in ``pillar_dir``, start Salt, apply the states; raise LabError."""
+    def up(self, pillar_dir, progress=None, site=None):
+        """Build the site in ``pillar_dir`` (its top file's, or ``pillar/lvs/<site>.sls``),
+        start Salt, apply the states; raise LabError."""
         progress = progress or Progress()
         if os.path.exists(self._path("lab.json")):
             raise LabError(f"a lab is already up (state in {self.state_dir}): run `lvs-lab down` first")
         with progress.step("checking this machine"):
             self._check_machine()
-        with progress.step(f"reading the site pillar in {pillar_dir}"):
-            site = load_site(pillar_dir)
+        with progress.step(f"reading the site pillar in {pillar_dir}" + (f" (site {site})" if site else "")):
             self.pillar_dir = os.path.abspath(pillar_dir)
+            self.site_name = site
+            if site and not os.path.exists(os.path.join(self.pillar_dir, "lvs", f"{site}.sls")):
+                raise LabError(f"no site {site!r}: {self.pillar_dir}/lvs/{site}.sls does not exist")
+            self.reset_pillar()
+            site = self.site()
             self.hosts = plan.build(site)
         os.makedirs(self.state_dir, exist_ok=True)
         self._save_manifest()
@@ -209,17 +262,31 @@ class Lab:
             sh("ip", "-n", ns, "link", "set", bridge, "up")
         sh("ip", "-n", ns, "addr", "add", f"{plan.MASTER_ADDRESS}/{plan.MGMT_NET.prefixlen}", "dev", plan.MGMT_BRIDGE)
         router = next(h for h in self.hosts.values() if h.role == "router")
+        sh("ip", "netns", "add", self.hosts[plan.CLIENT].netns)
+        sh("ip", "-n", self.hosts[plan.CLIENT].netns, "link", "set", "lo", "up")
+        self._wire_router(router)
+        for host in self.hosts.values():
+            if host.engine != "uml":
+                continue
+            for network, bridge in (("lan", plan.LAN_BRIDGE), ("mgmt", plan.MGMT_BRIDGE)):
+                sh("ip", "-n", ns, "tuntap", "add", "dev", host.tap(network), "mode", "tap")
+                sh("ip", "-n", ns, "link", "set", host.tap(network), "master", bridge, "up")
+
+    def _wire_router(self, router):
+        """The router's namespace: LAN and management NICs into the switch, and its WAN
+        NIC paired with the client's (the router's own LAN/WAN addresses, as an
+        installer would set them; forwarding and NAT come from Salt)."""
+        ns = plan.SWITCH_NS
         client = self.hosts[plan.CLIENT]
-        for host in (router, client):
-            sh("ip", "netns", "add", host.netns)
-            sh("ip", "-n", host.netns, "link", "set", "lo", "up")
-        # router: LAN and management NICs into the switch; WAN NIC to the client.
+        sh("ip", "netns", "add", router.netns)
+        sh("ip", "-n", router.netns, "link", "set", "lo", "up")
         for network, bridge, ifname, address in (
             ("lan", plan.LAN_BRIDGE, router.lan_interface, router.lan_address),
             ("mgmt", plan.MGMT_BRIDGE, "lab0", router.mgmt_address),
         ):
             peer = router.tap(network)
             sh("ip", "-n", ns, "link", "add", peer, "type", "veth", "peer", "name", ifname, "netns", router.netns)
+            sh("ip", "-n", router.netns, "link", "set", ifname, "address", router.mac(network))
             sh("ip", "-n", ns, "link", "set", peer, "master", bridge, "up")
             sh("ip", "-n", router.netns, "addr", "add", address, "dev", ifname)
             sh("ip", "-n", router.netns, "link", "set", ifname, "up")
@@ -230,12 +297,6 @@ class Lab:
         sh("ip", "-n", client.netns, "addr", "add", client.lan_address, "dev", "eth0")
         sh("ip", "-n", client.netns, "link", "set", "eth0", "up")
         sh("ip", "-n", client.netns, "route", "add", "default", "via", client.gateway)
-        for host in self.hosts.values():
-            if host.engine != "uml":
-                continue
-            for network, bridge in (("lan", plan.LAN_BRIDGE), ("mgmt", plan.MGMT_BRIDGE)):
-                sh("ip", "-n", ns, "tuntap", "add", "dev", host.tap(network), "mode", "tap")
-                sh("ip", "-n", ns, "link", "set", host.tap(network), "master", bridge, "up")
 
     def _minion_config(self, host):
         hdir = self.host_dir(host.name)
@@ -281,7 +342,7 @@ class Lab:
                     "log_level_logfile": "info",
                     # The classic way: the checkout as file roots, modules synced to minions.
                     **lvs_salt.fileserver.master_config(REPO),
-                    "pillar_roots": {"base": [self.pillar_dir]},
+                    "pillar_roots": {"base": self.pillar_roots},
                     "worker_threads": 4,
                     # Jobs on a UML kernel are slow to answer "still running?": the CLI waits
                     # for returns this long before it asks.
@@ -312,6 +373,22 @@ class Lab:
     def _start_master(self):
         sh(os.path.join(BIN, "salt-master"), "-c", self.master_conf_dir, "-d", netns=plan.SWITCH_NS)
 
+    def _stop_native_minion(self, host):
+        pidfile = os.path.join(self.host_dir(host.name), "run", "minion.pid")
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+            with open(pidfile, encoding="utf-8") as fh:
+                os.kill(int(fh.read()), signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            pids = [pid for pid in self.processes() if f"hosts/{host.name}/etc" in _cmdline(pid)]
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        raise LabError(f"the minion of {host.name} did not stop")
+
     def _start_native_minion(self, host):
         sh(os.path.join(BIN, "salt-minion"), "-c", os.path.join(self.host_dir(host.name), "etc"), "-d",
            netns=host.netns)
@@ -335,7 +412,8 @@ class Lab:
             "LAB_PYTHON": sys.executable,
             "LAB_PYTHONPATH": lab_parent,
             "LAB_BIND": " ".join(sorted({REPO, lab_parent, os.path.dirname(BIN), sys.base_prefix})),
-            "LAB_WEB": "1" if host.role == "realserver" else "",
+            "LAB_WEB": " ".join(f"--port {p}" for p in host.extra.get("tcp_ports", [])) + "".join(
+                f" --udp-port {p}" for p in host.extra.get("udp_ports", [])) if host.role == "realserver" else "",
             "LAB_MINION": os.path.join(BIN, "salt-minion") if host.minion else "",
         }
         with open(os.path.join(hdir, "host.env"), "w", encoding="utf-8") as fh:
@@ -353,8 +431,9 @@ class Lab:
             "con=null",
             f"umid=lvslab-{name}",
             f"uml_dir={self._path('uml')}",
-            f"vec0:transport=tap,ifname={host.tap('lan')}",
-            f"vec1:transport=tap,ifname={host.tap('mgmt')}",
+            # Fixed MACs, as real NICs have: a rebooted host keeps its neighbours' ARP entries.
+            f"vec0:transport=tap,ifname={host.tap('lan')},mac={host.mac('lan')}",
+            f"vec1:transport=tap,ifname={host.tap('mgmt')},mac={host.mac('mgmt')}",
         ]
         os.makedirs(self._path("uml"), exist_ok=True)
         with open(os.path.join(hdir, "console.log"), "wb") as console:
@@ -391,10 +470,22 @@ class Lab:
             time.sleep(0.2)
 
     def restart(self, name, timeout=180):
-        """Power-cycle host ``name`` and wait until its minion answers again."""
-        self.halt(name)
-        self.boot(name)
-        self.wait_booted([name])
+        """Power-cycle host ``name`` and wait until its minion answers again.
+
+        A kernel host is killed and booted again; the router's namespace is deleted
+        (with everything the kernel held for it) and made again, as a reboot would."""
+        host = self.hosts.get(name)
+        if host is None or not host.minion:
+            raise LabError(f"no lab host with a minion named {name!r}; hosts: {', '.join(self.minions)}")
+        if host.engine == "uml":
+            self.halt(name)
+            self.boot(name)
+            self.wait_booted([name])
+        else:
+            self._stop_native_minion(host)
+            sh("ip", "netns", "del", host.netns)
+            self._wire_router(host)
+            self._start_native_minion(host)
         self.wait_minions([name], timeout=timeout)
 
     # ---------------------------------------------------------------- Salt

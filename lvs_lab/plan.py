@@ -48,6 +48,10 @@ class LabHost:
         """Host-side device name for this host's NIC on ``network`` ('lan' or 'mgmt')."""
         return f"lab{self.index}{network[0]}"
 
+    def mac(self, network):
+        """The fixed MAC of this host's NIC on ``network`` (locally administered)."""
+        return f"02:4c:56:{self.index:02x}:00:{1 if network == 'lan' else 2:02x}"
+
 
 def build(site):
     """Return the lab hosts for ``site`` (a parsed :class:`lvspack_site.Site`), by name."""
@@ -67,15 +71,25 @@ def build(site):
         extra={"wan_address": router.wan_address, "wan_interface": router.wan_interface},
     )
     for host in sorted(site.hosts.values(), key=lambda h: (h.role != "director", h.minion_id)):
+        extra = {}
+        if host.role == "realserver":
+            # The application answers on every port any service sends it (80 at least).
+            ports = {"tcp": {80}, "udp": set()}
+            for svc in site.services.values():
+                for backend in svc.backends:
+                    if backend.minion_id == host.minion_id and svc.protocol in ports:
+                        ports[svc.protocol].add(backend.port)
+            extra = {"tcp_ports": sorted(ports["tcp"]), "udp_ports": sorted(ports["udp"])}
         hosts[host.minion_id] = LabHost(
             name=host.minion_id,
             engine="uml",
             role=host.role,
             lan_address=f"{host.address}/{prefix}",
             lan_interface=host.interface,
-            gateway=site.gateway,
+            gateway=host.gateway,
             mgmt_address=f"{next(mgmt)}/{MGMT_NET.prefixlen}",
             index=len(hosts),
+            extra=extra,
         )
     wan = netaddr.IPNetwork(router.wan_address)
     client_ip = next(ip for ip in wan.iter_hosts() if ip != wan.ip)

@@ -1,17 +1,21 @@
-"""Traffic through the lab: HTTP requests from ``client`` to a public address, and what
-the director saw of them.
+"""Traffic through the lab: requests from ``client`` to a service's public address, and
+what the director saw of them.
 
-The director's view comes from iptables chains of the lab's own (``LVSLAB_PROBE``)
-with counters for requests to the VIP, responses from the VIP and IPIP packets sent;
-in TUN mode the responses must not cross the director at all.
+TCP services get HTTP requests, UDP services datagrams; each request is a new
+connection (a new source port), so the director schedules every one. The director's
+view comes from iptables chains of the lab's own (``LVSLAB_PROBE``) with counters for
+requests to the VIP, responses from the VIP and IPIP packets sent; in TUN mode the
+responses must not cross the director at all.
 
 Run as a module inside the client's namespace, it sends the requests itself:
-``python -m lvs_lab.traffic URL COUNT`` prints ``{"answers": {name: n}, "failed": n}``.
+``python -m lvs_lab.traffic tcp|udp ADDRESS PORT COUNT`` prints
+``{"answers": {name: n}, "failed": n}``.
 """
 
 import collections
 import json
 import re
+import socket
 import sys
 import urllib.request
 
@@ -20,17 +24,30 @@ from lvs_lab.lab import LabError
 PROBE_CHAIN = "LVSLAB_PROBE"
 
 
-def send(url, count, timeout=5.0):
-    """GET ``url`` ``count`` times, each on a new connection; count who answered."""
+def send(protocol, address, port, count, timeout=5.0):
+    """``count`` requests, each on a new connection; count who answered."""
     answers, failed = collections.Counter(), 0
     for _ in range(count):
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                answers[resp.headers.get("X-Served-By", "?")] += 1
-                resp.read()
+            answers[_ask_udp(address, port, timeout) if protocol == "udp" else _ask_http(address, port, timeout)] += 1
         except OSError:
             failed += 1
     return {"answers": dict(answers), "failed": failed}
+
+
+def _ask_http(address, port, timeout):
+    with urllib.request.urlopen(f"http://{address}:{port}/", timeout=timeout) as resp:
+        resp.read()
+        return resp.headers.get("X-Served-By", "?")
+
+
+def _ask_udp(address, port, timeout):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect((address, port))  # answers from any other address are not ours
+        sock.send(b"who?")
+        text = sock.recv(2048).decode(errors="replace").strip()
+    return text.removeprefix("served by ")
 
 
 def probe_script(vip, protocol, port):
@@ -62,21 +79,37 @@ def read_counters(save_output):
     return counters
 
 
+def expected_shares(backends, count):
+    """{minion id: requests expected} when ``count`` requests follow the weights."""
+    total = sum(b.weight for b in backends)
+    return {b.minion_id: count * b.weight / total for b in backends if b.weight > 0} if total else {}
+
+
+def shares_hold(answers, expected, count):
+    """Every answer within 10% of the count (at least 1) of what the weights predict,
+    and nobody answering who should not."""
+    slack = max(1.0, 0.1 * count)
+    return set(answers) <= set(expected) and all(abs(answers.get(mid, 0) - want) <= slack
+                                                 for mid, want in expected.items())
+
+
 def run(lab, site, count=30, service=None):
-    """Send ``count`` requests from ``client`` to the first (or named) TCP service.
+    """Send ``count`` requests from ``client`` to the first (or named) service.
 
     Returns a report dict; ``report["ok"]`` says whether the TUN data path held: every
-    request answered, every backend with weight > 0 answered, no response bytes
+    request answered, the answers shared out as the weights say, no response bytes
     through any director.
     """
-    svc = site.services[service] if service else next(s for s in site.services.values() if s.protocol == "tcp")
+    svc = site.services[service] if service else next(iter(site.services.values()))
+    if svc.protocol not in ("tcp", "udp"):
+        raise LabError(f"the lab sends only TCP and UDP requests, not {svc.protocol}")
     directors = [h.minion_id for h in site.directors]
     for director in directors:
         code, _, err = lab.capture(director, "sh", "-ec", probe_script(svc.vip, svc.protocol, svc.port))
         if code != 0:
             raise LabError(f"cannot install the probe counters on {director}: {err}")
-    url = f"http://{svc.public}:{svc.port}/"
-    code, out, err = lab.capture("client", sys.executable, "-m", "lvs_lab.traffic", url, str(count))
+    code, out, err = lab.capture("client", sys.executable, "-m", "lvs_lab.traffic", svc.protocol, svc.public,
+                                 str(svc.port), str(count))
     if code != 0:
         raise LabError(f"the client could not send requests: {err}")
     sent = json.loads(out)
@@ -84,21 +117,19 @@ def run(lab, site, count=30, service=None):
     for director in directors:
         code, out, err = lab.capture(director, "iptables-legacy-save", "-c", "-t", "mangle")
         seen[director] = read_counters(out) if code == 0 else {}
-    expected = sorted(b.minion_id for b in svc.backends if b.weight > 0)
+    expected = expected_shares(svc.backends, count)
     response_bytes = sum(c.get("responses", (0, 0))[1] for c in seen.values())
     requests_seen = sum(c.get("requests", (0, 0))[0] for c in seen.values())
-    ok = (
-        sent["failed"] == 0
-        and sorted(sent["answers"]) == expected
-        and response_bytes == 0
+    ok = sent["failed"] == 0 and shares_hold(sent["answers"], expected, count) and response_bytes == 0 \
         and requests_seen > 0
-    )
     return {
-        "url": url,
+        "service": svc.name,
+        "target": f"{svc.protocol} {svc.public}:{svc.port}",
         "count": count,
         "answers": sent["answers"],
         "failed": sent["failed"],
         "expected": expected,
+        "weights": {b.minion_id: b.weight for b in svc.backends},
         "directors": seen,
         "response_bytes_through_directors": response_bytes,
         "ok": ok,
@@ -106,9 +137,11 @@ def run(lab, site, count=30, service=None):
 
 
 def describe(report):
-    lines = [f"{report['count']} requests from client to {report['url']}: {report['failed']} failed"]
-    for name in sorted(set(report["answers"]) | set(report["expected"])):
-        lines.append(f"  answered by {name}: {report['answers'].get(name, 0)}")
+    lines = [f"{report['count']} requests from client to {report['target']} (service {report['service']}): "
+             f"{report['failed']} failed"]
+    for name in sorted(set(report["answers"]) | set(report["weights"])):
+        lines.append(f"  answered by {name}: {report['answers'].get(name, 0)} (weight {report['weights'].get(name)},"
+                     f" expected {report['expected'].get(name, 0):g})")
     for director, counters in report["directors"].items():
         req = counters.get("requests", (0, 0))
         resp = counters.get("responses", (0, 0))
@@ -124,4 +157,4 @@ def describe(report):
 
 
 if __name__ == "__main__":
-    print(json.dumps(send(sys.argv[1], int(sys.argv[2]))))
+    print(json.dumps(send(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))

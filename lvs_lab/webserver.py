@@ -1,30 +1,45 @@
-"""The lab's application: a small web server on each real server that names itself.
+"""The lab's application: a small server on each real server that names itself.
 
-``GET /`` answers ``served by <name>``; ``GET /bytes/N`` answers N bytes (large
-responses, for the MTU tests). It listens on every address, so it answers on the VIP
-that the real server holds on its tunnel device.
+TCP (HTTP): ``GET /`` answers ``served by <name>``; ``GET /bytes/N`` answers N bytes
+(large responses); ``POST`` answers how many bytes it received (large requests, for
+the MTU tests). UDP (``--udp-port``): any datagram is answered ``served by <name>``,
+sent from the address it was sent to (the VIP), as a real UDP service must.
+Both listen on every address, so they answer on the VIPs the real server holds.
 """
 
 import argparse
 import http.server
+import socket
 import socketserver
+import struct
+import threading
+
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 
 
 def make_handler(name):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
 
-        def do_GET(self):  # noqa: N802 (http.server's naming)
-            if self.path.startswith("/bytes/"):
-                body = b"x" * min(int(self.path.rsplit("/", 1)[1] or 0), 10_000_000)
-            else:
-                body = f"served by {name}\n".encode()
+        def _answer(self, body):
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Served-By", name)
             self.end_headers()
             self.wfile.write(body)
+
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            if self.path.startswith("/bytes/"):
+                body = b"x" * min(int(self.path.rsplit("/", 1)[1] or 0), 10_000_000)
+            else:
+                body = f"served by {name}\n".encode()
+            self._answer(body)
+
+        def do_POST(self):  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            received = len(self.rfile.read(length)) if length else 0
+            self._answer(f"served by {name}: received {received} bytes\n".encode())
 
         def log_message(self, *args):
             pass
@@ -37,13 +52,34 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
 
+def serve_udp(name, port):
+    """Answer every datagram from the address it was sent to (IP_PKTINFO)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    sock.bind(("0.0.0.0", port))
+    reply = f"served by {name}\n".encode()
+    while True:
+        _, ancillary, _, peer = sock.recvmsg(2048, socket.CMSG_SPACE(12))
+        local = b"\0\0\0\0"
+        for level, kind, data in ancillary:
+            if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                local = struct.unpack("I4s4s", data[:12])[2]
+        sock.sendmsg([reply], [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("I4s4s", 0, local, b"\0\0\0\0"))], 0,
+                     peer)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True)
-    parser.add_argument("--port", type=int, default=80)
+    parser.add_argument("--port", type=int, action="append", default=[], help="TCP (HTTP) port; default 80")
+    parser.add_argument("--udp-port", type=int, action="append", default=[])
     args = parser.parse_args()
-    with _Server(("0.0.0.0", args.port), make_handler(args.name)) as server:
-        server.serve_forever()
+    for port in args.udp_port:
+        threading.Thread(target=serve_udp, args=(args.name, port), daemon=True).start()
+    servers = [_Server(("0.0.0.0", port), make_handler(args.name)) for port in args.port or [80]]
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    servers[0].serve_forever()
 
 
 if __name__ == "__main__":

@@ -97,6 +97,23 @@ MALFORMED = [
     ("lvs:services:web:backends", {"rs1": {"weight": 70000}}, "lvs:services:web:backends:rs1:weight: 70000 must be an integer"),
     ("lvs:services:web:backends", {"rs1": {"port": 0}}, "lvs:services:web:backends:rs1:port: 0 must be an integer"),
     ("lvs:realservers:router", {"address": "10.10.24.30"}, "lvs:realservers:router: minion id 'router' has another role already"),
+    # the seed's director gateway, given per host
+    ("lvs:directors:director:gateway", "192.168.1.1", "lvs:directors:director:gateway: 192.168.1.1 is not on the host's subnet"),
+    ("lvs:directors:director:interface", "eth0/1", "lvs:directors:director:interface: 'eth0/1' is not an interface name"),
+    ("lvs:directors:director2", {"address": "10.10.24.3"}, "lvs:directors: 2 directors given (director, director2)"),
+    ("lvs:services:web:flags", ["sh-port", "fast"], "lvs:services:web:flags: 'fast' is not one of"),
+    ("lvs:services:web:persistent", -5, "lvs:services:web:persistent: -5 must be an integer"),
+    ("lvs:services:web:netmask", "255.0.255.0", "lvs:services:web:netmask: 255.0.255.0 is not a netmask"),
+    ("lvs:services:web:public", "10.10.24.99", "lvs:services:web:public: 10.10.24.99 is inside the LAN"),
+    ("lvs:services:web:check", {"type": "udp"}, "lvs:services:web:check:type: a udp check cannot test a tcp service"),
+    ("lvs:services:web:check", {"timeout": 2, "interval": 1}, "lvs:services:web:check:timeout: 2 must be shorter than the interval 1"),
+    ("lvs:services:web:check", {"rise": 0}, "lvs:services:web:check:rise: 0 must be an integer from 1 to 100"),
+    ("lvs:services:web:check", {"interval": "often"}, "lvs:services:web:check:interval: 'often' must be a number of seconds"),
+    ("lvs:tunnel", {"mss": 1460}, "lvs:tunnel:mss: 1460 does not fit in a tunnelled packet on a 1500-byte LAN"),
+    ("lvs:tunnel", {"lan_mtu": 100}, "lvs:tunnel:lan_mtu: 100 must be an integer from 576"),
+    ("lvs:tunnel", {"route_table": 254}, "lvs:tunnel:route_table: 254 is one of the kernel's own tables"),
+    ("lvs:ipvs", {"conn_reuse_mode": 7}, "lvs:ipvs:conn_reuse_mode: 7 must be an integer from 0 to 3"),
+    ("lvs:ipvs", {"expire_nodest": 1}, "lvs:ipvs:expire_nodest: unknown setting"),
 ]
 
 
@@ -124,6 +141,14 @@ def test_duplicate_service_is_rejected(seed):
     with pytest.raises(lvspack_site.SiteError) as err:
         lvspack_site.parse(seed)
     assert err.value.errors == ["lvs:services:web2: tcp 10.10.24.88:80 is also defined by lvs:services:web"]
+
+
+def test_one_public_address_maps_to_one_vip(seed):
+    seed["lvs"]["services"]["other"] = {"vip": "10.10.24.89", "public": "112.2.21.88", "port": 443}
+    with pytest.raises(lvspack_site.SiteError) as err:
+        lvspack_site.parse(seed)
+    assert err.value.errors == ["lvs:services:other:public: 112.2.21.88 is already mapped to 10.10.24.88 by "
+                                "lvs:services:web (1:1 NAT maps one address to one VIP)"]
 
 
 def test_no_site_at_all():

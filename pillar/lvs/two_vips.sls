@@ -1,0 +1,42 @@
+# A second site: two VIPs (one TCP, one UDP), four real servers, unequal weights.
+# Lab: `lvs-lab up --site two_vips`. Schema: docs/pillar.md
+lvs:
+  lan:
+    subnet: 10.10.24.0/24
+    gateway: 10.10.24.1
+  router:
+    id: router
+    kind: linux
+    lan_interface: eth0
+    lan_address: 10.10.24.1
+    wan_interface: wan0
+    wan_address: 112.2.21.88/24     # the web VIP's public address is the router's own
+  directors:
+    director:
+      address: 10.10.24.2
+  realservers:                      # the weight a real server has in every service ...
+    rs1: {address: 10.10.24.21, weight: 1}
+    rs2: {address: 10.10.24.22, weight: 2}
+    rs3: {address: 10.10.24.23, weight: 3}
+    rs4: {address: 10.10.24.24, weight: 4}
+  ipvs:
+    expire_nodest_conn: 1           # a deleted backend's connections end at once
+  services:
+    web:
+      vip: 10.10.24.88
+      public: 112.2.21.88
+      protocol: tcp
+      port: 80
+      scheduler: wrr
+      check: {type: http, path: /, expect: 200}
+    dns:
+      vip: 10.10.24.89
+      public: 112.2.21.89           # the router holds it on wan0 (/32) and maps it
+      protocol: udp
+      port: 53
+      scheduler: wrr
+      check: {type: udp}
+      backends:                     # ... unless the service says otherwise
+        rs2: {weight: 1}
+        rs3: {}
+        rs4: {weight: 2}

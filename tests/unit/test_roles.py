@@ -1,0 +1,88 @@
+"""What each role must hold, computed from the site (the role states render this)."""
+
+import os
+
+import pytest
+import yaml
+
+import lvspack_roles
+import lvspack_site
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _site(name):
+    with open(os.path.join(REPO, "pillar", "lvs", f"{name}.sls"), encoding="utf-8") as fh:
+        return lvspack_site.parse(yaml.safe_load(fh))
+
+
+@pytest.fixture(name="seed")
+def fixture_seed():
+    return _site("seed")
+
+
+@pytest.fixture(name="two_vips")
+def fixture_two_vips():
+    return _site("two_vips")
+
+
+def test_seed_director_covers_the_seed_steps(seed):
+    cfg = lvspack_roles.for_minion(seed, "director")
+    # ip addr add 10.10.24.2/24 dev eth0; ip addr add 10.10.24.88/32 dev eth0
+    assert cfg["addresses"] == {"eth0": ["10.10.24.2/24", "10.10.24.88/32"]}
+    # the seed's 192.168.1.1 is corrected to the site's gateway
+    assert cfg["gateway"] == "10.10.24.1"
+    assert cfg["sysctls"] == {"net.ipv4.ip_forward": 0}
+    # ipvsadm -A -t 10.10.24.88:80 -s rr; ipvsadm -a ... -r 10.10.24.2x:80 -i
+    assert cfg["services"] == {"tcp:10.10.24.88:80": {
+        "scheduler": "rr", "flags": [], "persistent": 0, "netmask": None,
+        "destinations": {f"10.10.24.2{i}:80": {"forward": "tunnel", "tun_type": "ipip", "weight": 1}
+                         for i in (1, 2, 3)}}}
+
+
+def test_seed_realserver_covers_the_seed_steps(seed):
+    cfg = lvspack_roles.for_minion(seed, "rs3")
+    assert cfg["addresses"] == {"eth0": ["10.10.24.23/24"]}  # not RS2's .22, as the seed printed
+    assert (cfg["device"], cfg["vips"], cfg["gateway"]) == ("tunl0", ["10.10.24.88"], "10.10.24.1")
+    assert cfg["sysctls"] == {"net.ipv4.ip_forward": 0}
+    # 1500-byte LAN - 20 (ipip) - 40 (IP + TCP headers)
+    assert cfg["vip_routes"] == {"vips": ["10.10.24.88"], "table": 4242, "advmss": 1440,
+                                 "gateway": "10.10.24.1", "interface": "eth0", "subnet": "10.10.24.0/24"}
+
+
+def test_seed_router_maps_public_to_vip(seed):
+    cfg = lvspack_roles.for_minion(seed, "router")
+    assert cfg["sysctls"] == {"net.ipv4.ip_forward": 1}
+    assert cfg["addresses"] == {"eth0": ["10.10.24.1/24"], "wan0": ["112.2.21.88/24"]}
+    assert cfg["nat"] == {"table": "lvs_nat", "wan_interface": "wan0",
+                          "mappings": [{"public": "112.2.21.88", "vip": "10.10.24.88"}]}
+
+
+def test_two_vips_weights_overrides_and_public_addresses(two_vips):
+    director = lvspack_roles.for_minion(two_vips, "director")
+    dns = director["services"]["udp:10.10.24.89:53"]["destinations"]
+    assert {d: v["weight"] for d, v in dns.items()} == {"10.10.24.22:53": 1, "10.10.24.23:53": 3,
+                                                         "10.10.24.24:53": 2}
+    web = director["services"]["tcp:10.10.24.88:80"]["destinations"]
+    assert [v["weight"] for v in web.values()] == [1, 2, 3, 4]
+    assert director["sysctls"]["net.ipv4.vs.expire_nodest_conn"] == 1
+    # rs1 serves only the web VIP; rs4 both; only TCP VIPs get MSS routes
+    assert lvspack_roles.for_minion(two_vips, "rs1")["vips"] == ["10.10.24.88"]
+    rs4 = lvspack_roles.for_minion(two_vips, "rs4")
+    assert rs4["vips"] == ["10.10.24.88", "10.10.24.89"] and rs4["vip_routes"]["vips"] == ["10.10.24.88"]
+    router = lvspack_roles.for_minion(two_vips, "router")
+    assert router["addresses"]["wan0"] == ["112.2.21.88/24", "112.2.21.89/32"]
+    assert [m["public"] for m in router["nat"]["mappings"]] == ["112.2.21.88", "112.2.21.89"]
+
+
+def test_mss_policy_off_and_smaller_lan():
+    with open(os.path.join(REPO, "pillar", "lvs", "seed.sls"), encoding="utf-8") as fh:
+        tree = yaml.safe_load(fh)
+    tree["lvs"]["tunnel"] = {"mss": "off"}
+    assert lvspack_roles.for_minion(lvspack_site.parse(tree), "rs1")["vip_routes"] is None
+    tree["lvs"]["tunnel"] = {"lan_mtu": 1400}
+    assert lvspack_roles.for_minion(lvspack_site.parse(tree), "rs1")["vip_routes"]["advmss"] == 1340
+
+
+def test_a_minion_outside_the_site_has_no_role(seed):
+    assert lvspack_roles.for_minion(seed, "stranger") == {"role": None}
