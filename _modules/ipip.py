@@ -77,7 +77,8 @@ def tunnel(device=FALLBACK):
 def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
     """Every drift from a working TUN real server, by name (empty when all is right).
 
-    ``sysctls`` adds wanted values (e.g. the director's ``net.ipv4.vs.*``).
+    The device holds exactly ``vips``: other addresses on it are stale VIPs, removed
+    once they carry no connection. ``sysctls`` adds wanted values.
 
     CLI Example:
 
@@ -100,10 +101,20 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
         prefix = 32 if ":" not in vip else 128
         if f"{vip}/{prefix}" not in have:
             drifts[f"{device}.address {vip}/{prefix}"] = {"old": None, "new": f"{vip}/{prefix}"}
+    for cidr in _stale(have, vips):
+        drifts[f"{device}.address {cidr}"] = {"old": cidr, "new": None}
     wanted = {**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})}
     # The device's own settings appear with the device: its creation is the drift then.
     drifts.update(sysctl.drifts(wanted, skip=() if state["exists"] else (f".{device}.",)))
     return drifts
+
+
+def _stale(have, vips):
+    """Addresses on the tunnel device that are no longer VIPs of this host and carry no
+    connection any more (a VIP still answering a client stays until it is idle)."""
+    wanted = {f"{vip}/{32 if ':' not in vip else 128}" for vip in vips}
+    busy = tun.addresses_in_use()
+    return sorted(cidr for cidr in have - wanted if cidr.split("/")[0] not in busy)
 
 
 def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
@@ -135,6 +146,11 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
                 nl.add_address(ipr, index, f"{vip}/{prefix}")
             except NetlinkError as err:
                 raise CommandExecutionError(f"cannot add {vip}/{prefix} to {device}: {err}") from err
+        for cidr in _stale(set(nl.addresses(ipr, index)), vips):
+            try:
+                nl.del_address(ipr, index, cidr)
+            except NetlinkError as err:
+                raise CommandExecutionError(f"cannot remove {cidr} from {device}: {err}") from err
     try:
         sysctl.apply({**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})})
     except sysctl.SysctlError as err:

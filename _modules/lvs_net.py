@@ -2,7 +2,9 @@
 gateway, sysctls, and the VIP source routes that clamp the TCP MSS on real servers.
 
 Netlink through pyroute2, sysctls through /proc/sys; no ``ip`` or ``sysctl`` process.
-Addresses are added, never removed (a host may hold others; see the README).
+Addresses are added, never removed (a host may hold others), but for the VIPs of a
+director (``vips``): every /32 of the site's LAN on its LAN NIC is a VIP, and one that
+is no longer in the pillar is removed once no IPVS service and no connection uses it.
 
 Why the VIP source routes: the director forwards each request inside an ipip header
 (20 bytes). A client that sends full-size segments (MSS 1460 on a 1500-byte path)
@@ -15,6 +17,7 @@ the VIP's traffic is affected.
 
 import lvspack_netlink
 import lvspack_sysctl
+import lvspack_tun
 from lvspack_fresh import fresh
 
 try:
@@ -30,6 +33,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 nl = fresh(lvspack_netlink)
 sysctl = fresh(lvspack_sysctl)
+tun = fresh(lvspack_tun)
 __virtualname__ = "lvs_net"
 RULE_PRIORITY = 1042  # before the main table (32766)
 
@@ -92,12 +96,33 @@ def interface(name):
                 "addresses": nl.addresses(ipr, found["index"])}
 
 
-def check(addresses=None, gateway=None, sysctls=None, vip_routes=None):
+def _vip_drifts(ipr, vips):
+    """The director's VIPs: added when missing; stale ones (a /32 of the LAN that is no
+    longer a VIP) removed once idle."""
+    ifname = vips["interface"]
+    found = nl.link(ipr, ifname)
+    if found is None:
+        raise CommandExecutionError(f"interface {ifname} does not exist on this host")
+    wanted = {_cidr(c, "vips:addresses") for c in vips.get("addresses") or []}
+    have = set(nl.addresses(ipr, found["index"]))
+    subnet = netaddr.IPNetwork(_cidr(vips["subnet"], "vips:subnet"))
+    drifts = {f"{ifname} address {c}": {"old": None, "new": c} for c in sorted(wanted - have)}
+    in_use = tun.addresses_in_use()
+    if "ipvs.list" in __salt__:
+        in_use |= {svc["address"] for svc in __salt__["ipvs.list"]() if svc.get("address")}
+    for cidr in sorted(have - wanted):
+        net = netaddr.IPNetwork(cidr)
+        if net.prefixlen == 32 and net.ip in subnet and str(net.ip) not in in_use:
+            drifts[f"{ifname} address {cidr}"] = {"old": cidr, "new": None}
+    return drifts
+
+
+def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None):
     """Every difference between this host and the wanted setup, by name (empty: none).
 
     ``addresses``: ``{interface: [address/prefix, ...]}``; ``gateway``: the default
     route's next hop; ``sysctls``: ``{name: value}``; ``vip_routes``: ``{vips, table,
-    advmss, gateway, interface, subnet}``.
+    advmss, gateway, interface, subnet}``; ``vips``: ``{interface, addresses, subnet}``.
 
     CLI Example:
 
@@ -125,6 +150,8 @@ def check(addresses=None, gateway=None, sysctls=None, vip_routes=None):
                 drifts["default route"] = {"old": have_gw and f"via {have_gw}", "new": f"via {gateway}"}
         if vip_routes:
             drifts.update(_vip_route_drifts(ipr, *_vip_route_plan(vip_routes)))
+        if vips:
+            drifts.update(_vip_drifts(ipr, vips))
     drifts.update(sysctl.drifts(sysctls or {}))
     return drifts
 
@@ -156,7 +183,7 @@ def _route_text(route, ifname):
     return f"{via}dev {ifname if route['oif'] else '?'} advmss {route['advmss']}"
 
 
-def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None):
+def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None):
     """Make the host match (see :func:`check`); return the differences it repaired.
 
     CLI Example:
@@ -165,7 +192,7 @@ def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None):
 
         salt rs1 lvs_net.apply addresses='{eth0: [10.10.24.21/24]}' gateway=10.10.24.1
     """
-    drifts = check(addresses, gateway, sysctls, vip_routes)
+    drifts = check(addresses, gateway, sysctls, vip_routes, vips)
     if not drifts:
         return {}
     try:
@@ -179,6 +206,13 @@ def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None):
                 ipr.route("replace", dst="0.0.0.0/0", gateway=_ip(gateway, "gateway"))
             if vip_routes:
                 _apply_vip_routes(ipr, *_vip_route_plan(vip_routes))
+            if vips:
+                index = _index(ipr, vips["interface"])
+                for change in _vip_drifts(ipr, vips).values():
+                    if change["new"]:
+                        nl.add_address(ipr, index, change["new"])
+                    else:
+                        nl.del_address(ipr, index, change["old"])
         sysctl.apply(sysctls or {})
     except NetlinkError as err:
         raise CommandExecutionError(f"the kernel refused a change ({err}); wanted: {sorted(drifts)}") from err

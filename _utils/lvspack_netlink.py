@@ -34,6 +34,18 @@ def add_address(ipr, index, cidr):
             raise
 
 
+def del_address(ipr, index, cidr):
+    """Remove ``cidr`` from interface ``index``; already gone is fine."""
+    from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
+
+    net = netaddr.IPNetwork(cidr)
+    try:
+        ipr.addr("del", index=index, address=str(net.ip), prefixlen=net.prefixlen)
+    except NetlinkError as err:
+        if err.code != errno.EADDRNOTAVAIL:
+            raise
+
+
 def default_gateway(ipr, table=MAIN_TABLE, family=2):
     """``(gateway, interface index)`` of the default route of ``table``, or (None, None)."""
     for route in ipr.get_routes(family=family, table=table):

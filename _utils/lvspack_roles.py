@@ -62,7 +62,9 @@ def director(site, minion_id):
     return {
         "role": "director",
         "interface": host.interface,
-        "addresses": {host.interface: [_host_cidr(site, host)] + [_vip_cidr(vip) for vip in vips]},
+        "addresses": {host.interface: [_host_cidr(site, host)]},
+        "vips": {"interface": host.interface, "addresses": [_vip_cidr(vip) for vip in vips],
+                 "subnet": site.subnet},
         "gateway": host.gateway,
         "sysctls": lvspack_tun.director_sysctls(site.ipvs),
         "services": ipvs_services(site),

@@ -42,3 +42,25 @@ def vip_list(vips):
         except (netaddr.AddrFormatError, ValueError, TypeError):
             raise ValueError(f"VIP {vip!r} is not an IP address") from None
     return sorted(set(out), key=lambda v: netaddr.IPAddress(v))
+
+
+# TCP states (include/net/tcp_states.h) in which a socket needs its local address:
+# everything but LISTEN (0A), TIME_WAIT (06) and CLOSE (07).
+_BUSY_TCP_STATES = {"01", "02", "03", "04", "05", "08", "09", "0B", "0C"}
+
+
+def addresses_in_use(proc_net_tcp="/proc/net/tcp"):
+    """IPv4 addresses that carry a TCP connection now (from ``/proc/net/tcp``): a VIP
+    among them is still answering a client and must not be taken away yet."""
+    busy = set()
+    try:
+        with open(proc_net_tcp, encoding="ascii") as fh:
+            next(fh, None)
+            for line in fh:
+                fields = line.split()
+                if len(fields) > 3 and fields[3] in _BUSY_TCP_STATES:
+                    address = bytes.fromhex(fields[1].split(":")[0])[::-1]
+                    busy.add(str(netaddr.IPAddress(int.from_bytes(address, "big"))))
+    except OSError:
+        pass
+    return busy

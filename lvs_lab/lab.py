@@ -292,6 +292,8 @@ class Lab:
             sh("ip", "-n", router.netns, "link", "set", ifname, "up")
         wan_if = router.extra["wan_interface"]
         sh("ip", "-n", router.netns, "link", "add", wan_if, "type", "veth", "peer", "name", "eth0", "netns", client.netns)
+        sh("ip", "-n", router.netns, "link", "set", wan_if, "address", router.mac("wan"))
+        sh("ip", "-n", client.netns, "link", "set", "eth0", "address", client.mac("lan"))
         sh("ip", "-n", router.netns, "addr", "add", router.extra["wan_address"], "dev", wan_if)
         sh("ip", "-n", router.netns, "link", "set", wan_if, "up")
         sh("ip", "-n", client.netns, "addr", "add", client.lan_address, "dev", "eth0")
@@ -308,7 +310,8 @@ class Lab:
             "user": "root",
             "root_dir": hdir,
             "pki_dir": os.path.join(hdir, "pki"),
-            # The cache is rebuilt at each boot: on tmpfs inside a UML kernel (hostfs is slow).
+            # Salt puts these under root_dir (the host's folder): they outlive a reboot, as
+            # /var/cache/salt does on a real host.
             "cachedir": os.path.join(run_dir, "cache"),
             "sock_dir": os.path.join(run_dir, "sock"),
             "pidfile": os.path.join(run_dir, "minion.pid"),

@@ -49,8 +49,9 @@ class LabHost:
         return f"lab{self.index}{network[0]}"
 
     def mac(self, network):
-        """The fixed MAC of this host's NIC on ``network`` (locally administered)."""
-        return f"02:4c:56:{self.index:02x}:00:{1 if network == 'lan' else 2:02x}"
+        """The fixed MAC of this host's NIC on ``network`` ('lan', 'mgmt', 'wan'; locally
+        administered)."""
+        return f"02:4c:56:{self.index:02x}:00:{('lan', 'mgmt', 'wan').index(network) + 1:02x}"
 
 
 def build(site):

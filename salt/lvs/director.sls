@@ -14,6 +14,7 @@ lvs-director-ip-vs-module:
 lvs-director-network:
   lvs_net.configured:
     - addresses: {{ cfg.addresses | json }}
+    - vips: {{ cfg.vips | json }}
     - gateway: {{ cfg.gateway | json }}
     - sysctls: {{ cfg.sysctls | json }}
     - require:

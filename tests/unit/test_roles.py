@@ -29,7 +29,8 @@ def fixture_two_vips():
 def test_seed_director_covers_the_seed_steps(seed):
     cfg = lvspack_roles.for_minion(seed, "director")
     # ip addr add 10.10.24.2/24 dev eth0; ip addr add 10.10.24.88/32 dev eth0
-    assert cfg["addresses"] == {"eth0": ["10.10.24.2/24", "10.10.24.88/32"]}
+    assert cfg["addresses"] == {"eth0": ["10.10.24.2/24"]}
+    assert cfg["vips"] == {"interface": "eth0", "addresses": ["10.10.24.88/32"], "subnet": "10.10.24.0/24"}
     # the seed's 192.168.1.1 is corrected to the site's gateway
     assert cfg["gateway"] == "10.10.24.1"
     assert cfg["sysctls"] == {"net.ipv4.ip_forward": 0}

@@ -1,0 +1,66 @@
+"""Helpers for the site tests: what each host holds (read with the kernel's own tools,
+independently of the pack), pillar trees, and state returns by minion."""
+
+import copy
+import os
+import re
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# What a host of each role holds that the pack manages, as the kernel's tools print it.
+SNAPSHOT = {
+    "director": "ipvsadm-save -n; ip -br addr; ip route show table main; "
+                "sysctl -n net.ipv4.ip_forward",
+    "realserver": "ip -br addr; ip rule; ip route show table main; ip route show table 4242; "
+                  "sysctl -n net.ipv4.ip_forward net.ipv4.conf.all.arp_ignore net.ipv4.conf.all.arp_announce "
+                  "net.ipv4.conf.tunl0.arp_ignore net.ipv4.conf.eth0.arp_ignore net.ipv4.conf.all.rp_filter "
+                  "net.ipv4.conf.tunl0.rp_filter",
+    "router": "nft list ruleset; ip -br addr; sysctl -n net.ipv4.ip_forward",
+}
+
+
+def site_tree(name="seed"):
+    with open(os.path.join(REPO, "pillar", "lvs", f"{name}.sls"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["lvs"]
+
+
+def edited(tree, change):
+    """A deep copy of ``tree`` with ``change(copy)`` applied."""
+    tree = copy.deepcopy(tree)
+    change(tree)
+    return tree
+
+
+def snapshot(lab, hosts=None):
+    """{host: text} of everything the pack manages on each (or the named) lab host."""
+    out = {}
+    for name, host in sorted(lab.hosts.items()):
+        if host.role not in SNAPSHOT or (hosts and name not in hosts):
+            continue
+        code, text, err = lab.capture(name, "sh", "-c", SNAPSHOT[host.role])
+        assert code == 0, f"{name}: {err}"
+        # A veth's peer index changes when it is made again (and with it the padding).
+        out[name] = re.sub(r"[ \t]+", " ", re.sub(r"@if\d+", "", text))
+    return out
+
+
+def changes_by_minion(returns):
+    """{minion: {state id: changes}} of a ``state.apply`` return, only states with changes."""
+    out = {}
+    for minion, states in returns.items():
+        assert isinstance(states, dict), f"{minion}: {states}"
+        out[minion] = {s["__id__"]: s["changes"] for s in states.values() if s["changes"]}
+    return out
+
+
+def results_by_minion(returns):
+    return {minion: {s["__id__"]: s["result"] for s in states.values()} for minion, states in returns.items()}
+
+
+def apply(lab, *args):
+    """``salt '*' state.apply ARGS`` (every minion must return)."""
+    returns = lab.salt_json("--timeout=600", "*", "state.apply", *args, timeout=900)
+    assert sorted(returns) == lab.minions, returns
+    return returns

@@ -1,0 +1,232 @@
+"""The seed's site deployed by `salt '*' state.apply` on the lab's kernels, and changed
+by pillar edits (each converging with one apply).
+
+Every check reads the hosts with the kernel's own tools (ipvsadm, ip, nft, sysctl) or
+sends traffic from the lab's client: never with the pack's own readers.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lvs_lab import plan, traffic
+from tests.lab.ipvs_helpers import call
+from tests.lab.site_helpers import apply, changes_by_minion, edited, results_by_minion, site_tree, snapshot
+
+
+@pytest.fixture(scope="module", name="site_lab")
+def fixture_site_lab(lab):
+    """The seed's site, converged (earlier lab tests changed the director and rs1)."""
+    lab.reset_pillar()
+    apply(lab)
+    yield lab
+    lab.reset_pillar()
+    apply(lab)
+
+
+def _traffic_ok(lab, service="web", count=30):
+    report = traffic.run(lab, lab.site(), count=count, service=service)
+    assert report["ok"], traffic.describe(report)
+    return report
+
+
+def test_apply_deploys_the_seed_and_responses_bypass_the_director(site_lab):
+    report = _traffic_ok(site_lab)
+    assert report["answers"] == {"rs1": 10, "rs2": 10, "rs3": 10}
+    assert report["response_bytes_through_directors"] == 0
+    assert report["directors"]["director"]["ipip"][0] > 0  # requests did travel the tunnels
+
+
+def test_second_apply_reports_no_changes_on_any_minion(site_lab):
+    returns = apply(site_lab)
+    assert changes_by_minion(returns) == {minion: {} for minion in site_lab.minions}
+    assert all(all(results.values()) for results in results_by_minion(returns).values())
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(1)
+
+
+@pytest.mark.parametrize("host", ["director", "rs1", "router"])
+def test_a_restarted_host_comes_back_fully_configured(site_lab, host):
+    before = snapshot(site_lab, [host])
+    site_lab.restart(host)  # power cycle: the kernel (or namespace) keeps nothing
+    # The minion answers first, then applies its highstate (startup_states).
+    _wait(lambda: snapshot(site_lab, [host]) == before, 120, f"{host} to be configured again")
+    _traffic_ok(site_lab)
+
+
+def test_invalid_site_is_rejected_everywhere_and_nothing_changes(site_lab):
+    before = snapshot(site_lab)
+
+    def break_it(tree):
+        tree["realservers"]["rs3"]["address"] = "10.10.24.22"  # the seed's own error
+        tree["realservers"]["rs2"]["weight"] = 5  # would change the director if applied
+        tree["services"]["api"] = {"vip": "10.10.24.89", "public": "112.2.21.89", "port": 80}
+
+    site_lab.set_pillar(edited(site_tree(), break_it))
+    try:
+        returns = apply(site_lab)
+    finally:
+        site_lab.reset_pillar()
+    for minion, states in returns.items():
+        assert [s["__id__"] for s in states.values()] == ["lvs-site-valid"], minion
+        (state,) = states.values()
+        assert state["result"] is False and state["changes"] == {}
+        assert "lvs:realservers:rs3:address: 10.10.24.22 is also the address of lvs:realservers:rs2" \
+            in state["comment"]
+    assert snapshot(site_lab) == before
+
+
+BIG = 64 * 1024
+
+
+def _big_post(lab, tmp_path):
+    """POST 64 KiB to the public address from the client (fresh path MTU); True if answered."""
+    body = tmp_path / "body"
+    body.write_bytes(b"x" * BIG)
+    subprocess.run(["ip", "-n", lab.hosts[plan.CLIENT].netns, "route", "flush", "cache"], check=True)
+    proc = subprocess.run(["ip", "netns", "exec", lab.hosts[plan.CLIENT].netns, "curl", "-s", "-m", "4",
+                           "--data-binary", f"@{body}", "http://112.2.21.88/"],
+                          capture_output=True, text=True, check=False)
+    return proc.returncode == 0 and f"received {BIG} bytes" in proc.stdout
+
+
+def test_large_requests_pass_with_icmp_filtered_thanks_to_mss_clamping(site_lab, tmp_path):
+    client = site_lab.hosts[plan.CLIENT].netns
+    nft = ["ip", "netns", "exec", client, "nft"]
+    # The client hears no ICMP "fragmentation needed" (as behind many firewalls).
+    subprocess.run([*nft, "-f", "-"], check=True, text=True, input=(
+        "table ip lvslab_noicmp {\n chain input {\n type filter hook input priority 0;\n"
+        " icmp type destination-unreachable counter drop\n }\n}\n"))
+    try:
+        assert _big_post(site_lab, tmp_path)
+        # The control: without the VIP source rules (the clamp) the same request stalls ...
+        for rs in ("rs1", "rs2", "rs3"):
+            assert site_lab.capture(rs, "ip", "rule", "del", "pref", "1042")[0] == 0
+        assert not _big_post(site_lab, tmp_path)
+        # ... and one apply names the drift on each real server and repairs it.
+        changes = changes_by_minion(apply(site_lab))
+        for rs in ("rs1", "rs2", "rs3"):
+            assert changes[rs] == {"lvs-realserver-network": {
+                "rule from 10.10.24.88/32 lookup 4242": {"old": None, "new": "priority 1042"}}}
+        assert _big_post(site_lab, tmp_path)
+    finally:
+        subprocess.run([*nft, "delete", "table", "ip", "lvslab_noicmp"], check=False)
+
+
+def test_test_mode_predicts_a_pillar_edit_exactly_then_one_apply_does_it(site_lab):
+    def grow(tree):
+        tree["realservers"]["rs2"]["weight"] = 3
+        tree["services"]["web"]["scheduler"] = "wrr"
+        tree["services"]["api"] = {"vip": "10.10.24.89", "public": "112.2.21.89", "protocol": "tcp",
+                                   "port": 80, "scheduler": "wrr"}
+
+    site_lab.set_pillar(edited(site_tree(), grow))
+    before = snapshot(site_lab)
+    predicted = apply(site_lab, "test=True")
+    assert snapshot(site_lab) == before  # test=True changed nothing
+    for states in predicted.values():
+        for state in states.values():
+            assert state["result"] is (None if state["changes"] else True), state
+    predicted = changes_by_minion(predicted)
+    director = predicted["director"]["lvs-director-ipvs"]
+    assert director["tcp:10.10.24.88:80"] == {"old": {"scheduler": "rr"}, "new": {"scheduler": "wrr"}}
+    assert director["tcp:10.10.24.88:80 -> 10.10.24.22:80"] == {"old": {"weight": 1}, "new": {"weight": 3}}
+    assert director["tcp:10.10.24.89:80"]["old"] is None
+    assert predicted["router"]["lvs-router-nat"]["nftables table ip lvs_nat"]["new"] == [
+        "prerouting: iifname wan0 ip daddr 112.2.21.89 dnat to 10.10.24.89",
+        "postrouting: oifname wan0 ip saddr 10.10.24.89 snat to 112.2.21.89"]
+    assert predicted["rs1"]["lvs-realserver-tunnel"] == {"tunl0.address 10.10.24.89/32": {
+        "old": None, "new": "10.10.24.89/32"}}
+
+    applied = changes_by_minion(apply(site_lab))
+    assert applied == predicted
+    assert changes_by_minion(apply(site_lab)) == {minion: {} for minion in site_lab.minions}
+    web = _traffic_ok(site_lab, "web", 25)
+    assert web["answers"] == {"rs1": 5, "rs2": 15, "rs3": 5}
+    _traffic_ok(site_lab, "api", 15)
+    # Back to the seed: the api service's backends are drained (its finished connections
+    # linger in FIN_WAIT), the service goes once it is idle.
+    site_lab.reset_pillar()
+    ipvs = changes_by_minion(apply(site_lab))["director"]["lvs-director-ipvs"]
+    api = {key: change for key, change in ipvs.items() if key.startswith("tcp:10.10.24.89:80")}
+    assert api and all(c["new"] in (None, {"weight": 0, "draining": True}) for c in api.values()), api
+    assert _traffic_ok(site_lab, "web", 30)["answers"] == {"rs1": 10, "rs2": 10, "rs3": 10}
+
+
+HOLD = """
+import json, socket, sys
+conns = [socket.create_connection(("112.2.21.88", 80), timeout=30) for _ in range(3)]
+for c in conns:
+    c.sendall(b"GET / HTTP/1.0\\r\\n")          # the request is not finished yet
+print("open", flush=True)
+sys.stdin.readline()
+served = []
+for c in conns:
+    c.sendall(b"\\r\\n")
+    data = b""
+    while chunk := c.recv(4096):
+        data += chunk
+    served.append(data.decode().rsplit("served by ", 1)[-1].strip() if b"200 OK" in data else "FAILED")
+print(json.dumps(served), flush=True)
+"""
+
+
+def _dest(lab, address):
+    """(weight, active, inactive) of destination ``address`` in ipvsadm's listing, or None."""
+    code, out, _ = lab.capture("director", "ipvsadm", "-Ln", "-t", "10.10.24.88:80")
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == f"{address}:80":
+            return int(fields[3]), int(fields[4]), int(fields[5])
+    return None
+
+
+def _drain_rs3_while_it_holds_a_connection(lab):
+    holder = subprocess.Popen(["ip", "netns", "exec", lab.hosts[plan.CLIENT].netns, sys.executable, "-c", HOLD],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        _wait(lambda: (_dest(lab, "10.10.24.23") or (0, 0))[1] == 1, 10, "rs3 to hold one connection")
+        lab.set_pillar(edited(site_tree(), lambda tree: tree["realservers"].pop("rs3")))
+        changes = changes_by_minion(apply(lab))
+        assert changes["director"] == {"lvs-director-ipvs": {"tcp:10.10.24.88:80 -> 10.10.24.23:80": {
+            "old": {"weight": 1}, "new": {"weight": 0, "draining": True}}}}
+        assert _dest(lab, "10.10.24.23")[:2] == (0, 1)  # drained, its connection still there
+        assert changes_by_minion(apply(lab))["director"] == {}  # draining is a steady state
+        new = _traffic_ok(lab, "web", 10)
+        assert new["answers"] == {"rs1": 5, "rs2": 5}
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        served = json.loads(holder.stdout.readline())
+        assert sorted(served) == ["rs1", "rs2", "rs3"]  # rs3's connection was not cut
+        assert holder.wait(timeout=10) == 0
+    finally:
+        holder.kill()
+
+
+def test_a_removed_realserver_is_drained_not_cut_and_comes_back_when_added(site_lab):
+    timeouts = call(site_lab, "ipvs.get_timeouts")
+    call(site_lab, "ipvs.set_timeouts", tcpfin=2)  # finished connections leave the table soon
+    try:
+        _drain_rs3_while_it_holds_a_connection(site_lab)
+        # (finished connections of earlier tests may hold the older 120 s FIN_WAIT timer)
+        _wait(lambda: _dest(site_lab, "10.10.24.23")[1:] == (0, 0), 150, "rs3's connections to end")
+    finally:
+        call(site_lab, "ipvs.set_timeouts", tcpfin=timeouts["tcpfin"])
+    changes = changes_by_minion(apply(site_lab))
+    assert changes["director"]["lvs-director-ipvs"]["tcp:10.10.24.88:80 -> 10.10.24.23:80"]["new"] is None
+    assert _dest(site_lab, "10.10.24.23") is None
+    # Added back: one apply, and it answers its share again.
+    site_lab.reset_pillar()
+    changes = changes_by_minion(apply(site_lab))
+    assert changes["director"]["lvs-director-ipvs"]["tcp:10.10.24.88:80 -> 10.10.24.23:80"]["old"] is None
+    assert _traffic_ok(site_lab, "web", 30)["answers"] == {"rs1": 10, "rs2": 10, "rs3": 10}
