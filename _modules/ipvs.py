@@ -20,10 +20,12 @@ import struct
 import sys
 import time
 
+import lvspack_genl
 import lvspack_ipvs
 from lvspack_fresh import fresh
 
 rec = fresh(lvspack_ipvs)
+genl = fresh(lvspack_genl)
 
 try:
     from pyroute2 import IPVS, IPVSDest, IPVSService
@@ -41,14 +43,6 @@ __virtualname__ = "ipvs"
 __func_alias__ = {"list_": "list"}
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
-AF_VERSION = {socket.AF_INET: 4, socket.AF_INET6: 6}
-STATS_FIELDS = {
-    "IPVS_STATS_ATTR_CONNS": "conns", "IPVS_STATS_ATTR_INPKTS": "inpkts",
-    "IPVS_STATS_ATTR_OUTPKTS": "outpkts", "IPVS_STATS_ATTR_INBYTES": "inbytes",
-    "IPVS_STATS_ATTR_OUTBYTES": "outbytes", "IPVS_STATS_ATTR_CPS": "cps",
-    "IPVS_STATS_ATTR_INPPS": "inpps", "IPVS_STATS_ATTR_OUTPPS": "outpps",
-    "IPVS_STATS_ATTR_INBPS": "inbps", "IPVS_STATS_ATTR_OUTBPS": "outbps",
-}
 
 
 def __virtual__():
@@ -156,10 +150,12 @@ class _Wire:
             yield kind, seq, data[offset:offset + length]
             offset += (length + 3) & ~3
 
-    def dump(self, cmd, attrs=()):
-        """The decoded replies of a dump request."""
-        seq, data = self._encode(cmd, list(attrs), self.F_REQUEST | self.F_DUMP)
-        self.sock.send(data)
+    def dump(self, cmd, attrs=b""):
+        """The replies of a dump request, as raw messages (``lvspack_genl`` decodes them);
+        ``attrs`` are the request's encoded attributes."""
+        self.seq += 1
+        seq = self.seq
+        self.sock.send(genl.request(self.family, cmd, attrs, self.F_REQUEST | self.F_DUMP, seq))
         out = []
         while True:
             for kind, rseq, payload in self._messages():
@@ -170,9 +166,7 @@ class _Wire:
                 if kind == self.NLMSG_ERROR:
                     code = -struct.unpack_from("=i", payload, 16)[0]
                     raise NetlinkError(code, os.strerror(code))
-                msg = self.nl.ipvsmsg(payload)
-                msg.decode()
-                out.append(msg)
+                out.append(payload)
 
     def pipeline(self, requests):
         """Send ``(cmd, attrs, flags, label)`` requests, WINDOW at a time; return
@@ -232,69 +226,19 @@ def _dest_nl(dest):
     )
 
 
-def _stats(nla):
-    """The 64-bit counters of a service or destination attribute set."""
-    stats = nla.get_attr(f"{nla.prefix}STATS64")
-    if stats is None:
-        return {}
-    return {name: stats.get_attr(attr) or 0 for attr, name in STATS_FIELDS.items()}
-
-
-def _service_from_nl(msg):
-    svc = msg.get_attr("IPVS_CMD_ATTR_SERVICE")
-    af = AF_VERSION[svc.get_attr("IPVS_SVC_ATTR_AF")]
-    fwmark = svc.get_attr("IPVS_SVC_ATTR_FWMARK") or None
-    flags = (svc.get_attr("IPVS_SVC_ATTR_FLAGS") or {}).get("flags", 0)
-    protocol = rec.PROTOCOL_NAMES.get(svc.get_attr("IPVS_SVC_ATTR_PROTOCOL")) if not fwmark else None
-    netmask = svc.get_attr("IPVS_SVC_ATTR_NETMASK")
-    return {
-        "af": af,
-        "protocol": protocol,
-        "address": None if fwmark else str(svc.get_attr("IPVS_SVC_ATTR_ADDR")),
-        "port": None if fwmark else svc.get_attr("IPVS_SVC_ATTR_PORT"),
-        "fwmark": fwmark,
-        "scheduler": svc.get_attr("IPVS_SVC_ATTR_SCHED_NAME"),
-        "flags": rec.sched_flags_names(flags),
-        "persistent": svc.get_attr("IPVS_SVC_ATTR_TIMEOUT") if flags & rec.SVC_F_PERSISTENT else 0,
-        "netmask": netmask if af == 4 else int.from_bytes(socket.inet_aton(netmask), sys.byteorder),
-        "stats": _stats(svc),
-    }
-
-
-def _dest_from_nl(msg):
-    dest = msg.get_attr("IPVS_CMD_ATTR_DEST")
-    tun_flags = dest.get_attr("IPVS_DEST_ATTR_TUN_FLAGS") or 0
-    forward = rec.FORWARD_NAMES[dest.get_attr("IPVS_DEST_ATTR_FWD_METHOD") & 0x7]
-    record = {
-        "address": str(dest.get_attr("IPVS_DEST_ATTR_ADDR")),
-        "port": dest.get_attr("IPVS_DEST_ATTR_PORT"),
-        "forward": forward,
-        "weight": dest.get_attr("IPVS_DEST_ATTR_WEIGHT"),
-        "u_threshold": dest.get_attr("IPVS_DEST_ATTR_U_THRESH"),
-        "l_threshold": dest.get_attr("IPVS_DEST_ATTR_L_THRESH"),
-        "active": dest.get_attr("IPVS_DEST_ATTR_ACTIVE_CONNS"),
-        "inactive": dest.get_attr("IPVS_DEST_ATTR_INACT_CONNS"),
-        "persistent_conns": dest.get_attr("IPVS_DEST_ATTR_PERSIST_CONNS"),
-        "stats": _stats(dest),
-    }
-    if forward == "tunnel":
-        record["tun_type"] = rec.TUN_TYPE_NAMES.get(dest.get_attr("IPVS_DEST_ATTR_TUN_TYPE") or 0, "ipip")
-        record["tun_port"] = socket.ntohs(dest.get_attr("IPVS_DEST_ATTR_TUN_PORT") or 0)
-        record["tun_flags"] = sorted(n for n, bit in rec.TUN_FLAGS.items() if tun_flags & bit)
-    return record
-
-
 def _read(only=None):
-    """The table (or the service ``only``) as records; one raw socket, one dump per service."""
+    """The table (or the service ``only``) as records; one raw socket, one dump per
+    service, replies decoded by ``lvspack_genl`` (the read path of every state)."""
     with _Wire() as wire:
         services = []
-        for msg in _call("list services", wire.dump, wire.nl.IPVS_CMD_GET_SERVICE):
-            svc = _service_from_nl(msg)
+        for payload in _call("list services", wire.dump, genl.CMD_GET_SERVICE):
+            svc = genl.service_record(payload)
             if only is not None and rec.service_spec(svc) != rec.service_spec(only):
                 continue
-            dests = _call(f"list destinations of {rec.service_spec(svc)}", wire.dump, wire.nl.IPVS_CMD_GET_DEST,
-                          [("IPVS_CMD_ATTR_SERVICE", _svc_key_nl(svc).dump_key())])
-            svc["destinations"] = sorted((_dest_from_nl(d) for d in dests), key=lambda d: (d["address"], d["port"]))
+            dests = _call(f"list destinations of {rec.service_spec(svc)}", wire.dump, genl.CMD_GET_DEST,
+                          genl.service_key(svc))
+            svc["destinations"] = sorted((genl.dest_record(d, svc["af"]) for d in dests),
+                                         key=lambda d: (d["address"], d["port"]))
             services.append(svc)
     return sorted(services, key=rec.service_spec)
 

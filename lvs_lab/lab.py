@@ -35,7 +35,7 @@ from lvs_lab.progress import Progress
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_DIR = os.environ.get("LVS_LAB_DIR", "/run/lvs-lab")
 UML = "/usr/bin/linux.uml"
-UML_MEM = "384M"
+UML_MEM = os.environ.get("LVS_LAB_MEM", "384M")  # per UML kernel; the 1,000-service benchmark wants more
 GUEST_MODULES = "ipip ip_vs ip_vs_rr ip_vs_wrr ip_vs_wlc"
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 CLONE_NEWNET = 0x40000000
