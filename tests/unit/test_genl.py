@@ -96,3 +96,13 @@ def test_service_key_encodes_as_pyroute2_does(ipvs):
         for attr in ("IPVS_SVC_ATTR_AF", "IPVS_SVC_ATTR_PROTOCOL", "IPVS_SVC_ATTR_ADDR", "IPVS_SVC_ATTR_PORT",
                      "IPVS_SVC_ATTR_FWMARK"):
             assert decoded.get_attr(attr) == reference.get_attr(attr), (key, attr)
+
+
+def test_command_and_attribute_numbers_are_the_kernel_uapi_ones():
+    # include/uapi/linux/ip_vs.h, as pyroute2 also declares them
+    assert (lvspack_genl.CMD_GET_SERVICE, lvspack_genl.CMD_GET_DEST) == (nl.IPVS_CMD_GET_SERVICE, nl.IPVS_CMD_GET_DEST)
+    assert lvspack_genl.GENL_VERSION == nl.GENL_VERSION
+    names = [name for name, _ in nl.ipvsmsg.service.nla_map]
+    assert names.index("IPVS_SVC_ATTR_STATS64") == lvspack_genl.SVC_STATS64
+    names = [name for name, _ in nl.ipvsmsg.dest.nla_map]
+    assert names.index("IPVS_DEST_ATTR_TUN_FLAGS") == lvspack_genl.DEST_TUN_FLAGS
