@@ -121,6 +121,7 @@ class _Wire:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, self.NETLINK_GENERIC)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.bind((0, 0))
+        self.buffer = bytearray(1 << 20)
         self.seq = 0
 
     def __enter__(self):
@@ -143,7 +144,8 @@ class _Wire:
 
     def _messages(self):
         """Yield (type, seq, payload bytes) for each message of the next datagram."""
-        data = self.sock.recv(1 << 20)
+        size = self.sock.recv_into(self.buffer)  # into one buffer: no 1 MiB allocation per datagram
+        data = bytes(self.buffer[:size])
         offset = 0
         while offset + 16 <= len(data):
             length, kind, _flags, seq, _pid = struct.unpack_from("=IHHII", data, offset)
@@ -226,26 +228,27 @@ def _dest_nl(dest):
     )
 
 
-def _read(only=None):
+def _read(only=None, stats=True):
     """The table (or the service ``only``) as records; one raw socket, one dump per
     service, replies decoded by ``lvspack_genl`` (the read path of every state)."""
     with _Wire() as wire:
         services = []
         for payload in _call("list services", wire.dump, genl.CMD_GET_SERVICE):
-            svc = genl.service_record(payload)
+            svc = genl.service_record(payload, stats)
             if only is not None and rec.service_spec(svc) != rec.service_spec(only):
                 continue
             dests = _call(f"list destinations of {rec.service_spec(svc)}", wire.dump, genl.CMD_GET_DEST,
                           genl.service_key(svc))
-            svc["destinations"] = sorted((genl.dest_record(d, svc["af"]) for d in dests),
+            svc["destinations"] = sorted((genl.dest_record(d, svc["af"], stats) for d in dests),
                                          key=lambda d: (d["address"], d["port"]))
             services.append(svc)
     return sorted(services, key=rec.service_spec)
 
 
 # ------------------------------------------------------------------ read
-def list_(service=None):
-    """List the virtual services (or one) with their destinations and stats.
+def list_(service=None, stats=True):
+    """List the virtual services (or one) with their destinations and, unless
+    ``stats=False`` (the states' way: faster on big tables), their counters.
 
     CLI Example:
 
@@ -255,7 +258,7 @@ def list_(service=None):
         salt director ipvs.list service=tcp:10.10.24.88:80
     """
     key = _parse_service(service) if service else None
-    return _read(only=key)
+    return _read(only=key, stats=stats)
 
 
 def get_service(service):

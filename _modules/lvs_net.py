@@ -109,7 +109,7 @@ def _vip_drifts(ipr, vips):
     drifts = {f"{ifname} address {c}": {"old": None, "new": c} for c in sorted(wanted - have)}
     in_use = tun.addresses_in_use()
     if "ipvs.list" in __salt__:
-        in_use |= {svc["address"] for svc in __salt__["ipvs.list"]() if svc.get("address")}
+        in_use |= {svc["address"] for svc in __salt__["ipvs.list"](stats=False) if svc.get("address")}
     for cidr in sorted(have - wanted):
         net = netaddr.IPNetwork(cidr)
         if net.prefixlen == 32 and net.ip in subnet and str(net.ip) not in in_use:

@@ -63,7 +63,7 @@ def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS ta
         ret.update(result=False, comment=f"failed to change {what}: {err}")
         return ret, desired
     # Verify: a fresh plan is empty, but for drained entries that went idle meanwhile.
-    left, _ = rec.plan(__salt__["ipvs.list"](), desired, owned, remove)
+    left, _ = rec.plan(_current(), desired, owned, remove)
     left = [op for op in left if op[0] not in ("del_dest", "del_service")]
     if left:
         ret.update(result=False, comment=f"{what} still differs after the change: {left[:3]}")
@@ -73,7 +73,7 @@ def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS ta
 
 
 def _current(spec=None):
-    return __salt__["ipvs.list"](spec) if spec else __salt__["ipvs.list"]()
+    return __salt__["ipvs.list"](spec, stats=False)
 
 
 def service_present(name, scheduler="wlc", flags=None, persistent=0, netmask=None):
@@ -193,7 +193,7 @@ def managed(name, services, remove="drain"):
     current = _current()
     ret, desired = _converge(ret, current, services or {}, owned, remove, what=f"the services of {name}")
     if desired is not None and not __opts__["test"] and ret["result"]:
-        keep = rec.still_owned(_current(), desired, owned)
+        keep = rec.still_owned(_current() if ret["changes"] else current, desired, owned)
         if keep != owned:
             os.makedirs(folder, exist_ok=True)
             with open(path, "w", encoding="utf-8") as fh:

@@ -106,8 +106,9 @@ def _top(payload):
     return attributes(payload, NLMSG_HEADER.size + GENL_HEADER.size)
 
 
-def service_record(payload):
-    """The ``ipvs.list`` record (without destinations) of a GET_SERVICE reply."""
+def service_record(payload, stats=True):
+    """The ``ipvs.list`` record (without destinations) of a GET_SERVICE reply
+    (``stats`` empty unless asked for)."""
     from lvspack_ipvs import PROTOCOL_NAMES, sched_flags_names  # noqa: PLC0415
 
     svc = attributes(_top(payload)[CMD_ATTR_SERVICE])
@@ -127,11 +128,11 @@ def service_record(payload):
         "flags": sched_flags_names(flags),
         "persistent": _u32(svc, SVC_TIMEOUT) if flags & SVC_F_PERSISTENT else 0,
         "netmask": netmask,
-        "stats": _stats(svc, SVC_STATS64),
+        "stats": _stats(svc, SVC_STATS64) if stats else {},
     }
 
 
-def dest_record(payload, service_af=4):
+def dest_record(payload, service_af=4, stats=True):
     """The ``ipvs.list`` destination record of a GET_DEST reply."""
     from lvspack_ipvs import FORWARD_NAMES, TUN_FLAGS, TUN_TYPE_NAMES  # noqa: PLC0415
 
@@ -149,7 +150,7 @@ def dest_record(payload, service_af=4):
         "active": _u32(dest, DEST_ACTIVE_CONNS),
         "inactive": _u32(dest, DEST_INACT_CONNS),
         "persistent_conns": _u32(dest, DEST_PERSIST_CONNS),
-        "stats": _stats(dest, DEST_STATS64),
+        "stats": _stats(dest, DEST_STATS64) if stats else {},
     }
     if forward == "tunnel":
         tun_type = dest.get(DEST_TUN_TYPE)
