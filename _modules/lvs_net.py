@@ -117,12 +117,42 @@ def _vip_drifts(ipr, vips):
     return drifts
 
 
-def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None):
+def _route_drifts(ipr, routes):
+    """Routes the pack owns (protocol RTPROT_LVS): exactly ``routes``."""
+    have = nl.owned_routes(ipr)
+    drifts = {}
+    for dst, spec in (routes or {}).items():
+        want = sorted(_ip(g, f"routes:{dst}:via") for g in spec["via"])
+        dst = _cidr(dst, "routes")
+        if have.get(dst) != want:
+            drifts[f"route {dst}"] = {"old": have.get(dst) and f"via {', '.join(have[dst])}",
+                                      "new": f"via {', '.join(want)}"}
+    for stale in sorted(set(have) - {_cidr(d, "routes") for d in routes or {}}):
+        drifts[f"route {stale}"] = {"old": f"via {', '.join(have[stale])}", "new": None}
+    return drifts
+
+
+def _apply_routes(ipr, routes):
+    for dst, spec in (routes or {}).items():
+        index = _index(ipr, spec["interface"])
+        hops = sorted(_ip(g, f"routes:{dst}:via") for g in spec["via"])
+        if len(hops) == 1:
+            ipr.route("replace", dst=_cidr(dst, "routes"), gateway=hops[0], oif=index, proto=nl.RTPROT_LVS)
+        else:
+            ipr.route("replace", dst=_cidr(dst, "routes"), proto=nl.RTPROT_LVS,
+                      multipath=[{"gateway": hop, "oif": index} for hop in hops])
+    for stale in set(nl.owned_routes(ipr)) - {_cidr(d, "routes") for d in routes or {}}:
+        ipr.route("del", dst=stale, proto=nl.RTPROT_LVS)
+
+
+def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None, routes=None):
     """Every difference between this host and the wanted setup, by name (empty: none).
 
     ``addresses``: ``{interface: [address/prefix, ...]}``; ``gateway``: the default
     route's next hop; ``sysctls``: ``{name: value}``; ``vip_routes``: ``{vips, table,
-    advmss, gateway, interface, subnet}``; ``vips``: ``{interface, addresses, subnet}``.
+    advmss, gateway, interface, subnet}``; ``vips``: ``{interface, addresses, subnet}``;
+    ``routes``: ``{destination: {via: [next hops], interface}}`` (ECMP when several),
+    the routes the pack owns (others are left alone).
 
     CLI Example:
 
@@ -152,6 +182,8 @@ def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
             drifts.update(_vip_route_drifts(ipr, *_vip_route_plan(vip_routes)))
         if vips:
             drifts.update(_vip_drifts(ipr, vips))
+        if routes is not None:
+            drifts.update(_route_drifts(ipr, routes))
     drifts.update(sysctl.drifts(sysctls or {}))
     return drifts
 
@@ -183,7 +215,7 @@ def _route_text(route, ifname):
     return f"{via}dev {ifname if route['oif'] else '?'} advmss {route['advmss']}"
 
 
-def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None):
+def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None, routes=None):
     """Make the host match (see :func:`check`); return the differences it repaired.
 
     CLI Example:
@@ -192,7 +224,7 @@ def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
 
         salt rs1 lvs_net.apply addresses='{eth0: [10.10.24.21/24]}' gateway=10.10.24.1
     """
-    drifts = check(addresses, gateway, sysctls, vip_routes, vips)
+    drifts = check(addresses, gateway, sysctls, vip_routes, vips, routes)
     if not drifts:
         return {}
     try:
@@ -213,6 +245,8 @@ def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
                         nl.add_address(ipr, index, change["new"])
                     else:
                         nl.del_address(ipr, index, change["old"])
+            if routes is not None:
+                _apply_routes(ipr, routes)
         sysctl.apply(sysctls or {})
     except NetlinkError as err:
         raise CommandExecutionError(f"the kernel refused a change ({err}); wanted: {sorted(drifts)}") from err

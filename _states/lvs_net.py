@@ -24,11 +24,12 @@ def __virtual__():
     return True
 
 
-def configured(name, addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None):
+def configured(name, addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None, routes=None):
     """The host holds ``addresses`` (added, never removed), routes by ``gateway``, has
     ``sysctls`` set, on a real server the ``vip_routes`` that clamp the MSS, and on a
-    director exactly the ``vips`` (stale ones removed once idle)."""
+    director exactly the ``vips`` (stale ones removed once idle), on a router exactly
+    the ``routes`` the pack owns (ECMP over the directors)."""
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    args = (addresses, gateway, sysctls, vip_routes, vips)
+    args = (addresses, gateway, sysctls, vip_routes, vips, routes)
     return converge(ret, __opts__["test"], lambda: __salt__["lvs_net.check"](*args),
                     lambda: __salt__["lvs_net.apply"](*args), f"the network of {__opts__['id']}")

@@ -9,6 +9,7 @@ import errno
 import netaddr
 
 MAIN_TABLE = 254
+RTPROT_LVS = 76  # the routes the pack owns carry this protocol number (free in rt_protos)
 
 
 def link(ipr, name):
@@ -22,28 +23,25 @@ def addresses(ipr, index):
     return sorted(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(index=index))
 
 
-def add_address(ipr, index, cidr):
-    """Add ``cidr`` (``10.10.24.88/32``) to interface ``index``; already there is fine."""
+def _address(ipr, verb, index, cidr, fine):
     from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
 
     net = netaddr.IPNetwork(cidr)
     try:
-        ipr.addr("add", index=index, address=str(net.ip), prefixlen=net.prefixlen)
+        ipr.addr(verb, index=index, address=str(net.ip), prefixlen=net.prefixlen)
     except NetlinkError as err:
-        if err.code != errno.EEXIST:
+        if err.code != fine:
             raise
+
+
+def add_address(ipr, index, cidr):
+    """Add ``cidr`` (``10.10.24.88/32``) to interface ``index``; already there is fine."""
+    _address(ipr, "add", index, cidr, errno.EEXIST)
 
 
 def del_address(ipr, index, cidr):
     """Remove ``cidr`` from interface ``index``; already gone is fine."""
-    from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
-
-    net = netaddr.IPNetwork(cidr)
-    try:
-        ipr.addr("del", index=index, address=str(net.ip), prefixlen=net.prefixlen)
-    except NetlinkError as err:
-        if err.code != errno.EADDRNOTAVAIL:
-            raise
+    _address(ipr, "del", index, cidr, errno.EADDRNOTAVAIL)
 
 
 def default_gateway(ipr, table=MAIN_TABLE, family=2):
@@ -74,4 +72,16 @@ def source_rules(ipr, table, family=2):
     for rule in ipr.get_rules(family=family):
         if rule.get_attr("FRA_TABLE", rule["table"]) == table and rule.get_attr("FRA_SRC"):
             out[f"{rule.get_attr('FRA_SRC')}/{rule['src_len']}"] = rule.get_attr("FRA_PRIORITY")
+    return out
+
+
+def owned_routes(ipr, table=MAIN_TABLE, family=2):
+    """``{destination cidr: sorted next hops}`` of the routes the pack made (RTPROT_LVS)."""
+    out = {}
+    for route in ipr.get_routes(family=family, table=table):
+        if route["proto"] != RTPROT_LVS:
+            continue
+        dst = f"{route.get_attr('RTA_DST')}/{route['dst_len']}"
+        hops = [hop.get_attr("RTA_GATEWAY") for hop in route.get_attr("RTA_MULTIPATH") or []]
+        out[dst] = sorted(h for h in hops + [route.get_attr("RTA_GATEWAY")] if h)
     return out

@@ -3,12 +3,15 @@
 The role states (``salt/lvs/<role>.sls``) render these dicts into state calls, so the
 SLS files stay declarative and every decision is here, where unit tests reach it:
 
-* ``director``: its LAN address, the VIPs on its LAN NIC, the default gateway, its
+* ``director``: its LAN address, the VIPs (on its LAN NIC when it is the site's only
+  director: it answers ARP for them, as in the seed; on ``lo`` with ARP hidden when
+  there are several: the router spreads the flows over them), the default gateway, its
   sysctls, and the IPVS services with one tunnel destination per backend;
 * ``realserver``: its LAN address and gateway, the VIPs on the ipip device with the
   ARP/rp_filter sysctls, and the VIP source routes that clamp the TCP MSS;
 * ``router``: forwarding on, its LAN and WAN addresses (plus every public address as
-  /32 so it answers ARP for them), and the 1:1 NAT pairs.
+  /32 so it answers ARP for them), the 1:1 NAT pairs, and with several directors an
+  ECMP route per VIP over all of them (hashing on ports, so flows spread).
 """
 
 import netaddr
@@ -56,17 +59,26 @@ def ipvs_services(site):
     return services
 
 
+def _vips(site):
+    return sorted({svc.vip for svc in site.services.values()}, key=netaddr.IPAddress)
+
+
 def director(site, minion_id):
     host = site.hosts[minion_id]
-    vips = sorted({svc.vip for svc in site.services.values()}, key=netaddr.IPAddress)
+    shared = len(site.directors) > 1
+    sysctls = lvspack_tun.director_sysctls(site.ipvs)
+    if shared:  # the VIPs live on lo: never answer ARP for them, never announce them
+        for iface in ("all", host.interface):
+            sysctls[f"net.ipv4.conf.{iface}.arp_ignore"] = 1
+            sysctls[f"net.ipv4.conf.{iface}.arp_announce"] = 2
     return {
         "role": "director",
         "interface": host.interface,
         "addresses": {host.interface: [_host_cidr(site, host)]},
-        "vips": {"interface": host.interface, "addresses": [_vip_cidr(vip) for vip in vips],
-                 "subnet": site.subnet},
+        "vips": {"interface": "lo" if shared else host.interface,
+                 "addresses": [_vip_cidr(vip) for vip in _vips(site)], "subnet": site.subnet},
         "gateway": host.gateway,
-        "sysctls": lvspack_tun.director_sysctls(site.ipvs),
+        "sysctls": sysctls,
         "services": ipvs_services(site),
     }
 
@@ -108,11 +120,18 @@ def router(site, minion_id=None):
     own_wan = str(netaddr.IPNetwork(rtr.wan_address).ip)
     wan = [rtr.wan_address] + [_vip_cidr(public) for public in sorted(pairs, key=netaddr.IPAddress)
                                if public != own_wan]
+    sysctls = {"net.ipv4.ip_forward": 1}
+    routes = {}
+    directors = sorted(h.address for h in site.directors)
+    if len(directors) > 1:
+        sysctls["net.ipv4.fib_multipath_hash_policy"] = 1  # layer 4: one client's flows spread too
+        routes = {_vip_cidr(vip): {"via": directors, "interface": rtr.lan_interface} for vip in _vips(site)}
     return {
         "role": "router",
         "kind": rtr.kind,
         "addresses": {rtr.lan_interface: [f"{rtr.lan_address}/{_prefix(site)}"], rtr.wan_interface: wan},
-        "sysctls": {"net.ipv4.ip_forward": 1},
+        "sysctls": sysctls,
+        "routes": routes,
         "nat": {
             "table": NAT_TABLE,
             "wan_interface": rtr.wan_interface,

@@ -259,12 +259,6 @@ def parse(pillar):
                 gateway=host_gateway,
             )
 
-    directors = [h for h in hosts.values() if h.role == "director"]
-    if len(directors) > 1:
-        errors.add(("directors",), f"{len(directors)} directors given ({', '.join(h.minion_id for h in directors)}): "
-                                   "the pack runs one director per site for now (each would answer ARP for "
-                                   "the VIPs)")
-
     services = {}
     stree = _mapping(errors, ("services",), tree.get("services"))
     if not stree:

@@ -1,4 +1,6 @@
-# A second site: two VIPs (one TCP, one UDP), four real servers, unequal weights.
+# A second site: two VIPs (one TCP, one UDP), four real servers, unequal weights, and
+# two directors: each holds the VIPs on lo, and the router spreads the flows over them
+# (an ECMP route per VIP, hashing on ports).
 # Lab: `lvs-lab up --site two_vips`. Schema: docs/pillar.md
 lvs:
   lan:
@@ -14,6 +16,8 @@ lvs:
   directors:
     director:
       address: 10.10.24.2
+    director2:
+      address: 10.10.24.3
   realservers:                      # the weight a real server has in every service ...
     rs1: {address: 10.10.24.21, weight: 1}
     rs2: {address: 10.10.24.22, weight: 2}

@@ -1,6 +1,6 @@
 {#- The front router (kind linux): its LAN and WAN addresses plus every public address
-    it maps, forwarding on, and the 1:1 NAT public <-> VIP in the nftables table
-    `lvs_nat`, which the pack owns alone. #}
+    it maps, forwarding on, the 1:1 NAT public <-> VIP in the nftables table `lvs_nat`,
+    which the pack owns alone, and with several directors an ECMP route per VIP. #}
 {%- set cfg = salt['lvs_site.config']() %}
 include:
   - lvs.site
@@ -10,6 +10,7 @@ lvs-router-network:
   lvs_net.configured:
     - addresses: {{ cfg.addresses | json }}
     - sysctls: {{ cfg.sysctls | json }}
+    - routes: {{ cfg.routes | json }}
     - require:
       - lvs_site: lvs-site-valid
 

@@ -33,13 +33,18 @@ def run_cli(*args, timeout=900):
     return subprocess.run([LVS_LAB, *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@pytest.fixture(scope="session", name="lab")
-def fixture_lab():
+def require_lab():
+    """Skip (saying why) where this machine cannot run the lab; under CI, fail instead."""
     reason = _why_not()
     if reason:
         if os.environ.get("CI"):
             pytest.fail(f"the lab cannot run on this CI machine: {reason}")
         pytest.skip(f"lab tests skipped: {reason}")
+
+
+@pytest.fixture(scope="session", name="lab")
+def fixture_lab():
+    require_lab()
     keep = os.environ.get("LVS_LAB_KEEP") == "1"
     if keep and lab_mod.Lab().hosts:
         yield lab_mod.Lab()

@@ -59,6 +59,25 @@ def test_seed_router_maps_public_to_vip(seed):
                           "mappings": [{"public": "112.2.21.88", "vip": "10.10.24.88"}]}
 
 
+def test_seed_single_director_holds_the_vips_on_its_lan_nic_and_the_router_needs_no_route(seed):
+    assert lvspack_roles.for_minion(seed, "director")["vips"]["interface"] == "eth0"
+    assert lvspack_roles.for_minion(seed, "router")["routes"] == {}
+
+
+def test_two_directors_hold_the_vips_on_lo_behind_an_ecmp_route(two_vips):
+    for name in ("director", "director2"):
+        cfg = lvspack_roles.for_minion(two_vips, name)
+        assert cfg["vips"] == {"interface": "lo", "addresses": ["10.10.24.88/32", "10.10.24.89/32"],
+                               "subnet": "10.10.24.0/24"}
+        assert cfg["sysctls"]["net.ipv4.conf.eth0.arp_ignore"] == 1
+        assert cfg["sysctls"]["net.ipv4.conf.all.arp_announce"] == 2
+    assert lvspack_roles.for_minion(two_vips, "director2")["addresses"] == {"eth0": ["10.10.24.3/24"]}
+    router = lvspack_roles.for_minion(two_vips, "router")
+    assert router["routes"] == {vip: {"via": ["10.10.24.2", "10.10.24.3"], "interface": "eth0"}
+                                for vip in ("10.10.24.88/32", "10.10.24.89/32")}
+    assert router["sysctls"]["net.ipv4.fib_multipath_hash_policy"] == 1
+
+
 def test_two_vips_weights_overrides_and_public_addresses(two_vips):
     director = lvspack_roles.for_minion(two_vips, "director")
     dns = director["services"]["udp:10.10.24.89:53"]["destinations"]

@@ -100,7 +100,7 @@ MALFORMED = [
     # the seed's director gateway, given per host
     ("lvs:directors:director:gateway", "192.168.1.1", "lvs:directors:director:gateway: 192.168.1.1 is not on the host's subnet"),
     ("lvs:directors:director:interface", "eth0/1", "lvs:directors:director:interface: 'eth0/1' is not an interface name"),
-    ("lvs:directors:director2", {"address": "10.10.24.3"}, "lvs:directors: 2 directors given (director, director2)"),
+    ("lvs:directors:director2", {"address": "10.10.24.2"}, "lvs:directors:director2:address: 10.10.24.2 is also the address of lvs:directors:director"),
     ("lvs:services:web:flags", ["sh-port", "fast"], "lvs:services:web:flags: 'fast' is not one of"),
     ("lvs:services:web:persistent", -5, "lvs:services:web:persistent: -5 must be an integer"),
     ("lvs:services:web:netmask", "255.0.255.0", "lvs:services:web:netmask: 255.0.255.0 is not a netmask"),
