@@ -1,5 +1,6 @@
 """A host's IP setup for its role in the site: LAN and VIP addresses, the default
-gateway, sysctls, and the VIP source routes that clamp the TCP MSS on real servers.
+gateway, sysctls, the VIP source routes that clamp the TCP MSS on real servers, and
+the router's ECMP routes to several directors.
 
 Netlink through pyroute2, sysctls through /proc/sys; no ``ip`` or ``sysctl`` process.
 Addresses are added, never removed (a host may hold others), but for the VIPs of a
