@@ -85,6 +85,27 @@ def test_invalid_site_is_rejected_everywhere_and_nothing_changes(site_lab):
     assert snapshot(site_lab) == before
 
 
+def test_router_nat_drift_is_repaired_and_other_tables_are_untouched(site_lab):
+    router = site_lab.hosts["router"].netns
+    nft = ["ip", "netns", "exec", router, "nft"]
+    # The router's own rules, in a table of their own (the pack must never touch them).
+    subprocess.run([*nft, "-f", "-"], check=True, text=True, input=(
+        "table inet site_filter {\n chain forward {\n type filter hook forward priority 0;\n"
+        " tcp dport 22 counter accept\n }\n}\n"))
+    try:
+        other = subprocess.run([*nft, "list", "table", "inet", "site_filter"], capture_output=True, text=True,
+                               check=True).stdout
+        subprocess.run([*nft, "flush", "chain", "ip", "lvs_nat", "prerouting"], check=True)  # a hand-made drift
+        changes = changes_by_minion(apply(site_lab))
+        assert changes["router"] == {"lvs-router-nat": {"nftables table ip lvs_nat": {
+            "old": [], "new": ["prerouting: iifname wan0 ip daddr 112.2.21.88 dnat to 10.10.24.88"]}}}
+        assert subprocess.run([*nft, "list", "table", "inet", "site_filter"], capture_output=True, text=True,
+                              check=True).stdout == other
+        _traffic_ok(site_lab)
+    finally:
+        subprocess.run([*nft, "delete", "table", "inet", "site_filter"], check=False)
+
+
 BIG = 64 * 1024
 
 
