@@ -1,6 +1,8 @@
-{#- The LVS director: its LAN address and the VIPs on its LAN NIC (it answers ARP for
-    them), the site's gateway, forwarding off, and the IPVS table: every service with a
-    tunnel (ipip) destination per real server. Removed backends are drained. #}
+{#- The LVS director: its LAN address and the VIPs (on its LAN NIC when it is the only
+    director: it answers ARP for them; on lo with ARP hidden when there are several:
+    the router spreads the flows), the site's gateway, forwarding off, and the IPVS
+    table: every service with a tunnel (ipip) destination per real server. Removed
+    backends are drained. #}
 {%- set cfg = salt['lvs_site.config']() %}
 include:
   - lvs.site
