@@ -21,13 +21,12 @@ returns early when nothing differs, predicts under ``test=True`` (result None) a
 changes nothing then, applies the plan over one netlink socket, and re-reads to verify.
 """
 
-import json
-import os
-
 import lvspack_ipvs
+import lvspack_owned
 from lvspack_fresh import fresh
 
 rec = fresh(lvspack_ipvs)
+owned_records = fresh(lvspack_owned)
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -167,11 +166,6 @@ def dest_absent(name, service, drain=False, timeout=60):
     return ret
 
 
-def _owner_file(name):
-    folder = os.path.join(__opts__["cachedir"], "lvs")
-    return folder, os.path.join(folder, f"ipvs-managed-{name.replace('/', '_')}.json")
-
-
 def managed(name, services, remove="drain"):
     """The services this state owns are exactly ``services``, with exactly their
     destinations; services it never owned are never touched.
@@ -185,17 +179,12 @@ def managed(name, services, remove="drain"):
     if remove not in ("drain", "delete"):
         ret.update(result=False, comment=f"remove: {remove!r} must be drain or delete")
         return ret
-    folder, path = _owner_file(name)
-    owned = []
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as fh:
-            owned = json.load(fh)
+    record = f"ipvs-managed-{name}"
+    owned = owned_records.load(__opts__, record, [])
     current = _current()
     ret, desired = _converge(ret, current, services or {}, owned, remove, what=f"the services of {name}")
     if desired is not None and not __opts__["test"] and ret["result"]:
         keep = rec.still_owned(_current() if ret["changes"] else current, desired, owned)
         if keep != owned:
-            os.makedirs(folder, exist_ok=True)
-            with open(path, "w", encoding="utf-8") as fh:
-                json.dump(keep, fh)
+            owned_records.store(__opts__, record, keep)
     return ret

@@ -8,22 +8,24 @@ predicts them under ``test=True`` (result None), applies, and checks again to ve
 from salt.exceptions import SaltException
 
 
-def converge(ret, test, check, apply, what):
-    """Fill the state return ``ret`` for the thing described by ``what``; return it."""
+def converge(ret, test, check, apply, what, detail=None):
+    """Fill the state return ``ret`` for the thing described by ``what``; return it.
+    ``detail(drifts)``, when given, is added to the comment (what is or would be sent)."""
     try:
         drifts = check()
     except SaltException as err:
-        ret.update(result=False, comment=f"cannot read {what}: {err}")
+        ret.update(result=False, comment=f"cannot check {what}: {err}")
         return ret
     if not drifts:
         ret.update(result=True, comment=f"{what} is as wanted")
         return ret
     ret["changes"] = drifts
     if test:
-        ret.update(result=None, comment=f"{len(drifts)} setting(s) of {what} would be changed")
+        ret.update(result=None, comment=f"{len(drifts)} setting(s) of {what} would be changed"
+                                        + (f": {detail(drifts)}" if detail else ""))
         return ret
     try:
-        apply()
+        done = apply()
         left = check()
     except SaltException as err:
         ret.update(result=False, comment=f"failed to change {what}: {err}")
@@ -31,5 +33,6 @@ def converge(ret, test, check, apply, what):
     if left:
         ret.update(result=False, comment=f"{what} still differs after the change: {sorted(left)}")
         return ret
-    ret.update(result=True, comment=f"{len(drifts)} setting(s) of {what} changed")
+    ret.update(result=True, comment=f"{len(drifts)} setting(s) of {what} changed"
+                                    + (f": {detail(done)}" if detail else ""))
     return ret

@@ -126,6 +126,19 @@ def router(site, minion_id=None):
     if len(directors) > 1:
         sysctls["net.ipv4.fib_multipath_hash_policy"] = 1  # layer 4: one client's flows spread too
         routes = {_vip_cidr(vip): {"via": directors, "interface": rtr.lan_interface} for vip in _vips(site)}
+    mappings = [{"public": public, "vip": vip} for public, vip in
+                sorted(pairs.items(), key=lambda kv: netaddr.IPAddress(kv[0]))]
+    if rtr.kind == "ios":
+        # The device's addresses are the operator's; the pack owns the NAT lines and,
+        # with several directors, the VIP routes (lvspack_ios).
+        return {
+            "role": "router",
+            "kind": "ios",
+            "routes": routes,
+            "save": rtr.save,
+            "nat": {"inside_interface": rtr.lan_interface, "outside_interface": rtr.wan_interface,
+                    "mappings": mappings},
+        }
     return {
         "role": "router",
         "kind": rtr.kind,
@@ -135,8 +148,7 @@ def router(site, minion_id=None):
         "nat": {
             "table": NAT_TABLE,
             "wan_interface": rtr.wan_interface,
-            "mappings": [{"public": public, "vip": vip} for public, vip in
-                         sorted(pairs.items(), key=lambda kv: netaddr.IPAddress(kv[0]))],
+            "mappings": mappings,
         },
     }
 

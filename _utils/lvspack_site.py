@@ -9,6 +9,7 @@ It is plain Python (no Salt dunders), shared by the synced modules through Salt'
 ``_utils`` path and installed as a top-level module by ``setup.cfg``.
 """
 
+import re
 from dataclasses import dataclass, field
 
 import netaddr
@@ -85,6 +86,7 @@ class Router:
     lan_interface: str
     wan_address: str  # with prefix, e.g. 112.2.21.88/24
     wan_interface: str
+    save: bool = False  # ios: write memory after a change
 
 
 @dataclass
@@ -219,13 +221,25 @@ def parse(pillar):
                 errors.add(("router", "lan_address"), f"{lan_address} is not on the LAN {subnet}")
         if wan is not None and subnet is not None and wan.ip in subnet:
             errors.add(("router", "wan_address"), f"{wan} is inside the LAN {subnet}")
+        naming = _ios_interface if kind == "ios" else _name
+        default_lan, default_wan = ("GigabitEthernet0/0", "GigabitEthernet0/1") if kind == "ios" else ("eth0", "wan0")
+        lan_interface = naming(errors, ("router", "lan_interface"), rtree.get("lan_interface", default_lan))
+        wan_interface = naming(errors, ("router", "wan_interface"), rtree.get("wan_interface", default_wan))
+        if lan_interface == wan_interface:
+            errors.add(("router", "wan_interface"), f"{wan_interface} is also the LAN interface")
+        save = rtree.get("save", False)
+        if not isinstance(save, bool):
+            errors.add(("router", "save"), f"{save!r} is not true or false")
+        elif save and kind != "ios":
+            errors.add(("router", "save"), "only an ios router has a config to save")
         router = Router(
             minion_id=rid,
             kind=kind,
             lan_address=lan_address,
-            lan_interface=str(rtree.get("lan_interface", "eth0")),
+            lan_interface=lan_interface,
             wan_address=str(wan) if wan is not None else None,
-            wan_interface=str(rtree.get("wan_interface", "wan0")),
+            wan_interface=wan_interface,
+            save=save is True,
         )
 
     hosts = {}
@@ -363,6 +377,17 @@ def _name(errors, path, value):
     text = str(value) if value is not None else ""
     if not 0 < len(text) <= 15 or any(c in text for c in "/ \t\n:"):
         errors.add(path, f"{value!r} is not an interface name")
+    return text
+
+
+_IOS_INTERFACE = re.compile(r"^[A-Za-z][A-Za-z-]*[0-9]+(/[0-9]+)*(\.[0-9]+)?$")
+
+
+def _ios_interface(errors, path, value):
+    """An IOS interface name as the running config spells it: GigabitEthernet0/1."""
+    text = str(value) if value is not None else ""
+    if not _IOS_INTERFACE.match(text):
+        errors.add(path, f"{value!r} is not an IOS interface name (like GigabitEthernet0/1)")
     return text
 
 

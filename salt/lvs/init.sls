@@ -7,9 +7,14 @@ include:
   - lvs.site
 {%- else %}
 {%- set role = salt['lvs_site.role']() %}
+{#- A salt-proxy (the ios router) shares its config folder with other proxies of its
+    host: no startup highstate there (the device keeps its saved config). #}
+{%- set is_proxy = opts.get('proxy') is mapping and opts['proxy'].get('proxytype') %}
 include:
   - lvs.site
+{%- if not is_proxy %}
   - lvs.minion
+{%- endif %}
 {%- if role %}
   - lvs.{{ role }}
 {%- endif %}

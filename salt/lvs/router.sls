@@ -1,6 +1,9 @@
-{#- The front router (kind linux): its LAN and WAN addresses plus every public address
+{#- The front router. Kind linux: its LAN and WAN addresses plus every public address
     it maps, forwarding on, the 1:1 NAT public <-> VIP in the nftables table `lvs_nat`,
-    which the pack owns alone, and with several directors an ECMP route per VIP. #}
+    which the pack owns alone, and with several directors an ECMP route per VIP.
+    Kind ios (a salt-proxy of proxytype lvs_ios): `ip nat inside source static VIP
+    PUBLIC` per pair, `ip nat inside|outside` on its interfaces, VIP routes with several
+    directors; only the lines the pack owns are ever removed. #}
 {%- set cfg = salt['lvs_site.config']() %}
 include:
   - lvs.site
@@ -23,7 +26,12 @@ lvs-router-nat:
       - lvs_net: lvs-router-network
 {%- else %}
 
-lvs-router-kind:
-  test.fail_without_changes:
-    - name: "router kind {{ cfg.kind }} is managed through its proxy minion, not here"
+{#- kind ios: this minion is the router's salt-proxy (proxytype lvs_ios). #}
+lvs-router-nat:
+  iosnat.managed:
+    - nat: {{ cfg.nat | json }}
+    - routes: {{ cfg.routes | json }}
+    - save: {{ cfg.save | json }}
+    - require:
+      - lvs_site: lvs-site-valid
 {%- endif %}

@@ -61,3 +61,16 @@ def test_installed_module_runs_with_shared_code(clean_venv, tmp_path):
 def test_lab_console_script_is_installed(clean_venv):
     proc = subprocess.run([str(clean_venv / "bin" / "lvs-lab"), "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and "exec" in proc.stdout and "down" in proc.stdout
+
+
+def test_installed_pack_brings_the_ios_proxy_and_metaproxy(clean_venv, tmp_path):
+    # A proxy's (meta)proxy module is loaded before any sync: it must come installed.
+    proc = subprocess.run(
+        [str(clean_venv / "bin" / "python"), "-c",
+         "import json, lvs_salt.loader as l; print(json.dumps(l.get_dirs()))"],
+        capture_output=True, text=True, check=True, cwd=str(tmp_path),
+    )
+    dirs = json.loads(proc.stdout)
+    for kind, module in (("proxy", "lvs_ios.py"), ("metaproxy", "lvs_proxy.py")):
+        assert os.path.isfile(os.path.join(dirs[kind][0], module)), dirs
+        assert dirs[kind][0].startswith(str(clean_venv)), dirs

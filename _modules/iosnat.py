@@ -1,0 +1,178 @@
+"""The front router's NAT on a Cisco IOS device, through the ``lvs_ios`` proxy minion.
+
+The Cisco form of the seed's ``ip nat inside source static 10.10.24.88 112.2.21.88``,
+rendered from the site's pillar: one static line per VIP with its own public address,
+``ip nat inside`` / ``ip nat outside`` on the LAN and WAN interfaces, and with several
+directors a host route per VIP through each. The running config is read and compared;
+only missing lines are sent, and only stale lines the pack wrote (or adopted, being
+exactly what the site wants) are removed: other NAT and config are never touched.
+The lines owned are recorded in the proxy's cache (``lvs/iosnat-owned.json``).
+
+A line the device refuses stops the change: what was sent before it is rolled back
+(``no`` of each, in reverse) and the error carries the device's words. A session lost
+midway cannot be rolled back: the error then says which lines the device may hold; the
+next apply reads the running config again and finishes or repairs the change.
+
+CLI Example:
+
+.. code-block:: bash
+
+    salt router iosnat.running
+    salt router iosnat.check '{"inside_interface": "GigabitEthernet0/0", "outside_interface": "GigabitEthernet0/1", "mappings": [{"vip": "10.10.24.88", "public": "112.2.21.88"}]}'
+"""
+
+import lvspack_ios
+import lvspack_owned
+import salt.utils.platform
+from lvspack_fresh import fresh
+from salt.exceptions import CommandExecutionError
+
+ios = fresh(lvspack_ios)
+owned_records = fresh(lvspack_owned)
+
+__virtualname__ = "iosnat"
+RECORD = "iosnat-owned"
+
+
+def __virtual__():
+    if not salt.utils.platform.is_proxy():
+        return False, "iosnat runs on a salt-proxy minion of proxytype lvs_ios"
+    if (__opts__.get("proxy") or {}).get("proxytype") != "lvs_ios":
+        return False, "iosnat needs the lvs_ios proxy (proxy:proxytype: lvs_ios)"
+    return __virtualname__
+
+
+def _owned():
+    return [tuple(line) for line in owned_records.load(__opts__, RECORD, [])]
+
+
+def _running():
+    return ios.parse(__proxy__["lvs_ios.show"]("show running-config"))
+
+
+def running():
+    """The lines of the running config of the kinds the pack manages (static NAT, VIP
+    routes, ``ip nat inside|outside``), and which of them the pack owns.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router iosnat.running
+    """
+    lines = _running()
+    owned = set(_owned())
+    managed = [line for line in lines if ios.is_managed_kind(line)]
+    return {"lines": ios.render(managed), "owned": ios.render([l for l in managed if l in owned])}
+
+
+def _plan(nat, routes):
+    want = ios.desired({"nat": nat, "routes": routes or {}})
+    current = _running()
+    return want, current, ios.plan(want, current, _owned())
+
+
+def _unsaved(want, plan, save):
+    """Whether the startup config misses what the running config now holds (when asked
+    to save): a wanted line absent, or a removed one still there."""
+    if not save:
+        return False
+    startup = ios.parse(__proxy__["lvs_ios.show"]("show startup-config"))
+    return bool(plan.add or plan.remove) or any(line not in startup for line in want) or any(
+        line in startup for line in set(_owned()) - set(want))
+
+
+def check(nat, routes=None, save=False):
+    """Return the drifts as ``{line: {"old": ..., "new": ...}}`` (empty when the device
+    is as wanted); ``"commands"`` lists the exact lines that would be sent. Raises
+    ``CommandExecutionError`` when a wanted line collides with one the pack does not own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router iosnat.check '{"inside_interface": "GigabitEthernet0/0", "outside_interface": "GigabitEthernet0/1", "mappings": []}'
+    """
+    want, _, plan = _plan(nat, routes)
+    if plan.conflicts:
+        raise CommandExecutionError("; ".join(plan.conflicts))
+    drifts = {}
+    for line in plan.remove:
+        drifts[ios.render([line])[0]] = {"old": "present", "new": "absent"}
+    for line in plan.add:
+        drifts[ios.render([line])[0]] = {"old": "absent", "new": "present"}
+    if _unsaved(want, plan, save):
+        drifts["startup-config"] = {"old": "differs from the running config", "new": "saved"}
+    return drifts
+
+
+def commands(nat, routes=None):
+    """The exact lines ``apply`` would send in config mode, in order.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router iosnat.commands '{"inside_interface": "GigabitEthernet0/0", "outside_interface": "GigabitEthernet0/1", "mappings": []}'
+    """
+    return [line for block in ios.blocks(_plan(nat, routes)[2].changes()) for line in block]
+
+
+def apply(nat, routes=None, save=False):
+    """Send the missing lines and remove the stale owned ones; ``write memory`` when
+    ``save``. Returns ``{"sent": [...], "saved": bool}``; raises
+    ``CommandExecutionError`` with the device's words when it refuses a line (after
+    rolling back this call's earlier lines) or the session is lost.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router iosnat.apply '{"inside_interface": "GigabitEthernet0/0", "outside_interface": "GigabitEthernet0/1", "mappings": [{"vip": "10.10.24.88", "public": "112.2.21.88"}]}' save=True
+    """
+    want, _, plan = _plan(nat, routes)
+    if plan.conflicts:
+        raise CommandExecutionError("; ".join(plan.conflicts))
+    owned = _owned()
+    changes = plan.changes()
+    sent = [line for block in ios.blocks(changes) for line in block]
+    if changes:
+        result = __proxy__["lvs_ios.configure"](ios.blocks(changes))
+        if result["error"]:
+            _fail(changes, result, owned)
+    new_owned = ios.owned_after(owned, plan, want)
+    if new_owned != sorted(owned, key=ios.line_order):
+        owned_records.store(__opts__, RECORD, new_owned)
+    saved = False
+    if _unsaved(want, plan, save):
+        __proxy__["lvs_ios.save"]()
+        saved = True
+    return {"sent": sent, "saved": saved}
+
+
+def _fail(changes, result, owned):
+    """Report a refused line or a lost session; roll back what can be rolled back."""
+    done, error = changes[:result["applied"]], result["error"]
+    said = f"'{error['line']}': {error['answer']}" if error["line"] else error["answer"]
+    shown = [" / ".join(filter(None, change)) for change in done]
+    if error["lost"]:
+        # The pack wrote these: remember them, so that stale ones can go next time.
+        owned_records.store(__opts__, RECORD, ios.owned_after_changes(owned, done))
+        pending = " / ".join(filter(None, changes[len(done)])) if len(done) < len(changes) else None
+        raise CommandExecutionError(
+            f"lost the session to the device at {said}; the device took {len(done)} of "
+            f"{len(changes)} change(s): {shown}" + (f", and maybe '{pending}'" if pending else "")
+            + "; nothing was rolled back: the next apply compares the running config again")
+    if not done:
+        raise CommandExecutionError(f"the device refused {said}; nothing was changed")
+    undo = [ios.inverse(change) for change in reversed(done)]
+    back = __proxy__["lvs_ios.configure"](ios.blocks(undo))
+    if back["error"]:
+        owned_records.store(__opts__, RECORD, ios.owned_after_changes(owned, done))
+        raise CommandExecutionError(
+            f"the device refused {said}; rolling back the {len(done)} change(s) sent before it "
+            f"failed too at '{back['error']['line']}': {back['error']['answer']}: the device "
+            f"holds part of the change: {shown}")
+    raise CommandExecutionError(
+        f"the device refused {said}; the {len(done)} change(s) sent before it were rolled "
+        f"back ({shown}): the device is as it was")

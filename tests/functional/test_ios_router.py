@@ -1,0 +1,245 @@
+"""The Cisco IOS front router, end to end: a real salt-master and a real salt-proxy
+(proxytype lvs_ios, netmiko) apply the seed's pillar with ``router.kind: ios`` to an
+IOS-like SSH server on loopback (``fake_ios``), which records every line it receives."""
+
+import os
+import shutil
+
+import pytest
+import yaml
+
+import lvs_salt.fileserver
+
+from .fake_ios import FakeIOS
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SEED_IOS = os.path.join(REPO, "pillar", "lvs", "seed_ios.sls")
+SEED_LINE = "ip nat inside source static 10.10.24.88 112.2.21.88"
+# What the operator had on the device before the pack: none of it is the pack's.
+FOREIGN = ["ip nat inside source static 10.10.24.77 112.2.21.77",
+           "ip nat inside source list 10 interface GigabitEthernet0/1 overload",
+           "ip route 0.0.0.0 0.0.0.0 112.2.21.1"]
+
+pytest.importorskip("netmiko", reason="the lvs_ios proxy needs netmiko (pip install .[ios])")
+
+
+@pytest.fixture(scope="module", name="ios")
+def fixture_ios():
+    with FakeIOS() as server:
+        server.device.globals = list(FOREIGN)
+        server.device.interfaces["GigabitEthernet0/2"] = ["ip nat inside"]  # another inside LAN
+        yield server
+
+
+@pytest.fixture(scope="module", name="pillar_dir")
+def fixture_pillar_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pillar")
+    (root / "top.sls").write_text("base:\n  '*':\n    - site\n")
+    shutil.copy(SEED_IOS, root / "site.sls")
+    return root
+
+
+def set_site(pillar_dir, edit=None):
+    """Write the seed_ios site, changed by ``edit(tree)``."""
+    with open(SEED_IOS, encoding="utf-8") as fh:
+        tree = yaml.safe_load(fh)
+    if edit:
+        edit(tree["lvs"])
+    (pillar_dir / "site.sls").write_text(yaml.safe_dump(tree))
+
+
+@pytest.fixture(scope="module", name="master")
+def fixture_master(salt_factories, pillar_dir):
+    overrides = {
+        **lvs_salt.fileserver.master_config(REPO),
+        "pillar_roots": {"base": [str(pillar_dir)]},
+        "log_level": "info",
+        "log_level_logfile": "info",
+    }
+    factory = salt_factories.salt_master_daemon("lvs-ios-master", overrides=overrides)
+    with factory.started():
+        yield factory
+
+
+@pytest.fixture(scope="module", name="router")
+def fixture_router(master, ios):
+    overrides = {
+        "metaproxy": "lvs_proxy",
+        "multiprocessing": False,  # one SSH session, shared by the jobs
+        # The pack is installed on the proxy's host (its entry point): no module sync at
+        # each highstate, which costs a master sign-in per module kind here (~15 s).
+        "autoload_dynamic_modules": False,  # Salt 3008.4's standard one hangs at start: _metaproxy/lvs_proxy.py
+        "proxy": {"proxytype": "lvs_ios", "host": "127.0.0.1", "port": ios.port,
+                  "username": "admin", "password": "secret", "secret": "enable", "timeout": 10},
+        "log_level": "info",
+        "log_level_logfile": "info",
+    }
+    factory = master.salt_proxy_minion_daemon("router", overrides=overrides)
+    with factory.started(start_timeout=180):
+        yield factory
+
+
+@pytest.fixture(name="site")
+def fixture_site(pillar_dir):
+    """Each test starts from the seed_ios site and leaves it so."""
+    set_site(pillar_dir)
+    yield lambda edit: set_site(pillar_dir, edit)
+    set_site(pillar_dir)
+
+
+def apply(master, test=False):
+    args = ["state.apply"] + (["test=True"] if test else [])
+    ret = master.salt_cli(timeout=300).run(*args, minion_tgt="router")
+    states = {state["__id__"]: state for state in ret.data.values()} if isinstance(ret.data, dict) else {}
+    assert states, ret
+    return states
+
+
+def config_lines(device, since):
+    """The lines the device received in config mode since index ``since``."""
+    sent, inside = [], False
+    for line in device.received[since:]:
+        if line == "configure terminal":
+            inside = True
+        elif line == "end":
+            inside = False
+        elif inside and line:
+            sent.append(line)
+    return sent
+
+
+def nat_state(device):
+    return device.globals, dict(device.interfaces)
+
+
+def test_apply_writes_exactly_the_seed_nat_and_saves(master, router, ios, site):
+    dev = ios.device
+    start = len(dev.received)
+    states = apply(master)
+    assert sorted(states) == ["lvs-router-nat", "lvs-site-valid"], states
+    nat = states["lvs-router-nat"]
+    assert nat["result"] is True, nat
+    assert config_lines(dev, start) == [
+        "interface GigabitEthernet0/0", "ip nat inside", "exit",
+        "interface GigabitEthernet0/1", "ip nat outside", "exit",
+        SEED_LINE]
+    assert dev.globals == FOREIGN + [SEED_LINE]
+    assert dev.interfaces == {"GigabitEthernet0/0": ["ip nat inside"], "GigabitEthernet0/1": ["ip nat outside"],
+                              "GigabitEthernet0/2": ["ip nat inside"]}
+    assert nat["changes"][SEED_LINE] == {"old": "absent", "new": "present"}
+    assert nat["changes"]["startup-config"] == {"old": "differs from the running config", "new": "saved"}
+    assert dev.startup == dev.running_config()
+
+
+def test_second_apply_sends_nothing(master, router, ios, site):
+    apply(master)
+    start = len(ios.device.received)
+    states = apply(master)
+    assert states["lvs-router-nat"]["result"] is True and states["lvs-router-nat"]["changes"] == {}
+    received = ios.device.received[start:]
+    assert "configure terminal" not in received and "write mem" not in received, received
+
+
+def test_vip_change_is_predicted_then_replaces_the_line(master, router, ios, site):
+    dev = ios.device
+    apply(master)
+    site(lambda lvs: lvs["services"]["web"].update(vip="10.10.24.90"))
+    before, start = (list(dev.globals), dict(dev.interfaces)), len(dev.received)
+    predicted = apply(master, test=True)["lvs-router-nat"]
+    assert predicted["result"] is None
+    assert config_lines(dev, start) == [] and (dev.globals, dev.interfaces) == before
+    new_line = "ip nat inside source static 10.10.24.90 112.2.21.88"
+    expected = [f"no {SEED_LINE}", new_line]
+    assert f"would send {expected}" in predicted["comment"], predicted["comment"]
+    assert predicted["changes"] == {SEED_LINE: {"old": "present", "new": "absent"},
+                                    new_line: {"old": "absent", "new": "present"},
+                                    "startup-config": {"old": "differs from the running config", "new": "saved"}}
+    start = len(dev.received)
+    done = apply(master)["lvs-router-nat"]
+    assert done["result"] is True and done["changes"] == predicted["changes"], done
+    assert config_lines(dev, start) == expected
+    assert dev.globals == FOREIGN + [new_line]
+    # Back to the seed: the pack's line is replaced again, the foreign ones stay.
+    site(lambda lvs: None)
+    apply(master)
+    assert dev.globals == FOREIGN + [SEED_LINE]
+
+
+def test_a_refused_line_fails_with_the_device_words_and_is_rolled_back(master, router, ios, site):
+    dev = ios.device
+    apply(master)
+    site(lambda lvs: lvs["services"]["web"].update(vip="10.10.24.91"))
+    refused = "ip nat inside source static 10.10.24.91 112.2.21.88"
+    dev.reject[refused] = "% NAT: static mapping limit reached"
+    try:
+        before, start = list(dev.globals), len(dev.received)
+        nat = apply(master)["lvs-router-nat"]
+    finally:
+        dev.reject.clear()
+    assert nat["result"] is False
+    assert f"'{refused}': % NAT: static mapping limit reached" in nat["comment"], nat["comment"]
+    assert "rolled back" in nat["comment"] and "the device is as it was" in nat["comment"]
+    # Sent: the removal, the refused line, then the removal undone.
+    assert config_lines(dev, start) == [f"no {SEED_LINE}", refused, SEED_LINE]
+    assert dev.globals == before
+
+
+def test_a_collision_with_a_line_the_pack_does_not_own_changes_nothing(master, router, ios, site):
+    dev = ios.device
+    apply(master)
+    site(lambda lvs: lvs["services"]["web"].update(public="112.2.21.77"))
+    before, start = list(dev.globals), len(dev.received)
+    nat = apply(master)["lvs-router-nat"]
+    assert nat["result"] is False
+    assert "collides with 'ip nat inside source static 10.10.24.77 112.2.21.77'" in nat["comment"], nat["comment"]
+    assert config_lines(dev, start) == [] and dev.globals == before
+
+
+def test_a_lost_session_is_reported_and_the_next_apply_repairs(master, router, ios, site):
+    dev = ios.device
+    apply(master)
+    site(lambda lvs: lvs["services"]["web"].update(vip="10.10.24.92"))
+    new_line = "ip nat inside source static 10.10.24.92 112.2.21.88"
+    dev.drop_on = new_line
+    try:
+        nat = apply(master)["lvs-router-nat"]
+    finally:
+        dev.drop_on = None
+    assert nat["result"] is False
+    assert "lost the session to the device" in nat["comment"], nat["comment"]
+    assert f"maybe 'ip nat inside source static 10.10.24.92 112.2.21.88'" in nat["comment"]
+    assert SEED_LINE not in dev.globals and new_line not in dev.globals  # half-applied, and said so
+    nat = apply(master)["lvs-router-nat"]
+    assert nat["result"] is True and nat["changes"][new_line] == {"old": "absent", "new": "present"}, nat
+    assert dev.globals == FOREIGN + [new_line]
+
+
+def test_wrong_credentials_fail_with_the_device_answer(master, router, ios, site):
+    dev = ios.device
+    apply(master)
+    dev.password = "rotated"
+    dev.drop_on = "show running-config"  # the open session dies; the next one must log in
+    try:
+        first = apply(master)["lvs-router-nat"]
+        dev.drop_on = None
+        second = apply(master)["lvs-router-nat"]
+    finally:
+        dev.drop_on, dev.password = None, "secret"
+    assert first["result"] is False and "session lost during 'show running-config'" in first["comment"], first
+    assert second["result"] is False and "Authentication" in second["comment"], second
+    third = apply(master)["lvs-router-nat"]
+    assert third["result"] is True and third["changes"] == {}, third
+
+
+def test_an_entry_in_use_is_removed_after_the_device_asks(master, router, ios, site):
+    dev = ios.device
+    apply(master)
+    dev.in_use.add(("10.10.24.88", "112.2.21.88"))
+    site(lambda lvs: lvs["services"]["web"].update(vip="10.10.24.93"))
+    start = len(dev.received)
+    nat = apply(master)["lvs-router-nat"]
+    assert nat["result"] is True, nat
+    assert config_lines(dev, start) == [f"no {SEED_LINE}", "yes", "ip nat inside source static 10.10.24.93 112.2.21.88"]
+    site(lambda lvs: None)
+    apply(master)
+    assert dev.globals == FOREIGN + [SEED_LINE]
