@@ -6,12 +6,14 @@ and the lab.
 
 import dataclasses
 
+import lvspack_health as _health_module
 import lvspack_roles as _roles_module
 import lvspack_site as _site_module
 from lvspack_fresh import fresh
 
 lvspack_site = fresh(_site_module)
 lvspack_roles = fresh(_roles_module)
+lvspack_health = fresh(_health_module)
 
 __virtualname__ = "lvs_site"
 
@@ -66,7 +68,8 @@ def config(minion_id=None):
 
         salt rs1 lvs_site.config
     """
-    return lvspack_roles.for_minion(_site(), minion_id or __opts__["id"])
+    health = (__pillar__ or {}).get(lvspack_health.PILLAR_KEY) or {}
+    return lvspack_roles.for_minion(_site(), minion_id or __opts__["id"], health)
 
 
 def describe():

@@ -16,6 +16,7 @@ SLS files stay declarative and every decision is here, where unit tests reach it
 
 import netaddr
 
+import lvspack_health
 import lvspack_tun
 
 NAT_TABLE = "lvs_nat"
@@ -39,16 +40,22 @@ def service_spec(service):
     return f"{service.protocol}:{vip}:{service.port}"
 
 
-def ipvs_services(site):
-    """``{spec: settings}`` for ``ipvs.managed``: every service, every backend through
-    an ipip tunnel with its weight."""
+def ipvs_services(site, health=None):
+    """``{spec: settings}`` for ``ipvs.managed``: every service, every backend (and its
+    sorry server) through an ipip tunnel, with the weight that the pillar and the health
+    record give it (``lvspack_health.live_weights``): a highstate keeps the reactor's
+    drains and the operators' maintenance."""
     services = {}
     for svc in site.services.values():
+        weights = lvspack_health.live_weights(svc, health or {})
         destinations = {}
-        for backend in svc.backends:
-            address = f"[{backend.address}]" if ":" in backend.address else backend.address
-            destinations[f"{address}:{backend.port}"] = {"forward": "tunnel", "tun_type": "ipip",
-                                                         "weight": backend.weight}
+        members = [(b.minion_id, b.address, b.port) for b in svc.backends]
+        if svc.sorry:
+            members.append((svc.sorry, site.hosts[svc.sorry].address, svc.port))
+        for minion_id, address, port in members:
+            address = f"[{address}]" if ":" in address else address
+            destinations[f"{address}:{port}"] = {"forward": "tunnel", "tun_type": "ipip",
+                                                 "weight": weights[minion_id]}
         services[service_spec(svc)] = {
             "scheduler": svc.scheduler,
             "flags": list(svc.flags),
@@ -63,7 +70,7 @@ def _vips(site):
     return sorted({svc.vip for svc in site.services.values()}, key=netaddr.IPAddress)
 
 
-def director(site, minion_id):
+def director(site, minion_id, health=None):
     host = site.hosts[minion_id]
     shared = len(site.directors) > 1
     sysctls = lvspack_tun.director_sysctls(site.ipvs)
@@ -79,13 +86,14 @@ def director(site, minion_id):
                  "addresses": [_vip_cidr(vip) for vip in _vips(site)], "subnet": site.subnet},
         "gateway": host.gateway,
         "sysctls": sysctls,
-        "services": ipvs_services(site),
+        "services": ipvs_services(site, health),
     }
 
 
 def realserver(site, minion_id):
     host = site.hosts[minion_id]
-    mine = [svc for svc in site.services.values() if any(b.minion_id == minion_id for b in svc.backends)]
+    mine = [svc for svc in site.services.values()
+            if svc.sorry == minion_id or any(b.minion_id == minion_id for b in svc.backends)]
     vips = sorted({svc.vip for svc in mine}, key=netaddr.IPAddress)
     tcp_vips = sorted({svc.vip for svc in mine if svc.protocol == "tcp" and ":" not in svc.vip},
                       key=netaddr.IPAddress)
@@ -108,6 +116,8 @@ def realserver(site, minion_id):
         "device": site.tunnel.device,
         "vips": vips,
         "vip_routes": vip_routes,
+        # What the lvs_backend beacon checks here: each service on its VIP.
+        "checks": {svc.name: {"vip": svc.vip, "protocol": svc.protocol, **svc.check} for svc in mine},
     }
 
 
@@ -153,9 +163,12 @@ def router(site, minion_id=None):
     }
 
 
-def for_minion(site, minion_id):
-    """The configuration of ``minion_id``'s role, or ``{"role": None}`` outside the site."""
+def for_minion(site, minion_id, health=None):
+    """The configuration of ``minion_id``'s role, or ``{"role": None}`` outside the site.
+    ``health``: the runner's health record (directors run the weights it gives)."""
     role = site.role_of(minion_id)
     if role is None:
         return {"role": None}
-    return {"director": director, "realserver": realserver, "router": router}[role](site, minion_id)
+    if role == "director":
+        return director(site, minion_id, health)
+    return {"realserver": realserver, "router": router}[role](site, minion_id)

@@ -66,6 +66,8 @@ class Service:
     persistent: int = 0  # persistence timeout in seconds (0: none)
     netmask: str = None  # persistence granularity (ipvsadm -M)
     check: dict = None  # health check for the beacons (type, port, path, expect, timeouts, rise, fall)
+    floor: object = 1  # backends kept in even when down: a count or "N%" (lvspack_health)
+    sorry: str = None  # a real server that takes the traffic when no backend is healthy
 
 
 @dataclass(frozen=True)
@@ -325,9 +327,17 @@ def parse(pillar):
                 errors.add(path, f"{protocol} {vip}:{port} is also defined by lvs:services:{seen[key]}")
             seen[key] = name
         backends = []
+        sorry = spec.get("sorry")
+        if sorry is not None:
+            sorry_host = hosts.get(sorry)
+            if sorry_host is None or sorry_host.role != "realserver":
+                errors.add((*path, "sorry"), f"{sorry!r} is not a real server of this site (lvs:realservers)")
         btree = spec.get("backends")
         if btree is None:
-            btree = {host.minion_id: {} for host in hosts.values() if host.role == "realserver"}
+            btree = {host.minion_id: {} for host in hosts.values()
+                     if host.role == "realserver" and host.minion_id != sorry}
+        elif sorry is not None and sorry in (btree or {}):
+            errors.add((*path, "sorry"), f"{sorry} is a backend of this service: a sorry server stands apart")
         for rs_id, override in _mapping(errors, (*path, "backends"), btree).items():
             bpath = (*path, "backends", rs_id)
             host = hosts.get(rs_id)
@@ -342,6 +352,7 @@ def parse(pillar):
             if "port" in override:
                 bport = _int(errors, (*bpath, "port"), override["port"], 1, 65535)
             backends.append(Backend(rs_id, host.address, bport, weight))
+        floor = _floor(errors, (*path, "floor"), spec.get("floor", 1), len(backends))
         services[name] = Service(
             name=str(name),
             vip=vip,
@@ -354,6 +365,8 @@ def parse(pillar):
             persistent=persistent,
             netmask=netmask,
             check=check,
+            floor=floor,
+            sorry=sorry,
         )
 
     tunnel = _tunnel(errors, _mapping(errors, ("tunnel",), tree.get("tunnel")))
@@ -370,6 +383,23 @@ def parse(pillar):
         raise SiteError(errors)
     return Site(subnet=str(subnet), gateway=gateway, router=router, hosts=hosts, services=services,
                 tunnel=tunnel, ipvs=ipvs)
+
+
+def _floor(errors, path, value, count):
+    """How many backends a service keeps in when they fail: a count up to the number of
+    backends, or a percentage "N%"."""
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            percent = float(value[:-1])
+        except ValueError:
+            percent = -1
+        if not 0 <= percent <= 100:
+            errors.add(path, f"{value!r} is not a percentage from 0% to 100%")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= count:
+        errors.add(path, f"{value!r} must be a count from 0 to the {count} backend(s), or a percentage like 50%")
+        return 1
+    return value
 
 
 def _name(errors, path, value):

@@ -29,6 +29,7 @@ import time
 import yaml
 
 import lvs_salt.fileserver
+import lvs_salt.master
 from lvs_lab import agent, plan
 from lvs_lab.progress import Progress
 
@@ -345,6 +346,8 @@ class Lab:
                     "log_level_logfile": "info",
                     # The classic way: the checkout as file roots, modules synced to minions.
                     **lvs_salt.fileserver.master_config(REPO),
+                    # Backend health: the beacons' reactor and the directors' ext_pillar.
+                    **lvs_salt.master.config(),
                     "pillar_roots": {"base": self.pillar_roots},
                     "worker_threads": 4,
                     # Jobs on a UML kernel are slow to answer "still running?": the CLI waits

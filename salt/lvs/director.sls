@@ -1,8 +1,9 @@
 {#- The LVS director: its LAN address and the VIPs (on its LAN NIC when it is the only
     director: it answers ARP for them; on lo with ARP hidden when there are several:
     the router spreads the flows), the site's gateway, forwarding off, and the IPVS
-    table: every service with a tunnel (ipip) destination per real server. Removed
-    backends are drained. #}
+    table: every service with a tunnel (ipip) destination per real server, weighted by
+    the pillar and the health record (down or in maintenance: 0). Removed backends
+    are drained. #}
 {%- set cfg = salt['lvs_site.config']() %}
 include:
   - lvs.site
@@ -29,3 +30,13 @@ lvs-director-ipvs:
     - remove: drain
     - require:
       - lvs_net: lvs-director-network
+
+{#- Dead, frozen or cut-off real servers: one ICMP echo to each every second. #}
+lvs-director-hosts-beacon:
+  beacon.present:
+    - name: lvs_hosts
+    - save: True
+    - interval: 1
+    - timeout: 0.4
+    - require:
+      - ipvs: lvs-director-ipvs

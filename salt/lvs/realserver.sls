@@ -21,3 +21,14 @@ lvs-realserver-network:
     - vip_routes: {{ cfg.vip_routes | json }}
     - require:
       - ipip: lvs-realserver-tunnel
+
+{#- Backend health: every service of this host checked on its VIP, and the TUN setup,
+    each second; events on change (and a heartbeat) for the master's reactor. #}
+lvs-realserver-health-beacon:
+  beacon.present:
+    - name: lvs_backend
+    - save: True
+    - interval: 1
+    - heartbeat: 10
+    - require:
+      - lvs_net: lvs-realserver-network

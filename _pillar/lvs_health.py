@@ -1,0 +1,31 @@
+"""ext_pillar: the health record of the ``lvs`` runner, for the site's directors.
+
+With it, a highstate on a director computes the same weights as the reactor
+(``lvspack_roles.ipvs_services``): a backend that is down or drained for maintenance
+stays at weight 0 through any ``state.apply`` or pillar edit.
+
+.. code-block:: yaml
+
+    # /etc/salt/master.d/lvs.conf (lvs_salt.master.config())
+    ext_pillar:
+      - lvs_health: {}
+"""
+
+import lvspack_health
+import lvspack_owned
+
+__virtualname__ = "lvs_health"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def ext_pillar(minion_id, pillar, *args, **kwargs):  # pylint: disable=unused-argument
+    tree = pillar.get("lvs") if isinstance(pillar, dict) else None
+    directors = tree.get("directors") if isinstance(tree, dict) else None
+    if not isinstance(directors, dict) or minion_id not in directors:
+        return {}
+    record = lvspack_owned.load(__opts__, "health", {}) or {}
+    return {lvspack_health.PILLAR_KEY: {"health": record.get("health", {}),
+                                        "maintenance": record.get("maintenance", {})}}

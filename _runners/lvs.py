@@ -1,0 +1,272 @@
+"""Operate the site's backends from the master: health (the reactor's entry), host
+checks, maintenance drains, and a status view across every director.
+
+Trust: the reactor passes only the minion id found in an event's tag, and the tag and
+payload of a minion event are the minion's own words (Salt does not check them). So
+an event is a hint, never evidence: ``health`` asks the named real server for its
+report through an authenticated call (``lvs_health.report``: only that minion can
+answer for its id), and ``hosts`` asks every real server of the site at once (no name
+from the event at all). A minion can thus change its own backends only; an event naming
+another minion makes the runner ask that minion, whose answer decides.
+
+What the runner decides goes into one record on the master (``<cachedir>/lvs/
+health.json``, locked while read, changed and applied) and from there into the
+directors' IPVS weights (``lvs_health.set_weights``) and their pillar (ext_pillar
+``lvs_health``), so a later highstate runs the same weights. The weights follow
+``lvspack_health.live_weights``: pillar weight, 0 when down or in maintenance, the
+floor and the sorry server. A backend that went down returns only ``HOLD`` seconds
+later (at its next report), which bounds the weight changes of a flapping backend.
+
+CLI Example:
+
+.. code-block:: bash
+
+    salt-run lvs.status
+    salt-run lvs.drain rs2 reason='kernel upgrade'
+    salt-run lvs.undrain rs2
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+
+import lvspack_health
+import lvspack_ipvs
+import lvspack_owned
+import lvspack_roles
+import lvspack_site
+import salt.client
+from salt.exceptions import SaltInvocationError
+
+log = logging.getLogger(__name__)
+
+RECORD = "health"
+ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
+
+
+def _client():
+    return salt.client.get_local_client(__opts__["conf_file"])
+
+
+def _site():
+    pillar = __salt__["pillar.show_pillar"]()
+    try:
+        return lvspack_site.parse(pillar)
+    except lvspack_site.SiteError as err:
+        raise SaltInvocationError(str(err)) from None
+
+
+@contextlib.contextmanager
+def _record():
+    """The health record, locked against the reactor's other threads; written back
+    when the block ends without an error."""
+    path = lvspack_owned.path(__opts__, RECORD)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(f"{path}.lock", "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            record = lvspack_owned.load(__opts__, RECORD, {}) or {}
+            record.setdefault("health", {})
+            record.setdefault("maintenance", {})
+            yield record
+            lvspack_owned.store(__opts__, RECORD, record)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _weights(site, record):
+    """``{service spec: {dest: weight}}`` as every director must run them."""
+    return {spec: {dest: settings["weight"] for dest, settings in svc["destinations"].items()}
+            for spec, svc in lvspack_roles.ipvs_services(site, record).items()}
+
+
+def _push(site, before, after):
+    """Send the weights that changed to every director; return what each reported."""
+    changed = {}
+    for spec, dests in after.items():
+        for dest, weight in dests.items():
+            if before.get(spec, {}).get(dest) != weight:
+                changed.setdefault(spec, {})[dest] = weight
+    if not changed:
+        return {}
+    directors = sorted(host.minion_id for host in site.directors)
+    ret = _client().cmd(directors, "lvs_health.set_weights", [changed], tgt_type="list", timeout=15)
+    for director in directors:
+        if director not in ret:
+            log.error("lvs: director %s did not confirm the weights %s", director, changed)
+    return {"weights": changed, "directors": ret}
+
+
+def _apply(site, record, now, minion, services=None, host=None):
+    """Record what ``minion`` (verified) says and return the weight changes pushed."""
+    entry = record["health"].setdefault(minion, {"services": {}, "host": True, "down_at": 0})
+    before = _weights(site, record)
+    old_down = {n for n, ok in entry["services"].items() if ok is False} | ({"*"} if entry["host"] is False else set())
+    wanted = dict(entry["services"]) if services is None else dict(services)
+    host_ok = entry["host"] if host is None else host
+    new_down = {n for n, ok in wanted.items() if ok is False} | ({"*"} if host_ok is False else set())
+    if new_down - old_down:
+        entry["down_at"] = now
+    held = []
+    if old_down - new_down and not lvspack_health.may_restore(entry, now):
+        held = sorted(old_down - new_down)  # too soon after going down: stays out for now
+        for name in held:
+            if name == "*":
+                host_ok = False
+            else:
+                wanted[name] = False
+    entry.update(services=wanted, host=host_ok, held=held, checked_at=now)
+    return _push(site, before, _weights(site, record))
+
+
+def health(minion):
+    """Re-check one real server (the reactor's entry for its ``lvs_backend`` event):
+    ask it for its report and apply what it says to its own backends only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lvs.health rs1
+    """
+    site = _site()
+    minion = str(minion)
+    host = site.hosts.get(minion)
+    if host is None or host.role != "realserver":
+        log.warning("lvs: health event for %r, which is not a real server of the site: ignored", minion)
+        return {"ignored": f"{minion!r} is not a real server of the site"}
+    ret = _client().cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT)
+    report = ret.get(minion)
+    if not isinstance(report, dict) or "services" not in report:
+        # Silence is not evidence either: a dead host is the directors' probes' call (hosts).
+        log.warning("lvs: %s did not answer for its health: nothing changed", minion)
+        return {"minion": minion, "answered": False}
+    services = {name: bool(state.get("healthy")) for name, state in report["services"].items()}
+    with _record() as record:
+        pushed = _apply(site, record, time.time(), minion, services=services)
+        return {"minion": minion, "services": services, "held": record["health"][minion]["held"], **pushed}
+
+
+def hosts():
+    """Ask every director (authenticated, all at once) which real servers it can reach
+    on the LAN now (its ``lvs_hosts`` beacon's probes); a real server that a director
+    cannot reach is down with all its backends, until every director reaches it again.
+    The reactor calls this on any ``lvs_hosts`` event; nothing of the event is used.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lvs.hosts
+    """
+    site = _site()
+    directors = sorted(host.minion_id for host in site.directors)
+    ret = _client().cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=ASK_TIMEOUT)
+    views = [view for view in (ret.get(d) for d in directors) if isinstance(view, dict)]
+    if not views:
+        return {"answered": []}
+    now = time.time()
+    result = {"answered": sorted(d for d in directors if isinstance(ret.get(d), dict))}
+    with _record() as record:
+        for host in site.realservers:
+            seen = [view[host.minion_id] for view in views if host.minion_id in view]
+            if not seen:
+                continue
+            pushed = _apply(site, record, now, host.minion_id, host=all(seen))
+            if pushed:
+                result[host.minion_id] = pushed
+    return result
+
+
+def drain(minion, service=None, reason="maintenance"):
+    """Take ``minion``'s backends (or its backend of ``service``) out for maintenance:
+    weight 0 on every director, kept through health events and highstates until
+    ``lvs.undrain``. Existing connections finish; new ones go elsewhere.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lvs.drain rs2 reason='kernel upgrade'
+        salt-run lvs.drain rs2 service=web
+    """
+    site = _site()
+    host = site.hosts.get(str(minion))
+    if host is None or host.role != "realserver":
+        raise SaltInvocationError(f"{minion!r} is not a real server of the site")
+    if service is not None and service not in site.services:
+        raise SaltInvocationError(f"{service!r} is not a service of the site ({sorted(site.services)})")
+    with _record() as record:
+        before = _weights(site, record)
+        entry = record["maintenance"].setdefault(str(minion), {"services": [], "reason": reason})
+        entry["services"] = sorted(set(entry["services"]) | {service or "*"})
+        entry.update(reason=reason, at=time.time())
+        return {"drained": str(minion), "services": entry["services"], **_push(site, before, _weights(site, record))}
+
+
+def undrain(minion, service=None):
+    """End a maintenance drain (all of ``minion``'s, or the one of ``service``): the
+    backends return to their pillar weight, unless their health keeps them out.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lvs.undrain rs2
+    """
+    site = _site()
+    with _record() as record:
+        before = _weights(site, record)
+        entry = record["maintenance"].get(str(minion))
+        if entry:
+            entry["services"] = [] if service is None else [s for s in entry["services"] if s != service]
+            if not entry["services"]:
+                del record["maintenance"][str(minion)]
+        return {"undrained": str(minion), **_push(site, before, _weights(site, record))}
+
+
+def status():
+    """Every virtual service with its backends: pillar weight, health, maintenance,
+    and from each director the live weight, connections and traffic.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lvs.status
+    """
+    site = _site()
+    record = lvspack_owned.load(__opts__, RECORD, {}) or {}
+    directors = sorted(host.minion_id for host in site.directors)
+    tables = _client().cmd(directors, "ipvs.list", tgt_type="list", timeout=15)
+    live = {}
+    for director in directors:
+        for svc in tables.get(director) or []:
+            spec = lvspack_ipvs.service_spec(svc)
+            for dest in svc["destinations"]:
+                stats = dest.get("stats", {})
+                live.setdefault((spec, dest["address"]), {})[director] = {
+                    "weight": dest["weight"], "active": dest["active"], "inactive": dest["inactive"],
+                    "conns": stats.get("conns"), "inbytes": stats.get("inbytes"), "outbytes": stats.get("outbytes")}
+    out = {}
+    for svc in site.services.values():
+        spec = lvspack_roles.service_spec(svc)
+        rows = {}
+        members = [(b.minion_id, b.address, b.weight) for b in svc.backends]
+        if svc.sorry:
+            members.append((svc.sorry, site.hosts[svc.sorry].address, 0))
+        for minion, address, weight in members:
+            entry = record.get("health", {}).get(minion, {})
+            rows[minion] = {
+                "pillar_weight": weight,
+                "health": "host down" if entry.get("host") is False else
+                          ("down" if not lvspack_health.healthy(record, minion, svc.name) else "up"),
+                "held": entry.get("held") or [],
+                "maintenance": lvspack_health.in_maintenance(record, minion, svc.name),
+                "sorry": minion == svc.sorry,
+                "live": live.get((spec, address), {d: "missing" for d in directors}),
+            }
+        out[svc.name] = {"spec": spec, "backends": rows}
+    return out

@@ -1,0 +1,100 @@
+"""Backend health, as plain logic shared by the beacon, the runner and the director's
+role: rise/fall damping of check results, the floor of backends a service keeps, the
+sorry server, and the bound on how often a flapping backend's weight may change.
+
+The record the runner keeps (one JSON document on the master) has two parts:
+``health`` (minion id -> ``{"services": {name: bool}, "since": t, "down_at": t}``,
+what the minions reported and the runner verified) and ``maintenance`` (minion id ->
+``{"services": [names] or ["*"], "reason": text}``, the operators' drains). The live
+weights of every service follow from the pillar and that record alone
+(:func:`live_weights`), so a highstate computes the same weights as the reactor.
+"""
+
+import math
+
+PILLAR_KEY = "lvs_health"  # where the master's ext_pillar gives the record to the directors
+HOLD = 20  # seconds a backend stays out after going down, before it may come back
+HEARTBEAT = 10  # seconds between two reports of an unchanged beacon
+
+
+class Damper:
+    """rise/fall counting for one check: the state changes after ``fall`` failures in a
+    row (when up) or ``rise`` successes in a row (when down)."""
+
+    def __init__(self, rise, fall, up=True):
+        self.rise, self.fall, self.up, self.streak = rise, fall, up, 0
+
+    def feed(self, ok):
+        """Count one result; return True when the state changed."""
+        if ok == self.up:
+            self.streak = 0
+            return False
+        self.streak += 1
+        if self.streak >= (self.rise if ok else self.fall):
+            self.up, self.streak = ok, 0
+            return True
+        return False
+
+    def dump(self):
+        return {"up": self.up, "streak": self.streak}
+
+    @classmethod
+    def load(cls, rise, fall, data):
+        damper = cls(rise, fall, bool(data.get("up", True)))
+        damper.streak = int(data.get("streak", 0))
+        return damper
+
+
+def floor_count(floor, total):
+    """How many backends of ``total`` the floor keeps: a count, or a percentage
+    (``"50%"``, rounded up)."""
+    if isinstance(floor, str) and floor.endswith("%"):
+        return min(total, math.ceil(total * float(floor[:-1]) / 100))
+    return min(total, int(floor))
+
+
+def in_maintenance(record, minion_id, service):
+    entry = record.get("maintenance", {}).get(minion_id)
+    return bool(entry) and ("*" in entry["services"] or service in entry["services"])
+
+
+def healthy(record, minion_id, service):
+    """False only when the runner recorded the backend (or its host) down."""
+    entry = record.get("health", {}).get(minion_id)
+    if not entry:
+        return True
+    if entry.get("host") is False:
+        return False
+    return entry.get("services", {}).get(service, True) is not False
+
+
+def live_weights(service, record):
+    """``{minion_id: weight}`` for ``service`` (a ``lvspack_site.Service``): pillar
+    weights, 0 for a backend that is down or in maintenance; the floor keeps down
+    backends (never maintenance ones) in by name order until enough are in; with a
+    sorry server and no healthy backend, the backends go to 0 and it takes the traffic."""
+    weights, down = {}, []
+    for backend in service.backends:
+        if in_maintenance(record, backend.minion_id, service.name):
+            weights[backend.minion_id] = 0
+        elif not healthy(record, backend.minion_id, service.name):
+            weights[backend.minion_id] = 0
+            down.append(backend)
+        else:
+            weights[backend.minion_id] = backend.weight
+    serving = [b for b in service.backends if weights[b.minion_id] > 0]
+    if service.sorry:
+        weights[service.sorry] = 0
+        if not serving:
+            weights[service.sorry] = 1
+            return weights
+    need = floor_count(service.floor, len(service.backends)) - len(serving)
+    for backend in sorted(down, key=lambda b: b.minion_id)[:max(0, need)]:
+        weights[backend.minion_id] = backend.weight
+    return weights
+
+
+def may_restore(entry, now, hold=HOLD):
+    """A backend that went down comes back only ``hold`` seconds after it went down:
+    a flapping backend changes weight at most twice per ``hold`` seconds."""
+    return now - float(entry.get("down_at") or 0) >= hold

@@ -1,0 +1,99 @@
+"""One health check of a service, with a hard timeout: TCP connect, HTTP GET with an
+expected status, or a UDP request that must be answered. Several checks run at once
+(:func:`run_all`), so a round costs the longest timeout, not their sum.
+"""
+
+import os
+import socket
+import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+def tcp(address, port, timeout):
+    with socket.create_connection((address, port), timeout=timeout):
+        return "connected"
+
+
+def http(address, port, timeout, path="/", expect=200):
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((address, port), timeout=timeout) as sock:
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {address}\r\nUser-Agent: lvs-pack-check\r\n\r\n".encode())
+        data = b""
+        while b"\r\n" not in data and len(data) < 4096:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = sock.recv(1024)
+            if not chunk:
+                break
+            data += chunk
+    parts = data.split(b"\r\n", 1)[0].split()
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise OSError(f"not an HTTP answer: {data[:40]!r}")
+    if int(parts[1]) != expect:
+        raise OSError(f"HTTP {int(parts[1])}, expected {expect}")
+    return f"HTTP {expect}"
+
+
+def udp(address, port, timeout):
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect((address, port))
+        sock.send(b"lvs-pack-check\n")
+        sock.recv(2048)
+    return "answered"
+
+
+def _checksum(data):
+    data += b"\0" * (len(data) % 2)
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def ping(address, timeout):
+    """One ICMP echo (IPv4, raw socket: root) answered within ``timeout`` seconds."""
+    ident, seq = os.getpid() & 0xFFFF, int(time.monotonic() * 1000) & 0xFFFF
+    header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    body = b"lvs-pack-probe"
+    packet = struct.pack("!BBHHH", 8, 0, _checksum(header + body), ident, seq) + body
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+        sock.sendto(packet, (address, 0))
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OSError("no echo reply")
+            sock.settimeout(left)
+            data, peer = sock.recvfrom(2048)
+            ihl = (data[0] & 0x0F) * 4
+            kind, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
+            if peer[0] == address and kind == 0 and (rid, rseq) == (ident, seq):
+                return "echo reply"
+
+
+def run(check, address):
+    """Run ``check`` (a site service's ``check`` dict) against ``address``; return
+    ``(ok, reason)``. Never raises, never waits beyond the check's timeout (much)."""
+    kind, port, timeout = check["type"], check["port"], float(check["timeout"])
+    try:
+        if kind == "none":
+            return True, "not checked"
+        if kind == "http":
+            return True, http(address, port, timeout, check.get("path", "/"), check.get("expect", 200))
+        if kind == "udp":
+            return True, udp(address, port, timeout)
+        if kind == "ping":
+            return True, ping(address, timeout)
+        return True, tcp(address, port, timeout)
+    except (OSError, ValueError) as err:
+        return False, f"{kind} {address}:{port}: {str(err) or type(err).__name__}"
+
+
+def run_all(checks):
+    """``{name: (ok, reason)}`` for ``{name: (check, address)}``, run concurrently."""
+    if not checks:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(16, len(checks))) as pool:
+        futures = {name: pool.submit(run, check, address) for name, (check, address) in checks.items()}
+        return {name: future.result() for name, future in futures.items()}

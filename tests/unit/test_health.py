@@ -1,0 +1,160 @@
+"""Backend health logic (``lvspack_health``) and the beacon's round (pure)."""
+
+import copy
+import importlib.util
+import os
+import sys
+import types
+
+import pytest
+import yaml
+
+import lvspack_health as health
+import lvspack_roles
+import lvspack_site
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def site_tree(**web):
+    with open(os.path.join(REPO, "pillar", "lvs", "seed.sls"), encoding="utf-8") as fh:
+        tree = yaml.safe_load(fh)
+    tree["lvs"]["realservers"]["rs4"] = {"address": "10.10.24.24"}
+    tree["lvs"]["services"]["web"].update(web)
+    return tree
+
+
+def web(tree):
+    return lvspack_site.parse(tree).services["web"]
+
+
+def test_damper_needs_fall_failures_then_rise_successes():
+    damper = health.Damper(rise=2, fall=3)
+    assert [damper.feed(False) for _ in range(3)] == [False, False, True] and damper.up is False
+    assert damper.feed(True) is False and damper.feed(False) is False  # a success, then the streak resets
+    assert [damper.feed(True) for _ in range(2)] == [False, True] and damper.up is True
+    again = health.Damper.load(2, 3, damper.dump())
+    assert again.up is True and again.streak == 0
+
+
+def test_a_flapping_check_never_changes_state_with_rise_and_fall_two():
+    damper = health.Damper(rise=2, fall=2)
+    assert not any(damper.feed(i % 2 == 0) for i in range(100))
+
+
+@pytest.mark.parametrize("floor, total, count", [(1, 4, 1), (0, 4, 0), (9, 4, 4), ("50%", 4, 2), ("50%", 3, 2),
+                                                 ("100%", 3, 3), ("0%", 3, 0)])
+def test_floor_count(floor, total, count):
+    assert health.floor_count(floor, total) == count
+
+
+def test_live_weights_drop_down_and_drained_backends():
+    svc = web(site_tree(backends={"rs1": {"weight": 1}, "rs2": {"weight": 2}, "rs3": {"weight": 3}}))
+    record = {"health": {"rs1": {"services": {"web": False}}},
+              "maintenance": {"rs2": {"services": ["*"], "reason": "upgrade"}}}
+    assert health.live_weights(svc, record) == {"rs1": 0, "rs2": 0, "rs3": 3}
+    assert health.live_weights(svc, {}) == {"rs1": 1, "rs2": 2, "rs3": 3}
+
+
+def test_the_floor_keeps_down_backends_by_name_but_never_drained_ones():
+    svc = web(site_tree(floor=2, backends={"rs1": {}, "rs2": {}, "rs3": {}}))
+    record = {"health": {"rs1": {"services": {"web": False}}, "rs2": {"host": False, "services": {}},
+                         "rs3": {"services": {"web": False}}}}
+    assert health.live_weights(svc, record) == {"rs1": 1, "rs2": 1, "rs3": 0}
+    record["maintenance"] = {"rs1": {"services": ["web"]}}
+    assert health.live_weights(svc, record) == {"rs1": 0, "rs2": 1, "rs3": 1}
+
+
+def test_the_sorry_server_takes_over_only_when_no_backend_is_healthy():
+    svc = web(site_tree(sorry="rs4", floor=0))
+    assert [b.minion_id for b in svc.backends] == ["rs1", "rs2", "rs3"]  # not a backend by default
+    assert health.live_weights(svc, {}) == {"rs1": 1, "rs2": 1, "rs3": 1, "rs4": 0}
+    down = {"health": {m: {"services": {"web": False}} for m in ("rs1", "rs2", "rs3")}}
+    assert health.live_weights(svc, down) == {"rs1": 0, "rs2": 0, "rs3": 0, "rs4": 1}
+
+
+def test_the_directors_ipvs_table_follows_the_record():
+    site = lvspack_site.parse(site_tree(sorry="rs4"))
+    record = {"health": {"rs2": {"services": {"web": False}}}}
+    dests = lvspack_roles.ipvs_services(site, record)["tcp:10.10.24.88:80"]["destinations"]
+    assert {d: s["weight"] for d, s in dests.items()} == {
+        "10.10.24.21:80": 1, "10.10.24.22:80": 0, "10.10.24.23:80": 1, "10.10.24.24:80": 0}
+    assert lvspack_roles.for_minion(site, "rs4")["vips"] == ["10.10.24.88"]  # the sorry server holds the VIP
+
+
+def _runner_module():
+    spec = importlib.util.spec_from_file_location("lvs_runner", os.path.join(REPO, "_runners", "lvs.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_restores_wait_for_the_hold_time():
+    assert health.may_restore({"down_at": 100}, now=100 + health.HOLD)
+    assert not health.may_restore({"down_at": 100}, now=100 + health.HOLD - 1)
+
+
+def test_a_backend_flapping_every_second_changes_weight_a_bounded_number_of_times():
+    runner = _runner_module()
+    weights = [1]  # rs1's weight after each report
+    runner._push = lambda site, before, after: weights.append(after["tcp:10.10.24.88:80"]["10.10.24.21:80"]) or {}
+    site = lvspack_site.parse(site_tree())
+    record = {"health": {}, "maintenance": {}}
+    for second in range(120):  # reports alternate down/up every second for two minutes
+        runner._apply(site, record, 1000 + second, "rs1", services={"web": second % 2 == 1})
+    changes = sum(1 for a, b in zip(weights, weights[1:]) if a != b)
+    # Down at once, back at most once per HOLD seconds.
+    assert 2 <= changes <= 2 * (120 // health.HOLD + 1), weights
+
+
+def test_a_down_backend_comes_back_after_the_hold_time():
+    runner = _runner_module()
+    runner._push = lambda site, before, after: {"after": after}
+    site = lvspack_site.parse(site_tree())
+    record = {"health": {}, "maintenance": {}}
+    runner._apply(site, record, 1000, "rs1", services={"web": False})
+    assert lvspack_roles.ipvs_services(site, record)["tcp:10.10.24.88:80"]["destinations"]["10.10.24.21:80"]["weight"] == 0
+    runner._apply(site, record, 1001, "rs1", services={"web": True})
+    assert record["health"]["rs1"]["held"] == ["web"] and record["health"]["rs1"]["services"]["web"] is False
+    runner._apply(site, record, 1000 + health.HOLD, "rs1", services={"web": True})
+    assert record["health"]["rs1"]["held"] == [] and record["health"]["rs1"]["services"]["web"] is True
+
+
+@pytest.mark.parametrize("web_edit, problem", [
+    ({"floor": -1}, "lvs:services:web:floor: -1 must be a count from 0"),
+    ({"floor": 5}, "lvs:services:web:floor: 5 must be a count from 0 to the 4 backend(s)"),
+    ({"floor": "150%"}, "lvs:services:web:floor: '150%' is not a percentage"),
+    ({"sorry": "rs9"}, "lvs:services:web:sorry: 'rs9' is not a real server of this site"),
+    ({"sorry": "rs1", "backends": {"rs1": {}}}, "lvs:services:web:sorry: rs1 is a backend of this service"),
+])
+def test_health_settings_are_validated(web_edit, problem):
+    with pytest.raises(lvspack_site.SiteError) as err:
+        lvspack_site.parse(site_tree(**web_edit))
+    assert any(e.startswith(problem) for e in err.value.errors), err.value.errors
+
+
+def _beacon_module():
+    spec = importlib.util.spec_from_file_location("lvs_backend_beacon", os.path.join(REPO, "_beacons", "lvs_backend.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_beacon_fires_on_damped_changes_and_heartbeats_only():
+    beacon = _beacon_module()
+    check = {"type": "http", "port": 80, "rise": 2, "fall": 2}
+    cfg = {"checks": {"web": check}}
+    state = {}
+    ok, bad = {"web": (True, "HTTP 200")}, {"web": (False, "connection refused")}
+    assert beacon.round_(cfg, state, 0, 10, [], ok)["changed"] == []  # the first heartbeat
+    assert beacon.round_(cfg, state, 1, 10, [], bad) is None  # one failure: damped
+    event = beacon.round_(cfg, state, 2, 10, [], bad)
+    assert event["changed"] == ["web"] and event["services"]["web"] == {"healthy": False,
+                                                                       "reason": "connection refused"}
+    assert beacon.round_(cfg, state, 3, 10, [], bad) is None
+    assert beacon.round_(cfg, state, 12, 10, [], bad)["changed"] == []  # heartbeat
+    # A broken tunnel fails every service, whatever the service answers.
+    state = {}
+    beacon.round_(cfg, state, 0, 10, ["tunl0 is down"], ok)
+    event = beacon.round_(cfg, state, 1, 10, ["tunl0 is down"], ok)
+    assert event["services"]["web"]["healthy"] is False and "tunl0 is down" in event["services"]["web"]["reason"]
