@@ -38,12 +38,14 @@ import lvspack_owned
 import lvspack_roles
 import lvspack_site
 import salt.client
+import salt.pillar
 from salt.exceptions import SaltInvocationError
 
 log = logging.getLogger(__name__)
 
 RECORD = "health"
 ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
+STALE = 3 * lvspack_health.HEARTBEAT  # a beacon report older than this says nothing
 
 
 def _client():
@@ -51,7 +53,9 @@ def _client():
 
 
 def _site():
-    pillar = __salt__["pillar.show_pillar"]()
+    """The site, from the pillar as the master compiles it (for its own id: the site's
+    tree goes to every minion of the site alike)."""
+    pillar = salt.pillar.get_pillar(__opts__, {}, __opts__["id"], saltenv="base").compile_pillar()
     try:
         return lvspack_site.parse(pillar)
     except lvspack_site.SiteError as err:
@@ -143,6 +147,9 @@ def health(minion):
         # Silence is not evidence either: a dead host is the directors' probes' call (hosts).
         log.warning("lvs: %s did not answer for its health: nothing changed", minion)
         return {"minion": minion, "answered": False}
+    if report.get("age") is None or report["age"] > STALE:
+        log.warning("lvs: %s has no recent beacon report (age %s): nothing changed", minion, report.get("age"))
+        return {"minion": minion, "answered": True, "stale": report.get("age")}
     services = {name: bool(state.get("healthy")) for name, state in report["services"].items()}
     with _record() as record:
         pushed = _apply(site, record, time.time(), minion, services=services)

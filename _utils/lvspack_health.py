@@ -13,7 +13,7 @@ weights of every service follow from the pillar and that record alone
 import math
 
 PILLAR_KEY = "lvs_health"  # where the master's ext_pillar gives the record to the directors
-HOLD = 20  # seconds a backend stays out after going down, before it may come back
+HOLD = 10  # seconds a backend stays out after going down, before it may come back
 HEARTBEAT = 10  # seconds between two reports of an unchanged beacon
 
 

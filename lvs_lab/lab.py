@@ -511,6 +511,27 @@ class Lab:
         except json.JSONDecodeError:
             raise LabError(f"salt {' '.join(args)} printed no JSON (exit {code}):\n{out}\n{err}") from None
 
+    def salt_run(self, *args, timeout=300):
+        """Run ``salt-run --out=json ARGS`` on the lab's master; return its data."""
+        argv = ["ip", "netns", "exec", plan.SWITCH_NS, os.path.join(BIN, "salt-run"), "-c", self.master_conf_dir,
+                "--out=json", *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        try:
+            return json.loads(proc.stdout) if proc.stdout.strip() else None
+        except json.JSONDecodeError:
+            raise LabError(f"salt-run {' '.join(args)} printed no JSON (exit {proc.returncode}):\n"
+                           f"{proc.stdout}\n{proc.stderr}") from None
+
+    @property
+    def master_cachedir(self):
+        """The lab master's cache (Salt prefixes its default with the root_dir)."""
+        return os.path.join(self._path("master"), "var", "cache", "salt", "master")
+
+    def freeze(self, name, frozen=True):
+        """Stop (SIGSTOP) or resume (SIGCONT) the UML kernel of ``name``: a frozen host."""
+        with open(os.path.join(self.host_dir(name), "kernel.pid"), encoding="utf-8") as fh:
+            os.killpg(int(fh.read()), signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def wait_minions(self, names, timeout=240):
         deadline = time.monotonic() + timeout
         pending = set(names)

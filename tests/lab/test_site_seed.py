@@ -14,6 +14,8 @@ import time
 import pytest
 
 from lvs_lab import plan, traffic
+
+from . import health_helpers
 from tests.lab.ipvs_helpers import call
 from tests.lab.site_helpers import apply, changes_by_minion, edited, results_by_minion, site_tree, snapshot
 
@@ -60,6 +62,8 @@ def test_a_restarted_host_comes_back_fully_configured(site_lab, host):
     site_lab.restart(host)  # power cycle: the kernel (or namespace) keeps nothing
     # The minion answers first, then applies its highstate (startup_states).
     _wait(lambda: snapshot(site_lab, [host]) == before, 120, f"{host} to be configured again")
+    # The directors' probes took a restarted real server out; it is back once they reach it.
+    _wait(lambda: set(health_helpers.weights(site_lab).values()) == {1}, 60, "every backend back in")
     _traffic_ok(site_lab)
 
 

@@ -1,0 +1,76 @@
+"""Helpers for the backend-health tests and benchmark: the director's live weights (read
+with ipvsadm, independently of the pack), faults on a real server, waiting."""
+
+import json
+import sys
+import os
+import re
+import time
+
+WEB = "10.10.24.88:80"
+_DEST = re.compile(r"^-a -([tus]) (\S+) -r (\S+) .*-w (\d+)")
+
+
+def weights(lab, director="director", service=WEB):
+    """{real server address: weight} of ``service`` on ``director`` (ipvsadm-save)."""
+    code, out, err = lab.capture(director, "ipvsadm-save", "-n")
+    assert code == 0, err
+    found = {}
+    for line in out.splitlines():
+        match = _DEST.match(line)
+        if match and match.group(2) == service:
+            found[match.group(3).rsplit(":", 1)[0]] = int(match.group(4))
+    return found
+
+
+def address(lab, minion):
+    return lab.site().hosts[minion].address
+
+
+def weight_of(lab, minion, director="director", service=WEB):
+    return weights(lab, director, service).get(address(lab, minion))
+
+
+def block_service(lab, minion, port=80, blocked=True):
+    """Make ``minion``'s service refuse connections (or accept them again)."""
+    verb = "-I" if blocked else "-D"
+    code, _, err = lab.capture(minion, "iptables-legacy", verb, "INPUT", "-p", "tcp", "--dport", str(port),
+                               "-j", "REJECT", "--reject-with", "tcp-reset")
+    assert code == 0, err
+
+
+def wait_for(predicate, timeout, step=0.2):
+    """Seconds until ``predicate()`` is true; raise AssertionError after ``timeout``."""
+    began = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - began
+        if time.monotonic() - began > timeout:
+            raise AssertionError(f"not within {timeout}s")
+        time.sleep(step)
+
+
+def record(lab):
+    """The runner's health record on the lab's master."""
+    path = os.path.join(lab.master_cachedir, "lvs", "health.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return {}
+
+
+def forget_health(lab):
+    """Start from no health record (as after a fresh install)."""
+    path = os.path.join(lab.master_cachedir, "lvs", "health.json")
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+def client_send(lab, count, public="112.2.21.88", port=80):
+    """``count`` HTTP requests from the lab's client to the web service:
+    ``{"answers": {minion: n}, "failed": n}``."""
+    code, out, err = lab.capture("client", sys.executable, "-m", "lvs_lab.traffic", "tcp", public, str(port),
+                                 str(count))
+    assert code == 0, err
+    return json.loads(out)

@@ -1,0 +1,179 @@
+"""Backend health on the seed's site, through the real beacons, reactor and runner: a
+service killed and restored, a host frozen and stopped, a forged event, the floor, the
+sorry server, flapping, a highstate during a drain, maintenance drains, the status view,
+and no failed request while a backend is drained under load."""
+
+import threading
+import time
+
+import pytest
+
+from . import health_helpers as hh
+from .site_helpers import edited, site_tree
+
+TIMEOUT = 30  # seconds any reaction may take here (the figures are in bench/health.py)
+RESTORE = 45  # a backend comes back HOLD seconds after it went down, at its next report
+
+
+@pytest.fixture(name="healthy")
+def fixture_healthy(lab):
+    """Every backend serving before and after each test."""
+    yield lab
+    for minion in ("rs1", "rs2", "rs3"):
+        lab.capture(minion, "sh", "-c", "while iptables-legacy -D INPUT -p tcp --dport 80 -j REJECT "
+                                        "--reject-with tcp-reset 2>/dev/null; do :; done")
+    lab.salt_run("lvs.undrain", "rs1")
+    lab.salt_run("lvs.undrain", "rs2")
+    hh.wait_for(lambda: hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 1}, RESTORE)
+
+
+def test_a_killed_service_is_drained_and_comes_back(healthy):
+    lab = healthy
+    assert hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 1}
+    hh.block_service(lab, "rs1")
+    hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 0, TIMEOUT)
+    assert hh.weight_of(lab, "rs2") == 1 and hh.weight_of(lab, "rs3") == 1
+    assert hh.record(lab)["health"]["rs1"]["services"]["web"] is False
+    hh.block_service(lab, "rs1", blocked=False)
+    hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 1, RESTORE)
+
+
+def test_a_forged_event_cannot_change_another_minions_backend(healthy):
+    lab = healthy
+    before = hh.record(lab).get("health", {}).get("rs1", {}).get("checked_at", 0)
+    payload = '{"services": {"web": {"healthy": false, "reason": "forged"}}, "changed": ["web"]}'
+    # rs2 claims to be rs1's beacon: tag and payload are rs2's own words.
+    ret = lab.salt_json("rs2", "event.send", "salt/beacon/rs1/lvs_backend/", payload)
+    assert ret.get("rs2") is True, ret
+    # The reactor ran the runner, which asked rs1 itself: rs1 said healthy.
+    hh.wait_for(lambda: hh.record(lab).get("health", {}).get("rs1", {}).get("checked_at", 0) > before, TIMEOUT)
+    assert hh.weight_of(lab, "rs1") == 1
+    assert hh.record(lab)["health"]["rs1"]["services"]["web"] is True
+    # Even data naming another id, on rs2's own tag, changes nothing of rs1.
+    lab.salt_json("rs2", "event.send", "salt/beacon/rs2/lvs_backend/", '{"id": "rs1", "services": {}}')
+    time.sleep(5)
+    assert hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 1}
+
+
+def test_the_floor_keeps_one_backend_when_all_fail(healthy):
+    lab = healthy
+    for minion in ("rs1", "rs2", "rs3"):
+        hh.block_service(lab, minion)
+    # Two go to 0; the floor (1 by default) keeps one in, by name order: rs1.
+    hh.wait_for(lambda: hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 0, "10.10.24.23": 0}, TIMEOUT)
+    status = lab.salt_run("lvs.status")
+    assert status["web"]["backends"]["rs1"]["health"] == "down"
+    assert status["web"]["backends"]["rs1"]["live"]["director"]["weight"] == 1
+
+
+def test_a_highstate_during_a_drain_keeps_it(healthy):
+    lab = healthy
+    hh.block_service(lab, "rs2")
+    hh.wait_for(lambda: hh.weight_of(lab, "rs2") == 0, TIMEOUT)
+    lab.apply()
+    assert hh.weight_of(lab, "rs2") == 0, "a highstate put an unhealthy backend back"
+
+
+def test_a_maintenance_drain_survives_health_events_and_highstates(healthy):
+    lab = healthy
+    ret = lab.salt_run("lvs.drain", "rs2", "reason=kernel upgrade")
+    assert ret["drained"] == "rs2", ret
+    assert hh.weight_of(lab, "rs2") == 0
+    # rs2 is healthy: its beacon's heartbeats (every 10 s) reach the runner, and a highstate runs.
+    lab.salt_run("lvs.health", "rs2")
+    lab.apply()
+    assert hh.weight_of(lab, "rs2") == 0
+    assert lab.salt_run("lvs.status")["web"]["backends"]["rs2"]["maintenance"] is True
+    lab.salt_run("lvs.undrain", "rs2")
+    assert hh.weight_of(lab, "rs2") == 1
+
+
+def test_no_request_fails_while_a_backend_is_drained_under_load(healthy):
+    lab = healthy
+    results, stop = [], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            results.append(hh.client_send(lab, 5))
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        time.sleep(2)
+        lab.salt_run("lvs.drain", "rs3")
+        time.sleep(4)
+    finally:
+        stop.set()
+        worker.join(timeout=120)
+        lab.salt_run("lvs.undrain", "rs3")
+    answered = sum(sum(r["answers"].values()) for r in results)
+    asked = 5 * len(results)
+    assert asked >= 10 and answered == asked and not any(r["failed"] for r in results), results
+
+
+def test_a_flapping_backend_changes_weight_a_bounded_number_of_times(healthy):
+    lab = healthy
+    seen, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.append(hh.weight_of(lab, "rs1"))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        began = time.monotonic()
+        blocked = False
+        while time.monotonic() - began < 30:  # up/down every second for 30 s
+            blocked = not blocked
+            hh.block_service(lab, "rs1", blocked=blocked)
+            time.sleep(1)
+        if blocked:
+            hh.block_service(lab, "rs1", blocked=False)
+    finally:
+        stop.set()
+        watcher.join()
+    changes = sum(1 for a, b in zip(seen, seen[1:]) if a != b)
+    assert changes <= 2 * (30 // 10 + 1), seen
+
+
+def test_a_frozen_host_is_drained_and_returns(healthy):
+    lab = healthy
+    lab.freeze("rs3")
+    try:
+        hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 0, TIMEOUT)
+        assert hh.record(lab)["health"]["rs3"]["host"] is False
+    finally:
+        lab.freeze("rs3", frozen=False)
+    hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 1, RESTORE)
+
+
+def test_a_stopped_host_is_drained_and_returns_when_started(healthy):
+    lab = healthy
+    lab.halt("rs3")
+    hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 0, TIMEOUT)
+    lab.boot("rs3")
+    lab.wait_booted(["rs3"])
+    lab.wait_minions(["rs3"], timeout=300)
+    hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 1, 240)
+
+
+def test_the_sorry_server_takes_over_when_no_backend_is_healthy(healthy):
+    lab = healthy
+    lab.set_pillar(edited(site_tree(), lambda t: t["services"]["web"].update(
+        sorry="rs3", floor=0, backends={"rs1": {}, "rs2": {}})))
+    try:
+        lab.apply()
+        assert hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 0}
+        hh.block_service(lab, "rs1")
+        hh.block_service(lab, "rs2")
+        hh.wait_for(lambda: hh.weights(lab) == {"10.10.24.21": 0, "10.10.24.22": 0, "10.10.24.23": 1}, TIMEOUT)
+        sent = hh.client_send(lab, 4)
+        assert sent == {"answers": {"rs3": 4}, "failed": 0}, sent
+    finally:
+        hh.block_service(lab, "rs1", blocked=False)
+        hh.block_service(lab, "rs2", blocked=False)
+        lab.reset_pillar()
+        hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 1 and hh.weight_of(lab, "rs2") == 1, RESTORE)
+        lab.apply()
