@@ -6,7 +6,9 @@ host (TCP connect, HTTP GET with the expected status, or a UDP answer: the servi
 ``check:`` in the pillar), and that the TUN setup is intact (``ipip.check``: tunnel up,
 exactly the VIPs, ARP/rp_filter sysctls). The checks run at once with short timeouts,
 so a round never blocks the minion for more than the longest timeout. Results are
-damped per service (``rise``/``fall`` in a row).
+damped per service (``rise``/``fall`` in a row). A round runs in a worker thread; the
+beacon waits for it at most the longest check timeout plus 0.2 s (a slower round is
+collected at the next call), so the minion's loop is never held longer than that.
 
 It fires only when a damped state changes, and otherwise every ``heartbeat`` seconds
 (10 by default). The damped state is also kept in the minion's cache, where
@@ -30,7 +32,11 @@ Configuration (``salt/lvs/realserver.sls`` sets it with ``beacon.present``):
         - heartbeat: 10
 """
 
+import contextvars
+import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 
 import lvspack_health
 import lvspack_owned
@@ -41,6 +47,8 @@ from lvspack_fresh import fresh
 health = fresh(lvspack_health)
 records = fresh(lvspack_owned)
 probe = fresh(lvspack_probe)
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "lvs_backend"
 RECORD = "backend-health"
@@ -85,20 +93,57 @@ def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
     return {"services": services, "tunnel": sorted(tunnel_drifts), "changed": sorted(changed)}
 
 
+def _checks(cfg):
+    """One round of checks (in a worker thread: pyroute2 runs its own asyncio loop,
+    which cannot run inside the minion's): ``(tunnel drifts, {name: (ok, reason)})``."""
+    try:
+        drifts = __salt__["ipip.check"](cfg["vips"], device=cfg["device"], lan_interface=cfg["interface"])
+    except Exception as err:  # pylint: disable=broad-except
+        drifts = [f"ipip.check failed: {err}"]
+    return drifts, probe.run_all({name: (check, check["vip"]) for name, check in cfg["checks"].items()})
+
+
+def _collect(state, conf):
+    """The event of the finished round, if any (None otherwise)."""
+    running = state.get("running")
+    if running is None or not running.done():
+        return None
+    state["running"] = None
+    try:
+        drifts, results = running.result()
+    except Exception:  # pylint: disable=broad-except
+        log.exception("lvs_backend: a round of checks failed")
+        return None
+    event = round_(state["cfg"], state, time.time(), float(conf.get("heartbeat", health.HEARTBEAT)), drifts, results)
+    if event is not None:
+        records.store(__opts__, RECORD, {"at": time.time(), "services": event["services"], "tunnel": event["tunnel"]})
+    return event
+
+
 def beacon(config):
+    """Run a round of checks in a worker thread and wait for it at most the longest
+    check timeout (plus 0.2 s); a round that takes longer is collected at the next call
+    and no new one starts meanwhile: the minion's loop is never held longer than that."""
     conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else (config or {})
+    state = __context__.setdefault("lvs_backend", {})
+    events = []
+    if state.get("running") is not None:
+        event = _collect(state, conf)
+        if state.get("running") is not None:
+            return []  # still running: wait for it, start nothing new
+        events += [event] if event else []
     try:
         cfg = __salt__["lvs_site.config"]()
     except Exception:  # pylint: disable=broad-except  (an invalid site: nothing to check)
-        return []
-    if cfg.get("role") != "realserver":
-        return []
-    now = time.time()
-    state = __context__.setdefault("lvs_backend", {})
-    drifts = __salt__["ipip.check"](cfg["vips"], device=cfg["device"], lan_interface=cfg["interface"])
-    results = probe.run_all({name: (check, check["vip"]) for name, check in cfg["checks"].items()})
-    event = round_(cfg, state, now, float(conf.get("heartbeat", health.HEARTBEAT)), drifts, results)
-    if event is None:
-        return []
-    records.store(__opts__, RECORD, {"at": now, "services": event["services"], "tunnel": event["tunnel"]})
-    return [event]
+        return events
+    if cfg.get("role") != "realserver" or not cfg["checks"]:
+        return events
+    if "pool" not in state:
+        state["pool"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvs_backend")
+    state["cfg"] = cfg
+    # Salt's dunders (__salt__, __opts__) live in the loader's context: carry it over.
+    state["running"] = state["pool"].submit(contextvars.copy_context().run, _checks, cfg)
+    budget = max(float(check["timeout"]) for check in cfg["checks"].values()) + 0.2
+    futures_wait([state["running"]], timeout=budget)
+    event = _collect(state, conf)
+    return events + ([event] if event else [])
