@@ -141,17 +141,18 @@ def health(minion):
     if host is None or host.role != "realserver":
         log.warning("lvs: health event for %r, which is not a real server of the site: ignored", minion)
         return {"ignored": f"{minion!r} is not a real server of the site"}
-    ret = _client().cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT)
-    report = ret.get(minion)
-    if not isinstance(report, dict) or "services" not in report:
-        # Silence is not evidence either: a dead host is the directors' probes' call (hosts).
-        log.warning("lvs: %s did not answer for its health: nothing changed", minion)
-        return {"minion": minion, "answered": False}
-    if report.get("age") is None or report["age"] > STALE:
-        log.warning("lvs: %s has no recent beacon report (age %s): nothing changed", minion, report.get("age"))
-        return {"minion": minion, "answered": True, "stale": report.get("age")}
-    services = {name: bool(state.get("healthy")) for name, state in report["services"].items()}
+    # Asked under the record's lock: answers are applied in the order they were given.
     with _record() as record:
+        ret = _client().cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT)
+        report = ret.get(minion)
+        if not isinstance(report, dict) or "services" not in report:
+            # Silence is not evidence either: a dead host is the directors' probes' call (hosts).
+            log.warning("lvs: %s did not answer for its health: nothing changed", minion)
+            return {"minion": minion, "answered": False}
+        if report.get("age") is None or report["age"] > STALE:
+            log.warning("lvs: %s has no recent beacon report (age %s): nothing changed", minion, report.get("age"))
+            return {"minion": minion, "answered": True, "stale": report.get("age")}
+        services = {name: bool(state.get("healthy")) for name, state in report["services"].items()}
         pushed = _apply(site, record, time.time(), minion, services=services)
         return {"minion": minion, "services": services, "held": record["health"][minion]["held"], **pushed}
 
@@ -170,13 +171,11 @@ def hosts():
     """
     site = _site()
     directors = sorted(host.minion_id for host in site.directors)
-    ret = _client().cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=ASK_TIMEOUT)
-    views = [view for view in (ret.get(d) for d in directors) if isinstance(view, dict)]
-    if not views:
-        return {"answered": []}
-    now = time.time()
-    result = {"answered": sorted(d for d in directors if isinstance(ret.get(d), dict))}
-    with _record() as record:
+    with _record() as record:  # asked under the lock: views are applied in the order given
+        ret = _client().cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=ASK_TIMEOUT)
+        views = [view for view in (ret.get(d) for d in directors) if isinstance(view, dict)]
+        result = {"answered": sorted(d for d in directors if isinstance(ret.get(d), dict))}
+        now = time.time()
         for host in site.realservers:
             seen = [view[host.minion_id] for view in views if host.minion_id in view]
             if not seen:

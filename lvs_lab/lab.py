@@ -527,10 +527,10 @@ class Lab:
         """The lab master's cache (Salt prefixes its default with the root_dir)."""
         return os.path.join(self._path("master"), "var", "cache", "salt", "master")
 
-    def freeze(self, name, frozen=True):
-        """Stop (SIGSTOP) or resume (SIGCONT) the UML kernel of ``name``: a frozen host."""
-        with open(os.path.join(self.host_dir(name), "kernel.pid"), encoding="utf-8") as fh:
-            os.killpg(int(fh.read()), signal.SIGSTOP if frozen else signal.SIGCONT)
+    def cut(self, name, cut=True):
+        """Unplug (or plug back) the LAN cable of UML host ``name``: its tap on the LAN
+        bridge goes down; the management network, and so its minion, stays."""
+        sh("ip", "-n", plan.SWITCH_NS, "link", "set", self.hosts[name].tap("lan"), "down" if cut else "up")
 
     def wait_minions(self, names, timeout=240):
         deadline = time.monotonic() + timeout
