@@ -29,7 +29,7 @@ def __virtual__():
 
 def report():
     """This real server's health as its ``lvs_backend`` beacon last concluded:
-    ``{"services": {name: {"healthy": bool, "reason": str}}, "tunnel": [...], "age": s}``,
+    ``{"services": {name: {"healthy": bool, "reason": str}}, "tunnel": [...], "at": t, "age": s}``,
     or ``{"services": {}, "age": None}`` when the beacon has not run.
 
     CLI Example:
@@ -41,7 +41,7 @@ def report():
     record = records.load(__opts__, RECORD)
     if not record:
         return {"services": {}, "tunnel": [], "age": None}
-    return {"services": record["services"], "tunnel": record.get("tunnel", []),
+    return {"services": record["services"], "tunnel": record.get("tunnel", []), "at": record["at"],
             "age": round(time.time() - record["at"], 3)}
 
 

@@ -141,20 +141,36 @@ def health(minion):
     if host is None or host.role != "realserver":
         log.warning("lvs: health event for %r, which is not a real server of the site: ignored", minion)
         return {"ignored": f"{minion!r} is not a real server of the site"}
-    # Asked under the record's lock: answers are applied in the order they were given.
+    report, at = _report(minion)
+    if report is None:
+        return {"minion": minion, "answered": False}
+    current = (lvspack_owned.load(__opts__, RECORD, {}) or {}).get("health", {}).get(minion, {})
+    if report == current.get("services") and not current.get("held"):
+        return {"minion": minion, "services": report, "changed": False}  # a heartbeat: nothing to decide
     with _record() as record:
-        ret = _client().cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT)
-        report = ret.get(minion)
-        if not isinstance(report, dict) or "services" not in report:
-            # Silence is not evidence either: a dead host is the directors' probes' call (hosts).
-            log.warning("lvs: %s did not answer for its health: nothing changed", minion)
-            return {"minion": minion, "answered": False}
-        if report.get("age") is None or report["age"] > STALE:
-            log.warning("lvs: %s has no recent beacon report (age %s): nothing changed", minion, report.get("age"))
-            return {"minion": minion, "answered": True, "stale": report.get("age")}
-        services = {name: bool(state.get("healthy")) for name, state in report["services"].items()}
-        pushed = _apply(site, record, time.time(), minion, services=services)
-        return {"minion": minion, "services": services, "held": record["health"][minion]["held"], **pushed}
+        entry = record["health"].get(minion, {})
+        if at <= entry.get("reported_at", 0):  # an older report than one applied already
+            return {"minion": minion, "services": report, "stale": True}
+        pushed = _apply(site, record, time.time(), minion, services=report)
+        record["health"][minion]["reported_at"] = at
+        log.info("lvs: %s reports %s: %s", minion, report, pushed or "no weight changed")
+        return {"minion": minion, "services": report, "held": record["health"][minion]["held"], **pushed}
+
+
+def _report(minion):
+    """``({service: healthy}, beacon time)`` as ``minion`` itself answers, or ``(None,
+    None)`` (no answer, or no recent beacon report: silence is not evidence; a dead
+    host is the directors' call)."""
+    ret = _client().cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT)
+    report = ret.get(minion)
+    if not isinstance(report, dict) or "services" not in report:
+        log.warning("lvs: %s did not answer for its health: nothing changed", minion)
+        return None, None
+    if report.get("age") is None or report["age"] > STALE:
+        log.warning("lvs: %s has no recent beacon report (age %s): nothing changed", minion, report.get("age"))
+        return None, None
+    at = float(report.get("at") or time.time() - float(report["age"]))
+    return {name: bool(state.get("healthy")) for name, state in report["services"].items()}, at
 
 
 def hosts():

@@ -11,7 +11,9 @@ table with ipvsadm every 0.1 s:
 
 - a real server's service killed (its port refuses connections) -> weight 0: median, p95;
 - the service back -> weight restored: median (includes the hold time);
-- a real server's host stopped outright (its kernel killed) -> weight 0: median.
+- a real server's host stopped outright (its kernel killed) -> weight 0: median;
+- requests from the client while a backend is drained (``lvs.drain``) under steady
+  load: how many failed (must be 0).
 
 Each figure is printed with its trials; the lab's seed site must be up and healthy.
 """
@@ -79,6 +81,22 @@ def main():
         hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 1, 240)
     if stopped:
         figures("host stopped -> weight 0", stopped)
+    drain_under_load(lab)
+
+
+def drain_under_load(lab, rounds=20, per_round=10):
+    """Steady load from the client; rs2 drained after a quarter of it, back after three."""
+    results = []
+    for index in range(rounds):
+        if index == rounds // 4:
+            lab.salt_run("lvs.drain", "rs2", "reason=benchmark")
+        if index == 3 * rounds // 4:
+            lab.salt_run("lvs.undrain", "rs2")
+        results.append(hh.client_send(lab, per_round))
+    failed = sum(r["failed"] for r in results)
+    answered = sum(sum(r["answers"].values()) for r in results)
+    print(f"drain under load: {answered} of {rounds * per_round} requests answered, {failed} failed "
+          f"(rs2 drained for the middle half)", flush=True)
 
 
 if __name__ == "__main__":
