@@ -110,6 +110,11 @@ def _apply(site, record, now, minion, services=None, host=None):
     old_down = {n for n, ok in entry["services"].items() if ok is False} | ({"*"} if entry["host"] is False else set())
     wanted = dict(entry["services"]) if services is None else dict(services)
     host_ok = entry["host"] if host is None else host
+    if host_ok is False:
+        # Down with its host: its services come back only on its own report, made after
+        # it is up again (a host reachable again may not serve yet: its startup highstate).
+        wanted.update({svc.name: False for svc in site.services.values()
+                       if svc.sorry == minion or any(b.minion_id == minion for b in svc.backends)})
     new_down = {n for n, ok in wanted.items() if ok is False} | ({"*"} if host_ok is False else set())
     if new_down - old_down:
         entry["down_at"] = now
@@ -149,7 +154,8 @@ def health(minion):
         return {"minion": minion, "services": report, "changed": False}  # a heartbeat: nothing to decide
     with _record() as record:
         entry = record["health"].get(minion, {})
-        if at <= entry.get("reported_at", 0):  # an older report than one applied already
+        if at <= max(entry.get("reported_at", 0), entry.get("down_at", 0) if entry.get("host") is False else 0):
+            # Older than a report applied already, or made before its host went down.
             return {"minion": minion, "services": report, "stale": True}
         pushed = _apply(site, record, time.time(), minion, services=report)
         record["health"][minion]["reported_at"] = at

@@ -63,7 +63,7 @@ def test_a_restarted_host_comes_back_fully_configured(site_lab, host):
     # The minion answers first, then applies its highstate (startup_states).
     _wait(lambda: snapshot(site_lab, [host]) == before, 120, f"{host} to be configured again")
     # The directors' probes took a restarted real server out; it is back once they reach it.
-    _wait(lambda: set(health_helpers.weights(site_lab).values()) == {1}, 60, "every backend back in")
+    _wait(lambda: set(health_helpers.weights(site_lab).values()) == {1}, 120, "every backend back in")
     _traffic_ok(site_lab)
 
 
