@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -57,3 +58,13 @@ def fixture_lab():
     yield lab_mod.Lab()
     if lab_mod.Lab().hosts and not keep:
         run_cli("down")
+
+
+@pytest.fixture(scope="module", name="health_paused")
+def fixture_health_paused(lab):
+    """The health beacons paused on every minion: for tests that build IPVS tables or
+    tunnels of their own, which the reactor would otherwise re-weight or see as failed."""
+    lab.salt_json("*", "beacons.disable")
+    time.sleep(8)  # runner calls already queued in the reactor finish
+    yield lab
+    lab.salt_json("*", "beacons.enable")

@@ -7,6 +7,9 @@ import pytest
 
 from tests.lab.ipvs_helpers import call
 
+# The health beacons would re-weight or fail this module's own tables and tunnels.
+pytestmark = pytest.mark.usefixtures("health_paused")
+
 RS = "rs1"
 VIP = "10.10.24.88"
 
