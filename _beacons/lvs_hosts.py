@@ -3,7 +3,8 @@
 What a real server cannot report itself: a host that is dead, frozen or cut off sends
 no event. Each round (``interval``, 1 s by default) the director sends one ICMP echo to
 each real server's LAN address (the path its tunnelled requests take), all at once,
-with a short timeout (``timeout``, 0.4 s); results are damped (``fall`` misses in a row,
+with a short timeout (``probe_timeout``, 0.4 s; not ``timeout``, which Salt's
+``beacons.add`` takes as its own wait for the minion's answer); results are damped (``fall`` misses in a row,
 2 by default, make a host unreachable; ``rise`` answers, 2, make it reachable again).
 The damped view is kept in the director's cache for ``lvs_health.reachability``.
 
@@ -38,7 +39,7 @@ site_module = fresh(lvspack_site)
 
 __virtualname__ = "lvs_hosts"
 RECORD = "hosts-reach"
-SETTINGS = {"interval", "timeout", "rise", "fall", "heartbeat", "disable_during_state_run", "enabled"}
+SETTINGS = {"interval", "probe_timeout", "rise", "fall", "heartbeat", "disable_during_state_run", "enabled"}
 
 
 def __virtual__():
@@ -63,7 +64,7 @@ def beacon(config):
         return []
     if site.role_of(__opts__["id"]) != "director":
         return []
-    check = {"type": "ping", "port": 0, "timeout": float(conf.get("timeout", 0.4))}
+    check = {"type": "ping", "port": 0, "timeout": float(conf.get("probe_timeout", 0.4))}
     results = probe.run_all({h.minion_id: (check, h.address) for h in site.realservers})
     state = __context__.setdefault("lvs_hosts", {"dampers": {}, "sent_at": 0})
     changed, view = [], {}

@@ -37,6 +37,6 @@ lvs-director-hosts-beacon:
     - name: lvs_hosts
     - save: True
     - interval: 1
-    - timeout: 0.4
+    - probe_timeout: 0.4
     - require:
       - ipvs: lvs-director-ipvs

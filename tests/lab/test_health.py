@@ -40,6 +40,19 @@ def test_a_killed_service_is_drained_and_comes_back(healthy):
     hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 1, RESTORE)
 
 
+def test_a_broken_tunnel_drains_the_backend_though_its_service_answers(healthy):
+    lab = healthy
+    code, _, err = lab.capture("rs2", "ip", "link", "set", "tunl0", "down")
+    assert code == 0, err
+    try:
+        hh.wait_for(lambda: hh.weight_of(lab, "rs2") == 0, TIMEOUT)
+        reason = lab.salt_json("rs2", "lvs_health.report")["rs2"]["services"]["web"]["reason"]
+        assert reason.startswith("TUN setup:") and "tunl0" in reason, reason
+    finally:
+        lab.capture("rs2", "ip", "link", "set", "tunl0", "up")
+    hh.wait_for(lambda: hh.weight_of(lab, "rs2") == 1, RESTORE)
+
+
 def _report_jobs_to(lab, minion, since):
     """How many ``lvs_health.report`` jobs the master sent to ``minion`` since ``since``."""
     jobs = lab.salt_run("jobs.list_jobs", "search_function=lvs_health.report", f"search_target={minion}") or {}
