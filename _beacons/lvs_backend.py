@@ -34,6 +34,7 @@ Configuration (``salt/lvs/realserver.sls`` sets it with ``beacon.present``):
 
 import contextvars
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -49,6 +50,7 @@ records = fresh(lvspack_owned)
 probe = fresh(lvspack_probe)
 
 log = logging.getLogger(__name__)
+_ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 
 __virtualname__ = "lvs_backend"
 RECORD = "backend-health"
@@ -77,8 +79,10 @@ def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
     services, changed = {}, []
     for name, check in sorted(cfg["checks"].items()):
         ok, reason = results[name]
-        if tunnel_drifts:
-            ok, reason = False, f"TUN setup: {'; '.join(sorted(tunnel_drifts))}"
+        # A drift about another VIP (one being added or removed) is not this service's.
+        mine = [d for d in tunnel_drifts if not _ADDRESS.search(d) or check["vip"] in _ADDRESS.findall(d)]
+        if mine:
+            ok, reason = False, f"TUN setup: {'; '.join(sorted(mine))}"
         damper = health.Damper.load(check["rise"], check["fall"], dampers.get(name, {}))
         if damper.feed(ok):
             changed.append(name)

@@ -23,12 +23,15 @@ lvs-realserver-network:
       - ipip: lvs-realserver-tunnel
 
 {#- Backend health: every service of this host checked on its VIP, and the TUN setup,
-    each second; events on change (and a heartbeat) for the master's reactor. #}
+    each second (not during a state run); events on change (and a heartbeat) for the
+    master's reactor. #}
 lvs-realserver-health-beacon:
   beacon.present:
     - name: lvs_backend
     - save: True
     - interval: 1
     - heartbeat: 10
+    # A highstate adds and removes VIPs: no checks until it is over.
+    - disable_during_state_run: True
     - require:
       - lvs_net: lvs-realserver-network

@@ -158,3 +158,12 @@ def test_beacon_fires_on_damped_changes_and_heartbeats_only():
     beacon.round_(cfg, state, 0, 10, ["tunl0 is down"], ok)
     event = beacon.round_(cfg, state, 1, 10, ["tunl0 is down"], ok)
     assert event["services"]["web"]["healthy"] is False and "tunl0 is down" in event["services"]["web"]["reason"]
+
+
+def test_a_drift_about_another_vip_does_not_fail_a_service():
+    beacon = _beacon_module()
+    check = {"type": "http", "port": 80, "rise": 1, "fall": 1, "vip": "10.10.24.88"}
+    cfg = {"checks": {"web": check, "api": {**check, "vip": "10.10.24.89"}}}
+    ok = {"web": (True, "HTTP 200"), "api": (True, "HTTP 200")}
+    event = beacon.round_(cfg, {}, 0, 10, ["tunl0.address 10.10.24.89/32"], ok)
+    assert event["services"]["web"]["healthy"] is True and event["services"]["api"]["healthy"] is False
