@@ -35,7 +35,8 @@ def test_a_killed_service_is_drained_and_comes_back(healthy):
     hh.block_service(lab, "rs1")
     hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 0, TIMEOUT)
     assert hh.weight_of(lab, "rs2") == 1 and hh.weight_of(lab, "rs3") == 1
-    assert hh.record(lab)["health"]["rs1"]["services"]["web"] is False
+    # The runner writes its record once the directors confirmed: it may follow a moment later.
+    hh.wait_for(lambda: hh.record(lab)["health"]["rs1"]["services"]["web"] is False, 10)
     hh.block_service(lab, "rs1", blocked=False)
     hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 1, RESTORE)
 
@@ -171,7 +172,7 @@ def test_a_host_cut_off_from_the_lan_is_drained_and_returns(healthy):
     lab.cut("rs3")  # its minion still answers the master: only the directors' probes can tell
     try:
         hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 0, TIMEOUT)
-        assert hh.record(lab)["health"]["rs3"]["host"] is False
+        hh.wait_for(lambda: hh.record(lab)["health"]["rs3"]["host"] is False, 10)
         assert lab.salt_run("lvs.status")["web"]["backends"]["rs3"]["health"] == "host down"
     finally:
         lab.cut("rs3", cut=False)
