@@ -1,10 +1,7 @@
 """Backend health logic (``lvspack_health``) and the beacon's round (pure)."""
 
-import copy
 import importlib.util
 import os
-import sys
-import types
 
 import pytest
 import yaml
@@ -82,11 +79,16 @@ def test_the_directors_ipvs_table_follows_the_record():
     assert lvspack_roles.for_minion(site, "rs4")["vips"] == ["10.10.24.88"]  # the sorry server holds the VIP
 
 
-def _runner_module():
-    spec = importlib.util.spec_from_file_location("lvs_runner", os.path.join(REPO, "_runners", "lvs.py"))
+def _load(name, *path):
+    """A Salt module of the checkout, imported from its file (its pure parts are tested)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, *path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _runner_module():
+    return _load("lvs_runner", "_runners", "lvs.py")
 
 
 def test_restores_wait_for_the_hold_time():
@@ -134,10 +136,7 @@ def test_health_settings_are_validated(web_edit, problem):
 
 
 def _beacon_module():
-    spec = importlib.util.spec_from_file_location("lvs_backend_beacon", os.path.join(REPO, "_beacons", "lvs_backend.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("lvs_backend_beacon", "_beacons", "lvs_backend.py")
 
 
 def test_beacon_fires_on_damped_changes_and_heartbeats_only():
