@@ -30,7 +30,7 @@ import yaml
 
 import lvs_salt.fileserver
 import lvs_salt.master
-from lvs_lab import agent, plan
+from lvs_lab import agent, plan, uml
 from lvs_lab.progress import Progress
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -222,6 +222,8 @@ class Lab:
             self.hosts = plan.build(site)
         os.makedirs(self.state_dir, exist_ok=True)
         self._save_manifest()
+        with progress.step("building the ptrace shim for linux.uml"):
+            self.shim()
         with progress.step("wiring namespaces, bridges and taps"):
             self._wire(site)
         with progress.step("writing Salt configs and keys"):
@@ -249,6 +251,11 @@ class Lab:
         for tool in (UML, "/sbin/modprobe", "/usr/sbin/nft"):
             if not os.path.exists(tool):
                 problems.append(f"{tool} is missing (run scripts/bootstrap)")
+        if os.path.exists(UML) and not uml.kernel_release(UML):
+            problems.append(f"no kernel modules under {uml.MODULES_ROOT} for {UML} (reinstall user-mode-linux)")
+        if not (shutil.which("cc") or shutil.which("gcc")):
+            problems.append("no C compiler: the lab builds its ptrace shim for linux.uml at start "
+                            "(apt-get install gcc libc6-dev; scripts/bootstrap does)")
         if not os.path.isdir(os.path.join(REPO, "_modules")):
             problems.append(f"{REPO} is not a checkout of the pack (no _modules/)")
         if problems:
@@ -400,6 +407,13 @@ class Lab:
            netns=host.netns)
 
     # ---------------------------------------------------------------- UML hosts
+    def shim(self):
+        """The ptrace shim every ``linux.uml`` of the lab runs with (built if needed)."""
+        try:
+            return uml.build_shim(self.state_dir)
+        except uml.BuildError as err:
+            raise LabError(str(err)) from None
+
     def boot(self, name):
         """Boot (or re-boot) the UML kernel of host ``name``; return without waiting."""
         host = self.hosts[name]
@@ -442,9 +456,12 @@ class Lab:
             f"vec1:transport=tap,ifname={host.tap('mgmt')},mac={host.mac('mgmt')}",
         ]
         os.makedirs(self._path("uml"), exist_ok=True)
+        # Every kernel runs with the ptrace shim, on every CPU: where UML's FPU buffer is
+        # as large as the CPU's XSAVE area it passes requests through (docs/lab.md).
+        preload = f"LD_PRELOAD={self.shim()}"
         with open(os.path.join(hdir, "console.log"), "wb") as console:
             proc = subprocess.Popen(
-                ["ip", "netns", "exec", plan.SWITCH_NS, *argv],
+                ["ip", "netns", "exec", plan.SWITCH_NS, "env", preload, *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,
@@ -465,15 +482,50 @@ class Lab:
             os.unlink(pidfile)
 
     def wait_booted(self, names, timeout=120):
+        """Wait until the kernels of ``names`` ran their init; raise LabError saying why
+        one did not (at once when its kernel is gone), or lacks a kernel module."""
         deadline = time.monotonic() + timeout
         pending = set(names)
         while pending:
             pending = {n for n in pending if not os.path.exists(os.path.join(self.host_dir(n), "booted"))}
-            if not pending:
-                break
-            if time.monotonic() > deadline:
-                raise LabError(self._hint(pending, "did not finish booting", "console.log"))
-            time.sleep(0.2)
+            dead = {n for n in pending if not self._kernel_running(n)}
+            if dead or (pending and time.monotonic() > deadline):
+                raise LabError(self._boot_failure(dead or pending, "stopped before its init ran" if dead
+                                                  else f"did not finish booting in {timeout} s"))
+            if pending:
+                time.sleep(0.2)
+        missing = {n for n in names if "lab: modprobe" in self._console(n)}
+        if missing:
+            raise LabError(self._boot_failure(missing, "booted without a kernel module the lab needs"))
+
+    def _console(self, name):
+        with contextlib.suppress(OSError), open(os.path.join(self.host_dir(name), "console.log"),
+                                                encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+        return ""
+
+    def _kernel_running(self, name):
+        """Whether the ``linux.uml`` process of ``name`` is still there (not a zombie)."""
+        try:
+            with open(os.path.join(self.host_dir(name), "kernel.pid"), encoding="utf-8") as fh:
+                pid = int(fh.read())
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, ValueError, IndexError):
+            return False
+
+    def _boot_failure(self, names, problem):
+        """One line per host: what its console says went wrong, and what to do."""
+        release = uml.kernel_release(UML)
+        lines = []
+        for name in sorted(names):
+            console = os.path.join(self.host_dir(name), "console.log")
+            why = uml.diagnose(self._console(name), release=release, shim=os.path.join(self.state_dir,
+                                                                                         uml.SHIM_NAME))
+            if why is None:
+                return self._hint(names, problem, "console.log")
+            lines.append(f"{name} {problem}: {why} (console: {console})")
+        return "\n".join(lines)
 
     def restart(self, name, timeout=180):
         """Power-cycle host ``name`` and wait until its minion answers again.
