@@ -79,18 +79,58 @@ def read_counters(save_output):
     return counters
 
 
-def expected_shares(backends, count):
-    """{minion id: requests expected} when ``count`` requests follow the weights."""
-    total = sum(b.weight for b in backends)
-    return {b.minion_id: count * b.weight / total for b in backends if b.weight > 0} if total else {}
+# How ``count`` new connections from one client must spread over a service's backends,
+# by scheduler: the lab's verdict follows the scheduler, not the weights alone.
+EQUAL, WEIGHTED, ONE, ANY = "equal", "weighted", "one", "any"
+RULES = {
+    EQUAL: "rr: equal shares among the backends of weight > 0 (rr ignores other weights)",
+    WEIGHTED: "wrr: shares in proportion to the weights",
+    ONE: "one client lands on one backend of weight > 0 ({why})",
+    ANY: "{scheduler}: every answer from a backend of weight > 0 (shares depend on load, not on weights alone)",
+}
+# Hashing schedulers: the client's address picks the backend (sh, mh: unless the flag
+# that adds its port is set; dh: the destination, always the same VIP here).
+HASHING = {"sh": "sh-port", "mh": "mh-port", "dh": None}
 
 
-def shares_hold(answers, expected, count):
-    """Every answer within 10% of the count (at least 1) of what the weights predict,
-    and nobody answering who should not."""
+def share_rule(service):
+    """(rule, description): which spread of answers ``service``'s scheduler promises."""
+    if service.persistent:
+        return ONE, RULES[ONE].format(why=f"persistence, {service.persistent} s")
+    if service.scheduler in HASHING and HASHING[service.scheduler] not in service.flags:
+        return ONE, RULES[ONE].format(why=f"{service.scheduler} hashes the client's address")
+    if service.scheduler == "rr":
+        return EQUAL, RULES[EQUAL]
+    if service.scheduler == "wrr":
+        return WEIGHTED, RULES[WEIGHTED]
+    return ANY, RULES[ANY].format(scheduler=service.scheduler)
+
+
+def expected_shares(rule, backends, count):
+    """{minion id: requests expected} under an EQUAL or WEIGHTED rule, else None."""
+    live = {b.minion_id: b.weight for b in backends if b.weight > 0}
+    if rule == EQUAL:
+        return {mid: count / len(live) for mid in live} if live else {}
+    if rule == WEIGHTED:
+        total = sum(live.values())
+        return {mid: count * weight / total for mid, weight in live.items()} if total else {}
+    return None
+
+
+def shares_hold(rule, answers, backends, count):
+    """Whether the answers follow the rule: nobody of weight 0 (or unknown) answers, and
+    the counts are within 10% of the count (at least 1) of the expected shares (EQUAL,
+    WEIGHTED), or all come from one backend (ONE)."""
+    live = {b.minion_id for b in backends if b.weight > 0}
+    if not set(answers) <= live or sum(answers.values()) == 0:
+        return False
+    if rule == ONE:
+        return len(answers) == 1
+    expected = expected_shares(rule, backends, count)
+    if expected is None:
+        return True
     slack = max(1.0, 0.1 * count)
-    return set(answers) <= set(expected) and all(abs(answers.get(mid, 0) - want) <= slack
-                                                 for mid, want in expected.items())
+    return all(abs(answers.get(mid, 0) - want) <= slack for mid, want in expected.items())
 
 
 def run(lab, site, count=30, service=None):
@@ -117,10 +157,11 @@ def run(lab, site, count=30, service=None):
     for director in directors:
         code, out, err = lab.capture(director, "iptables-legacy-save", "-c", "-t", "mangle")
         seen[director] = read_counters(out) if code == 0 else {}
-    expected = expected_shares(svc.backends, count)
+    rule, rule_text = share_rule(svc)
+    expected = expected_shares(rule, svc.backends, count)
     response_bytes = sum(c.get("responses", (0, 0))[1] for c in seen.values())
     requests_seen = sum(c.get("requests", (0, 0))[0] for c in seen.values())
-    ok = sent["failed"] == 0 and shares_hold(sent["answers"], expected, count) and response_bytes == 0 \
+    ok = sent["failed"] == 0 and shares_hold(rule, sent["answers"], svc.backends, count) and response_bytes == 0 \
         and requests_seen > 0
     return {
         "service": svc.name,
@@ -128,6 +169,9 @@ def run(lab, site, count=30, service=None):
         "count": count,
         "answers": sent["answers"],
         "failed": sent["failed"],
+        "scheduler": svc.scheduler,
+        "rule": rule,
+        "rule_text": rule_text,
         "expected": expected,
         "weights": {b.minion_id: b.weight for b in svc.backends},
         "directors": seen,
@@ -139,9 +183,11 @@ def run(lab, site, count=30, service=None):
 def describe(report):
     lines = [f"{report['count']} requests from client to {report['target']} (service {report['service']}): "
              f"{report['failed']} failed"]
+    lines.append(f"  rule: {report['rule_text']}")
     for name in sorted(set(report["answers"]) | set(report["weights"])):
-        lines.append(f"  answered by {name}: {report['answers'].get(name, 0)} (weight {report['weights'].get(name)},"
-                     f" expected {report['expected'].get(name, 0):g})")
+        expected = f", expected {report['expected'].get(name, 0):g}" if report["expected"] is not None else ""
+        lines.append(f"  answered by {name}: {report['answers'].get(name, 0)} (weight {report['weights'].get(name)}"
+                     f"{expected})")
     for director, counters in report["directors"].items():
         req = counters.get("requests", (0, 0))
         resp = counters.get("responses", (0, 0))

@@ -52,3 +52,44 @@ def test_director_counters_are_read_from_iptables_save():
         ]
     )
     assert traffic.read_counters(save) == {"requests": (30, 1800), "responses": (0, 0), "ipip": (31, 2480)}
+
+
+def _service(scheduler, weights, flags=(), persistent=0):
+    backends = tuple(lvspack_site.Backend(mid, f"10.0.0.{i}", 80, w) for i, (mid, w) in enumerate(weights.items()))
+    return lvspack_site.Service("web", "10.0.0.88", "10.0.0.88", "tcp", 80, scheduler, backends, tuple(flags),
+                                persistent)
+
+
+def test_share_rule_follows_the_scheduler():
+    weights = {"rs1": 1, "rs2": 3}
+    assert traffic.share_rule(_service("rr", weights))[0] == traffic.EQUAL
+    assert traffic.share_rule(_service("wrr", weights))[0] == traffic.WEIGHTED
+    for name in ("sh", "dh", "mh"):
+        assert traffic.share_rule(_service(name, weights))[0] == traffic.ONE
+    assert traffic.share_rule(_service("sh", weights, flags=["sh-port"]))[0] == traffic.ANY
+    assert traffic.share_rule(_service("mh", weights, flags=["mh-port"]))[0] == traffic.ANY
+    assert traffic.share_rule(_service("wlc", weights, persistent=300))[0] == traffic.ONE
+    for name in ("lc", "wlc", "sed", "nq", "fo", "ovf", "lblc", "lblcr", "twos"):
+        rule, text = traffic.share_rule(_service(name, weights))
+        assert rule == traffic.ANY and text.startswith(f"{name}:")
+
+
+def test_rr_ignores_weights_other_than_zero():
+    """The issue's case: rr over weights 1 and 3 answers 20/20 of 40, and that is right."""
+    backends = _service("rr", {"rs1": 1, "rs2": 3, "rs3": 0}).backends
+    assert traffic.expected_shares(traffic.EQUAL, backends, 40) == {"rs1": 20, "rs2": 20}
+    assert traffic.shares_hold(traffic.EQUAL, {"rs1": 20, "rs2": 20}, backends, 40)
+    assert not traffic.shares_hold(traffic.WEIGHTED, {"rs1": 20, "rs2": 20}, backends, 40)
+    assert traffic.shares_hold(traffic.WEIGHTED, {"rs1": 10, "rs2": 30}, backends, 40)
+    assert not traffic.shares_hold(traffic.EQUAL, {"rs1": 20, "rs2": 19, "rs3": 1}, backends, 40)  # weight 0
+
+
+def test_one_and_any_rules():
+    backends = _service("sh", {"rs1": 1, "rs2": 3, "rs3": 0}).backends
+    assert traffic.expected_shares(traffic.ONE, backends, 10) is None
+    assert traffic.shares_hold(traffic.ONE, {"rs2": 10}, backends, 10)
+    assert not traffic.shares_hold(traffic.ONE, {"rs1": 5, "rs2": 5}, backends, 10)
+    assert not traffic.shares_hold(traffic.ONE, {"rs3": 10}, backends, 10)
+    assert traffic.shares_hold(traffic.ANY, {"rs1": 9, "rs2": 1}, backends, 10)
+    assert not traffic.shares_hold(traffic.ANY, {"rs1": 9, "rs3": 1}, backends, 10)
+    assert not traffic.shares_hold(traffic.ANY, {}, backends, 10)
