@@ -1,8 +1,10 @@
 """Test layers by folder: tests/unit (pure logic), tests/functional (real Salt on this
 host), tests/lab (real kernels: the lab). Run the fast layers with ``-m "not lab"``."""
 
+import logging
 import os
 import sys
+import tempfile
 
 import pytest
 
@@ -18,3 +20,28 @@ def pytest_collection_modifyitems(items):
         parts = os.path.relpath(str(item.fspath), os.path.join(REPO, "tests")).split(os.sep)
         if parts[0] in LAYERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+DAEMON_RECORDS = os.path.join(tempfile.gettempdir(), "salt-lvs-tun-tests-daemon-records.log")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Salt keeps the log records that reach this process before its logging is set up
+    (the daemons' records that salt-factories forwards, shutdown messages included) in a
+    deferred handler bound to the stderr pytest had captured, and flushes them at exit
+    into that closed stream: dozens of "--- Logging error ---" tracebacks after the
+    summary. They go to a file instead, named in one line."""
+    impl = sys.modules.get("salt._logging.impl")
+    deferred = impl.get_temp_handler() if impl else None
+    if deferred is None:
+        return
+    to_file = logging.FileHandler(DAEMON_RECORDS, mode="w", encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.root.removeHandler(deferred)
+    deferred.sync_with_handlers([to_file])
+    to_file.close()
+    if os.path.getsize(DAEMON_RECORDS):
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"Salt daemons' records received before logging was set up: {DAEMON_RECORDS}")
