@@ -39,15 +39,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 
-import lvspack_health
-import lvspack_owned
-import lvspack_probe
+import lvstun.health
+import lvstun.owned
+import lvstun.probe
 import salt.utils.beacons
-from lvspack_fresh import fresh
+from lvstun.fresh import fresh
 
-health = fresh(lvspack_health)
-records = fresh(lvspack_owned)
-probe = fresh(lvspack_probe)
+health = fresh(lvstun.health)
+records = fresh(lvstun.owned)
+probe = fresh(lvstun.probe)
 
 log = logging.getLogger(__name__)
 _ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")

@@ -25,17 +25,17 @@ Configuration (``salt/lvs/director.sls`` sets it with ``beacon.present``):
 
 import time
 
-import lvspack_health
-import lvspack_owned
-import lvspack_probe
-import lvspack_site
+import lvstun.health
+import lvstun.owned
+import lvstun.probe
+import lvstun.site
 import salt.utils.beacons
-from lvspack_fresh import fresh
+from lvstun.fresh import fresh
 
-health = fresh(lvspack_health)
-records = fresh(lvspack_owned)
-probe = fresh(lvspack_probe)
-site_module = fresh(lvspack_site)
+health = fresh(lvstun.health)
+records = fresh(lvstun.owned)
+probe = fresh(lvstun.probe)
+site_module = fresh(lvstun.site)
 
 __virtualname__ = "lvs_hosts"
 RECORD = "hosts-reach"

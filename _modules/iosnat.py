@@ -21,14 +21,14 @@ CLI Example:
     salt router iosnat.check '{"inside_interface": "GigabitEthernet0/0", "outside_interface": "GigabitEthernet0/1", "mappings": [{"vip": "10.10.24.88", "public": "112.2.21.88"}]}'
 """
 
-import lvspack_ios
-import lvspack_owned
+import lvstun.ios
+import lvstun.owned
 import salt.utils.platform
-from lvspack_fresh import fresh
+from lvstun.fresh import fresh
 from salt.exceptions import CommandExecutionError
 
-ios = fresh(lvspack_ios)
-owned_records = fresh(lvspack_owned)
+ios = fresh(lvstun.ios)
+owned_records = fresh(lvstun.owned)
 
 __virtualname__ = "iosnat"
 RECORD = "iosnat-owned"

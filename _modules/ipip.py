@@ -7,10 +7,10 @@ Links and addresses through netlink (pyroute2); sysctls through /proc/sys.
 import errno
 import os
 
-import lvspack_netlink
-import lvspack_sysctl
-import lvspack_tun
-from lvspack_fresh import fresh
+import lvstun.netlink
+import lvstun.sysctl
+import lvstun.tun
+from lvstun.fresh import fresh
 
 try:
     from pyroute2 import IPRoute
@@ -22,9 +22,9 @@ except ImportError:  # pragma: no cover
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-tun = fresh(lvspack_tun)
-sysctl = fresh(lvspack_sysctl)
-nl = fresh(lvspack_netlink)
+tun = fresh(lvstun.tun)
+sysctl = fresh(lvstun.sysctl)
+nl = fresh(lvstun.netlink)
 __virtualname__ = "ipip"
 FALLBACK = "tunl0"
 

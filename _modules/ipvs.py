@@ -20,12 +20,12 @@ import struct
 import sys
 import time
 
-import lvspack_genl
-import lvspack_ipvs
-from lvspack_fresh import fresh
+import lvstun.genl
+import lvstun.ipvs
+from lvstun.fresh import fresh
 
-rec = fresh(lvspack_ipvs)
-genl = fresh(lvspack_genl)
+rec = fresh(lvstun.ipvs)
+genl = fresh(lvstun.genl)
 
 try:
     from pyroute2 import IPVS, IPVSDest, IPVSService
@@ -153,7 +153,7 @@ class _Wire:
             offset += (length + 3) & ~3
 
     def dump(self, cmd, attrs=b""):
-        """The replies of a dump request, as raw messages (``lvspack_genl`` decodes them);
+        """The replies of a dump request, as raw messages (``lvstun.genl`` decodes them);
         ``attrs`` are the request's encoded attributes."""
         self.seq += 1
         seq = self.seq
@@ -230,7 +230,7 @@ def _dest_nl(dest):
 
 def _read(only=None, stats=True):
     """The table (or the service ``only``) as records; one raw socket, one dump per
-    service, replies decoded by ``lvspack_genl`` (the read path of every state)."""
+    service, replies decoded by ``lvstun.genl`` (the read path of every state)."""
     with _Wire() as wire:
         services = []
         for payload in _call("list services", wire.dump, genl.CMD_GET_SERVICE):
@@ -346,7 +346,7 @@ def delete_service(service):
 
 # ------------------------------------------------------------------ destinations
 def _write_dest(verb, service, dest, **settings):
-    """Validate (as the states do: ``lvspack_ipvs.desired_dest``) and add or set a dest."""
+    """Validate (as the states do: ``lvstun.ipvs.desired_dest``) and add or set a dest."""
     key = rec.parse_service(service)
     record = rec.desired_dest(dest, settings, rec.service_spec(key))
     action = f"{'add' if verb == 'add' else 'edit'} destination {dest} of {rec.service_spec(key)}"
@@ -587,7 +587,7 @@ def restore(text=None, path=None, clear=False):
 
 
 def apply_plan(ops):
-    """Run a plan from ``lvspack_ipvs.plan`` over one socket, pipelined; return the count.
+    """Run a plan from ``lvstun.ipvs.plan`` over one socket, pipelined; return the count.
 
     Used by the ``ipvs`` states. Every step is attempted; if the kernel refuses any,
     the error names each refused step and how many of the others succeeded.

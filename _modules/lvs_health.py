@@ -1,6 +1,6 @@
 """Backend health on the minions: what a real server's beacon last concluded, and the
 weights a director runs (set by the ``lvs`` runner; a highstate computes the same ones
-from the pillar and the health record, ``lvspack_health``).
+from the pillar and the health record, ``lvstun.health``).
 
 CLI Example:
 
@@ -12,12 +12,12 @@ CLI Example:
 
 import time
 
-import lvspack_ipvs
-import lvspack_owned
-from lvspack_fresh import fresh
+import lvstun.ipvs
+import lvstun.owned
+from lvstun.fresh import fresh
 
-records = fresh(lvspack_owned)
-rec = fresh(lvspack_ipvs)
+records = fresh(lvstun.owned)
+rec = fresh(lvstun.ipvs)
 
 __virtualname__ = "lvs_health"
 RECORD = "backend-health"  # written by the lvs_backend beacon

@@ -16,10 +16,10 @@ advertise an MSS that fits in one tunnelled packet (1440 on a 1500-byte LAN). On
 the VIP's traffic is affected.
 """
 
-import lvspack_netlink
-import lvspack_sysctl
-import lvspack_tun
-from lvspack_fresh import fresh
+import lvstun.netlink
+import lvstun.sysctl
+import lvstun.tun
+from lvstun.fresh import fresh
 
 try:
     from pyroute2 import IPRoute
@@ -32,9 +32,9 @@ except ImportError:  # pragma: no cover
 import netaddr
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-nl = fresh(lvspack_netlink)
-sysctl = fresh(lvspack_sysctl)
-tun = fresh(lvspack_tun)
+nl = fresh(lvstun.netlink)
+sysctl = fresh(lvstun.sysctl)
+tun = fresh(lvstun.tun)
 __virtualname__ = "lvs_net"
 RULE_PRIORITY = 1042  # before the main table (32766)
 

@@ -1,19 +1,19 @@
 """The site topology seen from a minion: validation and roles (``lvs`` pillar tree).
 
-The parsing lives in ``lvspack_site`` (``_utils/``), shared with the states, the runner
+The parsing lives in ``lvstun.site`` (``_utils/``), shared with the states, the runner
 and the lab.
 """
 
 import dataclasses
 
-import lvspack_health as _health_module
-import lvspack_roles as _roles_module
-import lvspack_site as _site_module
-from lvspack_fresh import fresh
+import lvstun.health as _health_module
+import lvstun.roles as _roles_module
+import lvstun.site as _site_module
+from lvstun.fresh import fresh
 
-lvspack_site = fresh(_site_module)
-lvspack_roles = fresh(_roles_module)
-lvspack_health = fresh(_health_module)
+site_model = fresh(_site_module)
+roles = fresh(_roles_module)
+health_rules = fresh(_health_module)
 
 __virtualname__ = "lvs_site"
 
@@ -23,7 +23,7 @@ def __virtual__():
 
 
 def _pillar():
-    return __pillar__.get(lvspack_site.PILLAR_KEY) if __pillar__ else None
+    return __pillar__.get(site_model.PILLAR_KEY) if __pillar__ else None
 
 
 def validate(pillar=None):
@@ -36,8 +36,8 @@ def validate(pillar=None):
         salt '*' lvs_site.validate
     """
     try:
-        lvspack_site.parse(pillar if pillar is not None else {lvspack_site.PILLAR_KEY: _pillar()})
-    except lvspack_site.SiteError as err:
+        site_model.parse(pillar if pillar is not None else {site_model.PILLAR_KEY: _pillar()})
+    except site_model.SiteError as err:
         return err.errors
     return []
 
@@ -68,8 +68,8 @@ def config(minion_id=None):
 
         salt rs1 lvs_site.config
     """
-    health = (__pillar__ or {}).get(lvspack_health.PILLAR_KEY) or {}
-    return lvspack_roles.for_minion(_site(), minion_id or __opts__["id"], health)
+    health = (__pillar__ or {}).get(health_rules.PILLAR_KEY) or {}
+    return roles.for_minion(_site(), minion_id or __opts__["id"], health)
 
 
 def describe():
@@ -88,6 +88,6 @@ def _site():
     from salt.exceptions import SaltInvocationError  # noqa: PLC0415
 
     try:
-        return lvspack_site.parse({lvspack_site.PILLAR_KEY: _pillar()})
-    except lvspack_site.SiteError as err:
+        return site_model.parse({site_model.PILLAR_KEY: _pillar()})
+    except site_model.SiteError as err:
         raise SaltInvocationError(str(err)) from None

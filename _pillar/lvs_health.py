@@ -1,7 +1,7 @@
 """ext_pillar: the health record of the ``lvs`` runner, for the site's directors.
 
 With it, a highstate on a director computes the same weights as the reactor
-(``lvspack_roles.ipvs_services``): a backend that is down or drained for maintenance
+(``lvstun.roles.ipvs_services``): a backend that is down or drained for maintenance
 stays at weight 0 through any ``state.apply`` or pillar edit.
 
 .. code-block:: yaml
@@ -11,8 +11,8 @@ stays at weight 0 through any ``state.apply`` or pillar edit.
       - lvs_health: {}
 """
 
-import lvspack_health
-import lvspack_owned
+import lvstun.health
+import lvstun.owned
 
 __virtualname__ = "lvs_health"
 
@@ -26,6 +26,6 @@ def ext_pillar(minion_id, pillar, *args, **kwargs):  # pylint: disable=unused-ar
     directors = tree.get("directors") if isinstance(tree, dict) else None
     if not isinstance(directors, dict) or minion_id not in directors:
         return {}
-    record = lvspack_owned.load(__opts__, "health", {}) or {}
-    return {lvspack_health.PILLAR_KEY: {"health": record.get("health", {}),
+    record = lvstun.owned.load(__opts__, "health", {}) or {}
+    return {lvstun.health.PILLAR_KEY: {"health": record.get("health", {}),
                                         "maintenance": record.get("maintenance", {})}}

@@ -13,7 +13,7 @@ What the runner decides goes into one record on the master (``<cachedir>/lvs/
 health.json``, locked while read, changed and applied) and from there into the
 directors' IPVS weights (``lvs_health.set_weights``) and their pillar (ext_pillar
 ``lvs_health``), so a later highstate runs the same weights. The weights follow
-``lvspack_health.live_weights``: pillar weight, 0 when down or in maintenance, the
+``lvstun.health.live_weights``: pillar weight, 0 when down or in maintenance, the
 floor and the sorry server. A backend that went down returns only ``HOLD`` seconds
 later (at its next report), which bounds the weight changes of a flapping backend.
 
@@ -32,11 +32,11 @@ import logging
 import os
 import time
 
-import lvspack_health
-import lvspack_ipvs
-import lvspack_owned
-import lvspack_roles
-import lvspack_site
+import lvstun.health
+import lvstun.ipvs
+import lvstun.owned
+import lvstun.roles
+import lvstun.site
 import salt.client
 import salt.pillar
 from salt.exceptions import SaltInvocationError
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 RECORD = "health"
 ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
-STALE = 3 * lvspack_health.HEARTBEAT  # a beacon report older than this says nothing
+STALE = 3 * lvstun.health.HEARTBEAT  # a beacon report older than this says nothing
 
 
 def _client():
@@ -57,8 +57,8 @@ def _site():
     tree goes to every minion of the site alike)."""
     pillar = salt.pillar.get_pillar(__opts__, {}, __opts__["id"], saltenv="base").compile_pillar()
     try:
-        return lvspack_site.parse(pillar)
-    except lvspack_site.SiteError as err:
+        return lvstun.site.parse(pillar)
+    except lvstun.site.SiteError as err:
         raise SaltInvocationError(str(err)) from None
 
 
@@ -66,16 +66,16 @@ def _site():
 def _record():
     """The health record, locked against the reactor's other threads; written back
     when the block ends without an error."""
-    path = lvspack_owned.path(__opts__, RECORD)
+    path = lvstun.owned.path(__opts__, RECORD)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(f"{path}.lock", "a", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            record = lvspack_owned.load(__opts__, RECORD, {}) or {}
+            record = lvstun.owned.load(__opts__, RECORD, {}) or {}
             record.setdefault("health", {})
             record.setdefault("maintenance", {})
             yield record
-            lvspack_owned.store(__opts__, RECORD, record)
+            lvstun.owned.store(__opts__, RECORD, record)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -83,7 +83,7 @@ def _record():
 def _weights(site, record):
     """``{service spec: {dest: weight}}`` as every director must run them."""
     return {spec: {dest: settings["weight"] for dest, settings in svc["destinations"].items()}
-            for spec, svc in lvspack_roles.ipvs_services(site, record).items()}
+            for spec, svc in lvstun.roles.ipvs_services(site, record).items()}
 
 
 def _push(site, before, after):
@@ -119,7 +119,7 @@ def _apply(site, record, now, minion, services=None, host=None):
     if new_down - old_down:
         entry["down_at"] = now
     held = []
-    if old_down - new_down and not lvspack_health.may_restore(entry, now):
+    if old_down - new_down and not lvstun.health.may_restore(entry, now):
         held = sorted(old_down - new_down)  # too soon after going down: stays out for now
         for name in held:
             if name == "*":
@@ -149,7 +149,7 @@ def health(minion):
     report, at = _report(minion)
     if report is None:
         return {"minion": minion, "answered": False}
-    current = (lvspack_owned.load(__opts__, RECORD, {}) or {}).get("health", {}).get(minion, {})
+    current = (lvstun.owned.load(__opts__, RECORD, {}) or {}).get("health", {}).get(minion, {})
     if report == current.get("services") and not current.get("held"):
         return {"minion": minion, "services": report, "changed": False}  # a heartbeat: nothing to decide
     with _record() as record:
@@ -266,13 +266,13 @@ def status():
         salt-run lvs.status
     """
     site = _site()
-    record = lvspack_owned.load(__opts__, RECORD, {}) or {}
+    record = lvstun.owned.load(__opts__, RECORD, {}) or {}
     directors = sorted(host.minion_id for host in site.directors)
     tables = _client().cmd(directors, "ipvs.list", tgt_type="list", timeout=15)
     live = {}
     for director in directors:
         for svc in tables.get(director) or []:
-            spec = lvspack_ipvs.service_spec(svc)
+            spec = lvstun.ipvs.service_spec(svc)
             for dest in svc["destinations"]:
                 stats = dest.get("stats", {})
                 live.setdefault((spec, dest["address"]), {})[director] = {
@@ -280,7 +280,7 @@ def status():
                     "conns": stats.get("conns"), "inbytes": stats.get("inbytes"), "outbytes": stats.get("outbytes")}
     out = {}
     for svc in site.services.values():
-        spec = lvspack_roles.service_spec(svc)
+        spec = lvstun.roles.service_spec(svc)
         rows = {}
         members = [(b.minion_id, b.address, b.weight) for b in svc.backends]
         if svc.sorry:
@@ -290,9 +290,9 @@ def status():
             rows[minion] = {
                 "pillar_weight": weight,
                 "health": "host down" if entry.get("host") is False else
-                          ("down" if not lvspack_health.healthy(record, minion, svc.name) else "up"),
+                          ("down" if not lvstun.health.healthy(record, minion, svc.name) else "up"),
                 "held": entry.get("held") or [],
-                "maintenance": lvspack_health.in_maintenance(record, minion, svc.name),
+                "maintenance": lvstun.health.in_maintenance(record, minion, svc.name),
                 "sorry": minion == svc.sorry,
                 "live": live.get((spec, address), {d: "missing" for d in directors}),
             }

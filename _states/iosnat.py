@@ -17,10 +17,10 @@ reverse for a stale owned line); under ``test=True`` the comment lists the exact
 that would be sent, in order, and nothing is sent.
 """
 
-import lvspack_converge
-from lvspack_fresh import fresh
+import lvstun.converge
+from lvstun.fresh import fresh
 
-converge = fresh(lvspack_converge).converge
+converge = fresh(lvstun.converge).converge
 
 
 def __virtual__():

@@ -9,10 +9,10 @@
         - lan_interface: eth0
 """
 
-import lvspack_converge
-from lvspack_fresh import fresh
+import lvstun.converge
+from lvstun.fresh import fresh
 
-converge = fresh(lvspack_converge).converge
+converge = fresh(lvstun.converge).converge
 
 
 def __virtual__():

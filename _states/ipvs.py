@@ -21,12 +21,12 @@ returns early when nothing differs, predicts under ``test=True`` (result None) a
 changes nothing then, applies the plan over one netlink socket, and re-reads to verify.
 """
 
-import lvspack_ipvs
-import lvspack_owned
-from lvspack_fresh import fresh
+import lvstun.ipvs
+import lvstun.owned
+from lvstun.fresh import fresh
 
-rec = fresh(lvspack_ipvs)
-owned_records = fresh(lvspack_owned)
+rec = fresh(lvstun.ipvs)
+owned_records = fresh(lvstun.owned)
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 

@@ -12,10 +12,10 @@ real servers' VIP source routes).
                        gateway: 10.10.24.1, interface: eth0, subnet: 10.10.24.0/24}
 """
 
-import lvspack_converge
-from lvspack_fresh import fresh
+import lvstun.converge
+from lvstun.fresh import fresh
 
-converge = fresh(lvspack_converge).converge
+converge = fresh(lvstun.converge).converge
 
 
 def __virtual__():

@@ -10,10 +10,10 @@
             - {public: 112.2.21.88, vip: 10.10.24.88}
 """
 
-import lvspack_converge
-from lvspack_fresh import fresh
+import lvstun.converge
+from lvstun.fresh import fresh
 
-converge = fresh(lvspack_converge).converge
+converge = fresh(lvstun.converge).converge
 
 
 def __virtual__():

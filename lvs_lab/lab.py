@@ -100,7 +100,7 @@ def load_site(pillar_roots):
     master). Compiled in-process: Salt 3008 masks pillar values in ``salt-call`` output.
     """
     roots = [pillar_roots] if isinstance(pillar_roots, str) else list(pillar_roots)
-    import lvspack_site  # noqa: PLC0415 (Salt is imported lazily: the CLI starts faster)
+    import lvstun.site  # noqa: PLC0415 (Salt is imported lazily: the CLI starts faster)
     import salt.config  # noqa: PLC0415
     import salt.pillar  # noqa: PLC0415
 
@@ -115,8 +115,8 @@ def load_site(pillar_roots):
     if pillar.get("_errors"):
         raise LabError(f"pillar errors in {', '.join(roots)}: {list(pillar['_errors'])}")
     try:
-        return lvspack_site.parse(pillar)
-    except lvspack_site.SiteError as err:
+        return lvstun.site.parse(pillar)
+    except lvstun.site.SiteError as err:
         raise LabError(str(err)) from None
 
 

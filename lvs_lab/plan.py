@@ -55,7 +55,7 @@ class LabHost:
 
 
 def build(site):
-    """Return the lab hosts for ``site`` (a parsed :class:`lvspack_site.Site`), by name."""
+    """Return the lab hosts for ``site`` (a parsed :class:`lvstun.site.Site`), by name."""
     prefix = netaddr.IPNetwork(site.subnet).prefixlen
     hosts = {}
     mgmt = iter(MGMT_NET.iter_hosts())

@@ -9,7 +9,7 @@ import tempfile
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The shared code of the Salt modules, importable as Salt's loader would see it.
+# The shared code of the Salt modules (the package lvstun), importable as on a minion.
 sys.path.insert(0, os.path.join(REPO, "_utils"))
 
 LAYERS = ("unit", "functional", "lab")

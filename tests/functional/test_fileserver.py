@@ -43,7 +43,7 @@ def test_sync_all_pushes_the_pack_from_the_checkout(master, director):
     synced = ret.data
     assert "modules.lvs_site" in synced["modules"]
     assert "states.lvs_site" in synced["states"]
-    assert "utils.lvspack_site" in synced["utils"]
+    assert "utils.lvstun.site" in synced["utils"]
     # Nothing outside the Salt folders travels (the ignore list holds).
     listed = master.salt_cli(timeout=180).run("cp.list_master", minion_tgt=MINION).data
     assert "lvs/init.sls" in listed and "_modules/lvs_site.py" in listed

@@ -44,7 +44,7 @@ def _salt_call(venv, tmp_path, *args):
 
 def test_installed_pack_is_seen_by_salt_loader(clean_venv, tmp_path):
     site_packages = subprocess.run(
-        [str(clean_venv / "bin" / "python"), "-c", "import lvs_salt, lvspack_site; print(lvs_salt.__file__)"],
+        [str(clean_venv / "bin" / "python"), "-c", "import lvs_salt, lvstun.site; print(lvs_salt.__file__)"],
         capture_output=True, text=True, check=True, cwd=str(tmp_path),
     ).stdout
     assert str(clean_venv) in site_packages and REPO not in site_packages
@@ -53,7 +53,7 @@ def test_installed_pack_is_seen_by_salt_loader(clean_venv, tmp_path):
 
 
 def test_installed_module_runs_with_shared_code(clean_venv, tmp_path):
-    # lvs_site.validate imports lvspack_site (the shared _utils code) and runs it.
+    # lvs_site.validate imports lvstun.site (the shared _utils code) and runs it.
     errors = _salt_call(clean_venv, tmp_path, "lvs_site.validate", "pillar={}")
     assert errors == ["lvs: no site defined (the pillar has no 'lvs' tree)"]
 

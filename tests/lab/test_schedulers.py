@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-import lvspack_site
+import lvstun.site
 from lvs_lab import traffic
 
 from . import health_helpers
@@ -17,7 +17,7 @@ COUNT = 24
 
 # (scheduler, flags, persistent): every scheduler of the schema, plus the variants whose
 # rule differs (sh with its port flag spreads; persistence pins a client to one backend).
-CASES = [(name, [], 0) for name in lvspack_site.SCHEDULERS] + [("sh", ["sh-port"], 0), ("wlc", [], 60)]
+CASES = [(name, [], 0) for name in lvstun.site.SCHEDULERS] + [("sh", ["sh-port"], 0), ("wlc", [], 60)]
 
 
 @pytest.fixture(scope="module", name="seed_weighted")

@@ -1,41 +1,54 @@
-"""lvspack_fresh: a shared module whose file was replaced (saltutil.sync) is re-imported."""
+"""lvstun.fresh: a shared module whose file was replaced (saltutil.sync) is re-imported."""
 
 import importlib
 import os
 import sys
 import time
 
-import lvspack_fresh
+import lvstun.fresh
+
+
+def _package(tmp_path, monkeypatch, files):
+    package = tmp_path / "freshprobe"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name, text in files.items():
+        (package / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in list(sys.modules):
+        if name.startswith("freshprobe"):
+            del sys.modules[name]
+    return package
+
+
+def _touch_later(path, text):
+    path.write_text(text)
+    later = time.time() + 5
+    os.utime(path, (later, later))
 
 
 def test_changed_file_is_reimported_unchanged_is_not(tmp_path, monkeypatch):
-    source = tmp_path / "lvspack_probe.py"
-    source.write_text("VALUE = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("lvspack_probe", None)
-    module = lvspack_fresh.fresh(importlib.import_module("lvspack_probe"))
+    package = _package(tmp_path, monkeypatch, {"probe.py": "VALUE = 1\n"})
+    module = lvstun.fresh.fresh(importlib.import_module("freshprobe.probe"))
     assert module.VALUE == 1
-    assert lvspack_fresh.fresh(module) is module and module.VALUE == 1
-    source.write_text("VALUE = 2\n")
-    later = time.time() + 5
-    os.utime(source, (later, later))
-    module = lvspack_fresh.fresh(module)
-    assert module.VALUE == 2
-    sys.modules.pop("lvspack_probe", None)
+    module.MARK = "kept"
+    assert lvstun.fresh.fresh(module) is module and module.MARK == "kept"  # not re-imported
+    _touch_later(package / "probe.py", "VALUE = 2\n")
+    assert lvstun.fresh.fresh(module).VALUE == 2
 
 
-def test_a_module_is_reimported_when_a_shared_module_it_imports_changed(tmp_path, monkeypatch):
-    (tmp_path / "lvspack_base.py").write_text("VALUE = 1\n")
-    (tmp_path / "lvspack_user.py").write_text("import lvspack_base\n\ndef value():\n    return lvspack_base.VALUE\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("lvspack_base", "lvspack_user"):
-        sys.modules.pop(name, None)
-    user = lvspack_fresh.fresh(importlib.import_module("lvspack_user"))
-    assert user.value() == 1 and lvspack_fresh.fresh(user) is user
-    (tmp_path / "lvspack_base.py").write_text("VALUE = 2\n")
-    later = time.time() + 5
-    os.utime(tmp_path / "lvspack_base.py", (later, later))
-    user = lvspack_fresh.fresh(user)
-    assert user.value() == 2
-    for name in ("lvspack_base", "lvspack_user"):
-        sys.modules.pop(name, None)
+def test_a_module_is_reimported_when_a_sibling_it_imports_changed(tmp_path, monkeypatch):
+    package = _package(tmp_path, monkeypatch, {
+        "base.py": "VALUE = 1\n",
+        "user.py": "from . import base\nfrom .base import VALUE\n\ndef value():\n    return VALUE\n",
+    })
+    user = lvstun.fresh.fresh(importlib.import_module("freshprobe.user"))
+    assert user.value() == 1 and lvstun.fresh.fresh(user) is user
+    _touch_later(package / "base.py", "VALUE = 2\n")
+    assert lvstun.fresh.fresh(user).value() == 2  # the from-import binding is new too
+
+
+def test_modules_that_import_each_other_do_not_loop(tmp_path, monkeypatch):
+    _package(tmp_path, monkeypatch, {"a.py": "from . import b\n", "b.py": "from . import a\n"})
+    module = importlib.import_module("freshprobe.a")
+    assert lvstun.fresh.fresh(module) is module

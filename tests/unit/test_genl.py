@@ -10,7 +10,7 @@ import os
 import pytest
 from pyroute2.netlink.generic import ipvs as nl
 
-import lvspack_genl
+import lvstun.genl
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -39,7 +39,7 @@ def _decoded(data):
     return msg
 
 
-STATS = {name: 1000 + i for i, name in enumerate(lvspack_genl.STATS_NAMES)}
+STATS = {name: 1000 + i for i, name in enumerate(lvstun.genl.STATS_NAMES)}
 
 
 def _stats64():
@@ -62,7 +62,7 @@ def test_service_replies_decode_to_the_values_sent(ipvs, key, scheduler, flags, 
     data = _encoded(nl.IPVS_CMD_NEW_SERVICE, [("IPVS_CMD_ATTR_SERVICE", {"attrs": attrs})])
     expected = {**key, "scheduler": scheduler, "flags": flags, "persistent": persistent,
                 "netmask": netmask or ("255.255.255.255" if key["af"] == 4 else 128), "stats": STATS}
-    assert lvspack_genl.service_record(data) == expected
+    assert lvstun.genl.service_record(data) == expected
 
 
 @pytest.mark.parametrize("dest", [
@@ -82,14 +82,14 @@ def test_dest_replies_decode_to_the_values_sent(ipvs, dest):
     if dest["forward"] == "tunnel":
         expected.setdefault("tun_port", 0)
         expected.setdefault("tun_flags", [])
-    assert lvspack_genl.dest_record(data, 6 if ":" in dest["address"] else 4) == expected
+    assert lvstun.genl.dest_record(data, 6 if ":" in dest["address"] else 4) == expected
 
 
 def test_service_key_encodes_as_pyroute2_does(ipvs):
     for key in ({"af": 4, "protocol": "tcp", "address": "10.10.24.88", "port": 80, "fwmark": None},
                 {"af": 6, "protocol": "sctp", "address": "2001:db8::1", "port": 9, "fwmark": None},
                 {"af": 4, "protocol": None, "address": None, "port": None, "fwmark": 77}):
-        ours = lvspack_genl.request(0x20, nl.IPVS_CMD_GET_DEST, lvspack_genl.service_key(key), 0x301, 1)
+        ours = lvstun.genl.request(0x20, nl.IPVS_CMD_GET_DEST, lvstun.genl.service_key(key), 0x301, 1)
         theirs = _encoded(nl.IPVS_CMD_GET_DEST, [("IPVS_CMD_ATTR_SERVICE", ipvs._svc_key_nl(key).dump_key())])  # noqa: SLF001
         decoded = _decoded(ours).get_attr("IPVS_CMD_ATTR_SERVICE")
         reference = _decoded(theirs).get_attr("IPVS_CMD_ATTR_SERVICE")
@@ -100,9 +100,9 @@ def test_service_key_encodes_as_pyroute2_does(ipvs):
 
 def test_command_and_attribute_numbers_are_the_kernel_uapi_ones():
     # include/uapi/linux/ip_vs.h, as pyroute2 also declares them
-    assert (lvspack_genl.CMD_GET_SERVICE, lvspack_genl.CMD_GET_DEST) == (nl.IPVS_CMD_GET_SERVICE, nl.IPVS_CMD_GET_DEST)
-    assert lvspack_genl.GENL_VERSION == nl.GENL_VERSION
+    assert (lvstun.genl.CMD_GET_SERVICE, lvstun.genl.CMD_GET_DEST) == (nl.IPVS_CMD_GET_SERVICE, nl.IPVS_CMD_GET_DEST)
+    assert lvstun.genl.GENL_VERSION == nl.GENL_VERSION
     names = [name for name, _ in nl.ipvsmsg.service.nla_map]
-    assert names.index("IPVS_SVC_ATTR_STATS64") == lvspack_genl.SVC_STATS64
+    assert names.index("IPVS_SVC_ATTR_STATS64") == lvstun.genl.SVC_STATS64
     names = [name for name, _ in nl.ipvsmsg.dest.nla_map]
-    assert names.index("IPVS_DEST_ATTR_TUN_FLAGS") == lvspack_genl.DEST_TUN_FLAGS
+    assert names.index("IPVS_DEST_ATTR_TUN_FLAGS") == lvstun.genl.DEST_TUN_FLAGS

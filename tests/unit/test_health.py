@@ -1,4 +1,4 @@
-"""Backend health logic (``lvspack_health``) and the beacon's round (pure)."""
+"""Backend health logic (``lvstun.health``) and the beacon's round (pure)."""
 
 import importlib.util
 import os
@@ -6,9 +6,9 @@ import os
 import pytest
 import yaml
 
-import lvspack_health as health
-import lvspack_roles
-import lvspack_site
+import lvstun.health as health
+import lvstun.roles
+import lvstun.site
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,7 +22,7 @@ def site_tree(**web):
 
 
 def web(tree):
-    return lvspack_site.parse(tree).services["web"]
+    return lvstun.site.parse(tree).services["web"]
 
 
 def test_damper_needs_fall_failures_then_rise_successes():
@@ -71,12 +71,12 @@ def test_the_sorry_server_takes_over_only_when_no_backend_is_healthy():
 
 
 def test_the_directors_ipvs_table_follows_the_record():
-    site = lvspack_site.parse(site_tree(sorry="rs4"))
+    site = lvstun.site.parse(site_tree(sorry="rs4"))
     record = {"health": {"rs2": {"services": {"web": False}}}}
-    dests = lvspack_roles.ipvs_services(site, record)["tcp:10.10.24.88:80"]["destinations"]
+    dests = lvstun.roles.ipvs_services(site, record)["tcp:10.10.24.88:80"]["destinations"]
     assert {d: s["weight"] for d, s in dests.items()} == {
         "10.10.24.21:80": 1, "10.10.24.22:80": 0, "10.10.24.23:80": 1, "10.10.24.24:80": 0}
-    assert lvspack_roles.for_minion(site, "rs4")["vips"] == ["10.10.24.88"]  # the sorry server holds the VIP
+    assert lvstun.roles.for_minion(site, "rs4")["vips"] == ["10.10.24.88"]  # the sorry server holds the VIP
 
 
 def _load(name, *path):
@@ -100,7 +100,7 @@ def test_a_backend_flapping_every_second_changes_weight_a_bounded_number_of_time
     runner = _runner_module()
     weights = [1]  # rs1's weight after each report
     runner._push = lambda site, before, after: weights.append(after["tcp:10.10.24.88:80"]["10.10.24.21:80"]) or {}
-    site = lvspack_site.parse(site_tree())
+    site = lvstun.site.parse(site_tree())
     record = {"health": {}, "maintenance": {}}
     for second in range(120):  # reports alternate down/up every second for two minutes
         runner._apply(site, record, 1000 + second, "rs1", services={"web": second % 2 == 1})
@@ -112,10 +112,10 @@ def test_a_backend_flapping_every_second_changes_weight_a_bounded_number_of_time
 def test_a_down_backend_comes_back_after_the_hold_time():
     runner = _runner_module()
     runner._push = lambda site, before, after: {"after": after}
-    site = lvspack_site.parse(site_tree())
+    site = lvstun.site.parse(site_tree())
     record = {"health": {}, "maintenance": {}}
     runner._apply(site, record, 1000, "rs1", services={"web": False})
-    assert lvspack_roles.ipvs_services(site, record)["tcp:10.10.24.88:80"]["destinations"]["10.10.24.21:80"]["weight"] == 0
+    assert lvstun.roles.ipvs_services(site, record)["tcp:10.10.24.88:80"]["destinations"]["10.10.24.21:80"]["weight"] == 0
     runner._apply(site, record, 1001, "rs1", services={"web": True})
     assert record["health"]["rs1"]["held"] == ["web"] and record["health"]["rs1"]["services"]["web"] is False
     runner._apply(site, record, 1000 + health.HOLD, "rs1", services={"web": True})
@@ -130,8 +130,8 @@ def test_a_down_backend_comes_back_after_the_hold_time():
     ({"sorry": "rs1", "backends": {"rs1": {}}}, "lvs:services:web:sorry: rs1 is a backend of this service"),
 ])
 def test_health_settings_are_validated(web_edit, problem):
-    with pytest.raises(lvspack_site.SiteError) as err:
-        lvspack_site.parse(site_tree(**web_edit))
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(site_tree(**web_edit))
     assert any(e.startswith(problem) for e in err.value.errors), err.value.errors
 
 

@@ -1,13 +1,13 @@
-"""The Cisco IOS lines of the front router (``lvspack_ios``): pure logic."""
+"""The Cisco IOS lines of the front router (``lvstun.ios``): pure logic."""
 
 import copy
 
 import pytest
 import yaml
 
-import lvspack_ios as ios
-import lvspack_roles
-import lvspack_site
+import lvstun.ios as ios
+import lvstun.roles
+import lvstun.site
 
 SEED_IOS = "pillar/lvs/seed_ios.sls"
 STATIC = "ip nat inside source static"
@@ -39,7 +39,7 @@ def fixture_tree(request):
 
 
 def cfg_of(tree):
-    return lvspack_roles.for_minion(lvspack_site.parse(tree), "router")
+    return lvstun.roles.for_minion(lvstun.site.parse(tree), "router")
 
 
 def test_the_seed_gives_its_nat_line_and_the_interface_lines(tree):
@@ -124,14 +124,14 @@ def test_blocks_inverse_and_partial_ownership():
 def test_ios_router_errors_name_their_path(tree, key, value, problem):
     tree = copy.deepcopy(tree)
     tree["lvs"]["router"][key] = value
-    with pytest.raises(lvspack_site.SiteError) as err:
-        lvspack_site.parse(tree)
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(tree)
     assert any(e.startswith(f"lvs:router:{key}: ") and problem in e for e in err.value.errors), err.value.errors
 
 
 def test_save_belongs_to_ios_routers(tree):
     tree = copy.deepcopy(tree)
     tree["lvs"]["router"].update(kind="linux", lan_interface="eth0", wan_interface="wan0")
-    with pytest.raises(lvspack_site.SiteError) as err:
-        lvspack_site.parse(tree)
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(tree)
     assert err.value.errors == ["lvs:router:save: only an ios router has a config to save"]

@@ -1,6 +1,6 @@
 """The planner behind the ipvs states: from the kernel's table to the wanted one."""
 
-import lvspack_ipvs as rec
+import lvstun.ipvs as rec
 
 SVC = "tcp:10.10.24.88:80"
 

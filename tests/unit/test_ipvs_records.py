@@ -2,7 +2,7 @@
 
 import pytest
 
-import lvspack_ipvs as rec
+import lvstun.ipvs as rec
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import os
 
 import yaml
 
-import lvspack_site
+import lvstun.site
 from lvs_lab import plan, traffic
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -12,7 +12,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def _seed_site():
     with open(os.path.join(REPO, "pillar", "lvs", "seed.sls"), encoding="utf-8") as fh:
-        return lvspack_site.parse(yaml.safe_load(fh))
+        return lvstun.site.parse(yaml.safe_load(fh))
 
 
 def test_seed_site_becomes_uml_hosts_router_namespace_and_client():
@@ -55,8 +55,8 @@ def test_director_counters_are_read_from_iptables_save():
 
 
 def _service(scheduler, weights, flags=(), persistent=0):
-    backends = tuple(lvspack_site.Backend(mid, f"10.0.0.{i}", 80, w) for i, (mid, w) in enumerate(weights.items()))
-    return lvspack_site.Service("web", "10.0.0.88", "10.0.0.88", "tcp", 80, scheduler, backends, tuple(flags),
+    backends = tuple(lvstun.site.Backend(mid, f"10.0.0.{i}", 80, w) for i, (mid, w) in enumerate(weights.items()))
+    return lvstun.site.Service("web", "10.0.0.88", "10.0.0.88", "tcp", 80, scheduler, backends, tuple(flags),
                                 persistent)
 
 

@@ -5,15 +5,15 @@ import os
 import pytest
 import yaml
 
-import lvspack_roles
-import lvspack_site
+import lvstun.roles
+import lvstun.site
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _site(name):
     with open(os.path.join(REPO, "pillar", "lvs", f"{name}.sls"), encoding="utf-8") as fh:
-        return lvspack_site.parse(yaml.safe_load(fh))
+        return lvstun.site.parse(yaml.safe_load(fh))
 
 
 @pytest.fixture(name="seed")
@@ -27,7 +27,7 @@ def fixture_two_vips():
 
 
 def test_seed_director_covers_the_seed_steps(seed):
-    cfg = lvspack_roles.for_minion(seed, "director")
+    cfg = lvstun.roles.for_minion(seed, "director")
     # ip addr add 10.10.24.2/24 dev eth0; ip addr add 10.10.24.88/32 dev eth0
     assert cfg["addresses"] == {"eth0": ["10.10.24.2/24"]}
     assert cfg["vips"] == {"interface": "eth0", "addresses": ["10.10.24.88/32"], "subnet": "10.10.24.0/24"}
@@ -42,7 +42,7 @@ def test_seed_director_covers_the_seed_steps(seed):
 
 
 def test_seed_realserver_covers_the_seed_steps(seed):
-    cfg = lvspack_roles.for_minion(seed, "rs3")
+    cfg = lvstun.roles.for_minion(seed, "rs3")
     assert cfg["addresses"] == {"eth0": ["10.10.24.23/24"]}  # not RS2's .22, as the seed printed
     assert (cfg["device"], cfg["vips"], cfg["gateway"]) == ("tunl0", ["10.10.24.88"], "10.10.24.1")
     assert cfg["sysctls"] == {"net.ipv4.ip_forward": 0}
@@ -52,7 +52,7 @@ def test_seed_realserver_covers_the_seed_steps(seed):
 
 
 def test_seed_router_maps_public_to_vip(seed):
-    cfg = lvspack_roles.for_minion(seed, "router")
+    cfg = lvstun.roles.for_minion(seed, "router")
     assert cfg["sysctls"] == {"net.ipv4.ip_forward": 1}
     assert cfg["addresses"] == {"eth0": ["10.10.24.1/24"], "wan0": ["112.2.21.88/24"]}
     assert cfg["nat"] == {"table": "lvs_nat", "wan_interface": "wan0",
@@ -60,26 +60,26 @@ def test_seed_router_maps_public_to_vip(seed):
 
 
 def test_seed_single_director_holds_the_vips_on_its_lan_nic_and_the_router_needs_no_route(seed):
-    assert lvspack_roles.for_minion(seed, "director")["vips"]["interface"] == "eth0"
-    assert lvspack_roles.for_minion(seed, "router")["routes"] == {}
+    assert lvstun.roles.for_minion(seed, "director")["vips"]["interface"] == "eth0"
+    assert lvstun.roles.for_minion(seed, "router")["routes"] == {}
 
 
 def test_two_directors_hold_the_vips_on_lo_behind_an_ecmp_route(two_vips):
     for name in ("director", "director2"):
-        cfg = lvspack_roles.for_minion(two_vips, name)
+        cfg = lvstun.roles.for_minion(two_vips, name)
         assert cfg["vips"] == {"interface": "lo", "addresses": ["10.10.24.88/32", "10.10.24.89/32"],
                                "subnet": "10.10.24.0/24"}
         assert cfg["sysctls"]["net.ipv4.conf.eth0.arp_ignore"] == 1
         assert cfg["sysctls"]["net.ipv4.conf.all.arp_announce"] == 2
-    assert lvspack_roles.for_minion(two_vips, "director2")["addresses"] == {"eth0": ["10.10.24.3/24"]}
-    router = lvspack_roles.for_minion(two_vips, "router")
+    assert lvstun.roles.for_minion(two_vips, "director2")["addresses"] == {"eth0": ["10.10.24.3/24"]}
+    router = lvstun.roles.for_minion(two_vips, "router")
     assert router["routes"] == {vip: {"via": ["10.10.24.2", "10.10.24.3"], "interface": "eth0"}
                                 for vip in ("10.10.24.88/32", "10.10.24.89/32")}
     assert router["sysctls"]["net.ipv4.fib_multipath_hash_policy"] == 1
 
 
 def test_two_vips_weights_overrides_and_public_addresses(two_vips):
-    director = lvspack_roles.for_minion(two_vips, "director")
+    director = lvstun.roles.for_minion(two_vips, "director")
     dns = director["services"]["udp:10.10.24.89:53"]["destinations"]
     assert {d: v["weight"] for d, v in dns.items()} == {"10.10.24.22:53": 1, "10.10.24.23:53": 3,
                                                          "10.10.24.24:53": 2}
@@ -87,10 +87,10 @@ def test_two_vips_weights_overrides_and_public_addresses(two_vips):
     assert [v["weight"] for v in web.values()] == [1, 2, 3, 4]
     assert director["sysctls"]["net.ipv4.vs.expire_nodest_conn"] == 1
     # rs1 serves only the web VIP; rs4 both; only TCP VIPs get MSS routes
-    assert lvspack_roles.for_minion(two_vips, "rs1")["vips"] == ["10.10.24.88"]
-    rs4 = lvspack_roles.for_minion(two_vips, "rs4")
+    assert lvstun.roles.for_minion(two_vips, "rs1")["vips"] == ["10.10.24.88"]
+    rs4 = lvstun.roles.for_minion(two_vips, "rs4")
     assert rs4["vips"] == ["10.10.24.88", "10.10.24.89"] and rs4["vip_routes"]["vips"] == ["10.10.24.88"]
-    router = lvspack_roles.for_minion(two_vips, "router")
+    router = lvstun.roles.for_minion(two_vips, "router")
     assert router["addresses"]["wan0"] == ["112.2.21.88/24", "112.2.21.89/32"]
     assert [m["public"] for m in router["nat"]["mappings"]] == ["112.2.21.88", "112.2.21.89"]
 
@@ -99,10 +99,10 @@ def test_mss_policy_off_and_smaller_lan():
     with open(os.path.join(REPO, "pillar", "lvs", "seed.sls"), encoding="utf-8") as fh:
         tree = yaml.safe_load(fh)
     tree["lvs"]["tunnel"] = {"mss": "off"}
-    assert lvspack_roles.for_minion(lvspack_site.parse(tree), "rs1")["vip_routes"] is None
+    assert lvstun.roles.for_minion(lvstun.site.parse(tree), "rs1")["vip_routes"] is None
     tree["lvs"]["tunnel"] = {"lan_mtu": 1400}
-    assert lvspack_roles.for_minion(lvspack_site.parse(tree), "rs1")["vip_routes"]["advmss"] == 1340
+    assert lvstun.roles.for_minion(lvstun.site.parse(tree), "rs1")["vip_routes"]["advmss"] == 1340
 
 
 def test_a_minion_outside_the_site_has_no_role(seed):
-    assert lvspack_roles.for_minion(seed, "stranger") == {"role": None}
+    assert lvstun.roles.for_minion(seed, "stranger") == {"role": None}

@@ -7,7 +7,7 @@ import os
 import pytest
 import yaml
 
-import lvspack_site
+import lvstun.site
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -19,7 +19,7 @@ def fixture_seed():
 
 
 def test_seed_site_parses_with_roles(seed):
-    site = lvspack_site.parse(seed)
+    site = lvstun.site.parse(seed)
     assert site.role_of("director") == "director"
     assert site.role_of("rs2") == "realserver"
     assert site.role_of("router") == "router"
@@ -35,8 +35,8 @@ def test_seed_site_parses_with_roles(seed):
 
 def test_seed_error_duplicate_address_names_both_hosts(seed):
     seed["lvs"]["realservers"]["rs3"]["address"] = "10.10.24.22"  # as the seed printed it
-    with pytest.raises(lvspack_site.SiteError) as err:
-        lvspack_site.parse(seed)
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(seed)
     assert err.value.errors == [
         "lvs:realservers:rs3:address: 10.10.24.22 is also the address of lvs:realservers:rs2"
     ]
@@ -45,8 +45,8 @@ def test_seed_error_duplicate_address_names_both_hosts(seed):
 def test_seed_error_gateway_off_subnet_is_rejected(seed):
     seed["lvs"]["lan"]["gateway"] = "192.168.1.1"  # the seed's director gateway
     seed["lvs"]["router"]["lan_address"] = "10.10.24.1"
-    with pytest.raises(lvspack_site.SiteError) as err:
-        lvspack_site.parse(seed)
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(seed)
     assert "lvs:lan:gateway: 192.168.1.1 is not on the LAN 10.10.24.0/24 (no host could reach it)" in err.value.errors
 
 
@@ -121,8 +121,8 @@ MALFORMED = [
 def test_malformed_site_is_rejected_naming_the_path(seed, path, value, expected):
     site = copy.deepcopy(seed)
     _set(site, path, value)
-    with pytest.raises(lvspack_site.SiteError) as err:
-        lvspack_site.parse(site)
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(site)
     assert any(e.startswith(expected) for e in err.value.errors), err.value.errors
 
 
@@ -130,28 +130,28 @@ def test_all_errors_are_reported_at_once(seed):
     seed["lvs"]["services"]["web"]["port"] = 0
     seed["lvs"]["realservers"]["rs1"]["weight"] = -3
     seed["lvs"]["lan"]["gateway"] = "nowhere"
-    with pytest.raises(lvspack_site.SiteError) as err:
-        lvspack_site.parse(seed)
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(seed)
     assert len(err.value.errors) == 3
     assert str(err.value).startswith("invalid LVS site pillar:")
 
 
 def test_duplicate_service_is_rejected(seed):
     seed["lvs"]["services"]["web2"] = dict(seed["lvs"]["services"]["web"])
-    with pytest.raises(lvspack_site.SiteError) as err:
-        lvspack_site.parse(seed)
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(seed)
     assert err.value.errors == ["lvs:services:web2: tcp 10.10.24.88:80 is also defined by lvs:services:web"]
 
 
 def test_one_public_address_maps_to_one_vip(seed):
     seed["lvs"]["services"]["other"] = {"vip": "10.10.24.89", "public": "112.2.21.88", "port": 443}
-    with pytest.raises(lvspack_site.SiteError) as err:
-        lvspack_site.parse(seed)
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(seed)
     assert err.value.errors == ["lvs:services:other:public: 112.2.21.88 is already mapped to 10.10.24.88 by "
                                 "lvs:services:web (1:1 NAT maps one address to one VIP)"]
 
 
 def test_no_site_at_all():
-    with pytest.raises(lvspack_site.SiteError) as err:
-        lvspack_site.parse({})
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse({})
     assert err.value.errors == ["lvs: no site defined (the pillar has no 'lvs' tree)"]

@@ -1,6 +1,6 @@
 """Which addresses carry TCP connections (a stale VIP stays while one is open)."""
 
-import lvspack_tun
+import lvstun.tun
 
 PROC_NET_TCP = """\
   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -15,8 +15,8 @@ def test_established_and_closing_sockets_count_listen_and_time_wait_do_not(tmp_p
     path = tmp_path / "tcp"
     path.write_text(PROC_NET_TCP)
     # 10.10.24.88 established, 10.10.24.21 in CLOSE_WAIT; 0.0.0.0 listens; .89 in TIME_WAIT
-    assert lvspack_tun.addresses_in_use(str(path)) == {"10.10.24.88", "10.10.24.21"}
+    assert lvstun.tun.addresses_in_use(str(path)) == {"10.10.24.88", "10.10.24.21"}
 
 
 def test_no_proc_file_means_nothing_in_use(tmp_path):
-    assert lvspack_tun.addresses_in_use(str(tmp_path / "missing")) == set()
+    assert lvstun.tun.addresses_in_use(str(tmp_path / "missing")) == set()

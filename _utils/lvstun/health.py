@@ -69,7 +69,7 @@ def healthy(record, minion_id, service):
 
 
 def live_weights(service, record):
-    """``{minion_id: weight}`` for ``service`` (a ``lvspack_site.Service``): pillar
+    """``{minion_id: weight}`` for ``service`` (a ``lvstun.site.Service``): pillar
     weights, 0 for a backend that is down or in maintenance; the floor keeps down
     backends (never maintenance ones) in by name order until enough are in; with a
     sorry server and no healthy backend, the backends go to 0 and it takes the traffic."""

@@ -50,7 +50,7 @@ def service_key(key):
     if key.get("fwmark"):
         parts.append(nla(SVC_FWMARK, struct.pack("=I", key["fwmark"])))
     else:
-        from lvspack_ipvs import PROTOCOLS  # noqa: PLC0415
+        from .ipvs import PROTOCOLS  # noqa: PLC0415
 
         addr = socket.inet_pton(af, key["address"]).ljust(16, b"\0")
         parts += [nla(SVC_PROTOCOL, struct.pack("=H", PROTOCOLS[key["protocol"]])), nla(SVC_ADDR, addr),
@@ -109,7 +109,7 @@ def _top(payload):
 def service_record(payload, stats=True):
     """The ``ipvs.list`` record (without destinations) of a GET_SERVICE reply
     (``stats`` empty unless asked for)."""
-    from lvspack_ipvs import PROTOCOL_NAMES, sched_flags_names  # noqa: PLC0415
+    from .ipvs import PROTOCOL_NAMES, sched_flags_names  # noqa: PLC0415
 
     svc = attributes(_top(payload)[CMD_ATTR_SERVICE])
     version = AF_VERSION[_u16(svc, SVC_AF)]
@@ -134,7 +134,7 @@ def service_record(payload, stats=True):
 
 def dest_record(payload, service_af=4, stats=True):
     """The ``ipvs.list`` destination record of a GET_DEST reply."""
-    from lvspack_ipvs import FORWARD_NAMES, TUN_FLAGS, TUN_TYPE_NAMES  # noqa: PLC0415
+    from .ipvs import FORWARD_NAMES, TUN_FLAGS, TUN_TYPE_NAMES  # noqa: PLC0415
 
     dest = attributes(_top(payload)[CMD_ATTR_DEST])
     family = _u16(dest, DEST_ADDR_FAMILY)

@@ -18,7 +18,7 @@ _INTERFACE_NAT = ("ip nat inside", "ip nat outside")
 
 
 def desired(cfg):
-    """The lines the router's role config (``lvspack_roles.router``) asks for, in the
+    """The lines the router's role config (``lvstun.roles.router``) asks for, in the
     order they are added: interfaces, static NAT, routes."""
     nat = cfg["nat"]
     lines = [(f"interface {nat['inside_interface']}", "ip nat inside"),

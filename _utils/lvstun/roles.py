@@ -16,8 +16,8 @@ SLS files stay declarative and every decision is here, where unit tests reach it
 
 import netaddr
 
-import lvspack_health
-import lvspack_tun
+from . import health as health_rules
+from . import tun
 
 NAT_TABLE = "lvs_nat"
 
@@ -43,11 +43,11 @@ def service_spec(service):
 def ipvs_services(site, health=None):
     """``{spec: settings}`` for ``ipvs.managed``: every service, every backend (and its
     sorry server) through an ipip tunnel, with the weight that the pillar and the health
-    record give it (``lvspack_health.live_weights``): a highstate keeps the reactor's
+    record give it (``lvstun.health.live_weights``): a highstate keeps the reactor's
     drains and the operators' maintenance."""
     services = {}
     for svc in site.services.values():
-        weights = lvspack_health.live_weights(svc, health or {})
+        weights = health_rules.live_weights(svc, health or {})
         destinations = {}
         members = [(b.minion_id, b.address, b.port) for b in svc.backends]
         if svc.sorry:
@@ -73,7 +73,7 @@ def _vips(site):
 def director(site, minion_id, health=None):
     host = site.hosts[minion_id]
     shared = len(site.directors) > 1
-    sysctls = lvspack_tun.director_sysctls(site.ipvs)
+    sysctls = tun.director_sysctls(site.ipvs)
     if shared:  # the VIPs live on lo: never answer ARP for them, never announce them
         for iface in ("all", host.interface):
             sysctls[f"net.ipv4.conf.{iface}.arp_ignore"] = 1
@@ -140,7 +140,7 @@ def router(site, minion_id=None):
                 sorted(pairs.items(), key=lambda kv: netaddr.IPAddress(kv[0]))]
     if rtr.kind == "ios":
         # The device's addresses are the operator's; the pack owns the NAT lines and,
-        # with several directors, the VIP routes (lvspack_ios).
+        # with several directors, the VIP routes (lvstun.ios).
         return {
             "role": "router",
             "kind": "ios",

@@ -66,7 +66,7 @@ class Service:
     persistent: int = 0  # persistence timeout in seconds (0: none)
     netmask: str = None  # persistence granularity (ipvsadm -M)
     check: dict = None  # health check for the beacons (type, port, path, expect, timeouts, rise, fall)
-    floor: object = 1  # backends kept in even when down: a count or "N%" (lvspack_health)
+    floor: object = 1  # backends kept in even when down: a count or "N%" (lvstun.health)
     sorry: str = None  # a real server that takes the traffic when no backend is healthy
 
 

@@ -1,0 +1,8 @@
+"""The pack's shared code: plain Python (no Salt dunders) used by its Salt modules,
+states, beacons, runner and pillar, and by the lab.
+
+Installed by pip as this package, or synced to minions from ``_utils/lvstun/`` by
+``saltutil.sync_all`` (Salt puts ``extmods/utils`` on ``sys.path`` while it loads
+modules); either way ``import lvstun.site`` works. Nothing is imported here, so
+Salt's utils loader finds no code to run in this file.
+"""
