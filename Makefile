@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: lab test test-fast bootstrap down
+.PHONY: lab test test-fast lint bootstrap down
 
 bootstrap:
 	@scripts/bootstrap
@@ -11,12 +11,15 @@ bootstrap:
 lab: bootstrap
 	$(BIN)/lvs-lab demo
 
-## Every test layer, the lab included.
-test: bootstrap
+## Every test layer, the lab included (lint first: its config is in pyproject.toml).
+test: bootstrap lint
 	$(BIN)/python -m pytest
 
+lint: bootstrap
+	$(BIN)/ruff check .
+
 ## Unit and functional layers only (no lab kernel).
-test-fast: bootstrap
+test-fast: bootstrap lint
 	$(BIN)/python -m pytest -m "not lab"
 
 down:

@@ -19,7 +19,7 @@ runner trusts neither tag nor payload, it asks the minion named in the tag throu
 authenticated call)::
 
     {"services": {"web": {"healthy": true, "reason": "HTTP 200"}},
-     "tunnel": [],            # ipip.check drifts ("tunl0 down", ...)
+     "tunnel": [],            # ipip.check drifts, named ("tunl0 up", ...)
      "changed": ["web"]}      # empty on a heartbeat
 
 Configuration (``salt/lvs/realserver.sls`` sets it with ``beacon.present``):
@@ -34,23 +34,24 @@ Configuration (``salt/lvs/realserver.sls`` sets it with ``beacon.present``):
 
 import contextvars
 import logging
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 
+import salt.utils.beacons
+
+import lvstun.drift
 import lvstun.health
 import lvstun.owned
 import lvstun.probe
-import salt.utils.beacons
 from lvstun.fresh import fresh
 
+drift = fresh(lvstun.drift)
 health = fresh(lvstun.health)
 records = fresh(lvstun.owned)
 probe = fresh(lvstun.probe)
 
 log = logging.getLogger(__name__)
-_ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 
 __virtualname__ = "lvs_backend"
 RECORD = "backend-health"
@@ -80,9 +81,9 @@ def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
     for name, check in sorted(cfg["checks"].items()):
         ok, reason = results[name]
         # A drift about another VIP (one being added or removed) is not this service's.
-        mine = [d for d in tunnel_drifts if not _ADDRESS.search(d) or check["vip"] in _ADDRESS.findall(d)]
+        mine = [d for d in tunnel_drifts if not drift.addresses(d) or check["vip"] in drift.addresses(d)]
         if mine:
-            ok, reason = False, f"TUN setup: {'; '.join(sorted(mine))}"
+            ok, reason = False, f"TUN setup: {'; '.join(sorted(map(drift.name, mine)))}"
         damper = health.Damper.load(check["rise"], check["fall"], dampers.get(name, {}))
         if damper.feed(ok):
             changed.append(name)
@@ -94,7 +95,7 @@ def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
     if not changed and state.get("sent_at") is not None and now - state["sent_at"] < heartbeat:
         return None
     state["sent_at"] = now
-    return {"services": services, "tunnel": sorted(tunnel_drifts), "changed": sorted(changed)}
+    return {"services": services, "tunnel": sorted(map(drift.name, tunnel_drifts)), "changed": sorted(changed)}
 
 
 def _checks(cfg):
@@ -103,7 +104,7 @@ def _checks(cfg):
     try:
         drifts = __salt__["ipip.check"](cfg["vips"], device=cfg["device"], lan_interface=cfg["interface"])
     except Exception as err:  # pylint: disable=broad-except
-        drifts = [f"ipip.check failed: {err}"]
+        drifts = [drift.make("check-failed", "ipip.check", None, str(err))]
     return drifts, probe.run_all({name: (check, check["vip"]) for name, check in cfg["checks"].items()})
 
 

@@ -25,11 +25,12 @@ Configuration (``salt/lvs/director.sls`` sets it with ``beacon.present``):
 
 import time
 
+import salt.utils.beacons
+
 import lvstun.health
 import lvstun.owned
 import lvstun.probe
 import lvstun.site
-import salt.utils.beacons
 from lvstun.fresh import fresh
 
 health = fresh(lvstun.health)

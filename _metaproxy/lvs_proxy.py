@@ -15,18 +15,42 @@ Use it in the proxy's configuration (the pack must be installed on the proxy's h
 
     # /etc/salt/proxy
     metaproxy: lvs_proxy
+
+It wraps internals of the standard metaproxy (``post_master_init``, the proxy's
+``_load_modules``) as they are in the Salt release it was written and tested for, and
+refuses to start on any other: check there whether the hang is still there
+(``scripts/repro-proxy-start-hang``), then either go back to ``metaproxy: proxy`` or test
+this module on that release and add it to ``WRITTEN_FOR``.
 """
 
 import asyncio
 import logging
 
+import salt.version
 from salt.metaproxy import proxy as _standard
 
 log = logging.getLogger(__name__)
 _SYNC = "saltutil.sync_all"
+WRITTEN_FOR = ("3008.4",)  # Salt releases this workaround was tested on
+
+
+def check_salt_version(version=None):
+    """Raise RuntimeError unless the running Salt is one this workaround was written for."""
+    version = version or salt.version.__saltstack_version__.string
+    if version not in WRITTEN_FOR:
+        raise RuntimeError(
+            f"metaproxy lvs_proxy was written for Salt {', '.join(WRITTEN_FOR)} and this is Salt {version}: "
+            "run scripts/repro-proxy-start-hang of salt-lvs-tun to see whether this release still hangs at "
+            "proxy start; if not, use 'metaproxy: proxy'; if so, test lvs_proxy here and add the release to "
+            "WRITTEN_FOR (docs/pillar.md)")
 
 
 async def post_master_init(self, master):
+    try:
+        check_salt_version()
+    except RuntimeError as err:
+        log.critical("%s", err)
+        raise
     load_modules = self._load_modules
     deferred = {}
 

@@ -21,12 +21,15 @@ CLI Example:
     salt router iosnat.check '{"inside_interface": "GigabitEthernet0/0", "outside_interface": "GigabitEthernet0/1", "mappings": [{"vip": "10.10.24.88", "public": "112.2.21.88"}]}'
 """
 
-import lvstun.ios
-import lvstun.owned
 import salt.utils.platform
-from lvstun.fresh import fresh
 from salt.exceptions import CommandExecutionError
 
+import lvstun.drift
+import lvstun.ios
+import lvstun.owned
+from lvstun.fresh import fresh
+
+drift = fresh(lvstun.drift)
 ios = fresh(lvstun.ios)
 owned_records = fresh(lvstun.owned)
 
@@ -63,7 +66,7 @@ def running():
     lines = _running()
     owned = set(_owned())
     managed = [line for line in lines if ios.is_managed_kind(line)]
-    return {"lines": ios.render(managed), "owned": ios.render([l for l in managed if l in owned])}
+    return {"lines": ios.render(managed), "owned": ios.render([line for line in managed if line in owned])}
 
 
 def _plan(nat, routes):
@@ -83,8 +86,9 @@ def _unsaved(want, plan, save):
 
 
 def check(nat, routes=None, save=False):
-    """Return the drifts as ``{line: {"old": ..., "new": ...}}`` (empty when the device
-    is as wanted); ``"commands"`` lists the exact lines that would be sent. Raises
+    """Return the drifts (empty when the device is as wanted): ``ios-line`` records
+    (:mod:`lvstun.drift`), a line present or absent, and ``ios-saved`` when the startup
+    config must be written; ``iosnat.commands`` lists the exact lines to send. Raises
     ``CommandExecutionError`` when a wanted line collides with one the pack does not own.
 
     CLI Example:
@@ -96,13 +100,10 @@ def check(nat, routes=None, save=False):
     want, _, plan = _plan(nat, routes)
     if plan.conflicts:
         raise CommandExecutionError("; ".join(plan.conflicts))
-    drifts = {}
-    for line in plan.remove:
-        drifts[ios.render([line])[0]] = {"old": "present", "new": "absent"}
-    for line in plan.add:
-        drifts[ios.render([line])[0]] = {"old": "absent", "new": "present"}
+    drifts = [drift.make("ios-line", ios.render([line])[0], "absent", "present") for line in plan.remove]
+    drifts += [drift.make("ios-line", ios.render([line])[0], "present", "absent") for line in plan.add]
     if _unsaved(want, plan, save):
-        drifts["startup-config"] = {"old": "differs from the running config", "new": "saved"}
+        drifts.append(drift.make("ios-saved", "startup-config", "saved", "differs from the running config"))
     return drifts
 
 

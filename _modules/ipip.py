@@ -7,6 +7,7 @@ Links and addresses through netlink (pyroute2); sysctls through /proc/sys.
 import errno
 import os
 
+import lvstun.drift
 import lvstun.netlink
 import lvstun.sysctl
 import lvstun.tun
@@ -22,6 +23,7 @@ except ImportError:  # pragma: no cover
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+drift = fresh(lvstun.drift)
 tun = fresh(lvstun.tun)
 sysctl = fresh(lvstun.sysctl)
 nl = fresh(lvstun.netlink)
@@ -75,7 +77,8 @@ def tunnel(device=FALLBACK):
 
 
 def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
-    """Every drift from a working TUN real server, by name (empty when all is right).
+    """Every drift from a working TUN real server: a list of drift records (``kind``,
+    ``object``, ``want``, ``have``; :mod:`lvstun.drift`), empty when all is right.
 
     The device holds exactly ``vips``: other addresses on it are stale VIPs, removed
     once they carry no connection. ``sysctls`` adds wanted values.
@@ -87,25 +90,24 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
         salt rs1 ipip.check '[10.10.24.88]'
     """
     vips = _vips(vips)
-    drifts = {}
+    drifts = []
     state = tunnel(device)
     if not state["exists"]:
-        drifts[f"{device}"] = {"old": "absent", "new": "present"}
+        drifts.append(drift.make("link", device, "present", "absent"))
     else:
         if not state["up"]:
-            drifts[f"{device}.up"] = {"old": False, "new": True}
+            drifts.append(drift.make("up", device, True, False))
         if mtu is not None and state["mtu"] != int(mtu):
-            drifts[f"{device}.mtu"] = {"old": state["mtu"], "new": int(mtu)}
+            drifts.append(drift.make("mtu", device, int(mtu), state["mtu"]))
     have = set(state["addresses"])
     for vip in vips:
         prefix = 32 if ":" not in vip else 128
         if f"{vip}/{prefix}" not in have:
-            drifts[f"{device}.address {vip}/{prefix}"] = {"old": None, "new": f"{vip}/{prefix}"}
-    for cidr in _stale(have, vips):
-        drifts[f"{device}.address {cidr}"] = {"old": cidr, "new": None}
+            drifts.append(drift.make("address", device, f"{vip}/{prefix}", None))
+    drifts += [drift.make("address", device, None, cidr) for cidr in _stale(have, vips)]
     wanted = {**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})}
     # The device's own settings appear with the device: its creation is the drift then.
-    drifts.update(sysctl.drifts(wanted, skip=() if state["exists"] else (f".{device}.",)))
+    drifts += sysctl.drifts(wanted, skip=() if state["exists"] else (f".{device}.",))
     return drifts
 
 
@@ -129,7 +131,7 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
     vips = _vips(vips)
     drifts = check(vips, device, lan_interface, mtu, sysctls)
     if not drifts:
-        return {}
+        return []
     with IPRoute() as ipr:
         _ensure_device(ipr, device)
         index = nl.link(ipr, device)["index"]

@@ -24,9 +24,6 @@ import lvstun.genl
 import lvstun.ipvs
 from lvstun.fresh import fresh
 
-rec = fresh(lvstun.ipvs)
-genl = fresh(lvstun.genl)
-
 try:
     from pyroute2 import IPVS, IPVSDest, IPVSService
     from pyroute2.netlink.exceptions import NetlinkError
@@ -37,6 +34,8 @@ except ImportError:  # pragma: no cover (checked by __virtual__)
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+rec = fresh(lvstun.ipvs)
+genl = fresh(lvstun.genl)
 log = logging.getLogger(__name__)
 
 __virtualname__ = "ipvs"

@@ -16,6 +16,7 @@ advertise an MSS that fits in one tunnelled packet (1440 on a 1500-byte LAN). On
 the VIP's traffic is affected.
 """
 
+import lvstun.drift
 import lvstun.netlink
 import lvstun.sysctl
 import lvstun.tun
@@ -32,6 +33,7 @@ except ImportError:  # pragma: no cover
 import netaddr
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+drift = fresh(lvstun.drift)
 nl = fresh(lvstun.netlink)
 sysctl = fresh(lvstun.sysctl)
 tun = fresh(lvstun.tun)
@@ -107,29 +109,29 @@ def _vip_drifts(ipr, vips):
     wanted = {_cidr(c, "vips:addresses") for c in vips.get("addresses") or []}
     have = set(nl.addresses(ipr, found["index"]))
     subnet = netaddr.IPNetwork(_cidr(vips["subnet"], "vips:subnet"))
-    drifts = {f"{ifname} address {c}": {"old": None, "new": c} for c in sorted(wanted - have)}
+    drifts = [drift.make("address", ifname, c, None) for c in sorted(wanted - have)]
     in_use = tun.addresses_in_use()
     if "ipvs.list" in __salt__:
         in_use |= {svc["address"] for svc in __salt__["ipvs.list"](stats=False) if svc.get("address")}
     for cidr in sorted(have - wanted):
         net = netaddr.IPNetwork(cidr)
         if net.prefixlen == 32 and net.ip in subnet and str(net.ip) not in in_use:
-            drifts[f"{ifname} address {cidr}"] = {"old": cidr, "new": None}
+            drifts.append(drift.make("address", ifname, None, cidr))
     return drifts
 
 
 def _route_drifts(ipr, routes):
     """Routes the pack owns (protocol RTPROT_LVS): exactly ``routes``."""
     have = nl.owned_routes(ipr)
-    drifts = {}
+    drifts = []
     for dst, spec in (routes or {}).items():
         want = sorted(_ip(g, f"routes:{dst}:via") for g in spec["via"])
         dst = _cidr(dst, "routes")
         if have.get(dst) != want:
-            drifts[f"route {dst}"] = {"old": have.get(dst) and f"via {', '.join(have[dst])}",
-                                      "new": f"via {', '.join(want)}"}
+            drifts.append(drift.make("route", dst, f"via {', '.join(want)}",
+                                     have.get(dst) and f"via {', '.join(have[dst])}"))
     for stale in sorted(set(have) - {_cidr(d, "routes") for d in routes or {}}):
-        drifts[f"route {stale}"] = {"old": f"via {', '.join(have[stale])}", "new": None}
+        drifts.append(drift.make("route", stale, None, f"via {', '.join(have[stale])}"))
     return drifts
 
 
@@ -147,7 +149,8 @@ def _apply_routes(ipr, routes):
 
 
 def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None, routes=None):
-    """Every difference between this host and the wanted setup, by name (empty: none).
+    """Every difference between this host and the wanted setup: a list of drift records
+    (``kind``, ``object``, ``want``, ``have``; :mod:`lvstun.drift`), empty when none.
 
     ``addresses``: ``{interface: [address/prefix, ...]}``; ``gateway``: the default
     route's next hop; ``sysctls``: ``{name: value}``; ``vip_routes``: ``{vips, table,
@@ -161,7 +164,7 @@ def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
 
         salt rs1 lvs_net.check addresses='{eth0: [10.10.24.21/24]}' gateway=10.10.24.1
     """
-    drifts = {}
+    drifts = []
     with IPRoute() as ipr:
         for ifname, wanted in (addresses or {}).items():
             found = nl.link(ipr, ifname)
@@ -169,43 +172,45 @@ def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
                 raise CommandExecutionError(f"interface {ifname} does not exist on this host")
             have = set(nl.addresses(ipr, found["index"]))
             if not found["flags"] & 1:
-                drifts[f"{ifname} up"] = {"old": False, "new": True}
+                drifts.append(drift.make("up", ifname, True, False))
             for cidr in wanted:
                 cidr = _cidr(cidr, f"addresses:{ifname}")
                 if cidr not in have:
-                    drifts[f"{ifname} address {cidr}"] = {"old": None, "new": cidr}
+                    drifts.append(drift.make("address", ifname, cidr, None))
         if gateway:
             gateway = _ip(gateway, "gateway")
             have_gw, _ = nl.default_gateway(ipr)
             if have_gw != gateway:
-                drifts["default route"] = {"old": have_gw and f"via {have_gw}", "new": f"via {gateway}"}
+                drifts.append(drift.make("default-route", "main", f"via {gateway}", have_gw and f"via {have_gw}"))
         if vip_routes:
-            drifts.update(_vip_route_drifts(ipr, *_vip_route_plan(vip_routes)))
+            drifts += _vip_route_drifts(ipr, *_vip_route_plan(vip_routes))
         if vips:
-            drifts.update(_vip_drifts(ipr, vips))
+            drifts += _vip_drifts(ipr, vips)
         if routes is not None:
-            drifts.update(_route_drifts(ipr, routes))
-    drifts.update(sysctl.drifts(sysctls or {}))
+            drifts += _route_drifts(ipr, routes)
+    drifts += sysctl.drifts(sysctls or {})
     return drifts
 
 
 def _vip_route_drifts(ipr, table, advmss, vips, routes, ifname):
-    drifts = {}
+    drifts = []
     index = _index(ipr, ifname)
     have_rules = nl.source_rules(ipr, table)
     for vip in vips:
         if vip not in have_rules:
-            drifts[f"rule from {vip} lookup {table}"] = {"old": None, "new": f"priority {RULE_PRIORITY}"}
+            drifts.append(drift.make("rule", f"from {vip} lookup {table}", f"priority {RULE_PRIORITY}", None))
     for stale in sorted(set(have_rules) - set(vips)):
-        drifts[f"rule from {stale} lookup {table}"] = {"old": f"priority {have_rules[stale]}", "new": None}
+        drifts.append(drift.make("rule", f"from {stale} lookup {table}", None, f"priority {have_rules[stale]}"))
     have_routes = nl.routes(ipr, table)
     for dst, via in routes.items():
         want = {"gateway": via, "oif": index, "advmss": advmss}
         have = have_routes.get(dst)
         if have != want:
-            drifts[f"table {table} route {dst}"] = {"old": _route_text(have, ifname), "new": _route_text(want, ifname)}
+            drifts.append(drift.make("table-route", f"{table} route {dst}", _route_text(want, ifname),
+                                     _route_text(have, ifname)))
     for stale in sorted(set(have_routes) - set(routes)):
-        drifts[f"table {table} route {stale}"] = {"old": _route_text(have_routes[stale], ifname), "new": None}
+        drifts.append(drift.make("table-route", f"{table} route {stale}", None,
+                                 _route_text(have_routes[stale], ifname)))
     return drifts
 
 
@@ -227,7 +232,7 @@ def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
     """
     drifts = check(addresses, gateway, sysctls, vip_routes, vips, routes)
     if not drifts:
-        return {}
+        return []
     try:
         with IPRoute() as ipr:
             for ifname, wanted in (addresses or {}).items():
@@ -235,22 +240,23 @@ def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
                 ipr.link("set", index=index, state="up")
                 for cidr in wanted:
                     nl.add_address(ipr, index, _cidr(cidr, f"addresses:{ifname}"))
-            if gateway and "default route" in drifts:
+            if gateway and any(d["kind"] == "default-route" for d in drifts):
                 ipr.route("replace", dst="0.0.0.0/0", gateway=_ip(gateway, "gateway"))
             if vip_routes:
                 _apply_vip_routes(ipr, *_vip_route_plan(vip_routes))
             if vips:
                 index = _index(ipr, vips["interface"])
-                for change in _vip_drifts(ipr, vips).values():
-                    if change["new"]:
-                        nl.add_address(ipr, index, change["new"])
+                for change in _vip_drifts(ipr, vips):
+                    if change["want"]:
+                        nl.add_address(ipr, index, change["want"])
                     else:
-                        nl.del_address(ipr, index, change["old"])
+                        nl.del_address(ipr, index, change["have"])
             if routes is not None:
                 _apply_routes(ipr, routes)
         sysctl.apply(sysctls or {})
     except NetlinkError as err:
-        raise CommandExecutionError(f"the kernel refused a change ({err}); wanted: {sorted(drifts)}") from err
+        wanted = sorted(map(drift.name, drifts))
+        raise CommandExecutionError(f"the kernel refused a change ({err}); wanted: {wanted}") from err
     except sysctl.SysctlError as err:
         raise CommandExecutionError(str(err)) from err
     return drifts

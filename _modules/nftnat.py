@@ -18,6 +18,11 @@ import subprocess
 import netaddr
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+import lvstun.drift
+from lvstun.fresh import fresh
+
+drift = fresh(lvstun.drift)
+
 __virtualname__ = "nftnat"
 FAMILY = "ip"
 DEFAULT_TABLE = "lvs_nat"
@@ -127,9 +132,9 @@ def _text(obj):
 
 
 def check(mappings, wan_interface, table=DEFAULT_TABLE):
-    """The difference between the table and the wanted mappings: ``{}`` when equal,
-    else ``{"nftables table ip TABLE": {"old": [lines going], "new": [lines coming]}}``
-    (``old`` is None when the table does not exist).
+    """The difference between the table and the wanted mappings: ``[]`` when equal, else
+    one ``nft-table`` drift record (:mod:`lvstun.drift`) whose ``want`` lists the lines
+    coming and ``have`` the lines going (None when the table does not exist).
 
     CLI Example:
 
@@ -140,16 +145,16 @@ def check(mappings, wan_interface, table=DEFAULT_TABLE):
     want = desired(mappings, wan_interface, table)
     have = current(table)
     if have == want:
-        return {}
-    key = f"nftables table {FAMILY} {table}"
+        return []
+    table_name = f"{FAMILY} {table}"
     if have is None:
-        return {key: {"old": None, "new": [_text(o) for o in want]}}
+        return [drift.make("nft-table", table_name, [_text(o) for o in want], None)]
     old, new = [_text(o) for o in have], [_text(o) for o in want]
     gone = [line for line in old if line not in new]
     added = [line for line in new if line not in old]
     if not gone and not added:  # same lines, another order or an attribute the text omits
         gone, added = old, new
-    return {key: {"old": gone, "new": added}}
+    return [drift.make("nft-table", table_name, added, gone)]
 
 
 def apply(mappings, wan_interface, table=DEFAULT_TABLE):
@@ -164,7 +169,7 @@ def apply(mappings, wan_interface, table=DEFAULT_TABLE):
     """
     drifts = check(mappings, wan_interface, table)
     if not drifts:
-        return {}
+        return []
     ident = {"family": FAMILY, "name": table}
     batch = [{"add": {"table": ident}}, {"delete": {"table": ident}}]
     batch += [{"add": obj} for obj in desired(mappings, wan_interface, table)]

@@ -32,14 +32,15 @@ import logging
 import os
 import time
 
+import salt.client
+import salt.pillar
+from salt.exceptions import SaltInvocationError
+
 import lvstun.health
 import lvstun.ipvs
 import lvstun.owned
 import lvstun.roles
 import lvstun.site
-import salt.client
-import salt.pillar
-from salt.exceptions import SaltInvocationError
 
 log = logging.getLogger(__name__)
 

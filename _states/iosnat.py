@@ -40,7 +40,8 @@ def managed(name, nat, routes=None, save=False):
         if isinstance(found, dict) and "sent" in found:
             return f"sent {found['sent']}" + (", then write memory" if found["saved"] else "")
         lines = __salt__["iosnat.commands"](nat, routes)
-        return f"would send {lines}" + (" then write memory" if "startup-config" in found else "")
+        return f"would send {lines}" + (" then write memory" if any(d["kind"] == "ios-saved" for d in found)
+                                         else "")
 
     return converge(ret, __opts__["test"], lambda: __salt__["iosnat.check"](nat, routes, save),
                     lambda: __salt__["iosnat.apply"](nat, routes, save), "the router's NAT", detail)

@@ -21,14 +21,14 @@ returns early when nothing differs, predicts under ``test=True`` (result None) a
 changes nothing then, applies the plan over one netlink socket, and re-reads to verify.
 """
 
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
 import lvstun.ipvs
 import lvstun.owned
 from lvstun.fresh import fresh
 
 rec = fresh(lvstun.ipvs)
 owned_records = fresh(lvstun.owned)
-
-from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 
 def __virtual__():

@@ -95,7 +95,8 @@ def main():
     assert again["changes"] == {}
     changed = {**want}
     spec = next(iter(changed))
-    changed[spec] = {**changed[spec], "destinations": {**changed[spec]["destinations"], "10.10.24.21:80": {"weight": 7}}}
+    destinations = {**changed[spec]["destinations"], "10.10.24.21:80": {"weight": 7}}
+    changed[spec] = {**changed[spec], "destinations": destinations}
     one = timed("ipvs.managed one-destination change", changed)
     assert len(one["changes"]) == 1
     assert len(mods["ipvs.list"]()) == args.services

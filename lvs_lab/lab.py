@@ -100,9 +100,10 @@ def load_site(pillar_roots):
     master). Compiled in-process: Salt 3008 masks pillar values in ``salt-call`` output.
     """
     roots = [pillar_roots] if isinstance(pillar_roots, str) else list(pillar_roots)
-    import lvstun.site  # noqa: PLC0415 (Salt is imported lazily: the CLI starts faster)
     import salt.config  # noqa: PLC0415
     import salt.pillar  # noqa: PLC0415
+
+    import lvstun.site  # noqa: PLC0415 (Salt is imported lazily: the CLI starts faster)
 
     opts = salt.config.minion_config(None)
     opts.update(
@@ -299,7 +300,8 @@ class Lab:
             sh("ip", "-n", router.netns, "addr", "add", address, "dev", ifname)
             sh("ip", "-n", router.netns, "link", "set", ifname, "up")
         wan_if = router.extra["wan_interface"]
-        sh("ip", "-n", router.netns, "link", "add", wan_if, "type", "veth", "peer", "name", "eth0", "netns", client.netns)
+        sh("ip", "-n", router.netns, "link", "add", wan_if, "type", "veth", "peer", "name", "eth0",
+           "netns", client.netns)
         sh("ip", "-n", router.netns, "link", "set", wan_if, "address", router.mac("wan"))
         sh("ip", "-n", client.netns, "link", "set", "eth0", "address", client.mac("lan"))
         sh("ip", "-n", router.netns, "addr", "add", router.extra["wan_address"], "dev", wan_if)
@@ -388,9 +390,9 @@ class Lab:
 
     def _stop_native_minion(self, host):
         pidfile = os.path.join(self.host_dir(host.name), "run", "minion.pid")
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-            with open(pidfile, encoding="utf-8") as fh:
-                os.kill(int(fh.read()), signal.SIGKILL)
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError), \
+                open(pidfile, encoding="utf-8") as fh:
+            os.kill(int(fh.read()), signal.SIGKILL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             pids = [pid for pid in self.processes() if f"hosts/{host.name}/etc" in _cmdline(pid)]
@@ -668,9 +670,9 @@ class Lab:
         or by the process group of a kernel the lab started."""
         groups = set()
         for name in os.listdir(self._path("hosts")) if os.path.isdir(self._path("hosts")) else ():
-            with contextlib.suppress(OSError, ValueError):
-                with open(os.path.join(self.host_dir(name), "kernel.pgid"), encoding="utf-8") as fh:
-                    groups.add(int(fh.read()))
+            with contextlib.suppress(OSError, ValueError), \
+                    open(os.path.join(self.host_dir(name), "kernel.pgid"), encoding="utf-8") as fh:
+                groups.add(int(fh.read()))
         pids = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) == os.getpid():

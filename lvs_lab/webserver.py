@@ -29,14 +29,14 @@ def make_handler(name):
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self):  # noqa: N802 (http.server's naming)
+        def do_GET(self):
             if self.path.startswith("/bytes/"):
                 body = b"x" * min(int(self.path.rsplit("/", 1)[1] or 0), 10_000_000)
             else:
                 body = f"served by {name}\n".encode()
             self._answer(body)
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             received = len(self.rfile.read(length)) if length else 0
             self._answer(f"served by {name}: received {received} bytes\n".encode())

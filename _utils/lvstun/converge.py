@@ -1,11 +1,14 @@
 """The shape every "check, then repair" state of the pack shares.
 
-An execution module offers ``check(...)`` (every drift as ``{setting: {"old", "new"}}``)
-and an ``apply(...)`` that repairs them; the state reports the drifts as its changes,
-predicts them under ``test=True`` (result None), applies, and checks again to verify.
+An execution module offers ``check(...)`` (every drift as a record of
+:mod:`lvstun.drift`) and an ``apply(...)`` that repairs them; the state reports the
+drifts as its changes (``{name: {"old": have, "new": want}}``), predicts them under
+``test=True`` (result None), applies, and checks again to verify.
 """
 
 from salt.exceptions import SaltException
+
+from . import drift
 
 
 def converge(ret, test, check, apply, what, detail=None):
@@ -19,7 +22,7 @@ def converge(ret, test, check, apply, what, detail=None):
     if not drifts:
         ret.update(result=True, comment=f"{what} is as wanted")
         return ret
-    ret["changes"] = drifts
+    ret["changes"] = drift.as_changes(drifts)
     if test:
         ret.update(result=None, comment=f"{len(drifts)} setting(s) of {what} would be changed"
                                         + (f": {detail(drifts)}" if detail else ""))
@@ -31,7 +34,8 @@ def converge(ret, test, check, apply, what, detail=None):
         ret.update(result=False, comment=f"failed to change {what}: {err}")
         return ret
     if left:
-        ret.update(result=False, comment=f"{what} still differs after the change: {sorted(left)}")
+        ret.update(result=False, comment=f"{what} still differs after the change: "
+                                         f"{sorted(map(drift.name, left))}")
         return ret
     ret.update(result=True, comment=f"{len(drifts)} setting(s) of {what} changed"
                                     + (f": {detail(done)}" if detail else ""))

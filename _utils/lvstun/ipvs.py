@@ -10,10 +10,10 @@ and read back as a dict (see :func:`service_record`). A destination is ``address
 """
 
 import shlex
-import socket
 
+from .address import MAX_WEIGHT, PROTOCOLS
+from .address import parse as parse_address
 
-PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": 132}
 PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
 
 # Forwarding methods (IP_VS_CONN_F_*); ipvsadm's -m/-i/-g and its listing words.
@@ -33,7 +33,6 @@ SCHED_FLAG_ALIASES = {
     "sh-port": "sched2", "mh-port": "sched2",
 }
 
-MAX_WEIGHT = 65535
 
 
 class SpecError(ValueError):
@@ -51,14 +50,13 @@ class _Address6(Address):
 
 
 def _ip(text, what):
-    """Parse with the C library (inet_pton, as netaddr's default): a table of thousands
-    of destinations is parsed at every state run."""
-    for family, kind in ((socket.AF_INET, Address), (socket.AF_INET6, _Address6)):
-        try:
-            return kind(socket.inet_ntop(family, socket.inet_pton(family, str(text))))
-        except (OSError, ValueError, TypeError):
-            continue
-    raise SpecError(f"{what}: {text!r} is not an IP address")
+    """An ``Address``; parsed by the C library (a table of thousands of destinations is
+    parsed at every state run)."""
+    try:
+        text, version = parse_address(text)
+    except ValueError:
+        raise SpecError(f"{what}: {text!r} is not an IP address") from None
+    return Address(text) if version == 4 else _Address6(text)
 
 
 def _port(text, what):

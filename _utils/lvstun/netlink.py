@@ -83,5 +83,5 @@ def owned_routes(ipr, table=MAIN_TABLE, family=2):
             continue
         dst = f"{route.get_attr('RTA_DST')}/{route['dst_len']}"
         hops = [hop.get_attr("RTA_GATEWAY") for hop in route.get_attr("RTA_MULTIPATH") or []]
-        out[dst] = sorted(h for h in hops + [route.get_attr("RTA_GATEWAY")] if h)
+        out[dst] = sorted(h for h in [*hops, route.get_attr("RTA_GATEWAY")] if h)
     return out

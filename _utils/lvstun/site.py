@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 
 import netaddr
 
+from .address import MAX_WEIGHT, PROTOCOLS
+from .address import canonical as canonical_address
+
 PILLAR_KEY = "lvs"
 ROLES = ("router", "director", "realserver")
-PROTOCOLS = ("tcp", "udp", "sctp")
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos")
 ROUTER_KINDS = ("linux", "ios")
-MAX_WEIGHT = 65535
 SCHED_FLAGS = ("ops", "sched1", "sched2", "sched3", "one-packet", "sh-fallback", "sh-port", "mh-fallback", "mh-port")
 CHECK_TYPES = ("http", "tcp", "udp", "none")
 CHECKS_FOR = {"tcp": ("http", "tcp", "none"), "udp": ("udp", "none"), "sctp": ("none",)}
@@ -137,10 +138,8 @@ def _mapping(errors, path, value):
 def _ip(errors, path, value):
     """An IPv4/IPv6 address without prefix, as text; None (and an error) when invalid."""
     try:
-        if value is None or "/" in str(value):
-            raise netaddr.AddrFormatError(value)
-        return str(netaddr.IPAddress(str(value)))
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return canonical_address(value)
+    except ValueError:
         errors.add(path, f"{value!r} is not an IP address")
         return None
 
@@ -288,7 +287,7 @@ def parse(pillar):
         if vip is not None and vip in owners:
             errors.add((*path, "vip"), f"{vip} is the address of {owners[vip]}, not a free VIP")
         public = _ip(errors, (*path, "public"), spec.get("public", vip))
-        protocol = _choice(errors, (*path, "protocol"), spec.get("protocol", "tcp"), PROTOCOLS)
+        protocol = _choice(errors, (*path, "protocol"), spec.get("protocol", "tcp"), tuple(PROTOCOLS))
         port = _int(errors, (*path, "port"), spec.get("port"), 1, 65535)
         scheduler = _choice(errors, (*path, "scheduler"), spec.get("scheduler", "wlc"), SCHEDULERS)
         flags = spec.get("flags") or []

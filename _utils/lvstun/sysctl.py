@@ -6,6 +6,8 @@ survive a reboot by re-applying its states at minion start (``salt/lvs/minion.sl
 
 import os
 
+from . import drift
+
 
 class SysctlError(OSError):
     """A setting could not be written; the message names it."""
@@ -34,18 +36,18 @@ def write(name, value):
 
 
 def drifts(wanted, skip=()):
-    """``{name: {"old": current, "new": wanted}}`` for every setting that differs.
+    """A ``sysctl`` drift record (:mod:`lvstun.drift`) for every setting that differs.
 
     Settings whose name contains one of ``skip`` (say ``.tunl0.`` before the device
     exists) are left out.
     """
-    out = {}
+    out = []
     for name, value in wanted.items():
         if any(part in name for part in skip):
             continue
         current = read(name)
         if current != int(value):
-            out[name] = {"old": current, "new": int(value)}
+            out.append(drift.make("sysctl", name, int(value), current))
     return out
 
 

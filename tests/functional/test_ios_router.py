@@ -123,7 +123,7 @@ def test_apply_writes_exactly_the_seed_nat_and_saves(master, router, ios, site):
         "interface GigabitEthernet0/0", "ip nat inside", "exit",
         "interface GigabitEthernet0/1", "ip nat outside", "exit",
         SEED_LINE]
-    assert dev.globals == FOREIGN + [SEED_LINE]
+    assert dev.globals == [*FOREIGN, SEED_LINE]
     assert dev.interfaces == {"GigabitEthernet0/0": ["ip nat inside"], "GigabitEthernet0/1": ["ip nat outside"],
                               "GigabitEthernet0/2": ["ip nat inside"]}
     assert nat["changes"][SEED_LINE] == {"old": "absent", "new": "present"}
@@ -158,11 +158,11 @@ def test_vip_change_is_predicted_then_replaces_the_line(master, router, ios, sit
     done = apply(master)["lvs-router-nat"]
     assert done["result"] is True and done["changes"] == predicted["changes"], done
     assert config_lines(dev, start) == expected
-    assert dev.globals == FOREIGN + [new_line]
+    assert dev.globals == [*FOREIGN, new_line]
     # Back to the seed: the pack's line is replaced again, the foreign ones stay.
     site(lambda lvs: None)
     apply(master)
-    assert dev.globals == FOREIGN + [SEED_LINE]
+    assert dev.globals == [*FOREIGN, SEED_LINE]
 
 
 def test_a_refused_line_fails_with_the_device_words_and_is_rolled_back(master, router, ios, site):
@@ -207,11 +207,11 @@ def test_a_lost_session_is_reported_and_the_next_apply_repairs(master, router, i
         dev.drop_on = None
     assert nat["result"] is False
     assert "lost the session to the device" in nat["comment"], nat["comment"]
-    assert f"maybe 'ip nat inside source static 10.10.24.92 112.2.21.88'" in nat["comment"]
+    assert "maybe 'ip nat inside source static 10.10.24.92 112.2.21.88'" in nat["comment"]
     assert SEED_LINE not in dev.globals and new_line not in dev.globals  # half-applied, and said so
     nat = apply(master)["lvs-router-nat"]
     assert nat["result"] is True and nat["changes"][new_line] == {"old": "absent", "new": "present"}, nat
-    assert dev.globals == FOREIGN + [new_line]
+    assert dev.globals == [*FOREIGN, new_line]
 
 
 def test_wrong_credentials_fail_with_the_device_answer(master, router, ios, site):
@@ -242,4 +242,4 @@ def test_an_entry_in_use_is_removed_after_the_device_asks(master, router, ios, s
     assert config_lines(dev, start) == [f"no {SEED_LINE}", "yes", "ip nat inside source static 10.10.24.93 112.2.21.88"]
     site(lambda lvs: None)
     apply(master)
-    assert dev.globals == FOREIGN + [SEED_LINE]
+    assert dev.globals == [*FOREIGN, SEED_LINE]

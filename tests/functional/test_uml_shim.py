@@ -30,7 +30,8 @@ def _require(condition, why):
 @pytest.fixture(scope="module", name="built")
 def fixture_built(tmp_path_factory):
     _require(shutil.which("cc") or shutil.which("gcc"), "no C compiler (scripts/bootstrap installs gcc)")
-    _require("xsave" in open("/proc/cpuinfo", encoding="utf-8").read(), "this CPU has no XSAVE")
+    with open("/proc/cpuinfo", encoding="utf-8") as fh:
+        _require("xsave" in fh.read(), "this CPU has no XSAVE")
     out = tmp_path_factory.mktemp("shim")
     return uml.build_shim(str(out)), uml.compile_c(CHECK_SOURCE, str(out / "xstate_check"))
 

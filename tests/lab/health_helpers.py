@@ -2,9 +2,9 @@
 with ipvsadm, independently of the pack), faults on a real server, waiting."""
 
 import json
-import sys
 import os
 import re
+import sys
 import time
 
 WEB = "10.10.24.88:80"

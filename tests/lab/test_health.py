@@ -4,6 +4,7 @@ sorry server, flapping, a highstate during a drain, maintenance drains, the stat
 and no failed request while a backend is drained under load."""
 
 import datetime
+import itertools
 import threading
 import time
 
@@ -163,7 +164,7 @@ def test_a_flapping_backend_changes_weight_a_bounded_number_of_times(healthy):
     finally:
         stop.set()
         watcher.join()
-    changes = sum(1 for a, b in zip(seen, seen[1:]) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(seen) if a != b)
     assert changes <= 2 * (30 // 10 + 1), seen
 
 

@@ -45,16 +45,18 @@ def fixture_bare_rs(lab):
 def test_tunnel_present_predicts_applies_and_is_idempotent(bare_rs):
     predicted = tunnel_state(bare_rs, test=True, mtu=1480)
     assert predicted["result"] is None
-    assert predicted["changes"]["tunl0.up"] == {"old": False, "new": True}
-    assert predicted["changes"]["tunl0.address 10.10.24.88/32"] == {"old": None, "new": "10.10.24.88/32"}
+    assert predicted["changes"]["tunl0 up"] == {"old": False, "new": True}
+    assert predicted["changes"]["tunl0 address 10.10.24.88/32"] == {"old": None, "new": "10.10.24.88/32"}
     assert predicted["changes"]["net.ipv4.conf.all.arp_ignore"] == {"old": 0, "new": 1}
     assert predicted["changes"]["net.ipv4.conf.all.rp_filter"] == {"old": 1, "new": 0}
     assert sysctl(bare_rs, "net.ipv4.conf.all.arp_ignore") == 0  # test=True changed nothing
     applied = tunnel_state(bare_rs, mtu=1480)
     assert applied["result"] is True and applied["changes"] == predicted["changes"]
-    code, out, _ = bare_rs.capture(RS, "ip", "-o", "addr", "show", "dev", "tunl0")
+    code, out, err = bare_rs.capture(RS, "ip", "-o", "addr", "show", "dev", "tunl0")
+    assert code == 0, err
     assert "10.10.24.88/32" in out
-    code, out, _ = bare_rs.capture(RS, "ip", "-o", "link", "show", "tunl0")
+    code, out, err = bare_rs.capture(RS, "ip", "-o", "link", "show", "tunl0")
+    assert code == 0, err
     assert "mtu 1480" in out and ",UP" in out
     assert [sysctl(bare_rs, f"net.ipv4.conf.{k}") for k in ("all.arp_ignore", "eth0.arp_announce", "all.rp_filter",
                                                            "tunl0.rp_filter")] == [1, 2, 0, 0]
@@ -66,11 +68,17 @@ def test_drift_is_repaired_and_named(bare_rs):
     tunnel_state(bare_rs)
     bare_rs.capture(RS, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/conf/eth0/arp_ignore; "
                     "ip addr del 10.10.24.88/32 dev tunl0")
-    drift = call(bare_rs, "ipip.check", json.dumps([VIP]), minion=RS)
-    assert set(drift) == {"net.ipv4.conf.eth0.arp_ignore", "tunl0.address 10.10.24.88/32"}
+    drifts = call(bare_rs, "ipip.check", json.dumps([VIP]), minion=RS)
+    # Structured records (kind, object, want, have), as the beacon reads them ...
+    assert sorted(drifts, key=lambda d: d["kind"]) == [
+        {"kind": "address", "object": "tunl0", "want": "10.10.24.88/32", "have": None},
+        {"kind": "sysctl", "object": "net.ipv4.conf.eth0.arp_ignore", "want": 1, "have": 0}]
+    # ... named in the state's changes.
     repaired = tunnel_state(bare_rs)
-    assert repaired["result"] is True and set(repaired["changes"]) == set(drift)
-    assert call(bare_rs, "ipip.check", json.dumps([VIP]), minion=RS) == {}
+    assert repaired["result"] is True
+    assert repaired["changes"] == {"net.ipv4.conf.eth0.arp_ignore": {"old": 0, "new": 1},
+                                   "tunl0 address 10.10.24.88/32": {"old": None, "new": "10.10.24.88/32"}}
+    assert call(bare_rs, "ipip.check", json.dumps([VIP]), minion=RS) == []
 
 
 def test_bad_vip_fails_before_any_change(bare_rs):

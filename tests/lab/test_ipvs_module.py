@@ -34,7 +34,8 @@ def test_add_services_and_tunnel_dests_as_ipvsadm_sees_them(table):
     (svc,) = call(table, "ipvs.list")
     assert (svc["protocol"], svc["address"], svc["port"], svc["scheduler"]) == ("tcp", "10.10.24.88", 80, "wrr")
     assert [(d["address"], d["forward"], d["tun_type"], d["weight"]) for d in svc["destinations"]] == [
-        ("10.10.24.21", "tunnel", "ipip", 1), ("10.10.24.22", "tunnel", "ipip", 10), ("10.10.24.23", "tunnel", "ipip", 0)]
+        ("10.10.24.21", "tunnel", "ipip", 1), ("10.10.24.22", "tunnel", "ipip", 10),
+        ("10.10.24.23", "tunnel", "ipip", 0)]
     assert set(svc["stats"]) >= {"conns", "inpkts", "inbytes", "outbytes", "cps"}
     assert "TCP  10.10.24.88:80 wrr" in call(table, "ipvs.listing")
 

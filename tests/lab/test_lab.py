@@ -41,7 +41,8 @@ def test_lvs_hosts_run_their_own_kernel_with_ip_vs_and_ipip(lab, host):
     assert release == uml.kernel_release()  # the user-mode-linux kernel, whatever the machine runs
     assert ipvs.startswith("IP Virtual Server version")
     assert "tunl0@NONE" in tunl0
-    host_boot_id = open("/proc/sys/kernel/random/boot_id", encoding="utf-8").read().strip()
+    with open("/proc/sys/kernel/random/boot_id", encoding="utf-8") as fh:
+        host_boot_id = fh.read().strip()
     assert boot_id != host_boot_id  # a kernel of its own, not the machine's
 
 

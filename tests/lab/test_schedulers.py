@@ -8,9 +8,9 @@ import pytest
 
 import lvstun.site
 from lvs_lab import traffic
+from tests.lab.site_helpers import apply, edited, site_tree
 
 from . import health_helpers
-from tests.lab.site_helpers import apply, edited, site_tree
 
 WEIGHTS = {"rs1": 1, "rs2": 0, "rs3": 3}
 COUNT = 24

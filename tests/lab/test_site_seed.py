@@ -6,7 +6,6 @@ sends traffic from the lab's client: never with the pack's own readers.
 """
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -14,10 +13,10 @@ import time
 import pytest
 
 from lvs_lab import plan, traffic
-
-from . import health_helpers
 from tests.lab.ipvs_helpers import call
 from tests.lab.site_helpers import apply, changes_by_minion, edited, results_by_minion, site_tree, snapshot
+
+from . import health_helpers
 
 
 @pytest.fixture(scope="module", name="site_lab")
@@ -192,7 +191,7 @@ def _predict_then_apply_the_growth(site_lab):
     assert predicted["router"]["lvs-router-nat"]["nftables table ip lvs_nat"]["new"] == [
         "prerouting: iifname wan0 ip daddr 112.2.21.89 dnat to 10.10.24.89",
         "postrouting: oifname wan0 ip saddr 10.10.24.89 snat to 112.2.21.89"]
-    assert predicted["rs1"]["lvs-realserver-tunnel"] == {"tunl0.address 10.10.24.89/32": {
+    assert predicted["rs1"]["lvs-realserver-tunnel"] == {"tunl0 address 10.10.24.89/32": {
         "old": None, "new": "10.10.24.89/32"}}
 
     applied = changes_by_minion(apply(site_lab))
@@ -222,7 +221,8 @@ print(json.dumps(served), flush=True)
 
 def _dest(lab, address):
     """(weight, active, inactive) of destination ``address`` in ipvsadm's listing, or None."""
-    code, out, _ = lab.capture("director", "ipvsadm", "-Ln", "-t", "10.10.24.88:80")
+    code, out, err = lab.capture("director", "ipvsadm", "-Ln", "-t", "10.10.24.88:80")
+    assert code == 0, err
     for line in out.splitlines():
         fields = line.split()
         if len(fields) >= 6 and fields[1] == f"{address}:80":

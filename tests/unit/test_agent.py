@@ -14,7 +14,7 @@ def fixture_address():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = agent._Server(("127.0.0.1", port), agent._Handler)  # noqa: SLF001
+    server = agent._Server(("127.0.0.1", port), agent._Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield port

@@ -57,7 +57,7 @@ def _stats64():
     ({"af": 4, "protocol": None, "address": None, "port": None, "fwmark": 5}, "mh", ["sched1"], 0, None),
 ])
 def test_service_replies_decode_to_the_values_sent(ipvs, key, scheduler, flags, persistent, netmask):
-    svc = ipvs._svc_nl(key, scheduler, flags, persistent, netmask)  # noqa: SLF001
+    svc = ipvs._svc_nl(key, scheduler, flags, persistent, netmask)
     attrs = svc.dump_nla()["attrs"] + [("IPVS_SVC_ATTR_STATS64", _stats64())]
     data = _encoded(nl.IPVS_CMD_NEW_SERVICE, [("IPVS_CMD_ATTR_SERVICE", {"attrs": attrs})])
     expected = {**key, "scheduler": scheduler, "flags": flags, "persistent": persistent,
@@ -73,7 +73,7 @@ def test_service_replies_decode_to_the_values_sent(ipvs, key, scheduler, flags, 
     {"address": "2001:db8::21", "port": 443, "forward": "masq", "weight": 1},
 ])
 def test_dest_replies_decode_to_the_values_sent(ipvs, dest):
-    nla = ipvs._dest_nl(dest).dump_nla()  # noqa: SLF001
+    nla = ipvs._dest_nl(dest).dump_nla()
     nla["attrs"] += [("IPVS_DEST_ATTR_ACTIVE_CONNS", 7), ("IPVS_DEST_ATTR_INACT_CONNS", 9),
                      ("IPVS_DEST_ATTR_PERSIST_CONNS", 2), ("IPVS_DEST_ATTR_STATS64", _stats64())]
     data = _encoded(nl.IPVS_CMD_NEW_DEST, [("IPVS_CMD_ATTR_DEST", nla)])
@@ -90,7 +90,7 @@ def test_service_key_encodes_as_pyroute2_does(ipvs):
                 {"af": 6, "protocol": "sctp", "address": "2001:db8::1", "port": 9, "fwmark": None},
                 {"af": 4, "protocol": None, "address": None, "port": None, "fwmark": 77}):
         ours = lvstun.genl.request(0x20, nl.IPVS_CMD_GET_DEST, lvstun.genl.service_key(key), 0x301, 1)
-        theirs = _encoded(nl.IPVS_CMD_GET_DEST, [("IPVS_CMD_ATTR_SERVICE", ipvs._svc_key_nl(key).dump_key())])  # noqa: SLF001
+        theirs = _encoded(nl.IPVS_CMD_GET_DEST, [("IPVS_CMD_ATTR_SERVICE", ipvs._svc_key_nl(key).dump_key())])
         decoded = _decoded(ours).get_attr("IPVS_CMD_ATTR_SERVICE")
         reference = _decoded(theirs).get_attr("IPVS_CMD_ATTR_SERVICE")
         for attr in ("IPVS_SVC_ATTR_AF", "IPVS_SVC_ATTR_PROTOCOL", "IPVS_SVC_ATTR_ADDR", "IPVS_SVC_ATTR_PORT",

@@ -1,11 +1,13 @@
 """Backend health logic (``lvstun.health``) and the beacon's round (pure)."""
 
 import importlib.util
+import itertools
 import os
 
 import pytest
 import yaml
 
+import lvstun.drift
 import lvstun.health as health
 import lvstun.roles
 import lvstun.site
@@ -104,7 +106,7 @@ def test_a_backend_flapping_every_second_changes_weight_a_bounded_number_of_time
     record = {"health": {}, "maintenance": {}}
     for second in range(120):  # reports alternate down/up every second for two minutes
         runner._apply(site, record, 1000 + second, "rs1", services={"web": second % 2 == 1})
-    changes = sum(1 for a, b in zip(weights, weights[1:]) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(weights) if a != b)
     # Down at once, back at most once per HOLD seconds.
     assert 2 <= changes <= 2 * (120 // health.HOLD + 1), weights
 
@@ -115,7 +117,8 @@ def test_a_down_backend_comes_back_after_the_hold_time():
     site = lvstun.site.parse(site_tree())
     record = {"health": {}, "maintenance": {}}
     runner._apply(site, record, 1000, "rs1", services={"web": False})
-    assert lvstun.roles.ipvs_services(site, record)["tcp:10.10.24.88:80"]["destinations"]["10.10.24.21:80"]["weight"] == 0
+    web = lvstun.roles.ipvs_services(site, record)["tcp:10.10.24.88:80"]
+    assert web["destinations"]["10.10.24.21:80"]["weight"] == 0
     runner._apply(site, record, 1001, "rs1", services={"web": True})
     assert record["health"]["rs1"]["held"] == ["web"] and record["health"]["rs1"]["services"]["web"] is False
     runner._apply(site, record, 1000 + health.HOLD, "rs1", services={"web": True})
@@ -154,9 +157,11 @@ def test_beacon_fires_on_damped_changes_and_heartbeats_only():
     assert beacon.round_(cfg, state, 12, 10, [], bad)["changed"] == []  # heartbeat
     # A broken tunnel fails every service, whatever the service answers.
     state = {}
-    beacon.round_(cfg, state, 0, 10, ["tunl0 is down"], ok)
-    event = beacon.round_(cfg, state, 1, 10, ["tunl0 is down"], ok)
-    assert event["services"]["web"]["healthy"] is False and "tunl0 is down" in event["services"]["web"]["reason"]
+    down = [lvstun.drift.make("up", "tunl0", True, False)]
+    beacon.round_(cfg, state, 0, 10, down, ok)
+    event = beacon.round_(cfg, state, 1, 10, down, ok)
+    assert event["services"]["web"]["healthy"] is False and "tunl0 up" in event["services"]["web"]["reason"]
+    assert event["tunnel"] == ["tunl0 up"]
 
 
 def test_a_drift_about_another_vip_does_not_fail_a_service():
@@ -164,5 +169,10 @@ def test_a_drift_about_another_vip_does_not_fail_a_service():
     check = {"type": "http", "port": 80, "rise": 1, "fall": 1, "vip": "10.10.24.88"}
     cfg = {"checks": {"web": check, "api": {**check, "vip": "10.10.24.89"}}}
     ok = {"web": (True, "HTTP 200"), "api": (True, "HTTP 200")}
-    event = beacon.round_(cfg, {}, 0, 10, ["tunl0.address 10.10.24.89/32"], ok)
+    adding = [lvstun.drift.make("address", "tunl0", "10.10.24.89/32", None)]
+    event = beacon.round_(cfg, {}, 0, 10, adding, ok)
     assert event["services"]["web"]["healthy"] is True and event["services"]["api"]["healthy"] is False
+    # A stale address that is no service's VIP fails neither service.
+    removing = [lvstun.drift.make("address", "tunl0", None, "10.10.24.8/32")]
+    event = beacon.round_(cfg, {}, 0, 10, removing, ok)
+    assert event["services"]["web"]["healthy"] is True and event["services"]["api"]["healthy"] is True
