@@ -16,6 +16,7 @@ advertise an MSS that fits in one tunnelled packet (1440 on a 1500-byte LAN). On
 the VIP's traffic is affected.
 """
 
+import lvstun.address
 import lvstun.drift
 import lvstun.netlink
 import lvstun.sysctl
@@ -33,6 +34,7 @@ except ImportError:  # pragma: no cover
 import netaddr
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+address = fresh(lvstun.address)
 drift = fresh(lvstun.drift)
 nl = fresh(lvstun.netlink)
 sysctl = fresh(lvstun.sysctl)
@@ -58,8 +60,8 @@ def _cidr(text, what):
 
 def _ip(text, what):
     try:
-        return str(netaddr.IPAddress(str(text)))
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return address.canonical(text)
+    except ValueError:
         raise SaltInvocationError(f"{what}: {text!r} is not an IP address") from None
 
 

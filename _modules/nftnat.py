@@ -18,9 +18,11 @@ import subprocess
 import netaddr
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+import lvstun.address
 import lvstun.drift
 from lvstun.fresh import fresh
 
+address = fresh(lvstun.address)
 drift = fresh(lvstun.drift)
 
 __virtualname__ = "nftnat"
@@ -46,10 +48,10 @@ def _mappings(mappings):
     out = []
     for item in mappings or []:
         try:
-            public, vip = (str(netaddr.IPAddress(str(item[key]), 4)) for key in ("public", "vip"))
+            public, vip = (address.canonical(item[key], versions=(4,)) for key in ("public", "vip"))
         except (KeyError, TypeError):
             raise SaltInvocationError(f"mapping {item!r} needs 'public' and 'vip'") from None
-        except (netaddr.AddrFormatError, ValueError):
+        except ValueError:
             raise SaltInvocationError(f"mapping {item!r}: public and vip must be IPv4 addresses") from None
         out.append((public, vip))
     publics = [p for p, _ in out]

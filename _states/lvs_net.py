@@ -1,15 +1,29 @@
-"""State: a host's IP setup for its role (addresses, default gateway, sysctls, the
-real servers' VIP source routes).
+"""States: a host's IP setup for its role, one concern per state.
 
 .. code-block:: yaml
 
-    lvs-realserver-network:
-      lvs_net.configured:
-        - addresses: {eth0: [10.10.24.21/24]}
+    lvs-realserver-addresses:
+      lvs_net.addresses:
+        - addresses: {eth0: [10.10.24.21/24]}     # added (and the NIC up), never removed
+    lvs-realserver-gateway:
+      lvs_net.default_route:
         - gateway: 10.10.24.1
+    lvs-realserver-sysctls:
+      lvs_net.sysctls:
         - sysctls: {net.ipv4.ip_forward: 0}
+    lvs-realserver-mss-routes:                     # real servers: the MSS clamp
+      lvs_net.mss_routes:
         - vip_routes: {vips: [10.10.24.88], table: 4242, advmss: 1440,
                        gateway: 10.10.24.1, interface: eth0, subnet: 10.10.24.0/24}
+    lvs-director-vips:                             # directors: exactly the site's VIPs
+      lvs_net.director_vips:
+        - vips: {interface: eth0, addresses: [10.10.24.88/32], subnet: 10.10.24.0/24}
+    lvs-router-routes:                             # a linux router: the routes the pack owns
+      lvs_net.owned_routes:
+        - routes: {10.10.24.88/32: {via: [10.10.24.2, 10.10.24.3], interface: eth0}}
+
+Each checks its concern (``lvs_net.check`` with that one argument), reports every drift
+as a change, predicts exactly under ``test=True``, repairs, and checks again.
 """
 
 import lvstun.converge
@@ -24,12 +38,41 @@ def __virtual__():
     return True
 
 
-def configured(name, addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None, routes=None):
-    """The host holds ``addresses`` (added, never removed), routes by ``gateway``, has
-    ``sysctls`` set, on a real server the ``vip_routes`` that clamp the MSS, and on a
-    director exactly the ``vips`` (stale ones removed once idle), on a router exactly
-    the ``routes`` the pack owns (ECMP over the directors)."""
+def _converge(name, what, **concern):
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    args = (addresses, gateway, sysctls, vip_routes, vips, routes)
-    return converge(ret, __opts__["test"], lambda: __salt__["lvs_net.check"](*args),
-                    lambda: __salt__["lvs_net.apply"](*args), f"the network of {__opts__['id']}")
+    return converge(ret, __opts__["test"], lambda: __salt__["lvs_net.check"](**concern),
+                    lambda: __salt__["lvs_net.apply"](**concern), f"{what} of {__opts__['id']}")
+
+
+def addresses(name, addresses):
+    """Every interface of ``addresses`` (``{interface: [address/prefix]}``) is up and
+    holds those addresses; others it holds are left alone."""
+    return _converge(name, "the addresses", addresses=addresses)
+
+
+def default_route(name, gateway):
+    """The default route goes via ``gateway``."""
+    return _converge(name, "the default route", gateway=gateway)
+
+
+def sysctls(name, sysctls):
+    """Every setting of ``sysctls`` (``{name: value}``) has its value."""
+    return _converge(name, "the sysctls", sysctls=sysctls)
+
+
+def mss_routes(name, vip_routes):
+    """A real server answers from its VIPs through routes that clamp the TCP MSS
+    (``vip_routes``: ``{vips, table, advmss, gateway, interface, subnet}``)."""
+    return _converge(name, "the VIP routes", vip_routes=vip_routes)
+
+
+def director_vips(name, vips):
+    """A director holds exactly the site's VIPs (``{interface, addresses, subnet}``):
+    missing ones are added, a /32 of the LAN that is no longer a VIP is removed once idle."""
+    return _converge(name, "the VIPs", vips=vips)
+
+
+def owned_routes(name, routes):
+    """The routes the pack owns (protocol 76) are exactly ``routes``
+    (``{destination: {via: [next hops], interface}}``, ECMP over several)."""
+    return _converge(name, "the routes", routes=routes)

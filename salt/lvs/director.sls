@@ -14,14 +14,30 @@ lvs-director-ip-vs-module:
     - require:
       - lvs_site: lvs-site-valid
 
-lvs-director-network:
-  lvs_net.configured:
+lvs-director-addresses:
+  lvs_net.addresses:
     - addresses: {{ cfg.addresses | json }}
-    - vips: {{ cfg.vips | json }}
+    - require:
+      - lvs_site: lvs-site-valid
+
+lvs-director-gateway:
+  lvs_net.default_route:
     - gateway: {{ cfg.gateway | json }}
+    - require:
+      - lvs_net: lvs-director-addresses
+
+lvs-director-sysctls:
+  lvs_net.sysctls:
     - sysctls: {{ cfg.sysctls | json }}
     - require:
       - kmod: lvs-director-ip-vs-module
+
+lvs-director-vips:
+  lvs_net.director_vips:
+    - vips: {{ cfg.vips | json }}
+    - require:
+      - lvs_net: lvs-director-addresses
+      - lvs_net: lvs-director-sysctls
 
 lvs-director-ipvs:
   ipvs.managed:
@@ -29,7 +45,7 @@ lvs-director-ipvs:
     - services: {{ cfg.services | json }}
     - remove: drain
     - require:
-      - lvs_net: lvs-director-network
+      - lvs_net: lvs-director-vips
 
 {#- Dead, frozen or cut-off real servers: one ICMP echo to each every second. #}
 lvs-director-hosts-beacon:

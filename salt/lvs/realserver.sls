@@ -13,14 +13,30 @@ lvs-realserver-tunnel:
     - require:
       - lvs_site: lvs-site-valid
 
-lvs-realserver-network:
-  lvs_net.configured:
+lvs-realserver-addresses:
+  lvs_net.addresses:
     - addresses: {{ cfg.addresses | json }}
+    - require:
+      - lvs_site: lvs-site-valid
+
+lvs-realserver-gateway:
+  lvs_net.default_route:
     - gateway: {{ cfg.gateway | json }}
+    - require:
+      - lvs_net: lvs-realserver-addresses
+
+lvs-realserver-sysctls:
+  lvs_net.sysctls:
     - sysctls: {{ cfg.sysctls | json }}
+    - require:
+      - lvs_site: lvs-site-valid
+
+lvs-realserver-mss-routes:
+  lvs_net.mss_routes:
     - vip_routes: {{ cfg.vip_routes | json }}
     - require:
       - ipip: lvs-realserver-tunnel
+      - lvs_net: lvs-realserver-gateway
 
 {#- Backend health: every service of this host checked on its VIP, and the TUN setup,
     each second (not during a state run); events on change (and a heartbeat) for the
@@ -34,4 +50,5 @@ lvs-realserver-health-beacon:
     # A highstate adds and removes VIPs: no checks until it is over.
     - disable_during_state_run: True
     - require:
-      - lvs_net: lvs-realserver-network
+      - lvs_net: lvs-realserver-mss-routes
+      - lvs_net: lvs-realserver-sysctls

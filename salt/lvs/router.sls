@@ -9,13 +9,23 @@ include:
   - lvs.site
 {%- if cfg.kind == 'linux' %}
 
-lvs-router-network:
-  lvs_net.configured:
+lvs-router-addresses:
+  lvs_net.addresses:
     - addresses: {{ cfg.addresses | json }}
-    - sysctls: {{ cfg.sysctls | json }}
-    - routes: {{ cfg.routes | json }}
     - require:
       - lvs_site: lvs-site-valid
+
+lvs-router-sysctls:
+  lvs_net.sysctls:
+    - sysctls: {{ cfg.sysctls | json }}
+    - require:
+      - lvs_site: lvs-site-valid
+
+lvs-router-routes:
+  lvs_net.owned_routes:
+    - routes: {{ cfg.routes | json }}
+    - require:
+      - lvs_net: lvs-router-addresses
 
 lvs-router-nat:
   nftnat.managed:
@@ -23,7 +33,8 @@ lvs-router-nat:
     - wan_interface: {{ cfg.nat.wan_interface }}
     - mappings: {{ cfg.nat.mappings | json }}
     - require:
-      - lvs_net: lvs-router-network
+      - lvs_net: lvs-router-addresses
+      - lvs_net: lvs-router-sysctls
 {%- else %}
 
 {#- kind ios: this minion is the router's salt-proxy (proxytype lvs_ios). #}

@@ -141,7 +141,7 @@ def test_large_requests_pass_with_icmp_filtered_thanks_to_mss_clamping(site_lab,
         # ... and one apply names the drift on each real server and repairs it.
         changes = changes_by_minion(apply(site_lab))
         for rs in ("rs1", "rs2", "rs3"):
-            assert changes[rs] == {"lvs-realserver-network": {
+            assert changes[rs] == {"lvs-realserver-mss-routes": {
                 "rule from 10.10.24.88/32 lookup 4242": {"old": None, "new": "priority 1042"}}}
         # Once in CI the first POST right after the repair stalled too (cause not found
         # yet): up to three fresh tries, each of which must be answered in full.

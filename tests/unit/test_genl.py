@@ -4,23 +4,17 @@ Reply messages are built and encoded with pyroute2 (as the kernel lays them out)
 known values; our decoder must give back exactly those values.
 """
 
-import importlib.util
-import os
 
 import pytest
 from pyroute2.netlink.generic import ipvs as nl
 
 import lvstun.genl
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.unit.checkout import load
 
 
 @pytest.fixture(scope="module", name="ipvs")
 def fixture_ipvs():
-    spec = importlib.util.spec_from_file_location("ipvs_module_under_test", os.path.join(REPO, "_modules", "ipvs.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("ipvs_module_under_test", "_modules", "ipvs.py")
 
 
 def _encoded(cmd, attrs):

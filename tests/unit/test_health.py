@@ -1,6 +1,5 @@
 """Backend health logic (``lvstun.health``) and the beacon's round (pure)."""
 
-import importlib.util
 import itertools
 import os
 
@@ -11,6 +10,7 @@ import lvstun.drift
 import lvstun.health as health
 import lvstun.roles
 import lvstun.site
+from tests.unit.checkout import load
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -81,16 +81,8 @@ def test_the_directors_ipvs_table_follows_the_record():
     assert lvstun.roles.for_minion(site, "rs4")["vips"] == ["10.10.24.88"]  # the sorry server holds the VIP
 
 
-def _load(name, *path):
-    """A Salt module of the checkout, imported from its file (its pure parts are tested)."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, *path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _runner_module():
-    return _load("lvs_runner", "_runners", "lvs.py")
+    return load("lvs_runner", "_runners", "lvs.py")
 
 
 def test_restores_wait_for_the_hold_time():
@@ -139,7 +131,7 @@ def test_health_settings_are_validated(web_edit, problem):
 
 
 def _beacon_module():
-    return _load("lvs_backend_beacon", "_beacons", "lvs_backend.py")
+    return load("lvs_backend_beacon", "_beacons", "lvs_backend.py")
 
 
 def test_beacon_fires_on_damped_changes_and_heartbeats_only():

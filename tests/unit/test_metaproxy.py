@@ -1,21 +1,15 @@
 """The metaproxy workaround refuses a Salt release it was not written for."""
 
 import asyncio
-import importlib.util
-import os
 
 import pytest
 import salt.version
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.unit.checkout import load
 
 
 def _metaproxy():
-    spec = importlib.util.spec_from_file_location("lvs_proxy_under_test", os.path.join(REPO, "_metaproxy",
-                                                                                       "lvs_proxy.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("lvs_proxy_under_test", "_metaproxy", "lvs_proxy.py")
 
 
 def test_the_release_it_was_written_for_passes():
