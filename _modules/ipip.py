@@ -9,6 +9,8 @@ import os
 
 import lvstun.drift
 import lvstun.netlink
+import lvstun.originals
+import lvstun.owned
 import lvstun.sysctl
 import lvstun.tun
 from lvstun.fresh import fresh
@@ -24,6 +26,8 @@ except ImportError:  # pragma: no cover
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 drift = fresh(lvstun.drift)
+originals = fresh(lvstun.originals)
+records = fresh(lvstun.owned)
 tun = fresh(lvstun.tun)
 sysctl = fresh(lvstun.sysctl)
 nl = fresh(lvstun.netlink)
@@ -132,6 +136,10 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
     drifts = check(vips, device, lan_interface, mtu, sysctls)
     if not drifts:
         return []
+    before = tunnel(device)
+    record = originals.note_drifts(records.load(__opts__, originals.RECORD), drifts)
+    record = originals.note_link(record, device, before["exists"], before["up"], before["mtu"])
+    records.store(__opts__, originals.RECORD, record)
     with IPRoute() as ipr:
         _ensure_device(ipr, device)
         index = nl.link(ipr, device)["index"]
@@ -157,4 +165,61 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
         sysctl.apply({**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})})
     except sysctl.SysctlError as err:
         raise CommandExecutionError(str(err)) from err
+    return drifts
+
+
+def check_absent(device=FALLBACK):
+    """What :func:`absent` would undo (drift records): every address on the tunnel
+    device, and the device's state as it was before the pack set it up.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt rs1 ipip.check_absent
+    """
+    state = tunnel(device)
+    if not state["exists"]:
+        return []
+    drifts = [drift.make("address", device, None, cidr) for cidr in sorted(state["addresses"])]
+    before = originals.normal(records.load(__opts__, originals.RECORD))["links"].get(device)
+    if before is not None and not before["exists"]:
+        drifts.append(drift.make("link", device, "absent", "present"))
+    elif before is not None:
+        if state["up"] != before["up"]:
+            drifts.append(drift.make("up", device, before["up"], state["up"]))
+        if before["mtu"] is not None and state["mtu"] != before["mtu"]:
+            drifts.append(drift.make("mtu", device, before["mtu"], state["mtu"]))
+    return drifts
+
+
+def absent(device=FALLBACK):
+    """Undo what :func:`present` did to the device: its VIPs removed, and the device
+    deleted (when the pack created it) or set back as it was (``tunl0``: down). The
+    sysctls come back with ``lvs_net.clean``. Returns what changed (as ``check_absent``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt rs1 ipip.absent
+    """
+    drifts = check_absent(device)
+    if not drifts:
+        return []
+    with IPRoute() as ipr:
+        index = nl.link(ipr, device)["index"]
+        try:
+            for d in drifts:
+                if d["kind"] == "address":
+                    nl.del_address(ipr, index, d["have"])
+            for d in drifts:
+                if d["kind"] == "link":
+                    ipr.link("del", index=index)
+                elif d["kind"] == "up":
+                    ipr.link("set", index=index, state="up" if d["want"] else "down")
+                elif d["kind"] == "mtu":
+                    ipr.link("set", index=index, mtu=d["want"])
+        except NetlinkError as err:
+            raise CommandExecutionError(f"cannot undo {device}: {err}") from err
     return drifts

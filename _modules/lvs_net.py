@@ -19,6 +19,8 @@ the VIP's traffic is affected.
 import lvstun.address
 import lvstun.drift
 import lvstun.netlink
+import lvstun.originals
+import lvstun.owned
 import lvstun.sysctl
 import lvstun.tun
 from lvstun.fresh import fresh
@@ -37,6 +39,8 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 address = fresh(lvstun.address)
 drift = fresh(lvstun.drift)
 nl = fresh(lvstun.netlink)
+originals = fresh(lvstun.originals)
+records = fresh(lvstun.owned)
 sysctl = fresh(lvstun.sysctl)
 tun = fresh(lvstun.tun)
 __virtualname__ = "lvs_net"
@@ -235,6 +239,10 @@ def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
     drifts = check(addresses, gateway, sysctls, vip_routes, vips, routes)
     if not drifts:
         return []
+    record = originals.note_drifts(records.load(__opts__, originals.RECORD), drifts)
+    if vip_routes:
+        record = originals.note_item(record, "mss_tables", _vip_route_plan(vip_routes)[0])
+    records.store(__opts__, originals.RECORD, record)
     try:
         with IPRoute() as ipr:
             for ifname, wanted in (addresses or {}).items():
@@ -280,3 +288,90 @@ def _apply_vip_routes(ipr, table, advmss, vips, routes, ifname):
     for stale in set(have) - set(vips):
         net = netaddr.IPNetwork(stale)
         ipr.rule("del", table=table, priority=have[stale], src=str(net.ip), src_len=net.prefixlen)
+
+
+def _undo_plan(ipr, record):
+    """``[(drift, action)]``: what undoing the pack's changes takes, in order (addresses,
+    the MSS rules and routes, owned routes, the default route, then sysctls: a VIP is
+    gone before ARP stops hiding it)."""
+    plan = []
+    for ifname, added in record["addresses"].items():
+        found = nl.link(ipr, ifname)
+        have = set(nl.addresses(ipr, found["index"])) if found is not None else set()
+        for cidr in added:
+            if cidr in have:
+                plan.append((drift.make("address", ifname, None, cidr),
+                             lambda i=found["index"], c=cidr: nl.del_address(ipr, i, c)))
+    for table in record["mss_tables"]:
+        for src, priority in sorted(nl.source_rules(ipr, table).items()):
+            if priority != RULE_PRIORITY:  # not one of the pack's
+                continue
+            net = netaddr.IPNetwork(src)
+            plan.append((drift.make("rule", f"from {src} lookup {table}", None, f"priority {priority}"),
+                         lambda t=table, p=priority, n=net: ipr.rule("del", table=t, priority=p, src=str(n.ip),
+                                                                     src_len=n.prefixlen)))
+        for dst, route in sorted(nl.routes(ipr, table).items()):
+            text = _route_text(route, f"#{route['oif']}")
+            plan.append((drift.make("table-route", f"{table} route {dst}", None, text),
+                         lambda t=table, d=dst: ipr.route("del", dst=d, table=t)))
+    for dst, hops in sorted(nl.owned_routes(ipr).items()):
+        plan.append((drift.make("route", dst, None, f"via {', '.join(hops)}"),
+                     lambda d=dst: ipr.route("del", dst=d, proto=nl.RTPROT_LVS)))
+    if "default_route" in record:
+        have_gw, _ = nl.default_gateway(ipr)
+        have, want = have_gw and f"via {have_gw}", record["default_route"]
+        if have != want:
+            def restore(want=want):
+                if want:
+                    ipr.route("replace", dst="0.0.0.0/0", gateway=want.removeprefix("via "))
+                else:
+                    ipr.route("del", dst="0.0.0.0/0")
+            plan.append((drift.make("default-route", "main", want, have), restore))
+    for name, value in sorted(record["sysctls"].items()):
+        current = sysctl.read(name)
+        if value is not None and current is not None and current != value:
+            plan.append((drift.make("sysctl", name, value, current), lambda n=name, v=value: sysctl.write(n, v)))
+    return plan
+
+
+def check_clean():
+    """What :func:`clean` would undo: drift records from this host as it was before the
+    pack changed it (its record ``host-originals``), empty when nothing is left.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt rs1 lvs_net.check_clean
+    """
+    record = originals.normal(records.load(__opts__, originals.RECORD))
+    with IPRoute() as ipr:
+        return [d for d, _ in _undo_plan(ipr, record)]
+
+
+def clean():
+    """Undo what the pack put on this host's network: the addresses it added (VIPs, a
+    router's public addresses), the MSS rules and routes, the routes it owns, the
+    default route and sysctls back to their values before; nothing else is touched.
+    Returns what changed (as :func:`check_clean`). The record stays: a second run finds
+    nothing to undo, and a host that joins again keeps its first originals.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt rs1 lvs_net.clean
+    """
+    record = originals.normal(records.load(__opts__, originals.RECORD))
+    done = []
+    try:
+        with IPRoute() as ipr:
+            for change, action in _undo_plan(ipr, record):
+                action()
+                done.append(change)
+    except NetlinkError as err:
+        raise CommandExecutionError(f"the kernel refused to undo a change ({err}); undone before it: "
+                                    f"{sorted(map(drift.name, done))}") from err
+    except sysctl.SysctlError as err:
+        raise CommandExecutionError(str(err)) from err
+    return done

@@ -20,10 +20,14 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 import lvstun.address
 import lvstun.drift
+import lvstun.originals
+import lvstun.owned
 from lvstun.fresh import fresh
 
 address = fresh(lvstun.address)
 drift = fresh(lvstun.drift)
+originals = fresh(lvstun.originals)
+records = fresh(lvstun.owned)
 
 __virtualname__ = "nftnat"
 FAMILY = "ip"
@@ -172,6 +176,8 @@ def apply(mappings, wan_interface, table=DEFAULT_TABLE):
     drifts = check(mappings, wan_interface, table)
     if not drifts:
         return []
+    records.store(__opts__, originals.RECORD, originals.note_item(records.load(__opts__, originals.RECORD),
+                                                                  "nft_tables", f"{FAMILY} {table}"))
     ident = {"family": FAMILY, "name": table}
     batch = [{"add": {"table": ident}}, {"delete": {"table": ident}}]
     batch += [{"add": obj} for obj in desired(mappings, wan_interface, table)]
@@ -191,4 +197,40 @@ def delete(table=DEFAULT_TABLE):
     if current(table) is None:
         return False
     _nft("delete", "table", FAMILY, table)
+    records.store(__opts__, originals.RECORD, originals.forget(records.load(__opts__, originals.RECORD),
+                                                               "nft_tables", f"{FAMILY} {table}"))
     return True
+
+
+def check_absent(table=DEFAULT_TABLE):
+    """The pack's table as a drift to remove (``[]`` when it is not there).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router nftnat.check_absent
+    """
+    try:
+        have = current(table)
+    except CommandExecutionError:
+        recorded = originals.normal(records.load(__opts__, originals.RECORD))["nft_tables"]
+        if f"{FAMILY} {table}" in recorded:
+            raise
+        return []  # nftables does not work here (a kernel without it): the pack made no table
+    return [] if have is None else [drift.make("nft-table", f"{FAMILY} {table}", None, [_text(o) for o in have])]
+
+
+def absent(table=DEFAULT_TABLE):
+    """Remove the pack's table; return what was removed (as :func:`check_absent`).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router nftnat.absent
+    """
+    drifts = check_absent(table)
+    if drifts:
+        delete(table)
+    return drifts

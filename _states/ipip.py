@@ -29,3 +29,12 @@ def tunnel_present(name="tunl0", vips=None, lan_interface="eth0", mtu=None, sysc
     return converge(ret, __opts__["test"], lambda: __salt__["ipip.check"](*args),
                     lambda: __salt__["ipip.present"](*args),
                     f"TUN tunnel {name} for {', '.join(vips or []) or 'no VIP'}")
+
+
+def tunnel_absent(name="tunl0"):
+    """The ipip device ``name`` holds no address and is as it was before the pack set it
+    up (deleted when the pack created it; ``tunl0``: down). A real server leaving the
+    site: salt/lvs/clean.sls, with ``lvs_net.cleaned`` for the sysctls."""
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    return converge(ret, __opts__["test"], lambda: __salt__["ipip.check_absent"](name),
+                    lambda: __salt__["ipip.absent"](name), f"TUN tunnel {name}")

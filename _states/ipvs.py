@@ -188,3 +188,13 @@ def managed(name, services, remove="drain"):
         if keep != owned:
             owned_records.store(__opts__, record, keep)
     return ret
+
+
+def owned_absent(name):
+    """Every service the state ``ipvs.managed`` of the same ``name`` created is gone
+    (deleted, not drained: the host is leaving the site); others are untouched."""
+    if not owned_records.load(__opts__, f"ipvs-managed-{name}", []):
+        ret = _ret(name)
+        ret.update(result=True, comment=f"no IPVS service owned by {name}")
+        return ret
+    return managed(name, {}, remove="delete")

@@ -76,3 +76,11 @@ def owned_routes(name, routes):
     """The routes the pack owns (protocol 76) are exactly ``routes``
     (``{destination: {via: [next hops], interface}}``, ECMP over several)."""
     return _converge(name, "the routes", routes=routes)
+
+
+def cleaned(name):
+    """Everything the pack changed on this host's network is back as it was (a host
+    leaving the site: salt/lvs/clean.sls): ``lvs_net.clean``."""
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    return converge(ret, __opts__["test"], __salt__["lvs_net.check_clean"], __salt__["lvs_net.clean"],
+                    f"what the pack changed on the network of {__opts__['id']}")

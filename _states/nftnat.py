@@ -27,3 +27,10 @@ def managed(name, mappings, wan_interface):
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     return converge(ret, __opts__["test"], lambda: __salt__["nftnat.check"](mappings, wan_interface, name),
                     lambda: __salt__["nftnat.apply"](mappings, wan_interface, name), f"nftables table {name}")
+
+
+def absent(name):
+    """Table ``name``, the pack's, is gone (a router leaving the site: salt/lvs/clean.sls)."""
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    return converge(ret, __opts__["test"], lambda: __salt__["nftnat.check_absent"](name),
+                    lambda: __salt__["nftnat.absent"](name), f"nftables table {name}")

@@ -31,8 +31,9 @@ def _split_command(argv):
 
 
 def cmd_up(args):
-    lab_mod.Lab().up(args.pillar, Progress(), site=args.site)
-    print(f"lab up: {', '.join(lab_mod.Lab().minions)} answer the master; state.apply succeeded")
+    lab_mod.Lab().up(args.pillar, Progress(), site=args.site, apply=not args.no_apply)
+    done = "nothing applied yet" if args.no_apply else "state.apply succeeded"
+    print(f"lab up: {', '.join(lab_mod.Lab().minions)} answer the master; {done}")
     return 0
 
 
@@ -102,6 +103,8 @@ def parser():
     up = sub.add_parser("up", help="build the site on real kernels and apply the states")
     up.add_argument("--pillar", default=DEFAULT_PILLAR, help="the site's pillar root (default: %(default)s)")
     up.add_argument("--site", help="use PILLAR/lvs/SITE.sls instead of the pillar's top file (e.g. two_vips)")
+    up.add_argument("--no-apply", action="store_true",
+                    help="start the hosts and Salt but apply nothing (hosts as their installer left them)")
     up.set_defaults(func=cmd_up)
     rs = sub.add_parser("restart", help="power-cycle a lab host and wait for its minion")
     rs.add_argument("node")

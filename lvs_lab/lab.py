@@ -205,9 +205,10 @@ class Lab:
             )
 
     # ---------------------------------------------------------------- up
-    def up(self, pillar_dir, progress=None, site=None):
+    def up(self, pillar_dir, progress=None, site=None, apply=True):
         """Build the site in ``pillar_dir`` (its top file's, or ``pillar/lvs/<site>.sls``),
-        start Salt, apply the states; raise LabError."""
+        start Salt, apply the states (unless ``apply`` is false: the hosts stay as their
+        installer left them); raise LabError."""
         progress = progress or Progress()
         if os.path.exists(self._path("lab.json")):
             raise LabError(f"a lab is already up (state in {self.state_dir}): run `lvs-lab down` first")
@@ -241,8 +242,9 @@ class Lab:
             self.wait_booted([h.name for h in uml_hosts])
         with progress.step(f"waiting for {len(self.minions)} minions to answer the master"):
             self.wait_minions(self.minions)
-        with progress.step("salt '*' state.apply"):
-            self.apply()
+        if apply:
+            with progress.step("salt '*' state.apply"):
+                self.apply()
         return self
 
     def _check_machine(self):

@@ -6,6 +6,7 @@ A lab test skips only where this machine truly cannot run the lab (not root, no
 user-mode Linux), and says why; under CI (``CI=true``) that is a failure instead.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,8 +16,20 @@ import time
 import pytest
 
 from lvs_lab import lab as lab_mod
+from tests.lab.site_helpers import snapshot
 
 LVS_LAB = os.path.join(os.path.dirname(sys.executable), "lvs-lab")
+PRISTINE = "pristine-snapshot.json"  # in the lab's state folder
+
+
+def pristine(lab):
+    """{host: snapshot} of the lab's hosts before the pack's first apply (None when this
+    lab was not brought up by the test session)."""
+    path = os.path.join(lab.state_dir, PRISTINE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 def _why_not():
@@ -52,10 +65,15 @@ def fixture_lab():
         return
     if lab_mod.Lab().hosts:
         run_cli("down")
-    proc = run_cli("up")
+    proc = run_cli("up", "--no-apply")
     sys.stderr.write(proc.stderr)
     assert proc.returncode == 0, f"lvs-lab up failed:\n{proc.stdout}\n{proc.stderr}"
-    yield lab_mod.Lab()
+    lab = lab_mod.Lab()
+    # Each host as its installer left it, before the pack's first apply (the clean tests).
+    with open(os.path.join(lab.state_dir, PRISTINE), "w", encoding="utf-8") as fh:
+        json.dump(snapshot(lab), fh)
+    lab.apply()
+    yield lab
     if lab_mod.Lab().hosts and not keep:
         run_cli("down")
 

@@ -1,0 +1,77 @@
+"""What a host held before the pack changed it, so that a host leaving the site gets
+back exactly that (``salt/lvs/clean.sls``) and nothing else is touched.
+
+One record per host (``host-originals`` in the minion's cache, :mod:`lvstun.owned`),
+filled from the drifts the pack repairs, before it repairs them; a value is recorded
+once, the first time the pack changes it::
+
+    {"sysctls": {name: value before (None: the setting did not exist)},
+     "addresses": {interface: [address/prefix the pack added]},
+     "links": {device: {"exists": bool, "up": bool, "mtu": int}},
+     "default_route": "via GATEWAY" or None,      # only when the pack changed it
+     "mss_tables": [routing table of the MSS clamp],
+     "nft_tables": ["FAMILY NAME"]}
+
+Plain functions over that dict: the execution modules load and store it.
+"""
+
+RECORD = "host-originals"
+PARTS = ("sysctls", "addresses", "links", "default_route", "mss_tables", "nft_tables")
+
+
+def empty():
+    return {"sysctls": {}, "addresses": {}, "links": {}, "mss_tables": [], "nft_tables": []}
+
+
+def normal(record):
+    """``record`` with every part present (a missing or older record reads as empty)."""
+    out = empty()
+    for part, value in (record or {}).items():
+        if part in PARTS:
+            out[part] = value
+    return out
+
+
+def note_drifts(record, drifts):
+    """Record the originals that repairing ``drifts`` (:mod:`lvstun.drift`) will change:
+    sysctls' values, addresses added, the default route. Returns the new record."""
+    record = normal(record)
+    for d in drifts:
+        if d["kind"] == "sysctl":
+            record["sysctls"].setdefault(d["object"], d["have"])
+        elif d["kind"] == "address" and d["want"] is not None and d["have"] is None:
+            added = record["addresses"].setdefault(d["object"], [])
+            if d["want"] not in added:
+                added.append(d["want"])
+        elif d["kind"] == "default-route" and "default_route" not in record:
+            record["default_route"] = d["have"]
+    return record
+
+
+def note_link(record, device, exists, up, mtu):
+    """Record a device's state before the pack first set it up (or created it)."""
+    record = normal(record)
+    record["links"].setdefault(device, {"exists": bool(exists), "up": bool(up), "mtu": mtu})
+    return record
+
+
+def forget(record, part, key=None):
+    """``record`` without ``part`` (or without its entry ``key``)."""
+    record = normal(record)
+    if key is None:
+        record[part] = empty().get(part)
+        if record[part] is None:
+            del record[part]
+    elif isinstance(record[part], dict):
+        record[part].pop(key, None)
+    else:
+        record[part] = [item for item in record[part] if item != key]
+    return record
+
+
+def note_item(record, part, item):
+    """Add ``item`` to a list part (``mss_tables``, ``nft_tables``)."""
+    record = normal(record)
+    if item not in record[part]:
+        record[part] = [*record[part], item]
+    return record

@@ -1,0 +1,59 @@
+{#- A host that leaves the site: `salt HOST state.apply lvs.clean` takes off exactly what
+    the pack put on it, in reverse order, and touches nothing else. It reads no site
+    pillar (the host may no longer be in it): what to undo comes from the host's own
+    records (the IPVS services its ipvs.managed created; `host-originals`: sysctls and
+    the default route as they were, addresses it added, the MSS table). Running it
+    again changes nothing. Take the host out of the pillar first (and apply the site),
+    or the next highstate puts it all back. #}
+{%- set startup = salt['file.join'](salt['file.dirname'](opts['conf_file']), 'minion.d', 'lvs-pack.conf') %}
+
+lvs-clean-startup-highstate:
+  file.absent:
+    - name: {{ startup }}
+
+{%- for beacon in ['lvs_backend', 'lvs_hosts'] %}
+
+lvs-clean-beacon-{{ beacon }}:
+  beacon.absent:
+    - name: {{ beacon }}
+    - save: True
+{%- endfor %}
+
+{#- A director's services: deleted (the router no longer sends it the VIPs' flows). #}
+{%- if salt['file.file_exists']('/proc/net/ip_vs') %}
+
+lvs-clean-ipvs:
+  ipvs.owned_absent:
+    - name: lvs-site
+    - require:
+      - beacon: lvs-clean-beacon-lvs_hosts
+{%- endif %}
+
+{#- A real server's VIPs off the tunnel, before ARP stops hiding them. #}
+lvs-clean-tunnel:
+  ipip.tunnel_absent:
+    - name: tunl0
+    - require:
+      - beacon: lvs-clean-beacon-lvs_backend
+
+{#- A Linux router's NAT table (its ECMP routes go with the network below). #}
+{%- if 'nftnat.check_absent' in salt %}
+
+lvs-clean-nat:
+  nftnat.absent:
+    - name: lvs_nat
+{%- endif %}
+
+{#- Addresses the pack added (a director's VIPs, a router's public addresses), the MSS
+    rules and routes, the routes the pack owns, then the default route and sysctls as
+    they were. #}
+lvs-clean-network:
+  lvs_net.cleaned:
+    - require:
+      - ipip: lvs-clean-tunnel
+{%- if salt['file.file_exists']('/proc/net/ip_vs') %}
+      - ipvs: lvs-clean-ipvs
+{%- endif %}
+{%- if 'nftnat.check_absent' in salt %}
+      - nftnat: lvs-clean-nat
+{%- endif %}
