@@ -8,6 +8,8 @@ the effective value being the maximum of ``all`` and the interface's).
 
 import netaddr
 
+from .address import canonical as canonical_address
+
 
 def realserver_sysctls(device="tunl0", lan_interface="eth0"):
     """{sysctl name: wanted value} for a TUN real server, in the order they are applied."""
@@ -36,10 +38,8 @@ def vip_list(vips):
     out = []
     for vip in [vips] if isinstance(vips, str) else list(vips or ()):
         try:
-            if "/" in str(vip):
-                raise netaddr.AddrFormatError(vip)
-            out.append(str(netaddr.IPAddress(str(vip))))
-        except (netaddr.AddrFormatError, ValueError, TypeError):
+            out.append(canonical_address(vip))
+        except ValueError:
             raise ValueError(f"VIP {vip!r} is not an IP address") from None
     return sorted(set(out), key=lambda v: netaddr.IPAddress(v))
 
