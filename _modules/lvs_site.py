@@ -1,6 +1,6 @@
 """The site topology seen from a minion: validation and roles (``lvs`` pillar tree).
 
-The parsing lives in ``lvstun.site`` (``_utils/``), shared with the states, the runner
+The parsing lives in ``lvstun.site`` (``_utils/lvstun/``), shared with the states, the runner
 and the lab.
 """
 

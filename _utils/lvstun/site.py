@@ -5,8 +5,8 @@ states, the runner and the lab ask of it (which role has this minion, which back
 does this service have). Every error names the pillar path and the problem; all errors
 are collected and reported together. The schema is documented in ``docs/pillar.md``.
 
-It is plain Python (no Salt dunders), shared by the synced modules through Salt's
-``_utils`` path and installed as a top-level module by ``setup.cfg``.
+It is plain Python (no Salt dunders), part of the package ``lvstun`` shared by the
+pack's Salt modules, its runner and its lab.
 """
 
 import re
