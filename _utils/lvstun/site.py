@@ -9,6 +9,7 @@ It is plain Python (no Salt dunders), part of the package ``lvstun`` shared by t
 pack's Salt modules, its runner and its lab.
 """
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ import netaddr
 
 from .address import MAX_WEIGHT, PROTOCOLS
 from .address import canonical as canonical_address
+from .address import parse as parse_address
 
 PILLAR_KEY = "lvs"
 ROLES = ("router", "director", "realserver")
@@ -26,6 +28,24 @@ CHECK_TYPES = ("http", "tcp", "udp", "none")
 CHECKS_FOR = {"tcp": ("http", "tcp", "none"), "udp": ("udp", "none"), "sctp": ("none",)}
 IPIP_OVERHEAD = 20  # bytes an IPv4-in-IPv4 header adds to every request the director forwards
 TCP_IP_HEADERS = 40  # IPv4 + TCP headers without options: MSS = MTU - 40
+IFNAMSIZ = 16  # the kernel's limit for an interface name, its final NUL included
+
+# The settings each part of the site takes; any other key is refused with the nearest.
+KNOWN = {
+    "site": ("lan", "router", "directors", "realservers", "services", "tunnel", "ipvs"),
+    "lan": ("subnet", "gateway"),
+    "router": ("id", "kind", "lan_address", "lan_interface", "wan_address", "wan_interface", "save"),
+    "director": ("address", "interface", "gateway"),
+    "realserver": ("address", "interface", "gateway", "weight"),
+    "service": ("vip", "public", "protocol", "port", "scheduler", "flags", "persistent", "netmask", "check",
+                "floor", "sorry", "backends"),
+    "backend": ("weight", "port"),
+    "check": ("type", "port", "path", "expect", "interval", "timeout", "rise", "fall"),
+    "tunnel": ("device", "lan_mtu", "mss", "route_table"),
+    "ipvs": ("conn_reuse_mode", "expire_nodest_conn", "expire_quiescent_template"),
+}
+_MINION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_CHECK_PATH = re.compile(r"/[\x21-\x7e]*")  # printable ASCII, no space: it goes into the request line
 
 
 class SiteError(ValueError):
@@ -126,6 +146,17 @@ class _Errors(list):
         self.append(f"{':'.join([PILLAR_KEY, *map(str, path)])}: {problem}")
 
 
+def _known(errors, path, spec, part):
+    """An error for every key of ``spec`` that ``part`` does not take, with the nearest."""
+    keys = KNOWN[part]
+    for key in spec:
+        if key in keys:
+            continue
+        near = difflib.get_close_matches(str(key), keys, n=1)
+        hint = f"did you mean {near[0]}?" if near else f"known: {', '.join(keys)}"
+        errors.add((*path, key), f"unknown setting ({hint})")
+
+
 def _mapping(errors, path, value):
     if value is None:
         return {}
@@ -136,12 +167,41 @@ def _mapping(errors, path, value):
 
 
 def _ip(errors, path, value):
-    """An IPv4/IPv6 address without prefix, as text; None (and an error) when invalid."""
+    """An IPv4 address without prefix, as text; None (and an error) when invalid. The
+    site is IPv4: its tunnels are ipip (IPv4 in IPv4), its NAT is IPv4."""
     try:
-        return canonical_address(value)
+        return canonical_address(value, versions=(4,))
     except ValueError:
-        errors.add(path, f"{value!r} is not an IP address")
+        try:
+            parse_address(value, versions=(6,))
+        except ValueError:
+            errors.add(path, f"{value!r} is not an IP address")
+        else:
+            errors.add(path, f"{value!r} is an IPv6 address: the site is IPv4 (ipip tunnels carry IPv4)")
         return None
+
+
+def _unicast(errors, path, address, subnet=None):
+    """An error unless ``address`` can be a host's: not unspecified, loopback, multicast,
+    reserved or broadcast, nor the LAN's network or broadcast address."""
+    if address is None:
+        return
+    ip = netaddr.IPAddress(address)
+    problem = None
+    if ip in netaddr.IPNetwork("0.0.0.0/8"):
+        problem = "in 0.0.0.0/8 (this host, unspecified)"
+    elif ip.is_loopback():
+        problem = "a loopback address"
+    elif ip.is_multicast():
+        problem = "a multicast address"
+    elif ip in netaddr.IPNetwork("240.0.0.0/4"):
+        problem = "a reserved address (240.0.0.0/4, broadcast)"
+    elif subnet is not None and subnet.prefixlen < 31 and ip == subnet.network:
+        problem = f"the network address of the LAN {subnet}"
+    elif subnet is not None and subnet.prefixlen < 31 and ip == subnet.broadcast:
+        problem = f"the broadcast address of the LAN {subnet}"
+    if problem:
+        errors.add(path, f"{address} is {problem}, not a host's address")
 
 
 def _network(errors, path, value, strict=True):
@@ -152,6 +212,9 @@ def _network(errors, path, value, strict=True):
         return None
     if value is None or "/" not in str(value):
         errors.add(path, f"{value!r} needs a prefix length, e.g. /24")
+        return None
+    if net.version != 4:
+        errors.add(path, f"{value} is an IPv6 network: the site is IPv4 (ipip tunnels carry IPv4)")
         return None
     if strict and net.ip != net.network:
         errors.add(path, f"{value} has host bits set (did you mean {net.cidr}?)")
@@ -184,10 +247,13 @@ def parse(pillar):
     if not tree:
         errors.add((), "no site defined (the pillar has no 'lvs' tree)")
         raise SiteError(errors)
+    _known(errors, (), tree, "site")
 
     lan = _mapping(errors, ("lan",), tree.get("lan"))
+    _known(errors, ("lan",), lan, "lan")
     subnet = _network(errors, ("lan", "subnet"), lan.get("subnet"))
     gateway = _ip(errors, ("lan", "gateway"), lan.get("gateway"))
+    _unicast(errors, ("lan", "gateway"), gateway, subnet)
     if subnet is not None and gateway is not None and netaddr.IPAddress(gateway) not in subnet:
         errors.add(("lan", "gateway"), f"{gateway} is not on the LAN {subnet} (no host could reach it)")
 
@@ -196,21 +262,25 @@ def parse(pillar):
     def claim(path, address):
         if address is None:
             return
+        _unicast(errors, path, address, subnet)
         if subnet is not None and netaddr.IPAddress(address) not in subnet:
             errors.add(path, f"{address} is not on the LAN {subnet}")
         if address in owners:
             errors.add(path, f"{address} is also the address of {owners[address]}")
         else:
-            owners[address] = ":".join([PILLAR_KEY, *path[:-1]])
+            owners[address] = ":".join([PILLAR_KEY, *map(str, path[:-1])])
 
     router = None
     rtree = _mapping(errors, ("router",), tree.get("router"))
     if not rtree:
         errors.add(("router",), "missing: the site needs a front router (id, kind, wan_address)")
     else:
+        _known(errors, ("router",), rtree, "router")
         rid = rtree.get("id")
         if not rid or not isinstance(rid, str):
             errors.add(("router", "id"), "missing: the router's minion id")
+        elif not _MINION_ID.fullmatch(rid):
+            errors.add(("router", "id"), f"{rid!r} is not a minion id (letters, digits, '.', '_', '-')")
         kind = _choice(errors, ("router", "kind"), rtree.get("kind", "linux"), ROUTER_KINDS)
         lan_address = _ip(errors, ("router", "lan_address"), rtree.get("lan_address", gateway))
         wan = _network(errors, ("router", "wan_address"), rtree.get("wan_address"), strict=False)
@@ -220,6 +290,8 @@ def parse(pillar):
             owners[lan_address] = f"{PILLAR_KEY}:router"
             if subnet is not None and netaddr.IPAddress(lan_address) not in subnet:
                 errors.add(("router", "lan_address"), f"{lan_address} is not on the LAN {subnet}")
+        if wan is not None:
+            _unicast(errors, ("router", "wan_address"), str(wan.ip), wan)
         if wan is not None and subnet is not None and wan.ip in subnet:
             errors.add(("router", "wan_address"), f"{wan} is inside the LAN {subnet}")
         naming = _ios_interface if kind == "ios" else _name
@@ -251,6 +323,11 @@ def parse(pillar):
         for minion_id, spec in group.items():
             path = (key, minion_id)
             spec = _mapping(errors, path, spec)
+            if not isinstance(minion_id, str) or not _MINION_ID.fullmatch(minion_id):
+                errors.add(path, f"{minion_id!r} is not a minion id (letters, digits, '.', '_', '-'; "
+                                 "quote it in YAML when it looks like a number)")
+                continue
+            _known(errors, path, spec, role)
             if minion_id in hosts or (router and minion_id == router.minion_id):
                 errors.add(path, f"minion id {minion_id!r} has another role already")
                 continue
@@ -262,6 +339,7 @@ def parse(pillar):
             host_gateway = gateway
             if "gateway" in spec:
                 host_gateway = _ip(errors, (*path, "gateway"), spec["gateway"])
+                _unicast(errors, (*path, "gateway"), host_gateway, subnet)
                 if host_gateway is not None and subnet is not None and netaddr.IPAddress(host_gateway) not in subnet:
                     errors.add((*path, "gateway"), f"{host_gateway} is not on the host's subnet {subnet} "
                                                    "(it could never be reached)")
@@ -280,13 +358,23 @@ def parse(pillar):
         errors.add(("services",), "missing: the site needs at least one virtual service")
     seen = {}
     publics = {}  # public address -> (service name, VIP)
+    vips = {}  # VIP -> first service name
     for name, spec in stree.items():
         path = ("services", name)
         spec = _mapping(errors, path, spec)
+        if not isinstance(name, str) or not _MINION_ID.fullmatch(name):
+            errors.add(path, f"{name!r} is not a service name (letters, digits, '.', '_', '-')")
+            continue
+        _known(errors, path, spec, "service")
         vip = _ip(errors, (*path, "vip"), spec.get("vip"))
+        _unicast(errors, (*path, "vip"), vip, subnet)
         if vip is not None and vip in owners:
             errors.add((*path, "vip"), f"{vip} is the address of {owners[vip]}, not a free VIP")
+        if vip is not None:
+            vips.setdefault(vip, name)
         public = _ip(errors, (*path, "public"), spec.get("public", vip))
+        if public != vip:
+            _unicast(errors, (*path, "public"), public)
         protocol = _choice(errors, (*path, "protocol"), spec.get("protocol", "tcp"), tuple(PROTOCOLS))
         port = _int(errors, (*path, "port"), spec.get("port"), 1, 65535)
         scheduler = _choice(errors, (*path, "scheduler"), spec.get("scheduler", "wlc"), SCHEDULERS)
@@ -327,6 +415,9 @@ def parse(pillar):
             seen[key] = name
         backends = []
         sorry = spec.get("sorry")
+        if sorry is not None and not isinstance(sorry, str):
+            errors.add((*path, "sorry"), f"{sorry!r} must be one real server's minion id")
+            sorry = None
         if sorry is not None:
             sorry_host = hosts.get(sorry)
             if sorry_host is None or sorry_host.role != "realserver":
@@ -335,21 +426,27 @@ def parse(pillar):
         if btree is None:
             btree = {host.minion_id: {} for host in hosts.values()
                      if host.role == "realserver" and host.minion_id != sorry}
-        elif sorry is not None and sorry in (btree or {}):
+        btree = _mapping(errors, (*path, "backends"), btree)
+        if sorry is not None and sorry in btree:
             errors.add((*path, "sorry"), f"{sorry} is a backend of this service: a sorry server stands apart")
-        for rs_id, override in _mapping(errors, (*path, "backends"), btree).items():
+        for rs_id, override in btree.items():
             bpath = (*path, "backends", rs_id)
-            host = hosts.get(rs_id)
+            host = hosts.get(rs_id) if isinstance(rs_id, str) else None
             if host is None or host.role != "realserver":
                 errors.add(bpath, f"{rs_id!r} is not a real server of this site (lvs:realservers)")
                 continue
             override = _mapping(errors, bpath, override)
+            _known(errors, bpath, override, "backend")
             # Overrides are checked here; inherited values were checked where they stand.
             weight, bport = host.weight, port
             if "weight" in override:
                 weight = _int(errors, (*bpath, "weight"), override["weight"], 0, MAX_WEIGHT)
             if "port" in override:
                 bport = _int(errors, (*bpath, "port"), override["port"], 1, 65535)
+                if bport is not None and port is not None and bport != port:
+                    errors.add((*bpath, "port"), f"{bport} differs from the service's port {port}: in TUN mode "
+                                                 "IPVS forwards the packet unchanged, so the real server must "
+                                                 f"listen on {port} on the VIP")
             backends.append(Backend(rs_id, host.address, bport, weight))
         floor = _floor(errors, (*path, "floor"), spec.get("floor", 1), len(backends))
         services[name] = Service(
@@ -368,15 +465,19 @@ def parse(pillar):
             sorry=sorry,
         )
 
+    for svc in services.values():
+        if svc.public != svc.vip and svc.public in vips:
+            errors.add(("services", svc.name, "public"), f"{svc.public} is the VIP of "
+                                                         f"lvs:services:{vips[svc.public]}: a public address "
+                                                         "maps to a VIP, it is not one")
+
     tunnel = _tunnel(errors, _mapping(errors, ("tunnel",), tree.get("tunnel")))
     ipvs = {}
     itree = _mapping(errors, ("ipvs",), tree.get("ipvs"))
+    _known(errors, ("ipvs",), itree, "ipvs")
     for key, high in (("conn_reuse_mode", 3), ("expire_nodest_conn", 1), ("expire_quiescent_template", 1)):
         if itree.get(key) is not None:
             ipvs[key] = _int(errors, ("ipvs", key), itree[key], 0, high)
-    for key in set(itree) - {"conn_reuse_mode", "expire_nodest_conn", "expire_quiescent_template"}:
-        errors.add(("ipvs", key), "unknown setting (known: conn_reuse_mode, expire_nodest_conn, "
-                                  "expire_quiescent_template)")
 
     if errors:
         raise SiteError(errors)
@@ -402,20 +503,22 @@ def _floor(errors, path, value, count):
 
 
 def _name(errors, path, value):
-    """An interface name: 1-15 characters, no '/' or whitespace."""
-    text = str(value) if value is not None else ""
-    if not 0 < len(text) <= 15 or any(c in text for c in "/ \t\n:"):
+    """An interface name the kernel takes: a string of 1 to 15 bytes (UTF-8), not '.'
+    or '..', without '/', ':', whitespace or NUL (``dev_valid_name``)."""
+    text = value if isinstance(value, str) else ""
+    if (not isinstance(value, str) or not 0 < len(text.encode()) < IFNAMSIZ or text in (".", "..")
+            or any(c in "/:\0" or c.isspace() for c in text)):
         errors.add(path, f"{value!r} is not an interface name")
     return text
 
 
-_IOS_INTERFACE = re.compile(r"^[A-Za-z][A-Za-z-]*[0-9]+(/[0-9]+)*(\.[0-9]+)?$")
+_IOS_INTERFACE = re.compile(r"[A-Za-z][A-Za-z-]*[0-9]+(/[0-9]+)*(\.[0-9]+)?")
 
 
 def _ios_interface(errors, path, value):
     """An IOS interface name as the running config spells it: GigabitEthernet0/1."""
-    text = str(value) if value is not None else ""
-    if not _IOS_INTERFACE.match(text):
+    text = value if isinstance(value, str) else ""
+    if not _IOS_INTERFACE.fullmatch(text):
         errors.add(path, f"{value!r} is not an IOS interface name (like GigabitEthernet0/1)")
     return text
 
@@ -423,6 +526,7 @@ def _ios_interface(errors, path, value):
 def _check(errors, path, value, protocol, port):
     """The service's health check, with defaults filled in (used by the beacons)."""
     spec = _mapping(errors, path, value)
+    _known(errors, path, spec, "check")
     default = {"tcp": "http", "udp": "udp"}.get(protocol, "none")
     kind = _choice(errors, (*path, "type"), spec.get("type", default), CHECK_TYPES)
     if kind is not None and protocol in CHECKS_FOR and kind not in CHECKS_FOR[protocol]:
@@ -431,7 +535,7 @@ def _check(errors, path, value, protocol, port):
         "type": kind,
         # inherited values were checked where they stand: only overrides are checked here
         "port": _int(errors, (*path, "port"), spec["port"], 1, 65535) if "port" in spec else port,
-        "path": str(spec.get("path", "/")),
+        "path": _check_path(errors, (*path, "path"), spec.get("path", "/")),
         "expect": _int(errors, (*path, "expect"), spec.get("expect", 200), 100, 599),
         "interval": spec.get("interval", 1),
         "timeout": spec.get("timeout", 0.5),
@@ -448,9 +552,18 @@ def _check(errors, path, value, protocol, port):
     return check
 
 
+def _check_path(errors, path, value):
+    """An HTTP path for the check's request line: '/' then printable ASCII, no space."""
+    if not isinstance(value, str) or not _CHECK_PATH.fullmatch(value):
+        errors.add(path, f"{value!r} is not an HTTP path ('/' then printable ASCII, no space or line break)")
+        return "/"
+    return value
+
+
 def _tunnel(errors, spec):
     """The tunnel policy; ``mss: auto`` clamps to what fits in one tunnelled packet."""
     path = ("tunnel",)
+    _known(errors, path, spec, "tunnel")
     device = _name(errors, (*path, "device"), spec.get("device", "tunl0"))
     lan_mtu = _int(errors, (*path, "lan_mtu"), spec.get("lan_mtu", 1500), 576, 65535)
     mss = spec.get("mss", "auto")

@@ -13,9 +13,18 @@ class SysctlError(OSError):
     """A setting could not be written; the message names it."""
 
 
+# Settings per interface: the interface's name, which may hold dots (a VLAN: eth0.100),
+# sits between these prefixes and the setting's last component.
+PER_INTERFACE = (("net", "ipv4", "conf"), ("net", "ipv6", "conf"), ("net", "ipv4", "neigh"), ("net", "ipv6", "neigh"))
+
+
 def path(name):
-    """``net.ipv4.conf.all.arp_ignore`` -> ``/proc/sys/net/ipv4/conf/all/arp_ignore``."""
-    return os.path.join("/proc/sys", *name.split("."))
+    """``net.ipv4.conf.all.arp_ignore`` -> ``/proc/sys/net/ipv4/conf/all/arp_ignore``;
+    ``net.ipv4.conf.eth0.100.rp_filter`` -> ``.../conf/eth0.100/rp_filter``."""
+    parts = name.split(".")
+    if tuple(parts[:3]) in PER_INTERFACE and len(parts) > 5:
+        parts = [*parts[:3], ".".join(parts[3:-1]), parts[-1]]
+    return os.path.join("/proc/sys", *parts)
 
 
 def read(name):

@@ -7,9 +7,9 @@ include:
 
 lvs-realserver-tunnel:
   ipip.tunnel_present:
-    - name: {{ cfg.device }}
+    - name: {{ cfg.device | json }}
     - vips: {{ cfg.vips | json }}
-    - lan_interface: {{ cfg.interface }}
+    - lan_interface: {{ cfg.interface | json }}
     - require:
       - lvs_site: lvs-site-valid
 

@@ -29,8 +29,8 @@ lvs-router-routes:
 
 lvs-router-nat:
   nftnat.managed:
-    - name: {{ cfg.nat.table }}
-    - wan_interface: {{ cfg.nat.wan_interface }}
+    - name: {{ cfg.nat.table | json }}
+    - wan_interface: {{ cfg.nat.wan_interface | json }}
     - mappings: {{ cfg.nat.mappings | json }}
     - require:
       - lvs_net: lvs-router-addresses

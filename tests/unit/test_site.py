@@ -77,7 +77,7 @@ MALFORMED = [
     ("lvs:realservers", None, "lvs:realservers: missing: the site needs at least one realserver"),
     ("lvs:directors:director:address", "10.10.25.2", "lvs:directors:director:address: 10.10.25.2 is not on the LAN"),
     ("lvs:directors:director:address", "10.10.24.1", "lvs:directors:director:address: 10.10.24.1 is also the address of lvs:router"),
-    ("lvs:realservers:rs1:address", "fe80::1", "lvs:realservers:rs1:address: fe80::1 is not on the LAN"),
+    ("lvs:realservers:rs1:address", "fe80::1", "lvs:realservers:rs1:address: 'fe80::1' is an IPv6 address"),
     ("lvs:realservers:rs1:address", "10.10.24.21/24", "lvs:realservers:rs1:address: '10.10.24.21/24' is not an IP address"),
     ("lvs:realservers:rs1:weight", -1, "lvs:realservers:rs1:weight: -1 must be an integer from 0 to 65535"),
     ("lvs:realservers:rs1:weight", 65536, "lvs:realservers:rs1:weight: 65536 must be an integer"),
@@ -113,7 +113,38 @@ MALFORMED = [
     ("lvs:tunnel", {"lan_mtu": 100}, "lvs:tunnel:lan_mtu: 100 must be an integer from 576"),
     ("lvs:tunnel", {"route_table": 254}, "lvs:tunnel:route_table: 254 is one of the kernel's own tables"),
     ("lvs:ipvs", {"conn_reuse_mode": 7}, "lvs:ipvs:conn_reuse_mode: 7 must be an integer from 0 to 3"),
-    ("lvs:ipvs", {"expire_nodest": 1}, "lvs:ipvs:expire_nodest: unknown setting"),
+    ("lvs:ipvs", {"expire_nodest": 1}, "lvs:ipvs:expire_nodest: unknown setting (did you mean expire_nodest_conn?)"),
+    # Hardening (issue 13): crashes, IPv6, addresses no host can have, names, unknown keys.
+    ("lvs:realservers", {101: {"address": "10.10.24.21"}}, "lvs:realservers:101: 101 is not a minion id"),
+    ("lvs:services:web:sorry", ["rs1"], "lvs:services:web:sorry: ['rs1'] must be one real server's minion id"),
+    ("lvs:services:web:vip", "fd00::88", "lvs:services:web:vip: 'fd00::88' is an IPv6 address: the site is IPv4"),
+    ("lvs:lan:subnet", "fd00::/64", "lvs:lan:subnet: fd00::/64 is an IPv6 network"),
+    ("lvs:services:web:vip", "10.10.24.0", "lvs:services:web:vip: 10.10.24.0 is the network address of the LAN"),
+    ("lvs:services:web:vip", "10.10.24.255", "lvs:services:web:vip: 10.10.24.255 is the broadcast address of the LAN"),
+    ("lvs:realservers:rs1:address", "10.10.24.255", "lvs:realservers:rs1:address: 10.10.24.255 is the broadcast"),
+    ("lvs:services:web:public", "0.0.0.0", "lvs:services:web:public: 0.0.0.0 is in 0.0.0.0/8"),
+    ("lvs:services:web:public", "224.0.0.5", "lvs:services:web:public: 224.0.0.5 is a multicast address"),
+    ("lvs:services:web:public", "127.0.0.1", "lvs:services:web:public: 127.0.0.1 is a loopback address"),
+    ("lvs:services:web:public", "255.255.255.255", "lvs:services:web:public: 255.255.255.255 is a reserved address"),
+    ("lvs:realservers:rs1:address", "::ffff:10.10.24.21", "lvs:realservers:rs1:address: '::ffff:10.10.24.21' is an IPv6"),
+    ("lvs:services:web:backends", {"rs1": {"port": 8080}}, "lvs:services:web:backends:rs1:port: 8080 differs from the service's port 80"),
+    *[(path, bad, f"{path}: {bad!r} is not an interface name") for path, bad in (
+        ("lvs:router:wan_interface", "GigabitEthernet0/0\n"),  # a YAML block scalar's final newline
+        ("lvs:directors:director:interface", "eth0\n"),
+        ("lvs:directors:director:interface", "eth0\r"),
+        ("lvs:directors:director:interface", "et\x00h0"),
+        ("lvs:directors:director:interface", "ethéééééé12345"),  # 14 characters, 20 bytes
+    )],
+    ("lvs:directors:director:interface", ".", "lvs:directors:director:interface: '.' is not an interface name"),
+    ("lvs:directors:director:interface", False, "lvs:directors:director:interface: False is not an interface name"),
+    ("lvs:directors:director:interface", None, "lvs:directors:director:interface: None is not an interface name"),
+    ("lvs:services:web:prot", "tcp", "lvs:services:web:prot: unknown setting (did you mean port?)"),
+    ("lvs:realservers:rs1:wieght", 2, "lvs:realservers:rs1:wieght: unknown setting (did you mean weight?)"),
+    ("lvs:services:web:check", {"timout": 1}, "lvs:services:web:check:timout: unknown setting (did you mean timeout?)"),
+    ("lvs:servics", {}, "lvs:servics: unknown setting (did you mean services?)"),
+    ("lvs:services:web:check", {"path": "/x HTTP/1.0\r\nHost: evil"},
+     f"lvs:services:web:check:path: {'/x HTTP/1.0' + chr(13) + chr(10) + 'Host: evil'!r} is not an HTTP path"),
+    ("lvs:services:web:check", {"path": "x"}, "lvs:services:web:check:path: 'x' is not an HTTP path"),
 ]
 
 
@@ -124,6 +155,65 @@ def test_malformed_site_is_rejected_naming_the_path(seed, path, value, expected)
     with pytest.raises(lvstun.site.SiteError) as err:
         lvstun.site.parse(site)
     assert any(e.startswith(expected) for e in err.value.errors), err.value.errors
+
+
+def test_vlan_interface_names_are_valid(seed):
+    seed["lvs"]["directors"]["director"]["interface"] = "eth0.100"
+    assert lvstun.site.parse(seed).hosts["director"].interface == "eth0.100"
+
+
+def test_a_public_address_that_is_another_services_vip_is_refused(seed):
+    seed["lvs"]["services"]["api"] = {"vip": "10.10.24.89", "public": "112.2.21.89", "port": 8080}
+    seed["lvs"]["services"]["web"]["public"] = "10.10.24.89"
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(seed)
+    assert "lvs:services:web:public: 10.10.24.89 is the VIP of lvs:services:api: a public address maps to a VIP, " \
+           "it is not one" in err.value.errors
+
+
+def _mutations(rng, tree, path=()):
+    """Every (path, node) of a pillar tree."""
+    yield path, tree
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _mutations(rng, value, (*path, key))
+
+
+ODD_VALUES = [None, True, 0, -1, 101, 2**40, 1.5, "", "x", "eth0\n", "\x00", "~", "10.10.24.21", "fd00::1",
+              "10.10.24.0/24", [], ["rs1"], [{"a": 1}], {}, {"x": 1}, {101: {}}, "GigabitEthernet0/0\n"]
+
+
+def test_generated_sites_are_parsed_or_rejected_never_crash(seed):
+    """6,000 sites made from the seed (and a two-director copy) by replacing values or keys
+    with odd ones: each parses or raises SiteError, never another exception."""
+    import random  # noqa: PLC0415
+
+    rng = random.Random(13)
+    two = copy.deepcopy(seed)
+    two["lvs"]["directors"]["director2"] = {"address": "10.10.24.3"}
+    two["lvs"]["services"]["web"].update(sorry="rs3", backends={"rs1": {"weight": 2}, "rs2": {}})
+    crashed = []
+    for n in range(6000):
+        site = copy.deepcopy(rng.choice([seed, two]))
+        for _ in range(rng.randint(1, 3)):
+            nodes = [(p, v) for p, v in _mutations(rng, site["lvs"])]
+            path, _ = rng.choice(nodes)
+            parent = site["lvs"]
+            for key in path[:-1]:
+                parent = parent[key]
+            if not path or not isinstance(parent, dict):
+                continue
+            if rng.random() < 0.2:  # an odd key in place of a good one
+                parent[rng.choice([101, None, True, "x\n", ("a",)])] = parent.pop(path[-1])
+            else:
+                parent[path[-1]] = copy.deepcopy(rng.choice(ODD_VALUES))
+        try:
+            lvstun.site.parse(site)
+        except lvstun.site.SiteError:
+            pass
+        except Exception as err:
+            crashed.append(f"{n}: {type(err).__name__}: {err}")
+    assert not crashed, crashed[:5]
 
 
 def test_all_errors_are_reported_at_once(seed):
