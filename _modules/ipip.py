@@ -142,6 +142,13 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
     records.store(__opts__, originals.RECORD, record)
     with IPRoute() as ipr:
         _ensure_device(ipr, device)
+        # ARP hidden and rp_filter off before a VIP is on the device, never after: a VIP
+        # that answered ARP for a moment would draw the VIP's traffic from the director.
+        # (The device's own settings exist once the device does.)
+        try:
+            sysctl.apply({**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})})
+        except sysctl.SysctlError as err:
+            raise CommandExecutionError(str(err)) from err
         index = nl.link(ipr, device)["index"]
         changes = {"state": "up"}
         if mtu is not None:
@@ -161,10 +168,6 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
                 nl.del_address(ipr, index, cidr)
             except NetlinkError as err:
                 raise CommandExecutionError(f"cannot remove {cidr} from {device}: {err}") from err
-    try:
-        sysctl.apply({**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})})
-    except sysctl.SysctlError as err:
-        raise CommandExecutionError(str(err)) from err
     return drifts
 
 

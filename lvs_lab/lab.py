@@ -19,6 +19,7 @@ import ctypes
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -119,6 +120,21 @@ def load_site(pillar_roots):
         return lvstun.site.parse(pillar)
     except lvstun.site.SiteError as err:
         raise LabError(str(err)) from None
+
+
+def shell_assignments(env):
+    """``KEY='value'`` lines that a POSIX shell sources as plain values, whatever the
+    values hold (quotes, ``$( )``, newlines): the guest's init sources host.env."""
+    return "".join(f"{key}={shlex.quote(str(value))}\n" for key, value in env.items())
+
+
+def write_new(path, text, mode):
+    """Write ``path`` afresh, created with ``mode`` (no moment with wider permissions)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def _cmdline(pid):
@@ -378,14 +394,12 @@ class Lab:
             pki = os.path.join(hdir, "pki")
             os.makedirs(pki, exist_ok=True)
             private, public = salt.crypt.gen_keys(2048)
-            for path, text in (
-                (os.path.join(pki, "minion.pem"), private),
-                (os.path.join(pki, "minion.pub"), public),
-                (os.path.join(mdir, "pki", "minions", host.name), public),
+            for path, text, mode in (
+                (os.path.join(pki, "minion.pem"), private, 0o400),  # never readable by others, even briefly
+                (os.path.join(pki, "minion.pub"), public, 0o644),
+                (os.path.join(mdir, "pki", "minions", host.name), public, 0o644),
             ):
-                with open(path, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-            os.chmod(os.path.join(pki, "minion.pem"), 0o400)
+                write_new(path, text, mode)
 
     def _start_master(self):
         sh(os.path.join(BIN, "salt-master"), "-c", self.master_conf_dir, "-d", netns=plan.SWITCH_NS)
@@ -441,7 +455,7 @@ class Lab:
             "LAB_MINION": os.path.join(BIN, "salt-minion") if host.minion else "",
         }
         with open(os.path.join(hdir, "host.env"), "w", encoding="utf-8") as fh:
-            fh.writelines(f"{key}='{value}'\n" for key, value in env.items())
+            fh.write(shell_assignments(env))
         init = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest-init")
         argv = [
             UML,

@@ -93,3 +93,31 @@ def test_one_and_any_rules():
     assert traffic.shares_hold(traffic.ANY, {"rs1": 9, "rs2": 1}, backends, 10)
     assert not traffic.shares_hold(traffic.ANY, {"rs1": 9, "rs3": 1}, backends, 10)
     assert not traffic.shares_hold(traffic.ANY, {}, backends, 10)
+
+
+def test_host_env_values_stay_values_when_the_guest_sources_them(tmp_path):
+    """A minion id or path with quotes or $( ) must not run anything in the guest's init."""
+    import subprocess  # noqa: PLC0415
+
+    from lvs_lab.lab import shell_assignments  # noqa: PLC0415
+
+    marker = tmp_path / "ran"
+    evil = f"rs1'; touch {marker}; echo '$(touch {marker})\nx"
+    env_file = tmp_path / "host.env"
+    env_file.write_text(shell_assignments({"LAB_NAME": evil, "LAB_BIND": "/a b"}))
+    out = subprocess.run(["sh", "-c", f'. {env_file}; printf "%s|%s" "$LAB_NAME" "$LAB_BIND"'],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == f"{evil}|/a b" and not marker.exists()
+
+
+def test_private_keys_are_created_owner_only(tmp_path):
+    import os  # noqa: PLC0415
+    import stat  # noqa: PLC0415
+
+    from lvs_lab.lab import write_new  # noqa: PLC0415
+
+    path = tmp_path / "minion.pem"
+    path.write_text("old")
+    os.chmod(path, 0o644)
+    write_new(str(path), "secret", 0o400)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o400 and path.read_text() == "secret"

@@ -1,0 +1,39 @@
+"""A real server hides the VIP from ARP before the VIP is on its tunnel, never after
+(``ipip.present``), checked on the order of the calls it makes."""
+
+import contextlib
+import types
+
+from tests.unit.checkout import load
+
+
+def test_arp_sysctls_are_set_before_any_vip_is_added(monkeypatch):
+    ipip = load("ipip_under_test", "_modules", "ipip.py")
+    calls = []
+    state = {"exists": True, "up": False, "mtu": 1480, "addresses": []}
+    ipip.__opts__ = {"cachedir": "/nonexistent"}
+    monkeypatch.setattr(ipip, "records", types.SimpleNamespace(load=lambda *a: None, store=lambda *a: None))
+    monkeypatch.setattr(ipip, "tunnel", lambda device: state)
+    monkeypatch.setattr(ipip, "check", lambda *a: [{"kind": "address", "object": "tunl0",
+                                                    "want": "10.10.24.88/32", "have": None}])
+    monkeypatch.setattr(ipip, "_ensure_device", lambda ipr, device: calls.append("device"))
+    monkeypatch.setattr(ipip, "sysctl", types.SimpleNamespace(
+        apply=lambda wanted: calls.append(("sysctls", wanted["net.ipv4.conf.all.arp_ignore"])),
+        SysctlError=OSError))
+
+    class Link:
+        def link(self, verb, **kwargs):
+            calls.append(("link", verb))
+
+    monkeypatch.setattr(ipip, "IPRoute", lambda: contextlib.nullcontext(Link()), raising=False)
+    monkeypatch.setattr(ipip, "nl", types.SimpleNamespace(
+        link=lambda ipr, device: {"index": 7},
+        add_address=lambda ipr, index, cidr: calls.append(("add", cidr)),
+        addresses=lambda ipr, index: ["10.10.24.88/32"],
+        del_address=lambda ipr, index, cidr: calls.append(("del", cidr))))
+    monkeypatch.setattr(ipip, "tun", types.SimpleNamespace(
+        realserver_sysctls=lambda device, lan: {"net.ipv4.conf.all.arp_ignore": 1}, addresses_in_use=set,
+        vip_list=lambda vips: list(vips)))
+    ipip.present(["10.10.24.88"])
+    assert calls.index(("sysctls", 1)) < calls.index(("add", "10.10.24.88/32"))
+    assert calls[0] == "device"
