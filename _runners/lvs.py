@@ -114,8 +114,7 @@ def _apply(site, record, now, minion, services=None, host=None):
     if host_ok is False:
         # Down with its host: its services come back only on its own report, made after
         # it is up again (a host reachable again may not serve yet: its startup highstate).
-        wanted.update({svc.name: False for svc in site.services.values()
-                       if svc.sorry == minion or any(b.minion_id == minion for b in svc.backends)})
+        wanted.update({name: False for name in _backed_by(site, minion)})
     new_down = {n for n, ok in wanted.items() if ok is False} | ({"*"} if host_ok is False else set())
     if new_down - old_down:
         entry["down_at"] = now
@@ -147,7 +146,7 @@ def health(minion):
     if host is None or host.role != "realserver":
         log.warning("lvs: health event for %r, which is not a real server of the site: ignored", minion)
         return {"ignored": f"{minion!r} is not a real server of the site"}
-    report, at = _report(minion)
+    report, at = _report(minion, site)
     if report is None:
         return {"minion": minion, "answered": False}
     current = (lvstun.owned.load(__opts__, RECORD, {}) or {}).get("health", {}).get(minion, {})
@@ -164,20 +163,41 @@ def health(minion):
         return {"minion": minion, "services": report, "held": record["health"][minion]["held"], **pushed}
 
 
-def _report(minion):
+def _backed_by(site, minion):
+    """The names of the services ``minion`` backs (or stands in for as sorry server)."""
+    return {svc.name for svc in site.services.values()
+            if svc.sorry == minion or any(b.minion_id == minion for b in svc.backends)}
+
+
+def _number(value):
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
+
+def _report(minion, site):
     """``({service: healthy}, beacon time)`` as ``minion`` itself answers, or ``(None,
     None)`` (no answer, or no recent beacon report: silence is not evidence; a dead
-    host is the directors' call)."""
+    host is the directors' call). Nothing of the answer is trusted as it comes: only the
+    services the site says ``minion`` backs are kept, healthy only when it says so with
+    ``true``; a report time in the future counts as now."""
     ret = _client().cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT)
     report = ret.get(minion)
-    if not isinstance(report, dict) or "services" not in report:
+    services = report.get("services") if isinstance(report, dict) else None
+    if not isinstance(services, dict):
         log.warning("lvs: %s did not answer for its health: nothing changed", minion)
         return None, None
-    if report.get("age") is None or report["age"] > STALE:
-        log.warning("lvs: %s has no recent beacon report (age %s): nothing changed", minion, report.get("age"))
+    age = report.get("age")
+    if not _number(age) or not 0 <= age <= STALE:
+        log.warning("lvs: %s has no recent beacon report (age %r): nothing changed", minion, age)
         return None, None
-    at = float(report.get("at") or time.time() - float(report["age"]))
-    return {name: bool(state.get("healthy")) for name, state in report["services"].items()}, at
+    now = time.time()
+    at = min(float(report["at"]) if _number(report.get("at")) else now - age, now)
+    backed = _backed_by(site, minion)
+    strange = [name for name in services if name not in backed]
+    if strange:
+        log.warning("lvs: %s reports %d service(s) it does not back, ignored: %s", minion, len(strange),
+                    sorted(map(str, strange))[:5])
+    return {name: isinstance(state, dict) and state.get("healthy") is True
+            for name, state in services.items() if name in backed}, at
 
 
 def hosts():

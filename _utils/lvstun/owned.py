@@ -1,31 +1,75 @@
 """Ownership records: what a state of the pack created, so that it removes only that.
 
-One JSON file per record under the minion's cache (``<cachedir>/lvs/<name>.json``): it
-outlives a restart like the minion's other cached data, and a lost record only makes the
-pack forget to clean up, never remove what is not its own.
+One JSON file per record under the minion's (or the master's) cache
+(``<cachedir>/lvs/<name>.json``): it outlives a restart like the other cached data, and a
+lost record only makes the pack forget to clean up, never remove what is not its own.
+
+Written atomically and durably: a unique temporary file in the same folder, fsync'd,
+then renamed over the record, the previous version kept as ``<name>.json.prev`` (by a
+hard link, so that a reader always finds a record). A damaged record (empty, cut short,
+not JSON) is reported in the log and replaced by the previous version when that one
+reads, else by the default.
 """
 
+import contextlib
 import json
+import logging
 import os
+import tempfile
+
+log = logging.getLogger(__name__)
 
 
 def path(opts, name):
     return os.path.join(opts["cachedir"], "lvs", f"{name.replace('/', '_')}.json")
 
 
+def _read(target):
+    with open(target, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 def load(opts, name, default=None):
-    """The record ``name``, or ``default`` when there is none."""
+    """The record ``name``, or ``default`` when there is none (or none that reads)."""
+    target = path(opts, name)
     try:
-        with open(path(opts, name), encoding="utf-8") as fh:
-            return json.load(fh)
+        return _read(target)
     except FileNotFoundError:
         return default
+    except (ValueError, UnicodeDecodeError) as err:
+        try:
+            previous = _read(f"{target}.prev")
+        except (OSError, ValueError, UnicodeDecodeError):
+            log.error("lvs: record %s is damaged (%s) and has no readable previous version: starting from "
+                      "an empty one", target, err)
+            return default
+        log.error("lvs: record %s is damaged (%s): using its previous version", target, err)
+        return previous
 
 
 def store(opts, name, data):
-    """Write the record ``name`` (atomically: a crash leaves the old or the new one)."""
+    """Write the record ``name``: a crash leaves the old or the new one, never a part."""
     target = path(opts, name)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    with open(f"{target}.tmp", "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(f"{target}.tmp", target)
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if os.path.exists(target):
+            keep = f"{temp}.prev"
+            with contextlib.suppress(OSError):
+                os.link(target, keep)
+                os.replace(keep, f"{target}.prev")
+        os.replace(temp, target)
+    finally:
+        for leftover in (temp, f"{temp}.prev"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+    dirfd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)

@@ -2,6 +2,8 @@
 
 import itertools
 import os
+import time
+import types
 
 import pytest
 import yaml
@@ -168,3 +170,38 @@ def test_a_drift_about_another_vip_does_not_fail_a_service():
     removing = [lvstun.drift.make("address", "tunl0", None, "10.10.24.8/32")]
     event = beacon.round_(cfg, {}, 0, 10, removing, ok)
     assert event["services"]["web"]["healthy"] is True and event["services"]["api"]["healthy"] is True
+
+
+def _asked(runner, answer, monkeypatch):
+    monkeypatch.setattr(runner, "_client", lambda: types.SimpleNamespace(cmd=lambda *a, **k: {"rs1": answer}))
+    return runner._report("rs1", lvstun.site.parse(site_tree()))
+
+
+def test_a_report_is_kept_only_for_the_services_the_site_says_the_minion_backs(monkeypatch):
+    runner = _runner_module()
+    made_up = {f"svc{n}": {"healthy": True} for n in range(20000)}
+    report, _ = _asked(runner, {"services": {"web": {"healthy": True}, **made_up}, "age": 1}, monkeypatch)
+    assert report == {"web": True}
+
+
+@pytest.mark.parametrize("answer", [
+    {"services": {"web": {"healthy": True}}, "age": "0"},
+    {"services": {"web": {"healthy": True}}, "age": True},
+    {"services": {"web": {"healthy": True}}, "age": -5},
+    {"services": {"web": {"healthy": True}}},
+    {"services": ["web"], "age": 0},
+    {"age": 0},
+    "up",
+    None,
+])
+def test_malformed_reports_change_nothing_and_raise_nothing(monkeypatch, answer):
+    assert _asked(_runner_module(), answer, monkeypatch) == (None, None)
+
+
+def test_report_values_are_read_strictly_and_a_future_date_counts_as_now(monkeypatch):
+    runner = _runner_module()
+    report, at = _asked(runner, {"services": {"web": "yes"}, "age": 0, "at": time.time() + 10**6}, monkeypatch)
+    assert report == {"web": False}  # healthy only when it says so as a mapping with true
+    assert at <= time.time()
+    report, _ = _asked(runner, {"services": {"web": {"healthy": 1}}, "age": 0}, monkeypatch)
+    assert report == {"web": False}
