@@ -202,8 +202,11 @@ def _report(minion, site):
 
 def hosts():
     """Ask every director (authenticated, all at once) which real servers it can reach
-    on the LAN now (its ``lvs_hosts`` beacon's probes); a real server that a director
-    cannot reach is down with all its backends, until every director reaches it again.
+    on the LAN now (its ``lvs_hosts`` beacon's probes); a real server that a majority of
+    the site's directors cannot reach is down with all its backends (one director: its
+    own view), until fewer than a majority say so. One director alone, lying or cut off
+    itself, cannot take real servers out of the others' tables. The directors are asked
+    before the record is locked; an answer older than one applied already is dropped.
     The reactor calls this on any ``lvs_hosts`` event; nothing of the event is used.
 
     CLI Example:
@@ -214,19 +217,33 @@ def hosts():
     """
     site = _site()
     directors = sorted(host.minion_id for host in site.directors)
-    with _record() as record:  # asked under the lock: views are applied in the order given
-        ret = _client().cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=ASK_TIMEOUT)
-        views = [view for view in (ret.get(d) for d in directors) if isinstance(view, dict)]
-        result = {"answered": sorted(d for d in directors if isinstance(ret.get(d), dict))}
+    asked_at = time.time()
+    ret = _client().cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=ASK_TIMEOUT)
+    views = [view for view in (ret.get(d) for d in directors) if isinstance(view, dict)]
+    result = {"answered": sorted(d for d in directors if isinstance(ret.get(d), dict))}
+    with _record() as record:
+        if asked_at < record.get("hosts_asked_at", 0):
+            return {**result, "stale": True}  # a later call applied newer views already
+        record["hosts_asked_at"] = asked_at
         now = time.time()
         for host in site.realservers:
-            seen = [view[host.minion_id] for view in views if host.minion_id in view]
-            if not seen:
+            verdict = host_verdict([view.get(host.minion_id) for view in views], len(directors))
+            if verdict is None:
                 continue
-            pushed = _apply(site, record, now, host.minion_id, host=all(seen))
+            pushed = _apply(site, record, now, host.minion_id, host=verdict)
             if pushed:
                 result[host.minion_id] = pushed
     return result
+
+
+def host_verdict(seen, directors):
+    """Whether a real server's host is up (True), down (False: a majority of the site's
+    ``directors`` cannot reach it) or unknown (None: no director answered for it).
+    Only ``True``/``False`` count; anything else a director says is no answer."""
+    said = [value for value in seen if value is True or value is False]
+    if not said:
+        return None
+    return sum(1 for value in said if value is False) <= directors // 2
 
 
 def drain(minion, service=None, reason="maintenance"):

@@ -205,3 +205,18 @@ def test_report_values_are_read_strictly_and_a_future_date_counts_as_now(monkeyp
     assert at <= time.time()
     report, _ = _asked(runner, {"services": {"web": {"healthy": 1}}, "age": 0}, monkeypatch)
     assert report == {"web": False}
+
+
+@pytest.mark.parametrize(("seen", "directors", "verdict"), [
+    ([False], 1, False),                 # one director: its own view decides
+    ([True], 1, True),
+    ([False, True], 2, True),            # one of two (lying, or cut off itself): not enough
+    ([False, False], 2, False),
+    ([False, None], 2, True),            # the other did not answer: still one of two
+    ([False, False, True], 3, False),    # a majority of three
+    ([False, True, True], 3, True),
+    (["down", 0, None], 2, None),        # nothing but true/false counts
+    ([], 2, None),
+])
+def test_a_host_is_down_only_when_a_majority_of_directors_says_so(seen, directors, verdict):
+    assert _runner_module().host_verdict(seen, directors) is verdict
