@@ -41,8 +41,22 @@ def __virtual__():
     return __virtualname__
 
 
+NFT_TIMEOUT = 30  # seconds
+
+
+def _run(args, stdin=None):
+    """``nft ARGS``; a time-out is an error of the call, not a traceback."""
+    try:
+        return subprocess.run(["nft", *args], input=stdin, capture_output=True, text=True, check=False,
+                              timeout=NFT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise CommandExecutionError(f"nft {' '.join(args)} did not finish in {NFT_TIMEOUT} s") from None
+    except OSError as err:
+        raise CommandExecutionError(f"nft {' '.join(args)} could not run: {err}") from err
+
+
 def _nft(*args, stdin=None):
-    proc = subprocess.run(["nft", *args], input=stdin, capture_output=True, text=True, check=False, timeout=30)
+    proc = _run(args, stdin)
     if proc.returncode != 0:
         raise CommandExecutionError(f"nft {' '.join(args)} failed: {proc.stderr.strip() or proc.returncode}")
     return proc.stdout
@@ -97,8 +111,7 @@ def current(table=DEFAULT_TABLE):
 
         salt router nftnat.current
     """
-    proc = subprocess.run(["nft", "-j", "list", "table", FAMILY, table], capture_output=True, text=True,
-                          check=False, timeout=30)
+    proc = _run(["-j", "list", "table", FAMILY, table])
     if proc.returncode != 0:
         if "No such file or directory" in proc.stderr:
             return None

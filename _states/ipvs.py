@@ -59,7 +59,13 @@ def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS ta
     try:
         __salt__["ipvs.apply_plan"](ops)
     except (CommandExecutionError, SaltInvocationError) as err:
-        ret.update(result=False, comment=f"failed to change {what}: {err}")
+        # Report what was done (the changes no longer planned) apart from what failed.
+        try:
+            _, left = rec.plan(_current(), desired, owned, remove)
+        except CommandExecutionError:
+            left = changes
+        ret["changes"] = {label: change for label, change in changes.items() if label not in left}
+        ret.update(result=False, comment=f"failed to change {what}: {err}; not done: {sorted(left)[:5]}")
         return ret, desired
     # Verify: a fresh plan is empty, but for drained entries that went idle meanwhile.
     left, _ = rec.plan(_current(), desired, owned, remove)
@@ -183,8 +189,9 @@ def managed(name, services, remove="drain"):
     owned = owned_records.load(__opts__, record, [])
     current = _current()
     ret, desired = _converge(ret, current, services or {}, owned, remove, what=f"the services of {name}")
-    if desired is not None and not __opts__["test"] and ret["result"]:
-        keep = rec.still_owned(_current() if ret["changes"] else current, desired, owned)
+    if desired is not None and not __opts__["test"]:
+        # Also after a failure: services it created before the failure are its own.
+        keep = rec.still_owned(_current() if ret["changes"] or not ret["result"] else current, desired, owned)
         if keep != owned:
             owned_records.store(__opts__, record, keep)
     return ret

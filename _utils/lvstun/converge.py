@@ -31,7 +31,13 @@ def converge(ret, test, check, apply, what, detail=None):
         done = apply()
         left = check()
     except SaltException as err:
-        ret.update(result=False, comment=f"failed to change {what}: {err}")
+        # Report what was done apart from what failed: the drifts a new check no longer finds.
+        try:
+            left = drift.as_changes(check())
+        except SaltException:
+            left = ret["changes"]
+        ret["changes"] = {name: change for name, change in ret["changes"].items() if name not in left}
+        ret.update(result=False, comment=f"failed to change {what}: {err}; not done: {sorted(left)}")
         return ret
     if left:
         ret.update(result=False, comment=f"{what} still differs after the change: "

@@ -414,7 +414,7 @@ def _remove_dest(ops, changes, svc, dest, label, remove):
 
 
 def still_owned(current, desired, owned):
-    """The specs to remember as owned after a run: desired ones, and owned ones that
-    still exist in the kernel (being drained)."""
+    """The specs to remember as owned after a run: desired and owned ones that exist in
+    the kernel (owned ones being drained; after a failed run, exactly those it made)."""
     now = {service_spec(s) for s in current}
-    return sorted({service_spec(s) for s in desired} | (set(owned) & now))
+    return sorted(({service_spec(s) for s in desired} | set(owned)) & now)

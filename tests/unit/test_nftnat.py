@@ -83,3 +83,16 @@ def test_a_difference_the_text_does_not_show_lists_the_whole_table(nftnat, monke
     monkeypatch.setattr(nftnat, "current", lambda table: have)
     (record,) = nftnat.check(SEED, "wan0")
     assert record["want"] == lines and record["have"] == lines
+
+
+def test_an_nft_that_hangs_is_a_clear_error_not_a_traceback(nftnat, monkeypatch):
+    import subprocess  # noqa: PLC0415
+
+    from salt.exceptions import CommandExecutionError  # noqa: PLC0415
+
+    def hang(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs.get("timeout"))
+
+    monkeypatch.setattr(nftnat.subprocess, "run", hang)
+    with pytest.raises(CommandExecutionError, match="did not finish in 30 s"):
+        nftnat.check(SEED, "wan0")
