@@ -30,20 +30,37 @@ IPIP_OVERHEAD = 20  # bytes an IPv4-in-IPv4 header adds to every request the dir
 TCP_IP_HEADERS = 40  # IPv4 + TCP headers without options: MSS = MTU - 40
 IFNAMSIZ = 16  # the kernel's limit for an interface name, its final NUL included
 
-# The settings each part of the site takes; any other key is refused with the nearest.
-KNOWN = {
-    "site": ("lan", "router", "directors", "realservers", "services", "tunnel", "ipvs"),
-    "lan": ("subnet", "gateway"),
-    "router": ("id", "kind", "lan_address", "lan_interface", "wan_address", "wan_interface", "save"),
-    "director": ("address", "interface", "gateway"),
-    "realserver": ("address", "interface", "gateway", "weight"),
-    "service": ("vip", "public", "protocol", "port", "scheduler", "flags", "persistent", "netmask", "check",
-                "floor", "sorry", "backends"),
-    "backend": ("weight", "port"),
-    "check": ("type", "port", "path", "expect", "interval", "timeout", "rise", "fall"),
-    "tunnel": ("device", "lan_mtu", "mss", "route_table"),
-    "ipvs": ("conn_reuse_mode", "expire_nodest_conn", "expire_quiescent_template"),
+
+
+class Derived(str):
+    """A default taken from another value of the site (its text says which)."""
+
+
+REQUIRED = object()  # a setting without default
+
+# The schema, as data: every setting each part of the site takes, with its default (any
+# other key is refused, naming the nearest). docs/pillar.md documents exactly these
+# (tests/unit/test_site.py checks it).
+SCHEMA = {
+    "site": {"lan": REQUIRED, "router": REQUIRED, "directors": REQUIRED, "realservers": REQUIRED,
+             "services": REQUIRED, "tunnel": {}, "ipvs": {}},
+    "lan": {"subnet": REQUIRED, "gateway": REQUIRED},
+    "router": {"id": REQUIRED, "kind": "linux", "lan_interface": Derived("eth0; ios: GigabitEthernet0/0"),
+               "lan_address": Derived("lan:gateway"), "wan_interface": Derived("wan0; ios: GigabitEthernet0/1"),
+               "wan_address": REQUIRED, "save": False},
+    "director": {"address": REQUIRED, "interface": "eth0", "gateway": Derived("lan:gateway")},
+    "realserver": {"address": REQUIRED, "interface": "eth0", "gateway": Derived("lan:gateway"), "weight": 1},
+    "service": {"vip": REQUIRED, "public": Derived("vip"), "protocol": "tcp", "port": REQUIRED,
+                "scheduler": "wlc", "flags": [], "persistent": 0, "netmask": None, "check": {}, "floor": 1,
+                "sorry": None, "backends": Derived("every real server, with its weight")},
+    "backend": {"weight": Derived("the real server's weight"), "port": Derived("the service's port")},
+    "check": {"type": Derived("http (tcp), udp (udp), none (sctp)"), "port": Derived("the service's port"),
+              "path": "/", "expect": 200, "interval": 1, "timeout": 0.5, "rise": 2, "fall": 2},
+    "tunnel": {"device": "tunl0", "lan_mtu": 1500, "mss": "auto", "route_table": 4242},
+    "ipvs": {"conn_reuse_mode": None, "expire_nodest_conn": None, "expire_quiescent_template": None},
 }
+IPVS_SYSCTLS = {"conn_reuse_mode": 3, "expire_nodest_conn": 1, "expire_quiescent_template": 1}  # key: highest
+ROUTER_INTERFACES = {"linux": ("eth0", "wan0"), "ios": ("GigabitEthernet0/0", "GigabitEthernet0/1")}
 _MINION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CHECK_PATH = re.compile(r"/[\x21-\x7e]*")  # printable ASCII, no space: it goes into the request line
 
@@ -148,7 +165,7 @@ class _Errors(list):
 
 def _known(errors, path, spec, part):
     """An error for every key of ``spec`` that ``part`` does not take, with the nearest."""
-    keys = KNOWN[part]
+    keys = tuple(SCHEMA[part])
     for key in spec:
         if key in keys:
             continue
@@ -242,82 +259,107 @@ def parse(pillar):
     ``pillar`` is the whole pillar (the ``lvs`` key is taken from it) or the tree itself.
     """
     tree = pillar.get(PILLAR_KEY, pillar) if isinstance(pillar, dict) else pillar
-    errors = _Errors()
-    tree = _mapping(errors, (), tree)
+    parser = _Parser()
+    tree = _mapping(parser.errors, (), tree)
     if not tree:
-        errors.add((), "no site defined (the pillar has no 'lvs' tree)")
-        raise SiteError(errors)
-    _known(errors, (), tree, "site")
+        parser.errors.add((), "no site defined (the pillar has no 'lvs' tree)")
+        raise SiteError(parser.errors)
+    _known(parser.errors, (), tree, "site")
+    parser.lan(tree.get("lan"))
+    parser.router(tree.get("router"))
+    for role, key in (("director", "directors"), ("realserver", "realservers")):
+        parser.hosts_of(role, key, tree.get(key))
+    parser.services_of(tree.get("services"))
+    tunnel = _tunnel(parser.errors, _mapping(parser.errors, ("tunnel",), tree.get("tunnel")))
+    ipvs = parser.ipvs(tree.get("ipvs"))
+    if parser.errors:
+        raise SiteError(parser.errors)
+    return Site(subnet=str(parser.subnet), gateway=parser.gateway, router=parser.router_, hosts=parser.hosts,
+                services=parser.services, tunnel=tunnel, ipvs=ipvs)
 
-    lan = _mapping(errors, ("lan",), tree.get("lan"))
-    _known(errors, ("lan",), lan, "lan")
-    subnet = _network(errors, ("lan", "subnet"), lan.get("subnet"))
-    gateway = _ip(errors, ("lan", "gateway"), lan.get("gateway"))
-    _unicast(errors, ("lan", "gateway"), gateway, subnet)
-    if subnet is not None and gateway is not None and netaddr.IPAddress(gateway) not in subnet:
-        errors.add(("lan", "gateway"), f"{gateway} is not on the LAN {subnet} (no host could reach it)")
 
-    owners = {}  # address -> pillar path of the first host that claimed it
+def _default(part, key, spec):
+    """``spec[key]``, or the schema's default for it (None when it has none)."""
+    default = SCHEMA[part][key]
+    return spec.get(key, None if isinstance(default, Derived) or default is REQUIRED else default)
 
-    def claim(path, address):
+
+class _Parser:
+    """One parse of a site tree, a method per pillar section; they share the errors
+    found and what earlier sections established (the LAN, the addresses taken)."""
+
+    def __init__(self):
+        self.errors = _Errors()
+        self.subnet = self.gateway = self.router_ = None
+        self.owners = {}  # address -> pillar path of the first host that claimed it
+        self.hosts = {}
+        self.services = {}
+
+    def claim(self, path, address):
+        """Take ``address`` for the host at ``path``: on the LAN, a host's, not taken."""
         if address is None:
             return
-        _unicast(errors, path, address, subnet)
-        if subnet is not None and netaddr.IPAddress(address) not in subnet:
-            errors.add(path, f"{address} is not on the LAN {subnet}")
-        if address in owners:
-            errors.add(path, f"{address} is also the address of {owners[address]}")
+        _unicast(self.errors, path, address, self.subnet)
+        if self.subnet is not None and netaddr.IPAddress(address) not in self.subnet:
+            self.errors.add(path, f"{address} is not on the LAN {self.subnet}")
+        if address in self.owners:
+            self.errors.add(path, f"{address} is also the address of {self.owners[address]}")
         else:
-            owners[address] = ":".join([PILLAR_KEY, *map(str, path[:-1])])
+            self.owners[address] = ":".join([PILLAR_KEY, *map(str, path[:-1])])
 
-    router = None
-    rtree = _mapping(errors, ("router",), tree.get("router"))
-    if not rtree:
-        errors.add(("router",), "missing: the site needs a front router (id, kind, wan_address)")
-    else:
-        _known(errors, ("router",), rtree, "router")
+    def lan(self, value):
+        errors, path = self.errors, ("lan",)
+        lan = _mapping(errors, path, value)
+        _known(errors, path, lan, "lan")
+        self.subnet = _network(errors, (*path, "subnet"), lan.get("subnet"))
+        self.gateway = gateway = _ip(errors, (*path, "gateway"), lan.get("gateway"))
+        _unicast(errors, (*path, "gateway"), gateway, self.subnet)
+        if self.subnet is not None and gateway is not None and netaddr.IPAddress(gateway) not in self.subnet:
+            errors.add((*path, "gateway"), f"{gateway} is not on the LAN {self.subnet} (no host could reach it)")
+
+    def router(self, value):
+        errors, path, subnet, gateway = self.errors, ("router",), self.subnet, self.gateway
+        rtree = _mapping(errors, path, value)
+        if not rtree:
+            errors.add(path, "missing: the site needs a front router (id, kind, wan_address)")
+            return
+        _known(errors, path, rtree, "router")
         rid = rtree.get("id")
         if not rid or not isinstance(rid, str):
-            errors.add(("router", "id"), "missing: the router's minion id")
+            errors.add((*path, "id"), "missing: the router's minion id")
         elif not _MINION_ID.fullmatch(rid):
-            errors.add(("router", "id"), f"{rid!r} is not a minion id (letters, digits, '.', '_', '-')")
-        kind = _choice(errors, ("router", "kind"), rtree.get("kind", "linux"), ROUTER_KINDS)
-        lan_address = _ip(errors, ("router", "lan_address"), rtree.get("lan_address", gateway))
-        wan = _network(errors, ("router", "wan_address"), rtree.get("wan_address"), strict=False)
+            errors.add((*path, "id"), f"{rid!r} is not a minion id (letters, digits, '.', '_', '-')")
+        kind = _choice(errors, (*path, "kind"), _default("router", "kind", rtree), ROUTER_KINDS)
+        lan_address = _ip(errors, (*path, "lan_address"), rtree.get("lan_address", gateway))
+        wan = _network(errors, (*path, "wan_address"), rtree.get("wan_address"), strict=False)
         if lan_address is not None and gateway is not None and lan_address != gateway:
-            errors.add(("router", "lan_address"), f"{lan_address} differs from lvs:lan:gateway {gateway}")
+            errors.add((*path, "lan_address"), f"{lan_address} differs from lvs:lan:gateway {gateway}")
         if lan_address is not None:
-            owners[lan_address] = f"{PILLAR_KEY}:router"
+            self.owners[lan_address] = f"{PILLAR_KEY}:router"
             if subnet is not None and netaddr.IPAddress(lan_address) not in subnet:
-                errors.add(("router", "lan_address"), f"{lan_address} is not on the LAN {subnet}")
+                errors.add((*path, "lan_address"), f"{lan_address} is not on the LAN {subnet}")
         if wan is not None:
-            _unicast(errors, ("router", "wan_address"), str(wan.ip), wan)
+            _unicast(errors, (*path, "wan_address"), str(wan.ip), wan)
         if wan is not None and subnet is not None and wan.ip in subnet:
-            errors.add(("router", "wan_address"), f"{wan} is inside the LAN {subnet}")
+            errors.add((*path, "wan_address"), f"{wan} is inside the LAN {subnet}")
         naming = _ios_interface if kind == "ios" else _name
-        default_lan, default_wan = ("GigabitEthernet0/0", "GigabitEthernet0/1") if kind == "ios" else ("eth0", "wan0")
-        lan_interface = naming(errors, ("router", "lan_interface"), rtree.get("lan_interface", default_lan))
-        wan_interface = naming(errors, ("router", "wan_interface"), rtree.get("wan_interface", default_wan))
+        default_lan, default_wan = ROUTER_INTERFACES.get(kind, ROUTER_INTERFACES["linux"])
+        lan_interface = naming(errors, (*path, "lan_interface"), rtree.get("lan_interface", default_lan))
+        wan_interface = naming(errors, (*path, "wan_interface"), rtree.get("wan_interface", default_wan))
         if lan_interface == wan_interface:
-            errors.add(("router", "wan_interface"), f"{wan_interface} is also the LAN interface")
-        save = rtree.get("save", False)
+            errors.add((*path, "wan_interface"), f"{wan_interface} is also the LAN interface")
+        save = _default("router", "save", rtree)
         if not isinstance(save, bool):
-            errors.add(("router", "save"), f"{save!r} is not true or false")
+            errors.add((*path, "save"), f"{save!r} is not true or false")
         elif save and kind != "ios":
-            errors.add(("router", "save"), "only an ios router has a config to save")
-        router = Router(
-            minion_id=rid,
-            kind=kind,
-            lan_address=lan_address,
-            lan_interface=lan_interface,
-            wan_address=str(wan) if wan is not None else None,
-            wan_interface=wan_interface,
-            save=save is True,
-        )
+            errors.add((*path, "save"), "only an ios router has a config to save")
+        self.router_ = Router(minion_id=rid, kind=kind, lan_address=lan_address, lan_interface=lan_interface,
+                              wan_address=str(wan) if wan is not None else None, wan_interface=wan_interface,
+                              save=save is True)
 
-    hosts = {}
-    for role, key in (("director", "directors"), ("realserver", "realservers")):
-        group = _mapping(errors, (key,), tree.get(key))
+    def hosts_of(self, role, key, value):
+        errors = self.errors
+        group = _mapping(errors, (key,), value)
         if not group:
             errors.add((key,), f"missing: the site needs at least one {role}")
         for minion_id, spec in group.items():
@@ -328,56 +370,70 @@ def parse(pillar):
                                  "quote it in YAML when it looks like a number)")
                 continue
             _known(errors, path, spec, role)
-            if minion_id in hosts or (router and minion_id == router.minion_id):
+            if minion_id in self.hosts or (self.router_ and minion_id == self.router_.minion_id):
                 errors.add(path, f"minion id {minion_id!r} has another role already")
                 continue
             address = _ip(errors, (*path, "address"), spec.get("address"))
-            claim((*path, "address"), address)
+            self.claim((*path, "address"), address)
             weight = 1
             if role == "realserver":
-                weight = _int(errors, (*path, "weight"), spec.get("weight", 1), 0, MAX_WEIGHT)
-            host_gateway = gateway
+                weight = _int(errors, (*path, "weight"), _default(role, "weight", spec), 0, MAX_WEIGHT)
+            host_gateway = self.gateway
             if "gateway" in spec:
                 host_gateway = _ip(errors, (*path, "gateway"), spec["gateway"])
-                _unicast(errors, (*path, "gateway"), host_gateway, subnet)
-                if host_gateway is not None and subnet is not None and netaddr.IPAddress(host_gateway) not in subnet:
-                    errors.add((*path, "gateway"), f"{host_gateway} is not on the host's subnet {subnet} "
+                _unicast(errors, (*path, "gateway"), host_gateway, self.subnet)
+                if host_gateway is not None and self.subnet is not None and \
+                        netaddr.IPAddress(host_gateway) not in self.subnet:
+                    errors.add((*path, "gateway"), f"{host_gateway} is not on the host's subnet {self.subnet} "
                                                    "(it could never be reached)")
-            hosts[minion_id] = Host(
-                minion_id=str(minion_id),
-                role=role,
-                address=address,
-                interface=_name(errors, (*path, "interface"), spec.get("interface", "eth0")),
-                weight=weight,
-                gateway=host_gateway,
-            )
+            interface = _name(errors, (*path, "interface"), _default(role, "interface", spec))
+            self.hosts[minion_id] = Host(minion_id=minion_id, role=role, address=address, interface=interface,
+                                         weight=weight, gateway=host_gateway)
 
-    services = {}
-    stree = _mapping(errors, ("services",), tree.get("services"))
-    if not stree:
-        errors.add(("services",), "missing: the site needs at least one virtual service")
-    seen = {}
-    publics = {}  # public address -> (service name, VIP)
-    vips = {}  # VIP -> first service name
-    for name, spec in stree.items():
-        path = ("services", name)
-        spec = _mapping(errors, path, spec)
-        if not isinstance(name, str) or not _MINION_ID.fullmatch(name):
-            errors.add(path, f"{name!r} is not a service name (letters, digits, '.', '_', '-')")
-            continue
-        _known(errors, path, spec, "service")
+    def services_of(self, value):
+        errors = self.errors
+        stree = _mapping(errors, ("services",), value)
+        if not stree:
+            errors.add(("services",), "missing: the site needs at least one virtual service")
+        seen = {}  # (vip, protocol, port) -> service name
+        publics = {}  # public address -> (service name, VIP)
+        vips = {}  # VIP -> first service name
+        for name, spec in stree.items():
+            path = ("services", name)
+            spec = _mapping(errors, path, spec)
+            if not isinstance(name, str) or not _MINION_ID.fullmatch(name):
+                errors.add(path, f"{name!r} is not a service name (letters, digits, '.', '_', '-')")
+                continue
+            _known(errors, path, spec, "service")
+            service = self.service(path, name, spec, publics)
+            if service.vip is not None:
+                vips.setdefault(service.vip, name)
+            key = (service.vip, service.protocol, service.port)
+            if None not in key:
+                if key in seen:
+                    errors.add(path, f"{service.protocol} {service.vip}:{service.port} is also defined by "
+                                     f"lvs:services:{seen[key]}")
+                seen[key] = name
+            self.services[name] = service
+        for svc in self.services.values():
+            if svc.public != svc.vip and svc.public in vips:
+                errors.add(("services", svc.name, "public"), f"{svc.public} is the VIP of "
+                                                             f"lvs:services:{vips[svc.public]}: a public address "
+                                                             "maps to a VIP, it is not one")
+
+    def service(self, path, name, spec, publics):
+        """One service: its addresses, protocol and scheduling, check and backends."""
+        errors, subnet = self.errors, self.subnet
         vip = _ip(errors, (*path, "vip"), spec.get("vip"))
         _unicast(errors, (*path, "vip"), vip, subnet)
-        if vip is not None and vip in owners:
-            errors.add((*path, "vip"), f"{vip} is the address of {owners[vip]}, not a free VIP")
-        if vip is not None:
-            vips.setdefault(vip, name)
+        if vip is not None and vip in self.owners:
+            errors.add((*path, "vip"), f"{vip} is the address of {self.owners[vip]}, not a free VIP")
         public = _ip(errors, (*path, "public"), spec.get("public", vip))
         if public != vip:
             _unicast(errors, (*path, "public"), public)
-        protocol = _choice(errors, (*path, "protocol"), spec.get("protocol", "tcp"), tuple(PROTOCOLS))
+        protocol = _choice(errors, (*path, "protocol"), _default("service", "protocol", spec), tuple(PROTOCOLS))
         port = _int(errors, (*path, "port"), spec.get("port"), 1, 65535)
-        scheduler = _choice(errors, (*path, "scheduler"), spec.get("scheduler", "wlc"), SCHEDULERS)
+        scheduler = _choice(errors, (*path, "scheduler"), _default("service", "scheduler", spec), SCHEDULERS)
         flags = spec.get("flags") or []
         if isinstance(flags, str):
             flags = [flags]
@@ -386,7 +442,7 @@ def parse(pillar):
             flags = []
         for flag in flags:
             _choice(errors, (*path, "flags"), flag, SCHED_FLAGS)
-        persistent = _int(errors, (*path, "persistent"), spec.get("persistent", 0), 0, 2**31 - 1)
+        persistent = _int(errors, (*path, "persistent"), _default("service", "persistent", spec), 0, 2**31 - 1)
         netmask = None
         if spec.get("netmask") is not None:
             netmask = _ip(errors, (*path, "netmask"), spec["netmask"])
@@ -408,30 +464,33 @@ def parse(pillar):
                     errors.add((*path, "public"), f"VIP {vip} is already mapped to {other} by "
                                                   f"lvs:services:{oname}")
                     break
-        key = (vip, protocol, port)
-        if None not in key:
-            if key in seen:
-                errors.add(path, f"{protocol} {vip}:{port} is also defined by lvs:services:{seen[key]}")
-            seen[key] = name
-        backends = []
         sorry = spec.get("sorry")
         if sorry is not None and not isinstance(sorry, str):
             errors.add((*path, "sorry"), f"{sorry!r} must be one real server's minion id")
             sorry = None
         if sorry is not None:
-            sorry_host = hosts.get(sorry)
+            sorry_host = self.hosts.get(sorry)
             if sorry_host is None or sorry_host.role != "realserver":
                 errors.add((*path, "sorry"), f"{sorry!r} is not a real server of this site (lvs:realservers)")
-        btree = spec.get("backends")
+        backends = self.backends(path, spec.get("backends"), sorry, port)
+        floor = _floor(errors, (*path, "floor"), _default("service", "floor", spec), len(backends))
+        return Service(name=name, vip=vip, public=public, protocol=protocol, port=port, scheduler=scheduler,
+                       backends=tuple(backends), flags=tuple(flags), persistent=persistent, netmask=netmask,
+                       check=check, floor=floor, sorry=sorry)
+
+    def backends(self, path, btree, sorry, port):
+        """A service's backends: every real server with its weight, unless it names them."""
+        errors = self.errors
         if btree is None:
-            btree = {host.minion_id: {} for host in hosts.values()
+            btree = {host.minion_id: {} for host in self.hosts.values()
                      if host.role == "realserver" and host.minion_id != sorry}
         btree = _mapping(errors, (*path, "backends"), btree)
         if sorry is not None and sorry in btree:
             errors.add((*path, "sorry"), f"{sorry} is a backend of this service: a sorry server stands apart")
+        backends = []
         for rs_id, override in btree.items():
             bpath = (*path, "backends", rs_id)
-            host = hosts.get(rs_id) if isinstance(rs_id, str) else None
+            host = self.hosts.get(rs_id) if isinstance(rs_id, str) else None
             if host is None or host.role != "realserver":
                 errors.add(bpath, f"{rs_id!r} is not a real server of this site (lvs:realservers)")
                 continue
@@ -448,41 +507,13 @@ def parse(pillar):
                                                  "IPVS forwards the packet unchanged, so the real server must "
                                                  f"listen on {port} on the VIP")
             backends.append(Backend(rs_id, host.address, bport, weight))
-        floor = _floor(errors, (*path, "floor"), spec.get("floor", 1), len(backends))
-        services[name] = Service(
-            name=str(name),
-            vip=vip,
-            public=public,
-            protocol=protocol,
-            port=port,
-            scheduler=scheduler,
-            backends=tuple(backends),
-            flags=tuple(flags),
-            persistent=persistent,
-            netmask=netmask,
-            check=check,
-            floor=floor,
-            sorry=sorry,
-        )
+        return backends
 
-    for svc in services.values():
-        if svc.public != svc.vip and svc.public in vips:
-            errors.add(("services", svc.name, "public"), f"{svc.public} is the VIP of "
-                                                         f"lvs:services:{vips[svc.public]}: a public address "
-                                                         "maps to a VIP, it is not one")
-
-    tunnel = _tunnel(errors, _mapping(errors, ("tunnel",), tree.get("tunnel")))
-    ipvs = {}
-    itree = _mapping(errors, ("ipvs",), tree.get("ipvs"))
-    _known(errors, ("ipvs",), itree, "ipvs")
-    for key, high in (("conn_reuse_mode", 3), ("expire_nodest_conn", 1), ("expire_quiescent_template", 1)):
-        if itree.get(key) is not None:
-            ipvs[key] = _int(errors, ("ipvs", key), itree[key], 0, high)
-
-    if errors:
-        raise SiteError(errors)
-    return Site(subnet=str(subnet), gateway=gateway, router=router, hosts=hosts, services=services,
-                tunnel=tunnel, ipvs=ipvs)
+    def ipvs(self, value):
+        itree = _mapping(self.errors, ("ipvs",), value)
+        _known(self.errors, ("ipvs",), itree, "ipvs")
+        return {key: _int(self.errors, ("ipvs", key), itree[key], 0, high)
+                for key, high in IPVS_SYSCTLS.items() if itree.get(key) is not None}
 
 
 def _floor(errors, path, value, count):
@@ -535,12 +566,12 @@ def _check(errors, path, value, protocol, port):
         "type": kind,
         # inherited values were checked where they stand: only overrides are checked here
         "port": _int(errors, (*path, "port"), spec["port"], 1, 65535) if "port" in spec else port,
-        "path": _check_path(errors, (*path, "path"), spec.get("path", "/")),
-        "expect": _int(errors, (*path, "expect"), spec.get("expect", 200), 100, 599),
-        "interval": spec.get("interval", 1),
-        "timeout": spec.get("timeout", 0.5),
-        "rise": _int(errors, (*path, "rise"), spec.get("rise", 2), 1, 100),
-        "fall": _int(errors, (*path, "fall"), spec.get("fall", 2), 1, 100),
+        "path": _check_path(errors, (*path, "path"), _default("check", "path", spec)),
+        "expect": _int(errors, (*path, "expect"), _default("check", "expect", spec), 100, 599),
+        "interval": _default("check", "interval", spec),
+        "timeout": _default("check", "timeout", spec),
+        "rise": _int(errors, (*path, "rise"), _default("check", "rise", spec), 1, 100),
+        "fall": _int(errors, (*path, "fall"), _default("check", "fall", spec), 1, 100),
     }
     numbers_ok = True
     for key, high in (("interval", 3600), ("timeout", 60)):
@@ -564,9 +595,9 @@ def _tunnel(errors, spec):
     """The tunnel policy; ``mss: auto`` clamps to what fits in one tunnelled packet."""
     path = ("tunnel",)
     _known(errors, path, spec, "tunnel")
-    device = _name(errors, (*path, "device"), spec.get("device", "tunl0"))
-    lan_mtu = _int(errors, (*path, "lan_mtu"), spec.get("lan_mtu", 1500), 576, 65535)
-    mss = spec.get("mss", "auto")
+    device = _name(errors, (*path, "device"), _default("tunnel", "device", spec))
+    lan_mtu = _int(errors, (*path, "lan_mtu"), _default("tunnel", "lan_mtu", spec), 576, 65535)
+    mss = _default("tunnel", "mss", spec)
     if mss == "auto":
         mss = lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS if lan_mtu else None
     elif mss in ("off", False, None):
@@ -576,7 +607,7 @@ def _tunnel(errors, spec):
         if mss is not None and lan_mtu is not None and mss > lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS:
             errors.add((*path, "mss"), f"{mss} does not fit in a tunnelled packet on a {lan_mtu}-byte LAN "
                                        f"(at most {lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS})")
-    table = _int(errors, (*path, "route_table"), spec.get("route_table", 4242), 1, 2**31 - 1)
+    table = _int(errors, (*path, "route_table"), _default("tunnel", "route_table", spec), 1, 2**31 - 1)
     if table in (253, 254, 255):
         errors.add((*path, "route_table"), f"{table} is one of the kernel's own tables (default, main, local)")
     return Tunnel(device=device, lan_mtu=lan_mtu, mss=mss, route_table=table)

@@ -245,3 +245,26 @@ def test_no_site_at_all():
     with pytest.raises(lvstun.site.SiteError) as err:
         lvstun.site.parse({})
     assert err.value.errors == ["lvs: no site defined (the pillar has no 'lvs' tree)"]
+
+
+def test_the_docs_reference_documents_exactly_the_schema():
+    with open(os.path.join(REPO, "docs", "pillar.md"), encoding="utf-8") as fh:
+        block = fh.read().split("```yaml\n", 1)[1].split("```", 1)[0]
+    tree = yaml.safe_load(block)["lvs"]
+
+    def keys_of(mappings):
+        return set().union(*(set(m) for m in mappings))
+
+    services = list(tree["services"].values())
+    documented = {
+        "site": set(tree), "lan": set(tree["lan"]), "router": set(tree["router"]),
+        "director": keys_of(tree["directors"].values()), "realserver": keys_of(tree["realservers"].values()),
+        "service": keys_of(services), "check": keys_of(s["check"] for s in services),
+        "backend": keys_of(b for s in services for b in s["backends"].values()),
+        "tunnel": set(tree["tunnel"]), "ipvs": set(tree["ipvs"]),
+    }
+    assert set(documented) == set(lvstun.site.SCHEMA)
+    for part, keys in documented.items():
+        assert keys == set(lvstun.site.SCHEMA[part]), part
+    # The documented example is itself a valid site, defaults and all.
+    lvstun.site.parse({"lvs": {**tree, "services": {"web": {**services[0], "sorry": None}}}})
