@@ -30,6 +30,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 import time
 
 import salt.client
@@ -44,7 +45,14 @@ import lvstun.site
 
 log = logging.getLogger(__name__)
 
+# Shared by the reactor's threads (the runner module stays loaded between its calls).
+_STATE_LOCK = threading.Lock()
+_SITE = {}  # the last site compiled, and when
+_RUNNING = {}  # minion -> True when another event came while its check ran
+
 RECORD = "health"
+PUSHED = "health-pushed"  # the weights last set on the directors (and the pushes' lock)
+SITE_TTL = 5  # seconds: how often a flood of events naming strangers may compile the pillar
 ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
 STALE = 3 * lvstun.health.HEARTBEAT  # a beacon report older than this says nothing
 
@@ -58,27 +66,63 @@ def _site():
     tree goes to every minion of the site alike)."""
     pillar = salt.pillar.get_pillar(__opts__, {}, __opts__["id"], saltenv="base").compile_pillar()
     try:
-        return lvstun.site.parse(pillar)
+        site = lvstun.site.parse(pillar)
     except lvstun.site.SiteError as err:
         raise SaltInvocationError(str(err)) from None
+    with _STATE_LOCK:
+        _SITE.update(site=site, at=time.monotonic())
+    return site
+
+
+def _is_realserver(site, minion):
+    host = site.hosts.get(minion) if site is not None else None
+    return host is not None and host.role == "realserver"
+
+
+def _known_realserver(minion):
+    """Whether ``minion`` is a real server of the site, compiling the pillar at most once
+    per ``SITE_TTL`` for names it does not know: a flood of events naming strangers costs
+    no pillar compilation each."""
+    with _STATE_LOCK:
+        cached, at = _SITE.get("site"), _SITE.get("at", -SITE_TTL)
+    if _is_realserver(cached, minion):
+        return True
+    if time.monotonic() - at < SITE_TTL:
+        return False
+    return _is_realserver(_site(), minion)
 
 
 @contextlib.contextmanager
-def _record():
-    """The health record, locked against the reactor's other threads; written back
-    when the block ends without an error."""
-    path = lvstun.owned.path(__opts__, RECORD)
+def _locked(name):
+    """An exclusive lock shared by every process of the master (the reactor's threads,
+    ``salt-run``): a file lock beside the record ``name``."""
+    path = lvstun.owned.path(__opts__, name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(f"{path}.lock", "a", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            record = lvstun.owned.load(__opts__, RECORD, {}) or {}
-            record.setdefault("health", {})
-            record.setdefault("maintenance", {})
-            yield record
-            lvstun.owned.store(__opts__, RECORD, record)
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _load_record():
+    record = lvstun.owned.load(__opts__, RECORD, {}) or {}
+    if not isinstance(record, dict):
+        record = {}
+    record.setdefault("health", {})
+    record.setdefault("maintenance", {})
+    return record
+
+
+@contextlib.contextmanager
+def _record():
+    """The health record, locked against the reactor's other threads and ``salt-run``;
+    written back when the block ends without an error. Never wait on the network in it."""
+    with _locked(RECORD):
+        record = _load_record()
+        yield record
+        lvstun.owned.store(__opts__, RECORD, record)
 
 
 def _weights(site, record):
@@ -87,27 +131,37 @@ def _weights(site, record):
             for spec, svc in lvstun.roles.ipvs_services(site, record).items()}
 
 
-def _push(site, before, after):
-    """Send the weights that changed to every director; return what each reported."""
-    changed = {}
-    for spec, dests in after.items():
-        for dest, weight in dests.items():
-            if before.get(spec, {}).get(dest) != weight:
-                changed.setdefault(spec, {})[dest] = weight
-    if not changed:
-        return {}
-    directors = sorted(host.minion_id for host in site.directors)
-    ret = _client().cmd(directors, "lvs_health.set_weights", [changed], tgt_type="list", timeout=15)
-    for director in directors:
-        if director not in ret:
-            log.error("lvs: director %s did not confirm the weights %s", director, changed)
-    return {"weights": changed, "directors": ret}
+def _push(site, before):
+    """Set on every director the weights the record holds now, where they changed.
+
+    Pushes are serialized across processes (their own lock: the record's is not held
+    while directors answer), and each pushes the newest record's weights, compared with
+    the last weights pushed (or ``before``, this call's weights before its change): a
+    slower push can never leave older weights on the directors than a faster one."""
+    with _locked(PUSHED):
+        after = _weights(site, _load_record())
+        last = lvstun.owned.load(__opts__, PUSHED, None)
+        base = last if isinstance(last, dict) else before
+        changed = {}
+        for spec, dests in after.items():
+            for dest, weight in dests.items():
+                if base.get(spec, {}).get(dest) != weight:
+                    changed.setdefault(spec, {})[dest] = weight
+        if not changed:
+            return {}
+        directors = sorted(host.minion_id for host in site.directors)
+        ret = _client().cmd(directors, "lvs_health.set_weights", [changed], tgt_type="list", timeout=15)
+        for director in directors:
+            if director not in ret:
+                log.error("lvs: director %s did not confirm the weights %s", director, changed)
+        lvstun.owned.store(__opts__, PUSHED, after)
+        return {"weights": changed, "directors": ret}
 
 
 def _apply(site, record, now, minion, services=None, host=None):
-    """Record what ``minion`` (verified) says and return the weight changes pushed."""
+    """Record what ``minion`` (verified) says; the caller pushes the weights (:func:`_push`)
+    once the record is unlocked."""
     entry = record["health"].setdefault(minion, {"services": {}, "host": True, "down_at": 0})
-    before = _weights(site, record)
     old_down = {n for n, ok in entry["services"].items() if ok is False} | ({"*"} if entry["host"] is False else set())
     wanted = dict(entry["services"]) if services is None else dict(services)
     host_ok = entry["host"] if host is None else host
@@ -127,7 +181,6 @@ def _apply(site, record, now, minion, services=None, host=None):
             else:
                 wanted[name] = False
     entry.update(services=wanted, host=host_ok, held=held, checked_at=now)
-    return _push(site, before, _weights(site, record))
 
 
 def health(minion):
@@ -139,28 +192,56 @@ def health(minion):
     .. code-block:: bash
 
         salt-run lvs.health rs1
+
+    Bounded under a flood of events: a name that is no real server of the site is
+    dropped without compiling the pillar (more than once per ``SITE_TTL``), and for each
+    real server at most one check runs at a time; events that arrive meanwhile make it
+    run once more when it ends (the newest state is never lost, duplicates are).
     """
-    site = _site()
     minion = str(minion)
-    host = site.hosts.get(minion)
-    if host is None or host.role != "realserver":
+    if not _known_realserver(minion):
         log.warning("lvs: health event for %r, which is not a real server of the site: ignored", minion)
+        return {"ignored": f"{minion!r} is not a real server of the site"}
+    with _STATE_LOCK:
+        if minion in _RUNNING:
+            _RUNNING[minion] = True  # run again when the running check ends
+            return {"minion": minion, "coalesced": True}
+        _RUNNING[minion] = False
+    try:
+        while True:
+            result = _health(minion)
+            with _STATE_LOCK:
+                if not _RUNNING[minion]:
+                    return result
+                _RUNNING[minion] = False
+    finally:
+        with _STATE_LOCK:
+            _RUNNING.pop(minion, None)
+
+
+def _health(minion):
+    """One check of ``minion``: its report, then the record, then the weights."""
+    site = _site()
+    if not _is_realserver(site, minion):
         return {"ignored": f"{minion!r} is not a real server of the site"}
     report, at = _report(minion, site)
     if report is None:
         return {"minion": minion, "answered": False}
-    current = (lvstun.owned.load(__opts__, RECORD, {}) or {}).get("health", {}).get(minion, {})
+    current = _load_record()["health"].get(minion, {})
     if report == current.get("services") and not current.get("held"):
         return {"minion": minion, "services": report, "changed": False}  # a heartbeat: nothing to decide
     with _record() as record:
+        before = _weights(site, record)
         entry = record["health"].get(minion, {})
         if at <= max(entry.get("reported_at", 0), entry.get("down_at", 0) if entry.get("host") is False else 0):
             # Older than a report applied already, or made before its host went down.
             return {"minion": minion, "services": report, "stale": True}
-        pushed = _apply(site, record, time.time(), minion, services=report)
+        _apply(site, record, time.time(), minion, services=report)
         record["health"][minion]["reported_at"] = at
-        log.info("lvs: %s reports %s: %s", minion, report, pushed or "no weight changed")
-        return {"minion": minion, "services": report, "held": record["health"][minion]["held"], **pushed}
+        held = record["health"][minion]["held"]
+    pushed = _push(site, before)
+    log.info("lvs: %s reports %s: %s", minion, report, pushed or "no weight changed")
+    return {"minion": minion, "services": report, "held": held, **pushed}
 
 
 def _backed_by(site, minion):
@@ -225,15 +306,13 @@ def hosts():
         if asked_at < record.get("hosts_asked_at", 0):
             return {**result, "stale": True}  # a later call applied newer views already
         record["hosts_asked_at"] = asked_at
+        before = _weights(site, record)
         now = time.time()
         for host in site.realservers:
             verdict = host_verdict([view.get(host.minion_id) for view in views], len(directors))
-            if verdict is None:
-                continue
-            pushed = _apply(site, record, now, host.minion_id, host=verdict)
-            if pushed:
-                result[host.minion_id] = pushed
-    return result
+            if verdict is not None:
+                _apply(site, record, now, host.minion_id, host=verdict)
+    return {**result, **_push(site, before)}
 
 
 def host_verdict(seen, directors):
@@ -269,7 +348,7 @@ def drain(minion, service=None, reason="maintenance"):
         entry = record["maintenance"].setdefault(str(minion), {"services": [], "reason": reason})
         entry["services"] = sorted(set(entry["services"]) | {service or "*"})
         entry.update(reason=reason, at=time.time())
-        return {"drained": str(minion), "services": entry["services"], **_push(site, before, _weights(site, record))}
+    return {"drained": str(minion), "services": entry["services"], **_push(site, before)}
 
 
 def undrain(minion, service=None):
@@ -290,7 +369,7 @@ def undrain(minion, service=None):
             entry["services"] = [] if service is None else [s for s in entry["services"] if s != service]
             if not entry["services"]:
                 del record["maintenance"][str(minion)]
-        return {"undrained": str(minion), **_push(site, before, _weights(site, record))}
+    return {"undrained": str(minion), **_push(site, before)}
 
 
 def status():

@@ -1,0 +1,76 @@
+"""The runner under a flood of events (``_runners/lvs.py``): strangers cost no pillar
+compilation each, one check at a time per real server with the newest state never lost,
+and pushes that never leave older weights on the directors than newer ones."""
+
+import threading
+import time
+import types
+
+import lvstun.site
+from tests.unit.checkout import load
+from tests.unit.test_health import site_tree
+
+
+def _runner(tmp_path, monkeypatch):
+    runner = load("lvs_runner_flood", "_runners", "lvs.py")
+    runner.__opts__ = {"cachedir": str(tmp_path), "id": "master", "conf_file": "/dev/null"}
+    site = lvstun.site.parse(site_tree())
+    compiled = []
+
+    def compile_site():
+        compiled.append(time.monotonic())
+        with runner._STATE_LOCK:
+            runner._SITE.update(site=site, at=time.monotonic())
+        return site
+
+    monkeypatch.setattr(runner, "_site", compile_site)
+    return runner, site, compiled
+
+
+def test_events_naming_strangers_compile_the_pillar_at_most_once_per_ttl(tmp_path, monkeypatch):
+    runner, _, compiled = _runner(tmp_path, monkeypatch)
+    for n in range(1000):
+        assert "ignored" in runner.health(f"forged{n}")
+    assert len(compiled) == 1
+
+
+def test_one_check_at_a_time_per_real_server_and_the_last_event_is_not_lost(tmp_path, monkeypatch):
+    runner, _, _ = _runner(tmp_path, monkeypatch)
+    started, release, runs = threading.Event(), threading.Event(), []
+
+    def slow_check(minion):
+        runs.append(minion)
+        started.set()
+        release.wait(5)
+        return {"minion": minion}
+
+    monkeypatch.setattr(runner, "_health", slow_check)
+    first = threading.Thread(target=runner.health, args=("rs1",))
+    first.start()
+    started.wait(5)
+    results = [runner.health("rs1") for _ in range(500)]  # a flood while the check runs
+    assert all(r == {"minion": "rs1", "coalesced": True} for r in results)
+    release.set()
+    first.join(5)
+    assert runs == ["rs1", "rs1"]  # the running check, then exactly one more for the flood
+    assert runner._RUNNING == {}
+
+
+def test_a_slower_push_never_leaves_older_weights_than_a_faster_one(tmp_path, monkeypatch):
+    runner, site, _ = _runner(tmp_path, monkeypatch)
+    sent = []
+    monkeypatch.setattr(runner, "_client", lambda: types.SimpleNamespace(
+        cmd=lambda targets, fun, args, **kw: sent.append(args[0]) or {t: True for t in targets}))
+    with runner._record() as record:
+        before = runner._weights(site, record)
+        runner._apply(site, record, 1000, "rs1", services={"web": False})
+    # Before this push, another process records rs1 back up (after the hold): the push
+    # sends the newest record, so rs1 is not left at 0.
+    with runner._record() as record:
+        runner._apply(site, record, 1000 + 100, "rs1", services={"web": True})
+    runner._push(site, before)
+    assert sent == []  # net effect: unchanged from what the directors hold
+    with runner._record() as record:
+        runner._apply(site, record, 1200, "rs1", services={"web": False})
+    runner._push(site, before)
+    assert sent == [{"tcp:10.10.24.88:80": {"10.10.24.21:80": 0}}]
