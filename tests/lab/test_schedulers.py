@@ -59,8 +59,9 @@ def test_traffic_verdict_follows_the_scheduler(seed_weighted, scheduler, flags, 
     if scheduler in MISSING:
         # The kernel refuses the step: the state says which scheduler is missing, reports
         # no change it did not make, and the table keeps serving with its last scheduler.
-        assert list(failed) == ["lvs-director-ipvs"], failed
         assert f"scheduler {scheduler!r} is not available: load ip_vs_{scheduler}" in failed["lvs-director-ipvs"]
+        # Other failures are only states that require it (the hosts beacon), not run.
+        assert all("requisite" in comment for sid, comment in failed.items() if sid != "lvs-director-ipvs"), failed
         ipvs = next(s for s in returns["director"].values() if s["__id__"] == "lvs-director-ipvs")
         assert "tcp:10.10.24.88:80" not in ipvs["changes"], ipvs["changes"]
         report = traffic.run(lab, lab.site(), count=COUNT, service="web")
