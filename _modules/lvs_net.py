@@ -45,6 +45,7 @@ sysctl = fresh(lvstun.sysctl)
 tun = fresh(lvstun.tun)
 __virtualname__ = "lvs_net"
 RULE_PRIORITY = 1042  # before the main table (32766)
+RT_SCOPE_NOWHERE = 255  # in a route deletion: match a route of any scope (as ip route del does)
 
 
 def __virtual__():
@@ -279,7 +280,7 @@ def _apply_vip_routes(ipr, table, advmss, vips, routes, ifname):
         ipr.route("replace", dst=dst, oif=index, table=table, metrics={"advmss": advmss},
                   **kwargs)
     for stale in set(nl.routes(ipr, table)) - set(routes):
-        ipr.route("del", dst=stale, table=table)
+        ipr.route("del", dst=stale, table=table, scope=RT_SCOPE_NOWHERE)
     have = nl.source_rules(ipr, table)
     for vip in vips:
         if vip not in have:
@@ -313,7 +314,7 @@ def _undo_plan(ipr, record):
         for dst, route in sorted(nl.routes(ipr, table).items()):
             text = _route_text(route, f"#{route['oif']}")
             plan.append((drift.make("table-route", f"{table} route {dst}", None, text),
-                         lambda t=table, d=dst: ipr.route("del", dst=d, table=t)))
+                         lambda t=table, d=dst: ipr.route("del", dst=d, table=t, scope=RT_SCOPE_NOWHERE)))
     for dst, hops in sorted(nl.owned_routes(ipr).items()):
         plan.append((drift.make("route", dst, None, f"via {', '.join(hops)}"),
                      lambda d=dst: ipr.route("del", dst=d, proto=nl.RTPROT_LVS)))

@@ -35,7 +35,8 @@ def fixture_table(lab):
     call(lab, "saltutil.sync_all")
     clear(lab)
     cachedir = call(lab, "config.get", "cachedir")  # the ownership records live here
-    assert cachedir and lab.capture("director", "rm", "-rf", f"{cachedir}/lvs")[0] == 0
+    # Only the IPVS ownership records: the host's others (host-originals) stay its own.
+    assert cachedir and lab.capture("director", "sh", "-c", f"rm -f {cachedir}/lvs/ipvs-managed-*")[0] == 0
     yield lab
     clear(lab)
 
