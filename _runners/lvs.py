@@ -51,7 +51,7 @@ _SITE = {}  # the last site compiled, and when
 _RUNNING = {}  # minion -> True when another event came while its check ran
 
 RECORD = "health"
-PUSHED = "health-pushed"  # the weights last set on the directors (and the pushes' lock)
+PUSHED = "health-push"  # the lock that serializes pushes to the directors
 SITE_TTL = 5  # seconds: how often a flood of events naming strangers may compile the pillar
 ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
 STALE = 3 * lvstun.health.HEARTBEAT  # a beacon report older than this says nothing
@@ -132,20 +132,19 @@ def _weights(site, record):
 
 
 def _push(site, before):
-    """Set on every director the weights the record holds now, where they changed.
+    """Set on every director the weights that the record changed since ``before`` (this
+    call's weights before its change, on the same site: pillar edits are a highstate's
+    to apply, not the runner's).
 
     Pushes are serialized across processes (their own lock: the record's is not held
-    while directors answer), and each pushes the newest record's weights, compared with
-    the last weights pushed (or ``before``, this call's weights before its change): a
-    slower push can never leave older weights on the directors than a faster one."""
+    while directors answer), and each compares the newest record with its ``before``: a
+    slower push never leaves older weights on the directors than a faster one."""
     with _locked(PUSHED):
         after = _weights(site, _load_record())
-        last = lvstun.owned.load(__opts__, PUSHED, None)
-        base = last if isinstance(last, dict) else before
         changed = {}
         for spec, dests in after.items():
             for dest, weight in dests.items():
-                if base.get(spec, {}).get(dest) != weight:
+                if before.get(spec, {}).get(dest) != weight:
                     changed.setdefault(spec, {})[dest] = weight
         if not changed:
             return {}
@@ -154,7 +153,6 @@ def _push(site, before):
         for director in directors:
             if director not in ret:
                 log.error("lvs: director %s did not confirm the weights %s", director, changed)
-        lvstun.owned.store(__opts__, PUSHED, after)
         return {"weights": changed, "directors": ret}
 
 
