@@ -477,12 +477,11 @@ class Lab:
         # Every kernel runs with the ptrace shim, on every CPU: where UML's FPU buffer is
         # as large as the CPU's XSAVE area it passes requests through (docs/lab.md).
         preload = f"LD_PRELOAD={self.shim()}"
-        # Under a shell that waits for it: UML creates its host processes as siblings of
-        # its main process, so they are the shell's children (reaped by init once the
-        # shell is gone), never zombies of the process that booted the kernel (a test).
+        # Exec'd, not under a shell: linux.uml makes itself a session leader, and halt()
+        # kills that session by the pid recorded here.
         with open(os.path.join(hdir, "console.log"), "wb") as console:
             proc = subprocess.Popen(
-                ["ip", "netns", "exec", plan.SWITCH_NS, "env", preload, "sh", "-c", '"$@"; exit $?', "sh", *argv],
+                ["ip", "netns", "exec", plan.SWITCH_NS, "env", preload, *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,
