@@ -10,7 +10,8 @@ from the event at all). A minion can thus change its own backends only; an event
 another minion makes the runner ask that minion, whose answer decides.
 
 What the runner decides goes into one record on the master (``<cachedir>/lvs/
-health.json``, locked while read, changed and applied) and from there into the
+health.json``, locked while read and changed; the directors are asked before and told
+after, outside that lock) and from there into the
 directors' IPVS weights (``lvs_health.set_weights``) and their pillar (ext_pillar
 ``lvs_health``), so a later highstate runs the same weights. The weights follow
 ``lvstun.health.live_weights``: pillar weight, 0 when down or in maintenance, the
@@ -51,7 +52,7 @@ _SITE = {}  # the last site compiled, and when
 _RUNNING = {}  # minion -> True when another event came while its check ran
 
 RECORD = "health"
-PUSHED = "health-push"  # the lock that serializes pushes to the directors
+PUSH_LOCK = "health-push"  # serializes the pushes of weights to the directors
 SITE_TTL = 5  # seconds: how often a flood of events naming strangers may compile the pillar
 ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
 STALE = 3 * lvstun.health.HEARTBEAT  # a beacon report older than this says nothing
@@ -139,7 +140,7 @@ def _push(site, before):
     Pushes are serialized across processes (their own lock: the record's is not held
     while directors answer), and each compares the newest record with its ``before``: a
     slower push never leaves older weights on the directors than a faster one."""
-    with _locked(PUSHED):
+    with _locked(PUSH_LOCK):
         after = _weights(site, _load_record())
         changed = {}
         for spec, dests in after.items():
