@@ -40,17 +40,15 @@ def _boot_and_check(out, shim, check, name, **env):
     environ = {**os.environ, "LD_PRELOAD": shim, "LVS_LAB_XSTATE_STATS": str(stats), **env}
     argv = [lab_mod.UML, "mem=128M", "rootfstype=hostfs", "rootflags=/", "ro", f"init={init}",
             "con0=null,fd:1", "con=null", f"umid=lvslab-fpu-{name}", f"uml_dir={out}"]
-    # Through a shell that outlives the kernel's main process: UML's host processes are
-    # created as siblings of it, so they become the shell's children, reaped by init once
-    # the shell is gone, not zombies of this test process.
-    proc = subprocess.Popen(["sh", "-c", '"$@"; exit $?', "sh", *argv], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ,
-                            start_new_session=True)
+    # linux.uml makes itself a session leader: whatever of the kernel is left once its
+    # main process is done (or timed out) goes with its session, and the main is reaped.
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=environ, start_new_session=True)
     try:
         console, _ = proc.communicate(timeout=180)
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the kernel is left
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     counts = dict(line.split() for line in stats.read_text().splitlines()) if stats.exists() else {}
     return console, counts
