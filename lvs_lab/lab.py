@@ -600,9 +600,15 @@ class Lab:
         return os.path.join(self._path("master"), "var", "cache", "salt", "master")
 
     def cut(self, name, cut=True):
-        """Unplug (or plug back) the LAN cable of UML host ``name``: its tap on the LAN
-        bridge goes down; the management network, and so its minion, stays."""
-        sh("ip", "-n", plan.SWITCH_NS, "link", "set", self.hosts[name].tap("lan"), "down" if cut else "up")
+        """Unplug (or plug back) the LAN cable of UML host ``name``: its tap leaves (or
+        rejoins) the LAN bridge; the management network, and so its minion, stays. The tap
+        itself stays up: UML's network driver stops sending for good once a write to a
+        tap that is down fails."""
+        tap = self.hosts[name].tap("lan")
+        if cut:
+            sh("ip", "-n", plan.SWITCH_NS, "link", "set", tap, "nomaster")
+        else:
+            sh("ip", "-n", plan.SWITCH_NS, "link", "set", tap, "master", plan.LAN_BRIDGE)
 
     def wait_minions(self, names, timeout=240):
         deadline = time.monotonic() + timeout
