@@ -55,17 +55,10 @@ def note_link(record, device, exists, up, mtu):
     return record
 
 
-def forget(record, part, key=None):
-    """``record`` without ``part`` (or without its entry ``key``)."""
+def forget(record, part, item):
+    """``record`` without ``item`` in a list part (``mss_tables``, ``nft_tables``)."""
     record = normal(record)
-    if key is None:
-        record[part] = empty().get(part)
-        if record[part] is None:
-            del record[part]
-    elif isinstance(record[part], dict):
-        record[part].pop(key, None)
-    else:
-        record[part] = [item for item in record[part] if item != key]
+    record[part] = [kept for kept in record[part] if kept != item]
     return record
 
 
