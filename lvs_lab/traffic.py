@@ -8,15 +8,17 @@ requests to the VIP, responses from the VIP and IPIP packets sent; in TUN mode t
 responses must not cross the director at all.
 
 Run as a module inside the client's namespace, it sends the requests itself:
-``python -m lvs_lab.traffic tcp|udp ADDRESS PORT COUNT`` prints
+``python -m lvs_lab.traffic tcp|udp ADDRESS PORT COUNT [SOURCE_PORT]`` prints
 ``{"answers": {name: n}, "failed": n}``.
 """
 
 import collections
+import errno
 import json
 import re
 import socket
 import sys
+import time
 import urllib.request
 
 from lvs_lab.lab import LabError
@@ -24,12 +26,20 @@ from lvs_lab.lab import LabError
 PROBE_CHAIN = "LVSLAB_PROBE"
 
 
-def send(protocol, address, port, count, timeout=5.0):
-    """``count`` requests, each on a new connection; count who answered."""
+def send(protocol, address, port, count, timeout=5.0, source_port=None):
+    """``count`` requests, each on a new connection; count who answered. With
+    ``source_port`` (TCP) every connection leaves from that client port, one after the
+    other, as a client behind NAT reusing its ports would: the director still holds the
+    previous connection's entry when the next SYN comes."""
     answers, failed = collections.Counter(), 0
     for _ in range(count):
         try:
-            answers[_ask_udp(address, port, timeout) if protocol == "udp" else _ask_http(address, port, timeout)] += 1
+            if protocol == "udp":
+                answers[_ask_udp(address, port, timeout)] += 1
+            elif source_port:
+                answers[_ask_http_from(address, port, timeout, source_port)] += 1
+            else:
+                answers[_ask_http(address, port, timeout)] += 1
         except OSError:
             failed += 1
     return {"answers": dict(answers), "failed": failed}
@@ -39,6 +49,34 @@ def _ask_http(address, port, timeout):
     with urllib.request.urlopen(f"http://{address}:{port}/", timeout=timeout) as resp:
         resp.read()
         return resp.headers.get("X-Served-By", "?")
+
+
+def _ask_http_from(address, port, timeout, source_port):
+    """One HTTP/1.0 request from ``source_port``. The server closes first, so the client
+    keeps no TIME_WAIT; only its last ACK may still be on the way (the port is busy for
+    that moment: wait for it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.settimeout(timeout)
+        sock.bind(("", source_port))
+        deadline = time.monotonic() + 1
+        while True:
+            try:
+                sock.connect((address, port))
+                break
+            except OSError as err:
+                if err.errno != errno.EADDRNOTAVAIL or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        sock.sendall(f"GET / HTTP/1.0\r\nHost: {address}\r\n\r\n".encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head = reply.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+    if not head.startswith("HTTP/1.") or " 200 " not in head.split("\r\n", 1)[0]:
+        raise OSError(f"unexpected answer: {head[:80]!r}")
+    served = re.search(r"^X-Served-By: *(\S+)", head, re.MULTILINE | re.IGNORECASE)
+    return served.group(1) if served else "?"
 
 
 def _ask_udp(address, port, timeout):
@@ -203,4 +241,5 @@ def describe(report):
 
 
 if __name__ == "__main__":
-    print(json.dumps(send(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+    print(json.dumps(send(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+                          source_port=int(sys.argv[5]) if len(sys.argv) > 5 else None)))

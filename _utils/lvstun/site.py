@@ -57,7 +57,12 @@ SCHEMA = {
     "check": {"type": Derived("http (tcp), udp (udp), none (sctp)"), "port": Derived("the service's port"),
               "path": "/", "expect": 200, "interval": 1, "timeout": 0.5, "rise": 2, "fall": 2},
     "tunnel": {"device": "tunl0", "lan_mtu": 1500, "mss": "auto", "route_table": 4242},
-    "ipvs": {"conn_reuse_mode": None, "expire_nodest_conn": None, "expire_quiescent_template": None},
+    # TUN defaults: a director sees only the client's half of a connection (its last state is
+    # FIN_WAIT), so a client port reused within minutes would reach the old, perhaps dead or
+    # drained backend again unless conn_reuse_mode has bit 2; expire_nodest_conn sends a new
+    # connection that matches one to a weight-0 backend elsewhere, expire_quiescent_template
+    # does the same for persistence. ``null`` leaves the kernel's value alone.
+    "ipvs": {"conn_reuse_mode": 3, "expire_nodest_conn": 1, "expire_quiescent_template": 1},
 }
 IPVS_SYSCTLS = {"conn_reuse_mode": 3, "expire_nodest_conn": 1, "expire_quiescent_template": 1}  # key: highest
 ROUTER_INTERFACES = {"linux": ("eth0", "wan0"), "ios": ("GigabitEthernet0/0", "GigabitEthernet0/1")}
@@ -512,8 +517,9 @@ class _Parser:
     def ipvs(self, value):
         itree = _mapping(self.errors, ("ipvs",), value)
         _known(self.errors, ("ipvs",), itree, "ipvs")
-        return {key: _int(self.errors, ("ipvs", key), itree[key], 0, high)
-                for key, high in IPVS_SYSCTLS.items() if itree.get(key) is not None}
+        wanted = {key: _default("ipvs", key, itree) for key in IPVS_SYSCTLS}
+        return {key: _int(self.errors, ("ipvs", key), wanted[key], 0, high)
+                for key, high in IPVS_SYSCTLS.items() if wanted[key] is not None}
 
 
 def _floor(errors, path, value, count):

@@ -24,7 +24,7 @@ lvs:
     rs3: {address: 10.10.24.23, weight: 3}
     rs4: {address: 10.10.24.24, weight: 4}
   ipvs:
-    expire_nodest_conn: 1           # a deleted backend's connections end at once
+    expire_quiescent_template: 0    # persistence keeps a drained backend's clients (default 1)
   services:
     web:
       vip: 10.10.24.88

@@ -67,10 +67,10 @@ def forget_health(lab):
         os.unlink(path)
 
 
-def client_send(lab, count, public="112.2.21.88", port=80):
-    """``count`` HTTP requests from the lab's client to the web service:
-    ``{"answers": {minion: n}, "failed": n}``."""
+def client_send(lab, count, public="112.2.21.88", port=80, source_port=None):
+    """``count`` HTTP requests from the lab's client to the web service (all from one
+    client port with ``source_port``): ``{"answers": {minion: n}, "failed": n}``."""
     code, out, err = lab.capture("client", sys.executable, "-m", "lvs_lab.traffic", "tcp", public, str(port),
-                                 str(count))
+                                 str(count), *([str(source_port)] if source_port else []))
     assert code == 0, err
     return json.loads(out)

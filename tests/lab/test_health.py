@@ -193,6 +193,27 @@ def test_a_stopped_host_is_drained_and_returns_when_started(healthy):
     hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 1, 240)
 
 
+def test_a_reused_client_port_never_reaches_a_failed_backend(healthy):
+    """A client that reuses its port (behind NAT, a proxy): the director still holds the
+    previous connection (FIN_WAIT, the last state a TUN director sees), and with the
+    kernel's defaults the next SYN from that port went to the same backend even at
+    weight 0. The pack's ``ipvs:`` defaults (conn_reuse_mode 3, expire_nodest_conn 1)
+    reschedule it."""
+    lab = healthy
+    port = 47011
+    first = hh.client_send(lab, 1, source_port=port)
+    assert first["failed"] == 0, first
+    (served,) = first["answers"]
+    code, out, err = lab.capture("director", "ipvsadm", "-Lcn")
+    assert code == 0, err
+    held = [line for line in out.splitlines() if f":{port} " in line]
+    assert held and "FIN_WAIT" in held[0], out  # the premise: the old entry is still there
+    hh.block_service(lab, served)
+    hh.wait_for(lambda: hh.weight_of(lab, served) == 0, TIMEOUT)
+    sent = hh.client_send(lab, 3, source_port=port)
+    assert sent["failed"] == 0 and served not in sent["answers"], (served, sent)
+
+
 def test_the_sorry_server_takes_over_when_no_backend_is_healthy(healthy):
     lab = healthy
     lab.set_pillar(edited(site_tree(), lambda t: t["services"]["web"].update(

@@ -33,12 +33,23 @@ def test_seed_director_covers_the_seed_steps(seed):
     assert cfg["vips"] == {"interface": "eth0", "addresses": ["10.10.24.88/32"], "subnet": "10.10.24.0/24"}
     # the seed's 192.168.1.1 is corrected to the site's gateway
     assert cfg["gateway"] == "10.10.24.1"
-    assert cfg["sysctls"] == {"net.ipv4.ip_forward": 0}
+    # the seed's ip_forward 0, plus the pack's TUN defaults for port reuse and weight 0
+    assert cfg["sysctls"] == {"net.ipv4.ip_forward": 0, "net.ipv4.vs.conn_reuse_mode": 3,
+                              "net.ipv4.vs.expire_nodest_conn": 1, "net.ipv4.vs.expire_quiescent_template": 1}
     # ipvsadm -A -t 10.10.24.88:80 -s rr; ipvsadm -a ... -r 10.10.24.2x:80 -i
     assert cfg["services"] == {"tcp:10.10.24.88:80": {
         "scheduler": "rr", "flags": [], "persistent": 0, "netmask": None,
         "destinations": {f"10.10.24.2{i}:80": {"forward": "tunnel", "tun_type": "ipip", "weight": 1}
                          for i in (1, 2, 3)}}}
+
+
+def test_ipvs_settings_given_replace_the_defaults_and_null_leaves_the_kernels_value():
+    with open(os.path.join(REPO, "pillar", "lvs", "seed.sls"), encoding="utf-8") as fh:
+        tree = yaml.safe_load(fh)
+    tree["lvs"]["ipvs"] = {"conn_reuse_mode": 1, "expire_nodest_conn": None}
+    sysctls = lvstun.roles.for_minion(lvstun.site.parse(tree), "director")["sysctls"]
+    assert sysctls == {"net.ipv4.ip_forward": 0, "net.ipv4.vs.conn_reuse_mode": 1,
+                       "net.ipv4.vs.expire_quiescent_template": 1}
 
 
 def test_seed_realserver_covers_the_seed_steps(seed):
