@@ -31,13 +31,12 @@ import contextlib
 import fcntl
 import logging
 import os
-import threading
 import time
 
 import salt.client
-import salt.pillar
 from salt.exceptions import SaltInvocationError
 
+import lvstun.gate
 import lvstun.health
 import lvstun.ipvs
 import lvstun.owned
@@ -46,14 +45,8 @@ import lvstun.site
 
 log = logging.getLogger(__name__)
 
-# Shared by the reactor's threads (the runner module stays loaded between its calls).
-_STATE_LOCK = threading.Lock()
-_SITE = {}  # the last site compiled, and when
-_RUNNING = {}  # minion -> True when another event came while its check ran
-
 RECORD = "health"
 PUSH_LOCK = "health-push"  # serializes the pushes of weights to the directors
-SITE_TTL = 5  # seconds: how often a flood of events naming strangers may compile the pillar
 ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
 STALE = 3 * lvstun.health.HEARTBEAT  # a beacon report older than this says nothing
 
@@ -63,34 +56,11 @@ def _client():
 
 
 def _site():
-    """The site, from the pillar as the master compiles it (for its own id: the site's
-    tree goes to every minion of the site alike)."""
-    pillar = salt.pillar.get_pillar(__opts__, {}, __opts__["id"], saltenv="base").compile_pillar()
+    """The site, from the pillar as the master compiles it (``lvstun.gate.compile_site``)."""
     try:
-        site = lvstun.site.parse(pillar)
+        return lvstun.gate.compile_site(__opts__)
     except lvstun.site.SiteError as err:
         raise SaltInvocationError(str(err)) from None
-    with _STATE_LOCK:
-        _SITE.update(site=site, at=time.monotonic())
-    return site
-
-
-def _is_realserver(site, minion):
-    host = site.hosts.get(minion) if site is not None else None
-    return host is not None and host.role == "realserver"
-
-
-def _known_realserver(minion):
-    """Whether ``minion`` is a real server of the site, compiling the pillar at most once
-    per ``SITE_TTL`` for names it does not know: a flood of events naming strangers costs
-    no pillar compilation each."""
-    with _STATE_LOCK:
-        cached, at = _SITE.get("site"), _SITE.get("at", -SITE_TTL)
-    if _is_realserver(cached, minion):
-        return True
-    if time.monotonic() - at < SITE_TTL:
-        return False
-    return _is_realserver(_site(), minion)
 
 
 @contextlib.contextmanager
@@ -192,36 +162,45 @@ def health(minion):
 
         salt-run lvs.health rs1
 
-    Bounded under a flood of events: a name that is no real server of the site is
-    dropped without compiling the pillar (more than once per ``SITE_TTL``), and for each
-    real server at most one check runs at a time; events that arrive meanwhile make it
-    run once more when it ends (the newest state is never lost, duplicates are).
+    Bounded under a flood of events: the reactor starts no job for an event that names
+    no real server or whose minion has a job queued or running (``lvstun.gate``); a job
+    running when events came runs one more round when it ends (the newest state is never
+    lost, duplicates are). Called by hand, a name that is no real server is dropped
+    without compiling the pillar (more than once per ``lvstun.gate.SITE_TTL``).
     """
     minion = str(minion)
-    if not _known_realserver(minion):
+    try:
+        known = lvstun.gate.known_realserver(__opts__, minion)
+    except lvstun.site.SiteError as err:
+        lvstun.gate.forget("health", minion)
+        raise SaltInvocationError(str(err)) from None
+    if not known:
+        lvstun.gate.forget("health", minion)
         log.warning("lvs: health event for %r, which is not a real server of the site: ignored", minion)
         return {"ignored": f"{minion!r} is not a real server of the site"}
-    with _STATE_LOCK:
-        if minion in _RUNNING:
-            _RUNNING[minion] = True  # run again when the running check ends
-            return {"minion": minion, "coalesced": True}
-        _RUNNING[minion] = False
+    result = _rounds("health", minion, lambda: _health(minion))
+    return {"minion": minion, "coalesced": True} if result is None else result
+
+
+def _rounds(kind, minion, check):
+    """Run ``check`` as the gate's job for ``(kind, minion)``: once, and once more each
+    time events came while it ran; None when such a job runs already (it takes this one)."""
+    if not lvstun.gate.start(kind, minion):
+        return None
     try:
         while True:
-            result = _health(minion)
-            with _STATE_LOCK:
-                if not _RUNNING[minion]:
-                    return result
-                _RUNNING[minion] = False
-    finally:
-        with _STATE_LOCK:
-            _RUNNING.pop(minion, None)
+            result = check()
+            if not lvstun.gate.again(kind, minion):
+                return result
+    except BaseException:
+        lvstun.gate.forget(kind, minion)
+        raise
 
 
 def _health(minion):
     """One check of ``minion``: its report, then the record, then the weights."""
     site = _site()
-    if not _is_realserver(site, minion):
+    if not lvstun.gate.is_realserver(site, minion):
         return {"ignored": f"{minion!r} is not a real server of the site"}
     report, at = _report(minion, site)
     if report is None:
@@ -295,6 +274,12 @@ def hosts():
 
         salt-run lvs.hosts
     """
+    result = _rounds("hosts", None, _hosts)
+    return {"coalesced": True} if result is None else result
+
+
+def _hosts():
+    """One round of :func:`hosts`."""
     site = _site()
     directors = sorted(host.minion_id for host in site.directors)
     asked_at = time.time()

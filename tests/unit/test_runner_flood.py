@@ -6,6 +6,7 @@ import threading
 import time
 import types
 
+import lvstun.gate
 import lvstun.site
 from tests.unit.checkout import load
 from tests.unit.test_health import site_tree
@@ -17,13 +18,14 @@ def _runner(tmp_path, monkeypatch):
     site = lvstun.site.parse(site_tree())
     compiled = []
 
-    def compile_site():
+    def compile_site(opts):
         compiled.append(time.monotonic())
-        with runner._STATE_LOCK:
-            runner._SITE.update(site=site, at=time.monotonic())
+        lvstun.gate._SITE.update(site=site, at=time.monotonic())
         return site
 
-    monkeypatch.setattr(runner, "_site", compile_site)
+    monkeypatch.setattr(lvstun.gate, "_SITE", {})
+    monkeypatch.setattr(lvstun.gate, "_JOBS", {})
+    monkeypatch.setattr(lvstun.gate, "compile_site", compile_site)
     return runner, site, compiled
 
 
@@ -53,7 +55,7 @@ def test_one_check_at_a_time_per_real_server_and_the_last_event_is_not_lost(tmp_
     release.set()
     first.join(5)
     assert runs == ["rs1", "rs1"]  # the running check, then exactly one more for the flood
-    assert runner._RUNNING == {}
+    assert lvstun.gate._JOBS == {}  # the next event may start a job again
 
 
 def test_a_slower_push_never_leaves_older_weights_than_a_faster_one(tmp_path, monkeypatch):

@@ -1,0 +1,44 @@
+"""The reactor's gate on the master: which runner job a beacon event starts, if any
+(``lvstun.gate``). ``lvs_salt/reactor.sls`` calls :func:`job` for every event it gets;
+a flood of events thus starts at most one queued job per real server.
+
+CLI Example (in the reactor's SLS; the gate's state lives in the reactor process):
+
+.. code-block:: jinja
+
+    {%- set job = salt['lvs_reactor.job'](tag) %}
+"""
+
+import logging
+
+import lvstun.gate
+import lvstun.site
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "lvs_reactor"
+
+
+def __virtual__():
+    if __opts__.get("__role") != "master":
+        return False, "lvs_reactor runs in the master's reactor only"
+    return __virtualname__
+
+
+def job(tag):
+    """The runner job the event ``tag`` calls for now: ``{"fun": "lvs.health", "minion":
+    id}``, ``{"fun": "lvs.hosts"}``, or ``{}`` (none: not the pack's event, a name that is
+    no real server of the site, or a job for it queued already). Only the tag's minion id
+    is used, as a name the runner verifies; nothing of the payload."""
+    kind, minion = lvstun.gate.job_for(tag)
+    if kind is None:
+        return {}
+    try:
+        admitted = lvstun.gate.admit(__opts__, kind, minion)
+    except lvstun.site.SiteError as err:
+        log.error("lvs: beacon event %s not acted on: the site's pillar is invalid: %s", tag, err)
+        return {}
+    if not admitted:
+        log.debug("lvs: beacon event %s dropped: no real server, or its job is queued already", tag)
+        return {}
+    return {"fun": f"lvs.{kind}", "minion": minion} if minion else {"fun": f"lvs.{kind}"}
