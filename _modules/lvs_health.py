@@ -12,12 +12,10 @@ CLI Example:
 
 import time
 
-import lvstun.ipvs
 import lvstun.owned
 from lvstun.fresh import fresh
 
 records = fresh(lvstun.owned)
-rec = fresh(lvstun.ipvs)
 
 __virtualname__ = "lvs_health"
 RECORD = "backend-health"  # written by the lvs_backend beacon
@@ -47,8 +45,9 @@ def report():
 
 def set_weights(weights):
     """Set destination weights on this director, ``{service: {dest: weight}}``;
-    only those that differ are written. Returns ``{service: {dest: {"old", "new"}}}``;
-    a destination this director does not have is reported under ``"missing"``.
+    only those that differ are written, in one batch (``ipvs.set_weights``). Returns
+    ``{service: {dest: {"old", "new"}}}``; a destination this director does not have is
+    reported under ``"missing"``.
 
     CLI Example:
 
@@ -56,21 +55,7 @@ def set_weights(weights):
 
         salt director lvs_health.set_weights '{"tcp:10.10.24.88:80": {"10.10.24.21:80": 0}}'
     """
-    current = {rec.service_spec(svc): {rec.join_hostport(d["address"], d["port"]): d["weight"]
-                                       for d in svc["destinations"]}
-               for svc in __salt__["ipvs.list"](stats=False)}
-    changes, missing = {}, []
-    for service, dests in weights.items():
-        for dest, weight in dests.items():
-            have = current.get(service, {}).get(dest)
-            if have is None:
-                missing.append(f"{service} {dest}")
-            elif have != int(weight):
-                __salt__["ipvs.set_weight"](service, dest, int(weight))
-                changes.setdefault(service, {})[dest] = {"old": have, "new": int(weight)}
-    if missing:
-        changes["missing"] = missing
-    return changes
+    return __salt__["ipvs.set_weights"](weights)
 
 
 def reachability():

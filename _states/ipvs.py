@@ -18,7 +18,8 @@
 
 Every state reads the kernel's table, diffs it field by field (changes as old/new),
 returns early when nothing differs, predicts under ``test=True`` (result None) and
-changes nothing then, applies the plan over one netlink socket, and re-reads to verify.
+changes nothing then, applies the plan in batches over one netlink socket (the kernel
+reports each refused step), and re-reads the services it touched to verify.
 """
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -42,43 +43,52 @@ def _ret(name):
 
 
 def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS table"):
-    """Shared by every state: plan, honour test=True, apply, verify."""
+    """Shared by every state: plan, honour test=True, apply, verify. Returns ``(ret,
+    desired records, the table's services after the run)`` (``desired`` None when the
+    input was invalid)."""
     try:
         desired = [rec.desired_service(spec, settings) for spec, settings in desired.items()]
     except rec.SpecError as err:
         ret.update(result=False, comment=str(err))
-        return ret, None
+        return ret, None, current
     ops, changes = rec.plan(current, desired, owned, remove)
     if not ops:
         ret["comment"] = f"{what} is as wanted"
-        return ret, desired
+        return ret, desired, current
     ret["changes"] = changes
     if __opts__["test"]:
         ret.update(result=None, comment=f"{len(ops)} change(s) to {what} would be made")
-        return ret, desired
+        return ret, desired, current
     try:
         __salt__["ipvs.apply_plan"](ops)
     except (CommandExecutionError, SaltInvocationError) as err:
         # Report what was done (the changes no longer planned) apart from what failed.
         try:
-            _, left = rec.plan(_current(), desired, owned, remove)
+            after = _current()
+            _, left = rec.plan(after, desired, owned, remove)
         except CommandExecutionError:
-            left = changes
+            after, left = current, changes
         ret["changes"] = {label: change for label, change in changes.items() if label not in left}
         ret.update(result=False, comment=f"failed to change {what}: {err}; not done: {sorted(left)[:5]}")
-        return ret, desired
-    # Verify: a fresh plan is empty, but for drained entries that went idle meanwhile.
-    left, _ = rec.plan(_current(), desired, owned, remove)
+        return ret, desired, after
+    # Verify the services the plan touched (a re-read of those only): a fresh plan for
+    # them is empty, but for drained entries that went idle meanwhile.
+    touched = {rec.service_spec(op[1]) for op in ops}
+    after = _current(sorted(touched))
+    left, _ = rec.plan(after, [d for d in desired if rec.service_spec(d) in touched],
+                       [spec for spec in owned if spec in touched], remove)
     left = [op for op in left if op[0] not in ("del_dest", "del_service")]
     if left:
         ret.update(result=False, comment=f"{what} still differs after the change: {left[:3]}")
-        return ret, desired
-    ret["comment"] = f"{len(ops)} change(s) made to {what}"
-    return ret, desired
+    else:
+        ret["comment"] = f"{len(ops)} change(s) made to {what}"
+    untouched = [svc for svc in current if rec.service_spec(svc) not in touched]
+    return ret, desired, sorted(untouched + after, key=rec.service_spec)
 
 
-def _current(spec=None):
-    return __salt__["ipvs.list"](spec, stats=False)
+def _current(specs=None):
+    """The kernel's services (all, or those named by ``specs``, a spec or a list)."""
+    return __salt__["ipvs.list"](specs, stats=False)
 
 
 def service_present(name, scheduler="wlc", flags=None, persistent=0, netmask=None):
@@ -188,10 +198,10 @@ def managed(name, services, remove="drain"):
     record = f"ipvs-managed-{name}"
     owned = owned_records.load(__opts__, record, [])
     current = _current()
-    ret, desired = _converge(ret, current, services or {}, owned, remove, what=f"the services of {name}")
+    ret, desired, after = _converge(ret, current, services or {}, owned, remove, what=f"the services of {name}")
     if desired is not None and not __opts__["test"]:
         # Also after a failure: services it created before the failure are its own.
-        keep = rec.still_owned(_current() if ret["changes"] or not ret["result"] else current, desired, owned)
+        keep = rec.still_owned(after, desired, owned)
         if keep != owned:
             owned_records.store(__opts__, record, keep)
     return ret

@@ -1,37 +1,50 @@
-"""Benchmark: ipvs.managed against one ipvsadm process per entry (the old Salt way).
+"""Benchmark: ipvs.managed against ipvsadm-restore and ipvsadm-save, in the same run.
 
 Runs inside a lab kernel that has ip_vs (it changes that kernel's IPVS table):
 
 .. code-block:: bash
 
     lvs-lab up
-    lvs-lab exec director -- $PWD/.venv/bin/python $PWD/bench/ipvs_managed.py
+    lvs-lab exec director -- $PWD/.venv/bin/python $PWD/bench/ipvs_managed.py --runs 3
+    lvs-lab exec director -- $PWD/.venv/bin/python $PWD/bench/ipvs_managed.py --profile
 
-Prints, for a table of SERVICES virtual services x DESTS tunnel destinations: the
-first apply, a no-change re-apply and a one-destination change with ipvs.managed
-(through Salt's loader, as a minion runs it), then the same table built by one
-ipvsadm process per entry, in the same run, and the ratio.
+For a table of SERVICES virtual services x DESTS tunnel destinations, paired runs (the
+same table, one after the other, RUNS times) of
+
+- ``ipvsadm-restore`` of the table (the batch tool an operator would use) against the
+  first apply of ``ipvs.managed`` (through Salt's loader, as a minion runs it);
+- ``ipvsadm-save -n`` (reading the table) against a no-change re-apply;
+- a one-destination change, and 200 weights changed in one ``ipvs.set_weights`` call
+  (the health runner's path);
+
+each result compared entry by entry with the wanted table, ``ipvsadm-save -n`` as the
+oracle. Prints the medians and their ratios, the process's peak memory, and with
+``--profile`` where the first apply's time goes (cProfile, by part of the code).
 """
 
 import argparse
+import cProfile
 import os
+import pstats
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHEDIR = "/tmp/lvs-bench-cache"
 
 
-def loaders(cachedir):
+def loaders():
     os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
     import salt.config  # noqa: PLC0415
     import salt.loader  # noqa: PLC0415
 
     opts = salt.config.minion_config(None)
     opts.update(
-        id="bench", file_client="local", cachedir=cachedir, test=False,
+        id="bench", file_client="local", cachedir=CACHEDIR, test=False,
         module_dirs=[os.path.join(REPO, "_modules")], states_dirs=[os.path.join(REPO, "_states")],
         utils_dirs=[os.path.join(REPO, "_utils")],
     )
@@ -46,73 +59,147 @@ def table(services, dests):
     for i in range(services):
         vip = f"10.{200 + i // 62500}.{i // 250 % 250}.{i % 250 + 1}"
         out[f"tcp:{vip}:80"] = {"scheduler": "wrr",
-                                "destinations": {f"10.10.24.{21 + j}:80": {"weight": 1} for j in range(dests)}}
+                                "destinations": {f"10.10.{24 + j // 200}.{21 + j % 200}:80": {"weight": 1}
+                                                 for j in range(dests)}}
     return out
 
 
-def ipvsadm_per_entry(services):
-    """One ipvsadm process per entry, run by a small shell (forking this Python process
-    that many times would measure fork cost, and can exhaust a small lab kernel)."""
+def save_text(services):
+    """The wanted table as ``ipvsadm-save -n`` prints it (the oracle's form)."""
     lines = []
     for spec, svc in services.items():
         vip = spec.split(":", 1)[1]
-        lines.append(f"ipvsadm -A -t {vip} -s {svc['scheduler']}")
-        lines += [f"ipvsadm -a -t {vip} -r {dest} -i -w {settings['weight']}"
+        lines.append(f"-A -t {vip} -s {svc['scheduler']}")
+        lines += [f"-a -t {vip} -r {dest} -i -w {settings['weight']} --tun-type ipip"
                   for dest, settings in svc["destinations"].items()]
-    script = "set -e\n" + "\n".join(lines) + "\n"
+    return lines
+
+
+def ipvsadm(*argv, stdin=None):
     began = time.perf_counter()
-    subprocess.run(["sh"], input=script.encode(), check=True)
-    return time.perf_counter() - began
+    proc = subprocess.run(argv, input=stdin, capture_output=True, check=True)
+    return time.perf_counter() - began, proc.stdout.decode()
+
+
+def oracle():
+    return sorted(line for line in ipvsadm("ipvsadm-save", "-n")[1].splitlines() if line.strip())
 
 
 def clear():
-    subprocess.run(["ipvsadm", "-C"], check=True)
+    ipvsadm("ipvsadm", "-C")
+    shutil.rmtree(CACHEDIR, ignore_errors=True)
+
+
+def median(values):
+    return statistics.median(values)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--dests", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="profile one first apply and print where time goes")
     args = parser.parse_args()
-    cachedir = "/tmp/lvs-bench-cache"
-    shutil.rmtree(cachedir, ignore_errors=True)
-    mods, states = loaders(cachedir)
-    want = table(args.services, args.dests)
-    entries = args.services * (1 + args.dests)
     clear()
-    figures = {}
+    mods, states = loaders()
+    want = table(args.services, args.dests)
+    expected = sorted(save_text(want))
+    restore_input = ("\n".join(line.removesuffix(" --tun-type ipip") for line in save_text(want)) + "\n").encode()
+    entries = args.services * (1 + args.dests)
+    runs = {name: [] for name in ("restore", "first", "save", "again", "one", "weights")}
 
-    def timed(label, services):
+    def managed(services):
         began = time.perf_counter()
         ret = states["ipvs.managed"](name="bench", services=services)
-        figures[label] = time.perf_counter() - began
+        elapsed = time.perf_counter() - began
         assert ret["result"] is True, ret["comment"]
-        return ret
+        return elapsed, ret
 
-    first = timed("ipvs.managed first apply", want)
-    assert len(first["changes"]) == entries
-    again = timed("ipvs.managed no-change re-apply", want)
-    assert again["changes"] == {}
-    changed = {**want}
-    spec = next(iter(changed))
-    destinations = {**changed[spec]["destinations"], "10.10.24.21:80": {"weight": 7}}
-    changed[spec] = {**changed[spec], "destinations": destinations}
-    one = timed("ipvs.managed one-destination change", changed)
-    assert len(one["changes"]) == 1
-    assert len(mods["ipvs.list"]()) == args.services
-    clear()
-    figures["ipvsadm, one process per entry"] = ipvsadm_per_entry(want)
-    clear()
+    for _ in range(args.runs):
+        clear()
+        runs["restore"].append(ipvsadm("ipvsadm-restore", stdin=restore_input)[0])
+        assert oracle() == expected
+        runs["save"].append(ipvsadm("ipvsadm-save", "-n")[0])
+        clear()
+        elapsed, first = managed(want)
+        runs["first"].append(elapsed)
+        assert len(first["changes"]) == entries and oracle() == expected
+        elapsed, again = managed(want)
+        runs["again"].append(elapsed)
+        assert again["changes"] == {}
+        spec = next(iter(want))
+        changed = {**want, spec: {**want[spec], "destinations": {**want[spec]["destinations"],
+                                                                  "10.10.24.21:80": {"weight": 7}}}}
+        elapsed, one = managed(changed)
+        runs["one"].append(elapsed)
+        assert len(one["changes"]) == 1 and oracle() == sorted(
+            line.replace("-r 10.10.24.21:80 -i -w 1 ", "-r 10.10.24.21:80 -i -w 7 ") if line.startswith(
+                f"-a -t {spec.split(':', 1)[1]} ") else line for line in expected)
+        managed(want)
+        weights = {}
+        for spec in list(want)[:20]:
+            weights[spec] = {dest: 0 for dest in list(want[spec]["destinations"])[:10]}
+        began = time.perf_counter()
+        result = mods["ipvs.set_weights"](weights)
+        runs["weights"].append(time.perf_counter() - began)
+        changed_count = sum(len(v) for k, v in result.items() if k != "missing")
+        zeroed = {(spec.split(":", 1)[1], dest) for spec, dests in weights.items() for dest in dests}
+        assert changed_count == sum(map(len, weights.values())) and "missing" not in result
+        assert oracle() == sorted(
+            line.replace(" -w 1 ", " -w 0 ") if line.startswith("-a -t ") and (line.split()[2], line.split()[4])
+            in zeroed else line for line in expected)
 
     print(f"table: {args.services} services x {args.dests} tunnel destinations = {entries} entries "
-          f"(kernel {os.uname().release})")
-    for label, seconds in figures.items():
-        print(f"  {label:<40} {seconds:8.2f} s")
-    ratio = figures["ipvsadm, one process per entry"] / figures["ipvs.managed first apply"]
-    print(f"  first apply: ipvs.managed is {ratio:.1f}x faster than one ipvsadm per entry")
+          f"(kernel {os.uname().release}, {args.runs} paired runs, medians; every result checked against "
+          "ipvsadm-save -n)")
+    fig = {name: median(values) for name, values in runs.items()}
+    rows = [("ipvsadm-restore of the table", "restore"), ("ipvs.managed first apply", "first"),
+            ("ipvsadm-save -n of the table", "save"), ("ipvs.managed no-change re-apply", "again"),
+            ("ipvs.managed one-destination change", "one"), ("ipvs.set_weights, 200 weights", "weights")]
+    for label, name in rows:
+        print(f"  {label:<40} {fig[name]:8.3f} s   ({', '.join(f'{v:.3f}' for v in runs[name])})")
+    print(f"  first apply: {fig['restore'] / fig['first']:.2f}x faster than ipvsadm-restore")
+    print(f"  no-change re-apply: {fig['again'] / fig['save']:.2f}x the time of ipvsadm-save -n")
+    print(f"  one-destination change: {fig['one'] - fig['again']:+.3f} s over the no-change re-apply")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak memory of this process (Salt's loader included): {peak:.0f} MiB")
+    if args.profile:
+        clear()
+        profiler = cProfile.Profile()
+        profiler.enable()
+        managed(want)
+        profiler.disable()
+        clear()
+        profile_report(profiler)
+    clear()
     return 0
+
+
+def profile_report(profiler):
+    """Where the first apply's time goes: the costliest functions by own time, then by
+    part of the code."""
+    stats = pstats.Stats(profiler)
+    total = sum(row[2] for row in stats.stats.values())
+    print(f"profile of one first apply (cProfile, {total:.2f} s of own time; profiling slows Python code):")
+    by_file = {}
+    for (path, _line, func), (_, _, own, _, _) in stats.stats.items():
+        part = ("kernel: netlink send" if func == "<method 'send' of '_socket.socket' objects>" else
+                "kernel: netlink receive" if "recv_into" in func else
+                "lvstun.genl (encode, decode)" if path.endswith("lvstun/genl.py") else
+                "lvstun.ipvsclient (transport)" if path.endswith("lvstun/ipvsclient.py") else
+                "lvstun.ipvs (plan, changes, specs)" if path.endswith("lvstun/ipvs.py") else
+                "lvstun.address (parsing)" if path.endswith("lvstun/address.py") else
+                "_states/ipvs.py, _modules/ipvs.py" if path.endswith(("_states/ipvs.py", "_modules/ipvs.py")) else
+                "salt (loader, state wrappers)" if "/salt/" in path else
+                "python builtins (struct, socket, dict, sort)" if path == "~" else "other")
+        by_file[part] = by_file.get(part, 0) + own
+    for part, own in sorted(by_file.items(), key=lambda kv: -kv[1]):
+        print(f"  {part:<45} {own:7.3f} s  {100 * own / total:5.1f} %")
+    print("  costliest functions (own time):")
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:12]
+    for (path, line, func), (calls, _, own, cum, _) in rows:
+        print(f"    {own:7.3f} s own {cum:7.3f} s cum {calls:8d} calls  {os.path.basename(path)}:{line} {func}")
 
 
 if __name__ == "__main__":

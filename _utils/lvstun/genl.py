@@ -1,14 +1,28 @@
-"""IPVS generic-netlink messages for the read path, with ``struct`` (no pyroute2).
+"""The IPVS generic-netlink messages, declared once as data and coded with ``struct``.
 
-Reading a table of 1,000 services is 1,001 dump requests and ~11,000 replies; pyroute2's
-generic message objects cost about a millisecond each on a UML kernel, so the read
-path encodes its requests and decodes the replies here, straight from the attribute
-layout of ``include/uapi/linux/ip_vs.h``. Writes keep pyroute2's encoder (they are
-pipelined and few when nothing changed). The records are those of ``ipvs.list``.
+The layouts below are ``include/uapi/linux/ip_vs.h`` in enum order (an attribute's
+number is its position + 1); ``tests/unit/test_genl.py`` checks them against pyroute2's
+declarations and round-trips messages through pyroute2's codec. Requests are encoded
+from the layouts (:func:`nested`), replies decoded into the records of ``ipvs.list``
+(:func:`service_record`, :func:`dest_record`). pyroute2's generic message objects cost
+about a millisecond each on a UML kernel; these functions some microseconds.
 """
 
 import socket
 import struct
+
+from .ipvs import (
+    FORWARD,
+    FORWARD_NAMES,
+    PROTOCOL_NAMES,
+    PROTOCOLS,
+    SVC_F_PERSISTENT,
+    TUN_FLAGS,
+    TUN_TYPE_NAMES,
+    TUN_TYPES,
+    sched_flags_names,
+    sched_flags_value,
+)
 
 GENL_HEADER = struct.Struct("=BBH")  # cmd, version, reserved
 NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, seq, pid
@@ -17,24 +31,55 @@ NLA_F_NESTED = 0x8000
 NLA_TYPE_MASK = 0x3FFF
 GENL_VERSION = 1
 
-CMD_GET_SERVICE, CMD_GET_DEST = 4, 8  # IPVS_CMD_GET_SERVICE, IPVS_CMD_GET_DEST
-CMD_ATTR_SERVICE, CMD_ATTR_DEST = 1, 2
-# IPVS_SVC_ATTR_*
-SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK, SVC_SCHED_NAME, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK, \
-    SVC_STATS, SVC_PE_NAME, SVC_STATS64 = range(1, 13)
-# IPVS_DEST_ATTR_*
-DEST_ADDR, DEST_PORT, DEST_FWD_METHOD, DEST_WEIGHT, DEST_U_THRESH, DEST_L_THRESH, DEST_ACTIVE_CONNS, \
-    DEST_INACT_CONNS, DEST_PERSIST_CONNS, DEST_STATS, DEST_ADDR_FAMILY, DEST_STATS64, DEST_TUN_TYPE, \
-    DEST_TUN_PORT, DEST_TUN_FLAGS = range(1, 16)
-STATS_NAMES = ("conns", "inpkts", "outpkts", "inbytes", "outbytes", "cps", "inpps", "outpps", "inbps", "outbps")
+# ------------------------------------------------------------------ layouts (ip_vs.h)
+COMMANDS = ("new_service", "set_service", "del_service", "get_service", "new_dest", "set_dest", "del_dest",
+            "get_dest", "new_daemon", "del_daemon", "get_daemon", "set_config", "get_config", "set_info",
+            "get_info", "zero", "flush")
+CMD_ATTRS = (("service", "nested"), ("dest", "nested"), ("daemon", "nested"), ("timeout_tcp", "u32"),
+             ("timeout_tcp_fin", "u32"), ("timeout_udp", "u32"))
+SERVICE_ATTRS = (("af", "u16"), ("protocol", "u16"), ("addr", "addr"), ("port", "be16"), ("fwmark", "u32"),
+                 ("sched_name", "string"), ("flags", "flags"), ("timeout", "u32"), ("netmask", "raw"),
+                 ("stats", "nested"), ("pe_name", "string"), ("stats64", "nested"))
+DEST_ATTRS = (("addr", "addr"), ("port", "be16"), ("fwd_method", "u32"), ("weight", "u32"), ("u_thresh", "u32"),
+              ("l_thresh", "u32"), ("active_conns", "u32"), ("inact_conns", "u32"), ("persist_conns", "u32"),
+              ("stats", "nested"), ("addr_family", "u16"), ("stats64", "nested"), ("tun_type", "u8"),
+              ("tun_port", "be16"), ("tun_flags", "u16"))
+STATS64_ATTRS = tuple((name, "u64") for name in ("conns", "inpkts", "outpkts", "inbytes", "outbytes", "cps",
+                                                  "inpps", "outpps", "inbps", "outbps"))
+INFO_ATTRS = (("version", "u32"), ("conn_tab_size", "u32"))
+LAYOUTS = {"cmd": CMD_ATTRS, "service": SERVICE_ATTRS, "dest": DEST_ATTRS, "stats64": STATS64_ATTRS,
+           "info": INFO_ATTRS}
+
+CMD = {name: number for number, name in enumerate(COMMANDS, 1)}
+ATTR = {kind: {name: number for number, (name, _) in enumerate(layout, 1)} for kind, layout in LAYOUTS.items()}
+STATS_NAMES = tuple(name for name, _ in STATS64_ATTRS)
+AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 AF_VERSION = {socket.AF_INET: 4, socket.AF_INET6: 6}
-SVC_F_PERSISTENT = 0x1
+
+_PACK = {
+    "u8": struct.Struct("=B").pack, "u16": struct.Struct("=H").pack, "u32": struct.Struct("=I").pack,
+    "u64": struct.Struct("=Q").pack, "be16": struct.Struct("!H").pack,
+    "flags": lambda value: struct.pack("=II", value, 0xFFFFFFFF),  # struct ip_vs_flags {flags, mask}
+    "string": lambda text: text.encode() + b"\0",
+    "addr": lambda text: socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text).ljust(16, b"\0"),
+    "raw": bytes,
+}
+_TYPES = {kind: {number: kind_ for number, (_, kind_) in enumerate(layout, 1)} for kind, layout in LAYOUTS.items()}
 
 
+# ------------------------------------------------------------------ encoding
 def nla(kind, payload):
     """One attribute, padded to 4 bytes."""
     length = NLA_HEADER.size + len(payload)
     return NLA_HEADER.pack(length, kind) + payload + b"\0" * (-length % 4)
+
+
+def nested(layout, values):
+    """The attributes of ``values`` (``{name: value}``, None left out) laid out by
+    ``layout`` (a key of ``LAYOUTS``), in its order."""
+    numbers, types = ATTR[layout], _TYPES[layout]
+    return b"".join(nla(numbers[name], _PACK[types[numbers[name]]](value))
+                    for name, value in values.items() if value is not None)
 
 
 def request(family, cmd, attrs, flags, seq):
@@ -43,21 +88,55 @@ def request(family, cmd, attrs, flags, seq):
     return NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), family, flags, seq, 0) + body
 
 
+def _key_values(key):
+    values = {"af": AF[key["af"]]}
+    if key.get("fwmark"):
+        values["fwmark"] = key["fwmark"]
+    else:
+        values.update(protocol=PROTOCOLS[key["protocol"]], addr=key["address"], port=key["port"])
+    return values
+
+
 def service_key(key):
     """IPVS_CMD_ATTR_SERVICE naming the service ``key`` (af, protocol, address, port or fwmark)."""
-    af = socket.AF_INET if key["af"] == 4 else socket.AF_INET6
-    parts = [nla(SVC_AF, struct.pack("=H", af))]
-    if key.get("fwmark"):
-        parts.append(nla(SVC_FWMARK, struct.pack("=I", key["fwmark"])))
-    else:
-        from .ipvs import PROTOCOLS  # noqa: PLC0415
-
-        addr = socket.inet_pton(af, key["address"]).ljust(16, b"\0")
-        parts += [nla(SVC_PROTOCOL, struct.pack("=H", PROTOCOLS[key["protocol"]])), nla(SVC_ADDR, addr),
-                  nla(SVC_PORT, struct.pack("!H", key["port"]))]
-    return nla(CMD_ATTR_SERVICE | NLA_F_NESTED, b"".join(parts))
+    return nla(ATTR["cmd"]["service"] | NLA_F_NESTED, nested("service", _key_values(key)))
 
 
+def service_full(svc):
+    """IPVS_CMD_ATTR_SERVICE with every setting of ``svc`` (a desired service record)."""
+    value = sched_flags_value(svc.get("flags")) | (SVC_F_PERSISTENT if svc.get("persistent") else 0)
+    netmask = svc.get("netmask")
+    # IPv4: the mask's address; IPv6: a prefix length (u32)
+    mask = (socket.inet_aton(netmask or "255.255.255.255") if svc["af"] == 4
+            else struct.pack("=I", int(netmask or 128)))
+    values = {**_key_values(svc), "sched_name": svc["scheduler"], "flags": value,
+              "timeout": int(svc.get("persistent") or 0), "netmask": mask}
+    return nla(ATTR["cmd"]["service"] | NLA_F_NESTED, nested("service", values))
+
+
+def dest_key(dest):
+    """IPVS_CMD_ATTR_DEST naming ``dest`` (address and port)."""
+    return nla(ATTR["cmd"]["dest"] | NLA_F_NESTED, nested("dest", {"addr": dest["address"], "port": dest["port"]}))
+
+
+def dest_full(dest):
+    """IPVS_CMD_ATTR_DEST with every setting of ``dest`` (a desired destination record)."""
+    values = {"addr": dest["address"], "port": dest["port"], "fwd_method": FORWARD[dest["forward"]],
+              "weight": dest["weight"], "u_thresh": dest.get("u_threshold", 0),
+              "l_thresh": dest.get("l_threshold", 0),
+              "addr_family": socket.AF_INET6 if ":" in dest["address"] else socket.AF_INET}
+    if dest["forward"] == "tunnel":
+        values.update(tun_type=TUN_TYPES[dest.get("tun_type", "ipip")], tun_port=int(dest.get("tun_port", 0)),
+                      tun_flags=sum(TUN_FLAGS[f] for f in dest.get("tun_flags", ())))
+    return nla(ATTR["cmd"]["dest"] | NLA_F_NESTED, nested("dest", values))
+
+
+def timeouts(tcp, tcpfin, udp):
+    """The SET_CONFIG attributes for the three timeouts (0 keeps a value)."""
+    return nested("cmd", {"timeout_tcp": tcp, "timeout_tcp_fin": tcpfin, "timeout_udp": udp})
+
+
+# ------------------------------------------------------------------ decoding
 def attributes(data, offset=0, end=None):
     """``{type: memoryview}`` of the attributes in ``data[offset:end]`` (nested flag dropped)."""
     view = memoryview(data)
@@ -72,14 +151,19 @@ def attributes(data, offset=0, end=None):
     return out
 
 
+def top(payload):
+    """The attributes of one reply (after the netlink and genl headers)."""
+    return attributes(payload, NLMSG_HEADER.size + GENL_HEADER.size)
+
+
+def u32(attrs, kind, default=0):
+    value = attrs.get(kind)
+    return struct.unpack("=I", value[:4])[0] if value is not None else default
+
+
 def _u16(attrs, kind, default=0):
     value = attrs.get(kind)
     return struct.unpack("=H", value[:2])[0] if value is not None else default
-
-
-def _u32(attrs, kind, default=0):
-    value = attrs.get(kind)
-    return struct.unpack("=I", value[:4])[0] if value is not None else default
 
 
 def _be16(attrs, kind, default=0):
@@ -88,74 +172,66 @@ def _be16(attrs, kind, default=0):
 
 
 def _addr(value, version):
-    return socket.inet_ntop(socket.AF_INET if version == 4 else socket.AF_INET6, bytes(value[:4 if version == 4
-                                                                                            else 16]))
+    return socket.inet_ntop(AF[version], bytes(value[:4 if version == 4 else 16]))
 
 
-def _stats(attrs, kind64):
-    value = attrs.get(kind64)
+def _stats(value):
     if value is None:
         return {}
     inner = attributes(value)
-    return {name: struct.unpack("=Q", inner[i + 1][:8])[0] if i + 1 in inner else 0
-            for i, name in enumerate(STATS_NAMES)}
+    return {name: struct.unpack("=Q", inner[i][:8])[0] if i in inner else 0
+            for i, name in enumerate(STATS_NAMES, 1)}
 
 
-def _top(payload):
-    """The attributes of one reply (after the netlink and genl headers)."""
-    return attributes(payload, NLMSG_HEADER.size + GENL_HEADER.size)
+_S, _D = ATTR["service"], ATTR["dest"]
 
 
 def service_record(payload, stats=True):
     """The ``ipvs.list`` record (without destinations) of a GET_SERVICE reply
     (``stats`` empty unless asked for)."""
-    from .ipvs import PROTOCOL_NAMES, sched_flags_names  # noqa: PLC0415
-
-    svc = attributes(_top(payload)[CMD_ATTR_SERVICE])
-    version = AF_VERSION[_u16(svc, SVC_AF)]
-    fwmark = _u32(svc, SVC_FWMARK) or None
-    flags = _u32(svc, SVC_FLAGS)
-    netmask = svc.get(SVC_NETMASK)
+    svc = attributes(top(payload)[ATTR["cmd"]["service"]])
+    version = AF_VERSION[_u16(svc, _S["af"])]
+    fwmark = u32(svc, _S["fwmark"]) or None
+    flags = u32(svc, _S["flags"])
+    netmask = svc.get(_S["netmask"])
     if netmask is not None:
         netmask = socket.inet_ntoa(bytes(netmask[:4])) if version == 4 else struct.unpack("=I", netmask[:4])[0]
+    sched = svc.get(_S["sched_name"])
     return {
         "af": version,
-        "protocol": None if fwmark else PROTOCOL_NAMES.get(_u16(svc, SVC_PROTOCOL)),
-        "address": None if fwmark else _addr(svc[SVC_ADDR], version),
-        "port": None if fwmark else _be16(svc, SVC_PORT),
+        "protocol": None if fwmark else PROTOCOL_NAMES.get(_u16(svc, _S["protocol"])),
+        "address": None if fwmark else _addr(svc[_S["addr"]], version),
+        "port": None if fwmark else _be16(svc, _S["port"]),
         "fwmark": fwmark,
-        "scheduler": bytes(svc[SVC_SCHED_NAME]).rstrip(b"\0").decode() if SVC_SCHED_NAME in svc else None,
+        "scheduler": bytes(sched).rstrip(b"\0").decode() if sched is not None else None,
         "flags": sched_flags_names(flags),
-        "persistent": _u32(svc, SVC_TIMEOUT) if flags & SVC_F_PERSISTENT else 0,
+        "persistent": u32(svc, _S["timeout"]) if flags & SVC_F_PERSISTENT else 0,
         "netmask": netmask,
-        "stats": _stats(svc, SVC_STATS64) if stats else {},
+        "stats": _stats(svc.get(_S["stats64"])) if stats else {},
     }
 
 
 def dest_record(payload, service_af=4, stats=True):
     """The ``ipvs.list`` destination record of a GET_DEST reply."""
-    from .ipvs import FORWARD_NAMES, TUN_FLAGS, TUN_TYPE_NAMES  # noqa: PLC0415
-
-    dest = attributes(_top(payload)[CMD_ATTR_DEST])
-    family = _u16(dest, DEST_ADDR_FAMILY)
-    version = AF_VERSION.get(family, service_af)
-    forward = FORWARD_NAMES[_u32(dest, DEST_FWD_METHOD) & 0x7]
+    dest = attributes(top(payload)[ATTR["cmd"]["dest"]])
+    version = AF_VERSION.get(_u16(dest, _D["addr_family"]), service_af)
+    forward = FORWARD_NAMES[u32(dest, _D["fwd_method"]) & 0x7]
     record = {
-        "address": _addr(dest[DEST_ADDR], version),
-        "port": _be16(dest, DEST_PORT),
+        "address": _addr(dest[_D["addr"]], version),
+        "port": _be16(dest, _D["port"]),
         "forward": forward,
-        "weight": _u32(dest, DEST_WEIGHT),
-        "u_threshold": _u32(dest, DEST_U_THRESH),
-        "l_threshold": _u32(dest, DEST_L_THRESH),
-        "active": _u32(dest, DEST_ACTIVE_CONNS),
-        "inactive": _u32(dest, DEST_INACT_CONNS),
-        "persistent_conns": _u32(dest, DEST_PERSIST_CONNS),
-        "stats": _stats(dest, DEST_STATS64) if stats else {},
+        "weight": u32(dest, _D["weight"]),
+        "u_threshold": u32(dest, _D["u_thresh"]),
+        "l_threshold": u32(dest, _D["l_thresh"]),
+        "active": u32(dest, _D["active_conns"]),
+        "inactive": u32(dest, _D["inact_conns"]),
+        "persistent_conns": u32(dest, _D["persist_conns"]),
+        "stats": _stats(dest.get(_D["stats64"])) if stats else {},
     }
     if forward == "tunnel":
-        tun_type = dest.get(DEST_TUN_TYPE)
+        tun_type = dest.get(_D["tun_type"])
         record["tun_type"] = TUN_TYPE_NAMES.get(tun_type[0] if tun_type is not None else 0, "ipip")
-        record["tun_port"] = _be16(dest, DEST_TUN_PORT)
-        tun_flags = _u16(dest, DEST_TUN_FLAGS)
+        record["tun_port"] = _be16(dest, _D["tun_port"])
+        tun_flags = _u16(dest, _D["tun_flags"])
         record["tun_flags"] = sorted(n for n, bit in TUN_FLAGS.items() if tun_flags & bit)
     return record

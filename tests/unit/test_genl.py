@@ -1,20 +1,50 @@
-"""The struct codec of the IPVS read path.
+"""The IPVS message layouts and their codec (``lvstun.genl``), checked against pyroute2:
+its declarations of ``include/uapi/linux/ip_vs.h``, its encoder (our decoder must read
+back the values it encoded) and its decoder (it must read back what we encoded)."""
 
-Reply messages are built and encoded with pyroute2 (as the kernel lays them out) from
-known values; our decoder must give back exactly those values.
-"""
-
+import socket
+import struct
 
 import pytest
 from pyroute2.netlink.generic import ipvs as nl
 
-import lvstun.genl
-from tests.unit.checkout import load
+import lvstun.genl as genl
+
+# Where our layout says more than pyroute2's: the kernel reads TUN_PORT as __be16
+# (pyroute2 declares a host-order uint16), NETMASK as 4 raw bytes (an IPv4 mask, or an
+# IPv6 prefix length as a host-order u32; pyroute2 declares an IPv4 address) and the
+# timeouts as u32 (pyroute2: raw "hex" bytes).
+TYPES = {"u8": "uint8", "u16": "uint16", "u32": "uint32", "be16": "be16", "string": "asciiz", "flags": "flags"}
+KNOWN_DIFFERENCES = {("dest", "tun_port"): ("be16", "uint16"), ("service", "netmask"): ("raw", "ip4addr"),
+                     **{("cmd", name): ("u32", "hex") for name in ("timeout_tcp", "timeout_tcp_fin", "timeout_udp")}}
 
 
-@pytest.fixture(scope="module", name="ipvs")
-def fixture_ipvs():
-    return load("ipvs_module_under_test", "_modules", "ipvs.py")
+def _pyroute2_map(layout):
+    return {"cmd": nl.ipvsmsg.nla_map, "service": nl.ipvsmsg.service.nla_map,
+            "dest": nl.ipvsmsg.dest.nla_map}[layout]
+
+
+@pytest.mark.parametrize("layout", ["cmd", "service", "dest"])
+def test_the_layouts_are_the_kernel_uapi_ones_as_pyroute2_declares_them(layout):
+    prefix = {"cmd": "IPVS_CMD_ATTR_", "service": "IPVS_SVC_ATTR_", "dest": "IPVS_DEST_ATTR_"}[layout]
+    theirs = _pyroute2_map(layout)[1:]  # [0] is UNSPEC
+    ours = genl.LAYOUTS[layout]
+    assert [prefix + name.upper() for name, _ in ours] == [name for name, _ in theirs]
+    for (name, kind), (_, their_kind) in zip(ours, theirs, strict=True):
+        if (layout, name) in KNOWN_DIFFERENCES:
+            assert (kind, their_kind) == KNOWN_DIFFERENCES[(layout, name)]
+        elif kind in TYPES:
+            assert TYPES[kind] == their_kind, name
+        elif kind == "addr":
+            assert their_kind.startswith("target("), name
+        else:
+            assert kind in ("nested", "u32") and their_kind in ("service", "dest", "hex", "stats", "stats64"), name
+
+
+def test_the_commands_are_the_kernel_uapi_ones():
+    for name, number in genl.CMD.items():
+        assert getattr(nl, f"IPVS_CMD_{name.upper()}") == number
+    assert genl.GENL_VERSION == nl.GENL_VERSION
 
 
 def _encoded(cmd, attrs):
@@ -33,70 +63,128 @@ def _decoded(data):
     return msg
 
 
-STATS = {name: 1000 + i for i, name in enumerate(lvstun.genl.STATS_NAMES)}
+STATS = {name: 1000 + i for i, name in enumerate(genl.STATS_NAMES)}
 
 
 def _stats64():
-    return {"attrs": [(name, 1000 + i) for i, name in enumerate(
-        ("IPVS_STATS_ATTR_CONNS", "IPVS_STATS_ATTR_INPKTS", "IPVS_STATS_ATTR_OUTPKTS", "IPVS_STATS_ATTR_INBYTES",
-         "IPVS_STATS_ATTR_OUTBYTES", "IPVS_STATS_ATTR_CPS", "IPVS_STATS_ATTR_INPPS", "IPVS_STATS_ATTR_OUTPPS",
-         "IPVS_STATS_ATTR_INBPS", "IPVS_STATS_ATTR_OUTBPS"))]}
+    return {"attrs": [(f"IPVS_STATS_ATTR_{name.upper()}", 1000 + i) for i, name in enumerate(genl.STATS_NAMES)]}
 
 
-@pytest.mark.parametrize("key,scheduler,flags,persistent,netmask", [
+SERVICES = [
     ({"af": 4, "protocol": "tcp", "address": "10.10.24.88", "port": 80, "fwmark": None}, "rr", [], 0, None),
     ({"af": 4, "protocol": "udp", "address": "10.10.24.89", "port": 53, "fwmark": None}, "sh", ["sched2"], 300,
      "255.255.255.0"),
     ({"af": 6, "protocol": "tcp", "address": "2001:db8::88", "port": 443, "fwmark": None}, "wlc", [], 0, 64),
     ({"af": 4, "protocol": None, "address": None, "port": None, "fwmark": 5}, "mh", ["sched1"], 0, None),
-])
-def test_service_replies_decode_to_the_values_sent(ipvs, key, scheduler, flags, persistent, netmask):
-    svc = ipvs._svc_nl(key, scheduler, flags, persistent, netmask)
-    attrs = svc.dump_nla()["attrs"] + [("IPVS_SVC_ATTR_STATS64", _stats64())]
-    data = _encoded(nl.IPVS_CMD_NEW_SERVICE, [("IPVS_CMD_ATTR_SERVICE", {"attrs": attrs})])
-    expected = {**key, "scheduler": scheduler, "flags": flags, "persistent": persistent,
-                "netmask": netmask or ("255.255.255.255" if key["af"] == 4 else 128), "stats": STATS}
-    assert lvstun.genl.service_record(data) == expected
-
-
-@pytest.mark.parametrize("dest", [
+]
+DESTS = [
     {"address": "10.10.24.21", "port": 80, "forward": "tunnel", "weight": 3, "tun_type": "ipip"},
     {"address": "10.10.24.22", "port": 8080, "forward": "tunnel", "weight": 0, "u_threshold": 100,
      "l_threshold": 10, "tun_type": "gue", "tun_port": 6080, "tun_flags": ["csum"]},
     {"address": "10.10.24.23", "port": 80, "forward": "route", "weight": 65535},
     {"address": "2001:db8::21", "port": 443, "forward": "masq", "weight": 1},
-])
-def test_dest_replies_decode_to_the_values_sent(ipvs, dest):
-    nla = ipvs._dest_nl(dest).dump_nla()
-    nla["attrs"] += [("IPVS_DEST_ATTR_ACTIVE_CONNS", 7), ("IPVS_DEST_ATTR_INACT_CONNS", 9),
-                     ("IPVS_DEST_ATTR_PERSIST_CONNS", 2), ("IPVS_DEST_ATTR_STATS64", _stats64())]
-    data = _encoded(nl.IPVS_CMD_NEW_DEST, [("IPVS_CMD_ATTR_DEST", nla)])
+]
+
+
+@pytest.mark.parametrize(("key", "scheduler", "flags", "persistent", "netmask"), SERVICES)
+def test_a_service_we_encode_reads_back_in_pyroute2_and_in_our_decoder(key, scheduler, flags, persistent,
+                                                                       netmask):
+    svc = {**key, "scheduler": scheduler, "flags": flags, "persistent": persistent, "netmask": netmask}
+    data = genl.request(0x20, genl.CMD["new_service"], genl.service_full(svc), 1, 7)
+    theirs = _decoded(data).get_attr("IPVS_CMD_ATTR_SERVICE")
+    assert theirs.get_attr("IPVS_SVC_ATTR_AF") == genl.AF[key["af"]]
+    assert theirs.get_attr("IPVS_SVC_ATTR_SCHED_NAME") == scheduler
+    assert theirs.get_attr("IPVS_SVC_ATTR_TIMEOUT") == persistent
+    assert theirs.get_attr("IPVS_SVC_ATTR_FLAGS")["mask"] == 0xFFFFFFFF
+    if key["fwmark"]:
+        assert theirs.get_attr("IPVS_SVC_ATTR_FWMARK") == key["fwmark"]
+    else:
+        assert theirs.get_attr("IPVS_SVC_ATTR_ADDR") == key["address"]
+        assert theirs.get_attr("IPVS_SVC_ATTR_PORT") == key["port"]
+    expected = {**key, "scheduler": scheduler, "flags": flags, "persistent": persistent,
+                "netmask": netmask or ("255.255.255.255" if key["af"] == 4 else 128), "stats": {}}
+    assert genl.service_record(data) == expected
+
+
+@pytest.mark.parametrize(("key", "scheduler", "flags", "persistent", "netmask"), SERVICES)
+def test_a_service_reply_pyroute2_encodes_decodes_to_the_values_sent(key, scheduler, flags, persistent, netmask):
+    flag_bits = sum({"sched1": 0x8, "sched2": 0x10}[f] for f in flags) | (1 if persistent else 0)
+    attrs = [("IPVS_SVC_ATTR_AF", genl.AF[key["af"]])]
+    if key["fwmark"]:
+        attrs.append(("IPVS_SVC_ATTR_FWMARK", key["fwmark"]))
+    else:
+        attrs += [("IPVS_SVC_ATTR_PROTOCOL", {"tcp": 6, "udp": 17}[key["protocol"]]),
+                  ("IPVS_SVC_ATTR_ADDR", key["address"]), ("IPVS_SVC_ATTR_PORT", key["port"])]
+    mask = (netmask or "255.255.255.255") if key["af"] == 4 else socket.inet_ntoa(
+        struct.pack("=I", netmask or 128))
+    attrs += [("IPVS_SVC_ATTR_SCHED_NAME", scheduler), ("IPVS_SVC_ATTR_FLAGS", {"flags": flag_bits, "mask": 0}),
+              ("IPVS_SVC_ATTR_TIMEOUT", persistent), ("IPVS_SVC_ATTR_NETMASK", mask),
+              ("IPVS_SVC_ATTR_STATS64", _stats64())]
+    data = _encoded(nl.IPVS_CMD_NEW_SERVICE, [("IPVS_CMD_ATTR_SERVICE", {"attrs": attrs})])
+    expected = {**key, "scheduler": scheduler, "flags": flags, "persistent": persistent,
+                "netmask": netmask or ("255.255.255.255" if key["af"] == 4 else 128), "stats": STATS}
+    assert genl.service_record(data) == expected
+
+
+@pytest.mark.parametrize("dest", DESTS)
+def test_a_dest_we_encode_reads_back_in_pyroute2_and_in_our_decoder(dest):
+    key = {"af": 6 if ":" in dest["address"] else 4, "protocol": "tcp",
+           "address": "2001:db8::88" if ":" in dest["address"] else "10.10.24.88", "port": 80, "fwmark": None}
+    data = genl.request(0x20, genl.CMD["new_dest"], genl.service_key(key) + genl.dest_full(dest), 1, 7)
+    theirs = _decoded(data).get_attr("IPVS_CMD_ATTR_DEST")
+    assert theirs.get_attr("IPVS_DEST_ATTR_ADDR") == dest["address"]
+    assert theirs.get_attr("IPVS_DEST_ATTR_PORT") == dest["port"]
+    assert theirs.get_attr("IPVS_DEST_ATTR_WEIGHT") == dest["weight"]
+    assert theirs.get_attr("IPVS_DEST_ATTR_U_THRESH") == dest.get("u_threshold", 0)
+    if dest["forward"] == "tunnel":  # pyroute2 reads TUN_PORT host-order: swap it back
+        assert socket.ntohs(theirs.get_attr("IPVS_DEST_ATTR_TUN_PORT")) == dest.get("tun_port", 0)
+    expected = {"u_threshold": 0, "l_threshold": 0, **dest, "active": 0, "inactive": 0, "persistent_conns": 0,
+                "stats": {}}
+    if dest["forward"] == "tunnel":
+        expected.setdefault("tun_port", 0)
+        expected.setdefault("tun_flags", [])
+    assert genl.dest_record(data, key["af"]) == expected
+
+
+@pytest.mark.parametrize("dest", DESTS)
+def test_a_dest_reply_pyroute2_encodes_decodes_to_the_values_sent(dest):
+    attrs = [("IPVS_DEST_ATTR_ADDR", dest["address"]), ("IPVS_DEST_ATTR_PORT", dest["port"]),
+             ("IPVS_DEST_ATTR_ADDR_FAMILY", socket.AF_INET6 if ":" in dest["address"] else socket.AF_INET),
+             ("IPVS_DEST_ATTR_FWD_METHOD", {"masq": 0, "tunnel": 2, "route": 3}[dest["forward"]]),
+             ("IPVS_DEST_ATTR_WEIGHT", dest["weight"]), ("IPVS_DEST_ATTR_U_THRESH", dest.get("u_threshold", 0)),
+             ("IPVS_DEST_ATTR_L_THRESH", dest.get("l_threshold", 0)), ("IPVS_DEST_ATTR_ACTIVE_CONNS", 7),
+             ("IPVS_DEST_ATTR_INACT_CONNS", 9), ("IPVS_DEST_ATTR_PERSIST_CONNS", 2),
+             ("IPVS_DEST_ATTR_STATS64", _stats64())]
+    if dest["forward"] == "tunnel":
+        attrs += [("IPVS_DEST_ATTR_TUN_TYPE", {"ipip": 0, "gue": 1}[dest["tun_type"]]),
+                  ("IPVS_DEST_ATTR_TUN_PORT", socket.htons(dest.get("tun_port", 0))),
+                  ("IPVS_DEST_ATTR_TUN_FLAGS", 0x2 if dest.get("tun_flags") else 0)]
+    data = _encoded(nl.IPVS_CMD_NEW_DEST, [("IPVS_CMD_ATTR_DEST", {"attrs": attrs})])
     expected = {"u_threshold": 0, "l_threshold": 0, **dest, "active": 7, "inactive": 9, "persistent_conns": 2,
                 "stats": STATS}
     if dest["forward"] == "tunnel":
         expected.setdefault("tun_port", 0)
         expected.setdefault("tun_flags", [])
-    assert lvstun.genl.dest_record(data, 6 if ":" in dest["address"] else 4) == expected
+    assert genl.dest_record(data, 6 if ":" in dest["address"] else 4) == expected
 
 
-def test_service_key_encodes_as_pyroute2_does(ipvs):
+def test_keys_and_timeouts_encode_as_pyroute2_reads_them():
     for key in ({"af": 4, "protocol": "tcp", "address": "10.10.24.88", "port": 80, "fwmark": None},
                 {"af": 6, "protocol": "sctp", "address": "2001:db8::1", "port": 9, "fwmark": None},
                 {"af": 4, "protocol": None, "address": None, "port": None, "fwmark": 77}):
-        ours = lvstun.genl.request(0x20, nl.IPVS_CMD_GET_DEST, lvstun.genl.service_key(key), 0x301, 1)
-        theirs = _encoded(nl.IPVS_CMD_GET_DEST, [("IPVS_CMD_ATTR_SERVICE", ipvs._svc_key_nl(key).dump_key())])
-        decoded = _decoded(ours).get_attr("IPVS_CMD_ATTR_SERVICE")
-        reference = _decoded(theirs).get_attr("IPVS_CMD_ATTR_SERVICE")
-        for attr in ("IPVS_SVC_ATTR_AF", "IPVS_SVC_ATTR_PROTOCOL", "IPVS_SVC_ATTR_ADDR", "IPVS_SVC_ATTR_PORT",
-                     "IPVS_SVC_ATTR_FWMARK"):
-            assert decoded.get_attr(attr) == reference.get_attr(attr), (key, attr)
-
-
-def test_command_and_attribute_numbers_are_the_kernel_uapi_ones():
-    # include/uapi/linux/ip_vs.h, as pyroute2 also declares them
-    assert (lvstun.genl.CMD_GET_SERVICE, lvstun.genl.CMD_GET_DEST) == (nl.IPVS_CMD_GET_SERVICE, nl.IPVS_CMD_GET_DEST)
-    assert lvstun.genl.GENL_VERSION == nl.GENL_VERSION
-    names = [name for name, _ in nl.ipvsmsg.service.nla_map]
-    assert names.index("IPVS_SVC_ATTR_STATS64") == lvstun.genl.SVC_STATS64
-    names = [name for name, _ in nl.ipvsmsg.dest.nla_map]
-    assert names.index("IPVS_DEST_ATTR_TUN_FLAGS") == lvstun.genl.DEST_TUN_FLAGS
+        data = genl.request(0x20, genl.CMD["del_dest"],
+                            genl.service_key(key) + genl.dest_key({"address": "10.0.0.1", "port": 8}), 1, 1)
+        svc = _decoded(data).get_attr("IPVS_CMD_ATTR_SERVICE")
+        assert svc.get_attr("IPVS_SVC_ATTR_AF") == genl.AF[key["af"]]
+        if key["fwmark"]:
+            assert svc.get_attr("IPVS_SVC_ATTR_FWMARK") == 77
+        else:
+            assert (svc.get_attr("IPVS_SVC_ATTR_ADDR"), svc.get_attr("IPVS_SVC_ATTR_PORT"),
+                    svc.get_attr("IPVS_SVC_ATTR_PROTOCOL")) == (key["address"], key["port"],
+                                                                {"tcp": 6, "sctp": 132}[key["protocol"]])
+        dest = _decoded(data).get_attr("IPVS_CMD_ATTR_DEST")
+        assert (dest.get_attr("IPVS_DEST_ATTR_PORT"), dest.get_attr("IPVS_DEST_ATTR_WEIGHT")) == (8, None)
+    data = genl.request(0x20, genl.CMD["set_config"], genl.timeouts(900, 0, 300), 1, 1)
+    top = genl.top(data)
+    assert [genl.u32(top, genl.ATTR["cmd"][name]) for name in ("timeout_tcp", "timeout_tcp_fin",
+                                                                 "timeout_udp")] == [900, 0, 300]

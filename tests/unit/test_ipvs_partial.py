@@ -19,7 +19,8 @@ class FakeKernel:
         self.table = []
 
     def list(self, spec=None, stats=False):
-        return copy.deepcopy(self.table)
+        specs = None if spec is None else {spec} if isinstance(spec, str) else set(spec)
+        return copy.deepcopy([s for s in self.table if specs is None or rec.service_spec(s) in specs])
 
     def apply_plan(self, ops):
         failed = []
