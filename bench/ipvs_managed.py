@@ -19,7 +19,8 @@ same table, one after the other, RUNS times) of
 
 each result compared entry by entry with the wanted table, ``ipvsadm-save -n`` as the
 oracle. Prints the medians and their ratios, the process's peak memory, and with
-``--profile`` where the first apply's time goes (cProfile, by part of the code).
+``--profile`` where the first apply's time goes (timers around each stage, and
+cProfile's hot spots).
 """
 
 import argparse
@@ -166,40 +167,65 @@ def main():
     print(f"  peak memory of this process (Salt's loader included): {peak:.0f} MiB")
     if args.profile:
         clear()
+        stages = timed_stages()
+        began = time.perf_counter()
+        managed(want)
+        total = time.perf_counter() - began
+        print(f"where the time of one first apply goes ({total:.3f} s, timers around each stage):")
+        for stage, seconds in stages.items():
+            print(f"  {stage:<58} {seconds:7.3f} s  {100 * seconds / total:5.1f} %")
+        rest = total - sum(seconds for stage, seconds in stages.items() if not stage.startswith(" "))
+        print(f"  {'the rest (Salt state wrappers, ownership record, Python)':<58} {rest:7.3f} s  "
+              f"{100 * rest / total:5.1f} %")
+        clear()
         profiler = cProfile.Profile()
         profiler.enable()
         managed(want)
         profiler.disable()
-        clear()
         profile_report(profiler)
     clear()
     return 0
 
 
+def timed_stages():
+    """Wrap the stages of an apply with timers: ``{stage: seconds}`` filled as they run."""
+    ipvsclient, ipvs = sys.modules["lvstun.ipvsclient"], sys.modules["lvstun.ipvs"]
+    stages = {}  # filled in the order the stages are wrapped below
+
+    def timer(owner, name, stage):
+        original = getattr(owner, name)
+
+        def wrapped(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                stages[stage] = stages.get(stage, 0) + time.perf_counter() - began
+
+        setattr(owner, name, wrapped)
+
+    wrapped = (
+        (ipvsclient.Client, "read", "read the kernel's table: before, and the services touched after"),
+        (ipvs, "desired_service", "validate and normalise the wanted table"),
+        (ipvs, "plan", "plan and change report (lvstun.ipvs.plan), before and after"),
+        (ipvsclient.Client, "apply", "encode the requests and send them"),
+        (ipvsclient.Client, "_send_batch", "  of which: send() calls (the kernel applying) and errors"),
+    )
+    for owner, name, stage in wrapped:
+        stages[stage] = 0
+        timer(owner, name, stage)
+    return stages
+
+
 def profile_report(profiler):
-    """Where the first apply's time goes: the costliest functions by own time, then by
-    part of the code."""
+    """The costliest functions of one first apply by own time (cProfile). On UML every
+    clock read is a system call, so cProfile inflates functions called often: the
+    stage timers above give the split, this list the hot spots."""
     stats = pstats.Stats(profiler)
-    total = sum(row[2] for row in stats.stats.values())
-    print(f"profile of one first apply (cProfile, {total:.2f} s of own time; profiling slows Python code):")
-    by_file = {}
-    for (path, _line, func), (_, _, own, _, _) in stats.stats.items():
-        part = ("kernel: netlink send" if func == "<method 'send' of '_socket.socket' objects>" else
-                "kernel: netlink receive" if "recv_into" in func else
-                "lvstun.genl (encode, decode)" if path.endswith("lvstun/genl.py") else
-                "lvstun.ipvsclient (transport)" if path.endswith("lvstun/ipvsclient.py") else
-                "lvstun.ipvs (plan, changes, specs)" if path.endswith("lvstun/ipvs.py") else
-                "lvstun.address (parsing)" if path.endswith("lvstun/address.py") else
-                "_states/ipvs.py, _modules/ipvs.py" if path.endswith(("_states/ipvs.py", "_modules/ipvs.py")) else
-                "salt (loader, state wrappers)" if "/salt/" in path else
-                "python builtins (struct, socket, dict, sort)" if path == "~" else "other")
-        by_file[part] = by_file.get(part, 0) + own
-    for part, own in sorted(by_file.items(), key=lambda kv: -kv[1]):
-        print(f"  {part:<45} {own:7.3f} s  {100 * own / total:5.1f} %")
-    print("  costliest functions (own time):")
-    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:12]
+    print("hot spots (cProfile, own time; inflated for functions with many calls):")
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:10]
     for (path, line, func), (calls, _, own, cum, _) in rows:
-        print(f"    {own:7.3f} s own {cum:7.3f} s cum {calls:8d} calls  {os.path.basename(path)}:{line} {func}")
+        print(f"  {own:7.3f} s own {cum:7.3f} s cum {calls:8d} calls  {os.path.basename(path)}:{line} {func}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import socket
 import struct
 
 from . import genl
-from .ipvs import join_hostport, service_spec
+from .ipvs import join_hostport, parse_service, service_spec
 
 NETLINK_GENERIC = 16
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -36,6 +36,7 @@ SOL_NETLINK, NETLINK_CAP_ACK = 270, 10
 GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME = 0x10, 3, 1, 2
 BATCH = 64 << 10  # bytes of requests per send (the socket's send buffer takes ~200 KiB)
 RCVBUF = 8 << 20
+FEW = 64  # services read one by one rather than from a dump of every service
 
 
 class IPVSError(OSError):
@@ -184,17 +185,29 @@ class Client:
     # -------------------------------------------------------------- the table
     def read(self, only=None, stats=True):
         """The table as ``ipvs.list`` records, sorted; ``only``: the specs to read (the
-        others' destinations are not dumped)."""
-        services = []
-        for payload in self.dump("get_service"):
-            svc = genl.service_record(payload, stats)
-            if only is not None and service_spec(svc) not in only:
-                continue
+        others' destinations are not dumped; a few are asked for one by one, without
+        dumping the service list)."""
+        if only is not None and len(only) <= FEW:
+            found = (self._service(parse_service(spec), stats) for spec in only)
+            services = [svc for svc in found if svc is not None]
+        else:
+            services = [genl.service_record(payload, stats) for payload in self.dump("get_service")]
+            if only is not None:
+                services = [svc for svc in services if service_spec(svc) in only]
+        for svc in services:
             dests = self.dump("get_dest", genl.service_key(svc))
             svc["destinations"] = sorted((genl.dest_record(d, svc["af"], stats) for d in dests),
                                          key=lambda d: (d["address"], d["port"]))
-            services.append(svc)
         return sorted(services, key=service_spec)
+
+    def _service(self, key, stats):
+        """One service's record (without destinations), or None when it does not exist."""
+        try:
+            return genl.service_record(self.ask("get_service", genl.service_key(key)), stats)
+        except IPVSError as err:
+            if err.errno in (errno.ESRCH, errno.ENOENT):
+                return None
+            raise
 
     def apply(self, ops):
         """Apply a plan (``lvstun.ipvs.plan`` ops); return ``[(step, scheduler, errno)]``

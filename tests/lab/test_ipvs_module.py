@@ -1,6 +1,10 @@
 """The ipvs execution module against the director's real kernel, through the lab's
 salt-master; ipvsadm inside the director is the independent witness."""
 
+import errno
+import json
+import os
+import sys
 import time
 
 import pytest
@@ -11,6 +15,7 @@ from tests.lab.ipvs_helpers import call, clear, ipvsadm_save
 pytestmark = pytest.mark.usefixtures("health_paused")
 
 SVC = "tcp:10.10.24.88:80"
+UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "_utils")
 
 
 @pytest.fixture(name="table")
@@ -172,3 +177,57 @@ def test_zero_clears_counters(table, lab):
     finally:
         if not held:
             lab.capture("director", "ip", "addr", "del", "10.10.24.88/32", "dev", "eth0")
+
+
+_BIG_PLAN = """
+import json, sys
+sys.path.insert(0, {utils!r})
+import lvstun.ipvsclient
+svc = {{"af": 4, "protocol": "tcp", "address": "10.10.24.88", "port": 80, "fwmark": None, "scheduler": "rr",
+        "flags": [], "persistent": 0, "netmask": None}}
+def dest(i, weight=1):
+    return {{"address": f"10.20.{{i // 250}}.{{i % 250 + 1}}", "port": 80, "forward": "tunnel", "weight": weight,
+             "u_threshold": 0, "l_threshold": 0, "tun_type": "ipip", "tun_port": 0, "tun_flags": []}}
+ops = [("add_service", svc)] + [("add_dest", svc, dest(i)) for i in range(1500)]
+ops.insert(100, ("add_dest", svc, dest(50)))                                   # exists already
+ops.append(("add_dest", svc, dest(1400)))                                      # exists already
+ops.append(("edit_dest", {{**svc, "address": "10.10.24.99"}}, dest(1, 5)))     # no such service
+ops.append(("edit_dest", svc, dest(7, 9)))
+with lvstun.ipvsclient.Client() as ipvs:
+    failed = ipvs.apply(ops)
+print(json.dumps({{"ops": len(ops), "failed": [[step, code] for step, _, code in failed]}}))
+"""
+
+
+def test_a_plan_of_many_batches_reports_exactly_the_steps_the_kernel_refused(table):
+    """1,505 steps go out in several batches without acknowledgements: the kernel's
+    error reports name exactly the three refused steps (in the first batch, the last,
+    and a missing service), and every other step is in the table."""
+    code, out, err = table.capture("director", sys.executable, "-c", _BIG_PLAN.format(utils=UTILS))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["ops"] == 1505
+    assert result["failed"] == [["add destination 10.20.0.51:80 of tcp:10.10.24.88:80", errno.EEXIST],
+                                ["add destination 10.20.5.151:80 of tcp:10.10.24.88:80", errno.EEXIST],
+                                ["edit destination 10.20.0.2:80 of tcp:10.10.24.99:80", errno.ESRCH]]
+    lines = ipvsadm_save(table)
+    assert len(lines) == 1501 and "-A -t 10.10.24.88:80 -s rr" in lines
+    assert "-a -t 10.10.24.88:80 -r 10.20.0.8:80 -i -w 9 --tun-type ipip" in lines  # the step after the errors
+    assert sum(" -w 1 " in line for line in lines) == 1499
+
+
+def test_set_weights_changes_many_weights_in_one_call(table):
+    call(table, "ipvs.add_service", SVC, scheduler="wrr")
+    for last in (21, 22, 23):
+        call(table, "ipvs.add_dest", SVC, f"10.10.24.{last}:80", weight=1, u_threshold=50)
+    changes = call(table, "ipvs.set_weights",
+                   '{"tcp:10.10.24.88:80": {"10.10.24.21:80": 0, "10.10.24.22:80": 1, "10.10.24.24:80": 3}}')
+    assert changes == {SVC: {"10.10.24.21:80": {"old": 1, "new": 0}}, "missing": [f"{SVC} 10.10.24.24:80"]}
+    assert ipvsadm_save(table) == sorted([
+        "-A -t 10.10.24.88:80 -s wrr",
+        "-a -t 10.10.24.88:80 -r 10.10.24.21:80 -i -w 0 --tun-type ipip",
+        "-a -t 10.10.24.88:80 -r 10.10.24.22:80 -i -w 1 --tun-type ipip",
+        "-a -t 10.10.24.88:80 -r 10.10.24.23:80 -i -w 1 --tun-type ipip",
+    ])
+    code, out, _ = table.capture("director", "ipvsadm", "-Ln", "--thresholds")
+    assert code == 0 and "10.10.24.21:80               50         0" in out  # the threshold stayed
