@@ -90,6 +90,10 @@ KNOWN_FAILURES = (
      "(CAP_SYS_PTRACE, kernel.yama.ptrace_scope)"),
     (r"(?:open|opening) /dev/net/tun|tuntap.*(?:Operation not permitted|No such)|vector.*(?:failed|error)",
      "UML could not open its tap devices: run the lab as root on a host with /dev/net/tun (modprobe tun)"),
+    (r"UML ran out of memory on the host side",
+     "UML maps each page of a guest process with its own host mapping and reached the host's limit: "
+     "raise it (sysctl -w vm.max_map_count=262144; a guest process of ~250 MiB needs more than the "
+     "default 65,530)"),
     (r"Out of memory|Cannot allocate memory|Killed process",
      "the kernel ran out of memory: give each lab host more (LVS_LAB_MEM=512M) or free memory on the machine"),
     (r"(Kernel panic - not syncing: .*)",

@@ -12,6 +12,8 @@ import threading
 import time
 
 import pytest
+import salt.config
+import salt.utils.event
 
 from . import health_helpers as hh
 from .site_helpers import edited, site_tree
@@ -191,6 +193,29 @@ def test_a_stopped_host_is_drained_and_returns_when_started(healthy):
     lab.wait_booted(["rs3"])
     lab.wait_minions(["rs3"], timeout=300)
     hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 1, 240)
+
+
+def test_a_flood_of_forged_events_starts_a_few_runner_jobs_and_none_for_strangers(healthy):
+    """600 events on the master's bus (300 naming strangers, 300 naming rs1): the
+    reactor's gate starts no job for a stranger and, for rs1, one job that runs more
+    rounds instead of one job per event (without the gate: 600 jobs)."""
+    lab = healthy
+    opts = salt.config.master_config(os.path.join(lab.master_conf_dir, "master"))
+    jobs = []
+    with salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True) as bus:
+        for n in range(300):
+            bus.fire_event({"services": {}}, f"salt/beacon/stranger{n}/lvs_backend/")
+            bus.fire_event({"services": {"web": {"healthy": False}}}, "salt/beacon/rs1/lvs_backend/")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            event = bus.get_event(wait=1, full=True)
+            if event and event["tag"].startswith("salt/run/") and event["tag"].endswith("/new") \
+                    and event["data"].get("fun") == "runner.lvs.health":
+                jobs.append(json.dumps(event["data"].get("fun_args")))
+    strangers = [args for args in jobs if "stranger" in args]
+    for_rs1 = [args for args in jobs if '"rs1"' in args]
+    assert strangers == [] and 1 <= len(for_rs1) <= 6, jobs  # rs1's own heartbeats may add one or two
+    assert hh.weight_of(lab, "rs1") == 1  # rs1, asked, says it is healthy
 
 
 def test_a_reused_client_port_never_reaches_a_failed_backend(healthy):

@@ -26,6 +26,9 @@ Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b
          "/dev/shm must be not mounted noexec\n", ["noexec", "remount,exec /dev/shm"]),
         ("Checking that ptrace can change system call numbers...ptrace: Operation not permitted\n"
          "check_ptrace : expected SIGSTOP, got status = 9\n", ["cannot ptrace", "root"]),
+        ("do_syscall_stub: syscall 9 failed, return value = 0xfffffffffffffff4\nUML ran out of memory on the host "
+         "side! This can happen due to a memory limitation or vm.max_map_count has been reached.\n",
+         ["vm.max_map_count=262144"]),
         ("Run /init as init process\nKernel panic - not syncing: VFS: Unable to mount root fs\n",
          ["Kernel panic - not syncing: VFS: Unable to mount root fs"]),
     ],
