@@ -8,7 +8,6 @@ kernel refusals become ``CommandExecutionError`` with a message a person underst
 """
 
 import functools
-import logging
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -21,7 +20,6 @@ from lvstun.fresh import fresh
 rec = fresh(lvstun.ipvs)
 genl = fresh(lvstun.genl)
 client = fresh(lvstun.ipvsclient)
-log = logging.getLogger(__name__)
 
 __virtualname__ = "ipvs"
 __func_alias__ = {"list_": "list"}

@@ -46,9 +46,7 @@ DEST_ATTRS = (("addr", "addr"), ("port", "be16"), ("fwd_method", "u32"), ("weigh
               ("tun_port", "be16"), ("tun_flags", "u16"))
 STATS64_ATTRS = tuple((name, "u64") for name in ("conns", "inpkts", "outpkts", "inbytes", "outbytes", "cps",
                                                   "inpps", "outpps", "inbps", "outbps"))
-INFO_ATTRS = (("version", "u32"), ("conn_tab_size", "u32"))
-LAYOUTS = {"cmd": CMD_ATTRS, "service": SERVICE_ATTRS, "dest": DEST_ATTRS, "stats64": STATS64_ATTRS,
-           "info": INFO_ATTRS}
+LAYOUTS = {"cmd": CMD_ATTRS, "service": SERVICE_ATTRS, "dest": DEST_ATTRS, "stats64": STATS64_ATTRS}
 
 CMD = {name: number for number, name in enumerate(COMMANDS, 1)}
 ATTR = {kind: {name: number for number, (name, _) in enumerate(layout, 1)} for kind, layout in LAYOUTS.items()}
