@@ -101,52 +101,43 @@ class Client:
     def _error(payload):
         return -struct.unpack_from("=i", payload, 16)[0]
 
-    def _family(self, name):
-        """The generic-netlink family id of ``name`` (the controller's answer)."""
+    def _replies(self, family, cmd, attrs, flags):
+        """Send one request; yield ``(type, payload)`` of each reply to it, raising
+        IPVSError when the kernel answers with an error."""
         self.seq += 1
         seq = self.seq
-        attrs = genl.nla(CTRL_ATTR_FAMILY_NAME, name.encode() + b"\0")
-        self.sock.send(genl.request(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, attrs, F_REQUEST, seq))
+        self.sock.send(genl.request(family, cmd, attrs, flags, seq))
         while True:
             for kind, rseq, payload in self._messages():
                 if rseq != seq:
                     continue
                 if kind == NLMSG_ERROR:
                     code = self._error(payload)
-                    raise IPVSError(code, f"no {name} netlink family ({os.strerror(code)}): "
-                                          "is the ip_vs kernel module loaded?")
-                return struct.unpack("=H", genl.top(payload)[CTRL_ATTR_FAMILY_ID][:2])[0]
+                    raise IPVSError(code, os.strerror(code))
+                yield kind, payload
+
+    def _family(self, name):
+        """The generic-netlink family id of ``name`` (the controller's answer)."""
+        attrs = genl.nla(CTRL_ATTR_FAMILY_NAME, name.encode() + b"\0")
+        try:
+            _, payload = next(self._replies(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, attrs, F_REQUEST))
+        except IPVSError as err:
+            raise IPVSError(err.errno, f"no {name} netlink family ({err.strerror}): "
+                                       "is the ip_vs kernel module loaded?") from None
+        return struct.unpack("=H", genl.top(payload)[CTRL_ATTR_FAMILY_ID][:2])[0]
 
     def dump(self, cmd, attrs=b""):
         """The raw replies of a dump request (``cmd`` a name of ``genl.COMMANDS``)."""
-        self.seq += 1
-        seq = self.seq
-        self.sock.send(genl.request(self.family, genl.CMD[cmd], attrs, F_REQUEST | F_DUMP, seq))
         out = []
-        while True:
-            for kind, rseq, payload in self._messages():
-                if rseq != seq:
-                    continue
-                if kind == NLMSG_DONE:
-                    return out
-                if kind == NLMSG_ERROR:
-                    code = self._error(payload)
-                    raise IPVSError(code, os.strerror(code))
-                out.append(payload)
+        for kind, payload in self._replies(self.family, genl.CMD[cmd], attrs, F_REQUEST | F_DUMP):
+            if kind == NLMSG_DONE:
+                return out
+            out.append(payload)
+        return out
 
     def ask(self, cmd, attrs=b""):
-        """One request answered by one reply (GET_CONFIG, GET_INFO): its raw payload."""
-        self.seq += 1
-        seq = self.seq
-        self.sock.send(genl.request(self.family, genl.CMD[cmd], attrs, F_REQUEST, seq))
-        while True:
-            for kind, rseq, payload in self._messages():
-                if rseq != seq:
-                    continue
-                if kind == NLMSG_ERROR:
-                    code = self._error(payload)
-                    raise IPVSError(code, os.strerror(code))
-                return payload
+        """One request answered by one reply (GET_CONFIG, GET_SERVICE of one): its raw payload."""
+        return next(self._replies(self.family, genl.CMD[cmd], attrs, F_REQUEST))[1]
 
     def send(self, requests):
         """Send ``(cmd, attrs, flags, label)`` requests in batches; return ``[(label,

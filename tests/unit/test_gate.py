@@ -14,9 +14,9 @@ from tests.unit.test_health import site_tree
 OPTS = {"id": "master", "__role": "master"}
 
 
-@pytest.fixture(name="compiled")
-def fixture_compiled(monkeypatch):
-    """The gate with a fresh state and the seed site as the pillar; the compile times."""
+def seed_site_gate(monkeypatch):
+    """The gate with a fresh state and the seed site as the pillar: ``(site, compile
+    times)`` (shared with the runner's flood tests)."""
     site, compiled = lvstun.site.parse(site_tree()), []
 
     def compile_site(opts):
@@ -27,7 +27,13 @@ def fixture_compiled(monkeypatch):
     monkeypatch.setattr(lvstun.gate, "_SITE", {})
     monkeypatch.setattr(lvstun.gate, "_JOBS", {})
     monkeypatch.setattr(lvstun.gate, "compile_site", compile_site)
-    return compiled
+    return site, compiled
+
+
+@pytest.fixture(name="compiled")
+def fixture_compiled(monkeypatch):
+    """The compile times of the seed site, through the gate."""
+    return seed_site_gate(monkeypatch)[1]
 
 
 @pytest.mark.parametrize(("tag", "job"), [

@@ -3,29 +3,17 @@ compilation each, one check at a time per real server with the newest state neve
 and pushes that never leave older weights on the directors than newer ones."""
 
 import threading
-import time
 import types
 
 import lvstun.gate
-import lvstun.site
 from tests.unit.checkout import load
-from tests.unit.test_health import site_tree
+from tests.unit.test_gate import seed_site_gate
 
 
 def _runner(tmp_path, monkeypatch):
     runner = load("lvs_runner_flood", "_runners", "lvs.py")
     runner.__opts__ = {"cachedir": str(tmp_path), "id": "master", "conf_file": "/dev/null"}
-    site = lvstun.site.parse(site_tree())
-    compiled = []
-
-    def compile_site(opts):
-        compiled.append(time.monotonic())
-        lvstun.gate._SITE.update(site=site, at=time.monotonic())
-        return site
-
-    monkeypatch.setattr(lvstun.gate, "_SITE", {})
-    monkeypatch.setattr(lvstun.gate, "_JOBS", {})
-    monkeypatch.setattr(lvstun.gate, "compile_site", compile_site)
+    site, compiled = seed_site_gate(monkeypatch)
     return runner, site, compiled
 
 
