@@ -47,6 +47,13 @@ class LabError(RuntimeError):
     """Something in the lab failed; the message says what and where to look."""
 
 
+def reap_children():
+    """Wait for this process's own exited children (kernels it booted and killed)."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
 def sh(*argv, check=True, capture=False, netns=None, timeout=120, **kwargs):
     """Run a command on the real machine (optionally inside a lab namespace)."""
     if netns:
@@ -328,6 +335,20 @@ class Lab:
         sh("ip", "-n", client.netns, "link", "set", "eth0", "up")
         sh("ip", "-n", client.netns, "route", "add", "default", "via", client.gateway)
 
+    def _unwire_router(self, router):
+        """Take the router's namespace away as a power cut would: its processes killed,
+        its NICs' pairs deleted (synchronously: the kernel frees a deleted namespace's
+        devices later, in a work queue, so the next ``_wire_router`` could find the old
+        names still taken), then the namespace itself."""
+        pids = sh("ip", "netns", "pids", router.netns, capture=True, check=False).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        for netns, link in ((plan.SWITCH_NS, router.tap("lan")), (plan.SWITCH_NS, router.tap("mgmt")),
+                            (self.hosts[plan.CLIENT].netns, "eth0")):
+            sh("ip", "-n", netns, "link", "del", link, check=False)
+        sh("ip", "netns", "del", router.netns)
+
     def _minion_config(self, host):
         hdir = self.host_dir(host.name)
         in_guest = host.engine == "uml"
@@ -561,7 +582,7 @@ class Lab:
             self.wait_booted([name])
         else:
             self._stop_native_minion(host)
-            sh("ip", "netns", "del", host.netns)
+            self._unwire_router(host)
             self._wire_router(host)
             self._start_native_minion(host)
         self.wait_minions([name], timeout=timeout)
@@ -669,13 +690,16 @@ class Lab:
                 self.halt(name)
             deadline = time.monotonic() + 15
             while True:
-                pids = self.processes()
+                reap_children()
+                # A zombie holds nothing but its pid; its parent (this process, init or
+                # a subreaper) reaps it, so only live processes are waited for.
+                pids = self.processes(zombies=False)
                 if not pids or time.monotonic() > deadline:
                     break
                 for pid in pids:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                time.sleep(0.2)  # killed processes linger as zombies until init reaps them
+                time.sleep(0.2)
         with progress.step("removing namespaces and the state folder"):
             for ns in self.namespaces():
                 sh("ip", "netns", "del", ns, check=False)
@@ -689,9 +713,9 @@ class Lab:
         if left:
             raise LabError("lvs-lab down left these behind:\n  " + "\n  ".join(left))
 
-    def processes(self):
-        """PIDs of processes that belong to the lab, zombies included: by command line,
-        or by the process group of a kernel the lab started."""
+    def processes(self, zombies=True):
+        """PIDs of processes that belong to the lab (zombies too unless ``zombies`` is
+        false): by command line, or by the process group of a kernel the lab started."""
         groups = set()
         for name in os.listdir(self._path("hosts")) if os.path.isdir(self._path("hosts")) else ():
             with contextlib.suppress(OSError, ValueError), \
@@ -705,8 +729,11 @@ class Lab:
                 with open(f"/proc/{entry}/cmdline", "rb") as fh:
                     cmdline = fh.read().decode(errors="replace")
                 with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as fh:
-                    pgid = int(fh.read().rsplit(")", 1)[1].split()[2])
+                    state, _ppid, pgid = fh.read().rsplit(")", 1)[1].split()[:3]
+                pgid = int(pgid)
             except (OSError, ValueError, IndexError):
+                continue
+            if state == "Z" and not zombies:
                 continue
             if self.state_dir in cmdline or "umid=lvslab-" in cmdline or pgid in groups:
                 pids.append(int(entry))
