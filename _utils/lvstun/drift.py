@@ -23,6 +23,7 @@ NAMES = {
     "nft-table": "nftables table {object}",  # object "FAMILY NAME": lists of rule lines
     "ios-line": "{object}",                # an IOS configuration line: "present"/"absent"
     "ios-saved": "{object}",               # "startup-config": saved or not
+    "director-group": "{object}",          # a router's director group object (lvstun.dirgroup)
     "check-failed": "{object} failed",     # a check that could not run: have = the error
 }
 

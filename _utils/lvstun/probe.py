@@ -10,14 +10,38 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 
-def tcp(address, port, timeout):
-    with socket.create_connection((address, port), timeout=timeout):
+def _socket(address, kind, timeout, mark=None):
+    """A socket for ``address``; ``mark`` (SO_MARK, root) steers it by policy routing
+    (the router's probe of one director: lvstun.dirgroup)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, kind)
+    try:
+        sock.settimeout(timeout)
+        if mark is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _connected(address, port, timeout, mark=None, kind=socket.SOCK_STREAM):
+    sock = _socket(address, kind, timeout, mark)
+    try:
+        sock.connect((address, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def tcp(address, port, timeout, mark=None):
+    with _connected(address, port, timeout, mark):
         return "connected"
 
 
-def http(address, port, timeout, path="/", expect=200):
+def http(address, port, timeout, path="/", expect=200, mark=None):
     deadline = time.monotonic() + timeout
-    with socket.create_connection((address, port), timeout=timeout) as sock:
+    with _connected(address, port, timeout, mark) as sock:
         sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {address}\r\nUser-Agent: lvs-pack-check\r\n\r\n".encode())
         data = b""
         while b"\r\n" not in data and len(data) < 4096:
@@ -34,10 +58,8 @@ def http(address, port, timeout, path="/", expect=200):
     return f"HTTP {expect}"
 
 
-def udp(address, port, timeout):
-    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect((address, port))
+def udp(address, port, timeout, mark=None):
+    with _connected(address, port, timeout, mark, socket.SOCK_DGRAM) as sock:
         sock.send(b"lvs-pack-check\n")
         sock.recv(2048)
     return "answered"
@@ -72,28 +94,29 @@ def ping(address, timeout):
                 return "echo reply"
 
 
-def run(check, address):
-    """Run ``check`` (a site service's ``check`` dict) against ``address``; return
-    ``(ok, reason)``. Never raises, never waits beyond the check's timeout (much)."""
+def run(check, address, mark=None):
+    """Run ``check`` (a site service's ``check`` dict) against ``address`` (its packets
+    marked ``mark``, if given); return ``(ok, reason)``. Never raises, never waits
+    beyond the check's timeout (much)."""
     kind, port, timeout = check["type"], check["port"], float(check["timeout"])
     try:
         if kind == "none":
             return True, "not checked"
         if kind == "http":
-            return True, http(address, port, timeout, check.get("path", "/"), check.get("expect", 200))
+            return True, http(address, port, timeout, check.get("path", "/"), check.get("expect", 200), mark)
         if kind == "udp":
-            return True, udp(address, port, timeout)
+            return True, udp(address, port, timeout, mark)
         if kind == "ping":
             return True, ping(address, timeout)
-        return True, tcp(address, port, timeout)
+        return True, tcp(address, port, timeout, mark)
     except (OSError, ValueError) as err:
         return False, f"{kind} {address}:{port}: {str(err) or type(err).__name__}"
 
 
 def run_all(checks):
-    """``{name: (ok, reason)}`` for ``{name: (check, address)}``, run concurrently."""
+    """``{name: (ok, reason)}`` for ``{name: (check, address[, mark])}``, run concurrently."""
     if not checks:
         return {}
     with ThreadPoolExecutor(max_workers=min(16, len(checks))) as pool:
-        futures = {name: pool.submit(run, check, address) for name, (check, address) in checks.items()}
+        futures = {name: pool.submit(run, *args) for name, args in checks.items()}
         return {name: future.result() for name, future in futures.items()}

@@ -10,14 +10,15 @@ SLS files stay declarative and every decision is here, where unit tests reach it
 * ``realserver``: its LAN address and gateway, the VIPs on the ipip device with the
   ARP/rp_filter sysctls, and the VIP source routes that clamp the TCP MSS;
 * ``router``: forwarding on, its LAN and WAN addresses (plus every public address as
-  /32 so it answers ARP for them), the 1:1 NAT pairs, and with several directors an
-  ECMP route per VIP over all of them (hashing on ports, so flows spread).
+  /32 so it answers ARP for them), the 1:1 NAT pairs, and with several directors every
+  VIP routed over them: on Linux through the resilient group of the live directors
+  (``lvstun.dirgroup``), on IOS by ECMP static routes.
 """
 
 import netaddr
 
+from . import dirgroup, tun
 from . import health as health_rules
-from . import tun
 
 NAT_TABLE = "lvs_nat"
 
@@ -133,8 +134,10 @@ def router(site, minion_id=None):
     sysctls = {"net.ipv4.ip_forward": 1}
     routes = {}
     directors = sorted(h.address for h in site.directors)
+    group = dirgroup.spec(site)
     if len(directors) > 1:
         sysctls["net.ipv4.fib_multipath_hash_policy"] = 1  # layer 4: one client's flows spread too
+    if len(directors) > 1 and group is None:  # ios: ECMP static routes (lvstun.ios)
         routes = {_vip_cidr(vip): {"via": directors, "interface": rtr.lan_interface} for vip in _vips(site)}
     mappings = [{"public": public, "vip": vip} for public, vip in
                 sorted(pairs.items(), key=lambda kv: netaddr.IPAddress(kv[0]))]
@@ -155,6 +158,7 @@ def router(site, minion_id=None):
         "addresses": {rtr.lan_interface: [f"{rtr.lan_address}/{_prefix(site)}"], rtr.wan_interface: wan},
         "sysctls": sysctls,
         "routes": routes,
+        "directors": group,
         "nat": {
             "table": NAT_TABLE,
             "wan_interface": rtr.wan_interface,

@@ -43,7 +43,7 @@ REQUIRED = object()  # a setting without default
 # (tests/unit/test_site.py checks it).
 SCHEMA = {
     "site": {"lan": REQUIRED, "router": REQUIRED, "directors": REQUIRED, "realservers": REQUIRED,
-             "services": REQUIRED, "tunnel": {}, "ipvs": {}},
+             "services": REQUIRED, "tunnel": {}, "ipvs": {}, "ha": {}},
     "lan": {"subnet": REQUIRED, "gateway": REQUIRED},
     "router": {"id": REQUIRED, "kind": "linux", "lan_interface": Derived("eth0; ios: GigabitEthernet0/0"),
                "lan_address": Derived("lan:gateway"), "wan_interface": Derived("wan0; ios: GigabitEthernet0/1"),
@@ -63,6 +63,10 @@ SCHEMA = {
     # connection that matches one to a weight-0 backend elsewhere, expire_quiescent_template
     # does the same for persistence. ``null`` leaves the kernel's value alone.
     "ipvs": {"conn_reuse_mode": 3, "expire_nodest_conn": 1, "expire_quiescent_template": 1},
+    # Several directors (lvstun.dirgroup): the router's resilient group, its probes, and
+    # the directors' connection sync. Ignored with one director.
+    "ha": {"base": 4200, "buckets": 64, "idle_timer": 10, "unbalanced_timer": 300, "interval": 1,
+           "timeout": 0.4, "rise": 2, "fall": 2, "sync_id": 1},
 }
 IPVS_SYSCTLS = {"conn_reuse_mode": 3, "expire_nodest_conn": 1, "expire_quiescent_template": 1}  # key: highest
 ROUTER_INTERFACES = {"linux": ("eth0", "wan0"), "ios": ("GigabitEthernet0/0", "GigabitEthernet0/1")}
@@ -134,6 +138,21 @@ class Router:
     save: bool = False  # ios: write memory after a change
 
 
+@dataclass(frozen=True)
+class HA:
+    """How a site with several directors survives losing one (docs/pillar.md)."""
+
+    base: int = 4200  # the router's nexthop ids, probe tables, marks and rule priority start here
+    buckets: int = 64  # the resilient group's hash buckets
+    idle_timer: int = 10  # seconds a bucket is idle before it may move to a returning director
+    unbalanced_timer: int = 300  # seconds of imbalance before busy buckets move too (0: never)
+    interval: int = 1  # seconds between two probes of a director (the router's beacon)
+    timeout: float = 0.4  # one probe's timeout
+    rise: int = 2  # passing probes before a director takes flows again
+    fall: int = 2  # failing probes before its flows move to the others
+    sync_id: int = 1  # the IPVS sync daemons' id (0-255), one per site
+
+
 @dataclass
 class Site:
     subnet: str
@@ -143,6 +162,7 @@ class Site:
     services: dict = field(default_factory=dict)  # name -> Service
     tunnel: Tunnel = field(default_factory=Tunnel)
     ipvs: dict = field(default_factory=dict)  # director sysctls: conn_reuse_mode, expire_nodest_conn
+    ha: HA = field(default_factory=HA)
 
     def role_of(self, minion_id):
         """The role of ``minion_id`` in this site ('router', 'director', 'realserver') or None."""
@@ -277,10 +297,11 @@ def parse(pillar):
     parser.services_of(tree.get("services"))
     tunnel = _tunnel(parser.errors, _mapping(parser.errors, ("tunnel",), tree.get("tunnel")))
     ipvs = parser.ipvs(tree.get("ipvs"))
+    ha = parser.ha(tree.get("ha"))
     if parser.errors:
         raise SiteError(parser.errors)
     return Site(subnet=str(parser.subnet), gateway=parser.gateway, router=parser.router_, hosts=parser.hosts,
-                services=parser.services, tunnel=tunnel, ipvs=ipvs)
+                services=parser.services, tunnel=tunnel, ipvs=ipvs, ha=ha)
 
 
 def _default(part, key, spec):
@@ -520,6 +541,38 @@ class _Parser:
         wanted = {key: _default("ipvs", key, itree) for key in IPVS_SYSCTLS}
         return {key: _int(self.errors, ("ipvs", key), wanted[key], 0, high)
                 for key, high in IPVS_SYSCTLS.items() if wanted[key] is not None}
+
+    def ha(self, value):
+        errors, path = self.errors, ("ha",)
+        htree = _mapping(errors, path, value)
+        _known(errors, path, htree, "ha")
+        directors = sum(1 for host in self.hosts.values() if host.role == "director")
+        got = {key: _default("ha", key, htree) for key in SCHEMA["ha"]}
+        # One id, table, mark and rule priority per director above base: rules must come
+        # before the main table's (32766), tables must miss the kernel's own (253-255).
+        top = 32765 - max(directors, 1)
+        base = _int(errors, (*path, "base"), got["base"], 1, top)
+        if base is not None and any(t in (253, 254, 255) for t in range(base, base + directors + 1)):
+            errors.add((*path, "base"), f"{base} to {base + directors} include one of the kernel's own routing "
+                                        "tables (253-255)")
+        buckets = _int(errors, (*path, "buckets"), got["buckets"], max(directors, 1), 65535)
+        idle = _int(errors, (*path, "idle_timer"), got["idle_timer"], 1, 3600)
+        unbalanced = _int(errors, (*path, "unbalanced_timer"), got["unbalanced_timer"], 0, 86400)
+        interval = _int(errors, (*path, "interval"), got["interval"], 1, 60)  # the router beacon's, in s
+        timeout = _seconds(errors, (*path, "timeout"), got["timeout"])
+        if interval is not None and timeout is not None and timeout >= interval:
+            errors.add((*path, "timeout"), f"{timeout} must be shorter than the interval ({interval})")
+        rise, fall = (_int(errors, (*path, key), got[key], 1, 100) for key in ("rise", "fall"))
+        sync_id = _int(errors, (*path, "sync_id"), got["sync_id"], 0, 255)
+        return HA(base=base, buckets=buckets, idle_timer=idle, unbalanced_timer=unbalanced, interval=interval,
+                  timeout=timeout, rise=rise, fall=fall, sync_id=sync_id)
+
+
+def _seconds(errors, path, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 60:
+        errors.add(path, f"{value!r} must be a number of seconds from 0.05 to 60")
+        return None
+    return float(value)
 
 
 def _floor(errors, path, value, count):

@@ -1,6 +1,7 @@
 {#- The front router. Kind linux: its LAN and WAN addresses plus every public address
     it maps, forwarding on, the 1:1 NAT public <-> VIP in the nftables table `lvs_nat`,
-    which the pack owns alone, and with several directors an ECMP route per VIP.
+    which the pack owns alone, and with several directors every VIP routed to the
+    resilient group of the live directors (lvs_directors).
     Kind ios (a salt-proxy of proxytype lvs_ios): `ip nat inside source static VIP
     PUBLIC` per pair, `ip nat inside|outside` on its interfaces, VIP routes with several
     directors; only the lines the pack owns are ever removed. #}
@@ -26,6 +27,32 @@ lvs-router-routes:
     - routes: {{ cfg.routes | json }}
     - require:
       - lvs_net: lvs-router-addresses
+      - lvs_directors: lvs-router-directors
+
+{#- Several directors: every VIP routed to a resilient group of the directors that the
+    router's own probes find forwarding (the lvs_directors beacon rewrites the group
+    when one dies or returns, without the master). One director: no group. #}
+lvs-router-directors:
+  lvs_directors.group:
+    - spec: {{ cfg.directors | json }}
+    - require:
+      - lvs_net: lvs-router-addresses
+{%- if cfg.directors %}
+
+lvs-router-directors-beacon:
+  beacon.present:
+    - name: lvs_directors
+    - save: True
+    - interval: {{ cfg.directors.interval | json }}
+    - require:
+      - lvs_directors: lvs-router-directors
+{%- else %}
+
+lvs-router-directors-beacon:
+  beacon.absent:
+    - name: lvs_directors
+    - save: True
+{%- endif %}
 
 lvs-router-nat:
   nftnat.managed:

@@ -11,9 +11,13 @@ import lvstun.site
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _site(name):
+def _tree(name):
     with open(os.path.join(REPO, "pillar", "lvs", f"{name}.sls"), encoding="utf-8") as fh:
-        return lvstun.site.parse(yaml.safe_load(fh))
+        return yaml.safe_load(fh)["lvs"]
+
+
+def _site(name):
+    return lvstun.site.parse({"lvs": _tree(name)})
 
 
 @pytest.fixture(name="seed")
@@ -24,6 +28,11 @@ def fixture_seed():
 @pytest.fixture(name="two_vips")
 def fixture_two_vips():
     return _site("two_vips")
+
+
+@pytest.fixture(name="two_vips_tree")
+def fixture_two_vips_tree():
+    return _tree("two_vips")
 
 
 def test_seed_director_covers_the_seed_steps(seed):
@@ -75,7 +84,7 @@ def test_seed_single_director_holds_the_vips_on_its_lan_nic_and_the_router_needs
     assert lvstun.roles.for_minion(seed, "router")["routes"] == {}
 
 
-def test_two_directors_hold_the_vips_on_lo_behind_an_ecmp_route(two_vips):
+def test_two_directors_hold_the_vips_on_lo_behind_the_routers_director_group(two_vips):
     for name in ("director", "director2"):
         cfg = lvstun.roles.for_minion(two_vips, name)
         assert cfg["vips"] == {"interface": "lo", "addresses": ["10.10.24.88/32", "10.10.24.89/32"],
@@ -84,9 +93,22 @@ def test_two_directors_hold_the_vips_on_lo_behind_an_ecmp_route(two_vips):
         assert cfg["sysctls"]["net.ipv4.conf.all.arp_announce"] == 2
     assert lvstun.roles.for_minion(two_vips, "director2")["addresses"] == {"eth0": ["10.10.24.3/24"]}
     router = lvstun.roles.for_minion(two_vips, "router")
-    assert router["routes"] == {vip: {"via": ["10.10.24.2", "10.10.24.3"], "interface": "eth0"}
-                                for vip in ("10.10.24.88/32", "10.10.24.89/32")}
+    assert router["routes"] == {}  # the VIPs go to the director group instead
+    group = router["directors"]
+    assert group["vips"] == ["10.10.24.88/32", "10.10.24.89/32"]
+    assert group["members"] == {"director": {"id": 4201, "via": "10.10.24.2"},
+                                "director2": {"id": 4202, "via": "10.10.24.3"}}
+    assert group["probe"] == {"check": two_vips.services["web"].check, "vip": "10.10.24.88"}
     assert router["sysctls"]["net.ipv4.fib_multipath_hash_policy"] == 1
+
+
+def test_an_ios_router_with_two_directors_gets_ecmp_static_routes(two_vips_tree):
+    two_vips_tree["router"].update(kind="ios", lan_interface="GigabitEthernet0/0",
+                                   wan_interface="GigabitEthernet0/1")
+    router = lvstun.roles.for_minion(lvstun.site.parse({"lvs": two_vips_tree}), "router")
+    assert router["routes"] == {vip: {"via": ["10.10.24.2", "10.10.24.3"], "interface": "GigabitEthernet0/0"}
+                                for vip in ("10.10.24.88/32", "10.10.24.89/32")}
+    assert "directors" not in router
 
 
 def test_two_vips_weights_overrides_and_public_addresses(two_vips):

@@ -261,7 +261,7 @@ def test_the_docs_reference_documents_exactly_the_schema():
         "director": keys_of(tree["directors"].values()), "realserver": keys_of(tree["realservers"].values()),
         "service": keys_of(services), "check": keys_of(s["check"] for s in services),
         "backend": keys_of(b for s in services for b in s["backends"].values()),
-        "tunnel": set(tree["tunnel"]), "ipvs": set(tree["ipvs"]),
+        "tunnel": set(tree["tunnel"]), "ipvs": set(tree["ipvs"]), "ha": set(tree["ha"]),
     }
     assert set(documented) == set(lvstun.site.SCHEMA)
     for part, keys in documented.items():

@@ -37,7 +37,7 @@ def test_realserver_values_stay_strings():
 
 
 def test_router_values_stay_strings():
-    cfg = {"kind": "linux", "addresses": {}, "sysctls": {}, "routes": {},
+    cfg = {"kind": "linux", "addresses": {}, "sysctls": {}, "routes": {}, "directors": None,
            "nat": {"table": "yes", "wan_interface": ODD, "mappings": []}}
     args = _args(_render("router", cfg), "lvs-router-nat")
     assert args["name"] == "yes" and args["wan_interface"] == ODD

@@ -1,0 +1,185 @@
+"""A Linux router's director group: every VIP's flows hashed over the live directors.
+
+With several directors the router routes each VIP to a *resilient* nexthop group
+(kernel 5.13+) of one nexthop per director: flows are hashed to buckets and buckets to
+directors, and when a director leaves the group only its own buckets move, so the
+flows of the survivors keep their director (plain ECMP would rehash everything). A
+director comes back bucket by bucket, as each goes idle (``idle_timer``), or all at
+once after ``unbalanced_timer``.
+
+Which directors are in the group is decided on the router itself, without the master:
+its ``lvs_directors`` beacon probes every VIP's path through each director (a policy
+rule sends probes marked for a director to a table whose default route is that
+director's nexthop), damps the results and rewrites the group (:func:`want` with the
+beacon's view). The probe is the site's own service check through the director, so it
+fails for a dead or cut-off director, an unloaded ``ip_vs`` and an emptied table
+alike, and passes again only once the director forwards to a real server.
+
+Everything here is plain data: the objects the router must hold, as ``{name: text}``
+(:func:`want`, :func:`have` from ``ip -j`` output), and the ``ip`` commands that make
+one into the other (:func:`plan`). Objects carry protocol :data:`RTPROT` (nexthops,
+routes, rules), which is how the pack finds its own and leaves every other alone.
+"""
+
+import netaddr
+
+RTPROT = 77  # the pack's director group (RTPROT_LVS, 76, marks lvs_net's own routes)
+MAIN = "main"
+# What :func:`have` reads: ``ip -j ARGS`` for nexthops, routes and rules, in that order.
+READS = (("-d", "nexthop", "show", "proto", str(RTPROT)), ("route", "show", "table", "all", "proto", str(RTPROT)),
+         ("rule", "show"))
+
+
+def spec(site):
+    """The director group of ``site``'s Linux router (None with fewer than two directors
+    or an IOS router). Member ids follow the directors' minion ids in sorted order; each
+    member's id is also its probe mark and its probe table."""
+    directors = sorted(site.directors, key=lambda host: host.minion_id)
+    if len(directors) < 2 or site.router.kind != "linux":
+        return None
+    ha = site.ha
+    vips = sorted({svc.vip for svc in site.services.values()}, key=netaddr.IPAddress)
+    return {
+        "group": ha.base,
+        "priority": ha.base,
+        "interface": site.router.lan_interface,
+        "buckets": ha.buckets,
+        "idle_timer": ha.idle_timer,
+        "unbalanced_timer": ha.unbalanced_timer,
+        "vips": [f"{vip}/32" for vip in vips],
+        "members": {host.minion_id: {"id": ha.base + index, "via": host.address}
+                    for index, host in enumerate(directors, 1)},
+        "probe": probe_target(site),
+        "interval": ha.interval,
+        "timeout": ha.timeout,
+        "rise": ha.rise,
+        "fall": ha.fall,
+    }
+
+
+def probe_target(site):
+    """``{"check", "vip"}``: what the router sends through each director. The first
+    service (by name) with a TCP check (http, tcp), else one with a UDP check; a site
+    whose services are all unchecked gets a TCP connect to its first service, which
+    still proves that the director forwards."""
+    services = sorted(site.services.values(), key=lambda svc: svc.name)
+    for kinds in (("http", "tcp"), ("udp",)):
+        for svc in services:
+            if svc.check and svc.check["type"] in kinds:
+                return {"check": dict(svc.check), "vip": svc.vip}
+    svc = services[0]
+    kind = "udp" if svc.protocol == "udp" else "tcp"
+    return {"check": {"type": kind, "port": svc.port, "timeout": site.ha.timeout}, "vip": svc.vip}
+
+
+def live_members(spec_, up):
+    """The member ids the group holds for the view ``up`` ({minion id: bool}; a director
+    without a verdict counts as up). When none is up every member stays: a group cannot
+    be empty, and with no director answering there is nothing better to send flows to."""
+    members = spec_["members"]
+    live = [m["id"] for name, m in sorted(members.items()) if up.get(name, True)]
+    return sorted(live or (m["id"] for m in members.values()))
+
+
+def want(spec_, up=None):
+    """``{object: text}`` the router must hold for ``spec_`` and the probes' view ``up``."""
+    iface, group = spec_["interface"], spec_["group"]
+    out = {}
+    for member in spec_["members"].values():
+        out[f"nexthop {member['id']}"] = f"via {member['via']} dev {iface}"
+        out[f"route default table {member['id']}"] = f"nhid {member['id']}"
+        out[f"rule fwmark {member['id']}"] = f"table {member['id']} priority {spec_['priority']}"
+    out[f"group {group}"] = group_text(live_members(spec_, up or {}), spec_)
+    for vip in spec_["vips"]:
+        out[f"route {vip}"] = f"nhid {group}"
+    return out
+
+
+def group_text(ids, spec_):
+    return (f"{'/'.join(map(str, ids))} type resilient buckets {spec_['buckets']} idle_timer "
+            f"{spec_['idle_timer']} unbalanced_timer {spec_['unbalanced_timer']}")
+
+
+def have(nexthops, routes, rules):
+    """The pack's objects on the router, as :func:`want` names them, from the JSON that
+    ``ip -j`` prints for each of :data:`READS`."""
+    out = {}
+    for nh in nexthops:
+        if "group" in nh:
+            args = nh.get("resilient_args", {})
+            text = (f"{'/'.join(str(m['id']) for m in sorted(nh['group'], key=lambda m: m['id']))} "
+                    f"type {nh.get('type', 'mpath')} buckets {args.get('buckets')} idle_timer "
+                    f"{args.get('idle_timer')} unbalanced_timer {args.get('unbalanced_timer')}")
+            out[f"group {nh['id']}"] = text
+        else:
+            out[f"nexthop {nh['id']}"] = f"via {nh.get('gateway')} dev {nh.get('dev')}"
+    for route in routes:
+        dst, table = route.get("dst", "default"), str(route.get("table", MAIN))
+        if dst != "default" and "/" not in dst:
+            dst += "/32"
+        target = f"nhid {route['nhid']}" if "nhid" in route else f"via {route.get('gateway')}"
+        out[f"route {dst}" if table == MAIN else f"route {dst} table {table}"] = target
+    for rule in rules:
+        if str(rule.get("protocol")) != str(RTPROT) or "fwmark" not in rule:
+            continue
+        out[f"rule fwmark {int(str(rule['fwmark']), 0)}"] = f"table {rule.get('table')} priority {rule['priority']}"
+    return out
+
+
+def plan(wanted, held):
+    """``[(object, want text or None, have text or None, [ip argv ...])]``: what differs,
+    in an order the kernel accepts (members before the group that holds them, the group
+    before the routes through it, stale objects last, routes before their nexthops)."""
+    steps = []
+    rebuilt = set()
+    order = ("nexthop", "group", "route", "rule")
+    for kind in order:
+        for name in sorted(n for n in wanted if n.split()[0] == kind):
+            text, old = wanted[name], held.get(name)
+            if kind == "route" and text.split()[-1] in rebuilt:
+                old = None  # deleting and adding its group took the route with it
+            if text == old:
+                continue
+            steps.append((name, text, old, _make(name, text, old, rebuilt)))
+    for kind in ("rule", "route", "group", "nexthop"):
+        for name in sorted(n for n in held if n.split()[0] == kind and n not in wanted):
+            steps.append((name, None, held[name], [_remove(name, held[name])]))
+    return steps
+
+
+def _make(name, text, old, rebuilt):
+    kind, ident = name.split()[0], name.split()[1]
+    proto = ["proto", str(RTPROT)]
+    if kind == "nexthop":
+        return [["nexthop", "replace", "id", ident, *text.split(), *proto]]
+    if kind == "group":
+        ids, _, args = text.partition(" type resilient ")
+        argv = ["nexthop", "replace", "id", ident, "group", ids, "type", "resilient"]
+        settings = args.split()
+        if old is not None and _buckets(old) == _buckets(text):
+            # The kernel keeps a resilient group's buckets; it refuses a new count.
+            return [[*argv, *settings[2:], *proto]]
+        steps = [["nexthop", "del", "id", ident]] if old is not None else []
+        rebuilt.add(ident)
+        return [*steps, [*argv, *settings, *proto]]
+    if kind == "route":
+        dst, table = name.split()[1], name.split()[3:] if len(name.split()) > 2 else []
+        return [["route", "replace", dst, *text.split(), *(["table", table[0]] if table else []), *proto]]
+    steps = [_remove(name, old)] if old is not None else []  # a rule: rules are added, not replaced
+    return [*steps, ["rule", "add", "fwmark", name.split()[2], *text.split(), "protocol", str(RTPROT)]]
+
+
+def _remove(name, text):
+    parts = name.split()
+    kind = parts[0]
+    if kind in ("nexthop", "group"):
+        return ["nexthop", "del", "id", parts[1]]
+    if kind == "route":
+        table = ["table", parts[3]] if len(parts) > 2 else []
+        return ["route", "del", parts[1], *table, "proto", str(RTPROT)]
+    return ["rule", "del", "fwmark", parts[2], *text.split(), "protocol", str(RTPROT)]
+
+
+def _buckets(text):
+    words = text.split()
+    return words[words.index("buckets") + 1] if "buckets" in words else None

@@ -1,0 +1,141 @@
+"""The router's director group as data: what it must hold, what ``ip -j`` shows, and
+the ``ip`` commands between them (lvstun.dirgroup). The kernel's side is tested in the
+lab (tests/lab/test_director_ha.py)."""
+
+import copy
+import os
+
+import pytest
+import yaml
+
+import lvstun.dirgroup as dg
+import lvstun.site
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(name="tree")
+def fixture_tree():
+    with open(os.path.join(REPO, "pillar", "lvs", "two_vips.sls"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["lvs"]
+
+
+def spec_of(tree):
+    return dg.spec(lvstun.site.parse({"lvs": tree}))
+
+
+# What `ip -j` printed on the host kernel for the group of the two-VIP site (lab router).
+IP_NEXTHOPS = [
+    {"id": 4200, "group": [{"id": 4201}, {"id": 4202}], "type": "resilient",
+     "resilient_args": {"buckets": 64, "idle_timer": 10, "unbalanced_timer": 300, "unbalanced_time": 0},
+     "scope": "global", "protocol": "77", "flags": []},
+    {"id": 4201, "gateway": "10.10.24.2", "dev": "eth0", "scope": "link", "protocol": "77", "flags": []},
+    {"id": 4202, "gateway": "10.10.24.3", "dev": "eth0", "scope": "link", "protocol": "77", "flags": []},
+]
+IP_ROUTES = [
+    {"dst": "default", "nhid": 4201, "gateway": "10.10.24.2", "dev": "eth0", "table": "4201", "flags": []},
+    {"dst": "default", "nhid": 4202, "gateway": "10.10.24.3", "dev": "eth0", "table": "4202", "flags": []},
+    {"dst": "10.10.24.88", "nhid": 4200, "flags": [], "nexthops": []},
+    {"dst": "10.10.24.89", "nhid": 4200, "flags": [], "nexthops": []},
+]
+IP_RULES = [
+    {"priority": 0, "src": "all", "table": "local"},
+    {"priority": 4200, "src": "all", "fwmark": "0x1069", "table": "4201", "protocol": "77"},
+    {"priority": 4200, "src": "all", "fwmark": "0x106a", "table": "4202", "protocol": "77"},
+    {"priority": 100, "src": "all", "fwmark": "0x7", "table": "7"},  # the operator's own
+    {"priority": 32766, "src": "all", "table": "main"},
+]
+
+
+def test_one_director_or_an_ios_router_has_no_group(tree):
+    tree["directors"].pop("director2")
+    assert spec_of(tree) is None
+
+
+def test_what_the_kernel_shows_reads_back_as_what_is_wanted(tree):
+    spec = spec_of(tree)
+    held = dg.have(IP_NEXTHOPS, IP_ROUTES, IP_RULES)
+    assert held == dg.want(spec)
+    assert dg.plan(dg.want(spec), held) == []
+
+
+def test_a_dead_director_leaves_the_group_only(tree):
+    spec = spec_of(tree)
+    held = dg.have(IP_NEXTHOPS, IP_ROUTES, IP_RULES)
+    steps = dg.plan(dg.want(spec, {"director2": False}), held)
+    # Only the group changes, in place (a replace keeps the survivors' buckets).
+    assert steps == [("group 4200", "4201 type resilient buckets 64 idle_timer 10 unbalanced_timer 300",
+                      held["group 4200"],
+                      [["nexthop", "replace", "id", "4200", "group", "4201", "type", "resilient",
+                        "idle_timer", "10", "unbalanced_timer", "300", "proto", "77"]])]
+
+
+def test_with_no_director_up_every_director_stays():
+    spec = {"members": {"a": {"id": 11}, "b": {"id": 12}}}
+    assert dg.live_members(spec, {"a": False, "b": False}) == [11, 12]
+    assert dg.live_members(spec, {"a": False}) == [12]
+    assert dg.live_members(spec, {}) == [11, 12]
+
+
+def test_from_nothing_members_come_before_the_group_and_the_group_before_its_routes(tree):
+    steps = dg.plan(dg.want(spec_of(tree)), {})
+    commands = [" ".join(argv) for _, _, _, argvs in steps for argv in argvs]
+    first = {word: next(i for i, c in enumerate(commands) if c.startswith(word))
+             for word in ("nexthop replace id 4201", "nexthop replace id 4200", "route replace 10.10.24.88/32")}
+    assert first["nexthop replace id 4201"] < first["nexthop replace id 4200"] < first["route replace 10.10.24.88/32"]
+    assert "rule add fwmark 4201 table 4201 priority 4200 protocol 77" in commands
+    assert "route replace default nhid 4202 table 4202 proto 77" in commands
+
+
+def test_a_new_bucket_count_rebuilds_the_group_and_its_routes(tree):
+    held = dg.have(IP_NEXTHOPS, IP_ROUTES, IP_RULES)
+    tree["ha"] = {"buckets": 128}
+    steps = dg.plan(dg.want(spec_of(tree)), held)
+    names = [name for name, *_ in steps]
+    assert names == ["group 4200", "route 10.10.24.88/32", "route 10.10.24.89/32"]
+    assert steps[0][3][0] == ["nexthop", "del", "id", "4200"]
+
+
+def test_leaving_ha_removes_only_the_packs_objects_routes_before_their_nexthops(tree):
+    held = dg.have(IP_NEXTHOPS, IP_ROUTES, IP_RULES)
+    steps = dg.plan({}, held)
+    kinds = [name.split()[0] for name, *_ in steps]
+    assert kinds == sorted(kinds, key=["rule", "route", "group", "nexthop"].index)
+    commands = [" ".join(argv) for _, _, _, argvs in steps for argv in argvs]
+    assert "rule del fwmark 4201 table 4201 priority 4200 protocol 77" in commands
+    assert not any("fwmark 7 " in c for c in commands)  # the operator's rule is not the pack's
+    assert "route del 10.10.24.88/32 proto 77" in commands
+
+
+def test_a_moved_director_gets_its_nexthop_replaced_in_place(tree):
+    held = dg.have(IP_NEXTHOPS, IP_ROUTES, IP_RULES)
+    moved = copy.deepcopy(tree)
+    moved["directors"]["director2"]["address"] = "10.10.24.4"
+    steps = dg.plan(dg.want(spec_of(moved)), held)
+    assert [(name, argvs) for name, _, _, argvs in steps] == [
+        ("nexthop 4202", [["nexthop", "replace", "id", "4202", "via", "10.10.24.4", "dev", "eth0", "proto", "77"]])]
+
+
+def test_the_probe_is_the_first_tcp_check_else_udp_else_a_connect(tree):
+    spec = spec_of(tree)
+    assert spec["probe"]["vip"] == "10.10.24.88" and spec["probe"]["check"]["type"] == "http"
+    tree["services"]["web"]["check"] = {"type": "none"}
+    assert spec_of(tree)["probe"]["check"]["type"] == "udp"
+    tree["services"]["dns"]["check"] = {"type": "none"}
+    probe = spec_of(tree)["probe"]
+    assert probe["vip"] == "10.10.24.89" and probe["check"]["type"] == "udp" and probe["check"]["port"] == 53
+
+
+@pytest.mark.parametrize("setting, value, error", [
+    ("base", 32764, "lvs:ha:base: 32764 must be an integer from 1 to 32763"),
+    ("base", 252, "lvs:ha:base: 252 to 254 include one of the kernel's own routing tables (253-255)"),
+    ("buckets", 1, "lvs:ha:buckets: 1 must be an integer from 2 to 65535"),
+    ("timeout", 1.5, "lvs:ha:timeout: 1.5 must be shorter than the interval (1)"),
+    ("sync_id", 256, "lvs:ha:sync_id: 256 must be an integer from 0 to 255"),
+    ("fal", 3, "lvs:ha:fal: unknown setting (did you mean fall?)"),
+])
+def test_bad_ha_settings_are_named_by_pillar_path(tree, setting, value, error):
+    tree["ha"] = {setting: value}
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse({"lvs": tree})
+    assert err.value.errors == [error]
