@@ -12,11 +12,13 @@ import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+import lvstun.drift
 import lvstun.genl
 import lvstun.ipvs
 import lvstun.ipvsclient
 from lvstun.fresh import fresh
 
+drift = fresh(lvstun.drift)
 rec = fresh(lvstun.ipvs)
 genl = fresh(lvstun.genl)
 client = fresh(lvstun.ipvsclient)
@@ -336,6 +338,72 @@ def zero(service=None):
     if failed:
         raise CommandExecutionError(client.explain(failed[0][1], f"zero counters of {service or 'every service'}"))
     return True
+
+
+# ------------------------------------------------------------------ connection sync
+def sync_daemons():
+    """The running connection sync daemons: ``[{"state": "master", "interface": "eth0",
+    "sync_id": 1}, ...]``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director ipvs.sync_daemons
+    """
+    with _client() as ipvs:
+        try:
+            return ipvs.daemons()
+        except client.IPVSError as err:
+            raise CommandExecutionError(f"cannot read the sync daemons: {err.strerror or err}") from err
+
+
+def _sync_wanted(interface, sync_id):
+    if not isinstance(interface, str) or not interface:
+        raise SaltInvocationError(f"interface {interface!r} must be an interface name")
+    if isinstance(sync_id, bool) or not isinstance(sync_id, int) or not 0 <= sync_id <= 255:
+        raise SaltInvocationError(f"sync_id {sync_id!r} must be an integer from 0 to 255")
+    return f"{interface} syncid {sync_id}"
+
+
+def sync_check(interface, sync_id):
+    """How the sync daemons differ from a master and a backup on ``interface`` with
+    ``sync_id`` (every director of a site runs both: each sends its connections to the
+    others and keeps theirs): drift records, empty when none.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director ipvs.sync_check eth0 1
+    """
+    want = _sync_wanted(interface, sync_id)
+    have = {d["state"]: f"{d['interface']} syncid {d['sync_id']}" for d in sync_daemons()}
+    return [drift.make("ipvs-sync", state, want, have.get(state))
+            for state in ("master", "backup") if have.get(state) != want]
+
+
+def sync_apply(interface, sync_id):
+    """Run a master and a backup sync daemon on ``interface`` with ``sync_id``
+    (restarting one that runs otherwise); return the drifts repaired.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director ipvs.sync_apply eth0 1
+    """
+    drifts = sync_check(interface, sync_id)
+    with _client() as ipvs:
+        for record in drifts:
+            try:
+                if record["have"] is not None:
+                    ipvs.stop_daemon(record["object"])
+                ipvs.start_daemon(record["object"], interface, sync_id)
+            except client.IPVSError as err:
+                raise CommandExecutionError(f"cannot start the {record['object']} sync daemon on {interface}: "
+                                            f"{err.strerror or err}") from err
+    return drifts
 
 
 _TIMEOUTS = {"tcp": "timeout_tcp", "tcpfin": "timeout_tcp_fin", "udp": "timeout_udp"}

@@ -24,10 +24,12 @@ reports each refused step), and re-reads the services it touched to verify.
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+import lvstun.converge
 import lvstun.ipvs
 import lvstun.owned
 from lvstun.fresh import fresh
 
+converge = fresh(lvstun.converge).converge
 rec = fresh(lvstun.ipvs)
 owned_records = fresh(lvstun.owned)
 
@@ -215,3 +217,11 @@ def owned_absent(name):
         ret.update(result=True, comment=f"no IPVS service owned by {name}")
         return ret
     return managed(name, {}, remove="delete")
+
+
+def sync_daemons(name, interface, sync_id=1):
+    """A master and a backup connection sync daemon run on ``interface`` with
+    ``sync_id`` (several directors: a flow that the router moves keeps its real server)."""
+    ret = _ret(name)
+    return converge(ret, __opts__["test"], lambda: __salt__["ipvs.sync_check"](interface, sync_id),
+                    lambda: __salt__["ipvs.sync_apply"](interface, sync_id), "the IPVS connection sync")

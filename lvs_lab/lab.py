@@ -425,6 +425,27 @@ class Lab:
     def _start_master(self):
         sh(os.path.join(BIN, "salt-master"), "-c", self.master_conf_dir, "-d", netns=plan.SWITCH_NS)
 
+    def master_pids(self):
+        """The live processes of the lab's salt-master."""
+        return [pid for pid in self.processes(zombies=False)
+                if "salt-master" in _cmdline(pid) and self.master_conf_dir in _cmdline(pid)]
+
+    def stop_master(self):
+        """Stop the lab's salt-master (every process of it) as a crash would."""
+        deadline = time.monotonic() + 15
+        while pids := self.master_pids():
+            if time.monotonic() > deadline:
+                raise LabError("the lab's salt-master did not stop")
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+
+    def start_master(self, timeout=240):
+        """Start the lab's salt-master again and wait until every minion answers it."""
+        self._start_master()
+        self.wait_minions(self.minions, timeout=timeout)
+
     def _stop_native_minion(self, host):
         pidfile = os.path.join(self.host_dir(host.name), "run", "minion.pid")
         with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError), \

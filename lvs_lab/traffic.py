@@ -35,17 +35,17 @@ def send(protocol, address, port, count, timeout=5.0, source_port=None):
     for _ in range(count):
         try:
             if protocol == "udp":
-                answers[_ask_udp(address, port, timeout)] += 1
+                answers[ask_udp(address, port, timeout)] += 1
             elif source_port:
                 answers[_ask_http_from(address, port, timeout, source_port)] += 1
             else:
-                answers[_ask_http(address, port, timeout)] += 1
+                answers[ask_http(address, port, timeout)] += 1
         except OSError:
             failed += 1
     return {"answers": dict(answers), "failed": failed}
 
 
-def _ask_http(address, port, timeout):
+def ask_http(address, port, timeout):
     with urllib.request.urlopen(f"http://{address}:{port}/", timeout=timeout) as resp:
         resp.read()
         return resp.headers.get("X-Served-By", "?")
@@ -79,7 +79,7 @@ def _ask_http_from(address, port, timeout, source_port):
     return served.group(1) if served else "?"
 
 
-def _ask_udp(address, port, timeout):
+def ask_udp(address, port, timeout):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         sock.connect((address, port))  # answers from any other address are not ours

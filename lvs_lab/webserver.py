@@ -1,7 +1,8 @@
 """The lab's application: a small server on each real server that names itself.
 
 TCP (HTTP): ``GET /`` answers ``served by <name>``; ``GET /bytes/N`` answers N bytes
-(large responses); ``POST`` answers how many bytes it received (large requests, for
+(large responses); ``GET /slow/S`` sends 100 bytes every 0.1 s for S seconds (a
+long-lived connection); ``POST`` answers how many bytes it received (large requests, for
 the MTU tests). UDP (``--udp-port``): any datagram is answered ``served by <name>``,
 sent from the address it was sent to (the VIP), as a real UDP service must.
 Both listen on every address, so they answer on the VIPs the real server holds.
@@ -13,8 +14,10 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+SLOW_CHUNK = 100  # bytes per tenth of a second of a /slow/SECONDS download
 
 
 def make_handler(name):
@@ -30,11 +33,26 @@ def make_handler(name):
             self.wfile.write(body)
 
         def do_GET(self):
+            if self.path.startswith("/slow/"):
+                return self._slow(float(self.path.rsplit("/", 1)[1] or 0))
             if self.path.startswith("/bytes/"):
                 body = b"x" * min(int(self.path.rsplit("/", 1)[1] or 0), 10_000_000)
             else:
                 body = f"served by {name}\n".encode()
             self._answer(body)
+
+        def _slow(self, seconds):
+            """A long download: SLOW_CHUNK bytes every 0.1 s for ``seconds`` (a long-lived
+            connection whose client keeps acknowledging through the director)."""
+            chunks = max(1, min(int(seconds * 10), 36_000))
+            self.send_response(200)
+            self.send_header("Content-Length", str(chunks * SLOW_CHUNK))
+            self.send_header("X-Served-By", name)
+            self.end_headers()
+            for _ in range(chunks):
+                self.wfile.write(b"x" * SLOW_CHUNK)
+                self.wfile.flush()
+                time.sleep(0.1)
 
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)

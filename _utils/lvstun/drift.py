@@ -24,6 +24,7 @@ NAMES = {
     "ios-line": "{object}",                # an IOS configuration line: "present"/"absent"
     "ios-saved": "{object}",               # "startup-config": saved or not
     "director-group": "{object}",          # a router's director group object (lvstun.dirgroup)
+    "ipvs-sync": "sync daemon {object}",   # object "master"/"backup": "eth0 syncid 1"
     "check-failed": "{object} failed",     # a check that could not run: have = the error
 }
 

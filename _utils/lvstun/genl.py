@@ -44,9 +44,14 @@ DEST_ATTRS = (("addr", "addr"), ("port", "be16"), ("fwd_method", "u32"), ("weigh
               ("l_thresh", "u32"), ("active_conns", "u32"), ("inact_conns", "u32"), ("persist_conns", "u32"),
               ("stats", "nested"), ("addr_family", "u16"), ("stats64", "nested"), ("tun_type", "u8"),
               ("tun_port", "be16"), ("tun_flags", "u16"))
+# The connection sync daemons (pyroute2 does not declare these; the lab checks them on a kernel).
+DAEMON_ATTRS = (("state", "u32"), ("mcast_ifn", "string"), ("sync_id", "u32"), ("sync_maxlen", "u16"),
+                ("mcast_group", "raw"), ("mcast_group6", "raw"), ("mcast_port", "u16"), ("mcast_ttl", "u8"))
+DAEMON_STATES = {"master": 1, "backup": 2}  # IP_VS_STATE_MASTER, IP_VS_STATE_BACKUP
 STATS64_ATTRS = tuple((name, "u64") for name in ("conns", "inpkts", "outpkts", "inbytes", "outbytes", "cps",
                                                   "inpps", "outpps", "inbps", "outbps"))
-LAYOUTS = {"cmd": CMD_ATTRS, "service": SERVICE_ATTRS, "dest": DEST_ATTRS, "stats64": STATS64_ATTRS}
+LAYOUTS = {"cmd": CMD_ATTRS, "service": SERVICE_ATTRS, "dest": DEST_ATTRS, "stats64": STATS64_ATTRS,
+           "daemon": DAEMON_ATTRS}
 
 CMD = {name: number for number, name in enumerate(COMMANDS, 1)}
 ATTR = {kind: {name: number for number, (name, _) in enumerate(layout, 1)} for kind, layout in LAYOUTS.items()}
@@ -127,6 +132,13 @@ def dest_full(dest):
         values.update(tun_type=TUN_TYPES[dest.get("tun_type", "ipip")], tun_port=int(dest.get("tun_port", 0)),
                       tun_flags=sum(TUN_FLAGS[f] for f in dest.get("tun_flags", ())))
     return nla(ATTR["cmd"]["dest"] | NLA_F_NESTED, nested("dest", values))
+
+
+def daemon(state, interface=None, sync_id=None):
+    """IPVS_CMD_ATTR_DAEMON for the ``state`` (master, backup) daemon: all three to
+    start one, the state alone to stop it."""
+    values = {"state": DAEMON_STATES[state], "mcast_ifn": interface, "sync_id": sync_id}
+    return nla(ATTR["cmd"]["daemon"] | NLA_F_NESTED, nested("daemon", values))
 
 
 def timeouts(tcp, tcpfin, udp):
@@ -233,3 +245,14 @@ def dest_record(payload, service_af=4, stats=True):
         tun_flags = _u16(dest, _D["tun_flags"])
         record["tun_flags"] = sorted(n for n, bit in TUN_FLAGS.items() if tun_flags & bit)
     return record
+
+
+def daemon_record(payload):
+    """``{"state", "interface", "sync_id"}`` of a GET_DAEMON reply."""
+    attrs = attributes(top(payload)[ATTR["cmd"]["daemon"]])
+    numbers = ATTR["daemon"]
+    states = {number: name for name, number in DAEMON_STATES.items()}
+    ifn = attrs.get(numbers["mcast_ifn"])
+    return {"state": states.get(u32(attrs, numbers["state"]), "unknown"),
+            "interface": bytes(ifn).split(b"\0", 1)[0].decode() if ifn is not None else None,
+            "sync_id": u32(attrs, numbers["sync_id"])}

@@ -111,10 +111,10 @@ class Client:
             for kind, rseq, payload in self._messages():
                 if rseq != seq:
                     continue
-                if kind == NLMSG_ERROR:
+                if kind == NLMSG_ERROR and self._error(payload):
                     code = self._error(payload)
                     raise IPVSError(code, os.strerror(code))
-                yield kind, payload
+                yield kind, payload  # an NLMSG_ERROR of 0 is an acknowledgement
 
     def _family(self, name):
         """The generic-netlink family id of ``name`` (the controller's answer)."""
@@ -138,6 +138,13 @@ class Client:
     def ask(self, cmd, attrs=b""):
         """One request answered by one reply (GET_CONFIG, GET_SERVICE of one): its raw payload."""
         return next(self._replies(self.family, genl.CMD[cmd], attrs, F_REQUEST))[1]
+
+    def ask_ack(self, cmd, attrs=b""):
+        """One request that changes something, answered by an acknowledgement (or an
+        IPVSError)."""
+        for kind, _ in self._replies(self.family, genl.CMD[cmd], attrs, F_REQUEST | F_ACK):
+            if kind == NLMSG_ERROR:  # the acknowledgement (an error of 0)
+                return
 
     def send(self, requests):
         """Send ``(cmd, attrs, flags, label)`` requests in batches; return ``[(label,
@@ -172,6 +179,18 @@ class Client:
                                                    "reports overflowed the socket; re-read the table") from None
                 raise
         labels.clear()
+
+    # -------------------------------------------------------------- sync daemons
+    def daemons(self):
+        """The running connection sync daemons: ``[{"state", "interface", "sync_id"}]``."""
+        return sorted((genl.daemon_record(p) for p in self.dump("get_daemon")), key=lambda d: d["state"])
+
+    def start_daemon(self, state, interface, sync_id):
+        """Start the ``state`` (master, backup) sync daemon on ``interface``."""
+        self.ask_ack("new_daemon", genl.daemon(state, interface, sync_id))
+
+    def stop_daemon(self, state):
+        self.ask_ack("del_daemon", genl.daemon(state))
 
     # -------------------------------------------------------------- the table
     def read(self, only=None, stats=True):

@@ -6,7 +6,8 @@ SLS files stay declarative and every decision is here, where unit tests reach it
 * ``director``: its LAN address, the VIPs (on its LAN NIC when it is the site's only
   director: it answers ARP for them, as in the seed; on ``lo`` with ARP hidden when
   there are several: the router spreads the flows over them), the default gateway, its
-  sysctls, and the IPVS services with one tunnel destination per backend;
+  sysctls, the IPVS services with one tunnel destination per backend, and with several
+  directors the connection sync daemons (master and backup) on its LAN NIC;
 * ``realserver``: its LAN address and gateway, the VIPs on the ipip device with the
   ARP/rp_filter sysctls, and the VIP source routes that clamp the TCP MSS;
 * ``router``: forwarding on, its LAN and WAN addresses (plus every public address as
@@ -79,6 +80,11 @@ def director(site, minion_id, health=None):
         for iface in ("all", host.interface):
             sysctls[f"net.ipv4.conf.{iface}.arp_ignore"] = 1
             sysctls[f"net.ipv4.conf.{iface}.arp_announce"] = 2
+        if site.ha.sync_refresh:
+            # Sync a busy connection again every sync_refresh seconds (not every 50th
+            # packet): a director that returns knows the flows it gets back within that.
+            sysctls["net.ipv4.vs.sync_threshold"] = [3, 0]
+            sysctls["net.ipv4.vs.sync_refresh_period"] = site.ha.sync_refresh
     return {
         "role": "director",
         "interface": host.interface,
@@ -88,6 +94,8 @@ def director(site, minion_id, health=None):
         "gateway": host.gateway,
         "sysctls": sysctls,
         "services": ipvs_services(site, health),
+        # Several directors: each sends its connections to the others and keeps theirs.
+        "sync": {"interface": host.interface, "sync_id": site.ha.sync_id} if shared else None,
     }
 
 

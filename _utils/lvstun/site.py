@@ -66,7 +66,7 @@ SCHEMA = {
     # Several directors (lvstun.dirgroup): the router's resilient group, its probes, and
     # the directors' connection sync. Ignored with one director.
     "ha": {"base": 4200, "buckets": 64, "idle_timer": 10, "unbalanced_timer": 300, "interval": 1,
-           "timeout": 0.4, "rise": 2, "fall": 2, "sync_id": 1},
+           "timeout": 0.4, "rise": 2, "fall": 2, "sync_id": 1, "sync_refresh": 1},
 }
 IPVS_SYSCTLS = {"conn_reuse_mode": 3, "expire_nodest_conn": 1, "expire_quiescent_template": 1}  # key: highest
 ROUTER_INTERFACES = {"linux": ("eth0", "wan0"), "ios": ("GigabitEthernet0/0", "GigabitEthernet0/1")}
@@ -151,6 +151,7 @@ class HA:
     rise: int = 2  # passing probes before a director takes flows again
     fall: int = 2  # failing probes before its flows move to the others
     sync_id: int = 1  # the IPVS sync daemons' id (0-255), one per site
+    sync_refresh: int = 1  # s between two syncs of a busy connection (0: the kernel's every 50 packets)
 
 
 @dataclass
@@ -564,8 +565,9 @@ class _Parser:
             errors.add((*path, "timeout"), f"{timeout} must be shorter than the interval ({interval})")
         rise, fall = (_int(errors, (*path, key), got[key], 1, 100) for key in ("rise", "fall"))
         sync_id = _int(errors, (*path, "sync_id"), got["sync_id"], 0, 255)
+        sync_refresh = _int(errors, (*path, "sync_refresh"), got["sync_refresh"], 0, 3600)
         return HA(base=base, buckets=buckets, idle_timer=idle, unbalanced_timer=unbalanced, interval=interval,
-                  timeout=timeout, rise=rise, fall=fall, sync_id=sync_id)
+                  timeout=timeout, rise=rise, fall=fall, sync_id=sync_id, sync_refresh=sync_refresh)
 
 
 def _seconds(errors, path, value):

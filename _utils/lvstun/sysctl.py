@@ -27,19 +27,30 @@ def path(name):
     return os.path.join("/proc/sys", *parts)
 
 
+def normal(value):
+    """A setting's value as the pack compares it: an integer, or a list of integers for
+    a setting of several (``net.ipv4.vs.sync_threshold``: ``[3, 0]``)."""
+    if isinstance(value, (list, tuple)):
+        return [int(v) for v in value] if len(value) != 1 else int(value[0])
+    if isinstance(value, str) and len(value.split()) > 1:
+        return [int(v) for v in value.split()]
+    return int(value)
+
+
 def read(name):
-    """The integer value of ``name``, or None when the setting does not exist."""
+    """The value of ``name`` (:func:`normal`), or None when the setting does not exist."""
     try:
         with open(path(name), encoding="ascii") as fh:
-            return int(fh.read().split()[0])
+            return normal(fh.read().split())
     except (OSError, ValueError, IndexError):
         return None
 
 
 def write(name, value):
+    value = normal(value)
     try:
         with open(path(name), "w", encoding="ascii") as fh:
-            fh.write(str(int(value)))
+            fh.write(" ".join(map(str, value)) if isinstance(value, list) else str(value))
     except OSError as err:
         raise SysctlError(f"cannot set {name}={value}: {err.strerror}") from err
 
@@ -55,8 +66,8 @@ def drifts(wanted, skip=()):
         if any(part in name for part in skip):
             continue
         current = read(name)
-        if current != int(value):
-            out.append(drift.make("sysctl", name, int(value), current))
+        if current != normal(value):
+            out.append(drift.make("sysctl", name, normal(value), current))
     return out
 
 
@@ -64,7 +75,7 @@ def apply(wanted):
     """Write every setting of ``wanted`` that differs; return the names written."""
     written = []
     for name, value in wanted.items():
-        if read(name) != int(value):
+        if read(name) != normal(value):
             write(name, value)
             written.append(name)
     return written

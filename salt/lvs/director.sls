@@ -47,6 +47,20 @@ lvs-director-ipvs:
     - require:
       - lvs_net: lvs-director-vips
 
+{%- if cfg.sync %}
+
+{#- Several directors: each syncs its connections to the others (master) and keeps
+    theirs (backup), so a flow the router moves to another director keeps its real
+    server. #}
+lvs-director-sync:
+  ipvs.sync_daemons:
+    - interface: {{ cfg.sync.interface | json }}
+    - sync_id: {{ cfg.sync.sync_id | json }}
+    - require:
+      - kmod: lvs-director-ip-vs-module
+      - lvs_net: lvs-director-addresses
+{%- endif %}
+
 {#- Dead, frozen or cut-off real servers: one ICMP echo to each every second. #}
 lvs-director-hosts-beacon:
   beacon.present:

@@ -86,3 +86,22 @@ def fixture_health_paused(lab):
     time.sleep(8)  # runner calls already queued in the reactor finish
     yield lab
     lab.salt_json("*", "beacons.enable")
+
+
+@pytest.fixture(scope="session", name="two_vips")
+def fixture_two_vips():
+    """The second example site (pillar/lvs/two_vips.sls), built from scratch by
+    ``lvs-lab up --site two_vips`` in place of the seed's lab; left up for the modules
+    that use it, brought down at the end."""
+    require_lab()
+    keep = os.environ.get("LVS_LAB_KEEP") == "1"
+    if keep and "director2" in lab_mod.Lab().hosts:
+        yield lab_mod.Lab()
+        return
+    if lab_mod.Lab().hosts:
+        assert run_cli("down").returncode == 0
+    proc = run_cli("up", "--site", "two_vips")
+    assert proc.returncode == 0, f"lvs-lab up --site two_vips failed:\n{proc.stdout}\n{proc.stderr}"
+    yield lab_mod.Lab()
+    if lab_mod.Lab().hosts and not keep:
+        run_cli("down")

@@ -1,5 +1,5 @@
 """The second example site (pillar/lvs/two_vips.sls): two VIPs, one TCP and one UDP,
-four real servers with unequal weights, two directors behind the router's ECMP routes,
+four real servers with unequal weights, two directors behind the router's director group,
 built from scratch by `lvs-lab up --site`.
 
 Each director schedules the flows it receives on its own, so the site's shares follow
@@ -7,27 +7,8 @@ the weights within a few requests, not exactly (with one director they are exact
 test_site_seed.py).
 """
 
-import os
-
-import pytest
-
-from lvs_lab import lab as lab_mod
 from lvs_lab import traffic
-from tests.lab.conftest import require_lab, run_cli
 from tests.lab.site_helpers import apply, changes_by_minion, edited, site_tree, snapshot
-
-
-@pytest.fixture(scope="module", name="two_vips")
-def fixture_two_vips():
-    require_lab()
-    if lab_mod.Lab().hosts:
-        assert run_cli("down").returncode == 0
-    proc = run_cli("up", "--site", "two_vips")
-    assert proc.returncode == 0, f"lvs-lab up --site two_vips failed:\n{proc.stdout}\n{proc.stderr}"
-    yield lab_mod.Lab()
-    if os.environ.get("LVS_LAB_KEEP") != "1":
-        run_cli("down")
-
 
 DIRECTORS = ("director", "director2")
 

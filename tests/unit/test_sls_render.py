@@ -51,3 +51,9 @@ def test_router_values_stay_strings():
 ])
 def test_sysctl_paths_keep_dotted_interface_names(name, expected):
     assert lvstun.sysctl.path(name) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [(1, 1), ("1", 1), ([3, 0], [3, 0]), ("3 0", [3, 0]),
+                                                 (["3", "50"], [3, 50]), (["7"], 7)])
+def test_sysctl_values_of_one_or_several_numbers_compare_as_the_kernel_prints_them(value, expected):
+    assert lvstun.sysctl.normal(value) == expected
