@@ -3,10 +3,11 @@
 Each round (``interval``: the site's ``ha:interval``, 1 s) the router probes every
 director at once (``lvs_directors.probe_all``: the site's service check sent through
 that director alone) with the site's ``ha:timeout``; results are damped (``ha:fall``
-failures in a row take a director out, ``ha:rise`` passes put it back). When the view
+failures in a row take a director out, and a director that fails is probed again at
+once, so that takes one round; ``ha:rise`` passes, one per round, put it back). When the view
 changes, the beacon records it and rewrites the group itself (``lvs_directors.apply``):
 the data path fails over on the router alone, with the master up or down. The round
-runs in a worker thread; the minion's loop waits for it at most the timeout + 0.2 s.
+runs in a worker thread; the minion's loop waits for it at most fall x timeout + 0.2 s.
 
 It fires on a change (and every ``heartbeat`` seconds). Event tag:
 ``salt/beacon/<router id>/lvs_directors/``; payload (informative)::
@@ -58,14 +59,32 @@ def validate(config):
     return True, "valid"
 
 
-def round_(spec, state, results, now, heartbeat):
-    """One round's decision (pure): feed the dampers with ``results`` ({minion id:
-    (ok, reason)}); return ``(view, changed, due)``: ``due`` when an event is due."""
+def probe_round(probe_all, spec, up):
+    """One round of probes: ``{minion id: [(ok, reason), ...]}``. A director that is up
+    and fails is probed again at once, up to ``fall`` times in all, so a dead one is out
+    within one round (fall x timeout) instead of ``fall`` rounds; one that is down
+    needs ``rise`` rounds to come back."""
+    first = probe_all(spec)
+    outcomes = {name: [result] for name, result in first.items()}
+    suspects = [name for name, (ok, _) in first.items() if not ok and up.get(name, True)]
+    for _ in range(int(spec["fall"]) - 1):
+        if not suspects:
+            break
+        again = probe_all(spec, only=suspects)
+        for name in suspects:
+            outcomes[name].append(again[name])
+        suspects = [name for name in suspects if not again[name][0]]
+    return outcomes
+
+
+def round_(spec, state, outcomes, now, heartbeat):
+    """One round's decision (pure): feed the dampers with ``outcomes`` ({minion id:
+    [(ok, reason), ...]}); return ``(view, changed, due)``: ``due`` when an event is due."""
     dampers = state.setdefault("dampers", {})
     changed, view = [], {}
     for name in sorted(spec["members"]):
         damper = health.Damper.load(spec["rise"], spec["fall"], dampers.get(name, {}))
-        if damper.feed(bool(results[name][0])):
+        if any([damper.feed(bool(ok)) for ok, _ in outcomes[name]]):
             changed.append(name)
         dampers[name] = damper.dump()
         view[name] = damper.up
@@ -89,19 +108,20 @@ def beacon(config):
         if "pool" not in state:
             state["pool"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvs_directors")
         # Salt's dunders live in the loader's context: carry it over to the thread.
-        running = state["running"] = state["pool"].submit(contextvars.copy_context().run,
-                                                          __salt__["lvs_directors.probe_all"], spec)
-    futures_wait([running], timeout=float(spec["timeout"]) + 0.2)
+        up = {name: data.get("up", True) for name, data in state.get("dampers", {}).items()}
+        running = state["running"] = state["pool"].submit(contextvars.copy_context().run, probe_round,
+                                                          __salt__["lvs_directors.probe_all"], spec, up)
+    futures_wait([running], timeout=float(spec["timeout"]) * int(spec["fall"]) + 0.2)
     if not running.done():
         return []  # collected at the next call; no new round meanwhile
     state["running"] = None
     try:
-        results = running.result()
+        outcomes = running.result()
     except Exception:  # pylint: disable=broad-except
         log.exception("lvs_directors: a probe round failed")
         return []
     now = time.time()
-    view, changed, due = round_(spec, state, results, now, float(conf.get("heartbeat", health.HEARTBEAT)))
+    view, changed, due = round_(spec, state, outcomes, now, float(conf.get("heartbeat", health.HEARTBEAT)))
     applied, error = [], None
     if changed or state.get("applied_view") != view:
         __salt__["lvs_directors.set_view"](view)
@@ -114,5 +134,5 @@ def beacon(config):
     if not due and error is None:
         return []
     state["sent_at"] = now
-    reasons = {name: results[name][1] for name in view}
+    reasons = {name: outcomes[name][-1][1] for name in view}
     return [{"up": view, "changed": changed, "applied": applied, "error": error, "reasons": reasons}]

@@ -28,6 +28,7 @@ records = fresh(lvstun.owned)
 
 __virtualname__ = "lvs_directors"
 RECORD = "directors-live"
+RECORD_DRAINED = "directors-drained"
 IP_TIMEOUT = 30  # seconds
 SITE = "site"  # spec: the group of the site in this minion's pillar
 
@@ -81,6 +82,64 @@ def set_view(up):
     return record
 
 
+def drained():
+    """The directors drained for maintenance (``salt-run lvs.drain DIRECTOR``): out of
+    the group, not probed, until :func:`undrain`.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router lvs_directors.drained
+    """
+    return sorted(records.load(__opts__, RECORD_DRAINED, []) or [])
+
+
+def _spec_with(name):
+    spec = _spec(SITE)
+    if not spec:
+        raise CommandExecutionError("this router holds no director group (one director, or not a Linux router)")
+    if name not in spec["members"]:
+        raise CommandExecutionError(f"{name!r} is not a director of the site ({sorted(spec['members'])})")
+    return spec
+
+
+def drain(name):
+    """Take director ``name`` out of the group for maintenance: its flows move to the
+    others at once (their connections continue there: the sync daemons gave them the
+    entries) and it gets no new one. Refused when no other director would be left up.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router lvs_directors.drain director2
+    """
+    spec = _spec_with(name)
+    now = set(drained()) | {name}
+    up = view()["up"]
+    if not [n for n in spec["members"] if n not in now and up.get(n, True)]:
+        raise CommandExecutionError(f"draining {name} would leave no director up to take its flows")
+    records.store(__opts__, RECORD_DRAINED, sorted(now))
+    return {"drained": sorted(now), "changed": [drift.name(d) for d in apply(spec)]}
+
+
+def undrain(name):
+    """Put director ``name`` back after maintenance: it takes flows again once the
+    probes find it forwarding (``ha:rise``), bucket by bucket as they go idle.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router lvs_directors.undrain director2
+    """
+    spec = _spec_with(name)
+    now = set(drained()) - {name}
+    records.store(__opts__, RECORD_DRAINED, sorted(now))
+    return {"drained": sorted(now), "changed": [drift.name(d) for d in apply(spec)]}
+
+
 def _held():
     return dirgroup.have(*(_json(*argv) for argv in dirgroup.READS))
 
@@ -93,7 +152,7 @@ def _steps(spec):
     spec = _spec(spec)
     if not spec:
         return dirgroup.plan({}, _held())
-    return dirgroup.plan(dirgroup.want(spec, view()["up"]), _held())
+    return dirgroup.plan(dirgroup.want(spec, view()["up"], drained()), _held())
 
 
 def check(spec=SITE):
@@ -128,9 +187,11 @@ def apply(spec=SITE):
     return done
 
 
-def probe_all(spec=SITE):
+def probe_all(spec=SITE, only=None):
     """One probe of every director of ``spec`` (default: the site's): ``{minion id:
-    [ok, reason]}`` (the site's probe service through each director alone, by its mark).
+    [ok, reason]}`` (the site's probe service through each director alone, by its mark;
+    a drained director is not probed: it counts as down until undrained and found up);
+    ``only``: those directors alone.
 
     CLI Example:
 
@@ -143,6 +204,8 @@ def probe_all(spec=SITE):
         return {}
     target = spec["probe"]
     check = {**target["check"], "timeout": spec["timeout"]}
-    results = probe.run_all({name: (check, target["vip"], member["id"])
-                             for name, member in spec["members"].items()})
-    return {name: list(result) for name, result in results.items()}
+    skip = drained()
+    names = [name for name in spec["members"] if only is None or name in only]
+    out = probe.run_all({name: (check, target["vip"], spec["members"][name]["id"])
+                         for name in names if name not in skip})
+    return {name: list(out.get(name, (False, "drained for maintenance"))) for name in names}

@@ -25,6 +25,7 @@ CLI Example:
     salt-run lvs.status
     salt-run lvs.drain rs2 reason='kernel upgrade'
     salt-run lvs.undrain rs2
+    salt-run lvs.drain director2      # a director: out of the router's group
 """
 
 import contextlib
@@ -309,10 +310,49 @@ def host_verdict(seen, directors):
     return sum(1 for value in said if value is False) <= directors // 2
 
 
-def drain(minion, service=None, reason="maintenance"):
+def _router_call(site, fun, *args):
+    """Call ``fun`` on the site's Linux router (its director group lives there)."""
+    if site.router.kind != "linux" or len(site.directors) < 2:
+        raise SaltInvocationError("directors are drained on a Linux router of a site with several directors")
+    rid = site.router.minion_id
+    ret = _client().cmd(rid, fun, list(args), timeout=30, full_return=True).get(rid)
+    if not isinstance(ret, dict) or ret.get("retcode"):
+        raise SaltInvocationError(f"{rid} did not run {fun}: {ret.get('ret') if isinstance(ret, dict) else ret}")
+    return ret["ret"]
+
+
+def _forwarded(director):
+    """Packets ``director`` has received for its virtual services (None: no answer)."""
+    table = _client().cmd(director, "ipvs.list", timeout=15).get(director)
+    if not isinstance(table, list):
+        return None
+    return sum(svc.get("stats", {}).get("inpkts", 0) for svc in table)
+
+
+def _drain_director(site, director, timeout):
+    """Take ``director`` out of the router's group; wait (up to ``timeout`` s) until it
+    forwards nothing more: 2 s without a new packet."""
+    group = _router_call(site, "lvs_directors.drain", director)
+    began, last, quiet_since, idle = time.monotonic(), _forwarded(director), time.monotonic(), False
+    while time.monotonic() - began < timeout and not idle:
+        time.sleep(1)
+        now = _forwarded(director)
+        if now != last or now is None:
+            last, quiet_since = now, time.monotonic()
+        idle = time.monotonic() - quiet_since >= 2
+    return {"director": director, "idle": idle, "waited": round(time.monotonic() - began, 1),
+            "drained": group["drained"], "changed": group["changed"]}
+
+
+def drain(minion, service=None, reason="maintenance", timeout=60):
     """Take ``minion``'s backends (or its backend of ``service``) out for maintenance:
     weight 0 on every director, kept through health events and highstates until
     ``lvs.undrain``. Existing connections finish; new ones go elsewhere.
+
+    A director (a site with several, behind a Linux router) leaves the router's group:
+    its flows move to the others at once, their connections continuing there (the sync
+    daemons gave them the entries); the runner waits until it forwards nothing more (at
+    most ``timeout`` seconds) and says whether it is ``idle``.
 
     CLI Example:
 
@@ -320,8 +360,11 @@ def drain(minion, service=None, reason="maintenance"):
 
         salt-run lvs.drain rs2 reason='kernel upgrade'
         salt-run lvs.drain rs2 service=web
+        salt-run lvs.drain director2
     """
     site = _site()
+    if site.role_of(str(minion)) == "director":
+        return _drain_director(site, str(minion), float(timeout))
     host = site.hosts.get(str(minion))
     if host is None or host.role != "realserver":
         raise SaltInvocationError(f"{minion!r} is not a real server of the site")
@@ -344,8 +387,12 @@ def undrain(minion, service=None):
     .. code-block:: bash
 
         salt-run lvs.undrain rs2
+        salt-run lvs.undrain director2
     """
     site = _site()
+    if site.role_of(str(minion)) == "director":
+        group = _router_call(site, "lvs_directors.undrain", str(minion))
+        return {"director": str(minion), "drained": group["drained"], "changed": group["changed"]}
     with _record() as record:
         before = _weights(site, record)
         entry = record["maintenance"].get(str(minion))
@@ -356,9 +403,34 @@ def undrain(minion, service=None):
     return {"undrained": str(minion), **_push(site, before)}
 
 
+def _directors_status(site, tables):
+    """``{director: {"state": up|down|drained, "active", "inactive", "inpkts", "inbytes"}}``
+    (state from the router's probes; a lone director is "up" when it answered)."""
+    view, drained = {}, []
+    if site.router.kind == "linux" and len(site.directors) > 1:
+        with contextlib.suppress(SaltInvocationError):
+            view = _router_call(site, "lvs_directors.view").get("up", {})
+            drained = _router_call(site, "lvs_directors.drained")
+    out = {}
+    for host in sorted(site.directors, key=lambda h: h.minion_id):
+        table = tables.get(host.minion_id)
+        dests = [d for svc in table for d in svc["destinations"]] if isinstance(table, list) else []
+        state = "drained" if host.minion_id in drained else (
+            "up" if view.get(host.minion_id, isinstance(table, list)) else "down")
+        out[host.minion_id] = {
+            "state": state, "answered": isinstance(table, list),
+            "active": sum(d["active"] for d in dests), "inactive": sum(d["inactive"] for d in dests),
+            "inpkts": sum(svc.get("stats", {}).get("inpkts", 0) for svc in table or []),
+            "inbytes": sum(svc.get("stats", {}).get("inbytes", 0) for svc in table or []),
+        }
+    return out
+
+
 def status():
-    """Every virtual service with its backends: pillar weight, health, maintenance,
-    and from each director the live weight, connections and traffic.
+    """Every director (up, down or drained, its connections and traffic) and every
+    virtual service with its backends: pillar weight, health, maintenance, and from
+    each director the live weight, connections and traffic:
+    ``{"directors": {...}, "services": {name: {...}}}``.
 
     CLI Example:
 
@@ -398,4 +470,4 @@ def status():
                 "live": live.get((spec, address), {d: "missing" for d in directors}),
             }
         out[svc.name] = {"spec": spec, "backends": rows}
-    return out
+    return {"directors": _directors_status(site, tables), "services": out}

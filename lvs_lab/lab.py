@@ -193,6 +193,27 @@ class Lab:
         """The site as the master serves it now (parsed and validated)."""
         return load_site(self.pillar_roots)
 
+    def director_group(self):
+        """``{director minion id: in the router's group}`` (a Linux router with several
+        directors: the resilient nexthop group the pack keeps; lvstun.dirgroup)."""
+        from lvstun import dirgroup  # noqa: PLC0415  (the pack's shared code, as the lab's tests use it)
+
+        spec = dirgroup.spec(self.site())
+        out = subprocess.run(["ip", "-n", self.hosts["router"].netns, "-j", "nexthop", "show", "id",
+                              str(spec["group"])], capture_output=True, text=True, check=True).stdout
+        held = {m["id"] for m in json.loads(out)[0]["group"]}
+        return {name: member["id"] in held for name, member in spec["members"].items()}
+
+    def wait_director_group(self, want, timeout):
+        """Wait until the router's group holds exactly the directors ``want``; return the
+        monotonic time it did, or raise LabError."""
+        deadline = time.monotonic() + timeout
+        while (held := sorted(n for n, inside in self.director_group().items() if inside)) != sorted(want):
+            if time.monotonic() > deadline:
+                raise LabError(f"the router's director group holds {held}, not {sorted(want)}, after {timeout} s")
+            time.sleep(0.1)
+        return time.monotonic()
+
     def _write_top(self, sls):
         os.makedirs(self.pillar_overlay, exist_ok=True)
         path = os.path.join(self.pillar_overlay, "top.sls")
@@ -441,10 +462,11 @@ class Lab:
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)
 
-    def start_master(self, timeout=240):
-        """Start the lab's salt-master again and wait until every minion answers it."""
+    def start_master(self, timeout=240, minions=None):
+        """Start the lab's salt-master again and wait until every minion (or those of
+        ``minions``) answers it."""
         self._start_master()
-        self.wait_minions(self.minions, timeout=timeout)
+        self.wait_minions(self.minions if minions is None else minions, timeout=timeout)
 
     def _stop_native_minion(self, host):
         pidfile = os.path.join(self.host_dir(host.name), "run", "minion.pid")

@@ -14,6 +14,7 @@ it and its error, if any: a connection that survived a failover got every byte.
 
 import json
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -94,6 +95,40 @@ def long_lived(count, seconds, address, port):
     for thread in threads:
         thread.join()
     return out
+
+
+class Running:
+    """This module running in the lab's client namespace; :meth:`result` is its JSON."""
+
+    def __init__(self, lab, *args):
+        self.proc = subprocess.Popen(["ip", "netns", "exec", lab.hosts["client"].netns, sys.executable, "-m",
+                                      "lvs_lab.load", *map(str, args)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def result(self, timeout=300):
+        out, err = self.proc.communicate(timeout=timeout)
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"lvs_lab.load failed: {err}")
+        return json.loads(out)
+
+
+def start_steady(lab, seconds, interval=0.05):
+    """Steady requests to every service of the lab's site (its public addresses)."""
+    targets = [f"{svc.protocol}:{svc.public}:{svc.port}" for svc in lab.site().services.values()]
+    return Running(lab, "steady", seconds, interval, *targets)
+
+
+def start_downloads(lab, count, seconds, service="web"):
+    svc = lab.site().services[service]
+    return Running(lab, "long", count, seconds, svc.public, svc.port)
+
+
+def outage(results, at):
+    """``(failed, seconds)`` of a steady load's results around an event at ``at``: the
+    failed requests that ended after it, and how long after it the last one ended
+    (0.0 when none failed)."""
+    late = [r for r in results if not r[2] and r[1] >= at]
+    return len(late), max((r[1] - at for r in late), default=0.0)
 
 
 def main(argv=None):

@@ -72,24 +72,26 @@ def probe_target(site):
     return {"check": {"type": kind, "port": svc.port, "timeout": site.ha.timeout}, "vip": svc.vip}
 
 
-def live_members(spec_, up):
+def live_members(spec_, up, drained=()):
     """The member ids the group holds for the view ``up`` ({minion id: bool}; a director
-    without a verdict counts as up). When none is up every member stays: a group cannot
-    be empty, and with no director answering there is nothing better to send flows to."""
-    members = spec_["members"]
-    live = [m["id"] for name, m in sorted(members.items()) if up.get(name, True)]
+    without a verdict counts as up) without the ``drained`` directors. When none is left
+    every director not drained stays (all, if all are): a group cannot be empty, and
+    with no director answering there is nothing better to send flows to."""
+    members = {name: m for name, m in spec_["members"].items() if name not in drained} or spec_["members"]
+    live = [m["id"] for name, m in members.items() if up.get(name, True)]
     return sorted(live or (m["id"] for m in members.values()))
 
 
-def want(spec_, up=None):
-    """``{object: text}`` the router must hold for ``spec_`` and the probes' view ``up``."""
+def want(spec_, up=None, drained=()):
+    """``{object: text}`` the router must hold for ``spec_``, the probes' view ``up`` and
+    the directors ``drained`` for maintenance (``lvs.drain``)."""
     iface, group = spec_["interface"], spec_["group"]
     out = {}
     for member in spec_["members"].values():
         out[f"nexthop {member['id']}"] = f"via {member['via']} dev {iface}"
         out[f"route default table {member['id']}"] = f"nhid {member['id']}"
         out[f"rule fwmark {member['id']}"] = f"table {member['id']} priority {spec_['priority']}"
-    out[f"group {group}"] = group_text(live_members(spec_, up or {}), spec_)
+    out[f"group {group}"] = group_text(live_members(spec_, up or {}, drained), spec_)
     for vip in spec_["vips"]:
         out[f"route {vip}"] = f"nhid {group}"
     return out

@@ -11,13 +11,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # What a host of each role holds that the pack manages, as the kernel's tools print it.
 SNAPSHOT = {
-    "director": "ipvsadm-save -n; ip -br addr; ip route show table main; "
+    "director": "ipvsadm-save -n; ipvsadm -Ln --daemon; ip -br addr; ip route show table main; "
                 "sysctl -n net.ipv4.ip_forward",
     "realserver": "ip -br addr; ip rule; ip route show table main; ip route show table 4242; "
                   "sysctl -n net.ipv4.ip_forward net.ipv4.conf.all.arp_ignore net.ipv4.conf.all.arp_announce "
                   "net.ipv4.conf.tunl0.arp_ignore net.ipv4.conf.eth0.arp_ignore net.ipv4.conf.all.rp_filter "
                   "net.ipv4.conf.tunl0.rp_filter",
-    "router": "nft list ruleset; ip -br addr; sysctl -n net.ipv4.ip_forward",
+    "router": "nft list ruleset; ip -br addr; sysctl -n net.ipv4.ip_forward; ip -d nexthop show; "
+              "ip route show table all proto 77; ip rule",
 }
 
 

@@ -96,7 +96,7 @@ def test_the_floor_keeps_one_backend_when_all_fail(healthy):
         hh.block_service(lab, minion)
     # Two go to 0; the floor (1 by default) keeps one in, by name order: rs1.
     hh.wait_for(lambda: hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 0, "10.10.24.23": 0}, TIMEOUT)
-    status = lab.salt_run("lvs.status")
+    status = lab.salt_run("lvs.status")["services"]
     assert status["web"]["backends"]["rs1"]["health"] == "down"
     assert status["web"]["backends"]["rs1"]["live"]["director"]["weight"] == 1
 
@@ -118,7 +118,7 @@ def test_a_maintenance_drain_survives_health_events_and_highstates(healthy):
     lab.salt_run("lvs.health", "rs2")
     lab.apply()
     assert hh.weight_of(lab, "rs2") == 0
-    assert lab.salt_run("lvs.status")["web"]["backends"]["rs2"]["maintenance"] is True
+    assert lab.salt_run("lvs.status")["services"]["web"]["backends"]["rs2"]["maintenance"] is True
     lab.salt_run("lvs.undrain", "rs2")
     assert hh.weight_of(lab, "rs2") == 1
 
@@ -179,7 +179,7 @@ def test_a_host_cut_off_from_the_lan_is_drained_and_returns(healthy):
     try:
         hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 0, TIMEOUT)
         hh.wait_for(lambda: hh.record(lab)["health"]["rs3"]["host"] is False, 10)
-        assert lab.salt_run("lvs.status")["web"]["backends"]["rs3"]["health"] == "host down"
+        assert lab.salt_run("lvs.status")["services"]["web"]["backends"]["rs3"]["health"] == "host down"
     finally:
         lab.cut("rs3", cut=False)
     hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 1, RESTORE)

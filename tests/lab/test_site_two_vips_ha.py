@@ -10,54 +10,21 @@ their entries). Figures with more trials: bench/director_ha.py.
 
 import json
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.lab.site_helpers import apply, changes_by_minion
+from lvs_lab import load
+from tests.lab.site_helpers import apply, changes_by_minion, site_tree, snapshot
 
-GROUP = 4200
-MEMBER = {"director": 4201, "director2": 4202}  # ha:base 4200 + position in minion id order
-
-
-def members(lab):
-    out = subprocess.run(["ip", "-n", lab.hosts["router"].netns, "-j", "nexthop", "show", "id", str(GROUP)],
-                         capture_output=True, text=True, check=True).stdout
-    return sorted(m["id"] for m in json.loads(out)[0]["group"])
+BOTH = ["director", "director2"]
 
 
-def wait_members(lab, want, timeout, why):
-    deadline = time.monotonic() + timeout
-    while members(lab) != want:
-        assert time.monotonic() < deadline, f"{why}: the router's group holds {members(lab)}, not {want}"
-        time.sleep(0.2)
-    return time.monotonic()
-
-
-class Load:
-    """``lvs_lab.load`` running in the client's namespace (its JSON when it ends)."""
-
-    def __init__(self, lab, *args):
-        self.proc = subprocess.Popen(["ip", "netns", "exec", lab.hosts["client"].netns, sys.executable, "-m",
-                                      "lvs_lab.load", *map(str, args)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-
-    def result(self, timeout=300):
-        out, err = self.proc.communicate(timeout=timeout)
-        assert self.proc.returncode == 0, err
-        return json.loads(out)
-
-
-def steady(lab, seconds):
-    site = lab.site()
-    targets = [f"{svc.protocol}:{svc.public}:{svc.port}" for svc in site.services.values()]
-    return Load(lab, "steady", seconds, 0.05, *targets)
-
-
-def downloads(lab, count, seconds):
-    web = lab.site().services["web"]
-    return Load(lab, "long", count, seconds, web.public, web.port)
+def buckets(lab):
+    """``{bucket index: member id}`` of the router's group."""
+    out = subprocess.run(["ip", "-n", lab.hosts["router"].netns, "-j", "nexthop", "bucket", "show", "id",
+                          str(lab.site().ha.base)], capture_output=True, text=True, check=True).stdout
+    return {b["bucket"]["index"]: b["bucket"]["nhid"] for b in json.loads(out)}
 
 
 def active_connections(lab, director):
@@ -67,28 +34,25 @@ def active_connections(lab, director):
                and line.split()[4].isdigit())
 
 
-def failures_after(results, at):
-    return [r for r in results if not r[2] and r[1] >= at]
-
-
 @pytest.fixture(name="ha_lab")
 def fixture_ha_lab(two_vips):
     """The two-director site with both directors in the group; the same when done."""
-    assert members(two_vips) == sorted(MEMBER.values())
+    assert two_vips.director_group() == {"director": True, "director2": True}
     yield two_vips
     if not two_vips.master_pids():
         two_vips.start_master()
-    for name in MEMBER:
+    for name in BOTH:
         two_vips.cut(name, cut=False)
-    wait_members(two_vips, sorted(MEMBER.values()), 240, "both directors back after the test")
+        two_vips.salt_json("router", "lvs_directors.undrain", name)
+    two_vips.wait_director_group(BOTH, 240)
 
 
 def test_the_router_holds_a_resilient_group_of_both_directors_and_sync_runs_on_each(ha_lab):
-    out = subprocess.run(["ip", "-n", ha_lab.hosts["router"].netns, "-j", "-d", "nexthop", "show", "id", str(GROUP)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["ip", "-n", ha_lab.hosts["router"].netns, "-j", "-d", "nexthop", "show", "id",
+                          str(ha_lab.site().ha.base)], capture_output=True, text=True, check=True).stdout
     group = json.loads(out)[0]
     assert group["type"] == "resilient" and group["resilient_args"]["buckets"] == 64
-    for director in MEMBER:
+    for director in BOTH:
         daemons = ha_lab.salt_json(director, "ipvs.sync_daemons")[director]
         assert daemons == [{"state": "backup", "interface": "eth0", "sync_id": 1},
                            {"state": "master", "interface": "eth0", "sync_id": 1}]
@@ -96,40 +60,46 @@ def test_the_router_holds_a_resilient_group_of_both_directors_and_sync_runs_on_e
 
 def test_a_killed_director_moves_only_its_flows_and_its_connections_survive(ha_lab):
     lab = ha_lab
-    longs = downloads(lab, 20, 25)
+    longs = load.start_downloads(lab, 20, 25)
     time.sleep(6)  # established, and synced to the other director
-    busy = {d: active_connections(lab, d) for d in MEMBER}
+    busy = {d: active_connections(lab, d) for d in BOTH}
     assert all(busy.values()), f"the downloads did not spread over both directors: {busy}"
-    load = steady(lab, 14)
+    steady = load.start_steady(lab, 14)
     time.sleep(3)
+    before = buckets(lab)
     killed_at = time.time()
     lab.halt("director")
-    wait_members(lab, [MEMBER["director2"]], 30, "the killed director taken out")
-    results = load.result()
+    lab.wait_director_group(["director2"], 30)  # the killed director taken out
+    after = buckets(lab)
+    survivor = lab.site().ha.base + 2  # director2's nexthop
+    assert {i for i, m in before.items() if m == survivor} < set(after), "the survivor lost buckets"
+    assert all(after[i] == survivor for i, m in before.items() if m == survivor)  # its flows stayed
+    assert set(after.values()) == {survivor}
+    results = steady.result()
     survived = longs.result()
     # Every connection, through the dead director or the survivor, got every byte.
     assert [d for d in survived if not d["ok"]] == [], survived
-    late = failures_after(results, killed_at + 8)
-    assert late == [], f"requests still failed 8 s after the kill: {late}"
+    failed, last = load.outage(results, killed_at)
+    assert last < 8, f"requests still failed {last:.1f} s after the kill ({failed} failed)"
     assert len([r for r in results if r[0] > killed_at + 1 and r[2]]) > 0
     # Back: its minion re-applies the site at boot, the probes find it forwarding again.
     lab.boot("director")
     lab.wait_booted(["director"])
-    wait_members(lab, sorted(MEMBER.values()), 240, "the restarted director back in the group")
+    lab.wait_director_group(BOTH, 240)  # the restarted director back in the group
 
 
 def test_with_the_master_down_a_cut_off_director_leaves_and_returns(ha_lab):
     lab = ha_lab
     lab.stop_master()
-    load = steady(lab, 12)
+    steady = load.start_steady(lab, 12)
     time.sleep(2)
     cut_at = time.time()
     lab.cut("director2")
-    wait_members(lab, [MEMBER["director"]], 30, "the cut-off director taken out with the master down")
-    results = load.result()
-    assert failures_after(results, cut_at + 8) == []
+    lab.wait_director_group(["director"], 30)  # the cut-off director taken out, the master down
+    results = steady.result()
+    assert load.outage(results, cut_at)[1] < 8
     lab.cut("director2", cut=False)
-    wait_members(lab, sorted(MEMBER.values()), 30, "the director plugged back in, master still down")
+    lab.wait_director_group(BOTH, 30)  # plugged back in, the master still down
     lab.start_master()
 
 
@@ -137,12 +107,58 @@ def test_an_emptied_table_takes_a_director_out_and_the_survivors_flows_stay_when
     lab = ha_lab
     code, _, err = lab.capture("director2", "ipvsadm", "-C")
     assert code == 0, err
-    wait_members(lab, [MEMBER["director"]], 30, "the director without a table taken out")
+    lab.wait_director_group(["director"], 30)  # the director without a table taken out
     # Downloads that start now all go through the survivor; the emptied director's return
     # moves only idle buckets (ha:idle_timer), never theirs.
-    longs = downloads(lab, 10, 25)
+    longs = load.start_downloads(lab, 10, 25)
     time.sleep(3)
     changes = changes_by_minion(apply(lab))  # the highstate puts the table back
     assert "lvs-director-ipvs" in changes["director2"]
-    wait_members(lab, sorted(MEMBER.values()), 30, "the director with its table back")
+    lab.wait_director_group(BOTH, 30)  # the director with its table back
     assert [d for d in longs.result() if not d["ok"]] == []
+
+
+def test_a_drained_director_hands_its_flows_over_without_a_failure_and_returns(ha_lab):
+    lab = ha_lab
+    longs = load.start_downloads(lab, 10, 20)
+    time.sleep(4)
+    steady = load.start_steady(lab, 10)
+    time.sleep(2)
+    drained = lab.salt_run("lvs.drain", "director2", "timeout=30")
+    assert drained["director"] == "director2" and drained["drained"] == ["director2"], drained
+    assert drained["idle"] is True, drained
+    assert lab.director_group() == {"director": True, "director2": False}
+    directors = lab.salt_run("lvs.status")["directors"]
+    assert directors["director2"]["state"] == "drained" and directors["director"]["state"] == "up", directors
+    assert [r for r in steady.result() if not r[2]] == []  # no request failed
+    assert [d for d in longs.result() if not d["ok"]] == []  # no connection broke
+    undrained = lab.salt_run("lvs.undrain", "director2")
+    assert undrained["director"] == "director2" and undrained["drained"] == [], undrained
+    lab.wait_director_group(BOTH, 30)  # back once the probes find it forwarding
+    assert lab.salt_run("lvs.status")["directors"]["director2"]["state"] == "up"
+
+
+def test_test_mode_predicts_an_ha_setting_change_exactly_then_one_apply_does_it(ha_lab):
+    lab = ha_lab
+    tree = site_tree("two_vips")
+    tree["ha"] = {"idle_timer": 20, "sync_id": 7}
+    lab.set_pillar(tree)
+    try:
+        before = snapshot(lab)
+        predicted = changes_by_minion(apply(lab, "test=True"))
+        assert snapshot(lab) == before
+        group = lab.site().ha.base
+        assert predicted["router"] == {"lvs-router-directors": {
+            f"group {group}": {"old": f"{group + 1}/{group + 2} type resilient buckets 64 idle_timer 10 "
+                                      "unbalanced_timer 300",
+                               "new": f"{group + 1}/{group + 2} type resilient buckets 64 idle_timer 20 "
+                                      "unbalanced_timer 300"}}}
+        for director in BOTH:
+            assert predicted[director] == {"lvs-director-sync": {
+                name: {"old": "eth0 syncid 1", "new": "eth0 syncid 7"} for name in ("sync daemon master",
+                                                                                 "sync daemon backup")}}
+        assert changes_by_minion(apply(lab)) == predicted
+        assert changes_by_minion(apply(lab)) == {minion: {} for minion in lab.minions}
+    finally:
+        lab.reset_pillar()
+        apply(lab)

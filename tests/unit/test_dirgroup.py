@@ -139,3 +139,41 @@ def test_bad_ha_settings_are_named_by_pillar_path(tree, setting, value, error):
     with pytest.raises(lvstun.site.SiteError) as err:
         lvstun.site.parse({"lvs": tree})
     assert err.value.errors == [error]
+
+
+def test_a_drained_director_leaves_the_group_and_is_never_the_fallback():
+    spec = {"members": {"a": {"id": 11}, "b": {"id": 12}, "c": {"id": 13}}}
+    assert dg.live_members(spec, {}, drained=["b"]) == [11, 13]
+    # The others down: the fallback keeps them, not the drained one.
+    assert dg.live_members(spec, {"a": False, "c": False}, drained=["b"]) == [11, 13]
+    assert dg.live_members(spec, {}, drained=["a", "b", "c"]) == [11, 12, 13]
+
+
+def _beacon():
+    from tests.unit.checkout import load  # noqa: PLC0415
+
+    return load("lvs_directors_beacon", "_beacons", "lvs_directors.py")
+
+
+def test_a_failing_director_is_probed_again_at_once_and_is_out_in_one_round():
+    beacon = _beacon()
+    spec = {"members": {"a": {}, "b": {}}, "rise": 2, "fall": 2}
+    calls = []
+
+    def probe_all(spec_, only=None):
+        calls.append(only)
+        return {name: (name == "a", "probe") for name in (only or spec_["members"])}
+
+    state = {}
+    outcomes = beacon.probe_round(probe_all, spec, up={})
+    assert calls == [None, ["b"]] and len(outcomes["b"]) == 2 and len(outcomes["a"]) == 1
+    view, changed, due = beacon.round_(spec, state, outcomes, now=100.0, heartbeat=10)
+    assert view == {"a": True, "b": False} and changed == ["b"] and due
+    # Down now: no second probe in a round; back after `rise` passing rounds.
+    calls.clear()
+    outcomes = beacon.probe_round(probe_all, spec, up={"b": False})
+    assert calls == [None]
+    passing = {"a": [(True, "")], "b": [(True, "")]}
+    assert beacon.round_(spec, state, passing, 101.0, 10)[0]["b"] is False
+    view, changed, _ = beacon.round_(spec, state, passing, 102.0, 10)
+    assert view["b"] is True and changed == ["b"]

@@ -1,0 +1,107 @@
+"""Benchmark: what a director's death costs, on the two-director lab.
+
+.. code-block:: bash
+
+    lvs-lab up --site two_vips
+    .venv/bin/python bench/director_ha.py --trials 5
+
+Each trial, from the client: a new request to every service (HTTP to the web VIP, a
+datagram to the DNS VIP) every 50 ms, and 20 slow downloads (30 s each) spread over both
+directors; 8 s in, one director's kernel is killed. It prints, per trial and as medians:
+
+- the outage: how long after the kill the last failed request ended, and how many failed;
+- the downloads that got every byte (the ones through the dead director continue on the
+  other: the sync daemons gave it their connections);
+- how long the router took to take the dead director out of its group;
+- after a reboot, how long until the director is back in the group (boot, the minion's
+  startup highstate, ``ha:rise`` probes);
+- for ``salt-run lvs.drain DIRECTOR`` under the same load: failed requests and broken
+  downloads (both must be 0) and how long until the runner found the director idle.
+
+The same trials run again with the salt-master stopped before the kill (the failover is
+the router's own; the master is started again before the reboot, since a director
+rebuilds its table from the pillar the master serves). The defaults of ``lvs:ha``
+apply: probes every second, fall 2, rise 2.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from lvs_lab import load  # noqa: E402
+from lvs_lab.lab import Lab  # noqa: E402
+
+BOTH = ["director", "director2"]
+
+
+def trial(lab, victim, master_down=False):
+    if master_down:
+        lab.stop_master()
+    downloads = load.start_downloads(lab, 20, 30)
+    time.sleep(3)
+    steady = load.start_steady(lab, 20)
+    time.sleep(5)
+    killed_at, killed_mono = time.time(), time.monotonic()
+    lab.halt(victim)
+    out_after = lab.wait_director_group([d for d in BOTH if d != victim], 60) - killed_mono
+    failed, outage = load.outage(steady.result(), killed_at)
+    survived = sum(1 for d in downloads.result() if d["ok"])
+    if master_down:  # a rebooted director needs its pillar from the master to rebuild its table
+        lab.start_master(minions=[m for m in lab.minions if m != victim])
+    booted = time.monotonic()
+    lab.boot(victim)
+    lab.wait_booted([victim])
+    back_after = lab.wait_director_group(BOTH, 300) - booted
+    return {"outage": outage, "failed": failed, "survived": survived, "out": out_after, "back": back_after}
+
+
+def drain_trial(lab, director):
+    downloads = load.start_downloads(lab, 20, 20)
+    time.sleep(3)
+    steady = load.start_steady(lab, 12)
+    time.sleep(3)
+    drained = lab.salt_run("lvs.drain", director, "timeout=30")
+    results = steady.result()
+    broken = sum(1 for d in downloads.result() if not d["ok"])
+    lab.salt_run("lvs.undrain", director)
+    lab.wait_director_group(BOTH, 60)
+    return {"failed": sum(1 for r in results if not r[2]), "requests": len(results), "broken": broken,
+            "idle": drained.get("idle"), "waited": drained.get("waited")}
+
+
+def report(title, trials):
+    print(f"\n{title} ({len(trials)} trials)")
+    for i, t in enumerate(trials, 1):
+        print(f"  trial {i}: outage {t['outage']:.2f} s, {t['failed']} failed requests, {t['survived']}/20 "
+              f"downloads whole, out of the group after {t['out']:.2f} s, back {t['back']:.1f} s after boot")
+    for key, unit in (("outage", "s"), ("failed", ""), ("survived", "/20"), ("out", "s"), ("back", "s")):
+        values = [t[key] for t in trials]
+        print(f"  median {key}: {statistics.median(values):.2f}{unit} (min {min(values):.2f}, max {max(values):.2f})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=5)
+    args = parser.parse_args()
+    lab = Lab()
+    if "director2" not in lab.hosts:
+        sys.exit("bring the two-director lab up first: lvs-lab up --site two_vips")
+    lab.wait_director_group(BOTH, 60)
+    up = [trial(lab, BOTH[i % 2]) for i in range(args.trials)]
+    report("master up: a director's kernel killed under steady load", up)
+    down = [trial(lab, BOTH[i % 2], master_down=True) for i in range(args.trials)]
+    report("master stopped first, then a director's kernel killed (restarted before the reboot)", down)
+    print("\nsalt-run lvs.drain DIRECTOR under the same load, then lvs.undrain")
+    for i in range(args.trials):
+        t = drain_trial(lab, BOTH[i % 2])
+        print(f"  trial {i + 1}: {t['failed']} of {t['requests']} requests failed, {t['broken']}/20 downloads "
+              f"broken, idle {t['idle']} after {t['waited']} s")
+
+
+if __name__ == "__main__":
+    main()
