@@ -364,6 +364,8 @@ def drain(minion, service=None, reason="maintenance", timeout=60):
     """
     site = _site()
     if site.role_of(str(minion)) == "director":
+        if service is not None:
+            raise SaltInvocationError(f"{minion} is a director: it is drained whole (no service=)")
         return _drain_director(site, str(minion), float(timeout))
     host = site.hosts.get(str(minion))
     if host is None or host.role != "realserver":
