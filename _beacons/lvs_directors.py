@@ -13,7 +13,8 @@ It fires on a change (and every ``heartbeat`` seconds). Event tag:
 ``salt/beacon/<router id>/lvs_directors/``; payload (informative)::
 
     {"up": {"director": true, "director2": false}, "changed": ["director2"],
-     "applied": ["group 4200"], "error": null}
+     "applied": ["group 4200"], "error": null,
+     "reasons": {"director": "HTTP 200", "director2": "http 10.10.24.88:80: timed out"}}
 
 Configuration (``salt/lvs/router.sls`` sets it with ``beacon.present``):
 
