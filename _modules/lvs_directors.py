@@ -10,17 +10,18 @@ the master up or down; its view is kept in the minion's cache (:func:`view`).
 
 import json
 import shutil
-import subprocess
 import time
 
 from salt.exceptions import CommandExecutionError
 
+import lvstun.command
 import lvstun.dirgroup
 import lvstun.drift
 import lvstun.owned
 import lvstun.probe
 from lvstun.fresh import fresh
 
+command = fresh(lvstun.command)
 dirgroup = fresh(lvstun.dirgroup)
 drift = fresh(lvstun.drift)
 probe = fresh(lvstun.probe)
@@ -40,13 +41,7 @@ def __virtual__():
 
 
 def _ip(*args):
-    try:
-        proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False, timeout=IP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise CommandExecutionError(f"ip {' '.join(args)} did not finish in {IP_TIMEOUT} s") from None
-    if proc.returncode != 0:
-        raise CommandExecutionError(f"ip {' '.join(args)} failed: {proc.stderr.strip() or proc.returncode}")
-    return proc.stdout
+    return command.output(["ip", *args], IP_TIMEOUT)
 
 
 def _json(*args):

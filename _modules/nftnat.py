@@ -13,18 +13,19 @@ text matching.
 
 import json
 import shutil
-import subprocess
 
 import netaddr
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 import lvstun.address
+import lvstun.command
 import lvstun.drift
 import lvstun.originals
 import lvstun.owned
 from lvstun.fresh import fresh
 
 address = fresh(lvstun.address)
+command = fresh(lvstun.command)
 drift = fresh(lvstun.drift)
 originals = fresh(lvstun.originals)
 records = fresh(lvstun.owned)
@@ -45,21 +46,12 @@ NFT_TIMEOUT = 30  # seconds
 
 
 def _run(args, stdin=None):
-    """``nft ARGS``; a time-out is an error of the call, not a traceback."""
-    try:
-        return subprocess.run(["nft", *args], input=stdin, capture_output=True, text=True, check=False,
-                              timeout=NFT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise CommandExecutionError(f"nft {' '.join(args)} did not finish in {NFT_TIMEOUT} s") from None
-    except OSError as err:
-        raise CommandExecutionError(f"nft {' '.join(args)} could not run: {err}") from err
+    """``nft ARGS``, whatever its exit code; a time-out is an error of the call, not a traceback."""
+    return command.run(["nft", *args], NFT_TIMEOUT, stdin)
 
 
 def _nft(*args, stdin=None):
-    proc = _run(args, stdin)
-    if proc.returncode != 0:
-        raise CommandExecutionError(f"nft {' '.join(args)} failed: {proc.stderr.strip() or proc.returncode}")
-    return proc.stdout
+    return command.output(["nft", *args], NFT_TIMEOUT, stdin)
 
 
 def _mappings(mappings):
