@@ -43,11 +43,12 @@ def report():
             "age": round(time.time() - record["at"], 3)}
 
 
-def set_weights(weights):
+def set_weights(weights, site_view=None):
     """Set destination weights on this director, ``{service: {dest: weight}}``;
     only those that differ are written, in one batch (``ipvs.set_weights``). Returns
     ``{service: {dest: {"old", "new"}}}``; a destination this director does not have is
-    reported under ``"missing"``.
+    reported under ``"missing"``. ``site_view``: the site's new view for the metrics
+    (``lvstun.metrics.view``: health and drains), stored for the exporter.
 
     CLI Example:
 
@@ -55,7 +56,9 @@ def set_weights(weights):
 
         salt director lvs_health.set_weights '{"tcp:10.10.24.88:80": {"10.10.24.21:80": 0}}'
     """
-    return __salt__["ipvs.set_weights"](weights)
+    if site_view is not None:
+        __salt__["lvs_exporter.set_view"](site_view)
+    return __salt__["ipvs.set_weights"](weights) if weights else {}
 
 
 def reachability():

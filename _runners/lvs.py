@@ -40,6 +40,7 @@ from salt.exceptions import SaltInvocationError
 import lvstun.gate
 import lvstun.health
 import lvstun.ipvs
+import lvstun.metrics
 import lvstun.owned
 import lvstun.roles
 import lvstun.site
@@ -97,31 +98,35 @@ def _record():
         lvstun.owned.store(__opts__, RECORD, record)
 
 
-def _weights(site, record):
-    """``{service spec: {dest: weight}}`` as every director must run them."""
-    return {spec: {dest: settings["weight"] for dest, settings in svc["destinations"].items()}
-            for spec, svc in lvstun.roles.ipvs_services(site, record).items()}
+def _published(site, record):
+    """What every director must hold by the record: ``{"weights": {service spec: {dest:
+    weight}}, "view": ...}`` (the view labels its metrics: ``lvstun.metrics.view``)."""
+    return {"weights": {spec: {dest: settings["weight"] for dest, settings in svc["destinations"].items()}
+                        for spec, svc in lvstun.roles.ipvs_services(site, record).items()},
+            "view": lvstun.metrics.view(site, record)}
 
 
 def _push(site, before):
     """Set on every director the weights that the record changed since ``before`` (this
-    call's weights before its change, on the same site: pillar edits are a highstate's
-    to apply, not the runner's).
+    call's :func:`_published` before its change, on the same site: pillar edits are a
+    highstate's to apply, not the runner's), and the metrics' view when it changed.
 
     Pushes are serialized across processes (their own lock: the record's is not held
     while directors answer), and each compares the newest record with its ``before``: a
     slower push never leaves older weights on the directors than a faster one."""
     with _locked(PUSH_LOCK):
-        after = _weights(site, _load_record())
+        after = _published(site, _load_record())
         changed = {}
-        for spec, dests in after.items():
+        for spec, dests in after["weights"].items():
             for dest, weight in dests.items():
-                if before.get(spec, {}).get(dest) != weight:
+                if before["weights"].get(spec, {}).get(dest) != weight:
                     changed.setdefault(spec, {})[dest] = weight
-        if not changed:
+        site_view = after["view"] if after["view"] != before["view"] else None
+        if not changed and site_view is None:
             return {}
         directors = sorted(host.minion_id for host in site.directors)
-        ret = _client().cmd(directors, "lvs_health.set_weights", [changed], tgt_type="list", timeout=15)
+        ret = _client().cmd(directors, "lvs_health.set_weights", [changed], kwarg={"site_view": site_view},
+                            tgt_type="list", timeout=15)
         for director in directors:
             if director not in ret:
                 log.error("lvs: director %s did not confirm the weights %s", director, changed)
@@ -210,7 +215,7 @@ def _health(minion):
     if report == current.get("services") and not current.get("held"):
         return {"minion": minion, "services": report, "changed": False}  # a heartbeat: nothing to decide
     with _record() as record:
-        before = _weights(site, record)
+        before = _published(site, record)
         entry = record["health"].get(minion, {})
         if at <= max(entry.get("reported_at", 0), entry.get("down_at", 0) if entry.get("host") is False else 0):
             # Older than a report applied already, or made before its host went down.
@@ -291,7 +296,7 @@ def _hosts():
         if asked_at < record.get("hosts_asked_at", 0):
             return {**result, "stale": True}  # a later call applied newer views already
         record["hosts_asked_at"] = asked_at
-        before = _weights(site, record)
+        before = _published(site, record)
         now = time.time()
         for host in site.realservers:
             verdict = host_verdict([view.get(host.minion_id) for view in views], len(directors))
@@ -373,7 +378,7 @@ def drain(minion, service=None, reason="maintenance", timeout=60):
     if service is not None and service not in site.services:
         raise SaltInvocationError(f"{service!r} is not a service of the site ({sorted(site.services)})")
     with _record() as record:
-        before = _weights(site, record)
+        before = _published(site, record)
         entry = record["maintenance"].setdefault(str(minion), {"services": [], "reason": reason})
         entry["services"] = sorted(set(entry["services"]) | {service or "*"})
         entry.update(reason=reason, at=time.time())
@@ -396,7 +401,7 @@ def undrain(minion, service=None):
         group = _router_call(site, "lvs_directors.undrain", str(minion))
         return {"director": str(minion), "drained": group["drained"], "changed": group["changed"]}
     with _record() as record:
-        before = _weights(site, record)
+        before = _published(site, record)
         entry = record["maintenance"].get(str(minion))
         if entry:
             entry["services"] = [] if service is None else [s for s in entry["services"] if s != service]
@@ -463,6 +468,7 @@ def status():
         for minion, address, weight in members:
             entry = record.get("health", {}).get(minion, {})
             rows[minion] = {
+                "address": lvstun.ipvs.join_hostport(address, svc.port),
                 "pillar_weight": weight,
                 "health": "host down" if entry.get("host") is False else
                           ("down" if not lvstun.health.healthy(record, minion, svc.name) else "up"),
@@ -472,4 +478,5 @@ def status():
                 "live": live.get((spec, address), {d: "missing" for d in directors}),
             }
         out[svc.name] = {"spec": spec, "backends": rows}
-    return {"directors": _directors_status(site, tables), "services": out}
+    # Shown as tables (the lvs_status outputter); --out=json gives the data.
+    return {"outputter": "lvs_status", "data": {"directors": _directors_status(site, tables), "services": out}}

@@ -33,6 +33,7 @@ import lvs_salt.fileserver
 import lvs_salt.master
 from lvs_lab import agent, plan, uml
 from lvs_lab.progress import Progress
+from lvs_lab.prometheus import Prometheus
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_DIR = os.environ.get("LVS_LAB_DIR", "/run/lvs-lab")
@@ -215,14 +216,26 @@ class Lab:
         return time.monotonic()
 
     def _write_top(self, sls):
-        os.makedirs(self.pillar_overlay, exist_ok=True)
-        path = os.path.join(self.pillar_overlay, "top.sls")
+        """Serve ``sls`` (or, when None, what the user's top file names), followed by
+        the lab's own setting: the directors' metrics on the management network, where
+        the lab's Prometheus scrapes them."""
+        os.makedirs(os.path.join(self.pillar_overlay, "lvs_lab"), exist_ok=True)
+        with open(os.path.join(self.pillar_overlay, "lvs_lab", "lab.sls"), "w", encoding="utf-8") as fh:
+            yaml.safe_dump({"lvs": {"metrics": {"listen": str(plan.MGMT_NET)}}}, fh)
         if sls is None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            return
-        with open(path, "w", encoding="utf-8") as fh:
-            yaml.safe_dump({"base": {"*": [sls]}}, fh)
+            try:
+                with open(os.path.join(self.pillar_dir, "top.sls"), encoding="utf-8") as fh:
+                    top = yaml.safe_load(fh)
+                targets = [entries for env in top.values() for entries in env.values()]
+            except (OSError, yaml.YAMLError, AttributeError) as err:
+                raise LabError(f"cannot read the top file of {self.pillar_dir} (plain YAML wanted): {err}") from None
+        else:
+            top = {"base": {"*": [sls]}}
+            targets = [top["base"]["*"]]
+        for entries in targets:
+            entries.append("lvs_lab.lab")
+        with open(os.path.join(self.pillar_overlay, "top.sls"), "w", encoding="utf-8") as fh:
+            yaml.safe_dump(top, fh)
 
     def set_pillar(self, tree):
         """Serve ``{"lvs": tree}`` as the site's pillar from now on (tests' pillar edits)."""
@@ -289,13 +302,22 @@ class Lab:
         if apply:
             with progress.step("salt '*' state.apply"):
                 self.apply()
+        if site.metrics.port is not None:
+            with progress.step("starting Prometheus (scrapes the directors on the management network)"):
+                self.prometheus.start([f"{h.mgmt_ip}:{site.metrics.port}" for h in self.hosts.values()
+                                       if h.role == "director"])
         return self
+
+    @property
+    def prometheus(self):
+        """The lab's Prometheus server (``lvs_lab.prometheus``)."""
+        return Prometheus(self._path("prometheus"))
 
     def _check_machine(self):
         problems = []
         if os.geteuid() != 0:
             problems.append("the lab needs root (namespaces, taps, kernels)")
-        for tool in (UML, "/sbin/modprobe", "/usr/sbin/nft"):
+        for tool in (UML, "/sbin/modprobe", "/usr/sbin/nft", "/usr/bin/prometheus"):
             if not os.path.exists(tool):
                 problems.append(f"{tool} is missing (run scripts/bootstrap)")
         if os.path.exists(UML) and not uml.kernel_release(UML):

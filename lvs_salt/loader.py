@@ -7,7 +7,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 # Salt's loader kind -> the subpackage that holds the pack's modules of that kind
 # (installed as lvs_salt/<name>; in a checkout or an editable install, ../_<name>).
 _KINDS = {"modules": "modules", "states": "states", "beacons": "beacons", "runners": "runners",
-          "proxy": "proxy", "metaproxy": "metaproxy", "pillar": "pillar"}
+          "proxy": "proxy", "metaproxy": "metaproxy", "pillar": "pillar", "output": "output"}
 
 
 def _folder(name):

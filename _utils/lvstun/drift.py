@@ -25,6 +25,8 @@ NAMES = {
     "ios-saved": "{object}",               # "startup-config": saved or not
     "director-group": "{object}",          # a router's director group object (lvstun.dirgroup)
     "ipvs-sync": "sync daemon {object}",   # object "master"/"backup": "eth0 syncid 1"
+    "exporter": "exporter {object}",       # object "process": want/have "ADDRESS:PORT" or None
+    "metrics-view": "metrics view {object}",  # object: a service spec; its entry of lvstun.metrics.view
     "check-failed": "{object} failed",     # a check that could not run: have = the error
 }
 

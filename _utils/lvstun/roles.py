@@ -6,7 +6,8 @@ SLS files stay declarative and every decision is here, where unit tests reach it
 * ``director``: its LAN address, the VIPs (on its LAN NIC when it is the site's only
   director: it answers ARP for them, as in the seed; on ``lo`` with ARP hidden when
   there are several: the router spreads the flows over them), the default gateway, its
-  sysctls, the IPVS services with one tunnel destination per backend, and with several
+  sysctls, the IPVS services with one tunnel destination per backend, its Prometheus
+  exporter (address, port, the site's view: ``lvstun.metrics``), and with several
   directors the connection sync daemons (master and backup) on its LAN NIC;
 * ``realserver``: its LAN address and gateway, the VIPs on the ipip device with the
   ARP/rp_filter sysctls, and the VIP source routes that clamp the TCP MSS;
@@ -18,7 +19,7 @@ SLS files stay declarative and every decision is here, where unit tests reach it
 
 import netaddr
 
-from . import dirgroup, tun
+from . import dirgroup, metrics, tun
 from . import health as health_rules
 
 NAT_TABLE = "lvs_nat"
@@ -96,7 +97,20 @@ def director(site, minion_id, health=None):
         "services": ipvs_services(site, health),
         # Several directors: each sends its connections to the others and keeps theirs.
         "sync": {"interface": host.interface, "sync_id": site.ha.sync_id} if shared else None,
+        "metrics": _metrics(site, host, health),
     }
+
+
+def _metrics(site, host, health):
+    """The exporter's settings (None: the site has none): the port, where it listens
+    (``address``, or ``subnet``: this host's own address in it) and the site's view."""
+    if site.metrics.port is None:
+        return None
+    listen = site.metrics.listen
+    where = ({"address": host.address, "subnet": None} if listen == "lan" else
+             {"address": "0.0.0.0", "subnet": None} if listen == "any" else
+             {"address": None, "subnet": listen})
+    return {"port": site.metrics.port, **where, "view": metrics.view(site, health)}
 
 
 def realserver(site, minion_id):

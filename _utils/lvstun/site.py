@@ -43,7 +43,7 @@ REQUIRED = object()  # a setting without default
 # (tests/unit/test_site.py checks it).
 SCHEMA = {
     "site": {"lan": REQUIRED, "router": REQUIRED, "directors": REQUIRED, "realservers": REQUIRED,
-             "services": REQUIRED, "tunnel": {}, "ipvs": {}, "ha": {}},
+             "services": REQUIRED, "tunnel": {}, "ipvs": {}, "ha": {}, "metrics": {}},
     "lan": {"subnet": REQUIRED, "gateway": REQUIRED},
     "router": {"id": REQUIRED, "kind": "linux", "lan_interface": Derived("eth0; ios: GigabitEthernet0/0"),
                "lan_address": Derived("lan:gateway"), "wan_interface": Derived("wan0; ios: GigabitEthernet0/1"),
@@ -67,6 +67,10 @@ SCHEMA = {
     # the directors' connection sync. Ignored with one director.
     "ha": {"base": 4200, "buckets": 64, "idle_timer": 10, "unbalanced_timer": 300, "interval": 1,
            "timeout": 0.4, "rise": 2, "fall": 2, "sync_id": 1, "sync_refresh": 1},
+    # The directors' Prometheus exporter (lvstun.metrics): its port (null: no exporter) and
+    # where it listens: lan (the director's LAN address), any, or a subnet (the director's
+    # address in it, a management network say). Never the VIPs: the router maps them.
+    "metrics": {"port": 9847, "listen": "lan"},
 }
 IPVS_SYSCTLS = {"conn_reuse_mode": 3, "expire_nodest_conn": 1, "expire_quiescent_template": 1}  # key: highest
 ROUTER_INTERFACES = {"linux": ("eth0", "wan0"), "ios": ("GigabitEthernet0/0", "GigabitEthernet0/1")}
@@ -154,6 +158,14 @@ class HA:
     sync_refresh: int = 1  # s between two syncs of a busy connection (0: the kernel's every 50 packets)
 
 
+@dataclass(frozen=True)
+class Metrics:
+    """The directors' Prometheus exporter (docs/monitoring.md)."""
+
+    port: int = 9847  # None: no exporter
+    listen: str = "lan"  # "lan", "any" or a subnet (network/prefix)
+
+
 @dataclass
 class Site:
     subnet: str
@@ -164,6 +176,7 @@ class Site:
     tunnel: Tunnel = field(default_factory=Tunnel)
     ipvs: dict = field(default_factory=dict)  # director sysctls: conn_reuse_mode, expire_nodest_conn
     ha: HA = field(default_factory=HA)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def role_of(self, minion_id):
         """The role of ``minion_id`` in this site ('router', 'director', 'realserver') or None."""
@@ -299,10 +312,11 @@ def parse(pillar):
     tunnel = _tunnel(parser.errors, _mapping(parser.errors, ("tunnel",), tree.get("tunnel")))
     ipvs = parser.ipvs(tree.get("ipvs"))
     ha = parser.ha(tree.get("ha"))
+    metrics = parser.metrics(tree.get("metrics"))
     if parser.errors:
         raise SiteError(parser.errors)
     return Site(subnet=str(parser.subnet), gateway=parser.gateway, router=parser.router_, hosts=parser.hosts,
-                services=parser.services, tunnel=tunnel, ipvs=ipvs, ha=ha)
+                services=parser.services, tunnel=tunnel, ipvs=ipvs, ha=ha, metrics=metrics)
 
 
 def _default(part, key, spec):
@@ -568,6 +582,27 @@ class _Parser:
         sync_refresh = _int(errors, (*path, "sync_refresh"), got["sync_refresh"], 0, 3600)
         return HA(base=base, buckets=buckets, idle_timer=idle, unbalanced_timer=unbalanced, interval=interval,
                   timeout=timeout, rise=rise, fall=fall, sync_id=sync_id, sync_refresh=sync_refresh)
+
+
+    def metrics(self, value):
+        errors, path = self.errors, ("metrics",)
+        mtree = _mapping(errors, path, value)
+        _known(errors, path, mtree, "metrics")
+        got = {key: _default("metrics", key, mtree) for key in SCHEMA["metrics"]}
+        port = None if got["port"] is None else _int(errors, (*path, "port"), got["port"], 1, 65535)
+        listen = got["listen"]
+        if listen not in ("lan", "any"):
+            try:
+                network = netaddr.IPNetwork(listen) if isinstance(listen, str) and "/" in listen else None
+            except (netaddr.AddrFormatError, ValueError, TypeError):
+                network = None
+            if network is None or network.version != 4 or network.ip != network.network:
+                errors.add((*path, "listen"), f"{listen!r} must be lan, any, or an IPv4 subnet (network/prefix, "
+                                              "no host bits) holding each director's address to listen on")
+                listen = "lan"
+            else:
+                listen = str(network)
+        return Metrics(port=port, listen=listen)
 
 
 def _seconds(errors, path, value):

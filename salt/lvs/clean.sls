@@ -19,6 +19,10 @@ lvs-clean-beacon-{{ beacon }}:
     - save: True
 {%- endfor %}
 
+{#- A director's Prometheus exporter: stopped, its view forgotten. #}
+lvs-clean-exporter:
+  lvs_exporter.absent: []
+
 {#- A director's services: deleted (the router no longer sends it the VIPs' flows). #}
 {%- if salt['file.file_exists']('/proc/net/ip_vs') %}
 

@@ -61,6 +61,20 @@ lvs-director-sync:
       - lvs_net: lvs-director-addresses
 {%- endif %}
 
+{#- Prometheus metrics of the IPVS table under the site's names (docs/monitoring.md). #}
+lvs-director-metrics:
+{%- if cfg.metrics %}
+  lvs_exporter.running:
+    - port: {{ cfg.metrics.port | json }}
+    - address: {{ cfg.metrics.address | json }}
+    - subnet: {{ cfg.metrics.subnet | json }}
+    - site_view: {{ cfg.metrics.view | json }}
+    - require:
+      - ipvs: lvs-director-ipvs
+{%- else %}
+  lvs_exporter.absent: []
+{%- endif %}
+
 {#- Dead, frozen or cut-off real servers: one ICMP echo to each every second. #}
 lvs-director-hosts-beacon:
   beacon.present:

@@ -99,7 +99,7 @@ def test_a_backend_flapping_every_second_changes_weight_a_bounded_number_of_time
     record = {"health": {}, "maintenance": {}}
     for second in range(120):  # reports alternate down/up every second for two minutes
         runner._apply(site, record, 1000 + second, "rs1", services={"web": second % 2 == 1})
-        weights.append(runner._weights(site, record)["tcp:10.10.24.88:80"]["10.10.24.21:80"])
+        weights.append(runner._published(site, record)["weights"]["tcp:10.10.24.88:80"]["10.10.24.21:80"])
     changes = sum(1 for a, b in itertools.pairwise(weights) if a != b)
     # Down at once, back at most once per HOLD seconds.
     assert 2 <= changes <= 2 * (120 // health.HOLD + 1), weights

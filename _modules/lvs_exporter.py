@@ -1,0 +1,269 @@
+"""The director's Prometheus exporter process (``lvstun.exporter``): is it running, start
+it, stop it, and the site's view it labels the kernel's counters with.
+
+The process runs with the minion's own Python (the one that has the pack and
+``prometheus_client``), detached in a session of its own; its pid, address and port are
+kept in the record ``metrics-exporter`` of the minion's cache, its log beside it.
+
+CLI Example:
+
+.. code-block:: bash
+
+    salt director lvs_exporter.status
+    salt director lvs_exporter.scrape
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from salt.exceptions import CommandExecutionError
+
+import lvstun.drift
+import lvstun.owned
+from lvstun.fresh import fresh
+
+records = fresh(lvstun.owned)
+drift = fresh(lvstun.drift)
+
+__virtualname__ = "lvs_exporter"
+PROCESS = "metrics-exporter"  # record: the running exporter's pid, address, port
+VIEW = "metrics-view"  # record: the site's view (lvstun.metrics.view)
+MODULE = "lvstun.exporter"
+START_TIMEOUT = 20  # seconds the exporter has to answer after its start
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{int(pid)}/cmdline", "rb") as fh:
+            return fh.read().split(b"\0")
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def _log_path():
+    return lvstun.owned.path(__opts__, "metrics-exporter").replace(".json", ".log")
+
+
+def status():
+    """``{"running": bool, "pid", "address", "port"}`` of this director's exporter (the
+    process the record names, if it is alive and is the exporter: not a reused pid).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_exporter.status
+    """
+    record = records.load(__opts__, PROCESS) or {}
+    pid = record.get("pid")
+    cmd = _cmdline(pid) if pid else []
+    running = MODULE.encode() in cmd and f"--port={record.get('port')}".encode() in cmd
+    return {"running": running, "pid": pid if running else None,
+            "address": record.get("address"), "port": record.get("port")}
+
+
+def _connect_to(address):
+    return "127.0.0.1" if address == "0.0.0.0" else address
+
+
+def _answers(address, port):
+    with contextlib.suppress(OSError), socket.create_connection((_connect_to(address), port), timeout=1):
+        return True
+    return False
+
+
+def stop():
+    """Stop the exporter (SIGTERM, then SIGKILL after 5 s); True when one was running.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_exporter.stop
+    """
+    now = status()
+    if now["running"]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(now["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while status()["running"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if status()["running"]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(now["pid"], signal.SIGKILL)
+    record = records.load(__opts__, PROCESS) or {}
+    if record:
+        records.store(__opts__, PROCESS, {**record, "pid": None})
+    return now["running"]
+
+
+def start(address, port):
+    """(Re)start the exporter on ``address:port``; return its status once it answers.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_exporter.start 10.10.24.2 9847
+    """
+    port = int(port)
+    stop()
+    # The package's folder on the path: a fileserver-synced minion has it in extmods/utils.
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(lvstun.owned.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    view = lvstun.owned.path(__opts__, VIEW)
+    os.makedirs(os.path.dirname(view), exist_ok=True)
+    with open(_log_path(), "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", MODULE, f"--address={address}", f"--port={port}", f"--view={view}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True, close_fds=True)
+    records.store(__opts__, PROCESS, {"pid": proc.pid, "address": address, "port": port})
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        if _answers(address, port):
+            return status()
+        time.sleep(0.1)
+    stop()
+    with open(_log_path(), "rb") as fh:
+        tail = fh.read()[-600:].decode(errors="replace").strip()
+    raise CommandExecutionError(f"the LVS exporter did not answer on {address}:{port} within "
+                                f"{START_TIMEOUT} s; its log ({_log_path()}) ends: {tail}")
+
+
+def view():
+    """The site's view the exporter labels the counters with (``lvstun.metrics.view``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_exporter.view
+    """
+    return records.load(__opts__, VIEW) or {}
+
+
+def set_view(site_view):
+    """Store the site's view (the exporter reads it at its next scrape); True when it changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_exporter.set_view '{"services": {}}'
+    """
+    if view() == site_view:
+        return False
+    records.store(__opts__, VIEW, site_view)
+    return True
+
+
+def _listen_address(address=None, subnet=None):
+    """The address to listen on: ``address``, or this host's own address in ``subnet``."""
+    if subnet is None:
+        return address
+    found = __salt__["network.ip_addrs"](cidr=subnet)
+    if not found:
+        raise CommandExecutionError(f"this director has no address in {subnet} (lvs:metrics:listen) to serve "
+                                    "its metrics on")
+    return sorted(found)[0]
+
+
+def check(port, address=None, subnet=None, site_view=None):
+    """Drifts (``lvstun.drift``) of the exporter from: running on ``address:port`` (or this
+    host's address in ``subnet``) with the view ``site_view``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_exporter.check 9847 address=10.10.24.2
+    """
+    want = f"{_listen_address(address, subnet)}:{int(port)}"
+    now = status()
+    have = f"{now['address']}:{now['port']}" if now["running"] else None
+    drifts = [] if have == want else [drift.make("exporter", "process", want, have)]
+    if site_view is not None:
+        old, new = view().get("services", {}), site_view.get("services", {})
+        drifts += [drift.make("metrics-view", spec, new.get(spec), old.get(spec))
+                   for spec in sorted(set(old) | set(new)) if old.get(spec) != new.get(spec)]
+    return drifts
+
+
+def apply(port, address=None, subnet=None, site_view=None):
+    """Repair what :func:`check` finds: store the view, (re)start the exporter.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_exporter.apply 9847 address=10.10.24.2
+    """
+    drifts = check(port, address, subnet, site_view)
+    if site_view is not None:
+        set_view(site_view)
+    if any(d["kind"] == "exporter" for d in drifts):
+        start(_listen_address(address, subnet), port)
+    return drifts
+
+
+def check_absent():
+    """Drifts from: no exporter running, no view stored.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_exporter.check_absent
+    """
+    now = status()
+    drifts = [drift.make("exporter", "process", None, f"{now['address']}:{now['port']}")] if now["running"] else []
+    return drifts + [drift.make("metrics-view", spec, None, entry)
+                     for spec, entry in sorted(view().get("services", {}).items())]
+
+
+def forget():
+    """Stop the exporter and remove its records (the director leaves the site).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_exporter.forget
+    """
+    stop()
+    removed = False
+    for name in (PROCESS, VIEW):
+        for path in (lvstun.owned.path(__opts__, name), lvstun.owned.path(__opts__, name) + ".prev"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed = True
+    return removed
+
+
+def scrape():
+    """The running exporter's answer to a scrape (the exposition text).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_exporter.scrape
+    """
+    now = status()
+    if not now["running"]:
+        raise CommandExecutionError("the LVS exporter is not running on this director")
+    url = f"http://{_connect_to(now['address'])}:{now['port']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return answer.read().decode()

@@ -1,0 +1,37 @@
+"""States: the director's Prometheus exporter (``lvstun.exporter``, docs/monitoring.md).
+
+.. code-block:: yaml
+
+    lvs-director-metrics:
+      lvs_exporter.running:
+        - port: 9847
+        - address: 10.10.24.2          # or subnet: 172.31.254.0/24 (this host's address in it)
+        - site_view: {services: {...}}  # lvstun.metrics.view
+
+    lvs-director-metrics:
+      lvs_exporter.absent: []
+
+The exporter is one process that the state starts (and restarts when its address or
+port changes); after a reboot the director's startup highstate starts it again.
+"""
+
+import lvstun.converge
+from lvstun.fresh import fresh
+
+converge = fresh(lvstun.converge).converge
+
+
+def running(name, port, address=None, subnet=None, site_view=None):
+    """The exporter answers on ``address:port`` (or this host's address in ``subnet``)
+    and labels the counters with ``site_view``."""
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    return converge(ret, __opts__["test"],
+                    lambda: __salt__["lvs_exporter.check"](port, address, subnet, site_view),
+                    lambda: __salt__["lvs_exporter.apply"](port, address, subnet, site_view), "the LVS exporter")
+
+
+def absent(name):
+    """No exporter runs and no view is kept (the site turned metrics off, or the host left)."""
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    return converge(ret, __opts__["test"], lambda: __salt__["lvs_exporter.check_absent"](),
+                    lambda: __salt__["lvs_exporter.forget"](), "the LVS exporter")

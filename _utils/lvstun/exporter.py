@@ -1,0 +1,123 @@
+"""The director's Prometheus exporter: a small HTTP server, one process, started by the
+director's role (``lvs_exporter.running``) and again by its startup highstate after a
+reboot.
+
+Each scrape of ``/metrics`` reads the kernel's IPVS table with its counters (one dump
+over generic netlink, ``lvstun.ipvsclient``), the site's view that Salt keeps beside it
+(a JSON file, re-read only when it changed) and writes the text (``lvstun.metrics``),
+followed by ``prometheus_client``'s process metrics (memory, CPU, open files) of this
+process and the scrape's own duration.
+
+Run by hand::
+
+    python -m lvstun.exporter --address 10.10.24.2 --port 9847 --view /var/cache/salt/minion/lvs/metrics-view.json
+"""
+
+import argparse
+import http.server
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
+
+from . import metrics
+from .ipvsclient import Client, IPVSError
+
+log = logging.getLogger("lvstun.exporter")
+
+
+class Exporter:
+    """What one scrape answers; safe to call from several threads (one netlink
+    socket, used under a lock)."""
+
+    def __init__(self, view_path):
+        self.view_path = view_path
+        self._view, self._view_key = {}, None
+        self._client = None
+        self._lock = threading.Lock()
+        self.registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self.registry)
+
+    def view(self):
+        """The site's view (``lvstun.metrics.view``); empty when Salt has not stored one."""
+        try:
+            stat = os.stat(self.view_path)
+        except FileNotFoundError:
+            return {}
+        key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if key != self._view_key:
+            try:
+                with open(self.view_path, encoding="utf-8") as fh:
+                    self._view = json.load(fh)
+            except (OSError, ValueError) as err:
+                log.error("lvs exporter: cannot read the view %s: %s", self.view_path, err)
+            self._view_key = key
+        return self._view
+
+    def table(self):
+        """The kernel's table with counters, or None when it cannot be read (no ip_vs)."""
+        try:
+            if self._client is None:
+                self._client = Client()
+            return self._client.read(stats=True)
+        except (OSError, IPVSError) as err:
+            log.warning("lvs exporter: cannot read the IPVS table: %s", err)
+            if self._client is not None:
+                self._client.close()
+            self._client = None
+            return None
+
+    def scrape(self):
+        start = time.perf_counter()
+        with self._lock:
+            text = metrics.render(self.table(), self.view())
+            text += generate_latest(self.registry).decode()
+        took = time.perf_counter() - start
+        return (text + "# HELP lvs_exporter_scrape_duration_seconds Time this scrape took.\n"
+                "# TYPE lvs_exporter_scrape_duration_seconds gauge\n"
+                f"lvs_exporter_scrape_duration_seconds {took:.6f}\n").encode()
+
+
+def _handler(exporter):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.split("?", 1)[0] == "/metrics":
+                body, kind, code = exporter.scrape(), CONTENT_TYPE_LATEST, 200
+            elif self.path == "/":
+                body, kind, code = b"LVS director exporter: /metrics\n", "text/plain", 200
+            else:
+                body, kind, code = b"not found\n", "text/plain", 404
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, fmt, *args):  # no line per scrape
+            pass
+
+    return Handler
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m lvstun.exporter", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--address", required=True, help="the address to listen on")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--view", required=True, help="the site's view, as Salt stores it")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    server = http.server.ThreadingHTTPServer((args.address, args.port), _handler(Exporter(args.view)))
+    server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    log.info("lvs exporter: listening on %s:%s", args.address, args.port)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

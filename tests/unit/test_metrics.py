@@ -1,0 +1,145 @@
+"""The directors' metrics (``lvstun.metrics``): the site's view and the exposition text,
+read back with prometheus_client's own parser; the ``lvs:metrics`` pillar."""
+
+import os
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+import lvstun.metrics as metrics
+import lvstun.roles
+import lvstun.site
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WEB = "tcp:10.10.24.88:80"
+
+
+def seed(**extra):
+    with open(os.path.join(REPO, "pillar", "lvs", "seed.sls"), encoding="utf-8") as fh:
+        tree = yaml.safe_load(fh)["lvs"]
+    tree["realservers"]["rs4"] = {"address": "10.10.24.24"}
+    tree["services"]["web"].update(sorry="rs4", floor=2, backends={"rs1": {"weight": 2}, "rs2": {}, "rs3": {}})
+    tree.update(extra)
+    return tree
+
+
+def dest(address, weight, active=0, **stats):
+    return {"address": address, "port": 80, "weight": weight, "active": active, "inactive": 1, "forward": "tunnel",
+            "stats": {"conns": 0, "inpkts": 0, "outpkts": 0, "inbytes": 0, "outbytes": 0, "cps": 0, **stats}}
+
+
+def table(*dests, address="10.10.24.88"):
+    return [{"af": 4, "protocol": "tcp", "address": address, "port": 80, "fwmark": None, "scheduler": "rr",
+             "destinations": list(dests)}]
+
+
+def samples(text):
+    """``{(metric name, frozenset of labels): value}`` as Prometheus' own parser reads the text."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def value(found, name, **labels):
+    return found[(name, frozenset(labels.items()))]
+
+
+RECORD = {"health": {"rs2": {"services": {"web": False}, "host": True}},
+          "maintenance": {"rs3": {"services": ["*"], "reason": "kernel"}}}
+
+
+def test_the_view_names_every_backend_with_its_pillar_weight_health_and_drain():
+    site = lvstun.site.parse(seed())
+    view = metrics.view(site, RECORD)["services"][WEB]
+    assert (view["service"], view["vip"], view["floor"]) == ("web", "10.10.24.88", 2)
+    assert view["backends"] == {
+        "10.10.24.21:80": {"backend": "rs1", "weight": 2, "sorry": False, "healthy": True, "drained": False},
+        "10.10.24.22:80": {"backend": "rs2", "weight": 1, "sorry": False, "healthy": False, "drained": False},
+        "10.10.24.23:80": {"backend": "rs3", "weight": 1, "sorry": False, "healthy": True, "drained": True},
+        "10.10.24.24:80": {"backend": "rs4", "weight": 0, "sorry": True, "healthy": True, "drained": False},
+    }
+
+
+def test_the_text_carries_the_kernels_numbers_under_the_sites_names():
+    site = lvstun.site.parse(seed())
+    kernel = table(dest("10.10.24.21", 2, active=5, conns=40, inpkts=300, inbytes=9000, cps=3),
+                   dest("10.10.24.22", 2), dest("10.10.24.23", 0), dest("10.10.24.24", 0))
+    found = samples(metrics.render(kernel, metrics.view(site, RECORD)))
+    rs1 = {"service": "web", "vip": "10.10.24.88", "backend": "rs1"}
+    assert value(found, "lvs_backend_connections_active", **rs1) == 5
+    assert value(found, "lvs_backend_connections_total", **rs1) == 40
+    assert value(found, "lvs_backend_packets_in_total", **rs1) == 300
+    assert value(found, "lvs_backend_bytes_in_total", **rs1) == 9000
+    assert value(found, "lvs_backend_connections_per_second", **rs1) == 3
+    rs2 = {**rs1, "backend": "rs2"}
+    # Live weight from the kernel (a director that has not heard of the drain yet), the
+    # rest from the site: rs2 is down in the record.
+    assert (value(found, "lvs_backend_weight", **rs2), value(found, "lvs_backend_weight_configured", **rs2),
+            value(found, "lvs_backend_healthy", **rs2)) == (2, 1, 0)
+    assert value(found, "lvs_backend_drained", **{**rs1, "backend": "rs3"}) == 1
+    web = {"service": "web", "vip": "10.10.24.88"}
+    assert value(found, "lvs_service_info", **web, port="80", protocol="tcp", scheduler="rr") == 1
+    assert value(found, "lvs_service_backends", **web) == 3  # the sorry server apart
+    assert value(found, "lvs_service_backends_healthy", **web) == 2  # rs1 and the drained rs3
+    assert value(found, "lvs_service_backends_serving", **web) == 2  # rs1 and rs2 run weights > 0
+    assert value(found, "lvs_service_floor", **web) == 2
+    assert value(found, "lvs_service_present", **web) == 1
+    assert value(found, "lvs_director_up") == 1 and value(found, "lvs_director_services") == 1
+
+
+def test_what_the_site_does_not_name_is_exported_under_its_spec_and_address():
+    site = lvstun.site.parse(seed())
+    kernel = table(dest("10.10.24.99", 1, active=1), address="10.10.24.77")
+    found = samples(metrics.render(kernel, metrics.view(site)))
+    foreign = {"service": "tcp:10.10.24.77:80", "vip": "10.10.24.77", "backend": "10.10.24.99:80"}
+    assert value(found, "lvs_backend_connections_active", **foreign) == 1
+    assert ("lvs_backend_healthy", frozenset(foreign.items())) not in found  # no site intent to show
+    # The site's own service is missing from the kernel: it is reported as such.
+    assert value(found, "lvs_service_present", service="web", vip="10.10.24.88") == 0
+    assert value(found, "lvs_service_present", service="tcp:10.10.24.77:80", vip="10.10.24.77") == 1
+
+
+def test_an_unreadable_table_says_the_director_is_not_up():
+    found = samples(metrics.render(None, {}))
+    assert value(found, "lvs_director_up") == 0 and value(found, "lvs_director_services") == 0
+
+
+def test_label_values_are_escaped():
+    site = lvstun.site.parse(seed())
+    view = metrics.view(site)
+    view["services"][WEB]["service"] = 'we"b\\1\nx'
+    found = samples(metrics.render(table(dest("10.10.24.21", 1)), view))
+    assert value(found, "lvs_service_present", service='we"b\\1\nx', vip="10.10.24.88") == 1
+
+
+@pytest.mark.parametrize(("listen", "where"), [
+    ("lan", {"address": "10.10.24.2", "subnet": None}),
+    ("any", {"address": "0.0.0.0", "subnet": None}),
+    ("172.31.254.0/24", {"address": None, "subnet": "172.31.254.0/24"}),
+])
+def test_the_director_role_gets_the_exporter_where_the_pillar_says(listen, where):
+    site = lvstun.site.parse(seed(metrics={"listen": listen, "port": 9100}))
+    got = lvstun.roles.director(site, "director")["metrics"]
+    assert {k: got[k] for k in ("port", "address", "subnet")} == {"port": 9100, **where}
+    assert set(got["view"]["services"]) == {WEB}
+
+
+def test_port_null_turns_the_exporter_off():
+    site = lvstun.site.parse(seed(metrics={"port": None}))
+    assert lvstun.roles.director(site, "director")["metrics"] is None
+
+
+@pytest.mark.parametrize(("metrics_tree", "error"), [
+    ({"port": 0}, "lvs:metrics:port: 0 must be an integer from 1 to 65535"),
+    ({"listen": "eth0"}, "lvs:metrics:listen: 'eth0' must be lan, any, or an IPv4 subnet"),
+    ({"listen": "172.31.254.7/24"}, "lvs:metrics:listen: '172.31.254.7/24' must be lan, any"),
+    ({"listen": "fd00::/64"}, "lvs:metrics:listen: 'fd00::/64' must be lan, any"),
+    ({"lisen": "any"}, "lvs:metrics:lisen: unknown setting (did you mean listen?)"),
+])
+def test_bad_metrics_settings_are_named_by_pillar_path(metrics_tree, error):
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(seed(metrics=metrics_tree))
+    assert any(e.startswith(error) for e in err.value.errors), err.value.errors
