@@ -16,6 +16,7 @@ import time
 import pytest
 
 from lvs_lab import lab as lab_mod
+from tests.lab import health_helpers as hh
 from tests.lab.site_helpers import snapshot
 
 LVS_LAB = os.path.join(os.path.dirname(sys.executable), "lvs-lab")
@@ -86,6 +87,20 @@ def fixture_health_paused(lab):
     time.sleep(8)  # runner calls already queued in the reactor finish
     yield lab
     lab.salt_json("*", "beacons.enable")
+
+
+@pytest.fixture(name="healthy")
+def fixture_healthy(lab):
+    """Every backend of the seed's site serving before and after each test."""
+    every = {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 1}
+    hh.wait_for(lambda: hh.weights(lab) == every, hh.RESTORE)
+    yield lab
+    for minion in ("rs1", "rs2", "rs3"):
+        lab.capture(minion, "sh", "-c", "while iptables-legacy -D INPUT -p tcp --dport 80 -j REJECT "
+                                        "--reject-with tcp-reset 2>/dev/null; do :; done")
+    lab.salt_run("lvs.undrain", "rs1")
+    lab.salt_run("lvs.undrain", "rs2")
+    hh.wait_for(lambda: hh.weights(lab) == every, hh.RESTORE)
 
 
 @pytest.fixture(scope="session", name="two_vips")

@@ -8,6 +8,8 @@ import sys
 import time
 
 WEB = "10.10.24.88:80"
+TIMEOUT = 30  # seconds any reaction may take in the tests (the figures are in bench/health.py)
+RESTORE = 45  # a backend comes back HOLD seconds after it went down, at its next report
 _DEST = re.compile(r"^-a -([tus]) (\S+) -r (\S+) .*-w (\d+)")
 
 

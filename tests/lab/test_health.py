@@ -11,28 +11,14 @@ import sys
 import threading
 import time
 
-import pytest
 import salt.config
 import salt.utils.event
 
 from . import health_helpers as hh
 from .site_helpers import edited, site_tree
 
-TIMEOUT = 30  # seconds any reaction may take here (the figures are in bench/health.py)
-RESTORE = 45  # a backend comes back HOLD seconds after it went down, at its next report
-
-
-@pytest.fixture(name="healthy")
-def fixture_healthy(lab):
-    """Every backend serving before and after each test."""
-    hh.wait_for(lambda: hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 1}, RESTORE)
-    yield lab
-    for minion in ("rs1", "rs2", "rs3"):
-        lab.capture(minion, "sh", "-c", "while iptables-legacy -D INPUT -p tcp --dport 80 -j REJECT "
-                                        "--reject-with tcp-reset 2>/dev/null; do :; done")
-    lab.salt_run("lvs.undrain", "rs1")
-    lab.salt_run("lvs.undrain", "rs2")
-    hh.wait_for(lambda: hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 1}, RESTORE)
+TIMEOUT = hh.TIMEOUT
+RESTORE = hh.RESTORE
 
 
 def test_a_killed_service_is_drained_and_comes_back(healthy):
