@@ -57,7 +57,8 @@ def test_health_and_drains_follow_the_real_servers_and_the_alert_rules_see_them(
     rs2 = f'{WEB},backend="rs2"'
     hh.block_service(lab, "rs2")
     prom.wait(f"lvs_backend_healthy{{{rs2}}} == 0", bool, hh.TIMEOUT + 5, "rs2 unhealthy in Prometheus")
-    assert prom.query(f"lvs_backend_weight{{{rs2}}}")[0][1] == 0
+    # The weight follows within a scrape (the view and the weight arrive in one call).
+    prom.wait(f"lvs_backend_weight{{{rs2}}} == 0", bool, 5, "rs2 at weight 0 in Prometheus")
     assert prom.query(f"lvs_backend_weight_configured{{{rs2}}}")[0][1] == 1
     assert prom.query(f"lvs_service_backends_healthy{{{WEB}}}")[0][1] == 2
 
