@@ -25,6 +25,7 @@ import urllib.request
 from salt.exceptions import CommandExecutionError
 
 import lvstun.drift
+import lvstun.exporter
 import lvstun.owned
 from lvstun.fresh import fresh
 
@@ -120,7 +121,8 @@ def start(address, port):
     stop()
     # The package's folder on the path: a fileserver-synced minion has it in extmods/utils.
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(lvstun.owned.__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, **lvstun.exporter.ENVIRONMENT,
+               PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     view = lvstun.owned.path(__opts__, VIEW)
     os.makedirs(os.path.dirname(view), exist_ok=True)
     with open(_log_path(), "ab") as log:

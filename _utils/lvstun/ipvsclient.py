@@ -206,7 +206,7 @@ class Client:
                 services = [svc for svc in services if service_spec(svc) in only]
         for svc in services:
             dests = self.dump("get_dest", genl.service_key(svc))
-            svc["destinations"] = sorted((genl.dest_record(d, svc["af"], stats) for d in dests),
+            svc["destinations"] = sorted(genl.dest_records(dests, svc["af"], stats),
                                          key=lambda d: (d["address"], d["port"]))
         return sorted(services, key=service_spec)
 

@@ -94,6 +94,12 @@ def _number(value):
 def render(table, site_view):
     """The exposition text (Prometheus 0.0.4) of ``table`` (``ipvs.list`` records with
     ``stats``, or None when the kernel's table could not be read) under ``site_view``."""
+    return "".join(chunks(table, site_view))
+
+
+def chunks(table, site_view):
+    """:func:`render`'s text, one metric family at a time (the exporter sends each as it
+    is made: a large table's text is never whole in memory)."""
     named = (site_view or {}).get("services", {})
     rows, services = [], []  # rows: (labels, dest record, view entry or None)
     for svc in table or []:
@@ -115,15 +121,14 @@ def render(table, site_view):
         if spec not in present:  # the site wants it, the kernel does not have it
             services.append((spec, f'service="{_label(entry["service"])}",vip="{_label(entry["vip"])}"',
                              entry, 0, False))
-    out = []
     for name, kind, text, value in BACKEND:
-        out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
-        out.extend([f"{name}{{{labels}}} {value(dest)}\n" for labels, dest, _ in rows])
+        yield f"# HELP {name} {text}\n# TYPE {name} {kind}\n" + "".join(
+            [f"{name}{{{labels}}} {value(dest)}\n" for labels, dest, _ in rows])
     for name, kind, text, key in BACKEND_VIEW:
-        out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
-        out.extend([f"{name}{{{labels}}} {_number(mine[key])}\n" for labels, _, mine in rows if mine])
-    out.append("# HELP lvs_service_info The site's services: port, protocol and scheduler.\n"
-               "# TYPE lvs_service_info gauge\n")
+        yield f"# HELP {name} {text}\n# TYPE {name} {kind}\n" + "".join(
+            [f"{name}{{{labels}}} {_number(mine[key])}\n" for labels, _, mine in rows if mine])
+    out = ["# HELP lvs_service_info The site's services: port, protocol and scheduler.\n"
+           "# TYPE lvs_service_info gauge\n"]
     for _, head, entry, _, _ in services:
         if entry:
             out.append(f'lvs_service_info{{{head},port="{entry["port"]}",protocol="{entry["protocol"]}",'
@@ -146,4 +151,4 @@ def render(table, site_view):
                f"# TYPE lvs_director_up gauge\nlvs_director_up {int(table is not None)}\n"
                "# HELP lvs_director_services Virtual services in the director's kernel.\n"
                f"# TYPE lvs_director_services gauge\nlvs_director_services {len(table or [])}\n")
-    return "".join(out)
+    yield "".join(out)

@@ -197,3 +197,48 @@ def test_a_sync_daemon_we_encode_reads_back_in_our_decoder(state, interface, syn
     # Stopping one names only its state (the kernel's DEL_DAEMON reads nothing else).
     inner = genl.attributes(genl.top(genl.request(0x20, genl.CMD["del_daemon"], genl.daemon(state), 0, 1))[3])
     assert set(inner) == {genl.ATTR["daemon"]["state"]}
+
+
+def _dest_reply(dest, active=7, base=1000, order=None):
+    """A GET_DEST reply for ``dest`` as pyroute2 encodes it (attributes in ``order``)."""
+    attrs = [("IPVS_DEST_ATTR_ADDR", dest["address"]), ("IPVS_DEST_ATTR_PORT", dest["port"]),
+             ("IPVS_DEST_ATTR_ADDR_FAMILY", socket.AF_INET6 if ":" in dest["address"] else socket.AF_INET),
+             ("IPVS_DEST_ATTR_FWD_METHOD", {"masq": 0, "tunnel": 2, "route": 3}[dest["forward"]]),
+             ("IPVS_DEST_ATTR_WEIGHT", dest["weight"]), ("IPVS_DEST_ATTR_U_THRESH", dest.get("u_threshold", 0)),
+             ("IPVS_DEST_ATTR_L_THRESH", dest.get("l_threshold", 0)), ("IPVS_DEST_ATTR_ACTIVE_CONNS", active),
+             ("IPVS_DEST_ATTR_INACT_CONNS", 9), ("IPVS_DEST_ATTR_PERSIST_CONNS", 2),
+             ("IPVS_DEST_ATTR_STATS64", {"attrs": [(f"IPVS_STATS_ATTR_{name.upper()}", base + i)
+                                                   for i, name in enumerate(genl.STATS_NAMES)]})]
+    if dest["forward"] == "tunnel":
+        attrs += [("IPVS_DEST_ATTR_TUN_TYPE", {"ipip": 0, "gue": 1}[dest["tun_type"]]),
+                  ("IPVS_DEST_ATTR_TUN_PORT", socket.htons(dest.get("tun_port", 0))),
+                  ("IPVS_DEST_ATTR_TUN_FLAGS", 0x2 if dest.get("tun_flags") else 0)]
+    if order:
+        attrs = [attrs[i] for i in order]
+    return _encoded(nl.IPVS_CMD_NEW_DEST, [("IPVS_CMD_ATTR_DEST", {"attrs": attrs})])
+
+
+def test_a_dump_read_by_learnt_layouts_equals_a_walk_of_every_reply(monkeypatch):
+    replies = []
+    for i in range(40):  # replies alike (a dump of one service) with every value different ...
+        dest = {"address": f"10.10.{i // 200}.{i % 200 + 1}", "port": 80 + i, "forward": "tunnel",
+                "weight": i * 7, "tun_type": "ipip", "u_threshold": i}
+        replies.append(_dest_reply(dest, active=i, base=10**12 + i))
+    replies += [_dest_reply(dest) for dest in DESTS]  # ... and other layouts among them
+    replies.append(_dest_reply(DESTS[0], order=[1, 0, *range(2, 14)]))  # the same length, moved headers
+    replies.append(_dest_reply(DESTS[2], active=3))
+    fifth = {"address": "2001:db8::22", "port": 80, "forward": "tunnel", "weight": 2, "tun_type": "ipip"}
+    replies.append(_dest_reply(fifth))  # a fifth layout: more than are learnt
+    monkeypatch.setattr(genl, "_LAYOUTS", [])
+    monkeypatch.setattr(genl, "MAX_LAYOUTS", 4)
+    for stats in (True, False):
+        fast = genl.dest_records(replies, 4, stats)
+        assert fast == [genl.dest_record(reply, 4, stats) for reply in replies]
+    assert fast[5]["weight"] == 35 and genl.dest_records(replies)[5]["stats"]["outbps"] == 10**12 + 5 + 9
+    # Four layouts did the reading (tunnel, route, IPv6 masq, and the moved headers, which the
+    # first layout refused), learnt once for every dump; only a fifth layout's reply was walked.
+    assert len(genl._LAYOUTS) == 4
+    walked = []
+    monkeypatch.setattr(genl, "dest_record", lambda payload, *args: walked.append(payload) or {})
+    genl.dest_records(replies)
+    assert walked == [replies[-1]]

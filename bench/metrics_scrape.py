@@ -1,0 +1,147 @@
+"""Benchmark: one scrape of a director's exporter at 1,000 services x 10 backends, against
+node_exporter's IPVS collector (the exporter an operator would reach for) in the same run.
+
+Runs inside a lab kernel that has ip_vs (it replaces that kernel's IPVS table):
+
+.. code-block:: bash
+
+    LVS_LAB_MEM=1024M lvs-lab up
+    lvs-lab exec director -- $PWD/.venv/bin/python $PWD/bench/metrics_scrape.py
+
+A site of SERVICES services over DESTS real servers is parsed (``lvstun.site``), its
+table loaded with ``ipvsadm-restore`` and its view (``lvstun.metrics.view``) written
+where the exporter reads it. Then ``lvstun.exporter`` and Debian's
+``prometheus-node-exporter`` with only its ``ipvs`` collector are started side by side
+and scraped in turns, RUNS times each (after one warm-up scrape each): prints the median
+scrape time of each, their ratio, the samples and bytes per scrape, and each process's
+peak and final resident memory.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "_utils"))
+
+import lvstun.exporter  # noqa: E402
+import lvstun.metrics  # noqa: E402
+import lvstun.roles  # noqa: E402
+import lvstun.site  # noqa: E402
+
+NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
+PACK_PORT, NODE_PORT = 19847, 19100
+
+
+def site(services, dests):
+    realservers = {f"rs{j + 1}": {"address": f"10.10.24.{21 + j}"} for j in range(dests)}
+    return lvstun.site.parse({"lvs": {
+        "lan": {"subnet": "10.0.0.0/8", "gateway": "10.0.0.1"},
+        "router": {"id": "router", "wan_address": "112.2.21.88/24"},
+        "directors": {"director": {"address": "10.10.24.2"}},
+        "realservers": realservers,
+        "services": {f"svc{i}": {"vip": f"10.{200 + i // 62500}.{i // 250 % 250}.{i % 250 + 1}", "port": 80,
+                                 "scheduler": "wrr", "check": {"type": "tcp"}} for i in range(services)},
+    }})
+
+
+def restore_text(the_site):
+    lines = []
+    for spec, svc in lvstun.roles.ipvs_services(the_site).items():
+        vip = spec.split(":", 1)[1]
+        lines.append(f"-A -t {vip} -s {svc['scheduler']}")
+        lines += [f"-a -t {vip} -r {dest} -i -w {d['weight']}" for dest, d in svc["destinations"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def memory(pid):
+    """(peak, now) resident memory of ``pid`` in MiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        fields = dict(line.split(":", 1) for line in fh)
+    return tuple(int(fields[key].split()[0]) / 1024 for key in ("VmHWM", "VmRSS"))
+
+
+def scrape(port):
+    began = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as answer:
+        body = answer.read()
+    return time.perf_counter() - began, body
+
+
+def samples(body):
+    return sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+
+
+def wait_answer(port, proc, what):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited ({proc.returncode})")
+        try:
+            scrape(port)
+            return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"{what} did not answer within 60 s")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--dests", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    if not os.path.exists(NODE_EXPORTER):
+        sys.exit(f"{NODE_EXPORTER} is missing (Debian's prometheus-node-exporter: scripts/bootstrap installs it)")
+    the_site = site(args.services, args.dests)
+    subprocess.run(["ipvsadm", "-C"], check=True)
+    subprocess.run(["ipvsadm-restore"], input=restore_text(the_site).encode(), check=True)
+    folder = tempfile.mkdtemp(prefix="lvs-metrics-bench-")
+    view = os.path.join(folder, "view.json")
+    with open(view, "w", encoding="utf-8") as fh:
+        json.dump(lvstun.metrics.view(the_site), fh)
+    env = dict(os.environ, **lvstun.exporter.ENVIRONMENT, PYTHONPATH=os.path.join(REPO, "_utils"))
+    procs = {
+        "pack": subprocess.Popen([sys.executable, "-m", "lvstun.exporter", "--address=127.0.0.1",
+                                  f"--port={PACK_PORT}", f"--view={view}"], env=env),
+        "node": subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{NODE_PORT}",
+                                  "--collector.disable-defaults", "--collector.ipvs"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    }
+    ports = {"pack": PACK_PORT, "node": NODE_PORT}
+    try:
+        for name, proc in procs.items():
+            wait_answer(ports[name], proc, name)
+        times, bodies = {name: [] for name in procs}, {}
+        for _ in range(args.runs):
+            for name in procs:  # in turns: both see the same machine
+                took, bodies[name] = scrape(ports[name])
+                times[name].append(took)
+        entries = args.services * args.dests
+        print(f"{args.services} services x {args.dests} backends ({entries} destinations), "
+              f"{args.runs} scrapes each, in turns, after one warm-up scrape each")
+        for name, label in (("pack", "lvstun.exporter"), ("node", "node_exporter --collector.ipvs")):
+            peak, now = memory(procs[name].pid)
+            print(f"  {label:32} median {statistics.median(times[name]):.3f} s (min {min(times[name]):.3f}, "
+                  f"max {max(times[name]):.3f}); {samples(bodies[name])} samples, {len(bodies[name]) / 1e6:.1f} MB; "
+                  f"memory peak {peak:.1f} MiB, now {now:.1f} MiB")
+        ratio = statistics.median(times["pack"]) / statistics.median(times["node"])
+        per_sample = ratio * samples(bodies["node"]) / samples(bodies["pack"])
+        print(f"  ratio pack/node_exporter: {ratio:.2f}x per scrape, {per_sample:.2f}x per sample")
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(10)
+        subprocess.run(["ipvsadm", "-C"], check=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
