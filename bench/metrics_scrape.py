@@ -15,11 +15,19 @@ where the exporter reads it. Then ``lvstun.exporter`` and Debian's
 and scraped in turns, RUNS times each (after one warm-up scrape each): prints the median
 scrape time of each, their ratio, the samples and bytes per scrape, and each process's
 peak and final resident memory.
+
+A UML kernel makes every system call and every new page expensive. ``--record FILE``
+also saves the kernel's netlink replies of one table read; ``--replay FILE``, run on
+the host, times the exporter's own work on them (decoding and the text) without a
+kernel, where the CPU is the host's::
+
+    .venv/bin/python bench/metrics_scrape.py --replay /tmp/replies.pickle
 """
 
 import argparse
 import json
 import os
+import pickle
 import shutil
 import statistics
 import subprocess
@@ -92,17 +100,58 @@ def wait_answer(port, proc, what):
     sys.exit(f"{what} did not answer within 60 s")
 
 
+def record(path):
+    """Save the raw replies of one read of the table (services, then each one's dests)."""
+    import lvstun.genl as genl  # noqa: PLC0415
+    from lvstun.ipvsclient import Client  # noqa: PLC0415
+
+    with Client() as client:
+        services = client.dump("get_service")
+        dests = [client.dump("get_dest", genl.service_key(genl.service_record(p))) for p in services]
+    with open(path, "wb") as fh:
+        pickle.dump({"services": services, "dests": dests}, fh)
+
+
+def replay(path, runs, services, dests):
+    """Time the decoding and the text of recorded replies, as the exporter does them."""
+    import lvstun.genl as genl  # noqa: PLC0415
+
+    with open(path, "rb") as fh:
+        replies = pickle.load(fh)
+    view = lvstun.metrics.view(site(services, dests))
+    times = {"decode": [], "text": []}
+    for _ in range(runs):
+        began = time.perf_counter()
+        table = [genl.service_record(p) for p in replies["services"]]
+        for svc, raw in zip(table, replies["dests"], strict=True):
+            svc["destinations"] = sorted(genl.dest_records(raw, svc["af"]), key=lambda d: (d["address"], d["port"]))
+        decoded = time.perf_counter()
+        size = sum(len(chunk.encode()) for chunk in lvstun.metrics.chunks(table, view))
+        times["decode"].append(decoded - began)
+        times["text"].append(time.perf_counter() - decoded)
+    print(f"replayed {len(table)} services' replies {runs} times on this machine's CPU, no kernel: decoding "
+          f"median {statistics.median(times['decode']):.3f} s, text median {statistics.median(times['text']):.3f} s "
+          f"({size / 1e6:.1f} MB)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--dests", type=int, default=10)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--record", help="also save the kernel's replies of one table read here")
+    parser.add_argument("--replay", help="time the exporter's work on saved replies (no kernel needed)")
     args = parser.parse_args()
+    if args.replay:
+        replay(args.replay, args.runs, args.services, args.dests)
+        return
     if not os.path.exists(NODE_EXPORTER):
         sys.exit(f"{NODE_EXPORTER} is missing (Debian's prometheus-node-exporter: scripts/bootstrap installs it)")
     the_site = site(args.services, args.dests)
     subprocess.run(["ipvsadm", "-C"], check=True)
     subprocess.run(["ipvsadm-restore"], input=restore_text(the_site).encode(), check=True)
+    if args.record:
+        record(args.record)
     folder = tempfile.mkdtemp(prefix="lvs-metrics-bench-")
     view = os.path.join(folder, "view.json")
     with open(view, "w", encoding="utf-8") as fh:
