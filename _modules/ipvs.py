@@ -16,12 +16,15 @@ import lvstun.drift
 import lvstun.genl
 import lvstun.ipvs
 import lvstun.ipvsclient
+import lvstun.owned
 from lvstun.fresh import fresh
 
 drift = fresh(lvstun.drift)
 rec = fresh(lvstun.ipvs)
 genl = fresh(lvstun.genl)
 client = fresh(lvstun.ipvsclient)
+owned = fresh(lvstun.owned)
+SYNC_RECORD = "ipvs-sync"  # the sync daemons the pack started: {"interface", "sync_id"}
 
 __virtualname__ = "ipvs"
 __func_alias__ = {"list_": "list"}
@@ -403,6 +406,46 @@ def sync_apply(interface, sync_id):
             except client.IPVSError as err:
                 raise CommandExecutionError(f"cannot start the {record['object']} sync daemon on {interface}: "
                                             f"{err.strerror or err}") from err
+    owned.store(__opts__, SYNC_RECORD, {"interface": interface, "sync_id": sync_id})
+    return drifts
+
+
+def sync_check_absent():
+    """The sync daemons the pack started (``sync_apply``) that still run, as drifts
+    (want None); daemons started otherwise are not the pack's to stop.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director ipvs.sync_check_absent
+    """
+    started = owned.load(__opts__, SYNC_RECORD)
+    if not started:
+        return []
+    mine = f"{started['interface']} syncid {started['sync_id']}"
+    return [drift.make("ipvs-sync", d["state"], None, mine) for d in sync_daemons()
+            if f"{d['interface']} syncid {d['sync_id']}" == mine]
+
+
+def sync_forget():
+    """Stop the sync daemons the pack started and forget them; return the drifts repaired.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director ipvs.sync_forget
+    """
+    drifts = sync_check_absent()
+    with _client() as ipvs:
+        for record in drifts:
+            try:
+                ipvs.stop_daemon(record["object"])
+            except client.IPVSError as err:
+                raise CommandExecutionError(f"cannot stop the {record['object']} sync daemon: "
+                                            f"{err.strerror or err}") from err
+    owned.store(__opts__, SYNC_RECORD, None)
     return drifts
 
 

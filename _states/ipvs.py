@@ -225,3 +225,11 @@ def sync_daemons(name, interface, sync_id=1):
     ret = _ret(name)
     return converge(ret, __opts__["test"], lambda: __salt__["ipvs.sync_check"](interface, sync_id),
                     lambda: __salt__["ipvs.sync_apply"](interface, sync_id), "the IPVS connection sync")
+
+
+def sync_daemons_absent(name):
+    """The connection sync daemons the pack started are stopped (one director left, or
+    the host leaves the site); daemons it did not start are left alone."""
+    ret = _ret(name)
+    return converge(ret, __opts__["test"], lambda: __salt__["ipvs.sync_check_absent"](),
+                    lambda: __salt__["ipvs.sync_forget"](), "the IPVS connection sync")

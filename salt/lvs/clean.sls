@@ -11,7 +11,7 @@ lvs-clean-startup-highstate:
   file.absent:
     - name: {{ startup }}
 
-{%- for beacon in ['lvs_backend', 'lvs_hosts'] %}
+{%- for beacon in ['lvs_backend', 'lvs_hosts', 'lvs_directors'] %}
 
 lvs-clean-beacon-{{ beacon }}:
   beacon.absent:
@@ -31,6 +31,20 @@ lvs-clean-ipvs:
     - name: lvs-site
     - require:
       - beacon: lvs-clean-beacon-lvs_hosts
+
+{#- A director of several: the connection sync daemons the pack started. #}
+lvs-clean-sync:
+  ipvs.sync_daemons_absent: []
+{%- endif %}
+
+{#- A Linux router of several directors: its resilient group, probe rules and tables. #}
+{%- if 'lvs_directors.check' in salt %}
+
+lvs-clean-director-group:
+  lvs_directors.group:
+    - spec: null
+    - require:
+      - beacon: lvs-clean-beacon-lvs_directors
 {%- endif %}
 
 {#- A real server's VIPs off the tunnel, before ARP stops hiding them. #}
@@ -60,4 +74,7 @@ lvs-clean-network:
 {%- endif %}
 {%- if 'nftnat.check_absent' in salt %}
       - nftnat: lvs-clean-nat
+{%- endif %}
+{%- if 'lvs_directors.check' in salt %}
+      - lvs_directors: lvs-clean-director-group
 {%- endif %}

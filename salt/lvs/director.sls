@@ -59,6 +59,13 @@ lvs-director-sync:
     - require:
       - kmod: lvs-director-ip-vs-module
       - lvs_net: lvs-director-addresses
+{%- else %}
+
+{#- One director: no sync (the daemons the pack started for a larger site stop). #}
+lvs-director-sync:
+  ipvs.sync_daemons_absent:
+    - require:
+      - kmod: lvs-director-ip-vs-module
 {%- endif %}
 
 {#- Prometheus metrics of the IPVS table under the site's names (docs/monitoring.md). #}

@@ -167,3 +167,36 @@ def test_test_mode_predicts_an_ha_setting_change_exactly_then_one_apply_does_it(
     finally:
         lab.reset_pillar()
         apply(lab)
+
+
+def _clean(lab, host):
+    returns = lab.salt_json("--timeout=600", host, "state.apply", "lvs.clean", timeout=900)
+    states = returns.get(host)
+    assert isinstance(states, dict), returns
+    failed = {s["__id__"]: s["comment"] for s in states.values() if s["result"] is False}
+    assert not failed, failed
+    return changes_by_minion({host: states})[host]
+
+
+def test_clean_takes_the_group_off_the_router_and_the_sync_off_a_director_then_the_site_returns(ha_lab):
+    lab = ha_lab
+    netns, base = lab.hosts["router"].netns, lab.site().ha.base
+
+    def ip_json(*args):
+        out = subprocess.run(["ip", "-n", netns, "-j", *args], capture_output=True, text=True, check=True).stdout
+        return json.loads(out) if out.strip() else []
+
+    try:
+        assert "lvs-clean-director-group" in _clean(lab, "router")
+        assert not [n for n in ip_json("nexthop", "show") if base <= n["id"] <= base + len(BOTH)]
+        assert not [r for r in ip_json("rule", "show") if r.get("priority") == base]
+        assert ip_json("route", "show", "table", "all", "proto", "77") == []
+        assert _clean(lab, "router") == {}  # a second run changes nothing
+        assert set(_clean(lab, "director2")["lvs-clean-sync"]) == {"sync daemon master", "sync daemon backup"}
+        assert lab.salt_json("director2", "ipvs.sync_daemons")["director2"] == []
+        assert _clean(lab, "director2") == {}
+    finally:
+        apply(lab)
+        lab.wait_director_group(BOTH, 240)
+    assert lab.salt_json("director2", "ipvs.sync_daemons")["director2"] == [
+        {"state": "backup", "interface": "eth0", "sync_id": 1}, {"state": "master", "interface": "eth0", "sync_id": 1}]
