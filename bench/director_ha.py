@@ -22,11 +22,20 @@ The same trials run again with the salt-master stopped before the kill (the fail
 the router's own; the master is started again before the reboot, since a director
 rebuilds its table from the pillar the master serves). The defaults of ``lvs:ha``
 apply: probes every second, fall 2, rise 2.
+
+The baseline, in the same run (``--keepalived ADVERT_INT`` ...; 0 skips it): what users
+build with keepalived instead, VRRP between the two directors. Debian's keepalived runs
+on both (``vrrp_instance``, ``nopreempt``, the given advertisement interval; VRRP
+version 3 below 1 s), holding a virtual address on the LAN; the router routes every VIP
+to that address (the pack's group and probes paused), and the director holding it is
+killed under the same load. The IPVS sync daemons keep running, as a keepalived site
+would have them. Everything is put back afterwards (a highstate).
 """
 
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -74,11 +83,111 @@ def drain_trial(lab, director):
             "idle": drained.get("idle"), "waited": drained.get("waited")}
 
 
+KEEPALIVED_CONF = """global_defs {{
+  router_id {name}
+}}
+vrrp_instance lvs_bench {{
+  state BACKUP
+  nopreempt
+  interface eth0
+  virtual_router_id 77
+  priority {priority}
+  advert_int {advert}
+  {version}
+  virtual_ipaddress {{
+    {address}/{prefix} dev eth0
+  }}
+}}
+"""
+
+
+def _spare_address(site):
+    """A LAN address no host of the site uses (the VRRP address)."""
+    import netaddr  # noqa: PLC0415
+
+    taken = {h.address for h in site.hosts.values()} | {site.gateway} | {s.vip for s in site.services.values()}
+    return next(str(ip) for ip in reversed(list(netaddr.IPNetwork(site.subnet).iter_hosts())) if str(ip) not in taken)
+
+
+def _keepalived_start(lab, name, priority, advert, address, prefix):
+    conf = KEEPALIVED_CONF.format(name=name, priority=priority, advert=advert, address=address, prefix=prefix,
+                                  version="vrrp_version 3" if advert < 1 else "")
+    code = lab.exec(name, ["sh", "-c", "cat > /run/lvs-bench-keepalived.conf"], stdin=conf.encode(),
+                    out=open(os.devnull, "wb"), err=open(os.devnull, "wb"))
+    assert code == 0
+    code, _, err = lab.capture(name, "keepalived", "-P", "-f", "/run/lvs-bench-keepalived.conf",
+                               "-p", "/run/lvs-bench-keepalived.pid", "-r", "/run/lvs-bench-vrrp.pid")
+    assert code == 0, err
+
+
+def _holder(lab, address):
+    for name in BOTH:
+        code, out, _ = lab.capture(name, "ip", "-br", "addr", "show", "dev", "eth0")
+        if code == 0 and f" {address}/" in f" {out}":
+            return name
+    return None
+
+
+def _wait(what, predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while not (found := predicate()):
+        if time.monotonic() > deadline:
+            sys.exit(f"keepalived baseline: {what} not within {timeout} s")
+        time.sleep(0.05)
+    return found
+
+
+def keepalived_trials(lab, trials, advert):
+    """The VRRP baseline (see the module's text); returns the trials' figures."""
+    import netaddr  # noqa: PLC0415
+
+    site = lab.site()
+    address, prefix = _spare_address(site), netaddr.IPNetwork(site.subnet).prefixlen
+    netns = lab.hosts["router"].netns
+    lab.salt_json("router", "beacons.disable_beacon", "lvs_directors")
+    results = []
+    try:
+        for priority, name in ((150, BOTH[0]), (100, BOTH[1])):
+            _keepalived_start(lab, name, priority, advert, address, prefix)
+        _wait("a VRRP master", lambda: _holder(lab, address), 30)
+        for vip in sorted({svc.vip for svc in site.services.values()}):
+            subprocess.run(["ip", "-n", netns, "route", "replace", f"{vip}/32", "via", address, "dev",
+                            site.router.lan_interface, "proto", "77"], check=True)
+        for _ in range(trials):
+            victim = _holder(lab, address)
+            downloads = load.start_downloads(lab, 20, 30)
+            time.sleep(3)
+            steady = load.start_steady(lab, 20)
+            time.sleep(5)
+            killed_at, killed_mono = time.time(), time.monotonic()
+            lab.halt(victim)
+            other = next(n for n in BOTH if n != victim)
+            _wait("the backup taking the address", lambda other=other: _holder(lab, address) == other, 30)
+            took = time.monotonic() - killed_mono
+            failed, outage = load.outage(steady.result(), killed_at)
+            survived = sum(1 for d in downloads.result() if d["ok"])
+            booted = time.monotonic()
+            lab.boot(victim)
+            lab.wait_booted([victim])
+            lab.wait_minions([victim])
+            _keepalived_start(lab, victim, 100, advert, address, prefix)  # its init would start it
+            results.append({"outage": outage, "failed": failed, "survived": survived, "out": took,
+                            "back": time.monotonic() - booted})
+    finally:
+        for name in BOTH:
+            lab.capture(name, "sh", "-c", "kill $(cat /run/lvs-bench-keepalived.pid) 2>/dev/null; sleep 1; "
+                                          f"ip addr del {address}/{prefix} dev eth0 2>/dev/null; true")
+        lab.salt_json("router", "beacons.enable_beacon", "lvs_directors")
+        lab.apply()
+        lab.wait_director_group(BOTH, 120)
+    return results
+
+
 def report(title, trials):
     print(f"\n{title} ({len(trials)} trials)")
     for i, t in enumerate(trials, 1):
         print(f"  trial {i}: outage {t['outage']:.2f} s, {t['failed']} failed requests, {t['survived']}/20 "
-              f"downloads whole, out of the group after {t['out']:.2f} s, back {t['back']:.1f} s after boot")
+              f"downloads whole, out after {t['out']:.2f} s, back {t['back']:.1f} s after boot")
     for key, unit in (("outage", "s"), ("failed", ""), ("survived", "/20"), ("out", "s"), ("back", "s")):
         values = [t[key] for t in trials]
         print(f"  median {key}: {statistics.median(values):.2f}{unit} (min {min(values):.2f}, max {max(values):.2f})")
@@ -87,11 +196,20 @@ def report(title, trials):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--keepalived", type=float, nargs="*", default=[1.0],
+                        help="VRRP advertisement intervals of the keepalived baseline (none: skip it)")
+    parser.add_argument("--only-baseline", action="store_true", help="run the keepalived baseline alone")
     args = parser.parse_args()
     lab = Lab()
     if "director2" not in lab.hosts:
         sys.exit("bring the two-director lab up first: lvs-lab up --site two_vips")
     lab.wait_director_group(BOTH, 60)
+    for advert in args.keepalived:
+        report(f"baseline: keepalived VRRP (advert_int {advert}) between the directors, the holder's kernel "
+               "killed under the same load ('out' = until the backup took the address)",
+               keepalived_trials(lab, args.trials, advert))
+    if args.only_baseline:
+        return
     up = [trial(lab, BOTH[i % 2]) for i in range(args.trials)]
     report("master up: a director's kernel killed under steady load", up)
     down = [trial(lab, BOTH[i % 2], master_down=True) for i in range(args.trials)]
