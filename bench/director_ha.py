@@ -33,6 +33,7 @@ would have them. Everything is put back afterwards (a highstate).
 """
 
 import argparse
+import io
 import os
 import statistics
 import subprocess
@@ -112,9 +113,9 @@ def _spare_address(site):
 def _keepalived_start(lab, name, priority, advert, address, prefix):
     conf = KEEPALIVED_CONF.format(name=name, priority=priority, advert=advert, address=address, prefix=prefix,
                                   version="vrrp_version 3" if advert < 1 else "")
-    code = lab.exec(name, ["sh", "-c", "cat > /run/lvs-bench-keepalived.conf"], stdin=conf.encode(),
-                    out=open(os.devnull, "wb"), err=open(os.devnull, "wb"))
-    assert code == 0
+    sink = io.BytesIO()
+    code = lab.exec(name, ["sh", "-c", "cat > /run/lvs-bench-keepalived.conf"], stdin=conf.encode(), out=sink, err=sink)
+    assert code == 0, sink.getvalue()
     code, _, err = lab.capture(name, "keepalived", "-P", "-f", "/run/lvs-bench-keepalived.conf",
                                "-p", "/run/lvs-bench-keepalived.pid", "-r", "/run/lvs-bench-vrrp.pid")
     assert code == 0, err
