@@ -124,7 +124,8 @@ def beacon(config):
     now = time.time()
     view, changed, due = round_(spec, state, outcomes, now, float(conf.get("heartbeat", health.HEARTBEAT)))
     applied, error = [], None
-    if changed or state.get("applied_view") != view:
+    # While a director drains, every round: it leaves the group once it holds no bucket.
+    if changed or state.get("applied_view") != view or __salt__["lvs_directors.drained"]():
         __salt__["lvs_directors.set_view"](view)
         try:
             applied = [drift.name(d) for d in __salt__["lvs_directors.apply"](spec)]

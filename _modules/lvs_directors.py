@@ -100,9 +100,11 @@ def _spec_with(name):
 
 
 def drain(name):
-    """Take director ``name`` out of the group for maintenance: its flows move to the
-    others at once (their connections continue there: the sync daemons gave them the
-    entries) and it gets no new one. Refused when no other director would be left up.
+    """Take director ``name`` out of the group for maintenance: it stays in the group at a
+    weight that gives it no bucket, and each of its buckets moves to the others once idle
+    for a second (a flow in its handshake never moves; an established one continues on
+    the others, which the sync daemons told of it); once it holds no bucket it leaves the
+    group (the beacon's next round). Refused when no other director would be left up.
 
     CLI Example:
 
@@ -135,19 +137,39 @@ def undrain(name):
     return {"drained": sorted(now), "changed": [drift.name(d) for d in apply(spec)]}
 
 
-def _held():
-    return dirgroup.have(*(_json(*argv) for argv in dirgroup.READS))
+def _held(wanted=True):
+    """The pack's objects on the router. Without a wanted group (one director), a kernel
+    without nexthop objects (before 5.3) holds none of the pack's: not an error."""
+    reads = []
+    for argv in dirgroup.READS:
+        try:
+            reads.append(_json(*argv))
+        except CommandExecutionError:
+            if wanted or "nexthop" not in argv:
+                raise
+            reads.append([])
+    return dirgroup.have(*reads)
 
 
 def _spec(spec):
     return __salt__["lvs_site.config"]().get("directors") if spec == SITE else spec
 
 
+def _holding(spec, names):
+    """Those of the directors ``names`` that hold buckets of the group now."""
+    try:
+        ids = {b["bucket"]["nhid"] for b in _json("nexthop", "bucket", "show", "id", str(spec["group"]))}
+    except CommandExecutionError:  # no group yet
+        return []
+    return [name for name in names if spec["members"][name]["id"] in ids]
+
+
 def _steps(spec):
     spec = _spec(spec)
     if not spec:
-        return dirgroup.plan({}, _held())
-    return dirgroup.plan(dirgroup.want(spec, view()["up"], drained()), _held())
+        return dirgroup.plan({}, _held(wanted=False))
+    out = drained()
+    return dirgroup.plan(dirgroup.want(spec, view()["up"], out, _holding(spec, out) if out else ()), _held())
 
 
 def check(spec=SITE):

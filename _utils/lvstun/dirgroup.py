@@ -72,6 +72,10 @@ def probe_target(site):
     return {"check": {"type": kind, "port": svc.port, "timeout": site.ha.timeout}, "vip": svc.vip}
 
 
+DRAIN_WEIGHT = 255  # the other members' weight while a director drains (it then wants no bucket)
+DRAIN_IDLE_TIMER = 1  # s a bucket must be idle before it leaves a draining director
+
+
 def live_members(spec_, up, drained=()):
     """The member ids the group holds for the view ``up`` ({minion id: bool}; a director
     without a verdict counts as up) without the ``drained`` directors. When none is left
@@ -82,24 +86,69 @@ def live_members(spec_, up, drained=()):
     return sorted(live or (m["id"] for m in members.values()))
 
 
-def want(spec_, up=None, drained=()):
+def wanted_buckets(weights, buckets):
+    """``{id: buckets}`` the kernel gives each member of a resilient group with
+    ``weights`` (``[(id, weight)]`` in the group's order): cumulative shares rounded to
+    the closest bucket (``nh_res_group_rebalance``)."""
+    total, running, previous, out = sum(w for _, w in weights), 0, 0, {}
+    for ident, weight in weights:
+        running += weight
+        upper = (buckets * running + total // 2) // total
+        out[ident] = upper - previous
+        previous = upper
+    return out
+
+
+def draining_weights(spec_, ids, draining):
+    """``{id: weight}`` for the group ``ids`` while the ``draining`` directors (drained,
+    still holding buckets) drain: weight 1 for them, :data:`DRAIN_WEIGHT` for the others,
+    so that each draining one wants no bucket and loses its buckets as they go idle (a
+    flow in its handshake keeps its bucket busy: it never moves mid-way). Empty when
+    nothing drains, or when the group has too many buckets for a draining director to
+    want none (it then leaves the group at once)."""
+    slow = {spec_["members"][name]["id"] for name in draining if name in spec_["members"]} & set(ids)
+    if not slow or not set(ids) - slow:
+        return {}
+    weights = [(ident, 1 if ident in slow else DRAIN_WEIGHT) for ident in ids]
+    if any(wanted_buckets(weights, spec_["buckets"])[ident] for ident in slow):
+        return {}
+    return dict(weights)
+
+
+def want(spec_, up=None, drained=(), draining=()):
     """``{object: text}`` the router must hold for ``spec_``, the probes' view ``up`` and
-    the directors ``drained`` for maintenance (``lvs.drain``)."""
+    the directors ``drained`` for maintenance (``lvs.drain``). ``draining``: the drained
+    ones that still hold buckets of the group (the router reads them): they stay in it,
+    at a weight that gives them none (:func:`draining_weights`), until they hold none."""
     iface, group = spec_["interface"], spec_["group"]
     out = {}
     for member in spec_["members"].values():
         out[f"nexthop {member['id']}"] = f"via {member['via']} dev {iface}"
         out[f"route default table {member['id']}"] = f"nhid {member['id']}"
         out[f"rule fwmark {member['id']}"] = f"table {member['id']} priority {spec_['priority']}"
-    out[f"group {group}"] = group_text(live_members(spec_, up or {}, drained), spec_)
+    draining = [name for name in draining if name in drained]
+    ids = live_members(spec_, up or {}, [name for name in drained if name not in draining])
+    ids = sorted(set(ids) | {spec_["members"][name]["id"] for name in draining if name in spec_["members"]})
+    weights = draining_weights(spec_, ids, draining)
+    if not weights:  # nothing drains hitlessly: the draining ones leave at once
+        ids = live_members(spec_, up or {}, drained)
+    out[f"group {group}"] = group_text(ids, spec_, weights)
     for vip in spec_["vips"]:
         out[f"route {vip}"] = f"nhid {group}"
     return out
 
 
-def group_text(ids, spec_):
-    return (f"{'/'.join(map(str, ids))} type resilient buckets {spec_['buckets']} idle_timer "
-            f"{spec_['idle_timer']} unbalanced_timer {spec_['unbalanced_timer']}")
+def group_text(ids, spec_, weights=None, bare=False):
+    """The group as :func:`have` reads it back: ``ID[,WEIGHT]/...`` (weight 1 unsaid)
+    and its resilient settings (``bare``: the members alone); while a director drains,
+    idle_timer :data:`DRAIN_IDLE_TIMER` at most."""
+    weights = weights or {}
+    members = "/".join(f"{i},{weights[i]}" if weights.get(i, 1) != 1 else str(i) for i in ids)
+    if bare:
+        return members
+    idle = min(spec_["idle_timer"], DRAIN_IDLE_TIMER) if weights else spec_["idle_timer"]
+    return f"{members} type resilient buckets {spec_['buckets']} idle_timer {idle} " \
+           f"unbalanced_timer {spec_['unbalanced_timer']}"
 
 
 def have(nexthops, routes, rules):
@@ -109,7 +158,9 @@ def have(nexthops, routes, rules):
     for nh in nexthops:
         if "group" in nh:
             args = nh.get("resilient_args", {})
-            text = (f"{'/'.join(str(m['id']) for m in sorted(nh['group'], key=lambda m: m['id']))} "
+            members = sorted(nh["group"], key=lambda m: m["id"])
+            weights = {m["id"]: m.get("weight", 1) for m in members}
+            text = (f"{group_text([m['id'] for m in members], {}, weights, bare=True)} "
                     f"type {nh.get('type', 'mpath')} buckets {args.get('buckets')} idle_timer "
                     f"{args.get('idle_timer')} unbalanced_timer {args.get('unbalanced_timer')}")
             out[f"group {nh['id']}"] = text

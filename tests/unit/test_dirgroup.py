@@ -177,3 +177,64 @@ def test_a_failing_director_is_probed_again_at_once_and_is_out_in_one_round():
     assert beacon.round_(spec, state, passing, 101.0, 10)[0]["b"] is False
     view, changed, _ = beacon.round_(spec, state, passing, 102.0, 10)
     assert view["b"] is True and changed == ["b"]
+
+
+def test_a_draining_director_stays_at_a_weight_that_wants_no_bucket_then_leaves(tree):
+    spec = spec_of(tree)
+    held = dg.have(IP_NEXTHOPS, IP_ROUTES, IP_RULES)
+    # Drained and still holding buckets: weight 1 against 255, buckets move once idle 1 s.
+    draining = dg.want(spec, drained=["director2"], draining=["director2"])
+    assert draining["group 4200"] == "4201,255/4202 type resilient buckets 64 idle_timer 1 unbalanced_timer 300"
+    assert dg.wanted_buckets([(4201, 255), (4202, 1)], 64) == {4201: 64, 4202: 0}
+    steps = dg.plan(draining, held)
+    assert [argv for _, _, _, argvs in steps for argv in argvs] == [
+        ["nexthop", "replace", "id", "4200", "group", "4201,255/4202", "type", "resilient", "idle_timer", "1",
+         "unbalanced_timer", "300", "proto", "77"]]  # in place: the kernel keeps the buckets
+    # ip -j shows weights other than 1: it reads back as wanted.
+    shown = copy.deepcopy(IP_NEXTHOPS)
+    shown[0]["group"] = [{"id": 4201, "weight": 255}, {"id": 4202}]
+    shown[0]["resilient_args"]["idle_timer"] = 1
+    assert dg.plan(draining, dg.have(shown, IP_ROUTES, IP_RULES)) == []
+    # Once it holds no bucket, it leaves; the survivor's weight and the idle timer return.
+    gone = dg.want(spec, drained=["director2"], draining=[])
+    assert gone["group 4200"] == "4201 type resilient buckets 64 idle_timer 10 unbalanced_timer 300"
+
+
+def test_with_too_many_buckets_for_a_weight_of_1_to_want_none_a_drained_director_leaves_at_once(tree):
+    tree["ha"] = {"buckets": 512}  # 512 x 1/256 rounds to 2 buckets
+    spec = spec_of(tree)
+    assert dg.wanted_buckets([(4201, 255), (4202, 1)], 512) == {4201: 510, 4202: 2}
+    assert dg.want(spec, drained=["director2"], draining=["director2"])["group 4200"] == \
+        "4201 type resilient buckets 512 idle_timer 10 unbalanced_timer 300"
+
+
+def test_the_kernels_rounding_of_bucket_shares():
+    # nh_res_group_rebalance: cumulative upper bounds, DIV_ROUND_CLOSEST.
+    assert dg.wanted_buckets([(1, 1), (2, 1), (3, 1)], 64) == {1: 21, 2: 22, 3: 21}
+    assert dg.wanted_buckets([(1, 1), (2, 255)], 64) == {1: 0, 2: 64}
+    assert dg.wanted_buckets([(1, 255), (2, 1), (3, 255)], 64) == {1: 32, 2: 0, 3: 32}
+
+
+def test_a_one_director_router_whose_kernel_has_no_nexthop_objects_holds_nothing_of_the_pack(monkeypatch, tmp_path):
+    from salt.exceptions import CommandExecutionError  # noqa: PLC0415
+
+    from tests.unit.checkout import load  # noqa: PLC0415
+
+    module = load("lvs_directors_module", "_modules", "lvs_directors.py")
+    answers = {"route": "[]", "rule": '[{"priority": 0, "src": "all", "table": "local"}]'}
+
+    def output(argv, timeout):
+        if "nexthop" in argv:  # what ip says on a kernel before 5.3
+            raise CommandExecutionError("ip -j -d nexthop show proto 77 failed: Error: Unknown device type.")
+        return answers[argv[2]]
+
+    monkeypatch.setattr(module.command, "output", output)
+    module.__opts__ = {"cachedir": str(tmp_path)}
+    assert module.check(None) == []  # one director: nothing to hold, nothing to fail on
+    with pytest.raises(CommandExecutionError):
+        module.check(spec_of_two_vips())  # several directors on such a kernel: a clear failure
+
+
+def spec_of_two_vips():
+    with open(os.path.join(REPO, "pillar", "lvs", "two_vips.sls"), encoding="utf-8") as fh:
+        return spec_of(yaml.safe_load(fh)["lvs"])
