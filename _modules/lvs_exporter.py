@@ -26,11 +26,13 @@ from salt.exceptions import CommandExecutionError
 
 import lvstun.drift
 import lvstun.exporter
+import lvstun.metrics
 import lvstun.owned
 from lvstun.fresh import fresh
 
 records = fresh(lvstun.owned)
 drift = fresh(lvstun.drift)
+metrics = fresh(lvstun.metrics)
 
 __virtualname__ = "lvs_exporter"
 PROCESS = "metrics-exporter"  # record: the running exporter's pid, address, port
@@ -197,9 +199,8 @@ def check(port, address=None, subnet=None, site_view=None):
     have = f"{now['address']}:{now['port']}" if now["running"] else None
     drifts = [] if have == want else [drift.make("exporter", "process", want, have)]
     if site_view is not None:
-        old, new = view().get("services", {}), site_view.get("services", {})
-        drifts += [drift.make("metrics-view", spec, new.get(spec), old.get(spec))
-                   for spec in sorted(set(old) | set(new)) if old.get(spec) != new.get(spec)]
+        drifts += [drift.make("metrics-view", name, want, have)
+                   for name, want, have in metrics.view_changes(view(), site_view)]
     return drifts
 
 
@@ -231,8 +232,8 @@ def check_absent():
     """
     now = status()
     drifts = [drift.make("exporter", "process", None, f"{now['address']}:{now['port']}")] if now["running"] else []
-    return drifts + [drift.make("metrics-view", spec, None, entry)
-                     for spec, entry in sorted(view().get("services", {}).items())]
+    stored = view().get("services")
+    return drifts + ([drift.make("metrics-view", "of the site", None, f"{len(stored)} service(s)")] if stored else [])
 
 
 def forget():

@@ -26,7 +26,7 @@ NAMES = {
     "director-group": "{object}",          # a router's director group object (lvstun.dirgroup)
     "ipvs-sync": "sync daemon {object}",   # object "master"/"backup": "eth0 syncid 1"
     "exporter": "exporter {object}",       # object "process": want/have "ADDRESS:PORT" or None
-    "metrics-view": "metrics view {object}",  # object: a service spec; its entry of lvstun.metrics.view
+    "metrics-view": "metrics view {object}",  # object: a spec, or "spec -> dest": lvstun.metrics.view_changes
     "check-failed": "{object} failed",     # a check that could not run: have = the error
 }
 

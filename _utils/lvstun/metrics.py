@@ -83,6 +83,22 @@ def view(site, record=None):
     return {"services": services}
 
 
+def view_changes(old, new):
+    """``[(object, new, old)]``: how the view ``new`` differs from ``old``, per service
+    (its own settings, ``spec``) and per backend (``spec -> dest``); None for absent."""
+    out = []
+    olds, news = (old or {}).get("services", {}), (new or {}).get("services", {})
+    for spec in sorted(set(olds) | set(news)):
+        before, after = olds.get(spec), news.get(spec)
+        heads = [{k: v for k, v in entry.items() if k != "backends"} if entry else None for entry in (before, after)]
+        if heads[0] != heads[1]:
+            out.append((spec, heads[1], heads[0]))
+        was, now = (before or {}).get("backends", {}), (after or {}).get("backends", {})
+        out += [(f"{spec} -> {dest}", now.get(dest), was.get(dest))
+                for dest in sorted(set(was) | set(now)) if was.get(dest) != now.get(dest)]
+    return out
+
+
 def _label(value):
     return str(value).translate(LABEL_ESCAPES)
 

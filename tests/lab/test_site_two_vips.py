@@ -7,6 +7,8 @@ the weights within a few requests, not exactly (with one director they are exact
 test_site_seed.py).
 """
 
+import copy
+
 from lvs_lab import traffic
 from tests.lab.site_helpers import apply, changes_by_minion, edited, site_tree, snapshot
 
@@ -49,7 +51,13 @@ def test_test_mode_predicts_exactly_and_one_apply_converges(two_vips):
     ipvs = {"lvs-director-ipvs": {
         "tcp:10.10.24.88:80 -> 10.10.24.21:80": {"old": {"weight": 1}, "new": {"weight": 4}},
         "udp:10.10.24.89:53 -> 10.10.24.22:53": {"old": {"weight": 1}, "new": {"weight": 3}}}}
-    assert predicted == {**{minion: {} for minion in two_vips.minions}, "director": ipvs, "director2": ipvs}
+    # The directors' metrics carry the pillar weights too (lvs_backend_weight_configured).
+    view = {"metrics view tcp:10.10.24.88:80 -> 10.10.24.21:80", "metrics view udp:10.10.24.89:53 -> 10.10.24.22:53"}
+    rest = copy.deepcopy(predicted)
+    for director in ("director", "director2"):
+        metrics = rest[director].pop("lvs-director-metrics")
+        assert set(metrics) == view and {c["new"]["weight"] for c in metrics.values()} == {4, 3}, metrics
+    assert rest == {**{minion: {} for minion in two_vips.minions}, "director": ipvs, "director2": ipvs}
     assert changes_by_minion(apply(two_vips)) == predicted
     _report(two_vips, "dns", 60)
 

@@ -143,3 +143,21 @@ def test_bad_metrics_settings_are_named_by_pillar_path(metrics_tree, error):
     with pytest.raises(lvstun.site.SiteError) as err:
         lvstun.site.parse(seed(metrics=metrics_tree))
     assert any(e.startswith(error) for e in err.value.errors), err.value.errors
+
+
+def test_a_view_change_is_reported_per_service_and_per_backend():
+    site = lvstun.site.parse(seed())
+    old = metrics.view(site)
+    tree = seed()
+    tree["services"]["web"]["backends"]["rs1"] = {"weight": 4}
+    tree["services"]["web"]["scheduler"] = "wrr"
+    new = metrics.view(lvstun.site.parse(tree))
+    changes = {name: (want, have) for name, want, have in metrics.view_changes(old, new)}
+    assert set(changes) == {WEB, f"{WEB} -> 10.10.24.21:80"}
+    assert changes[WEB][1]["scheduler"] == "rr" and changes[WEB][0]["scheduler"] == "wrr"
+    rs1 = changes[f"{WEB} -> 10.10.24.21:80"]
+    assert (rs1[1]["weight"], rs1[0]["weight"]) == (2, 4)
+    assert metrics.view_changes(new, new) == []
+    gone = metrics.view_changes(new, {})
+    assert gone[0] == (WEB, None, {k: v for k, v in new["services"][WEB].items() if k != "backends"})
+    assert len(gone) == 1 + 4  # the service and its four backends (the sorry server too)
