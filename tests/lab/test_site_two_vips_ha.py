@@ -124,19 +124,15 @@ def test_a_drained_director_hands_its_connections_over_and_returns(ha_lab):
     time.sleep(4)
     steady = load.start_steady(lab, 10)
     time.sleep(2)
-    began = time.time()
     drained = lab.salt_run("lvs.drain", "director2", "timeout=30")
     assert drained["director"] == "director2" and drained["drained"] == ["director2"], drained
     assert drained["idle"] is True, drained
-    assert lab.director_group() == {"director": True, "director2": False}
+    lab.wait_director_group(["director"], 10)  # it leaves the group once it holds no bucket
     directors = lab.salt_run("lvs.status")["directors"]
     assert directors["director2"]["state"] == "drained" and directors["director"]["state"] == "up", directors
     assert [d for d in longs.result() if not d["ok"]] == []  # no established connection broke
-    # A request whose first packets reached director2 just before the switch, before the
-    # sync daemon told the other director, is reset there (docs/ha.md): seen once in 1,700
-    # requests. Anything else (a hang, a failure outside the drain) is a defect.
-    failed = [r for r in steady.result() if not r[2]]
-    assert len(failed) <= 2 and all(began <= r[0] and r[1] - r[0] < 0.5 for r in failed), failed
+    # Its buckets moved only once idle for a second: no request was caught mid-handshake.
+    assert [r for r in steady.result() if not r[2]] == []
     undrained = lab.salt_run("lvs.undrain", "director2")
     assert undrained["director"] == "director2" and undrained["drained"] == [], undrained
     lab.wait_director_group(BOTH, 30)  # back once the probes find it forwarding
