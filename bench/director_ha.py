@@ -112,7 +112,7 @@ def _spare_address(site):
 
 def _keepalived_start(lab, name, priority, advert, address, prefix):
     conf = KEEPALIVED_CONF.format(name=name, priority=priority, advert=advert, address=address, prefix=prefix,
-                                  version="vrrp_version 3" if advert < 1 else "")
+                                  version="version 3" if advert < 1 else "")
     sink = io.BytesIO()
     code = lab.exec(name, ["sh", "-c", "cat > /run/lvs-bench-keepalived.conf"], stdin=conf.encode(), out=sink, err=sink)
     assert code == 0, sink.getvalue()
