@@ -301,6 +301,8 @@ class _DestLayout:
                 items.append((offset + 4, f"{length - 4}s", ("dest", name, "raw")))
             elif vkind in _VALUE_FORMATS and length - 4 >= struct.calcsize(_VALUE_FORMATS[vkind]):
                 items.append((offset + 4, _VALUE_FORMATS[vkind], ("dest", name, vkind)))
+        if not any(what[:2] == ("dest", "addr") for _, _, what in items):
+            raise ValueError("no address in this reply")
         fmt, position = "=", 0
         for offset, piece, _ in items:
             fmt += f"{offset - position}x{piece}" if offset > position else piece
