@@ -158,8 +158,10 @@ def view():
     return records.load(__opts__, VIEW) or {}
 
 
-def set_view(site_view):
-    """Store the site's view (the exporter reads it at its next scrape); True when it changed.
+def set_view(site_view, if_exporter=False):
+    """Store the site's view (the exporter reads it at its next scrape); True when it
+    changed. ``if_exporter``: only on a director whose role runs an exporter (the
+    runner's pushes: a site without metrics keeps no view).
 
     CLI Example:
 
@@ -167,7 +169,7 @@ def set_view(site_view):
 
         salt director lvs_exporter.set_view '{"services": {}}'
     """
-    if view() == site_view:
+    if view() == site_view or (if_exporter and not (records.load(__opts__, PROCESS) or {}).get("port")):
         return False
     records.store(__opts__, VIEW, site_view)
     return True

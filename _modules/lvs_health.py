@@ -48,7 +48,7 @@ def set_weights(weights, site_view=None):
     only those that differ are written, in one batch (``ipvs.set_weights``). Returns
     ``{service: {dest: {"old", "new"}}}``; a destination this director does not have is
     reported under ``"missing"``. ``site_view``: the site's new view for the metrics
-    (``lvstun.metrics.view``: health and drains), stored for the exporter.
+    (``lvstun.metrics.view``: health and drains), stored for the exporter if it runs.
 
     CLI Example:
 
@@ -57,7 +57,7 @@ def set_weights(weights, site_view=None):
         salt director lvs_health.set_weights '{"tcp:10.10.24.88:80": {"10.10.24.21:80": 0}}'
     """
     if site_view is not None:
-        __salt__["lvs_exporter.set_view"](site_view)
+        __salt__["lvs_exporter.set_view"](site_view, if_exporter=True)
     return __salt__["ipvs.set_weights"](weights) if weights else {}
 
 

@@ -161,3 +161,18 @@ def test_a_view_change_is_reported_per_service_and_per_backend():
     gone = metrics.view_changes(new, {})
     assert gone[0] == (WEB, None, {k: v for k, v in new["services"][WEB].items() if k != "backends"})
     assert len(gone) == 1 + 4  # the service and its four backends (the sorry server too)
+
+
+def test_the_runners_view_is_kept_only_where_an_exporter_runs(tmp_path):
+    from tests.unit.checkout import load  # noqa: PLC0415
+
+    module = load("lvs_exporter_module", "_modules", "lvs_exporter.py")
+    module.__opts__ = {"cachedir": str(tmp_path)}
+    view = metrics.view(lvstun.site.parse(seed()))
+    # A site without metrics (lvs:metrics:port null): the runner's push stores nothing,
+    # so lvs_exporter.absent stays without changes.
+    assert module.set_view(view, if_exporter=True) is False and module.view() == {}
+    assert module.check_absent() == []
+    module.records.store(module.__opts__, module.PROCESS, {"pid": None, "address": "10.10.24.2", "port": 9847})
+    assert module.set_view(view, if_exporter=True) is True and module.view() == view
+    assert module.set_view(view, if_exporter=True) is False  # unchanged
