@@ -49,25 +49,33 @@ from lvs_lab.lab import Lab, LabError  # noqa: E402
 BOTH = ["director", "director2"]
 
 
-def trial(lab, victim, master_down=False):
-    if master_down:
-        lab.stop_master()
+def kill_under_load(lab, victim, taken_over):
+    """20 slow downloads, then a request every 50 ms, then ``victim``'s kernel killed;
+    ``taken_over()`` returns once the flows have another way (the pack's group, or the
+    VRRP backup): ``{"outage", "failed", "survived", "out"}``."""
     downloads = load.start_downloads(lab, 20, 30)
     time.sleep(3)
     steady = load.start_steady(lab, 20)
     time.sleep(5)
     killed_at, killed_mono = time.time(), time.monotonic()
     lab.halt(victim)
-    out_after = lab.wait_director_group([d for d in BOTH if d != victim], 60) - killed_mono
+    taken_over()
+    out = time.monotonic() - killed_mono
     failed, outage = load.outage(steady.result(), killed_at)
-    survived = sum(1 for d in downloads.result() if d["ok"])
+    return {"outage": outage, "failed": failed, "survived": sum(1 for d in downloads.result() if d["ok"]),
+            "out": out}
+
+
+def trial(lab, victim, master_down=False):
+    if master_down:
+        lab.stop_master()
+    result = kill_under_load(lab, victim, lambda: lab.wait_director_group([d for d in BOTH if d != victim], 60))
     if master_down:  # a rebooted director needs its pillar from the master to rebuild its table
         lab.start_master(minions=[m for m in lab.minions if m != victim])
     booted = time.monotonic()
     lab.boot(victim)
     lab.wait_booted([victim])
-    back_after = lab.wait_director_group(BOTH, 300) - booted
-    return {"outage": outage, "failed": failed, "survived": survived, "out": out_after, "back": back_after}
+    return {**result, "back": lab.wait_director_group(BOTH, 300) - booted}
 
 
 def drain_trial(lab, director):
@@ -157,24 +165,15 @@ def keepalived_trials(lab, trials, advert):
                             site.router.lan_interface, "proto", "77"], check=True)
         for _ in range(trials):
             victim = _holder(lab, address)
-            downloads = load.start_downloads(lab, 20, 30)
-            time.sleep(3)
-            steady = load.start_steady(lab, 20)
-            time.sleep(5)
-            killed_at, killed_mono = time.time(), time.monotonic()
-            lab.halt(victim)
             other = next(n for n in BOTH if n != victim)
-            _wait("the backup taking the address", lambda other=other: _holder(lab, address, [other]), 30)
-            took = time.monotonic() - killed_mono
-            failed, outage = load.outage(steady.result(), killed_at)
-            survived = sum(1 for d in downloads.result() if d["ok"])
+            result = kill_under_load(lab, victim, lambda other=other: _wait(
+                "the backup taking the address", lambda: _holder(lab, address, [other]), 30))
             booted = time.monotonic()
             lab.boot(victim)
             lab.wait_booted([victim])
             lab.wait_minions([victim])
             _keepalived_start(lab, victim, 100, advert, address, prefix)  # its init would start it
-            results.append({"outage": outage, "failed": failed, "survived": survived, "out": took,
-                            "back": time.monotonic() - booted})
+            results.append({**result, "back": time.monotonic() - booted})
     finally:
         for name in BOTH:
             try:
