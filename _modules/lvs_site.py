@@ -68,8 +68,12 @@ def config(minion_id=None):
 
         salt rs1 lvs_site.config
     """
-    health = (__pillar__ or {}).get(health_rules.PILLAR_KEY) or {}
-    return roles.for_minion(_site(), minion_id or __opts__["id"], health)
+    site, minion_id = _site(), minion_id or __opts__["id"]
+    if minion_id == __opts__["id"] and site.role_of(minion_id) == "director":
+        health = __salt__["lvs_health.record"]()  # with its own path checks and the runner's newest push
+    else:
+        health = (__pillar__ or {}).get(health_rules.PILLAR_KEY) or {}
+    return roles.for_minion(site, minion_id, health)
 
 
 def describe():

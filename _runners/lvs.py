@@ -95,6 +95,7 @@ def _record():
     with _locked(RECORD):
         record = _load_record()
         yield record
+        record["at"] = time.time()  # the directors keep the newest record they are given
         lvstun.owned.store(__opts__, RECORD, record)
 
 
@@ -107,25 +108,27 @@ def _published(site, record):
 
 
 def _push(site, before):
-    """Set on every director the weights that the record changed since ``before`` (this
-    call's :func:`_published` before its change, on the same site: pillar edits are a
-    highstate's to apply, not the runner's), and the metrics' view when it changed.
+    """Give every director the newest record when it changes the weights or the
+    metrics' view since ``before`` (this call's :func:`_published` before its change);
+    each director sets its weights from it, its pillar and its own path checks
+    (``lvs_health.apply``). Returns the weights that changed by the record.
 
     Pushes are serialized across processes (their own lock: the record's is not held
-    while directors answer), and each compares the newest record with its ``before``: a
-    slower push never leaves older weights on the directors than a faster one."""
+    while directors answer), and each sends the newest record: a slower push never
+    leaves older weights on the directors than a faster one (and a director keeps the
+    newest record it was given, by its ``at``)."""
     with _locked(PUSH_LOCK):
-        after = _published(site, _load_record())
+        record = _load_record()
+        after = _published(site, record)
         changed = {}
         for spec, dests in after["weights"].items():
             for dest, weight in dests.items():
                 if before["weights"].get(spec, {}).get(dest) != weight:
                     changed.setdefault(spec, {})[dest] = weight
-        site_view = after["view"] if after["view"] != before["view"] else None
-        if not changed and site_view is None:
+        if not changed and after["view"] == before["view"]:
             return {}
         directors = sorted(host.minion_id for host in site.directors)
-        ret = _client().cmd(directors, "lvs_health.set_weights", [changed], kwarg={"site_view": site_view},
+        ret = _client().cmd(directors, "lvs_health.apply", [], kwarg={"record": record},
                             tgt_type="list", timeout=15)
         for director in directors:
             if director not in ret:

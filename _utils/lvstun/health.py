@@ -10,6 +10,7 @@ weights of every service follow from the pillar and that record alone
 (:func:`live_weights`), so a highstate computes the same weights as the reactor.
 """
 
+import copy
 import math
 
 PILLAR_KEY = "lvs_health"  # where the master's ext_pillar gives the record to the directors
@@ -92,6 +93,22 @@ def live_weights(service, record):
     for backend in sorted(down, key=lambda b: b.minion_id)[:max(0, need)]:
         weights[backend.minion_id] = backend.weight
     return weights
+
+
+def with_local(record, down):
+    """``record`` with a director's own verdicts on top: each ``{minion: [service names]}``
+    of ``down`` is down on this director too. A director's checks only take backends
+    out: one the runner keeps out stays out whatever they say."""
+    merged = copy.deepcopy(record or {})
+    for minion, names in (down or {}).items():
+        entry = merged.setdefault("health", {}).setdefault(minion, {})
+        entry.setdefault("services", {}).update({name: False for name in names})
+    return merged
+
+
+def newest(*records):
+    """The newest of the runner's health records (by their ``at``; the first on a tie)."""
+    return max((r or {} for r in records), key=lambda r: float(r.get("at") or 0), default={})
 
 
 def may_restore(entry, now, hold=HOLD):

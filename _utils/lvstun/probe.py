@@ -65,7 +65,8 @@ def udp(address, port, timeout, mark=None):
     return "answered"
 
 
-def _checksum(data):
+def checksum(data):
+    """The internet checksum (RFC 1071) of ``data``."""
     data += b"\0" * (len(data) % 2)
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
     total = (total >> 16) + (total & 0xFFFF)
@@ -78,7 +79,7 @@ def ping(address, timeout):
     ident, seq = os.getpid() & 0xFFFF, int(time.monotonic() * 1000) & 0xFFFF
     header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
     body = b"lvs-pack-probe"
-    packet = struct.pack("!BBHHH", 8, 0, _checksum(header + body), ident, seq) + body
+    packet = struct.pack("!BBHHH", 8, 0, checksum(header + body), ident, seq) + body
     deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
         sock.sendto(packet, (address, 0))

@@ -11,7 +11,7 @@ lvs-clean-startup-highstate:
   file.absent:
     - name: {{ startup }}
 
-{%- for beacon in ['lvs_backend', 'lvs_hosts', 'lvs_directors'] %}
+{%- for beacon in ['lvs_backend', 'lvs_hosts', 'lvs_paths', 'lvs_directors'] %}
 
 lvs-clean-beacon-{{ beacon }}:
   beacon.absent:
@@ -31,6 +31,7 @@ lvs-clean-ipvs:
     - name: lvs-site
     - require:
       - beacon: lvs-clean-beacon-lvs_hosts
+      - beacon: lvs-clean-beacon-lvs_paths
 
 {#- A director of several: the connection sync daemons the pack started. #}
 lvs-clean-sync:

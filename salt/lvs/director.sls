@@ -91,3 +91,14 @@ lvs-director-hosts-beacon:
     - probe_timeout: 0.4
     - require:
       - ipvs: lvs-director-ipvs
+
+{#- Every backend checked through its tunnel, as IPVS forwards clients; one that fails
+    is taken out of this director's table at once, master or no master
+    (docs/health.md). #}
+lvs-director-paths-beacon:
+  beacon.present:
+    - name: lvs_paths
+    - save: True
+    - interval: 1
+    - require:
+      - ipvs: lvs-director-ipvs

@@ -1,0 +1,205 @@
+"""Beacon on each director: every backend checked through its tunnel, and taken out
+of this director's table at once when it fails, with or without the salt-master.
+
+A thread of the beacon checks each service's backends every ``check:interval`` of the
+service along the path clients take (``lvstun.pathcheck``: the service's check sent
+in IPIP to the real server with the VIP inside, as IPVS forwards), so a dead service,
+a dead or cut-off host, a broken tunnel, a lost VIP and a network that drops IP
+protocol 4 all fail it. Results are damped as the real servers' own checks are
+(``fall`` failures in a row, a refused connection being tried again at once so that a
+service that refuses is down within one round; ``rise`` passing rounds), and a backend
+down here comes back no sooner than ``lvstun.health.HOLD`` seconds after it went down.
+
+On a change the thread stores its verdicts (``lvs_health.local``) and calls
+``lvs_health.apply``, which sets this director's weights from the pillar, the runner's
+newest record and these verdicts (``lvstun.health.with_local``): nothing waits for the
+master. The checks only take backends out; what the runner keeps out (its own health
+record, maintenance drains) stays out, and the floor and the sorry server apply here
+as they do in the runner.
+
+Each change also fires an event (informative: the reactor starts no job for it)::
+
+    salt/beacon/<director>/lvs_paths/
+    {"down": {"rs1": ["web"]}, "changed": ["web rs1"], "reasons": {"web rs1": "..."}}
+
+The thread stops when the beacon has not been called for ``STALE`` seconds (removed,
+disabled, the minion stopping) or the minion is no longer a director.
+
+.. code-block:: yaml
+
+    beacons:
+      lvs_paths:
+        - interval: 1
+"""
+
+import contextvars
+import dataclasses
+import logging
+import queue
+import threading
+import time
+
+import salt.utils.beacons
+
+import lvstun.health
+import lvstun.owned
+import lvstun.pathcheck
+import lvstun.site
+from lvstun.fresh import fresh
+
+health = fresh(lvstun.health)
+pathcheck = fresh(lvstun.pathcheck)
+records = fresh(lvstun.owned)
+site_module = fresh(lvstun.site)
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "lvs_paths"
+RECORD = "path-checks"  # read by lvs_health.local
+STALE = 10  # seconds without a call of the beacon after which its thread stops
+KINDS = {"tcp": "tcp", "http": "http", "udp": "udp", "ping": "ping"}  # a check of kind "none" is not sent
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def validate(config):
+    conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else config
+    if not isinstance(conf, dict):
+        return False, "lvs_paths: the configuration is a list of settings"
+    unknown = set(conf) - {"interval", "disable_during_state_run", "enabled"}
+    if unknown:
+        return False, f"lvs_paths: unknown setting(s) {sorted(unknown)} (known: interval)"
+    return True, "valid"
+
+
+@dataclasses.dataclass
+class Check:
+    """One backend of one service, as the director checks it."""
+
+    service: str
+    minion: str
+    probe: lvstun.pathcheck.Probe
+    interval: float
+    rise: int
+    fall: int
+
+
+def plan(site):
+    """``{"<service> <minion>": Check}``: every backend of every
+    service whose check is not ``none`` (sorry servers are not checked: they stand in
+    when nothing else serves)."""
+    checks = {}
+    for svc in site.services.values():
+        check = svc.check
+        if check["type"] not in KINDS:
+            continue
+        for backend in svc.backends:
+            probe = pathcheck.Probe(KINDS[check["type"]], backend.address, svc.vip, check["port"],
+                                    float(check["timeout"]), tries=int(check["fall"]), path=check["path"],
+                                    expect=int(check["expect"]))
+            checks[f"{svc.name} {backend.minion_id}"] = Check(svc.name, backend.minion_id, probe,
+                                                              float(check["interval"]), int(check["rise"]),
+                                                              int(check["fall"]))
+    return checks
+
+
+def round_(state, checks, outcomes, now, hold=health.HOLD):
+    """Feed each backend's attempts (``{key: [(ok, reason), ...]}``) to its damper and
+    return the keys whose verdict changed (pure). ``state["down"]``: ``{key: time it
+    went down}``; one that passes again returns only ``hold`` seconds after that."""
+    dampers, down = state.setdefault("dampers", {}), state.setdefault("down", {})
+    reasons, changed = state.setdefault("reasons", {}), []
+    for key, attempts in outcomes.items():
+        check = checks[key]
+        damper = health.Damper.load(check.rise, check.fall, dampers.get(key, {"up": key not in down}))
+        for ok, reason in attempts:
+            damper.feed(ok)
+            reasons[key] = reason
+        dampers[key] = damper.dump()
+        if not damper.up and key not in down:
+            down[key] = now
+            changed.append(key)
+        elif damper.up and key in down and health.may_restore({"down_at": down[key]}, now, hold):
+            del down[key]
+            changed.append(key)
+    for key in (set(dampers) | set(down)) - set(checks):
+        dampers.pop(key, None)
+        reasons.pop(key, None)
+        if down.pop(key, None) is not None:
+            changed.append(key)
+    return sorted(changed)
+
+
+def verdicts(state, checks):
+    """``{minion: [service, ...]}`` of the backends down here."""
+    found = {}
+    for key in sorted(state.get("down", {})):
+        if key in checks:
+            found.setdefault(checks[key].minion, []).append(checks[key].service)
+    return found
+
+
+def _loop(shared):
+    """The thread: a round for the checks that are due, then sleep until the next."""
+    state, due_at = {"down": dict((records.load(shared["opts"], RECORD) or {}).get("down_at") or {})}, {}
+    while True:
+        with shared["lock"]:
+            if shared["stop"] or time.monotonic() - shared["seen"] > STALE:
+                shared["thread"] = None
+                return
+            checks, source, context = shared["checks"], shared["source"], shared["context"]
+        now = time.monotonic()
+        due = {key: check for key, check in checks.items() if due_at.get(key, 0) <= now}
+        due_at = {key: due_at[key] for key in checks if key in due_at and key not in due}
+        due_at.update({key: now + check.interval for key, check in due.items()})
+        try:
+            outcomes = pathcheck.run(source, {key: check.probe for key, check in due.items()}) if due else {}
+        except OSError as err:  # no raw or packet socket here (not root?): nothing is decided
+            log.error("lvs_paths: cannot send path checks: %s", err)
+            outcomes = {}
+        changed = round_(state, checks, outcomes, time.time())
+        if changed:
+            _store_and_apply(shared, state, checks, changed, context)
+        time.sleep(max(0.05, min(due_at.values(), default=now + 1) - time.monotonic()))
+
+
+def _store_and_apply(shared, state, checks, changed, context):
+    down = verdicts(state, checks)
+    reasons = {key: state["reasons"].get(key) for key in sorted(state["down"]) if key in checks}
+    records.store(shared["opts"], RECORD, {"at": time.time(), "down": down, "down_at": state["down"],
+                                           "reasons": reasons})
+    try:
+        context.run(lambda: __salt__["lvs_health.apply"]())
+    except Exception:  # pylint: disable=broad-except
+        log.exception("lvs_paths: setting this director's weights failed")
+    shared["events"].put({"down": down, "changed": changed, "reasons": reasons})
+    log.warning("lvs_paths: %s", {key: ("down" if key in state["down"] else "up") for key in changed})
+
+
+def beacon(config):
+    """Keep the checking thread going (started on the first call) with the newest site,
+    and return the events of the changes it saw since the last call."""
+    shared = __context__.setdefault("lvs_paths", {"lock": threading.Lock(), "thread": None, "stop": False,
+                                                  "events": queue.Queue(), "opts": __opts__})
+    try:
+        site = site_module.parse({site_module.PILLAR_KEY: __pillar__.get(site_module.PILLAR_KEY)})
+    except site_module.SiteError:
+        site = None  # an invalid pillar: keep the last good checks running
+    with shared["lock"]:
+        shared["seen"] = time.monotonic()
+        if site is not None:
+            director = site.hosts.get(__opts__["id"])
+            shared["stop"] = site.role_of(__opts__["id"]) != "director"
+            if not shared["stop"]:
+                shared["checks"], shared["source"] = plan(site), director.address
+        # Salt's dunders live in the loader's context: the thread calls Salt through this copy.
+        shared["context"] = contextvars.copy_context()
+        if not shared["stop"] and "checks" in shared and shared["thread"] is None:
+            shared["thread"] = threading.Thread(target=_loop, args=(shared,), name="lvs_paths", daemon=True)
+            shared["thread"].start()
+    events = []
+    while not shared["events"].empty():
+        events.append(shared["events"].get_nowait())
+    return events

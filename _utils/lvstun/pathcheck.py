@@ -1,0 +1,337 @@
+"""A backend's service checked from a director along the path IPVS forwards it.
+
+The director sends the check as IPVS sends a client's packet in TUN mode: an IPv4
+packet to the VIP (from the director's own LAN address), encapsulated in IPIP to the
+real server. The real server decapsulates it on its tunnel device, its service answers
+from the VIP straight back to the director, and the answer proves the whole path at
+once: IP protocol 4 passes between them, the tunnel device is up and holds the VIP,
+the sysctls let the packet in, and the service answers. keepalived's checks connect
+to the real server's own address and see none of that (keepalived issue 306).
+
+How: a raw IPPROTO_IPIP socket sends inner packets built here (TCP SYN, UDP datagram
+or ICMP echo). The answer's source is the VIP, an address of the director itself, so
+the director's kernel drops it as a martian; a packet socket sees it first (AF_PACKET,
+with a classic BPF filter that passes only answers to this round's ports). TCP: a
+SYN-ACK is up, a reset is down; for ``http`` the request goes with the ACK and the
+status line of the first data segment decides. Every connection is reset at the end,
+so the real server keeps no half-open state. UDP: any answer from VIP:port (an ICMP
+port unreachable is down at once). ``ping``: an echo reply from the VIP.
+
+Needs root (raw and packet sockets); IPv4 only, as the site is.
+"""
+
+import ctypes
+import dataclasses
+import random
+import select
+import socket
+import struct
+import time
+
+from lvstun.probe import checksum
+
+ETH_P_IP = 0x0800
+SO_ATTACH_FILTER = 26
+PORTS = (61000, 65535)  # the inner source ports (above Linux's ephemeral range)
+RETRY_AFTER = 0.05  # seconds before a probe that failed at once is sent again
+SYN, RST, PSH, ACK = 0x02, 0x04, 0x08, 0x10
+MSS = 1360  # fits a 1500-byte LAN with the IPIP header and room to spare
+
+
+@dataclasses.dataclass
+class Probe:
+    """One backend's check: ``kind`` tcp, http, udp or ping; ``backend`` the real
+    server's LAN address (the tunnel's end); ``tries``: attempts within ``timeout``
+    when one fails at once (refused), so that ``fall`` failures can come in one round."""
+
+    kind: str
+    backend: str
+    vip: str
+    port: int
+    timeout: float
+    tries: int = 1
+    path: str = "/"
+    expect: int = 200
+
+
+def _ipv4(source, destination, protocol, payload):
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), random.getrandbits(16), 0x4000, 64,
+                         protocol, 0, source, destination)
+    return header[:10] + struct.pack("!H", checksum(header)) + header[12:] + payload
+
+
+def _with_checksum(source, destination, protocol, segment, at):
+    pseudo = source + destination + struct.pack("!BBH", 0, protocol, len(segment))
+    return segment[:at] + struct.pack("!H", checksum(pseudo + segment)) + segment[at + 2:]
+
+
+def tcp_packet(source, destination, sport, dport, seq, ack, flags, payload=b""):
+    """An IPv4 packet with a TCP segment (a SYN carries an MSS option)."""
+    options = struct.pack("!BBH", 2, 4, MSS) if flags & SYN else b""
+    header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, (20 + len(options)) // 4 << 4, flags, 65535, 0,
+                         0) + options
+    return _ipv4(source, destination, socket.IPPROTO_TCP,
+                 _with_checksum(source, destination, socket.IPPROTO_TCP, header + payload, 16))
+
+
+def udp_packet(source, destination, sport, dport, payload):
+    segment = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    return _ipv4(source, destination, socket.IPPROTO_UDP,
+                 _with_checksum(source, destination, socket.IPPROTO_UDP, segment, 6))
+
+
+def echo_packet(source, destination, ident, seq):
+    body = b"lvs-pack-path-check"
+    header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    return _ipv4(source, destination, socket.IPPROTO_ICMP,
+                 struct.pack("!BBHHH", 8, 0, checksum(header + body), ident, seq) + body)
+
+
+# Classic BPF, as the kernel's struct sock_filter: (code, jump if true, jump if false, k).
+_LD_W_ABS, _LD_H_ABS, _LD_B_ABS = 0x20, 0x28, 0x30
+_LD_H_IND, _LD_B_IND, _LDX_MSH = 0x48, 0x50, 0xB1
+_JEQ, _JGT, _JGE, _RET = 0x15, 0x25, 0x35, 0x06
+
+
+def answer_filter(destination, first_port, last_port, ident):
+    """The BPF program a packet socket of one round keeps (on IPv4 packets from the
+    network header on): TCP or UDP to ``destination`` on a port in ``[first_port,
+    last_port]``, ICMP echo replies with id ``ident`` and ICMP unreachables to it."""
+    program = [
+        ("", _LD_W_ABS, None, None, 16), ("", _JEQ, None, "drop", int.from_bytes(destination, "big")),
+        ("", _LD_B_ABS, None, None, 9), ("", _JEQ, "ports", None, socket.IPPROTO_TCP),
+        ("", _JEQ, "ports", None, socket.IPPROTO_UDP), ("", _JEQ, "icmp", "drop", socket.IPPROTO_ICMP),
+        ("ports", _LDX_MSH, None, None, 0), ("", _LD_H_IND, None, None, 2),
+        ("", _JGE, None, "drop", first_port), ("", _JGT, "drop", "accept", last_port),
+        ("icmp", _LDX_MSH, None, None, 0), ("", _LD_B_IND, None, None, 0),
+        ("", _JEQ, "accept", None, 3), ("", _JEQ, None, "drop", 0),
+        ("", _LD_H_IND, None, None, 4), ("", _JEQ, "accept", "drop", ident),
+        ("accept", _RET, None, None, 0xFFFF), ("drop", _RET, None, None, 0),
+    ]
+    labels = {label: index for index, (label, *_) in enumerate(program) if label}
+    def jump(target, index):
+        return 0 if target is None else labels[target] - index - 1
+
+    return b"".join(struct.pack("=HBBI", op, jump(true, index), jump(false, index), k)
+                    for index, (_, op, true, false, k) in enumerate(program))
+
+
+def _packet_socket(program):
+    """A packet socket for IPv4 that passes only what ``program`` accepts (anything
+    queued before the filter was attached is read off and dropped)."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+    try:
+        code = ctypes.create_string_buffer(program)
+        fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(code))
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        sock.setblocking(False)
+        while True:
+            try:
+                sock.recv(65535)
+            except BlockingIOError:
+                break
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def parse(packet):
+    """``(protocol, source, body)`` of an IPv4 packet (``body``: its payload, without the
+    link layer's padding), or None when it is too short to be one."""
+    if len(packet) < 20 or packet[0] >> 4 != 4:
+        return None
+    ihl, total = (packet[0] & 0x0F) * 4, struct.unpack("!H", packet[2:4])[0]
+    return packet[9], packet[12:16], packet[ihl:total]
+
+
+class _Attempt:
+    """One probe's attempts in a round, as a small state machine over the answers."""
+
+    def __init__(self, probe, sport, seq, began):
+        self.probe, self.sport, self.seq = probe, sport, seq
+        self.deadline = began + probe.timeout
+        self.outcomes, self.send_at, self.stage, self.isn = [], began, None, 0
+        self.vip = socket.inet_aton(probe.vip)
+
+    @property
+    def done(self):
+        return self.stage == "done"
+
+    def finish(self, ok, reason, now):
+        """One attempt ended: another one follows if it failed early and tries remain."""
+        self.outcomes.append((ok, reason))
+        failed = sum(1 for passed, _ in self.outcomes if not passed)
+        if ok or failed >= self.probe.tries or now + RETRY_AFTER >= self.deadline:
+            self.stage = "done"
+        else:
+            self.stage, self.send_at = None, now + RETRY_AFTER
+
+
+class Round:
+    """The probes of one round, sent and answered over two sockets of its own."""
+
+    def __init__(self, source, probes):
+        self.source = socket.inet_aton(source)
+        self.ident = random.getrandbits(16)
+        count = len(probes)
+        first = random.randint(PORTS[0], max(PORTS[0], PORTS[1] - count))
+        began = time.monotonic()
+        self.attempts = {key: _Attempt(probe, first + index, index, began)
+                         for index, (key, probe) in enumerate(sorted(probes.items()))}
+        self.by_port = {a.sport: a for a in self.attempts.values()}
+        self.by_seq = {a.seq: a for a in self.attempts.values()}
+        self.ports = (first, first + max(count - 1, 0))
+
+    def run(self):
+        """``{key: [(ok, reason), ...]}``: every attempt's outcome, in order."""
+        if not self.attempts:
+            return {}
+        program = answer_filter(self.source, *self.ports, self.ident)
+        with _packet_socket(program) as listener, self.open_sender() as sender:
+            self.sender = sender
+            while True:
+                now = time.monotonic()
+                for attempt in self.attempts.values():
+                    if attempt.stage is None and attempt.send_at <= now:
+                        self._start(attempt)
+                    elif not attempt.done and now >= attempt.deadline:
+                        self._give_up(attempt, now)
+                pending = [a for a in self.attempts.values() if not a.done]
+                if not pending:
+                    break
+                wake = min(a.deadline if a.stage is not None else a.send_at for a in pending)
+                readable, _, _ = select.select([listener], [], [], max(0.0, wake - time.monotonic()))
+                if readable:
+                    self._read(listener)
+        return {key: attempt.outcomes for key, attempt in self.attempts.items()}
+
+    @staticmethod
+    def open_sender():
+        """The socket that carries the inner packets: IPIP to the real server."""
+        return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IPIP)
+
+    def _send(self, attempt, inner):
+        self.sender.sendto(inner, (attempt.probe.backend, 0))
+
+    def _tcp(self, attempt, seq, ack, flags, payload=b""):
+        self._send(attempt, tcp_packet(self.source, attempt.vip, attempt.sport, attempt.probe.port, seq, ack,
+                                       flags, payload))
+
+    def _start(self, attempt):
+        probe = attempt.probe
+        try:
+            if probe.kind in ("tcp", "http"):
+                attempt.isn = random.getrandbits(32)
+                self._tcp(attempt, attempt.isn, 0, SYN)
+                attempt.stage = "syn"
+            elif probe.kind == "udp":
+                self._send(attempt, udp_packet(self.source, attempt.vip, attempt.sport, probe.port,
+                                               b"lvs-pack-check\n"))
+                attempt.stage = "sent"
+            else:
+                self._send(attempt, echo_packet(self.source, attempt.vip, self.ident, attempt.seq))
+                attempt.stage = "sent"
+        except OSError as err:
+            attempt.finish(False, f"cannot send to {probe.backend}: {err.strerror or err}", time.monotonic())
+
+    def _give_up(self, attempt, now):
+        what = {"syn": "no SYN-ACK", "request": "no HTTP answer", "sent": "no answer"}.get(attempt.stage, "no answer")
+        if attempt.stage in ("syn", "request"):
+            self._reset(attempt)
+        attempt.outcomes.append((False, f"{what} within {attempt.probe.timeout:g}s"))
+        attempt.stage = "done"
+
+    def _reset(self, attempt, sent=0):
+        try:
+            self._tcp(attempt, (attempt.isn + 1 + sent) & 0xFFFFFFFF, 0, RST)
+        except OSError:
+            pass  # the real server drops the half-open connection by itself
+
+    def _read(self, listener):
+        while True:
+            try:
+                packet = listener.recv(65535)
+            except BlockingIOError:
+                return
+            parsed = parse(packet)
+            if parsed is None:
+                continue
+            protocol, source, body = parsed
+            if protocol == socket.IPPROTO_ICMP:
+                self._icmp(source, body)
+            elif protocol in (socket.IPPROTO_TCP, socket.IPPROTO_UDP) and len(body) >= 8:
+                sport, dport = struct.unpack("!HH", body[:4])
+                attempt = self.by_port.get(dport)
+                if attempt and not attempt.done and source == attempt.vip and sport == attempt.probe.port:
+                    (self._tcp_answer if protocol == socket.IPPROTO_TCP else self._udp_answer)(attempt, body)
+
+    def _udp_answer(self, attempt, body):
+        if attempt.stage == "sent" and attempt.probe.kind == "udp":
+            attempt.finish(True, "answered through the tunnel", time.monotonic())
+
+    def _tcp_answer(self, attempt, body):
+        if len(body) < 20 or attempt.probe.kind not in ("tcp", "http"):
+            return
+        seq, ack, offset, flags = struct.unpack("!IIBB", body[4:14])
+        payload = body[(offset >> 4) * 4:]
+        now = time.monotonic()
+        if attempt.stage == "syn" and flags & RST and ack == (attempt.isn + 1) & 0xFFFFFFFF:
+            attempt.finish(False, "connection refused through the tunnel", now)
+        elif attempt.stage == "syn" and flags & (SYN | ACK) == SYN | ACK and ack == (attempt.isn + 1) & 0xFFFFFFFF:
+            if attempt.probe.kind == "tcp":
+                self._reset(attempt)
+                attempt.finish(True, "connected through the tunnel", now)
+                return
+            probe = attempt.probe
+            attempt.request = (f"GET {probe.path} HTTP/1.0\r\nHost: {probe.vip}\r\n"
+                               "User-Agent: lvs-pack-path-check\r\nConnection: close\r\n\r\n").encode()
+            self._tcp(attempt, (attempt.isn + 1) & 0xFFFFFFFF, (seq + 1) & 0xFFFFFFFF, ACK | PSH, attempt.request)
+            attempt.stage = "request"
+        elif attempt.stage == "request" and flags & RST:
+            attempt.finish(False, "reset after the HTTP request", now)
+        elif attempt.stage == "request" and payload:
+            self._reset(attempt, len(attempt.request))
+            attempt.finish(*_status(payload, attempt.probe.expect), now)
+
+    def _icmp(self, source, body):
+        if len(body) < 8:
+            return
+        kind = body[0]
+        if kind == 0:
+            ident, seq = struct.unpack("!HH", body[4:8])
+            attempt = self.by_seq.get(seq)
+            if ident == self.ident and attempt and not attempt.done and source == attempt.vip \
+                    and attempt.probe.kind == "ping":
+                attempt.finish(True, "echo reply through the tunnel", time.monotonic())
+        elif kind == 3:
+            inner = parse(body[8:])
+            if inner is None or len(inner[2]) < 4:
+                return
+            sport = struct.unpack("!H", inner[2][:2])[0]
+            attempt = self.by_port.get(sport)
+            if attempt and not attempt.done and attempt.stage == "sent" and body[8 + 16:8 + 20] == attempt.vip:
+                attempt.finish(False, f"ICMP unreachable (code {body[1]}) through the tunnel", time.monotonic())
+
+
+def _status(payload, expect):
+    """``(ok, reason)`` from the first data segment of an HTTP answer."""
+    parts = payload.split(b"\r\n", 1)[0].split()
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return False, f"not an HTTP answer: {payload[:40]!r}"
+    status = int(parts[1])
+    if status != expect:
+        return False, f"HTTP {status} through the tunnel, expected {expect}"
+    return True, f"HTTP {status} through the tunnel"
+
+
+def run(source, probes):
+    """Check every probe of ``{key: Probe}`` at once from ``source`` (the director's LAN
+    address): ``{key: [(ok, reason), ...]}``, one outcome per attempt. Takes at most the
+    longest probe's timeout.
+
+    .. code-block:: python
+
+        run("10.10.24.2", {"web rs1": Probe("http", "10.10.24.21", "10.10.24.88", 80, 0.5, tries=2)})
+    """
+    return Round(source, probes).run()

@@ -1,0 +1,199 @@
+"""The director's path checks (``lvstun.pathcheck``) against this host's kernel, in two
+namespaces the test makes: a "director" and a "real server" joined by a veth pair.
+
+The host's kernel has no ipip module, so here the inner packets go out as they are
+(a raw IP_HDRINCL socket instead of the IPIP one); everything else is the real thing:
+the packets built here are answered by the real server's kernel TCP/UDP/ICMP stack and
+a real HTTP server, the BPF filter runs in the kernel, and the answers go to an
+address the director does not hold (as the VIP's answers do, which the director's
+kernel drops as martians), so its stack never resets the connections. The encapsulated
+path, with real tunnels: tests/lab/test_paths.py."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DIRECTOR, SERVER = f"lvspcd{os.getpid()}", f"lvspcs{os.getpid()}"
+SOURCE = "10.77.9.9"  # the inner source: routed to the director, held by nobody
+VIP = "10.77.0.2"  # the "real server" answers from its own address, as from a VIP
+
+
+def _require(condition, why):
+    if not condition:
+        if os.environ.get("CI"):
+            pytest.fail(f"the path checks cannot be tested on this CI machine: {why}")
+        pytest.skip(why)
+
+
+def _ns(name, *argv, check=True, **kw):
+    proc = subprocess.run(["ip", "netns", "exec", name, *map(str, argv)], capture_output=True, text=True,
+                          check=False, **kw)
+    if check:
+        assert proc.returncode == 0, f"{' '.join(map(str, argv))}: {proc.stderr}"
+    return proc
+
+
+SERVERS = textwrap.dedent("""
+    import http.server, socket, sys, threading
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/" else 503)
+            self.end_headers()
+            self.wfile.write(b"ok")
+        def log_message(self, *args):
+            pass
+    web = http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("0.0.0.0", 5353))
+    print("ready", flush=True)
+    while True:
+        data, peer = udp.recvfrom(2048)
+        udp.sendto(data, peer)
+""")
+
+ROUND = textwrap.dedent("""
+    import json, socket, sys
+    import lvstun.pathcheck as pc
+
+    class Direct(pc.Round):
+        @staticmethod
+        def open_sender():
+            return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+
+    probes = {key: pc.Probe(**spec) for key, spec in json.loads(sys.argv[1]).items()}
+    print(json.dumps(Direct(sys.argv[2], probes).run()))
+""")
+
+
+@pytest.fixture(name="pair", scope="module")
+def fixture_pair():
+    _require(os.geteuid() == 0, "namespaces and raw sockets need root")
+    _require(shutil.which("ip"), "iproute2 is missing")
+    for name in (DIRECTOR, SERVER):
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    server = None
+    try:
+        subprocess.run(["ip", "link", "add", "d0", "netns", DIRECTOR, "type", "veth", "peer", "name", "s0",
+                        "netns", SERVER], check=True)
+        _ns(DIRECTOR, "ip", "addr", "add", "10.77.0.1/24", "dev", "d0")
+        _ns(SERVER, "ip", "addr", "add", f"{VIP}/24", "dev", "s0")
+        for name, dev in ((DIRECTOR, "d0"), (SERVER, "s0")):
+            _ns(name, "ip", "link", "set", dev, "up")
+            _ns(name, "ip", "link", "set", "lo", "up")
+        _ns(SERVER, "ip", "route", "add", "10.77.9.0/24", "via", "10.77.0.1")
+        server = subprocess.Popen(["ip", "netns", "exec", SERVER, sys.executable, "-c", SERVERS],
+                                  stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        for name in (DIRECTOR, SERVER):
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def run_round(probes, source=SOURCE):
+    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "_utils")}
+    proc = _ns(DIRECTOR, sys.executable, "-c", ROUND, json.dumps(probes), source, env=env, timeout=30)
+    return {key: [tuple(outcome) for outcome in outcomes] for key, outcomes in json.loads(proc.stdout).items()}
+
+
+def probe(kind, port, **extra):
+    return {"kind": kind, "backend": VIP, "vip": VIP, "port": port, "timeout": 0.5, **extra}
+
+
+def test_each_kind_passes_on_a_live_service_and_fails_on_a_dead_one(pair):
+    began = time.monotonic()
+    got = run_round({
+        "tcp up": probe("tcp", 8080), "tcp refused": probe("tcp", 8081, tries=2),
+        "http up": probe("http", 8080), "http 503": probe("http", 8080, path="/broken"),
+        "udp up": probe("udp", 5353), "udp refused": probe("udp", 5354),
+        "ping up": probe("ping", 0),
+    })
+    took = time.monotonic() - began
+    assert got["tcp up"] == [(True, "connected through the tunnel")]
+    # A refused connection is tried again at once: both failures within the round.
+    assert got["tcp refused"] == [(False, "connection refused through the tunnel")] * 2
+    assert got["http up"] == [(True, "HTTP 200 through the tunnel")]
+    assert got["http 503"] == [(False, "HTTP 503 through the tunnel, expected 200")]
+    assert got["udp up"] == [(True, "answered through the tunnel")]
+    assert got["udp refused"] == [(False, "ICMP unreachable (code 3) through the tunnel")]
+    assert got["ping up"] == [(True, "echo reply through the tunnel")]
+    assert took < 10, took  # nothing waited for its timeout (the interpreter's start included)
+
+
+def test_no_answer_fails_after_the_timeout(pair):
+    # An address on the veth's network that nobody holds: nothing answers.
+    got = run_round({"silent": {**probe("tcp", 8080), "backend": "10.77.0.3", "vip": "10.77.0.3"}})
+    assert got == {"silent": [(False, "no SYN-ACK within 0.5s")]}
+
+
+def test_the_checks_leave_no_connection_behind_on_the_server(pair):
+    run_round({"tcp": probe("tcp", 8080), "http": probe("http", 8080)})
+    time.sleep(0.2)
+    out = _ns(SERVER, "ss", "-Htn", "state", "all", f"( sport = :8080 and dst {SOURCE} )").stdout
+    states = [line.split()[0] for line in out.splitlines()]
+    assert not [s for s in states if s in ("SYN-RECV", "ESTAB", "CLOSE-WAIT")], out
+
+
+LISTEN = textwrap.dedent("""
+    import json, select, sys, time
+    import lvstun.pathcheck as pc
+    sock = pc._packet_socket(pc.answer_filter(bytes(map(int, sys.argv[1].split("."))), 61000, 61009, 77))
+    print("ready", flush=True)
+    seen, end = [], time.monotonic() + 2
+    while time.monotonic() < end:
+        if select.select([sock], [], [], 0.1)[0]:
+            protocol, source, body = pc.parse(sock.recv(65535))
+            seen.append(body.decode(errors="replace")[-12:])
+    print(json.dumps(seen))
+""")
+
+SEND = textwrap.dedent("""
+    import socket, struct, sys
+    import lvstun.pathcheck as pc
+    src, dst, other = (socket.inet_aton(a) for a in sys.argv[1:4])
+    tagged = lambda tag: tag.encode().rjust(12, b".")
+    packets = [
+        pc.udp_packet(src, dst, 53, 61005, tagged("udp-in")),
+        pc.udp_packet(src, dst, 53, 61010, tagged("udp-above")),
+        pc.tcp_packet(src, dst, 80, 60999, 1, 1, pc.ACK, tagged("tcp-below")),
+        pc.tcp_packet(src, dst, 80, 61009, 1, 1, pc.ACK, tagged("tcp-in")),
+        pc.udp_packet(src, other, 53, 61005, tagged("udp-other")),
+    ]
+    for ident, tag in ((77, "echo-in"), (78, "echo-other")):
+        body = tagged(tag)
+        head = struct.pack("!BBHHH", 0, 0, 0, ident, 1)
+        packets.append(pc._ipv4(src, dst, socket.IPPROTO_ICMP,
+                                struct.pack("!BBHHH", 0, 0, pc.checksum(head + body), ident, 1) + body))
+    body = pc.udp_packet(dst, src, 61003, 53, b"") + tagged("unreach-in")
+    head = struct.pack("!BBHI", 3, 3, 0, 0)
+    packets.append(pc._ipv4(src, dst, socket.IPPROTO_ICMP,
+                            struct.pack("!BBHI", 3, 3, pc.checksum(head + body), 0) + body))
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+        for packet in packets:
+            sock.sendto(packet, (socket.inet_ntoa(packet[16:20]), 0))
+""")
+
+
+def test_the_filter_passes_only_this_rounds_answers(pair):
+    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "_utils")}
+    listener = subprocess.Popen(["ip", "netns", "exec", DIRECTOR, sys.executable, "-c", LISTEN, SOURCE],
+                                stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert listener.stdout.readline().strip() == "ready"
+        _ns(SERVER, sys.executable, "-c", SEND, VIP, SOURCE, "10.77.9.10", env=env)
+        out, _ = listener.communicate(timeout=10)
+    finally:
+        listener.kill()
+    seen = sorted(tag.strip(".") for tag in json.loads(out))
+    assert seen == ["echo-in", "tcp-in", "udp-in", "unreach-in"]
