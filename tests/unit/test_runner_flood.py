@@ -48,10 +48,9 @@ def test_one_check_at_a_time_per_real_server_and_the_last_event_is_not_lost(tmp_
 
 def test_a_slower_push_never_leaves_older_weights_than_a_faster_one(tmp_path, monkeypatch):
     runner, site, _ = _runner(tmp_path, monkeypatch)
-    sent, views = [], []
+    sent = []
     monkeypatch.setattr(runner, "_client", lambda: types.SimpleNamespace(
-        cmd=lambda targets, fun, args, kwarg, **kw: sent.append(args[0]) or views.append(kwarg["site_view"])
-        or {t: True for t in targets}))
+        cmd=lambda targets, fun, args, kwarg, **kw: sent.append((fun, kwarg["record"])) or {t: True for t in targets}))
     with runner._record() as record:
         before = runner._published(site, record)
         runner._apply(site, record, 1000, "rs1", services={"web": False})
@@ -59,13 +58,15 @@ def test_a_slower_push_never_leaves_older_weights_than_a_faster_one(tmp_path, mo
     # sends the newest record, so rs1 is not left at 0.
     with runner._record() as record:
         runner._apply(site, record, 1000 + 100, "rs1", services={"web": True})
-    runner._push(site, before)
+    assert runner._push(site, before) == {}
     assert sent == []  # net effect: unchanged from what the directors hold
     with runner._record() as record:
         runner._apply(site, record, 1200, "rs1", services={"web": False})
-    runner._push(site, before)
-    assert sent == [{"tcp:10.10.24.88:80": {"10.10.24.21:80": 0}}]
-    # The metrics' view goes along: rs1 unhealthy, the others as they were.
-    backends = views[0]["services"]["tcp:10.10.24.88:80"]["backends"]
-    healthy = {b["backend"]: b["healthy"] for b in backends.values()}
-    assert healthy.pop("rs1") is False and healthy and all(healthy.values())
+    pushed = runner._push(site, before)
+    assert pushed["weights"] == {"tcp:10.10.24.88:80": {"10.10.24.21:80": 0}}
+    # The directors get the newest record, stamped: each sets its weights (and its
+    # metrics' view) from it, and keeps it only when it is newer than the one it has.
+    assert [fun for fun, _ in sent] == ["lvs_health.apply"]
+    record = sent[0][1]
+    assert record["health"]["rs1"]["services"] == {"web": False} and record["at"] > 0
+    assert record == runner._load_record()
