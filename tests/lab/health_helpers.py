@@ -62,6 +62,17 @@ def record(lab):
         return {}
 
 
+def path_verdicts(lab, director="director"):
+    """What ``director``'s own path checks find down, ``{minion: [service]}``: their
+    record in its minion's cache (read from the host: the master may be down)."""
+    path = os.path.join(lab.host_dir(director), "run", "salt", "cache", "lvs", "path-checks.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)["down"]
+    except FileNotFoundError:
+        return {}
+
+
 def forget_health(lab):
     """Start from no health record (as after a fresh install)."""
     path = os.path.join(lab.master_cachedir, "lvs", "health.json")

@@ -301,3 +301,50 @@ def test_a_job_return_forged_by_another_minion_is_not_taken_for_rs1s(healthy, tm
     # The forged return reached the client, under the id the master verified: rs2's.
     # The runner reads only the answer of the minion it asked (``ret.get(minion)``).
     assert returns.get("rs2", {}).get("ret") == "FORGED", returns
+
+
+def test_with_the_master_down_the_director_drains_a_killed_service_itself(healthy):
+    """The director's own path checks (the ``lvs_paths`` beacon) act without the master;
+    once the master is back, the runner's record agrees with the director."""
+    lab = healthy
+    lab.stop_master()
+    try:
+        hh.block_service(lab, "rs1")
+        took = hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 0, TIMEOUT, step=0.1)
+        print(f"rs1's service killed with the master down: weight 0 after {took:.2f} s")
+        assert hh.weight_of(lab, "rs2") == 1 and hh.weight_of(lab, "rs3") == 1
+        sent = hh.client_send(lab, 12)
+        assert sent["failed"] == 0 and "rs1" not in sent["answers"], sent
+        assert hh.path_verdicts(lab) == {"rs1": ["web"]}
+    finally:
+        lab.start_master()
+    # rs1's own beacon reports its dead service at its next heartbeat to the master.
+    hh.wait_for(lambda: hh.record(lab).get("health", {}).get("rs1", {}).get("services", {}).get("web") is False,
+                3 * TIMEOUT)
+    assert hh.weight_of(lab, "rs1") == 0
+    hh.block_service(lab, "rs1", blocked=False)
+    hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 1, RESTORE)
+
+
+def test_a_real_server_that_drops_ipip_is_drained_though_its_own_checks_pass(healthy):
+    """Only the path from the director can tell: the real server's service and tunnel
+    are fine seen from itself, but IP protocol 4 no longer reaches it."""
+    lab = healthy
+    lan = lab.site().hosts["rs2"].interface
+    rule = ["INPUT", "-i", lan, "-p", "4", "-j", "DROP"]
+    code, _, err = lab.capture("rs2", "iptables-legacy", "-I", *rule)
+    assert code == 0, err
+    try:
+        hh.wait_for(lambda: hh.weight_of(lab, "rs2") == 0, TIMEOUT)
+        assert lab.salt_json("director", "lvs_health.local") == {"director": {"rs2": ["web"]}}
+        sent = hh.client_send(lab, 12)
+        assert sent["failed"] == 0 and "rs2" not in sent["answers"], sent
+        # rs2 itself sees nothing wrong: the runner's record keeps it healthy.
+        report = lab.salt_json("rs2", "lvs_health.report")["rs2"]
+        assert report["services"]["web"]["healthy"] is True, report
+        assert hh.record(lab).get("health", {}).get("rs2", {}).get("services", {}).get("web") is not False
+    finally:
+        code, _, err = lab.capture("rs2", "iptables-legacy", "-D", *rule)
+        assert code == 0, err
+    hh.wait_for(lambda: hh.weight_of(lab, "rs2") == 1, RESTORE)
+    assert hh.path_verdicts(lab) == {}
