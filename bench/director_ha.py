@@ -33,7 +33,6 @@ would have them. Everything is put back afterwards (a highstate).
 """
 
 import argparse
-import io
 import os
 import statistics
 import subprocess
@@ -43,7 +42,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from lvs_lab import load  # noqa: E402
+from lvs_lab import keepalived, load  # noqa: E402
 from lvs_lab.lab import Lab, LabError  # noqa: E402
 
 BOTH = ["director", "director2"]
@@ -119,14 +118,9 @@ def _spare_address(site):
 
 
 def _keepalived_start(lab, name, priority, advert, address, prefix):
-    conf = KEEPALIVED_CONF.format(name=name, priority=priority, advert=advert, address=address, prefix=prefix,
-                                  version="version 3" if advert < 1 else "")
-    sink = io.BytesIO()
-    code = lab.exec(name, ["sh", "-c", "cat > /run/lvs-bench-keepalived.conf"], stdin=conf.encode(), out=sink, err=sink)
-    assert code == 0, sink.getvalue()
-    code, _, err = lab.capture(name, "keepalived", "-P", "-f", "/run/lvs-bench-keepalived.conf",
-                               "-p", "/run/lvs-bench-keepalived.pid", "-r", "/run/lvs-bench-vrrp.pid")
-    assert code == 0, err
+    keepalived.start(lab, name, KEEPALIVED_CONF.format(name=name, priority=priority, advert=advert, address=address,
+                                                       prefix=prefix, version="version 3" if advert < 1 else ""),
+                     "-P")
 
 
 def _holder(lab, address, among=BOTH):
@@ -182,8 +176,7 @@ def keepalived_trials(lab, trials, advert):
                 lab.boot(name)
                 lab.wait_booted([name])
                 lab.wait_minions([name])
-            lab.capture(name, "sh", "-c", "kill $(cat /run/lvs-bench-keepalived.pid) 2>/dev/null; sleep 1; "
-                                          f"ip addr del {address}/{prefix} dev eth0 2>/dev/null; true")
+            keepalived.stop(lab, name, f"ip addr del {address}/{prefix} dev eth0 2>/dev/null;")
         lab.salt_json("router", "beacons.enable_beacon", "lvs_directors")
         for attempt in range(3):  # a rebooted director's startup highstate may still run
             try:

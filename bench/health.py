@@ -3,13 +3,19 @@
 .. code-block:: bash
 
     lvs-lab up
-    .venv/bin/python bench/health.py --trials 10 --host-trials 3
+    .venv/bin/python bench/health.py --trials 10 --master-down-trials 10 --host-trials 3
 
-Through the real beacons, reactor and runner (the pack's default settings: checks every
-second, fall 2 / rise 2, hold 10 s, heartbeat 10 s), it measures, polling the director's
-table with ipvsadm every 0.1 s:
+With the pack's default settings (checks every second, fall 2 / rise 2, hold 10 s,
+heartbeat 10 s), polling the director's table with ipvsadm-save every 0.05 s:
 
-- a real server's service killed (its port refuses connections) -> weight 0: median, p95;
+- a real server's service killed (its port refuses connections) -> weight 0: median,
+  p95; with the salt-master up, then with it stopped (the director's own path checks
+  act alone: the ``lvs_paths`` beacon);
+- the baseline in the same trials: Debian's keepalived run in the director as a
+  checker (``keepalived -C``) beside the pack's table, with a virtual server of its own
+  (the VIP on another port, the same real servers, ``inhibit_on_failure``) and the
+  tightest usual TCP check (``delay_loop 1``, ``connect_timeout 1``, ``retry 0``): the
+  same kill takes it to weight 0 too, timed from the same moment;
 - the service back -> weight restored: median (includes the hold time);
 - a real server's host stopped outright (its kernel killed) -> weight 0: median;
 - requests from the client while a backend is drained (``lvs.drain``) under steady
@@ -27,14 +33,65 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from lvs_lab import keepalived  # noqa: E402
 from lvs_lab.lab import Lab  # noqa: E402
 from tests.lab import health_helpers as hh  # noqa: E402
 
+KEEPALIVED_CONF = """global_defs {{
+  router_id lvs_bench_checker
+}}
+virtual_server {vip} {port} {{
+  delay_loop 1
+  lb_algo rr
+  lb_kind TUN
+  protocol TCP
+{reals}}}
+"""
+REAL = """  real_server {address} {port} {{
+    weight 1
+    inhibit_on_failure
+    TCP_CHECK {{
+      connect_timeout 1
+      retry 0
+    }}
+  }}
+"""
 
-def timed(lab, minion, weight, timeout):
+
+def keepalived_start(lab, service):
+    """keepalived's checker in the director, its virtual server the VIP on a port of its own."""
+    svc = lab.site().services[service]
+    used = {s.port for s in lab.site().services.values() if s.vip == svc.vip}
+    port = next(p for p in range(svc.port + 8000, 65536) if p not in used)
+    reals = "".join(REAL.format(address=lab.site().hosts[b.minion_id].address, port=b.port) for b in svc.backends)
+    keepalived.start(lab, "director", KEEPALIVED_CONF.format(vip=svc.vip, port=port, reals=reals), "-C")
+    spec = f"{svc.vip}:{port}"
+    hh.wait_for(lambda: len(hh.weights(lab, service=spec)) == len(svc.backends), 30)
+    return spec
+
+
+def kill_trial(lab, minion, baseline):
+    """Kill ``minion``'s service; seconds until its weight is 0 in the pack's service and
+    in keepalived's (``baseline``, or None), polled together; then bring it back."""
+    address = hh.address(lab, minion)
+    hh.block_service(lab, minion)
+    began, took = time.monotonic(), {}
+    while len(took) < (2 if baseline else 1):
+        if time.monotonic() - began > 60:
+            raise AssertionError(f"{minion} not at weight 0 within 60 s: {took}")
+        now, table = time.monotonic(), hh.table(lab)  # one read for both services
+        if "pack" not in took and table.get((hh.WEB, address)) == 0:
+            took["pack"] = now - began
+        if baseline and "keepalived" not in took and table.get((baseline, address)) == 0:
+            took["keepalived"] = now - began
+        time.sleep(0.05)
+    hh.block_service(lab, minion, blocked=False)
     began = time.monotonic()
-    hh.wait_for(lambda: hh.weight_of(lab, minion) == weight, timeout, step=0.1)
-    return time.monotonic() - began
+    hh.wait_for(lambda: hh.weight_of(lab, minion) == 1, 90, step=0.1)
+    took["back"] = time.monotonic() - began
+    if baseline:
+        hh.wait_for(lambda: hh.weight_of(lab, minion, service=baseline) == 1, 30, step=0.1)
+    return took
 
 
 def figures(name, values):
@@ -45,29 +102,45 @@ def figures(name, values):
           f"{', '.join(f'{v:.2f}' for v in values)}", flush=True)
 
 
+def kill_trials(lab, minion, trials, baseline, label):
+    runs = []
+    for trial in range(trials):
+        runs.append(kill_trial(lab, minion, baseline))
+        print(f"{label} trial {trial + 1}: service killed -> 0 in {runs[-1]['pack']:.2f} s (keepalived "
+              f"{runs[-1].get('keepalived', float('nan')):.2f} s), back -> restored in {runs[-1]['back']:.2f} s",
+              flush=True)
+    if runs:
+        figures(f"{label}: service killed -> weight 0", [r["pack"] for r in runs])
+        if baseline:
+            figures(f"{label}: keepalived (same kills) -> weight 0", [r["keepalived"] for r in runs])
+    return runs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--master-down-trials", type=int, default=10)
     parser.add_argument("--host-trials", type=int, default=3)
+    parser.add_argument("--no-keepalived", action="store_true", help="skip the keepalived baseline")
     parser.add_argument("--minion", default="rs1")
     args = parser.parse_args()
     lab = Lab()
     assert lab.hosts, "the lab is not up (lvs-lab up)"
     hh.wait_for(lambda: set(hh.weights(lab).values()) == {1}, 60)
-    down, back = [], []
-    for trial in range(args.trials):
-        hh.block_service(lab, args.minion)
-        began = time.monotonic()
-        hh.wait_for(lambda: hh.weight_of(lab, args.minion) == 0, 60, step=0.1)
-        down.append(time.monotonic() - began)
-        hh.block_service(lab, args.minion, blocked=False)
-        began = time.monotonic()
-        hh.wait_for(lambda: hh.weight_of(lab, args.minion) == 1, 90, step=0.1)
-        back.append(time.monotonic() - began)
-        print(f"trial {trial + 1}: service killed -> 0 in {down[-1]:.2f} s, back -> restored in {back[-1]:.2f} s",
-              flush=True)
-    figures("service killed -> weight 0", down)
-    figures("service back -> weight restored", back)
+    baseline = None if args.no_keepalived else keepalived_start(lab, "web")
+    try:
+        runs = kill_trials(lab, args.minion, args.trials, baseline, "master up")
+        if args.master_down_trials:
+            lab.stop_master()
+            try:
+                kill_trials(lab, args.minion, args.master_down_trials, baseline, "master stopped")
+            finally:
+                lab.start_master()
+    finally:
+        if baseline:
+            keepalived.stop(lab, "director")
+    if runs:
+        figures("service back -> weight restored (master up)", [r["back"] for r in runs])
     stopped = []
     for trial in range(args.host_trials):
         lab.halt("rs3")

@@ -13,16 +13,22 @@ RESTORE = 45  # a backend comes back HOLD seconds after it went down, at its nex
 _DEST = re.compile(r"^-a -([tus]) (\S+) -r (\S+) .*-w (\d+)")
 
 
-def weights(lab, director="director", service=WEB):
-    """{real server address: weight} of ``service`` on ``director`` (ipvsadm-save)."""
+def table(lab, director="director"):
+    """{(service, real server address): weight} of every destination on ``director``
+    (ipvsadm-save)."""
     code, out, err = lab.capture(director, "ipvsadm-save", "-n")
     assert code == 0, err
     found = {}
     for line in out.splitlines():
         match = _DEST.match(line)
-        if match and match.group(2) == service:
-            found[match.group(3).rsplit(":", 1)[0]] = int(match.group(4))
+        if match:
+            found[match.group(2), match.group(3).rsplit(":", 1)[0]] = int(match.group(4))
     return found
+
+
+def weights(lab, director="director", service=WEB):
+    """{real server address: weight} of ``service`` on ``director``."""
+    return {address: weight for (spec, address), weight in table(lab, director).items() if spec == service}
 
 
 def address(lab, minion):
