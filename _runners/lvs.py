@@ -11,9 +11,11 @@ another minion makes the runner ask that minion, whose answer decides.
 
 What the runner decides goes into one record on the master (``<cachedir>/lvs/
 health.json``, locked while read and changed; the directors are asked before and told
-after, outside that lock) and from there into the
-directors' IPVS weights (``lvs_health.set_weights``) and their pillar (ext_pillar
-``lvs_health``), so a later highstate runs the same weights. The weights follow
+after, outside that lock) and from there to the directors (``lvs_health.apply``:
+each sets its weights from it and its own path checks) and into their pillar
+(ext_pillar ``lvs_health``), so a later highstate runs the same weights. The
+directors take backends out on their own checks without the runner (the
+``lvs_paths`` beacon, docs/health.md). The weights follow
 ``lvstun.health.live_weights``: pillar weight, 0 when down or in maintenance, the
 floor and the sorry server. A backend that went down returns only ``HOLD`` seconds
 later (at its next report), which bounds the weight changes of a flapping backend.

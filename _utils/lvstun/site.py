@@ -24,8 +24,11 @@ ROLES = ("router", "director", "realserver")
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos")
 ROUTER_KINDS = ("linux", "ios")
 SCHED_FLAGS = ("ops", "sched1", "sched2", "sched3", "one-packet", "sh-fallback", "sh-port", "mh-fallback", "mh-port")
-CHECK_TYPES = ("http", "tcp", "udp", "none")
-CHECKS_FOR = {"tcp": ("http", "tcp", "none"), "udp": ("udp", "none"), "sctp": ("none",)}
+CHECK_TYPES = ("http", "https", "tcp", "udp", "dns", "script", "none")
+CHECKS_FOR = {"tcp": ("http", "https", "tcp", "dns", "script", "none"), "udp": ("udp", "dns", "script", "none"),
+              "sctp": ("script", "none")}
+DNS_TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33}
+DNS_RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5}
 IPIP_OVERHEAD = 20  # bytes an IPv4-in-IPv4 header adds to every request the director forwards
 TCP_IP_HEADERS = 40  # IPv4 + TCP headers without options: MSS = MTU - 40
 IFNAMSIZ = 16  # the kernel's limit for an interface name, its final NUL included
@@ -43,7 +46,7 @@ REQUIRED = object()  # a setting without default
 # (tests/unit/test_site.py checks it).
 SCHEMA = {
     "site": {"lan": REQUIRED, "router": REQUIRED, "directors": REQUIRED, "realservers": REQUIRED,
-             "services": REQUIRED, "tunnel": {}, "ipvs": {}, "ha": {}, "metrics": {}},
+             "services": REQUIRED, "tunnel": {}, "ipvs": {}, "ha": {}, "metrics": {}, "health": {}},
     "lan": {"subnet": REQUIRED, "gateway": REQUIRED},
     "router": {"id": REQUIRED, "kind": "linux", "lan_interface": Derived("eth0; ios: GigabitEthernet0/0"),
                "lan_address": Derived("lan:gateway"), "wan_interface": Derived("wan0; ios: GigabitEthernet0/1"),
@@ -55,7 +58,13 @@ SCHEMA = {
                 "sorry": None, "backends": Derived("every real server, with its weight")},
     "backend": {"weight": Derived("the real server's weight"), "port": Derived("the service's port")},
     "check": {"type": Derived("http (tcp), udp (udp), none (sctp)"), "port": Derived("the service's port"),
-              "path": "/", "expect": 200, "interval": 1, "timeout": 0.5, "rise": 2, "fall": 2},
+              "path": "/", "expect": 200, "body": None, "host": None, "verify": False, "ca": None,
+              "query": None, "query_type": "A", "rcode": "NOERROR", "answer": None, "command": None,
+              "interval": 1, "timeout": 0.5, "rise": 2, "fall": 2, "alpha": False,
+              "hold": Derived("health:hold")},
+    # Backend health across the site (docs/health.md): how long a backend that went down
+    # stays out before it may return, and how often an unchanged real server reports.
+    "health": {"hold": 10, "heartbeat": 10},
     "tunnel": {"device": "tunl0", "lan_mtu": 1500, "mss": "auto", "route_table": 4242},
     # TUN defaults: a director sees only the client's half of a connection (its last state is
     # FIN_WAIT), so a client port reused within minutes would reach the old, perhaps dead or
@@ -166,6 +175,14 @@ class Metrics:
     listen: str = "lan"  # "lan", "any" or a subnet (network/prefix)
 
 
+@dataclass(frozen=True)
+class Health:
+    """Backend health across the site (docs/health.md)."""
+
+    hold: int = 10  # seconds a backend that went down stays out (a service's check may say otherwise)
+    heartbeat: int = 10  # seconds between two reports of a real server whose health did not change
+
+
 @dataclass
 class Site:
     subnet: str
@@ -177,6 +194,7 @@ class Site:
     ipvs: dict = field(default_factory=dict)  # director sysctls: conn_reuse_mode, expire_nodest_conn
     ha: HA = field(default_factory=HA)
     metrics: Metrics = field(default_factory=Metrics)
+    health: Health = field(default_factory=Health)
 
     def role_of(self, minion_id):
         """The role of ``minion_id`` in this site ('router', 'director', 'realserver') or None."""
@@ -308,6 +326,7 @@ def parse(pillar):
     parser.router(tree.get("router"))
     for role, key in (("director", "directors"), ("realserver", "realservers")):
         parser.hosts_of(role, key, tree.get(key))
+    parser.health(tree.get("health"))
     parser.services_of(tree.get("services"))
     tunnel = _tunnel(parser.errors, _mapping(parser.errors, ("tunnel",), tree.get("tunnel")))
     ipvs = parser.ipvs(tree.get("ipvs"))
@@ -316,7 +335,7 @@ def parse(pillar):
     if parser.errors:
         raise SiteError(parser.errors)
     return Site(subnet=str(parser.subnet), gateway=parser.gateway, router=parser.router_, hosts=parser.hosts,
-                services=parser.services, tunnel=tunnel, ipvs=ipvs, ha=ha, metrics=metrics)
+                services=parser.services, tunnel=tunnel, ipvs=ipvs, ha=ha, metrics=metrics, health=parser.health_)
 
 
 def _default(part, key, spec):
@@ -331,6 +350,7 @@ class _Parser:
 
     def __init__(self):
         self.errors = _Errors()
+        self.health_ = Health()
         self.subnet = self.gateway = self.router_ = None
         self.owners = {}  # address -> pillar path of the first host that claimed it
         self.hosts = {}
@@ -489,7 +509,7 @@ class _Parser:
             netmask = _ip(errors, (*path, "netmask"), spec["netmask"])
             if netmask is not None and not netaddr.IPAddress(netmask).is_netmask():
                 errors.add((*path, "netmask"), f"{netmask} is not a netmask")
-        check = _check(errors, (*path, "check"), spec.get("check"), protocol, port)
+        check = _check(errors, (*path, "check"), spec.get("check"), protocol, port, self.health_.hold)
         if public is not None and public != vip:
             if subnet is not None and netaddr.IPAddress(public) in subnet:
                 errors.add((*path, "public"), f"{public} is inside the LAN {subnet}: the router maps a public "
@@ -584,6 +604,16 @@ class _Parser:
                   timeout=timeout, rise=rise, fall=fall, sync_id=sync_id, sync_refresh=sync_refresh)
 
 
+    def health(self, value):
+        errors, path = self.errors, ("health",)
+        tree = _mapping(errors, path, value)
+        _known(errors, path, tree, "health")
+        got = {key: _default("health", key, tree) for key in SCHEMA["health"]}
+        hold = _int(errors, (*path, "hold"), got["hold"], 0, 3600)
+        heartbeat = _int(errors, (*path, "heartbeat"), got["heartbeat"], 1, 3600)
+        self.health_ = Health(hold=Health.hold if hold is None else hold,
+                              heartbeat=Health.heartbeat if heartbeat is None else heartbeat)
+
     def metrics(self, value):
         errors, path = self.errors, ("metrics",)
         mtree = _mapping(errors, path, value)
@@ -650,7 +680,7 @@ def _ios_interface(errors, path, value):
     return text
 
 
-def _check(errors, path, value, protocol, port):
+def _check(errors, path, value, protocol, port, hold):
     """The service's health check, with defaults filled in (used by the beacons)."""
     spec = _mapping(errors, path, value)
     _known(errors, path, spec, "check")
@@ -663,11 +693,22 @@ def _check(errors, path, value, protocol, port):
         # inherited values were checked where they stand: only overrides are checked here
         "port": _int(errors, (*path, "port"), spec["port"], 1, 65535) if "port" in spec else port,
         "path": _check_path(errors, (*path, "path"), _default("check", "path", spec)),
-        "expect": _int(errors, (*path, "expect"), _default("check", "expect", spec), 100, 599),
+        "expect": _statuses(errors, (*path, "expect"), _default("check", "expect", spec)),
+        "body": _regex(errors, (*path, "body"), _default("check", "body", spec)),
+        "host": _hostname(errors, (*path, "host"), _default("check", "host", spec)),
+        "verify": _flag(errors, (*path, "verify"), _default("check", "verify", spec)),
+        "ca": _absolute(errors, (*path, "ca"), _default("check", "ca", spec)),
+        "query": _hostname(errors, (*path, "query"), _default("check", "query", spec)),
+        "query_type": _choice(errors, (*path, "query_type"), _default("check", "query_type", spec), tuple(DNS_TYPES)),
+        "rcode": _choice(errors, (*path, "rcode"), _default("check", "rcode", spec), tuple(DNS_RCODES)),
+        "answer": None if spec.get("answer") is None else _ip(errors, (*path, "answer"), spec["answer"]),
+        "command": _command(errors, (*path, "command"), _default("check", "command", spec)),
         "interval": _default("check", "interval", spec),
         "timeout": _default("check", "timeout", spec),
         "rise": _int(errors, (*path, "rise"), _default("check", "rise", spec), 1, 100),
         "fall": _int(errors, (*path, "fall"), _default("check", "fall", spec), 1, 100),
+        "alpha": _flag(errors, (*path, "alpha"), _default("check", "alpha", spec)),
+        "hold": _int(errors, (*path, "hold"), spec["hold"], 0, 3600) if "hold" in spec else hold,
     }
     numbers_ok = True
     for key, high in (("interval", 3600), ("timeout", 60)):
@@ -676,7 +717,83 @@ def _check(errors, path, value, protocol, port):
             numbers_ok = False
     if numbers_ok and check["timeout"] >= check["interval"]:
         errors.add((*path, "timeout"), f"{check['timeout']} must be shorter than the interval {check['interval']}")
+    if kind == "dns" and check["query"] is None:
+        errors.add((*path, "query"), "a dns check needs a name to ask for (the server must answer it)")
+    if kind == "script" and check["command"] is None:
+        errors.add((*path, "command"), "a script check needs a command: [absolute path, arguments...]")
+    if check["ca"] is not None and kind != "https":
+        errors.add((*path, "ca"), f"a CA bundle is for https checks, not {kind}")
     return check
+
+
+def _statuses(errors, path, value):
+    """HTTP statuses a check accepts, as ``[[low, high], ...]``: one (200), a list
+    ([200, 204]), a range ("200-399"), or a list of those."""
+    ranges = []
+    for item in value if isinstance(value, list) and value else [value]:
+        low = high = item
+        if isinstance(item, str) and re.fullmatch(r"[0-9]{3}-[0-9]{3}", item):
+            low, high = (int(n) for n in item.split("-"))
+        if isinstance(low, bool) or not isinstance(low, int) or not 100 <= low <= high <= 599:
+            errors.add(path, f"{value!r} must be an HTTP status (100-599), a range like \"200-399\", or a "
+                             "list of those")
+            return [[200, 200]]
+        ranges.append([low, high])
+    return ranges
+
+
+def _regex(errors, path, value):
+    if value is None:
+        return None
+    try:
+        re.compile(value)
+    except (re.error, TypeError) as err:
+        errors.add(path, f"{value!r} is not a regular expression ({err})")
+        return None
+    return value
+
+
+_HOSTNAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*"
+                       r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?")
+
+
+def _hostname(errors, path, value):
+    """A DNS name (letters, digits, '-', '_', dots), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _HOSTNAME.fullmatch(value):
+        errors.add(path, f"{value!r} is not a host name")
+        return None
+    return value
+
+
+def _flag(errors, path, value):
+    if not isinstance(value, bool):
+        errors.add(path, f"{value!r} must be true or false")
+        return False
+    return value
+
+
+def _absolute(errors, path, value):
+    """An absolute file path, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        errors.add(path, f"{value!r} must be an absolute path")
+        return None
+    return value
+
+
+def _command(errors, path, value):
+    """A command run without a shell: ``[absolute path, argument, ...]`` (strings), or None."""
+    if value is None:
+        return None
+    if (not isinstance(value, list) or not value or not all(isinstance(arg, str) and "\0" not in arg
+                                                             for arg in value)
+            or not value[0].startswith("/")):
+        errors.add(path, f"{value!r} must be a list: an absolute path, then its arguments (strings; no shell)")
+        return None
+    return list(value)
 
 
 def _check_path(errors, path, value):

@@ -82,9 +82,12 @@ def test_the_floor_keeps_one_backend_when_all_fail(healthy):
         hh.block_service(lab, minion)
     # Two go to 0; the floor (1 by default) keeps one in, by name order: rs1.
     hh.wait_for(lambda: hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 0, "10.10.24.23": 0}, TIMEOUT)
+    # The director's own checks act first; the runner's record follows (the real servers' reports).
+    hh.wait_for(lambda: hh.record(lab)["health"]["rs1"]["services"]["web"] is False, 10)
     status = lab.salt_run("lvs.status")["services"]
     assert status["web"]["backends"]["rs1"]["health"] == "down"
     assert status["web"]["backends"]["rs1"]["live"]["director"]["weight"] == 1
+    assert hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 0, "10.10.24.23": 0}  # the runner agrees
 
 
 def test_a_highstate_during_a_drain_keeps_it(healthy):
