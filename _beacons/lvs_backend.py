@@ -84,7 +84,8 @@ def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
         mine = [d for d in tunnel_drifts if not drift.addresses(d) or check["vip"] in drift.addresses(d)]
         if mine:
             ok, reason = False, f"TUN setup: {'; '.join(sorted(map(drift.name, mine)))}"
-        damper = health.Damper.load(check["rise"], check["fall"], dampers.get(name, {}))
+        # alpha: a backend new to this beacon (or back after a restart) starts down.
+        damper = health.Damper.load(check["rise"], check["fall"], dampers.get(name, {"up": not check.get("alpha")}))
         if damper.feed(ok):
             changed.append(name)
         dampers[name] = damper.dump()

@@ -8,7 +8,8 @@ a dead or cut-off host, a broken tunnel, a lost VIP and a network that drops IP
 protocol 4 all fail it. Results are damped as the real servers' own checks are
 (``fall`` failures in a row, a refused connection being tried again at once so that a
 service that refuses is down within one round; ``rise`` passing rounds), and a backend
-down here comes back no sooner than ``lvstun.health.HOLD`` seconds after it went down.
+down here comes back no sooner than its ``check:hold`` seconds (the site's
+``health:hold``, 10 by default) after it went down.
 
 On a change the thread stores its verdicts (``lvs_health.local``) and calls
 ``lvs_health.apply``, which sets this director's weights from the pillar, the runner's
@@ -57,7 +58,9 @@ log = logging.getLogger(__name__)
 __virtualname__ = "lvs_paths"
 RECORD = "path-checks"  # read by lvs_health.local
 STALE = 10  # seconds without a call of the beacon after which its thread stops
-KINDS = {"tcp": "tcp", "http": "http", "udp": "udp", "ping": "ping"}  # a check of kind "none" is not sent
+# What a director sends for each kind of check (a script runs on the real server only:
+# its director checks a TCP service's port; "none" is not checked).
+KINDS = {"http": "http", "https": "tcp", "tcp": "tcp", "udp": "udp", "dns": "dns"}
 
 
 def __virtual__():
@@ -84,6 +87,7 @@ class Check:
     interval: float
     rise: int
     fall: int
+    hold: int
 
 
 def plan(site):
@@ -93,22 +97,26 @@ def plan(site):
     checks = {}
     for svc in site.services.values():
         check = svc.check
-        if check["type"] not in KINDS:
+        kind = "tcp" if check["type"] == "script" and svc.protocol == "tcp" else KINDS.get(check["type"])
+        if kind == "dns" and svc.protocol == "tcp":
+            kind = "tcp"  # a DNS server on TCP: its port answers (the query itself: the real server's check)
+        if kind is None:
             continue
         for backend in svc.backends:
-            probe = pathcheck.Probe(KINDS[check["type"]], backend.address, svc.vip, check["port"],
-                                    float(check["timeout"]), tries=int(check["fall"]), path=check["path"],
-                                    expect=int(check["expect"]))
+            probe = pathcheck.Probe(kind, backend.address, svc.vip, check["port"], float(check["timeout"]),
+                                    tries=int(check["fall"]), path=check["path"], expect=check["expect"],
+                                    body=check["body"], host=check["host"],
+                                    query=(check["query"], check["query_type"], check["rcode"], check["answer"]))
             checks[f"{svc.name} {backend.minion_id}"] = Check(svc.name, backend.minion_id, probe,
                                                               float(check["interval"]), int(check["rise"]),
-                                                              int(check["fall"]))
+                                                              int(check["fall"]), int(check["hold"]))
     return checks
 
 
-def round_(state, checks, outcomes, now, hold=health.HOLD):
+def round_(state, checks, outcomes, now):
     """Feed each backend's attempts (``{key: [(ok, reason), ...]}``) to its damper and
     return the keys whose verdict changed (pure). ``state["down"]``: ``{key: time it
-    went down}``; one that passes again returns only ``hold`` seconds after that."""
+    went down}``; one that passes again returns only its check's ``hold`` seconds after."""
     dampers, down = state.setdefault("dampers", {}), state.setdefault("down", {})
     reasons, changed = state.setdefault("reasons", {}), []
     for key, attempts in outcomes.items():
@@ -121,7 +129,7 @@ def round_(state, checks, outcomes, now, hold=health.HOLD):
         if not damper.up and key not in down:
             down[key] = now
             changed.append(key)
-        elif damper.up and key in down and health.may_restore({"down_at": down[key]}, now, hold):
+        elif damper.up and key in down and health.may_restore({"down_at": down[key]}, now, check.hold):
             del down[key]
             changed.append(key)
     for key in (set(dampers) | set(down)) - set(checks):

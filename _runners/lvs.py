@@ -17,7 +17,7 @@ each sets its weights from it and its own path checks) and into their pillar
 directors take backends out on their own checks without the runner (the
 ``lvs_paths`` beacon, docs/health.md). The weights follow
 ``lvstun.health.live_weights``: pillar weight, 0 when down or in maintenance, the
-floor and the sorry server. A backend that went down returns only ``HOLD`` seconds
+floor and the sorry server. A backend that went down returns only its check's ``hold`` seconds
 later (at its next report), which bounds the weight changes of a flapping backend.
 
 CLI Example:
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 RECORD = "health"
 PUSH_LOCK = "health-push"  # serializes the pushes of weights to the directors
 ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
-STALE = 3 * lvstun.health.HEARTBEAT  # a beacon report older than this says nothing
+STALE = 3  # heartbeats: a beacon report older than this says nothing
 
 
 def _client():
@@ -152,14 +152,14 @@ def _apply(site, record, now, minion, services=None, host=None):
     new_down = {n for n, ok in wanted.items() if ok is False} | ({"*"} if host_ok is False else set())
     if new_down - old_down:
         entry["down_at"] = now
-    held = []
-    if old_down - new_down and not lvstun.health.may_restore(entry, now):
-        held = sorted(old_down - new_down)  # too soon after going down: stays out for now
-        for name in held:
-            if name == "*":
-                host_ok = False
-            else:
-                wanted[name] = False
+    # Too soon after going down (its check's hold; the host's: the site's): stays out for now.
+    held = sorted(name for name in old_down - new_down if not lvstun.health.may_restore(
+        entry, now, site.services[name].check["hold"] if name in site.services else site.health.hold))
+    for name in held:
+        if name == "*":
+            host_ok = False
+        else:
+            wanted[name] = False
     entry.update(services=wanted, host=host_ok, held=held, checked_at=now)
 
 
@@ -256,7 +256,7 @@ def _report(minion, site):
         log.warning("lvs: %s did not answer for its health: nothing changed", minion)
         return None, None
     age = report.get("age")
-    if not _number(age) or not 0 <= age <= STALE:
+    if not _number(age) or not 0 <= age <= STALE * site.health.heartbeat:
         log.warning("lvs: %s has no recent beacon report (age %r): nothing changed", minion, age)
         return None, None
     now = time.time()

@@ -13,9 +13,12 @@ or ICMP echo). The answer's source is the VIP, an address of the director itself
 the director's kernel drops it as a martian; a packet socket sees it first (AF_PACKET,
 with a classic BPF filter that passes only answers to this round's ports). TCP: a
 SYN-ACK is up, a reset is down; for ``http`` the request goes with the ACK and the
-status line of the first data segment decides. Every connection is reset at the end,
+answer decides: its first segment (the status line), or with a body regex the
+segments until it matches, the server ends or 64 KiB came (they are not acknowledged:
+the server sends what its window allows). Every connection is reset at the end,
 so the real server keeps no half-open state. UDP: any answer from VIP:port (an ICMP
-port unreachable is down at once). ``ping``: an echo reply from the VIP.
+port unreachable is down at once); ``dns``: the check's query, its answer judged as
+on the real servers. ``ping``: an echo reply from the VIP.
 
 Needs root (raw and packet sockets); IPv4 only, as the site is.
 """
@@ -28,13 +31,14 @@ import socket
 import struct
 import time
 
-from lvstun.probe import checksum
+from . import dnsmsg
+from .probe import checksum, http_request, http_verdict
 
 ETH_P_IP = 0x0800
 SO_ATTACH_FILTER = 26
 PORTS = (61000, 65535)  # the inner source ports (above Linux's ephemeral range)
 RETRY_AFTER = 0.05  # seconds before a probe that failed at once is sent again
-SYN, RST, PSH, ACK = 0x02, 0x04, 0x08, 0x10
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 MSS = 1360  # fits a 1500-byte LAN with the IPIP header and room to spare
 
 
@@ -51,7 +55,10 @@ class Probe:
     timeout: float
     tries: int = 1
     path: str = "/"
-    expect: int = 200
+    expect: object = 200  # an HTTP status, or [[low, high], ...]
+    body: str = None  # a regex the first data segment's body must match
+    host: str = None  # the Host header (else the VIP)
+    query: tuple = None  # dns: (name, type, rcode, answer)
 
 
 def _ipv4(source, destination, protocol, payload):
@@ -225,9 +232,11 @@ class Round:
                 attempt.isn = random.getrandbits(32)
                 self._tcp(attempt, attempt.isn, 0, SYN)
                 attempt.stage = "syn"
-            elif probe.kind == "udp":
-                self._send(attempt, udp_packet(self.source, attempt.vip, attempt.sport, probe.port,
-                                               b"lvs-pack-check\n"))
+            elif probe.kind in ("udp", "dns"):
+                payload = b"lvs-pack-check\n"
+                if probe.kind == "dns":
+                    attempt.dns_id, payload = dnsmsg.query(*probe.query[:2])
+                self._send(attempt, udp_packet(self.source, attempt.vip, attempt.sport, probe.port, payload))
                 attempt.stage = "sent"
             else:
                 self._send(attempt, echo_packet(self.source, attempt.vip, self.ident, attempt.seq))
@@ -267,7 +276,12 @@ class Round:
                     (self._tcp_answer if protocol == socket.IPPROTO_TCP else self._udp_answer)(attempt, body)
 
     def _udp_answer(self, attempt, body):
-        if attempt.stage == "sent" and attempt.probe.kind == "udp":
+        if attempt.stage != "sent":
+            return
+        if attempt.probe.kind == "dns":
+            ok, reason = dnsmsg.verdict(body[8:], attempt.dns_id, *attempt.probe.query[2:])
+            attempt.finish(ok, f"{reason} through the tunnel", time.monotonic())
+        elif attempt.probe.kind == "udp":
             attempt.finish(True, "answered through the tunnel", time.monotonic())
 
     def _tcp_answer(self, attempt, body):
@@ -283,16 +297,32 @@ class Round:
                 self._reset(attempt)
                 attempt.finish(True, "connected through the tunnel", now)
                 return
-            probe = attempt.probe
-            attempt.request = (f"GET {probe.path} HTTP/1.0\r\nHost: {probe.vip}\r\n"
-                               "User-Agent: lvs-pack-path-check\r\nConnection: close\r\n\r\n").encode()
+            attempt.request = http_request(attempt.probe.path, attempt.probe.host or attempt.probe.vip)
+            attempt.answer = {}  # sequence number -> payload (retransmissions overwrite)
             self._tcp(attempt, (attempt.isn + 1) & 0xFFFFFFFF, (seq + 1) & 0xFFFFFFFF, ACK | PSH, attempt.request)
             attempt.stage = "request"
         elif attempt.stage == "request" and flags & RST:
             attempt.finish(False, "reset after the HTTP request", now)
-        elif attempt.stage == "request" and payload:
-            self._reset(attempt, len(attempt.request))
-            attempt.finish(*_status(payload, attempt.probe.expect), now)
+        elif attempt.stage == "request" and (payload or flags & FIN):
+            attempt.answer[seq] = payload
+            self._judge(attempt, bool(flags & FIN), now)
+
+    def _judge(self, attempt, ended, now):
+        """Decide on the HTTP answer so far: at its first segment without a body regex;
+        with one, once it matches, the status fails, the server ends, or 64 KiB came."""
+        answer = b"".join(part for _, part in sorted(attempt.answer.items()))
+        probe = attempt.probe
+        try:
+            reason = http_verdict(answer, probe.expect, probe.body)
+        except OSError as err:
+            final = probe.body is None or ended or len(answer) >= 65536 or "body does not match" not in str(err)
+            if not final:
+                return
+            ok, reason = False, f"{err} (through the tunnel)"
+        else:
+            ok, reason = True, f"{reason} through the tunnel"
+        self._reset(attempt, len(attempt.request))
+        attempt.finish(ok, reason, now)
 
     def _icmp(self, source, body):
         if len(body) < 8:
@@ -312,17 +342,6 @@ class Round:
             attempt = self.by_port.get(sport)
             if attempt and not attempt.done and attempt.stage == "sent" and body[8 + 16:8 + 20] == attempt.vip:
                 attempt.finish(False, f"ICMP unreachable (code {body[1]}) through the tunnel", time.monotonic())
-
-
-def _status(payload, expect):
-    """``(ok, reason)`` from the first data segment of an HTTP answer."""
-    parts = payload.split(b"\r\n", 1)[0].split()
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        return False, f"not an HTTP answer: {payload[:40]!r}"
-    status = int(parts[1])
-    if status != expect:
-        return False, f"HTTP {status} through the tunnel, expected {expect}"
-    return True, f"HTTP {status} through the tunnel"
 
 
 def run(source, probes):

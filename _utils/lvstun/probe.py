@@ -1,13 +1,19 @@
-"""One health check of a service, with a hard timeout: TCP connect, HTTP GET with an
-expected status, or a UDP request that must be answered. Several checks run at once
+"""One health check of a service, with a hard timeout: TCP connect, HTTP or HTTPS GET
+with an expected status (and body), a DNS query, a UDP request that must be answered,
+or a command whose exit status decides. Several checks run at once
 (:func:`run_all`), so a round costs the longest timeout, not their sum.
 """
 
 import os
+import re
 import socket
+import ssl
 import struct
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+from . import dnsmsg
 
 
 def _socket(address, kind, timeout, mark=None):
@@ -39,23 +45,105 @@ def tcp(address, port, timeout, mark=None):
         return "connected"
 
 
-def http(address, port, timeout, path="/", expect=200, mark=None):
+def status_ok(status, expect):
+    """Whether an HTTP ``status`` is one ``expect`` accepts (``[[low, high], ...]``, or
+    one status as a number)."""
+    ranges = [[expect, expect]] if isinstance(expect, int) else expect
+    return any(low <= status <= high for low, high in ranges)
+
+
+def _expected(expect):
+    ranges = [[expect, expect]] if isinstance(expect, int) else expect
+    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in ranges)
+
+
+def http_verdict(answer, expect, body=None):
+    """The reason an HTTP ``answer`` (its first bytes, or all of them when ``body``, a
+    regex, must match) passes; raises OSError when it does not."""
+    parts = answer.split(b"\r\n", 1)[0].split()
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise OSError(f"not an HTTP answer: {answer[:40]!r}")
+    status = int(parts[1])
+    if not status_ok(status, expect):
+        raise OSError(f"HTTP {status}, expected {_expected(expect)}")
+    if body is not None and not re.search(body.encode(), answer.split(b"\r\n\r\n", 1)[-1]):
+        raise OSError(f"HTTP {status}, but the body does not match {body!r}")
+    return f"HTTP {status}"
+
+
+def http_request(path, host):
+    return (f"GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: lvs-pack-check\r\n"
+            "Connection: close\r\n\r\n").encode()
+
+
+def _tls(sock, check, address):
+    """``sock`` wrapped in TLS: SNI with the check's ``host`` (none for an address),
+    the certificate verified only when ``verify`` (against ``ca``, or the system's)."""
+    if check.get("verify"):
+        context = ssl.create_default_context(cafile=check.get("ca"))
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context.wrap_socket(sock, server_hostname=check.get("host") or address)
+
+
+def http(address, port, timeout, check=None, mark=None, tls=False):
+    """GET ``check``'s path (``Host``: its ``host``, else ``address``), over TLS when
+    ``tls``; the status must be one ``expect`` accepts and the body match ``body``."""
+    check = check or {}
+    expect, body = check.get("expect", 200), check.get("body")
     deadline = time.monotonic() + timeout
-    with _connected(address, port, timeout, mark) as sock:
-        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {address}\r\nUser-Agent: lvs-pack-check\r\n\r\n".encode())
-        data = b""
-        while b"\r\n" not in data and len(data) < 4096:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            chunk = sock.recv(1024)
-            if not chunk:
-                break
-            data += chunk
-    parts = data.split(b"\r\n", 1)[0].split()
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise OSError(f"not an HTTP answer: {data[:40]!r}")
-    if int(parts[1]) != expect:
-        raise OSError(f"HTTP {int(parts[1])}, expected {expect}")
-    return f"HTTP {expect}"
+    limit = 65536 if body is not None else 4096
+    with _connected(address, port, timeout, mark) as raw:
+        sock = _tls(raw, check, address) if tls else raw
+        with sock:
+            sock.sendall(http_request(check.get("path", "/"), check.get("host") or address))
+            data = b""
+            while len(data) < limit and (body is not None or b"\r\n" not in data):
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = sock.recv(limit - len(data))
+                if not chunk:
+                    break
+                data += chunk
+    return http_verdict(data, expect, body) + (" over TLS" if tls else "")
+
+
+def dns(address, port, timeout, check, mark=None):
+    """Ask ``check``'s ``query`` (over TCP for a TCP service); its answer must carry the
+    expected ``rcode`` (and ``answer`` address, if set)."""
+    ident, message = dnsmsg.query(check["query"], check.get("query_type", "A"))
+    deadline = time.monotonic() + timeout
+    if check.get("protocol") == "tcp":
+        with _connected(address, port, timeout, mark) as sock:
+            sock.sendall(struct.pack("!H", len(message)) + message)
+            data = b""
+            while len(data) < 2 or len(data) < 2 + struct.unpack("!H", data[:2])[0]:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = sock.recv(65535)
+                if not chunk:
+                    break
+                data += chunk
+            answer = data[2:]
+    else:
+        with _connected(address, port, timeout, mark, socket.SOCK_DGRAM) as sock:
+            sock.send(message)
+            answer = sock.recv(65535)
+    ok, reason = dnsmsg.verdict(answer, ident, check.get("rcode", "NOERROR"), check.get("answer"))
+    if not ok:
+        raise OSError(reason)
+    return reason
+
+
+def script(command, timeout):
+    """Run ``command`` (an argv list, no shell) with a time limit: exit 0 is up."""
+    try:
+        proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise OSError(f"{command[0]} ran over {timeout:g}s") from None
+    if proc.returncode:
+        said = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
+        raise OSError(f"{command[0]} exited {proc.returncode}" + (f": {said[0][:120]}" if said else ""))
+    return f"{command[0]} exited 0"
 
 
 def udp(address, port, timeout, mark=None):
@@ -103,8 +191,12 @@ def run(check, address, mark=None):
     try:
         if kind == "none":
             return True, "not checked"
-        if kind == "http":
-            return True, http(address, port, timeout, check.get("path", "/"), check.get("expect", 200), mark)
+        if kind in ("http", "https"):
+            return True, http(address, port, timeout, check, mark, tls=kind == "https")
+        if kind == "dns":
+            return True, dns(address, port, timeout, check, mark)
+        if kind == "script":
+            return True, script(check["command"], timeout)
         if kind == "udp":
             return True, udp(address, port, timeout, mark)
         if kind == "ping":

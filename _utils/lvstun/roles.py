@@ -141,6 +141,7 @@ def realserver(site, minion_id):
         "vip_routes": vip_routes,
         # What the lvs_backend beacon checks here: each service on its VIP.
         "checks": {svc.name: {"vip": svc.vip, "protocol": svc.protocol, **svc.check} for svc in mine},
+        "heartbeat": site.health.heartbeat,  # seconds between two reports when nothing changed
     }
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import netaddr
 
+from . import dnsmsg
 from .address import MAX_WEIGHT, PROTOCOLS
 from .address import canonical as canonical_address
 from .address import parse as parse_address
@@ -27,8 +28,6 @@ SCHED_FLAGS = ("ops", "sched1", "sched2", "sched3", "one-packet", "sh-fallback",
 CHECK_TYPES = ("http", "https", "tcp", "udp", "dns", "script", "none")
 CHECKS_FOR = {"tcp": ("http", "https", "tcp", "dns", "script", "none"), "udp": ("udp", "dns", "script", "none"),
               "sctp": ("script", "none")}
-DNS_TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33}
-DNS_RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5}
 IPIP_OVERHEAD = 20  # bytes an IPv4-in-IPv4 header adds to every request the director forwards
 TCP_IP_HEADERS = 40  # IPv4 + TCP headers without options: MSS = MTU - 40
 IFNAMSIZ = 16  # the kernel's limit for an interface name, its final NUL included
@@ -699,8 +698,9 @@ def _check(errors, path, value, protocol, port, hold):
         "verify": _flag(errors, (*path, "verify"), _default("check", "verify", spec)),
         "ca": _absolute(errors, (*path, "ca"), _default("check", "ca", spec)),
         "query": _hostname(errors, (*path, "query"), _default("check", "query", spec)),
-        "query_type": _choice(errors, (*path, "query_type"), _default("check", "query_type", spec), tuple(DNS_TYPES)),
-        "rcode": _choice(errors, (*path, "rcode"), _default("check", "rcode", spec), tuple(DNS_RCODES)),
+        "query_type": _choice(errors, (*path, "query_type"), _default("check", "query_type", spec),
+                              tuple(dnsmsg.TYPES)),
+        "rcode": _choice(errors, (*path, "rcode"), _default("check", "rcode", spec), tuple(dnsmsg.RCODES)),
         "answer": None if spec.get("answer") is None else _ip(errors, (*path, "answer"), spec["answer"]),
         "command": _command(errors, (*path, "command"), _default("check", "command", spec)),
         "interval": _default("check", "interval", spec),

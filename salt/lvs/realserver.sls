@@ -46,7 +46,7 @@ lvs-realserver-health-beacon:
     - name: lvs_backend
     - save: True
     - interval: 1
-    - heartbeat: 10
+    - heartbeat: {{ cfg.heartbeat | json }}
     # A highstate adds and removes VIPs: no checks until it is over.
     - disable_during_state_run: True
     - require:

@@ -40,17 +40,43 @@ def _ns(name, *argv, check=True, **kw):
     return proc
 
 
-SERVERS = textwrap.dedent("""
-    import http.server, socket, sys, threading
+SERVERS = textwrap.dedent(r"""
+    import http.server, socket, ssl, struct, sys, threading
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(200 if self.path == "/" else 503)
+            self.send_response(200 if self.path in ("/", "/health") else 503)
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(b"status: ok" if self.path == "/health" else b"hello")
         def log_message(self, *args):
             pass
-    web = http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            pass  # the checks reset their connections: no tracebacks for that
+    web = Server(("0.0.0.0", 8080), Handler)
     threading.Thread(target=web.serve_forever, daemon=True).start()
+    tls = Server(("0.0.0.0", 8443), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[1], sys.argv[2])
+    tls.socket = context.wrap_socket(tls.socket, server_side=True)
+    threading.Thread(target=tls.serve_forever, daemon=True).start()
+
+    def dns_answer(query):
+        # A for web.example. -> 10.77.0.2; anything else NXDOMAIN (the question echoed).
+        end = query.index(b"\0", 12) + 5
+        name = query[12:end - 4]
+        known = name == b"\x03web\x07example\x00"
+        flags = 0x8180 if known else 0x8183
+        head = struct.pack("!HHHHHH", struct.unpack("!H", query[:2])[0], flags, 1, 1 if known else 0, 0, 0)
+        answer = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton("10.77.0.2") if known else b""
+        return head + query[12:end] + answer
+
+    def dns_udp():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", 5300))
+        while True:
+            data, peer = sock.recvfrom(2048)
+            sock.sendto(dns_answer(data), peer)
+    threading.Thread(target=dns_udp, daemon=True).start()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("0.0.0.0", 5353))
     print("ready", flush=True)
@@ -58,6 +84,40 @@ SERVERS = textwrap.dedent("""
         data, peer = udp.recvfrom(2048)
         udp.sendto(data, peer)
 """)
+
+CHECKS = textwrap.dedent("""
+    import json, sys
+    import lvstun.probe as probe
+    checks = json.loads(sys.argv[1])
+    print(json.dumps({key: probe.run(check, check.pop("address")) for key, check in checks.items()}))
+""")
+
+
+def _certificate(folder):
+    """A self-signed certificate for web.example (the check's SNI and host name)."""
+    import datetime  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web.example")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("web.example")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    paths = (os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem"))
+    with open(paths[0], "wb") as fh:
+        fh.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths[1], "wb") as fh:
+        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    return paths
 
 ROUND = textwrap.dedent("""
     import json, socket, sys
@@ -74,7 +134,7 @@ ROUND = textwrap.dedent("""
 
 
 @pytest.fixture(name="pair", scope="module")
-def fixture_pair():
+def fixture_pair(tmp_path_factory):
     _require(os.geteuid() == 0, "namespaces and raw sockets need root")
     _require(shutil.which("ip"), "iproute2 is missing")
     for name in (DIRECTOR, SERVER):
@@ -89,10 +149,11 @@ def fixture_pair():
             _ns(name, "ip", "link", "set", dev, "up")
             _ns(name, "ip", "link", "set", "lo", "up")
         _ns(SERVER, "ip", "route", "add", "10.77.9.0/24", "via", "10.77.0.1")
-        server = subprocess.Popen(["ip", "netns", "exec", SERVER, sys.executable, "-c", SERVERS],
+        cert, key = _certificate(tmp_path_factory.mktemp("tls"))
+        server = subprocess.Popen(["ip", "netns", "exec", SERVER, sys.executable, "-c", SERVERS, cert, key],
                                   stdout=subprocess.PIPE, text=True)
         assert server.stdout.readline().strip() == "ready"
-        yield
+        yield cert
     finally:
         if server is not None:
             server.kill()
@@ -124,7 +185,7 @@ def test_each_kind_passes_on_a_live_service_and_fails_on_a_dead_one(pair):
     # A refused connection is tried again at once: both failures within the round.
     assert got["tcp refused"] == [(False, "connection refused through the tunnel")] * 2
     assert got["http up"] == [(True, "HTTP 200 through the tunnel")]
-    assert got["http 503"] == [(False, "HTTP 503 through the tunnel, expected 200")]
+    assert got["http 503"] == [(False, "HTTP 503, expected 200 (through the tunnel)")]
     assert got["udp up"] == [(True, "answered through the tunnel")]
     assert got["udp refused"] == [(False, "ICMP unreachable (code 3) through the tunnel")]
     assert got["ping up"] == [(True, "echo reply through the tunnel")]
@@ -197,3 +258,60 @@ def test_the_filter_passes_only_this_rounds_answers(pair):
         listener.kill()
     seen = sorted(tag.strip(".") for tag in json.loads(out))
     assert seen == ["echo-in", "tcp-in", "udp-in", "unreach-in"]
+
+
+def test_each_kind_of_real_server_check_against_real_services(pair):
+    """``lvstun.probe.run`` as the real servers' beacon runs it (here from the other
+    namespace): HTTP status sets and body, HTTPS with and without verification, DNS,
+    and commands."""
+    cert = pair
+    base = {"address": VIP, "timeout": 0.5}
+    http = {**base, "type": "http", "port": 8080, "path": "/health"}
+    https = {**http, "type": "https", "port": 8443}
+    dns = {**base, "type": "dns", "port": 5300, "protocol": "udp", "query": "web.example", "query_type": "A",
+           "rcode": "NOERROR", "answer": None}
+    checks = {
+        "http range": {**http, "expect": [[200, 299]]},
+        "http set misses": {**http, "expect": [[204, 204], [301, 302]]},
+        "http body": {**http, "expect": [[200, 200]], "body": "status: (ok|degraded)"},
+        "http body misses": {**http, "expect": [[200, 200]], "body": "^down"},
+        "https unverified": {**https, "expect": [[200, 200]]},
+        "https verified": {**https, "expect": [[200, 200]], "verify": True, "ca": cert, "host": "web.example"},
+        "https wrong name": {**https, "expect": [[200, 200]], "verify": True, "ca": cert, "host": "other.example"},
+        "https unknown ca": {**https, "expect": [[200, 200]], "verify": True, "host": "web.example"},
+        "dns": dns,
+        "dns address": {**dns, "answer": "10.77.0.2"},
+        "dns wrong address": {**dns, "answer": "10.77.0.9"},
+        "dns nxdomain": {**dns, "query": "nothing.example"},
+        "dns nxdomain expected": {**dns, "query": "nothing.example", "rcode": "NXDOMAIN"},
+        "script": {**base, "type": "script", "port": 80, "command": [shutil.which("true")]},
+        "script fails": {**base, "type": "script", "port": 80,
+                         "command": [shutil.which("sh"), "-c", "echo no >&2; exit 3"]},
+        "script hangs": {**base, "type": "script", "port": 80, "command": [shutil.which("sleep"), "5"]},
+    }
+    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "_utils")}
+    got = json.loads(_ns(DIRECTOR, sys.executable, "-c", CHECKS, json.dumps(checks), env=env, timeout=60).stdout)
+    verdicts = {key: ok for key, (ok, _) in got.items()}
+    assert verdicts == {
+        "http range": True, "http set misses": False, "http body": True, "http body misses": False,
+        "https unverified": True, "https verified": True, "https wrong name": False, "https unknown ca": False,
+        "dns": True, "dns address": True, "dns wrong address": False, "dns nxdomain": False,
+        "dns nxdomain expected": True, "script": True, "script fails": False, "script hangs": False,
+    }, got
+    assert got["http set misses"][1].endswith("HTTP 200, expected 204, 301-302")
+    assert "body does not match" in got["http body misses"][1]
+    assert got["dns nxdomain"][1].endswith("DNS NXDOMAIN, expected NOERROR")
+    assert got["script fails"][1].endswith("exited 3: no") and "ran over 0.5s" in got["script hangs"][1]
+
+
+def test_dns_and_http_bodies_through_the_tunnel(pair):
+    dns = {**probe("dns", 5300), "query": ["web.example", "A", "NOERROR", "10.77.0.2"]}
+    got = run_round({
+        "dns": dns, "dns nxdomain": {**dns, "query": ["nothing.example", "A", "NOERROR", None]},
+        "http body": {**probe("http", 8080), "path": "/health", "expect": [[200, 200]], "body": "ok$"},
+        "http body misses": {**probe("http", 8080), "path": "/health", "expect": [[200, 200]], "body": "^x"},
+    })
+    assert got["dns"] == [(True, "DNS NOERROR with 10.77.0.2 through the tunnel")]
+    assert got["dns nxdomain"] == [(False, "DNS NXDOMAIN, expected NOERROR through the tunnel")]
+    assert got["http body"] == [(True, "HTTP 200 through the tunnel")]
+    assert got["http body misses"][0][0] is False and "body does not match" in got["http body misses"][0][1]

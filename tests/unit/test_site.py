@@ -262,7 +262,7 @@ def test_the_docs_reference_documents_exactly_the_schema():
         "service": keys_of(services), "check": keys_of(s["check"] for s in services),
         "backend": keys_of(b for s in services for b in s["backends"].values()),
         "tunnel": set(tree["tunnel"]), "ipvs": set(tree["ipvs"]), "ha": set(tree["ha"]),
-        "metrics": set(tree["metrics"]),
+        "metrics": set(tree["metrics"]), "health": set(tree["health"]),
     }
     assert set(documented) == set(lvstun.site.SCHEMA)
     for part, keys in documented.items():
