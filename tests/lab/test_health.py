@@ -1,7 +1,9 @@
 """Backend health on the seed's site, through the real beacons, reactor and runner: a
 service killed and restored, a host cut off and one stopped, a forged event, the floor, the
 sorry server, flapping, a highstate during a drain, maintenance drains, the status view,
-and no failed request while a backend is drained under load."""
+no failed request while a backend is drained under load, and the director's own path
+checks draining a real server that drops IPIP. (The path checks with the master down,
+on every director: tests/lab/test_site_two_vips_ha.py.)"""
 
 import datetime
 import itertools
@@ -304,29 +306,6 @@ def test_a_job_return_forged_by_another_minion_is_not_taken_for_rs1s(healthy, tm
     # The forged return reached the client, under the id the master verified: rs2's.
     # The runner reads only the answer of the minion it asked (``ret.get(minion)``).
     assert returns.get("rs2", {}).get("ret") == "FORGED", returns
-
-
-def test_with_the_master_down_the_director_drains_a_killed_service_itself(healthy):
-    """The director's own path checks (the ``lvs_paths`` beacon) act without the master;
-    once the master is back, the runner's record agrees with the director."""
-    lab = healthy
-    lab.stop_master()
-    try:
-        hh.block_service(lab, "rs1")
-        took = hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 0, TIMEOUT, step=0.1)
-        print(f"rs1's service killed with the master down: weight 0 after {took:.2f} s")
-        assert hh.weight_of(lab, "rs2") == 1 and hh.weight_of(lab, "rs3") == 1
-        sent = hh.client_send(lab, 12)
-        assert sent["failed"] == 0 and "rs1" not in sent["answers"], sent
-        assert hh.path_verdicts(lab) == {"rs1": ["web"]}
-    finally:
-        lab.start_master()
-    # rs1's own beacon reports its dead service at its next heartbeat to the master.
-    hh.wait_for(lambda: hh.record(lab).get("health", {}).get("rs1", {}).get("services", {}).get("web") is False,
-                3 * TIMEOUT)
-    assert hh.weight_of(lab, "rs1") == 0
-    hh.block_service(lab, "rs1", blocked=False)
-    hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 1, RESTORE)
 
 
 def test_a_real_server_that_drops_ipip_is_drained_though_its_own_checks_pass(healthy):

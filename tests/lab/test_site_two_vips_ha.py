@@ -5,7 +5,8 @@ probe rules) and the UML directors (IPVS, connection sync daemons).
 A director is killed, cut off or emptied; the router's own beacon takes it out of the
 group without the master, the flows of the survivor keep their director, and the
 connections through the dead one continue on the survivor (the sync daemons gave it
-their entries). Figures with more trials: bench/director_ha.py.
+their entries). With the master down, each director also drains a dead backend in its
+own table (its path checks). Figures with more trials: bench/director_ha.py.
 """
 
 import json
@@ -15,6 +16,7 @@ import time
 import pytest
 
 from lvs_lab import load
+from tests.lab import health_helpers as hh
 from tests.lab.site_helpers import apply, changes_by_minion, site_tree, snapshot
 
 BOTH = ["director", "director2"]
@@ -88,7 +90,7 @@ def test_a_killed_director_moves_only_its_flows_and_its_connections_survive(ha_l
     lab.wait_director_group(BOTH, 240)  # the restarted director back in the group
 
 
-def test_with_the_master_down_a_cut_off_director_leaves_and_returns(ha_lab):
+def test_with_the_master_down_a_cut_off_director_leaves_and_returns_and_dead_backends_are_drained(ha_lab):
     lab = ha_lab
     lab.stop_master()
     steady = load.start_steady(lab, 12)
@@ -100,7 +102,24 @@ def test_with_the_master_down_a_cut_off_director_leaves_and_returns(ha_lab):
     assert load.outage(results, cut_at)[1] < 8
     lab.cut("director2", cut=False)
     lab.wait_director_group(BOTH, 30)  # plugged back in, the master still down
-    lab.start_master()
+    # Backend health without the master too: each director drains a dead service on its
+    # own path checks (the lvs_paths beacon), in its own table.
+    hh.block_service(lab, "rs1")
+    try:
+        for director in BOTH:
+            took = hh.wait_for(lambda director=director: hh.weight_of(lab, "rs1", director) == 0, hh.TIMEOUT)
+            print(f"rs1's web service killed, the master down: weight 0 on {director} after {took:.2f} s")
+            assert hh.path_verdicts(lab, director) == {"rs1": ["web"]}
+        lab.start_master()
+        # Once the master is back, rs1's own report (its next heartbeat) puts the
+        # runner's record in agreement with the directors.
+        hh.wait_for(lambda: hh.record(lab).get("health", {}).get("rs1", {}).get("services", {}).get("web")
+                    is False, 3 * hh.TIMEOUT)
+        assert all(hh.weight_of(lab, "rs1", director) == 0 for director in BOTH)
+    finally:
+        hh.block_service(lab, "rs1", blocked=False)
+    for director in BOTH:
+        hh.wait_for(lambda director=director: hh.weight_of(lab, "rs1", director) == 1, hh.RESTORE)
 
 
 def test_an_emptied_table_takes_a_director_out_and_the_survivors_flows_stay_when_it_returns(ha_lab):
