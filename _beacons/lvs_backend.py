@@ -18,7 +18,8 @@ Event tag: ``salt/beacon/<minion id>/lvs_backend/``. Payload (informative only: 
 runner trusts neither tag nor payload, it asks the minion named in the tag through an
 authenticated call)::
 
-    {"services": {"web": {"healthy": true, "reason": "HTTP 200"}},
+    {"services": {"web": {"healthy": true, "reason": "HTTP 200"}},   # "weight": n from a
+                              # dynamic script; "alpha": true while down before its first rise
      "tunnel": [],            # ipip.check drifts, named ("tunl0 up", ...)
      "changed": ["web"]}      # empty on a heartbeat
 
@@ -76,10 +77,12 @@ def validate(config):
 
 def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
     """One round's decision (pure): feed the dampers; return the event or None."""
-    dampers = state.setdefault("dampers", {})
+    dampers, risen, sent = state.setdefault("dampers", {}), state.setdefault("risen", set()), \
+        state.setdefault("weights", {})
     services, changed = {}, []
     for name, check in sorted(cfg["checks"].items()):
         ok, reason = results[name]
+        weight = getattr(results[name], "weight", None) if check.get("dynamic") else None
         # A drift about another VIP (one being added or removed) is not this service's.
         mine = [d for d in tunnel_drifts if not drift.addresses(d) or check["vip"] in drift.addresses(d)]
         if mine:
@@ -90,13 +93,24 @@ def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
             changed.append(name)
         dampers[name] = damper.dump()
         services[name] = {"healthy": damper.up, "reason": reason}
+        if damper.up:
+            risen.add(name)
+        elif check.get("alpha") and name not in risen:
+            services[name]["alpha"] = True  # down only because it has not passed yet: no hold
+        if damper.up and weight is not None:
+            services[name]["weight"] = weight
+        if damper.up and sent.get(name) != services[name].get("weight"):
+            changed.append(name)  # a dynamic weight changed
+        sent[name] = services[name].get("weight")
     for gone in set(dampers) - set(services):
         del dampers[gone]
+        risen.discard(gone)
+        sent.pop(gone, None)
         changed.append(gone)
     if not changed and state.get("sent_at") is not None and now - state["sent_at"] < heartbeat:
         return None
     state["sent_at"] = now
-    return {"services": services, "tunnel": sorted(map(drift.name, tunnel_drifts)), "changed": sorted(changed)}
+    return {"services": services, "tunnel": sorted(map(drift.name, tunnel_drifts)), "changed": sorted(set(changed))}
 
 
 def _checks(cfg):

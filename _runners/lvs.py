@@ -39,6 +39,7 @@ import time
 import salt.client
 from salt.exceptions import SaltInvocationError
 
+import lvstun.address
 import lvstun.gate
 import lvstun.health
 import lvstun.ipvs
@@ -138,9 +139,10 @@ def _push(site, before):
         return {"weights": changed, "directors": ret}
 
 
-def _apply(site, record, now, minion, services=None, host=None):
+def _apply(site, record, now, minion, services=None, host=None, alpha=()):
     """Record what ``minion`` (verified) says; the caller pushes the weights (:func:`_push`)
-    once the record is unlocked."""
+    once the record is unlocked. ``alpha``: services down only because their checks have
+    not passed yet (``check:alpha``): no hold when they pass."""
     entry = record["health"].setdefault(minion, {"services": {}, "host": True, "down_at": 0})
     old_down = {n for n, ok in entry["services"].items() if ok is False} | ({"*"} if entry["host"] is False else set())
     wanted = dict(entry["services"]) if services is None else dict(services)
@@ -150,7 +152,7 @@ def _apply(site, record, now, minion, services=None, host=None):
         # it is up again (a host reachable again may not serve yet: its startup highstate).
         wanted.update({name: False for name in _backed_by(site, minion)})
     new_down = {n for n, ok in wanted.items() if ok is False} | ({"*"} if host_ok is False else set())
-    if new_down - old_down:
+    if new_down - old_down - set(alpha):
         entry["down_at"] = now
     # Too soon after going down (its check's hold; the host's: the site's): stays out for now.
     held = sorted(name for name in old_down - new_down if not lvstun.health.may_restore(
@@ -217,20 +219,21 @@ def _health(minion):
     if report is None:
         return {"minion": minion, "answered": False}
     current = _load_record()["health"].get(minion, {})
-    if report == current.get("services") and not current.get("held"):
-        return {"minion": minion, "services": report, "changed": False}  # a heartbeat: nothing to decide
+    if report["services"] == current.get("services") and report["weights"] == current.get("weights", {}) \
+            and not current.get("held"):
+        return {"minion": minion, "services": report["services"], "changed": False}  # a heartbeat
     with _record() as record:
         before = _published(site, record)
         entry = record["health"].get(minion, {})
         if at <= max(entry.get("reported_at", 0), entry.get("down_at", 0) if entry.get("host") is False else 0):
             # Older than a report applied already, or made before its host went down.
-            return {"minion": minion, "services": report, "stale": True}
-        _apply(site, record, time.time(), minion, services=report)
-        record["health"][minion]["reported_at"] = at
+            return {"minion": minion, "services": report["services"], "stale": True}
+        _apply(site, record, time.time(), minion, services=report["services"], alpha=report["alpha"])
+        record["health"][minion].update(reported_at=at, weights=report["weights"])
         held = record["health"][minion]["held"]
     pushed = _push(site, before)
     log.info("lvs: %s reports %s: %s", minion, report, pushed or "no weight changed")
-    return {"minion": minion, "services": report, "held": held, **pushed}
+    return {"minion": minion, "services": report["services"], "held": held, **pushed}
 
 
 def _backed_by(site, minion):
@@ -244,11 +247,13 @@ def _number(value):
 
 
 def _report(minion, site):
-    """``({service: healthy}, beacon time)`` as ``minion`` itself answers, or ``(None,
-    None)`` (no answer, or no recent beacon report: silence is not evidence; a dead
-    host is the directors' call). Nothing of the answer is trusted as it comes: only the
-    services the site says ``minion`` backs are kept, healthy only when it says so with
-    ``true``; a report time in the future counts as now."""
+    """``({"services": {service: healthy}, "weights": {service: weight}, "alpha": {names}},
+    beacon time)`` as ``minion`` itself answers, or ``(None, None)`` (no answer, or no
+    recent beacon report: silence is not evidence; a dead host is the directors' call).
+    Nothing of the answer is trusted as it comes: only the services the site says
+    ``minion`` backs are kept, healthy only when it says so with ``true``; a weight
+    only from a service whose check is a dynamic script, an integer in IPVS's range;
+    a report time in the future counts as now."""
     ret = _client().cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT)
     report = ret.get(minion)
     services = report.get("services") if isinstance(report, dict) else None
@@ -266,8 +271,12 @@ def _report(minion, site):
     if strange:
         log.warning("lvs: %s reports %d service(s) it does not back, ignored: %s", minion, len(strange),
                     sorted(map(str, strange))[:5])
-    return {name: isinstance(state, dict) and state.get("healthy") is True
-            for name, state in services.items() if name in backed}, at
+    mine = {name: state if isinstance(state, dict) else {} for name, state in services.items() if name in backed}
+    weights = {name: state["weight"] for name, state in mine.items()
+               if site.services.get(name) and site.services[name].check["dynamic"]
+               and type(state.get("weight")) is int and 0 <= state["weight"] <= lvstun.address.MAX_WEIGHT}
+    return {"services": {name: state.get("healthy") is True for name, state in mine.items()},
+            "weights": weights, "alpha": {name for name, state in mine.items() if state.get("alpha") is True}}, at
 
 
 def hosts():

@@ -69,9 +69,17 @@ def healthy(record, minion_id, service):
     return entry.get("services", {}).get(service, True) is not False
 
 
+def weight(record, backend, service):
+    """A backend's weight when it serves: the one its dynamic script last reported
+    (``check:dynamic``), else the pillar's."""
+    reported = record.get("health", {}).get(backend.minion_id, {}).get("weights", {}).get(service.name)
+    return reported if service.check and service.check.get("dynamic") and reported is not None else backend.weight
+
+
 def live_weights(service, record):
     """``{minion_id: weight}`` for ``service`` (a ``lvstun.site.Service``): pillar
-    weights, 0 for a backend that is down or in maintenance; the floor keeps down
+    weights (or a dynamic script's, :func:`weight`), 0 for a backend that is down or in
+    maintenance; the floor keeps down
     backends (never maintenance ones) in by name order until enough are in; with a
     sorry server and no healthy backend, the backends go to 0 and it takes the traffic."""
     weights, down = {}, []
@@ -82,7 +90,7 @@ def live_weights(service, record):
             weights[backend.minion_id] = 0
             down.append(backend)
         else:
-            weights[backend.minion_id] = backend.weight
+            weights[backend.minion_id] = weight(record, backend, service)
     serving = [b for b in service.backends if weights[b.minion_id] > 0]
     if service.sorry:
         weights[service.sorry] = 0
@@ -91,7 +99,7 @@ def live_weights(service, record):
             return weights
     need = floor_count(service.floor, len(service.backends)) - len(serving)
     for backend in sorted(down, key=lambda b: b.minion_id)[:max(0, need)]:
-        weights[backend.minion_id] = backend.weight
+        weights[backend.minion_id] = weight(record, backend, service)
     return weights
 
 

@@ -134,16 +134,29 @@ def dns(address, port, timeout, check, mark=None):
     return reason
 
 
-def script(command, timeout):
-    """Run ``command`` (an argv list, no shell) with a time limit: exit 0 is up."""
+class Outcome(tuple):
+    """A check's ``(ok, reason)``, and the ``weight`` a dynamic script gave (else None)."""
+
+    def __new__(cls, ok, reason, weight=None):
+        outcome = super().__new__(cls, (ok, reason))
+        outcome.weight = weight
+        return outcome
+
+
+def script(command, timeout, dynamic=False):
+    """Run ``command`` (an argv list, no shell) with a time limit: exit 0 is up. With
+    ``dynamic`` (keepalived's misc_dynamic): exit 0 is up at the pillar's weight, 1 is
+    down, 2 to 255 up at weight status - 2. Returns ``(reason, weight or None)``."""
     try:
         proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise OSError(f"{command[0]} ran over {timeout:g}s") from None
+    if dynamic and proc.returncode >= 2:
+        return f"{command[0]} exited {proc.returncode}: weight {proc.returncode - 2}", proc.returncode - 2
     if proc.returncode:
         said = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
         raise OSError(f"{command[0]} exited {proc.returncode}" + (f": {said[0][:120]}" if said else ""))
-    return f"{command[0]} exited 0"
+    return f"{command[0]} exited 0", None
 
 
 def udp(address, port, timeout, mark=None):
@@ -185,7 +198,8 @@ def ping(address, timeout):
 
 def run(check, address, mark=None):
     """Run ``check`` (a site service's ``check`` dict) against ``address`` (its packets
-    marked ``mark``, if given); return ``(ok, reason)``. Never raises, never waits
+    marked ``mark``, if given); return ``(ok, reason)`` (an :class:`Outcome`: a dynamic
+    script's weight rides along). Never raises, never waits
     beyond the check's timeout (much)."""
     kind, port, timeout = check["type"], check["port"], float(check["timeout"])
     try:
@@ -196,7 +210,8 @@ def run(check, address, mark=None):
         if kind == "dns":
             return True, dns(address, port, timeout, check, mark)
         if kind == "script":
-            return True, script(check["command"], timeout)
+            reason, weight = script(check["command"], timeout, check.get("dynamic", False))
+            return Outcome(True, reason, weight)
         if kind == "udp":
             return True, udp(address, port, timeout, mark)
         if kind == "ping":

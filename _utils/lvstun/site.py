@@ -59,6 +59,7 @@ SCHEMA = {
     "check": {"type": Derived("http (tcp), udp (udp), none (sctp)"), "port": Derived("the service's port"),
               "path": "/", "expect": 200, "body": None, "host": None, "verify": False, "ca": None,
               "query": None, "query_type": "A", "rcode": "NOERROR", "answer": None, "command": None,
+              "dynamic": False,
               "interval": 1, "timeout": 0.5, "rise": 2, "fall": 2, "alpha": False,
               "hold": Derived("health:hold")},
     # Backend health across the site (docs/health.md): how long a backend that went down
@@ -703,6 +704,7 @@ def _check(errors, path, value, protocol, port, hold):
         "rcode": _choice(errors, (*path, "rcode"), _default("check", "rcode", spec), tuple(dnsmsg.RCODES)),
         "answer": None if spec.get("answer") is None else _ip(errors, (*path, "answer"), spec["answer"]),
         "command": _command(errors, (*path, "command"), _default("check", "command", spec)),
+        "dynamic": _flag(errors, (*path, "dynamic"), _default("check", "dynamic", spec)),
         "interval": _default("check", "interval", spec),
         "timeout": _default("check", "timeout", spec),
         "rise": _int(errors, (*path, "rise"), _default("check", "rise", spec), 1, 100),
@@ -721,6 +723,8 @@ def _check(errors, path, value, protocol, port, hold):
         errors.add((*path, "query"), "a dns check needs a name to ask for (the server must answer it)")
     if kind == "script" and check["command"] is None:
         errors.add((*path, "command"), "a script check needs a command: [absolute path, arguments...]")
+    if check["dynamic"] and kind != "script":
+        errors.add((*path, "dynamic"), f"weights from the exit status come from script checks, not {kind}")
     if check["ca"] is not None and kind != "https":
         errors.add((*path, "ca"), f"a CA bundle is for https checks, not {kind}")
     return check

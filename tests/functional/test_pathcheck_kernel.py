@@ -89,7 +89,8 @@ CHECKS = textwrap.dedent("""
     import json, sys
     import lvstun.probe as probe
     checks = json.loads(sys.argv[1])
-    print(json.dumps({key: probe.run(check, check.pop("address")) for key, check in checks.items()}))
+    outcomes = {key: probe.run(check, check.pop("address")) for key, check in checks.items()}
+    print(json.dumps({key: [*outcome, getattr(outcome, "weight", None)] for key, outcome in outcomes.items()}))
 """)
 
 
@@ -288,16 +289,23 @@ def test_each_kind_of_real_server_check_against_real_services(pair):
         "script fails": {**base, "type": "script", "port": 80,
                          "command": [shutil.which("sh"), "-c", "echo no >&2; exit 3"]},
         "script hangs": {**base, "type": "script", "port": 80, "command": [shutil.which("sleep"), "5"]},
+        "dynamic 7": {**base, "type": "script", "port": 80, "dynamic": True,
+                      "command": [shutil.which("sh"), "-c", "exit 9"]},
+        "dynamic 0": {**base, "type": "script", "port": 80, "dynamic": True, "command": [shutil.which("true")]},
+        "dynamic down": {**base, "type": "script", "port": 80, "dynamic": True, "command": [shutil.which("false")]},
     }
     env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "_utils")}
     got = json.loads(_ns(DIRECTOR, sys.executable, "-c", CHECKS, json.dumps(checks), env=env, timeout=60).stdout)
-    verdicts = {key: ok for key, (ok, _) in got.items()}
+    verdicts = {key: ok for key, (ok, _, _) in got.items()}
     assert verdicts == {
         "http range": True, "http set misses": False, "http body": True, "http body misses": False,
         "https unverified": True, "https verified": True, "https wrong name": False, "https unknown ca": False,
         "dns": True, "dns address": True, "dns wrong address": False, "dns nxdomain": False,
         "dns nxdomain expected": True, "script": True, "script fails": False, "script hangs": False,
+        "dynamic 7": True, "dynamic 0": True, "dynamic down": False,
     }, got
+    # keepalived's misc_dynamic: exit 2-255 is up at weight status - 2, exit 0 at the pillar's.
+    assert got["dynamic 7"][2] == 7 and got["dynamic 0"][2] is None and got["script"][2] is None
     assert got["http set misses"][1].endswith("HTTP 200, expected 204, 301-302")
     assert "body does not match" in got["http body misses"][1]
     assert got["dns nxdomain"][1].endswith("DNS NXDOMAIN, expected NOERROR")

@@ -41,6 +41,7 @@ def web_check(**check):
     ({"alpha": "no"}, "lvs:services:web:check:alpha: 'no' must be true or false"),
     ({"hold": -1}, "lvs:services:web:check:hold: -1 must be an integer from 0 to 3600"),
     ({"type": "udp"}, "lvs:services:web:check:type: a udp check cannot test a tcp service"),
+    ({"dynamic": True}, "lvs:services:web:check:dynamic: weights from the exit status come from script checks"),
 ])
 def test_bad_check_settings_are_refused_by_their_path(check, problem):
     with pytest.raises(lvstun.site.SiteError) as err:
@@ -140,3 +141,46 @@ def test_the_runner_holds_each_service_for_its_own_hold():
     assert record["health"]["rs1"]["held"] == ["web"]  # api (hold 0) is back at once
     runner._apply(site, record, 1030, "rs1", services={"web": True, "api": True})
     assert record["health"]["rs1"]["held"] == [] and record["health"]["rs1"]["services"]["web"] is True
+
+
+def test_a_dynamic_scripts_weight_goes_from_the_beacon_through_the_runner_to_the_weights():
+    beacon = load("lvs_backend_dynamic", "_beacons", "lvs_backend.py")
+    cfg = {"checks": {"web": {"vip": "10.10.24.88", "rise": 2, "fall": 2, "dynamic": True}}}
+    state = {}
+    assert beacon.round_(cfg, state, 0, 10, [], {"web": probe.Outcome(True, "exited 9", 7)})["services"] == {
+        "web": {"healthy": True, "reason": "exited 9", "weight": 7}}
+    assert beacon.round_(cfg, state, 1, 10, [], {"web": probe.Outcome(True, "exited 9", 7)}) is None
+    event = beacon.round_(cfg, state, 2, 10, [], {"web": probe.Outcome(True, "exited 4", 2)})
+    assert event["changed"] == ["web"] and event["services"]["web"]["weight"] == 2  # a new weight: reported
+    # The runner keeps a weight only for a dynamic check, an integer in IPVS's range.
+    runner = load("lvs_runner_dynamic", "_runners", "lvs.py")
+    tree = site_tree(check={"type": "script", "command": ["/usr/local/bin/check"], "dynamic": True},
+                     backends={"rs1": {"weight": 5}, "rs2": {"weight": 5}})
+    site = lvstun.site.parse(tree)
+    for said, kept in ((2, {"web": 2}), (70000, {}), (True, {}), ("3", {}), (-1, {})):
+        answer = {"services": {"web": {"healthy": True, "weight": said}}, "age": 0}
+        runner.__opts__ = {"conf_file": "/dev/null"}
+        runner._client = lambda answer=answer: type("C", (), {"cmd": lambda *a, **k: {"rs1": answer}})()
+        assert runner._report("rs1", site)[0]["weights"] == kept, said
+    record = {"health": {"rs1": {"services": {"web": True}, "weights": {"web": 2}}}}
+    assert health_weights(site, record) == {"rs1": 2, "rs2": 5}
+    record["health"]["rs1"]["services"]["web"] = False
+    assert health_weights(site, record) == {"rs1": 0, "rs2": 5}
+
+
+def health_weights(site, record):
+    import lvstun.health  # noqa: PLC0415
+
+    return lvstun.health.live_weights(site.services["web"], record)
+
+
+def test_an_alpha_backend_returns_at_its_first_rise_without_the_hold():
+    runner = load("lvs_runner_alpha", "_runners", "lvs.py")
+    site = lvstun.site.parse(site_tree(check={"alpha": True}))
+    record = {"health": {}, "maintenance": {}}
+    runner._apply(site, record, 1000, "rs1", services={"web": False}, alpha={"web"})  # not passed yet
+    runner._apply(site, record, 1002, "rs1", services={"web": True})
+    assert record["health"]["rs1"]["services"]["web"] is True and record["health"]["rs1"]["held"] == []
+    runner._apply(site, record, 1010, "rs1", services={"web": False})  # a real failure: held as ever
+    runner._apply(site, record, 1012, "rs1", services={"web": True})
+    assert record["health"]["rs1"]["held"] == ["web"]
