@@ -36,7 +36,8 @@ def _maintenance(row):
 
 def _health(row):
     held = f" (held: {','.join(row['held'])})" if row.get("held") else ""
-    return row["health"] + (" sorry" if row.get("sorry") else "") + held
+    paths = f" (path down on {','.join(row['path_down'])})" if row.get("path_down") else ""
+    return row["health"] + (" sorry" if row.get("sorry") else "") + held + paths
 
 
 def render(data):

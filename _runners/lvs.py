@@ -449,8 +449,9 @@ def _directors_status(site, tables):
 
 def status():
     """Every director (up, down or drained, its connections and traffic) and every
-    virtual service with its backends: pillar weight, health, maintenance, and from
-    each director the live weight, connections and traffic:
+    virtual service with its backends: pillar weight, health, maintenance, the directors
+    whose own path checks take it out (``path_down``), and from each director the live
+    weight, connections and traffic:
     ``{"directors": {...}, "services": {name: {...}}}``.
 
     CLI Example:
@@ -463,6 +464,8 @@ def status():
     record = lvstun.owned.load(__opts__, RECORD, {}) or {}
     directors = sorted(host.minion_id for host in site.directors)
     tables = _client().cmd(directors, "ipvs.list", tgt_type="list", timeout=15)
+    # What each director's own path checks take out (lvs_health.local): {director: {minion: [service]}}.
+    paths = _client().cmd(directors, "lvs_health.local", tgt_type="list", timeout=15)
     live = {}
     for director in directors:
         for svc in tables.get(director) or []:
@@ -489,6 +492,8 @@ def status():
                 "held": entry.get("held") or [],
                 "maintenance": lvstun.health.in_maintenance(record, minion, svc.name),
                 "sorry": minion == svc.sorry,
+                "path_down": sorted(d for d in directors if isinstance(paths.get(d), dict)
+                                    and svc.name in (paths[d].get(minion) or [])),
                 "live": live.get((spec, address), {d: "missing" for d in directors}),
             }
         out[svc.name] = {"spec": spec, "backends": rows}

@@ -325,6 +325,9 @@ def test_a_real_server_that_drops_ipip_is_drained_though_its_own_checks_pass(hea
         report = lab.salt_json("rs2", "lvs_health.report")["rs2"]
         assert report["services"]["web"]["healthy"] is True, report
         assert hh.record(lab).get("health", {}).get("rs2", {}).get("services", {}).get("web") is not False
+        # lvs.status says who took it out.
+        row = lab.salt_run("lvs.status")["services"]["web"]["backends"]["rs2"]
+        assert row["health"] == "up" and row["path_down"] == ["director"], row
     finally:
         code, _, err = lab.capture("rs2", "iptables-legacy", "-D", *rule)
         assert code == 0, err

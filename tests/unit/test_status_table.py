@@ -16,7 +16,7 @@ DATA = {
                     "live": {"director": {"weight": 2, "active": 2, "inactive": 7, "conns": 300, "inbytes": 20100},
                              "director2": {"weight": 2, "active": 0, "inactive": 1, "conns": 4, "inbytes": 240}}},
             "rs2": {"address": "10.10.24.22:80", "pillar_weight": 1, "health": "down", "held": ["web"],
-                    "maintenance": True, "sorry": False,
+                    "maintenance": True, "sorry": False, "path_down": ["director"],
                     "live": {"director": {"weight": 0, "active": 1, "inactive": 5, "conns": 90, "inbytes": 6000},
                              "director2": "missing"}},
         }},
@@ -36,7 +36,8 @@ def test_the_status_reads_as_tables_with_a_column_group_per_director():
     assert "director W" in lines[6] and "director2 InBytes" in lines[6]
     assert lines[7].split() == ["rs1", "10.10.24.21:80", "2", "up", "-", "2", "2", "7", "300", "20100",
                                 "2", "0", "1", "4", "240"]
-    assert lines[8].split() == ["rs2", "10.10.24.22:80", "1", "down", "(held:", "web)", "drained",
+    assert lines[8].split() == ["rs2", "10.10.24.22:80", "1", "down", "(held:", "web)", "(path", "down", "on",
+                                "director)", "drained",
                                 "0", "1", "5", "90", "6000", "missing"]
     # Columns line up: every row's cells start where the header's do.
     assert lines[7].index("10.10.24.21:80") == lines[6].index("Address")
