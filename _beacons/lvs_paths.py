@@ -168,7 +168,7 @@ def _loop(shared):
             log.error("lvs_paths: cannot send path checks: %s", err)
             outcomes = {}
         changed = round_(state, checks, outcomes, time.time())
-        if changed:
+        if changed or state.get("unapplied"):
             _store_and_apply(shared, state, checks, changed, context)
         time.sleep(max(0.05, min(due_at.values(), default=now + 1) - time.monotonic()))
 
@@ -180,10 +180,13 @@ def _store_and_apply(shared, state, checks, changed, context):
                                            "reasons": reasons})
     try:
         context.run(lambda: __salt__["lvs_health.apply"]())
+        state["unapplied"] = False
     except Exception:  # pylint: disable=broad-except
-        log.exception("lvs_paths: setting this director's weights failed")
-    shared["events"].put({"down": down, "changed": changed, "reasons": reasons})
-    log.warning("lvs_paths: %s", {key: ("down" if key in state["down"] else "up") for key in changed})
+        log.exception("lvs_paths: setting this director's weights failed (tried again next round)")
+        state["unapplied"] = True
+    if changed:
+        shared["events"].put({"down": down, "changed": changed, "reasons": reasons})
+        log.warning("lvs_paths: %s", {key: ("down" if key in state["down"] else "up") for key in changed})
 
 
 def beacon(config):
