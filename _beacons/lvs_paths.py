@@ -1,8 +1,8 @@
 """Beacon on each director: every backend checked through its tunnel, and taken out
 of this director's table at once when it fails, with or without the salt-master.
 
-A thread of the beacon checks each service's backends every ``check:interval`` of the
-service along the path clients take (``lvstun.pathcheck``: the service's check sent
+A thread of the beacon checks each service's backends every ``health:path_interval``
+(0.5 s by default; 3 to 7 packets a check) along the path clients take (``lvstun.pathcheck``: the service's check sent
 in IPIP to the real server with the VIP inside, as IPVS forwards), so a dead service,
 a dead or cut-off host, a broken tunnel, a lost VIP and a network that drops IP
 protocol 4 all fail it. Results are damped as the real servers' own checks are
@@ -108,7 +108,7 @@ def plan(site):
                                     body=check["body"], host=check["host"],
                                     query=(check["query"], check["query_type"], check["rcode"], check["answer"]))
             checks[f"{svc.name} {backend.minion_id}"] = Check(svc.name, backend.minion_id, probe,
-                                                              float(check["interval"]), int(check["rise"]),
+                                                              site.health.path_interval, int(check["rise"]),
                                                               int(check["fall"]), int(check["hold"]))
     return checks
 

@@ -63,8 +63,9 @@ SCHEMA = {
               "interval": 1, "timeout": 0.5, "rise": 2, "fall": 2, "alpha": False,
               "hold": Derived("health:hold")},
     # Backend health across the site (docs/health.md): how long a backend that went down
-    # stays out before it may return, and how often an unchanged real server reports.
-    "health": {"hold": 10, "heartbeat": 10},
+    # stays out before it may return, how often an unchanged real server reports, and how
+    # often each director checks every backend through its tunnel.
+    "health": {"hold": 10, "heartbeat": 10, "path_interval": 0.5},
     "tunnel": {"device": "tunl0", "lan_mtu": 1500, "mss": "auto", "route_table": 4242},
     # TUN defaults: a director sees only the client's half of a connection (its last state is
     # FIN_WAIT), so a client port reused within minutes would reach the old, perhaps dead or
@@ -181,6 +182,7 @@ class Health:
 
     hold: int = 10  # seconds a backend that went down stays out (a service's check may say otherwise)
     heartbeat: int = 10  # seconds between two reports of a real server whose health did not change
+    path_interval: float = 0.5  # seconds between two path checks of a backend by each director
 
 
 @dataclass
@@ -611,8 +613,14 @@ class _Parser:
         got = {key: _default("health", key, tree) for key in SCHEMA["health"]}
         hold = _int(errors, (*path, "hold"), got["hold"], 0, 3600)
         heartbeat = _int(errors, (*path, "heartbeat"), got["heartbeat"], 1, 3600)
+        path_interval = got["path_interval"]
+        if isinstance(path_interval, bool) or not isinstance(path_interval, (int, float)) \
+                or not 0.1 <= path_interval <= 3600:
+            errors.add((*path, "path_interval"), f"{path_interval!r} must be a number of seconds from 0.1 to 3600")
+            path_interval = None
         self.health_ = Health(hold=Health.hold if hold is None else hold,
-                              heartbeat=Health.heartbeat if heartbeat is None else heartbeat)
+                              heartbeat=Health.heartbeat if heartbeat is None else heartbeat,
+                              path_interval=Health.path_interval if path_interval is None else float(path_interval))
 
     def metrics(self, value):
         errors, path = self.errors, ("metrics",)

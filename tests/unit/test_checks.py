@@ -53,6 +53,8 @@ def test_bad_check_settings_are_refused_by_their_path(check, problem):
     ({"hold": "10s"}, "lvs:health:hold: '10s' must be an integer from 0 to 3600"),
     ({"heartbeat": 0}, "lvs:health:heartbeat: 0 must be an integer from 1 to 3600"),
     ({"hearbeat": 5}, "lvs:health:hearbeat: unknown setting (did you mean heartbeat?)"),
+    ({"path_interval": 0.01}, "lvs:health:path_interval: 0.01 must be a number of seconds from 0.1 to 3600"),
+    ({"path_interval": "1s"}, "lvs:health:path_interval: '1s' must be a number of seconds"),
 ])
 def test_bad_site_health_settings_are_refused_by_their_path(health, problem):
     tree = site_tree()

@@ -27,6 +27,7 @@ def test_every_backend_of_every_checked_service_is_planned_but_sorry_servers_are
     assert (web.probe.kind, web.probe.backend, web.probe.vip, web.probe.port) == ("tcp", "10.10.24.22",
                                                                                site.services["web"].vip, 80)
     assert (web.probe.timeout, web.probe.tries, web.fall, web.rise) == (0.3, 3, 3, 2)
+    assert web.interval == 0.5 and web.hold == 10  # the site's path_interval and hold
     assert checks["dns rs3"].probe.kind == "udp" and checks["dns rs3"].probe.port == 53
 
 
