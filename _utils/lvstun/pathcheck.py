@@ -94,6 +94,9 @@ def echo_packet(source, destination, ident, seq):
                  struct.pack("!BBHHH", 8, 0, checksum(header + body), ident, seq) + body)
 
 
+_PROTOCOL = {"tcp": socket.IPPROTO_TCP, "http": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP,
+             "dns": socket.IPPROTO_UDP}
+
 # Classic BPF, as the kernel's struct sock_filter: (code, jump if true, jump if false, k).
 _LD_W_ABS, _LD_H_ABS, _LD_B_ABS = 0x20, 0x28, 0x30
 _LD_H_IND, _LD_B_IND, _LDX_MSH = 0x48, 0x50, 0xB1
@@ -181,14 +184,19 @@ class Round:
     def __init__(self, source, probes):
         self.source = socket.inet_aton(source)
         self.ident = random.getrandbits(16)
-        count = len(probes)
-        first = random.randint(PORTS[0], max(PORTS[0], PORTS[1] - count))
+        span = PORTS[1] - PORTS[0] + 1
+        count = min(len(probes), span)
+        first = random.randint(PORTS[0], PORTS[1] - count + 1)
         began = time.monotonic()
-        self.attempts = {key: _Attempt(probe, first + index, index, began)
+        # An answer is known by (protocol, VIP, service port, our port): probes of
+        # different services may share a source port, so a round takes any number.
+        self.attempts = {key: _Attempt(probe, PORTS[0] + (first - PORTS[0] + index) % span, index & 0xFFFF, began)
                          for index, (key, probe) in enumerate(sorted(probes.items()))}
-        self.by_port = {a.sport: a for a in self.attempts.values()}
-        self.by_seq = {a.seq: a for a in self.attempts.values()}
-        self.ports = (first, first + max(count - 1, 0))
+        self.by_answer = {(_PROTOCOL.get(a.probe.kind), a.vip, a.probe.port, a.sport): a
+                          for a in self.attempts.values()}
+        self.by_seq = {(a.vip, a.seq): a for a in self.attempts.values()}
+        last = first + count - 1
+        self.ports = (first, last) if last <= PORTS[1] else PORTS
 
     def run(self):
         """``{key: [(ok, reason), ...]}``: every attempt's outcome, in order."""
@@ -271,8 +279,8 @@ class Round:
                 self._icmp(source, body)
             elif protocol in (socket.IPPROTO_TCP, socket.IPPROTO_UDP) and len(body) >= 8:
                 sport, dport = struct.unpack("!HH", body[:4])
-                attempt = self.by_port.get(dport)
-                if attempt and not attempt.done and source == attempt.vip and sport == attempt.probe.port:
+                attempt = self.by_answer.get((protocol, source, sport, dport))
+                if attempt and not attempt.done:
                     (self._tcp_answer if protocol == socket.IPPROTO_TCP else self._udp_answer)(attempt, body)
 
     def _udp_answer(self, attempt, body):
@@ -330,17 +338,16 @@ class Round:
         kind = body[0]
         if kind == 0:
             ident, seq = struct.unpack("!HH", body[4:8])
-            attempt = self.by_seq.get(seq)
-            if ident == self.ident and attempt and not attempt.done and source == attempt.vip \
-                    and attempt.probe.kind == "ping":
+            attempt = self.by_seq.get((source, seq))
+            if ident == self.ident and attempt and not attempt.done and attempt.probe.kind == "ping":
                 attempt.finish(True, "echo reply through the tunnel", time.monotonic())
         elif kind == 3:
             inner = parse(body[8:])
             if inner is None or len(inner[2]) < 4:
                 return
-            sport = struct.unpack("!H", inner[2][:2])[0]
-            attempt = self.by_port.get(sport)
-            if attempt and not attempt.done and attempt.stage == "sent" and body[8 + 16:8 + 20] == attempt.vip:
+            sport, dport = struct.unpack("!HH", inner[2][:4])
+            attempt = self.by_answer.get((inner[0], body[8 + 16:8 + 20], dport, sport))  # ours: to VIP:port
+            if attempt and not attempt.done and attempt.stage == "sent":
                 attempt.finish(False, f"ICMP unreachable (code {body[1]}) through the tunnel", time.monotonic())
 
 

@@ -88,3 +88,17 @@ def test_the_newest_runner_record_wins():
     assert health.newest(old, new) is new and health.newest(new, old) is new
     assert health.newest({"health": {}}, None) == {"health": {}}
     assert health.newest(None, None) == {}
+
+
+def test_a_round_takes_more_probes_than_source_ports_each_answer_known_by_vip_port_and_source_port():
+    import lvstun.pathcheck as pc  # noqa: PLC0415
+
+    probes = {f"svc{s} rs{b}": pc.Probe("tcp", f"10.0.{b // 250}.{b % 250 + 1}", f"10.1.{s // 250}.{s % 250 + 1}", 80,
+                                        0.5) for s in range(1000) for b in range(10)}
+    round_ = pc.Round("10.0.0.250", probes)
+    # every answer (protocol, VIP, port, source port) goes to one probe
+    assert len(round_.by_answer) == len(probes) == 10000
+    assert round_.ports == pc.PORTS  # the filter passes the whole range
+    small = pc.Round("10.0.0.250", dict(list(probes.items())[:3]))
+    assert small.ports[1] - small.ports[0] == 2 and all(small.ports[0] <= a.sport <= small.ports[1]
+                                                       for a in small.attempts.values())
