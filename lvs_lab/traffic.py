@@ -88,8 +88,10 @@ def ask_udp(address, port, timeout):
     return text.removeprefix("served by ")
 
 
-def probe_script(vip, protocol, port):
-    """The shell script that (re)creates the director's counters.
+def probe_script(vip, protocol, port, director):
+    """The shell script that (re)creates the counters of the director whose LAN address
+    is ``director``. Answers from the VIP to the director itself are its own path
+    checks' (docs/health.md), not responses to clients: they are not counted.
 
     iptables, not nftables: the user-mode-linux kernel has no nftables for IPv4.
     """
@@ -101,7 +103,8 @@ def probe_script(vip, protocol, port):
             f"{ipt} -C PREROUTING -j {PROBE_CHAIN} 2>/dev/null || {ipt} -I PREROUTING -j {PROBE_CHAIN}",
             f"{ipt} -C POSTROUTING -j {PROBE_CHAIN}_OUT 2>/dev/null || {ipt} -I POSTROUTING -j {PROBE_CHAIN}_OUT",
             f"{ipt} -A {PROBE_CHAIN} -d {vip} -p {protocol} --dport {port} -m comment --comment requests",
-            f"{ipt} -A {PROBE_CHAIN} -s {vip} -p {protocol} --sport {port} -m comment --comment responses",
+            f"{ipt} -A {PROBE_CHAIN} -s {vip} ! -d {director} -p {protocol} --sport {port} "
+            "-m comment --comment responses",
             f"{ipt} -A {PROBE_CHAIN}_OUT -p 4 -m comment --comment ipip",
         ]
     )
@@ -183,7 +186,8 @@ def run(lab, site, count=30, service=None):
         raise LabError(f"the lab sends only TCP and UDP requests, not {svc.protocol}")
     directors = [h.minion_id for h in site.directors]
     for director in directors:
-        code, _, err = lab.capture(director, "sh", "-ec", probe_script(svc.vip, svc.protocol, svc.port))
+        code, _, err = lab.capture(director, "sh", "-ec", probe_script(svc.vip, svc.protocol, svc.port,
+                                                                       site.hosts[director].address))
         if code != 0:
             raise LabError(f"cannot install the probe counters on {director}: {err}")
     code, out, err = lab.capture("client", sys.executable, "-m", "lvs_lab.traffic", svc.protocol, svc.public,
@@ -232,7 +236,7 @@ def describe(report):
         ipip = counters.get("ipip", (0, 0))
         lines.append(
             f"  {director}: received {req[0]} request packets ({req[1]} bytes), sent {ipip[0]} IPIP "
-            f"packets, saw {resp[0]} response packets ({resp[1]} bytes)"
+            f"packets (its path checks' included), saw {resp[0]} response packets ({resp[1]} bytes)"
         )
     lines.append(f"response bytes through the director(s): {report['response_bytes_through_directors']} "
                  f"(TUN mode: must be 0)")
