@@ -103,7 +103,7 @@ class Poller:
         self.lab = lab
         self.hex = "".join(f"{int(part):02X}" for part in address.split("."))
         # The host's folder of the director is mounted at the same path in it (read-write).
-        self.path = os.path.join(lab.host_dir("director"), "lvs-bench-weights")
+        self.path = os.path.join(lab.host_dir("director"), f"lvs-bench-weights-{os.getpid()}-{time.time():.0f}")
         script = os.path.join(lab.host_dir("director"), "lvs-bench-poller.py")
         with open(script, "w", encoding="utf-8") as fh:
             fh.write(POLLER)
