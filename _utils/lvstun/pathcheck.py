@@ -9,7 +9,7 @@ the sysctls let the packet in, and the service answers. keepalived's checks conn
 to the real server's own address and see none of that (keepalived issue 306).
 
 How: a raw IPPROTO_IPIP socket sends inner packets built here (TCP SYN, UDP datagram
-or ICMP echo). The answer's source is the VIP, an address of the director itself, so
+). The answer's source is the VIP, an address of the director itself, so
 the director's kernel drops it as a martian; a packet socket sees it first (AF_PACKET,
 with a classic BPF filter that passes only answers to this round's ports). TCP: a
 SYN-ACK is up, a reset is down; for ``http`` the request goes with the ACK and the
@@ -18,7 +18,7 @@ segments until it matches, the server ends or 64 KiB came (they are not acknowle
 the server sends what its window allows). Every connection is reset at the end,
 so the real server keeps no half-open state. UDP: any answer from VIP:port (an ICMP
 port unreachable is down at once); ``dns``: the check's query, its answer judged as
-on the real servers. ``ping``: an echo reply from the VIP.
+on the real servers.
 
 Needs root (raw and packet sockets); IPv4 only, as the site is.
 """
@@ -44,7 +44,7 @@ MSS = 1360  # fits a 1500-byte LAN with the IPIP header and room to spare
 
 @dataclasses.dataclass
 class Probe:
-    """One backend's check: ``kind`` tcp, http, udp or ping; ``backend`` the real
+    """One backend's check: ``kind`` tcp, http, udp or dns; ``backend`` the real
     server's LAN address (the tunnel's end); ``tries``: attempts within ``timeout``
     when one fails at once (refused), so that ``fall`` failures can come in one round."""
 
@@ -87,13 +87,6 @@ def udp_packet(source, destination, sport, dport, payload):
                  _with_checksum(source, destination, socket.IPPROTO_UDP, segment, 6))
 
 
-def echo_packet(source, destination, ident, seq):
-    body = b"lvs-pack-path-check"
-    header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-    return _ipv4(source, destination, socket.IPPROTO_ICMP,
-                 struct.pack("!BBHHH", 8, 0, checksum(header + body), ident, seq) + body)
-
-
 _PROTOCOL = {"tcp": socket.IPPROTO_TCP, "http": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP,
              "dns": socket.IPPROTO_UDP}
 
@@ -103,10 +96,10 @@ _LD_H_IND, _LD_B_IND, _LDX_MSH = 0x48, 0x50, 0xB1
 _JEQ, _JGT, _JGE, _RET = 0x15, 0x25, 0x35, 0x06
 
 
-def answer_filter(destination, first_port, last_port, ident):
+def answer_filter(destination, first_port, last_port):
     """The BPF program a packet socket of one round keeps (on IPv4 packets from the
     network header on): TCP or UDP to ``destination`` on a port in ``[first_port,
-    last_port]``, ICMP echo replies with id ``ident`` and ICMP unreachables to it."""
+    last_port]``, and ICMP unreachables to it."""
     program = [
         ("", _LD_W_ABS, None, None, 16), ("", _JEQ, None, "drop", int.from_bytes(destination, "big")),
         ("", _LD_B_ABS, None, None, 9), ("", _JEQ, "ports", None, socket.IPPROTO_TCP),
@@ -114,8 +107,7 @@ def answer_filter(destination, first_port, last_port, ident):
         ("ports", _LDX_MSH, None, None, 0), ("", _LD_H_IND, None, None, 2),
         ("", _JGE, None, "drop", first_port), ("", _JGT, "drop", "accept", last_port),
         ("icmp", _LDX_MSH, None, None, 0), ("", _LD_B_IND, None, None, 0),
-        ("", _JEQ, "accept", None, 3), ("", _JEQ, None, "drop", 0),
-        ("", _LD_H_IND, None, None, 4), ("", _JEQ, "accept", "drop", ident),
+        ("", _JEQ, "accept", "drop", 3),
         ("accept", _RET, None, None, 0xFFFF), ("drop", _RET, None, None, 0),
     ]
     labels = {label: index for index, (label, *_) in enumerate(program) if label}
@@ -158,8 +150,8 @@ def parse(packet):
 class _Attempt:
     """One probe's attempts in a round, as a small state machine over the answers."""
 
-    def __init__(self, probe, sport, seq, began):
-        self.probe, self.sport, self.seq = probe, sport, seq
+    def __init__(self, probe, sport, began):
+        self.probe, self.sport = probe, sport
         self.deadline = began + probe.timeout
         self.outcomes, self.send_at, self.stage, self.isn = [], began, None, 0
         self.vip = socket.inet_aton(probe.vip)
@@ -183,18 +175,16 @@ class Round:
 
     def __init__(self, source, probes):
         self.source = socket.inet_aton(source)
-        self.ident = random.getrandbits(16)
         span = PORTS[1] - PORTS[0] + 1
         count = min(len(probes), span)
         first = random.randint(PORTS[0], PORTS[1] - count + 1)
         began = time.monotonic()
         # An answer is known by (protocol, VIP, service port, our port): probes of
         # different services may share a source port, so a round takes any number.
-        self.attempts = {key: _Attempt(probe, PORTS[0] + (first - PORTS[0] + index) % span, index & 0xFFFF, began)
+        self.attempts = {key: _Attempt(probe, PORTS[0] + (first - PORTS[0] + index) % span, began)
                          for index, (key, probe) in enumerate(sorted(probes.items()))}
         self.by_answer = {(_PROTOCOL.get(a.probe.kind), a.vip, a.probe.port, a.sport): a
                           for a in self.attempts.values()}
-        self.by_seq = {(a.vip, a.seq): a for a in self.attempts.values()}
         last = first + count - 1
         self.ports = (first, last) if last <= PORTS[1] else PORTS
 
@@ -202,7 +192,7 @@ class Round:
         """``{key: [(ok, reason), ...]}``: every attempt's outcome, in order."""
         if not self.attempts:
             return {}
-        program = answer_filter(self.source, *self.ports, self.ident)
+        program = answer_filter(self.source, *self.ports)
         with _packet_socket(program) as listener, self.open_sender() as sender:
             self.sender = sender
             while True:
@@ -240,14 +230,11 @@ class Round:
                 attempt.isn = random.getrandbits(32)
                 self._tcp(attempt, attempt.isn, 0, SYN)
                 attempt.stage = "syn"
-            elif probe.kind in ("udp", "dns"):
+            else:
                 payload = b"lvs-pack-check\n"
                 if probe.kind == "dns":
                     attempt.dns_id, payload = dnsmsg.query(*probe.query[:2])
                 self._send(attempt, udp_packet(self.source, attempt.vip, attempt.sport, probe.port, payload))
-                attempt.stage = "sent"
-            else:
-                self._send(attempt, echo_packet(self.source, attempt.vip, self.ident, attempt.seq))
                 attempt.stage = "sent"
         except OSError as err:
             attempt.finish(False, f"cannot send to {probe.backend}: {err.strerror or err}", time.monotonic())
@@ -276,7 +263,7 @@ class Round:
                 continue
             protocol, source, body = parsed
             if protocol == socket.IPPROTO_ICMP:
-                self._icmp(source, body)
+                self._icmp(body)
             elif protocol in (socket.IPPROTO_TCP, socket.IPPROTO_UDP) and len(body) >= 8:
                 sport, dport = struct.unpack("!HH", body[:4])
                 attempt = self.by_answer.get((protocol, source, sport, dport))
@@ -332,16 +319,9 @@ class Round:
         self._reset(attempt, len(attempt.request))
         attempt.finish(ok, reason, now)
 
-    def _icmp(self, source, body):
-        if len(body) < 8:
-            return
-        kind = body[0]
-        if kind == 0:
-            ident, seq = struct.unpack("!HH", body[4:8])
-            attempt = self.by_seq.get((source, seq))
-            if ident == self.ident and attempt and not attempt.done and attempt.probe.kind == "ping":
-                attempt.finish(True, "echo reply through the tunnel", time.monotonic())
-        elif kind == 3:
+    def _icmp(self, body):
+        """An ICMP unreachable about one of this round's UDP datagrams: down at once."""
+        if len(body) >= 8 and body[0] == 3:
             inner = parse(body[8:])
             if inner is None or len(inner[2]) < 4:
                 return
