@@ -19,6 +19,7 @@ from . import dnsmsg
 from .address import MAX_WEIGHT, PROTOCOLS
 from .address import canonical as canonical_address
 from .address import parse as parse_address
+from .health import HEARTBEAT, HOLD
 
 PILLAR_KEY = "lvs"
 ROLES = ("router", "director", "realserver")
@@ -65,7 +66,7 @@ SCHEMA = {
     # Backend health across the site (docs/health.md): how long a backend that went down
     # stays out before it may return, how often an unchanged real server reports, and how
     # often each director checks every backend through its tunnel.
-    "health": {"hold": 10, "heartbeat": 10, "path_interval": 0.5},
+    "health": {"hold": HOLD, "heartbeat": HEARTBEAT, "path_interval": 0.5},
     "tunnel": {"device": "tunl0", "lan_mtu": 1500, "mss": "auto", "route_table": 4242},
     # TUN defaults: a director sees only the client's half of a connection (its last state is
     # FIN_WAIT), so a client port reused within minutes would reach the old, perhaps dead or
@@ -180,8 +181,8 @@ class Metrics:
 class Health:
     """Backend health across the site (docs/health.md)."""
 
-    hold: int = 10  # seconds a backend that went down stays out (a service's check may say otherwise)
-    heartbeat: int = 10  # seconds between two reports of a real server whose health did not change
+    hold: int = HOLD  # seconds a backend that went down stays out (a service's check may say otherwise)
+    heartbeat: int = HEARTBEAT  # seconds between two reports of a real server whose health did not change
     path_interval: float = 0.5  # seconds between two path checks of a backend by each director
 
 
