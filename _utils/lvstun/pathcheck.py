@@ -152,7 +152,7 @@ class _Attempt:
 
     def __init__(self, probe, sport, began):
         self.probe, self.sport = probe, sport
-        self.deadline = began + probe.timeout
+        self.deadline = None  # the first send's time + the timeout (its retries fit in it)
         self.outcomes, self.send_at, self.stage, self.isn = [], began, None, 0
         self.vip = socket.inet_aton(probe.vip)
 
@@ -196,19 +196,21 @@ class Round:
         with _packet_socket(program) as listener, self.open_sender() as sender:
             self.sender = sender
             while True:
+                # What came in is read before any deadline is judged: a thread that did
+                # not run for a while (the minion busy with a state run) finds the
+                # answers that came in time waiting in the socket, not a timeout.
+                self._read(listener)
                 now = time.monotonic()
                 for attempt in self.attempts.values():
                     if attempt.stage is None and attempt.send_at <= now:
                         self._start(attempt)
-                    elif not attempt.done and now >= attempt.deadline:
+                    elif not attempt.done and attempt.deadline is not None and now >= attempt.deadline:
                         self._give_up(attempt, now)
                 pending = [a for a in self.attempts.values() if not a.done]
                 if not pending:
                     break
                 wake = min(a.deadline if a.stage is not None else a.send_at for a in pending)
-                readable, _, _ = select.select([listener], [], [], max(0.0, wake - time.monotonic()))
-                if readable:
-                    self._read(listener)
+                select.select([listener], [], [], max(0.0, wake - time.monotonic()))
         return {key: attempt.outcomes for key, attempt in self.attempts.items()}
 
     @staticmethod
@@ -225,6 +227,8 @@ class Round:
 
     def _start(self, attempt):
         probe = attempt.probe
+        if attempt.deadline is None:
+            attempt.deadline = time.monotonic() + probe.timeout
         try:
             if probe.kind in ("tcp", "http"):
                 attempt.isn = random.getrandbits(32)

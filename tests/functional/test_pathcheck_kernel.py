@@ -121,7 +121,7 @@ def _certificate(folder):
     return paths
 
 ROUND = textwrap.dedent("""
-    import json, socket, sys
+    import json, socket, sys, time
     import lvstun.pathcheck as pc
 
     class Direct(pc.Round):
@@ -129,8 +129,16 @@ ROUND = textwrap.dedent("""
         def open_sender():
             return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 
+    class Starved(Direct):
+        # The thread does not run for 0.8 s after its first send (the minion busy elsewhere).
+        def _start(self, attempt):
+            super()._start(attempt)
+            if sum(a.stage is not None for a in self.attempts.values()) == 1:
+                time.sleep(0.8)
+
     probes = {key: pc.Probe(**spec) for key, spec in json.loads(sys.argv[1]).items()}
-    print(json.dumps(Direct(sys.argv[2], probes).run()))
+    kind = Starved if sys.argv[3:] == ["starved"] else Direct
+    print(json.dumps(kind(sys.argv[2], probes).run()))
 """)
 
 
@@ -163,9 +171,9 @@ def fixture_pair(tmp_path_factory):
             subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-def run_round(probes, source=SOURCE):
+def run_round(probes, source=SOURCE, *extra):
     env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "_utils")}
-    proc = _ns(DIRECTOR, sys.executable, "-c", ROUND, json.dumps(probes), source, env=env, timeout=30)
+    proc = _ns(DIRECTOR, sys.executable, "-c", ROUND, json.dumps(probes), source, *extra, env=env, timeout=30)
     return {key: [tuple(outcome) for outcome in outcomes] for key, outcomes in json.loads(proc.stdout).items()}
 
 
@@ -321,3 +329,10 @@ def test_dns_and_http_bodies_through_the_tunnel(pair):
     assert got["dns nxdomain"] == [(False, "DNS NXDOMAIN, expected NOERROR through the tunnel")]
     assert got["http body"] == [(True, "HTTP 200 through the tunnel")]
     assert got["http body misses"][0][0] is False and "body does not match" in got["http body misses"][0][1]
+
+
+def test_answers_that_came_in_time_count_though_the_thread_ran_late(pair):
+    """A round whose thread sleeps past the timeout after sending (a busy minion) still
+    finds the answers waiting in its socket: no false failure."""
+    got = run_round({"tcp": probe("tcp", 8080), "udp": probe("udp", 5353)}, SOURCE, "starved")
+    assert got == {"tcp": [(True, "connected through the tunnel")], "udp": [(True, "answered through the tunnel")]}
