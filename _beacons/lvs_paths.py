@@ -88,6 +88,7 @@ class Check:
     rise: int
     fall: int
     hold: int
+    silence: float  # seconds between two silent rounds that count (the service's check:interval)
 
 
 def plan(site):
@@ -109,22 +110,33 @@ def plan(site):
                                     query=(check["query"], check["query_type"], check["rcode"], check["answer"]))
             checks[f"{svc.name} {backend.minion_id}"] = Check(svc.name, backend.minion_id, probe,
                                                               site.health.path_interval, int(check["rise"]),
-                                                              int(check["fall"]), int(check["hold"]))
+                                                              int(check["fall"]), int(check["hold"]),
+                                                              float(check["interval"]))
     return checks
 
 
 def round_(state, checks, outcomes, now):
     """Feed each backend's attempts (``{key: [(ok, reason), ...]}``) to its damper and
     return the keys whose verdict changed (pure). ``state["down"]``: ``{key: time it
-    went down}``; one that passes again returns only its check's ``hold`` seconds after."""
+    went down}``; one that passes again returns only its check's ``hold`` seconds after.
+
+    A refusal (a reset, an ICMP unreachable, a wrong answer) counts at once; silence
+    counts once per ``check:interval`` of the service: a backend that does not answer
+    is out after ``fall`` of the service's intervals, as its pillar says, however often
+    the director checks (a busy network or host is not taken for a dead one sooner)."""
     dampers, down = state.setdefault("dampers", {}), state.setdefault("down", {})
     reasons, changed = state.setdefault("reasons", {}), []
+    silent_at = state.setdefault("silent_at", {})
     for key, attempts in outcomes.items():
         check = checks[key]
         damper = health.Damper.load(check.rise, check.fall, dampers.get(key, {"up": key not in down}))
         for ok, reason in attempts:
-            damper.feed(ok)
             reasons[key] = reason
+            if not ok and reason.endswith(pathcheck.SILENT):
+                if now - silent_at.get(key, float("-inf")) < check.silence - 0.05:
+                    continue  # silent again within the service's interval: not a new failure
+                silent_at[key] = now
+            damper.feed(ok)
         dampers[key] = damper.dump()
         if not damper.up and key not in down:
             down[key] = now
@@ -135,6 +147,7 @@ def round_(state, checks, outcomes, now):
     for key in (set(dampers) | set(down)) - set(checks):
         dampers.pop(key, None)
         reasons.pop(key, None)
+        silent_at.pop(key, None)
         if down.pop(key, None) is not None:
             changed.append(key)
     return sorted(changed)

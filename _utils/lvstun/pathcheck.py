@@ -40,6 +40,7 @@ PORTS = (61000, 65535)  # the inner source ports (above Linux's ephemeral range)
 RETRY_AFTER = 0.05  # seconds before a probe that failed at once is sent again
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 MSS = 1360  # fits a 1500-byte LAN with the IPIP header and room to spare
+SILENT = " (silent)"  # ends the reason of an attempt that got no answer at all (not a refusal)
 
 
 @dataclasses.dataclass
@@ -247,7 +248,7 @@ class Round:
         what = {"syn": "no SYN-ACK", "request": "no HTTP answer", "sent": "no answer"}.get(attempt.stage, "no answer")
         if attempt.stage in ("syn", "request"):
             self._reset(attempt)
-        attempt.outcomes.append((False, f"{what} within {attempt.probe.timeout:g}s"))
+        attempt.outcomes.append((False, f"{what} within {attempt.probe.timeout:g}s{SILENT}"))
         attempt.stage = "done"
 
     def _reset(self, attempt, sent=0):

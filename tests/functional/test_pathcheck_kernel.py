@@ -202,7 +202,7 @@ def test_each_kind_passes_on_a_live_service_and_fails_on_a_dead_one(pair):
 def test_no_answer_fails_after_the_timeout(pair):
     # An address on the veth's network that nobody holds: nothing answers.
     got = run_round({"silent": {**probe("tcp", 8080), "backend": "10.77.0.3", "vip": "10.77.0.3"}})
-    assert got == {"silent": [(False, "no SYN-ACK within 0.5s")]}
+    assert got == {"silent": [(False, "no SYN-ACK within 0.5s (silent)")]}
 
 
 def test_the_checks_leave_no_connection_behind_on_the_server(pair):
