@@ -247,7 +247,7 @@ class Round:
     def _give_up(self, attempt, now):
         what = {"syn": "no SYN-ACK", "request": "no HTTP answer", "sent": "no answer"}.get(attempt.stage, "no answer")
         if attempt.stage in ("syn", "request"):
-            self._reset(attempt)
+            self._reset(attempt, len(attempt.request) if attempt.stage == "request" else 0)
         attempt.outcomes.append((False, f"{what} within {attempt.probe.timeout:g}s{SILENT}"))
         attempt.stage = "done"
 
