@@ -45,16 +45,31 @@ def tcp(address, port, timeout, mark=None):
         return "connected"
 
 
+def _ranges(expect):
+    """``[[low, high], ...]`` for a check's ``expect``: that form, or one status as a number."""
+    return [[expect, expect]] if isinstance(expect, int) else expect
+
+
 def status_ok(status, expect):
-    """Whether an HTTP ``status`` is one ``expect`` accepts (``[[low, high], ...]``, or
-    one status as a number)."""
-    ranges = [[expect, expect]] if isinstance(expect, int) else expect
-    return any(low <= status <= high for low, high in ranges)
+    """Whether an HTTP ``status`` is one ``expect`` accepts (:func:`_ranges`)."""
+    return any(low <= status <= high for low, high in _ranges(expect))
 
 
 def _expected(expect):
-    ranges = [[expect, expect]] if isinstance(expect, int) else expect
-    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in ranges)
+    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in _ranges(expect))
+
+
+def _receive(sock, deadline, done, limit=65536):
+    """Bytes read from ``sock`` until ``done(data)``, the peer closes, ``limit`` bytes
+    came, or ``deadline`` passes (``socket.timeout``, an OSError)."""
+    data = b""
+    while len(data) < limit and not done(data):
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(limit - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def http_verdict(answer, expect, body=None):
@@ -98,13 +113,8 @@ def http(address, port, timeout, check=None, mark=None, tls=False):
         sock = _tls(raw, check, address) if tls else raw
         with sock:
             sock.sendall(http_request(check.get("path", "/"), check.get("host") or address))
-            data = b""
-            while len(data) < limit and (body is not None or b"\r\n" not in data):
-                sock.settimeout(max(0.01, deadline - time.monotonic()))
-                chunk = sock.recv(limit - len(data))
-                if not chunk:
-                    break
-                data += chunk
+            # The status line alone, or with a body regex the whole answer.
+            data = _receive(sock, deadline, lambda got: body is None and b"\r\n" in got, limit)
     return http_verdict(data, expect, body) + (" over TLS" if tls else "")
 
 
@@ -116,14 +126,9 @@ def dns(address, port, timeout, check, mark=None):
     if check.get("protocol") == "tcp":
         with _connected(address, port, timeout, mark) as sock:
             sock.sendall(struct.pack("!H", len(message)) + message)
-            data = b""
-            while len(data) < 2 or len(data) < 2 + struct.unpack("!H", data[:2])[0]:
-                sock.settimeout(max(0.01, deadline - time.monotonic()))
-                chunk = sock.recv(65535)
-                if not chunk:
-                    break
-                data += chunk
-            answer = data[2:]
+            # A DNS message over TCP comes after its 2-byte length.
+            answer = _receive(sock, deadline, lambda got: len(got) >= 2 and
+                              len(got) >= 2 + struct.unpack("!H", got[:2])[0], 65537)[2:]
     else:
         with _connected(address, port, timeout, mark, socket.SOCK_DGRAM) as sock:
             sock.send(message)

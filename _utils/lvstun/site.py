@@ -606,7 +606,6 @@ class _Parser:
         return HA(base=base, buckets=buckets, idle_timer=idle, unbalanced_timer=unbalanced, interval=interval,
                   timeout=timeout, rise=rise, fall=fall, sync_id=sync_id, sync_refresh=sync_refresh)
 
-
     def health(self, value):
         errors, path = self.errors, ("health",)
         tree = _mapping(errors, path, value)
@@ -614,14 +613,10 @@ class _Parser:
         got = {key: _default("health", key, tree) for key in SCHEMA["health"]}
         hold = _int(errors, (*path, "hold"), got["hold"], 0, 3600)
         heartbeat = _int(errors, (*path, "heartbeat"), got["heartbeat"], 1, 3600)
-        path_interval = got["path_interval"]
-        if isinstance(path_interval, bool) or not isinstance(path_interval, (int, float)) \
-                or not 0.1 <= path_interval <= 3600:
-            errors.add((*path, "path_interval"), f"{path_interval!r} must be a number of seconds from 0.1 to 3600")
-            path_interval = None
+        path_interval = _seconds(errors, (*path, "path_interval"), got["path_interval"], 0.1, 3600)
         self.health_ = Health(hold=Health.hold if hold is None else hold,
                               heartbeat=Health.heartbeat if heartbeat is None else heartbeat,
-                              path_interval=Health.path_interval if path_interval is None else float(path_interval))
+                              path_interval=Health.path_interval if path_interval is None else path_interval)
 
     def metrics(self, value):
         errors, path = self.errors, ("metrics",)
@@ -644,9 +639,9 @@ class _Parser:
         return Metrics(port=port, listen=listen)
 
 
-def _seconds(errors, path, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 60:
-        errors.add(path, f"{value!r} must be a number of seconds from 0.05 to 60")
+def _seconds(errors, path, value, low=0.05, high=60):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        errors.add(path, f"{value!r} must be a number of seconds from {low:g} to {high:g}")
         return None
     return float(value)
 

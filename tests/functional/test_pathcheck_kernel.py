@@ -77,6 +77,18 @@ SERVERS = textwrap.dedent(r"""
             data, peer = sock.recvfrom(2048)
             sock.sendto(dns_answer(data), peer)
     threading.Thread(target=dns_udp, daemon=True).start()
+
+    def dns_tcp():
+        listener = socket.create_server(("0.0.0.0", 5300))
+        while True:
+            conn, _ = listener.accept()
+            with conn:
+                data = b""
+                while len(data) < 2 or len(data) < 2 + struct.unpack("!H", data[:2])[0]:
+                    data += conn.recv(2048)
+                answer = dns_answer(data[2:])
+                conn.sendall(struct.pack("!H", len(answer)) + answer)
+    threading.Thread(target=dns_tcp, daemon=True).start()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("0.0.0.0", 5353))
     print("ready", flush=True)
@@ -288,6 +300,7 @@ def test_each_kind_of_real_server_check_against_real_services(pair):
         "https unknown ca": {**https, "expect": [[200, 200]], "verify": True, "host": "web.example"},
         "dns": dns,
         "dns address": {**dns, "answer": "10.77.0.2"},
+        "dns over tcp": {**dns, "protocol": "tcp", "answer": "10.77.0.2"},
         "dns wrong address": {**dns, "answer": "10.77.0.9"},
         "dns nxdomain": {**dns, "query": "nothing.example"},
         "dns nxdomain expected": {**dns, "query": "nothing.example", "rcode": "NXDOMAIN"},
@@ -306,7 +319,7 @@ def test_each_kind_of_real_server_check_against_real_services(pair):
     assert verdicts == {
         "http range": True, "http set misses": False, "http body": True, "http body misses": False,
         "https unverified": True, "https verified": True, "https wrong name": False, "https unknown ca": False,
-        "dns": True, "dns address": True, "dns wrong address": False, "dns nxdomain": False,
+        "dns": True, "dns address": True, "dns over tcp": True, "dns wrong address": False, "dns nxdomain": False,
         "dns nxdomain expected": True, "script": True, "script fails": False, "script hangs": False,
         "dynamic 7": True, "dynamic 0": True, "dynamic down": False,
     }, got
