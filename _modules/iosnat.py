@@ -3,13 +3,15 @@
 The Cisco form of the seed's ``ip nat inside source static 10.10.24.88 112.2.21.88``,
 rendered from the site's pillar: one static line per VIP with its own public address,
 ``ip nat inside`` / ``ip nat outside`` on the LAN and WAN interfaces, and with several
-directors a host route per VIP through each. The running config is read and compared;
+directors a host route per VIP through each, tracked by an IP SLA probe of that
+director (``tracking``: ``lvstun.roles.ios_tracking``), so the device stops routing to a
+director that stops answering, by itself. The running config is read and compared;
 only missing lines are sent, and only stale lines the pack wrote (or adopted, being
 exactly what the site wants) are removed: other NAT and config are never touched.
 The lines owned are recorded in the proxy's cache (``lvs/iosnat-owned.json``).
 
 A line the device refuses stops the change: what was sent before it is rolled back
-(``no`` of each, in reverse) and the error carries the device's words. A session lost
+(``no`` of each, in reverse; a removed SLA entry or track object is written again) and the error carries the device's words. A session lost
 midway cannot be rolled back: the error then says which lines the device may hold; the
 next apply reads the running config again and finishes or repairs the change.
 
@@ -69,8 +71,8 @@ def running():
     return {"lines": ios.render(managed), "owned": ios.render([line for line in managed if line in owned])}
 
 
-def _plan(nat, routes):
-    want = ios.desired({"nat": nat, "routes": routes or {}})
+def _plan(nat, routes, tracking):
+    want = ios.desired({"nat": nat, "routes": routes or {}, "tracking": tracking})
     current = _running()
     return want, current, ios.plan(want, current, _owned())
 
@@ -85,7 +87,7 @@ def _unsaved(want, plan, save):
         line in startup for line in set(_owned()) - set(want))
 
 
-def check(nat, routes=None, save=False):
+def check(nat, routes=None, save=False, tracking=None):
     """Return the drifts (empty when the device is as wanted): ``ios-line`` records
     (:mod:`lvstun.drift`), a line present or absent, and ``ios-saved`` when the startup
     config must be written; ``iosnat.commands`` lists the exact lines to send. Raises
@@ -97,7 +99,7 @@ def check(nat, routes=None, save=False):
 
         salt router iosnat.check '{"inside_interface": "GigabitEthernet0/0", "outside_interface": "GigabitEthernet0/1", "mappings": []}'
     """
-    want, _, plan = _plan(nat, routes)
+    want, _, plan = _plan(nat, routes, tracking)
     if plan.conflicts:
         raise CommandExecutionError("; ".join(plan.conflicts))
     drifts = [drift.make("ios-line", ios.render([line])[0], "absent", "present") for line in plan.remove]
@@ -107,7 +109,7 @@ def check(nat, routes=None, save=False):
     return drifts
 
 
-def commands(nat, routes=None):
+def commands(nat, routes=None, tracking=None):
     """The exact lines ``apply`` would send in config mode, in order.
 
     CLI Example:
@@ -116,10 +118,10 @@ def commands(nat, routes=None):
 
         salt router iosnat.commands '{"inside_interface": "GigabitEthernet0/0", "outside_interface": "GigabitEthernet0/1", "mappings": []}'
     """
-    return [line for block in ios.blocks(_plan(nat, routes)[2].changes()) for line in block]
+    return _plan(nat, routes, tracking)[2].commands()
 
 
-def apply(nat, routes=None, save=False):
+def apply(nat, routes=None, save=False, tracking=None):
     """Send the missing lines and remove the stale owned ones; ``write memory`` when
     ``save``. Returns ``{"sent": [...], "saved": bool}``; raises
     ``CommandExecutionError`` with the device's words when it refuses a line (after
@@ -131,16 +133,14 @@ def apply(nat, routes=None, save=False):
 
         salt router iosnat.apply '{"inside_interface": "GigabitEthernet0/0", "outside_interface": "GigabitEthernet0/1", "mappings": [{"vip": "10.10.24.88", "public": "112.2.21.88"}]}' save=True
     """
-    want, _, plan = _plan(nat, routes)
+    want, _, plan = _plan(nat, routes, tracking)
     if plan.conflicts:
         raise CommandExecutionError("; ".join(plan.conflicts))
     owned = _owned()
-    changes = plan.changes()
-    sent = [line for block in ios.blocks(changes) for line in block]
-    if changes:
-        result = __proxy__["lvs_ios.configure"](ios.blocks(changes))
+    if plan.steps:
+        result = __proxy__["lvs_ios.configure"]([step.send for step in plan.steps])
         if result["error"]:
-            _fail(changes, result, owned)
+            _fail(plan.steps, result, owned)
     new_owned = ios.owned_after(owned, plan, want)
     if new_owned != sorted(owned, key=ios.line_order):
         owned_records.store(__opts__, RECORD, new_owned)
@@ -148,28 +148,31 @@ def apply(nat, routes=None, save=False):
     if _unsaved(want, plan, save):
         __proxy__["lvs_ios.save"]()
         saved = True
-    return {"sent": sent, "saved": saved}
+    return {"sent": plan.commands(), "saved": saved}
 
 
-def _fail(changes, result, owned):
+def _fail(steps, result, owned):
     """Report a refused line or a lost session; roll back what can be rolled back."""
-    done, error = changes[:result["applied"]], result["error"]
+    done, error = steps[:result["applied"]], result["error"]
     said = f"'{error['line']}': {error['answer']}" if error["line"] else error["answer"]
-    shown = [" / ".join(filter(None, change)) for change in done]
+    shown = [step.shown() for step in done]
     if error["lost"]:
         # The pack wrote these: remember them, so that stale ones can go next time.
-        owned_records.store(__opts__, RECORD, ios.owned_after_changes(owned, done))
-        pending = " / ".join(filter(None, changes[len(done)])) if len(done) < len(changes) else None
+        owned_records.store(__opts__, RECORD, ios.owned_after_steps(owned, done))
+        pending = steps[len(done)].shown() if len(done) < len(steps) else None
         raise CommandExecutionError(
             f"lost the session to the device at {said}; the device took {len(done)} of "
-            f"{len(changes)} change(s): {shown}" + (f", and maybe '{pending}'" if pending else "")
+            f"{len(steps)} change(s): {shown}" + (f", and maybe '{pending}'" if pending else "")
             + "; nothing was rolled back: the next apply compares the running config again")
-    if not done:
+    # A refused line inside an object (an SLA entry's block, say) leaves the object half
+    # written: it goes first.
+    failed = steps[len(done)]
+    undo = ([failed] if failed.leaves_part(error["line"]) else []) + list(reversed(done))
+    if not undo:
         raise CommandExecutionError(f"the device refused {said}; nothing was changed")
-    undo = [ios.inverse(change) for change in reversed(done)]
-    back = __proxy__["lvs_ios.configure"](ios.blocks(undo))
+    back = __proxy__["lvs_ios.configure"]([step.undo for step in undo])
     if back["error"]:
-        owned_records.store(__opts__, RECORD, ios.owned_after_changes(owned, done))
+        owned_records.store(__opts__, RECORD, ios.owned_after_steps(owned, done))
         raise CommandExecutionError(
             f"the device refused {said}; rolling back the {len(done)} change(s) sent before it "
             f"failed too at '{back['error']['line']}': {back['error']['answer']}: the device "

@@ -10,6 +10,7 @@
             mappings:
               - {public: 112.2.21.88, vip: 10.10.24.88}
         - routes: {}        # with several directors: {VIP/32: {via: [D1, D2]}}
+        - tracking: null    # with several directors: the IP SLA probes (lvstun.roles.ios_tracking)
         - save: false       # write memory after a change
 
 Changes are the config lines, each ``{"old": "absent", "new": "present"}`` (or the
@@ -27,9 +28,10 @@ def __virtual__():
     return True  # managed() explains itself where the execution module is missing
 
 
-def managed(name, nat, routes=None, save=False):
-    """The device holds exactly the site's NAT lines (and VIP routes); only stale lines
-    the pack owns are removed; ``save`` writes the running config to the startup config."""
+def managed(name, nat, routes=None, save=False, tracking=None):
+    """The device holds exactly the site's NAT lines (and VIP routes with the probes
+    that track them); only stale lines the pack owns are removed; ``save`` writes the
+    running config to the startup config."""
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     if "iosnat.check" not in __salt__:
         ret.update(result=False, comment="an ios router is managed by a salt-proxy minion of proxytype "
@@ -39,9 +41,9 @@ def managed(name, nat, routes=None, save=False):
     def detail(found):
         if isinstance(found, dict) and "sent" in found:
             return f"sent {found['sent']}" + (", then write memory" if found["saved"] else "")
-        lines = __salt__["iosnat.commands"](nat, routes)
+        lines = __salt__["iosnat.commands"](nat, routes, tracking)
         return f"would send {lines}" + (" then write memory" if any(d["kind"] == "ios-saved" for d in found)
                                          else "")
 
-    return converge(ret, __opts__["test"], lambda: __salt__["iosnat.check"](nat, routes, save),
-                    lambda: __salt__["iosnat.apply"](nat, routes, save), "the router's NAT", detail)
+    return converge(ret, __opts__["test"], lambda: __salt__["iosnat.check"](nat, routes, save, tracking),
+                    lambda: __salt__["iosnat.apply"](nat, routes, save, tracking), "the router's NAT", detail)

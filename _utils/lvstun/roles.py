@@ -14,8 +14,11 @@ SLS files stay declarative and every decision is here, where unit tests reach it
 * ``router``: forwarding on, its LAN and WAN addresses (plus every public address as
   /32 so it answers ARP for them), the 1:1 NAT pairs, and with several directors every
   VIP routed over them: on Linux through the resilient group of the live directors
-  (``lvstun.dirgroup``), on IOS by ECMP static routes.
+  (``lvstun.dirgroup``), on IOS by static routes, each tracked by an IP SLA probe of
+  its director (``ios_tracking``).
 """
+
+import math
 
 import netaddr
 
@@ -166,11 +169,12 @@ def router(site, minion_id=None):
                 sorted(pairs.items(), key=lambda kv: netaddr.IPAddress(kv[0]))]
     if rtr.kind == "ios":
         # The device's addresses are the operator's; the pack owns the NAT lines and,
-        # with several directors, the VIP routes (lvstun.ios).
+        # with several directors, the VIP routes and the probes that track them (lvstun.ios).
         return {
             "role": "router",
             "kind": "ios",
             "routes": routes,
+            "tracking": ios_tracking(site) if routes else None,
             "save": rtr.save,
             "nat": {"inside_interface": rtr.lan_interface, "outside_interface": rtr.wan_interface,
                     "mappings": mappings},
@@ -188,6 +192,23 @@ def router(site, minion_id=None):
             "mappings": mappings,
         },
     }
+
+
+def ios_tracking(site):
+    """An IOS router's probes of its directors (several directors): one IP SLA ICMP echo
+    per director (entry ``ha:base`` + n, n = 1, 2 ... in minion id order), sent from the
+    LAN interface every ``ha:interval`` seconds (IOS counts whole seconds: rounded up)
+    with ``ha:timeout``, and a track object per entry (``ha:track_base`` + n) whose
+    state the director's static routes follow. ``ha:fall`` and ``ha:rise`` become the
+    track's delays: (fall - 1) and (rise - 1) probe intervals."""
+    ha = site.ha
+    frequency = max(1, math.ceil(ha.interval))
+    directors = sorted(site.directors, key=lambda host: host.minion_id)
+    return {"source_interface": site.router.lan_interface, "frequency": frequency,
+            "timeout": round(ha.timeout * 1000), "delay_down": (ha.fall - 1) * frequency,
+            "delay_up": (ha.rise - 1) * frequency,
+            "directors": {host.address: {"sla": ha.base + index, "track": ha.track_base + index}
+                          for index, host in enumerate(directors, 1)}}
 
 
 def for_minion(site, minion_id, health=None):

@@ -77,7 +77,7 @@ SCHEMA = {
     # Several directors (lvstun.dirgroup): the router's resilient group, its probes, and
     # the directors' connection sync. Ignored with one director.
     "ha": {"base": 4200, "buckets": 64, "idle_timer": 10, "unbalanced_timer": 300, "interval": 1,
-           "timeout": 0.4, "rise": 2, "fall": 2, "sync_id": 1, "sync_refresh": 1},
+           "timeout": 0.4, "rise": 2, "fall": 2, "sync_id": 1, "sync_refresh": 1, "track_base": 400},
     # The directors' Prometheus exporter (lvstun.metrics): its port (null: no exporter) and
     # where it listens: lan (the director's LAN address), any, or a subnet (the director's
     # address in it, a management network say). Never the VIPs: the router maps them.
@@ -161,12 +161,13 @@ class HA:
     buckets: int = 64  # the resilient group's hash buckets
     idle_timer: int = 10  # seconds a bucket is idle before it may move to a returning director
     unbalanced_timer: int = 300  # seconds of imbalance before busy buckets move too (0: never)
-    interval: int = 1  # seconds between two probes of a director (the router's beacon)
+    interval: float = 1.0  # seconds between two probes of a director (the router's)
     timeout: float = 0.4  # one probe's timeout
     rise: int = 2  # passing probes before a director takes flows again
     fall: int = 2  # failing probes before its flows move to the others
     sync_id: int = 1  # the IPVS sync daemons' id (0-255), one per site
     sync_refresh: int = 1  # s between two syncs of a busy connection (0: the kernel's every 50 packets)
+    track_base: int = 400  # an IOS router's track objects (IOS numbers them 1-1000) start here
 
 
 @dataclass(frozen=True)
@@ -596,15 +597,18 @@ class _Parser:
         buckets = _int(errors, (*path, "buckets"), got["buckets"], max(directors, 1), 65535)
         idle = _int(errors, (*path, "idle_timer"), got["idle_timer"], 1, 3600)
         unbalanced = _int(errors, (*path, "unbalanced_timer"), got["unbalanced_timer"], 0, 86400)
-        interval = _int(errors, (*path, "interval"), got["interval"], 1, 60)  # the router beacon's, in s
+        interval = _seconds(errors, (*path, "interval"), got["interval"], 0.1, 60)  # the router's probes
         timeout = _seconds(errors, (*path, "timeout"), got["timeout"])
         if interval is not None and timeout is not None and timeout >= interval:
-            errors.add((*path, "timeout"), f"{timeout} must be shorter than the interval ({interval})")
+            errors.add((*path, "timeout"), f"{timeout} must be shorter than the interval ({interval:g})")
         rise, fall = (_int(errors, (*path, key), got[key], 1, 100) for key in ("rise", "fall"))
         sync_id = _int(errors, (*path, "sync_id"), got["sync_id"], 0, 255)
         sync_refresh = _int(errors, (*path, "sync_refresh"), got["sync_refresh"], 0, 3600)
+        # An IOS router's track objects, one per director above it: IOS numbers them 1-1000.
+        track_base = _int(errors, (*path, "track_base"), got["track_base"], 0, 1000 - max(directors, 1))
         return HA(base=base, buckets=buckets, idle_timer=idle, unbalanced_timer=unbalanced, interval=interval,
-                  timeout=timeout, rise=rise, fall=fall, sync_id=sync_id, sync_refresh=sync_refresh)
+                  timeout=timeout, rise=rise, fall=fall, sync_id=sync_id, sync_refresh=sync_refresh,
+                  track_base=track_base)
 
     def health(self, value):
         errors, path = self.errors, ("health",)

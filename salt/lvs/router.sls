@@ -3,8 +3,9 @@
     which the pack owns alone, and with several directors every VIP routed to the
     resilient group of the live directors (lvs_directors).
     Kind ios (a salt-proxy of proxytype lvs_ios): `ip nat inside source static VIP
-    PUBLIC` per pair, `ip nat inside|outside` on its interfaces, VIP routes with several
-    directors; only the lines the pack owns are ever removed. #}
+    PUBLIC` per pair, `ip nat inside|outside` on its interfaces, with several directors
+    VIP routes tracked by an IP SLA probe of each director; only the lines the pack owns
+    are ever removed. #}
 {%- set cfg = salt['lvs_site.config']() %}
 include:
   - lvs.site
@@ -69,6 +70,7 @@ lvs-router-nat:
   iosnat.managed:
     - nat: {{ cfg.nat | json }}
     - routes: {{ cfg.routes | json }}
+    - tracking: {{ cfg.tracking | json }}
     - save: {{ cfg.save | json }}
     - require:
       - lvs_site: lvs-site-valid

@@ -5,10 +5,17 @@ receives, so that a test sees exactly what a real device would have been sent.
 It knows the commands the pack sends (and rejects everything else as IOS does):
 ``enable``, ``terminal length|width``, ``show running-config|startup-config``,
 ``configure terminal``, ``interface X`` (known interfaces only), ``[no] ip nat inside|
-outside``, ``[no] ip nat inside source static A B``, ``[no] ip route P M NH``, ``exit``,
-``end``, ``write memory``. Its checks follow IOS: a static entry whose inside or outside
+outside``, ``[no] ip nat inside source static A B``, ``[no] ip route P M NH [track T]``,
+``[no] ip sla N`` with ``icmp-echo A source-interface X`` and its ``threshold``,
+``timeout``, ``frequency``, ``ip sla schedule N life forever start-time now``,
+``[no] track T ip sla N reachability`` with ``[no] delay``, ``exit``, ``end``,
+``write memory``. Its checks follow IOS: a static entry whose inside or outside
 address is already mapped is refused, removing an unknown entry is refused, removing an
-entry in use asks ``[no]:``. Faults for the tests: ``reject`` (a line -> an error text)
+entry in use asks ``[no]:``, a scheduled SLA entry cannot be modified or scheduled
+again, a track object's number is 1-1000 and its kind cannot change, a route's
+prefix, mask and next hop name it (a second ``ip route`` to the same replaces its
+options), and a global command typed in a sub-mode leaves the sub-mode (as IOS does).
+Faults for the tests: ``reject`` (a line -> an error text)
 and ``drop_on`` (a line that closes the session when received).
 """
 
@@ -21,7 +28,15 @@ import asyncssh
 
 INVALID = "% Invalid input detected at '^' marker."
 STATIC = re.compile(r"^ip nat inside source static (\S+) (\S+)$")
-ROUTE = re.compile(r"^ip route (\S+) (\S+) (\S+)$")
+ROUTE = re.compile(r"^ip route (\S+) (\S+) (\S+)(?: track (\d+))?$")
+SLA = re.compile(r"^ip sla (\d+)$")
+SLA_SCHEDULE = re.compile(r"^ip sla schedule (\d+) life forever start-time now$")
+ECHO = re.compile(r"^icmp-echo (\S+) source-interface (\S+)$")
+ECHO_SETTING = re.compile(r"^(threshold|timeout|frequency) (\d+)$")
+ECHO_DEFAULTS = {"threshold": 5000, "timeout": 5000, "frequency": 60}
+TRACK = re.compile(r"^track (\d+) (ip sla \d+ (?:reachability|state))$")
+DELAY = re.compile(r"^delay(?: down (\d+))?(?: up (\d+))?$")
+RUNNING_ENTRY = "%Entry already running and cannot be modified (only can delete (no) and start over)"
 
 
 class Device:
@@ -39,6 +54,8 @@ class Device:
         self.reject = {}  # line -> error text answered instead of applying it
         self.drop_on = None  # a line that closes the session when received
         self.in_use = set()  # static entries with translations: removal asks to confirm
+        self.slas = {}  # entry number -> {"echo": (address, interface) or None, settings, "scheduled"}
+        self.tracks = {}  # track number -> {"kind": "ip sla N reachability", "delay": (down, up)}
         self.lock = threading.Lock()
 
     def running_config(self):
@@ -48,7 +65,23 @@ class Device:
             out.append(f"interface {name}")
             out.extend(f" {line}" for line in lines)
             out.append("!")
+        for number, track in sorted(self.tracks.items()):
+            out.append(f"track {number} {track['kind']}")
+            down, up = track["delay"]
+            delay = " ".join(f"{way} {value}" for way, value in (("down", down), ("up", up)) if value)
+            if delay:
+                out.append(f" delay {delay}")
+            out.append("!")
         out.extend(self.globals)
+        for number, entry in sorted(self.slas.items()):
+            if entry["echo"] is None:
+                continue  # no operation yet: IOS does not show it
+            out.append(f"ip sla {number}")
+            out.append(" icmp-echo {} source-interface {}".format(*entry["echo"]))
+            out.extend(f" {key} {entry[key]}" for key in ("threshold", "timeout", "frequency")
+                       if entry[key] != ECHO_DEFAULTS[key])
+        out.extend(f"ip sla schedule {number} life forever start-time now"
+                   for number, entry in sorted(self.slas.items()) if entry["scheduled"])
         out.extend(["!", "end"])
         return "\n".join(out)
 
@@ -82,18 +115,92 @@ class Device:
             self.globals.append(body)
             return ""
         if route:
-            prefix, mask, hop = route.groups()
+            prefix, mask, hop, track = route.groups()
             if not (_is_ip(prefix) and _is_ip(mask) and _is_ip(hop)):
                 return INVALID
+            if track is not None and not 1 <= int(track) <= 1000:
+                return INVALID
+            same = [line for line in self.globals if ROUTE.match(line) and ROUTE.match(line).groups()[:3]
+                    == (prefix, mask, hop)]
             if neg:
-                if body in self.globals:
-                    self.globals.remove(body)
-                    return ""
-                return "%No matching route to delete"
-            if body not in self.globals:
+                if not same:
+                    return "%No matching route to delete"
+                self.globals.remove(same[0])
+                return ""
+            if same:  # the same route: its options replaced
+                self.globals[self.globals.index(same[0])] = body
+            else:
                 self.globals.append(body)
             return ""
+        sla, schedule, track = SLA.match(body), SLA_SCHEDULE.match(body), TRACK.match(body)
+        if sla:
+            number = int(sla.group(1))
+            if neg:
+                if number not in self.slas:
+                    return f"%Entry {number} does not exist"
+                del self.slas[number]  # its schedule with it
+                return ""
+            self.slas.setdefault(number, {"echo": None, **ECHO_DEFAULTS, "scheduled": False})
+            return ""
+        if schedule and not neg:
+            entry = self.slas.get(int(schedule.group(1)))
+            if entry is None or entry["echo"] is None:
+                return "%Entry does not exist or has no operation configured"
+            if entry["scheduled"]:
+                return "%Entry already scheduled (only can delete (no) and start over)"
+            entry["scheduled"] = True
+            return ""
+        if neg and re.match(r"^track \d+$", body):
+            number = int(body.split()[1])
+            if number not in self.tracks:
+                return f"%Track object {number} does not exist"
+            del self.tracks[number]
+            return ""
+        if track and not neg:
+            number, kind = int(track.group(1)), track.group(2)
+            if not 1 <= number <= 1000:
+                return INVALID
+            have = self.tracks.setdefault(number, {"kind": kind, "delay": (0, 0)})
+            if have["kind"] != kind:
+                return f"%Cannot change the type of track object {number}: delete it first"
+            return ""
         return INVALID
+
+    def configure_sla(self, number, mode, line):
+        """A line inside ``ip sla N``: ``icmp-echo`` (mode ``config-ip-sla``), then its
+        settings (``config-ip-sla-echo``). Returns ``(error, new mode)``."""
+        entry = self.slas[number]
+        echo, setting = ECHO.match(line), ECHO_SETTING.match(line)
+        if mode == "config-ip-sla" and echo:
+            if entry["scheduled"]:
+                return RUNNING_ENTRY, mode
+            if not _is_ip(echo.group(1)) or echo.group(2) not in self.interfaces:
+                return INVALID, mode
+            if entry["echo"] not in (None, echo.groups()):
+                return "%Entry already has an operation: delete it (no ip sla) and start over", mode
+            entry["echo"] = echo.groups()
+            return "", "config-ip-sla-echo"
+        if mode == "config-ip-sla-echo" and setting:
+            if entry["scheduled"]:
+                return RUNNING_ENTRY, mode
+            entry[setting.group(1)] = int(setting.group(2))
+            if entry["threshold"] > entry["timeout"] or entry["timeout"] > entry["frequency"] * 1000:
+                entry[setting.group(1)] = ECHO_DEFAULTS[setting.group(1)]
+                return "%Threshold must not exceed the timeout, nor the timeout the frequency", mode
+            return "", mode
+        return None, mode  # not a sub-mode line
+
+    def configure_track(self, number, line):
+        """A line inside ``track T ...``: ``[no] delay [down S] [up S]``; None when it is
+        not one."""
+        if line == "no delay":
+            self.tracks[number]["delay"] = (0, 0)
+            return ""
+        delay = DELAY.match(line)
+        if not delay or delay.groups() == (None, None):
+            return None
+        self.tracks[number]["delay"] = tuple(int(value or 0) for value in delay.groups())
+        return ""
 
     def configure_interface(self, name, line):
         neg = line.startswith("no ")
@@ -121,12 +228,13 @@ class _Session:
     def __init__(self, device, process):
         self.device = device
         self.process = process
-        self.mode = "exec"  # exec, enable, config, config-if
+        self.mode = "exec"  # exec, enable, config, or a sub-mode: config-if, config-ip-sla(-echo), config-track
         self.interface = None
+        self.object = None  # the SLA entry's or the track object's number in their sub-modes
 
     def prompt(self):
-        suffix = {"exec": ">", "enable": "#", "config": "(config)#", "config-if": "(config-if)#"}
-        return f"{self.device.hostname}{suffix[self.mode]}"
+        suffix = {"exec": ">", "enable": "#"}.get(self.mode, f"({self.mode})#")
+        return f"{self.device.hostname}{suffix}"
 
     def write(self, text):
         self.process.stdout.write(text.replace("\n", "\r\n"))
@@ -184,11 +292,24 @@ class _Session:
                 return ""
             return INVALID
         if line == "end":
-            self.mode, self.interface = "enable", None
+            self.mode, self.interface, self.object = "enable", None, None
             return ""
         if line == "exit":
-            self.mode, self.interface = ("config", None) if self.mode == "config-if" else ("enable", None)
+            self.mode = "config" if self.mode != "config" else "enable"
+            self.interface = self.object = None
             return ""
+        if self.mode.startswith("config-ip-sla"):
+            with dev.lock:
+                error, self.mode = dev.configure_sla(self.object, self.mode, line)
+            if error is not None:
+                return error
+            self.mode, self.object = "config", None  # a global command: IOS leaves the sub-mode
+        if self.mode == "config-track":
+            with dev.lock:
+                error = dev.configure_track(self.object, line)
+            if error is not None:
+                return error
+            self.mode, self.object = "config", None
         if line.startswith("interface "):
             name = line.split(None, 1)[1]
             if name not in dev.interfaces:
@@ -208,7 +329,12 @@ class _Session:
                 return ""
             dev.in_use.discard(neg_static.groups())
         with dev.lock:
-            return dev.configure(line)
+            error = dev.configure(line)
+        if not error and SLA.match(line):
+            self.mode, self.object = "config-ip-sla", int(line.split()[2])
+        elif not error and TRACK.match(line):
+            self.mode, self.object = "config-track", int(line.split()[1])
+        return error
 
 
 class _Server(asyncssh.SSHServer):

@@ -243,3 +243,80 @@ def test_an_entry_in_use_is_removed_after_the_device_asks(master, router, ios, s
     site(lambda lvs: None)
     apply(master)
     assert dev.globals == [*FOREIGN, SEED_LINE]
+
+
+def add_director2(lvs, **ha):
+    lvs["directors"]["director2"] = {"address": "10.10.24.3"}
+    lvs["ha"] = ha
+
+
+def probe_entry(number, address, timeout):
+    return [f"ip sla {number}", f"icmp-echo {address} source-interface GigabitEthernet0/0",
+            f"threshold {timeout}", f"timeout {timeout}", "frequency 1", "exit",
+            f"ip sla schedule {number} life forever start-time now"]
+
+
+TRACKED = ["track 401 ip sla 4201 reachability", "delay down 1 up 1", "exit",
+           "track 402 ip sla 4202 reachability", "delay down 1 up 1", "exit",
+           "ip route 10.10.24.88 255.255.255.255 10.10.24.2 track 401",
+           "ip route 10.10.24.88 255.255.255.255 10.10.24.3 track 402"]
+
+
+def test_several_directors_are_tracked_by_ip_sla_and_a_changed_probe_replaces_its_entries(master, router, ios,
+                                                                                          site):
+    dev = ios.device
+    apply(master)
+    site(lambda lvs: add_director2(lvs))
+    start = len(dev.received)
+    predicted = apply(master, test=True)["lvs-router-nat"]
+    expected = probe_entry(4201, "10.10.24.2", 400) + probe_entry(4202, "10.10.24.3", 400) + TRACKED
+    assert predicted["result"] is None and f"would send {expected}" in predicted["comment"], predicted
+    assert config_lines(dev, start) == []
+    done = apply(master)["lvs-router-nat"]
+    assert done["result"] is True and done["changes"] == predicted["changes"], done
+    assert config_lines(dev, start) == expected
+    assert dev.slas[4201] == {"echo": ("10.10.24.2", "GigabitEthernet0/0"), "threshold": 400, "timeout": 400,
+                              "frequency": 1, "scheduled": True}
+    assert dev.tracks == {401: {"kind": "ip sla 4201 reachability", "delay": (1, 1)},
+                          402: {"kind": "ip sla 4202 reachability", "delay": (1, 1)}}
+    start = len(dev.received)
+    assert apply(master)["lvs-router-nat"]["changes"] == {} and config_lines(dev, start) == []
+
+    # A scheduled entry cannot be changed (the device refuses): the pack replaces it whole.
+    site(lambda lvs: add_director2(lvs, timeout=0.3))
+    start = len(dev.received)
+    done = apply(master)["lvs-router-nat"]
+    assert done["result"] is True, done
+    assert config_lines(dev, start) == ["no ip sla 4201", "no ip sla 4202", *probe_entry(4201, "10.10.24.2", 300),
+                                        *probe_entry(4202, "10.10.24.3", 300)]
+    assert done["changes"]["ip sla 4201 / timeout 300"] == {"old": "absent", "new": "present"}
+    assert done["changes"]["ip sla 4201 / timeout 400"] == {"old": "present", "new": "absent"}
+    assert dev.slas[4202]["timeout"] == 300 and dev.slas[4202]["scheduled"]
+
+    # A line refused inside an entry: the half-written entry goes, the entries removed
+    # before it are written back as they were.
+    before = dev.running_config()
+    site(lambda lvs: add_director2(lvs, timeout=0.2))
+    dev.reject["timeout 200"] = "% SLA: timeout out of range for this platform"
+    start = len(dev.received)
+    try:
+        nat = apply(master)["lvs-router-nat"]
+    finally:
+        dev.reject.clear()
+    assert nat["result"] is False and "the device is as it was" in nat["comment"], nat
+    assert "'timeout 200': % SLA: timeout out of range for this platform" in nat["comment"]
+    assert config_lines(dev, start) == ["no ip sla 4201", "no ip sla 4202",
+                                        *probe_entry(4201, "10.10.24.2", 200)[:4],  # refused at its timeout
+                                        "no ip sla 4201", *probe_entry(4202, "10.10.24.3", 300),
+                                        *probe_entry(4201, "10.10.24.2", 300)]
+    assert dev.running_config() == before
+
+    # Back to one director: routes, then tracks, then entries go; the foreign lines stay.
+    site(lambda lvs: None)
+    start = len(dev.received)
+    done = apply(master)["lvs-router-nat"]
+    assert done["result"] is True, done
+    assert config_lines(dev, start) == ["no ip route 10.10.24.88 255.255.255.255 10.10.24.2 track 401",
+                                        "no ip route 10.10.24.88 255.255.255.255 10.10.24.3 track 402",
+                                        "no track 401", "no track 402", "no ip sla 4201", "no ip sla 4202"]
+    assert dev.globals == [*FOREIGN, SEED_LINE] and dev.slas == {} and dev.tracks == {}
