@@ -1,15 +1,19 @@
 """Beacon on a Linux router with several directors: which directors forward?
 
-Each round (``interval``: the site's ``ha:interval``, 1 s) the router probes every
-director at once (``lvs_directors.probe_all``: the site's service check sent through
-that director alone) with the site's ``ha:timeout``; results are damped (``ha:fall``
-failures in a row take a director out, and a director that fails is probed again at
-once, so that takes one round; ``ha:rise`` passes, one per round, put it back). When the view
-changes, the beacon records it and rewrites the group itself (``lvs_directors.apply``):
-the data path fails over on the router alone, with the master up or down. The round
-runs in a worker thread; the minion's loop waits for it at most fall x timeout + 0.2 s.
+A thread of the beacon (``lvstun.beaconthread``) probes every director at once each
+``ha:interval`` seconds (1 by default, down to 0.1: Salt's own beacon loop runs once a
+second at most) with ``lvs_directors.probe_all`` (the site's service check sent
+through that director alone) and the site's ``ha:timeout``; results are damped
+(``ha:fall`` failures in a row take a director out, and a director that fails is probed
+again at once, so that takes one round; ``ha:rise`` passes, one per round, put it
+back). When the view changes, the thread records it and rewrites the group itself
+(``lvs_directors.apply``): the data path fails over on the router alone, with the
+master up or down, without waiting for the minion's loop. The thread stops when the
+beacon has not been called for ``STALE`` seconds (removed, disabled, the minion
+stopping).
 
-It fires on a change (and every ``heartbeat`` seconds). Event tag:
+The beacon's calls (``interval``, 1 s) return what the thread saw: an event on a
+change (and every ``heartbeat`` seconds). Event tag:
 ``salt/beacon/<router id>/lvs_directors/``; payload (informative)::
 
     {"up": {"director": true, "director2": false}, "changed": ["director2"],
@@ -28,15 +32,15 @@ Configuration (``salt/lvs/router.sls`` sets it with ``beacon.present``):
 import contextvars
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import wait as futures_wait
 
 import salt.utils.beacons
 
+import lvstun.beaconthread
 import lvstun.drift
 import lvstun.health
 from lvstun.fresh import fresh
 
+beaconthread = fresh(lvstun.beaconthread)
 drift = fresh(lvstun.drift)
 health = fresh(lvstun.health)
 
@@ -44,6 +48,7 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "lvs_directors"
 SETTINGS = {"interval", "heartbeat", "disable_during_state_run", "enabled"}
+STALE = 10  # seconds without a call of the beacon after which its thread stops
 
 
 def __virtual__():
@@ -95,34 +100,35 @@ def round_(spec, state, outcomes, now, heartbeat):
     return view, changed, due
 
 
-def beacon(config):
-    conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else (config or {})
-    state = __context__.setdefault("lvs_directors", {})
-    try:
-        spec = __salt__["lvs_site.config"]().get("directors")
-    except Exception:  # pylint: disable=broad-except  (an invalid site: nothing to do)
-        return []
-    if not spec:
-        return []
-    running = state.get("running")
-    if running is None:
-        if "pool" not in state:
-            state["pool"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvs_directors")
-        # Salt's dunders live in the loader's context: carry it over to the thread.
-        up = {name: data.get("up", True) for name, data in state.get("dampers", {}).items()}
-        running = state["running"] = state["pool"].submit(contextvars.copy_context().run, probe_round,
-                                                          __salt__["lvs_directors.probe_all"], spec, up)
-    futures_wait([running], timeout=float(spec["timeout"]) * int(spec["fall"]) + 0.2)
-    if not running.done():
-        return []  # collected at the next call; no new round meanwhile
-    state["running"] = None
-    try:
-        outcomes = running.result()
-    except Exception:  # pylint: disable=broad-except
-        log.exception("lvs_directors: a probe round failed")
-        return []
+def _loop(worker):
+    """The thread: a round of probes every ``ha:interval`` seconds, and its decision."""
+    state = {}
+    while True:
+        current = worker.current()
+        if current is None:
+            return
+        (spec, heartbeat), context = current
+        started = time.monotonic()
+        try:
+            event = context.run(_round, state, spec, heartbeat)  # Salt's dunders live in that context
+        except Exception:  # pylint: disable=broad-except
+            log.exception("lvs_directors: a probe round failed")
+        else:
+            if event:
+                worker.report(event)
+        time.sleep(max(0.0, started + float(spec["interval"]) - time.monotonic()))
+
+
+def _round(state, spec, heartbeat):
+    up = {name: data.get("up", True) for name, data in state.get("dampers", {}).items()}
+    return _decide(state, spec, probe_round(__salt__["lvs_directors.probe_all"], spec, up), heartbeat)
+
+
+def _decide(state, spec, outcomes, heartbeat):
+    """Feed one round to the dampers, rewrite the group when the view changed (or a
+    director drains), and return the event due, if any."""
     now = time.time()
-    view, changed, due = round_(spec, state, outcomes, now, float(conf.get("heartbeat", health.HEARTBEAT)))
+    view, changed, due = round_(spec, state, outcomes, now, heartbeat)
     applied, error = [], None
     # While a director drains, every round: it leaves the group once it holds no bucket.
     if changed or state.get("applied_view") != view or __salt__["lvs_directors.drained"]():
@@ -133,8 +139,25 @@ def beacon(config):
         except Exception as err:  # pylint: disable=broad-except  (reported; tried again next round)
             error = str(err)
             log.error("lvs_directors: could not rewrite the director group: %s", err)
+    if changed:
+        log.warning("lvs_directors: %s", {name: ("up" if view[name] else "down") for name in changed})
     if not due and error is None:
-        return []
+        return None
     state["sent_at"] = now
     reasons = {name: outcomes[name][-1][1] for name in view}
-    return [{"up": view, "changed": changed, "applied": applied, "error": error, "reasons": reasons}]
+    return {"up": view, "changed": changed, "applied": applied, "error": error, "reasons": reasons}
+
+
+def beacon(config):
+    """Keep the probing thread going with the newest site; return its events."""
+    conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else (config or {})
+    worker = __context__.get("lvs_directors")
+    if worker is None:
+        worker = __context__["lvs_directors"] = beaconthread.BeaconThread("lvs_directors", _loop, STALE)
+    try:
+        spec = __salt__["lvs_site.config"]().get("directors")
+    except Exception:  # pylint: disable=broad-except  (an invalid site: keep the last good probes)
+        spec = False
+    settings = None if spec is False else (spec, float(conf.get("heartbeat", health.HEARTBEAT)))
+    worker.keep(settings, contextvars.copy_context(), stop=spec is None or spec == {})
+    return worker.reports()

@@ -36,18 +36,18 @@ disabled, the minion stopping) or the minion is no longer a director.
 import contextvars
 import dataclasses
 import logging
-import queue
-import threading
 import time
 
 import salt.utils.beacons
 
+import lvstun.beaconthread
 import lvstun.health
 import lvstun.owned
 import lvstun.pathcheck
 import lvstun.site
 from lvstun.fresh import fresh
 
+beaconthread = fresh(lvstun.beaconthread)
 health = fresh(lvstun.health)
 pathcheck = fresh(lvstun.pathcheck)
 records = fresh(lvstun.owned)
@@ -162,15 +162,15 @@ def verdicts(state, checks):
     return found
 
 
-def _loop(shared):
+def _loop(worker):
     """The thread: a round for the checks that are due, then sleep until the next."""
-    state, due_at = {"down": dict((records.load(shared["opts"], RECORD) or {}).get("down_at") or {})}, {}
+    opts = worker.opts
+    state, due_at = {"down": dict((records.load(opts, RECORD) or {}).get("down_at") or {})}, {}
     while True:
-        with shared["lock"]:
-            if shared["stop"] or time.monotonic() - shared["seen"] > STALE:
-                shared["thread"] = None
-                return
-            checks, source, context = shared["checks"], shared["source"], shared["context"]
+        current = worker.current()
+        if current is None:
+            return
+        (checks, source), context = current
         now = time.monotonic()
         due = {key: check for key, check in checks.items() if due_at.get(key, 0) <= now}
         due_at = {key: due_at[key] for key in checks if key in due_at and key not in due}
@@ -182,15 +182,15 @@ def _loop(shared):
             outcomes = {}
         changed = round_(state, checks, outcomes, time.time())
         if changed or state.get("unapplied"):
-            _store_and_apply(shared, state, checks, changed, context)
+            _store_and_apply(worker, state, checks, changed, context)
         time.sleep(max(0.05, min(due_at.values(), default=now + 1) - time.monotonic()))
 
 
-def _store_and_apply(shared, state, checks, changed, context):
+def _store_and_apply(worker, state, checks, changed, context):
     down = verdicts(state, checks)
     reasons = {key: state["reasons"].get(key) for key in sorted(state["down"]) if key in checks}
-    records.store(shared["opts"], RECORD, {"at": time.time(), "down": down, "down_at": state["down"],
-                                           "reasons": reasons})
+    records.store(worker.opts, RECORD, {"at": time.time(), "down": down, "down_at": state["down"],
+                                        "reasons": reasons})
     try:
         context.run(lambda: __salt__["lvs_health.apply"]())
         state["unapplied"] = False
@@ -198,32 +198,25 @@ def _store_and_apply(shared, state, checks, changed, context):
         log.exception("lvs_paths: setting this director's weights failed (tried again next round)")
         state["unapplied"] = True
     if changed:
-        shared["events"].put({"down": down, "changed": changed, "reasons": reasons})
+        worker.report({"down": down, "changed": changed, "reasons": reasons})
         log.warning("lvs_paths: %s", {key: ("down" if key in state["down"] else "up") for key in changed})
 
 
 def beacon(config):
     """Keep the checking thread going (started on the first call) with the newest site,
     and return the events of the changes it saw since the last call."""
-    shared = __context__.setdefault("lvs_paths", {"lock": threading.Lock(), "thread": None, "stop": False,
-                                                  "events": queue.Queue(), "opts": __opts__})
+    worker = __context__.get("lvs_paths")
+    if worker is None:
+        worker = __context__["lvs_paths"] = beaconthread.BeaconThread("lvs_paths", _loop, STALE)
+        worker.opts = __opts__
     try:
         site = site_module.parse({site_module.PILLAR_KEY: __pillar__.get(site_module.PILLAR_KEY)})
     except site_module.SiteError:
         site = None  # an invalid pillar: keep the last good checks running
-    with shared["lock"]:
-        shared["seen"] = time.monotonic()
-        if site is not None:
-            director = site.hosts.get(__opts__["id"])
-            shared["stop"] = site.role_of(__opts__["id"]) != "director"
-            if not shared["stop"]:
-                shared["checks"], shared["source"] = plan(site), director.address
-        # Salt's dunders live in the loader's context: the thread calls Salt through this copy.
-        shared["context"] = contextvars.copy_context()
-        if not shared["stop"] and "checks" in shared and shared["thread"] is None:
-            shared["thread"] = threading.Thread(target=_loop, args=(shared,), name="lvs_paths", daemon=True)
-            shared["thread"].start()
-    events = []
-    while not shared["events"].empty():
-        events.append(shared["events"].get_nowait())
-    return events
+    settings, stop = None, False
+    if site is not None:
+        stop = site.role_of(__opts__["id"]) != "director"
+        if not stop:
+            settings = (plan(site), site.hosts[__opts__["id"]].address)
+    worker.keep(settings, contextvars.copy_context(), stop=stop)
+    return worker.reports()

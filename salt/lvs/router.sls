@@ -44,7 +44,7 @@ lvs-router-directors-beacon:
   beacon.present:
     - name: lvs_directors
     - save: True
-    - interval: {{ cfg.directors.interval | json }}
+    - interval: 1  {#- collects its thread's events; the probes run every ha:interval #}
     - require:
       - lvs_directors: lvs-router-directors
 {%- else %}

@@ -269,13 +269,13 @@ def test_several_directors_are_tracked_by_ip_sla_and_a_changed_probe_replaces_it
     site(lambda lvs: add_director2(lvs))
     start = len(dev.received)
     predicted = apply(master, test=True)["lvs-router-nat"]
-    expected = probe_entry(4201, "10.10.24.2", 400) + probe_entry(4202, "10.10.24.3", 400) + TRACKED
+    expected = probe_entry(4201, "10.10.24.2", 300) + probe_entry(4202, "10.10.24.3", 300) + TRACKED
     assert predicted["result"] is None and f"would send {expected}" in predicted["comment"], predicted
     assert config_lines(dev, start) == []
     done = apply(master)["lvs-router-nat"]
     assert done["result"] is True and done["changes"] == predicted["changes"], done
     assert config_lines(dev, start) == expected
-    assert dev.slas[4201] == {"echo": ("10.10.24.2", "GigabitEthernet0/0"), "threshold": 400, "timeout": 400,
+    assert dev.slas[4201] == {"echo": ("10.10.24.2", "GigabitEthernet0/0"), "threshold": 300, "timeout": 300,
                               "frequency": 1, "scheduled": True}
     assert dev.tracks == {401: {"kind": "ip sla 4201 reachability", "delay": (1, 1)},
                           402: {"kind": "ip sla 4202 reachability", "delay": (1, 1)}}
@@ -283,32 +283,32 @@ def test_several_directors_are_tracked_by_ip_sla_and_a_changed_probe_replaces_it
     assert apply(master)["lvs-router-nat"]["changes"] == {} and config_lines(dev, start) == []
 
     # A scheduled entry cannot be changed (the device refuses): the pack replaces it whole.
-    site(lambda lvs: add_director2(lvs, timeout=0.3))
+    site(lambda lvs: add_director2(lvs, timeout=0.2))
     start = len(dev.received)
     done = apply(master)["lvs-router-nat"]
     assert done["result"] is True, done
-    assert config_lines(dev, start) == ["no ip sla 4201", "no ip sla 4202", *probe_entry(4201, "10.10.24.2", 300),
-                                        *probe_entry(4202, "10.10.24.3", 300)]
-    assert done["changes"]["ip sla 4201 / timeout 300"] == {"old": "absent", "new": "present"}
-    assert done["changes"]["ip sla 4201 / timeout 400"] == {"old": "present", "new": "absent"}
-    assert dev.slas[4202]["timeout"] == 300 and dev.slas[4202]["scheduled"]
+    assert config_lines(dev, start) == ["no ip sla 4201", "no ip sla 4202", *probe_entry(4201, "10.10.24.2", 200),
+                                        *probe_entry(4202, "10.10.24.3", 200)]
+    assert done["changes"]["ip sla 4201 / timeout 200"] == {"old": "absent", "new": "present"}
+    assert done["changes"]["ip sla 4201 / timeout 300"] == {"old": "present", "new": "absent"}
+    assert dev.slas[4202]["timeout"] == 200 and dev.slas[4202]["scheduled"]
 
     # A line refused inside an entry: the half-written entry goes, the entries removed
     # before it are written back as they were.
     before = dev.running_config()
-    site(lambda lvs: add_director2(lvs, timeout=0.2))
-    dev.reject["timeout 200"] = "% SLA: timeout out of range for this platform"
+    site(lambda lvs: add_director2(lvs, timeout=0.1))
+    dev.reject["timeout 100"] = "% SLA: timeout out of range for this platform"
     start = len(dev.received)
     try:
         nat = apply(master)["lvs-router-nat"]
     finally:
         dev.reject.clear()
     assert nat["result"] is False and "the device is as it was" in nat["comment"], nat
-    assert "'timeout 200': % SLA: timeout out of range for this platform" in nat["comment"]
+    assert "'timeout 100': % SLA: timeout out of range for this platform" in nat["comment"]
     assert config_lines(dev, start) == ["no ip sla 4201", "no ip sla 4202",
-                                        *probe_entry(4201, "10.10.24.2", 200)[:4],  # refused at its timeout
-                                        "no ip sla 4201", *probe_entry(4202, "10.10.24.3", 300),
-                                        *probe_entry(4201, "10.10.24.2", 300)]
+                                        *probe_entry(4201, "10.10.24.2", 100)[:4],  # refused at its timeout
+                                        "no ip sla 4201", *probe_entry(4202, "10.10.24.3", 200),
+                                        *probe_entry(4201, "10.10.24.2", 200)]
     assert dev.running_config() == before
 
     # Back to one director: routes, then tracks, then entries go; the foreign lines stay.

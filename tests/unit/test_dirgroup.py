@@ -130,7 +130,7 @@ def test_the_probe_is_the_first_tcp_check_else_udp_else_a_connect(tree):
     ("base", 32764, "lvs:ha:base: 32764 must be an integer from 1 to 32763"),
     ("base", 252, "lvs:ha:base: 252 to 254 include one of the kernel's own routing tables (253-255)"),
     ("buckets", 1, "lvs:ha:buckets: 1 must be an integer from 2 to 65535"),
-    ("timeout", 1.5, "lvs:ha:timeout: 1.5 must be shorter than the interval (1)"),
+    ("timeout", 0.5, "lvs:ha:timeout: 0.5 must be shorter than the interval (0.5)"),
     ("sync_id", 256, "lvs:ha:sync_id: 256 must be an integer from 0 to 255"),
     ("fal", 3, "lvs:ha:fal: unknown setting (did you mean fall?)"),
 ])

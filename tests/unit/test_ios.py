@@ -121,7 +121,7 @@ def two_directors(tree, **ha):
 
 SLA_4201 = [(None, "ip sla 4201"),
             ("ip sla 4201", "icmp-echo 10.10.24.2 source-interface GigabitEthernet0/0"),
-            ("ip sla 4201", "threshold 400"), ("ip sla 4201", "timeout 400"), ("ip sla 4201", "frequency 1"),
+            ("ip sla 4201", "threshold 300"), ("ip sla 4201", "timeout 300"), ("ip sla 4201", "frequency 1"),
             (None, "ip sla schedule 4201 life forever start-time now")]
 
 
@@ -168,19 +168,19 @@ def test_a_changed_probe_replaces_whole_entries_and_reports_only_what_differs(tr
     running = ios.parse(rendered(before))
     assert set(before) <= running
     assert ios.plan(before, running, owned=before).steps == []
-    after = ios.desired(cfg_of(two_directors(tree, timeout=0.3)))
+    after = ios.desired(cfg_of(two_directors(tree, timeout=0.2)))
     plan = ios.plan(after, running, owned=before)
     assert plan.commands() == [
         "no ip sla 4201", "no ip sla 4202",
-        "ip sla 4201", "icmp-echo 10.10.24.2 source-interface GigabitEthernet0/0", "threshold 300",
-        "timeout 300", "frequency 1", "exit", "ip sla schedule 4201 life forever start-time now",
-        "ip sla 4202", "icmp-echo 10.10.24.3 source-interface GigabitEthernet0/0", "threshold 300",
-        "timeout 300", "frequency 1", "exit", "ip sla schedule 4202 life forever start-time now"]
+        "ip sla 4201", "icmp-echo 10.10.24.2 source-interface GigabitEthernet0/0", "threshold 200",
+        "timeout 200", "frequency 1", "exit", "ip sla schedule 4201 life forever start-time now",
+        "ip sla 4202", "icmp-echo 10.10.24.3 source-interface GigabitEthernet0/0", "threshold 200",
+        "timeout 200", "frequency 1", "exit", "ip sla schedule 4202 life forever start-time now"]
     assert sorted(plan.remove) == sorted(set(before) - set(after))
     assert sorted(plan.add) == sorted(set(after) - set(before))
     # Rolled back, a removed entry is written whole again, its schedule last.
     assert plan.steps[0].undo == ("ip sla 4201", "icmp-echo 10.10.24.2 source-interface GigabitEthernet0/0",
-                                  "threshold 400", "timeout 400", "frequency 1", "exit",
+                                  "threshold 300", "timeout 300", "frequency 1", "exit",
                                   "ip sla schedule 4201 life forever start-time now")
 
 

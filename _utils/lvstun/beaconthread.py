@@ -1,0 +1,61 @@
+"""A beacon's own thread, for work that must run more often than Salt calls beacons
+(once a second at most, from the minion's loop) and must not wait for that loop: the
+directors' path checks (``lvs_paths``) and the router's probes of its directors
+(``lvs_directors``).
+
+The beacon calls :meth:`BeaconThread.keep` at each of its calls with the newest
+settings and its loader context (Salt's dunders live there: the thread calls Salt
+through it); the thread runs ``target(thread)``, which asks :meth:`current` for the
+settings before each round and ends when it returns None: the beacon has not called
+for ``stale`` seconds (removed, disabled, the minion stopping) or said ``stop``. What
+the thread reports goes through :meth:`report`, and the beacon returns it as events
+(:meth:`reports`).
+"""
+
+import queue
+import threading
+import time
+
+
+class BeaconThread:
+    def __init__(self, name, target, stale=10.0):
+        self.name, self.target, self.stale = name, target, stale
+        self._lock = threading.Lock()
+        self._thread = None
+        self._seen, self._stop = 0.0, False
+        self._settings = self._context = None
+        self._reports = queue.Queue()
+
+    def keep(self, settings, context, stop=False):
+        """The beacon's call: ``settings`` (None keeps the last ones: an invalid pillar,
+        say), ``context`` (``contextvars.copy_context()``); ``stop`` ends the thread."""
+        with self._lock:
+            self._seen, self._stop = time.monotonic(), stop
+            if settings is not None:
+                self._settings = settings
+            self._context = context
+            if not stop and self._settings is not None and self._thread is None:
+                self._thread = threading.Thread(target=self.target, args=(self,), name=self.name, daemon=True)
+                self._thread.start()
+
+    def current(self):
+        """``(settings, context)`` for the next round, or None: the thread ends now."""
+        with self._lock:
+            if self._stop or time.monotonic() - self._seen > self.stale:
+                self._thread = None
+                return None
+            return self._settings, self._context
+
+    def running(self):
+        with self._lock:
+            return self._thread is not None
+
+    def report(self, event):
+        self._reports.put(event)
+
+    def reports(self):
+        """What the thread reported since the last call."""
+        out = []
+        while not self._reports.empty():
+            out.append(self._reports.get_nowait())
+        return out

@@ -1,0 +1,53 @@
+"""The thread a beacon keeps running between its calls (``lvstun.beaconthread``)."""
+
+import time
+
+from lvstun.beaconthread import BeaconThread
+
+
+def counting(worker):
+    """A target that counts rounds with the settings it is given and reports each."""
+    while True:
+        current = worker.current()
+        if current is None:
+            return
+        settings, context = current
+        worker.report((settings, context))
+        time.sleep(0.01)
+
+
+def wait_until(check, seconds=5):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_starts_on_the_first_call_with_settings_and_follows_the_newest():
+    worker = BeaconThread("t", counting, stale=5)
+    worker.keep(None, "ctx")
+    assert not worker.running()  # nothing to run with yet
+    worker.keep("first", "ctx1")
+    assert worker.running()
+    assert wait_until(lambda: ("first", "ctx1") in worker.reports())
+    worker.keep(None, "ctx2")  # an invalid pillar: the last settings stay
+    assert wait_until(lambda: ("first", "ctx2") in worker.reports())
+    worker.keep("second", "ctx3")
+    assert wait_until(lambda: ("second", "ctx3") in worker.reports())
+    worker.keep(None, "ctx", stop=True)
+    assert wait_until(lambda: not worker.running())
+
+
+def test_ends_when_the_beacon_stops_calling_and_starts_again_at_its_next_call():
+    worker = BeaconThread("t", counting, stale=0.2)
+    worker.keep("s", "c")
+    assert worker.running()
+    assert wait_until(lambda: not worker.running(), 3)
+    worker.reports()
+    worker.keep("s", "c")
+    assert worker.running()
+    assert wait_until(lambda: worker.reports())
+    worker.keep("s", "c", stop=True)
+    assert wait_until(lambda: not worker.running())
