@@ -124,11 +124,13 @@ def start_downloads(lab, count, seconds, service="web"):
 
 
 def outage(results, at):
-    """``(failed, seconds)`` of a steady load's results around an event at ``at``: the
-    failed requests that ended after it, and how long after it the last one ended
-    (0.0 when none failed)."""
+    """``(failed, ended, started)`` of a steady load's results around an event at ``at``:
+    the failed requests that ended after it, how long after it the last one ended, and
+    how long after it the last one started: the time until no new request fails (0.0
+    when none failed)."""
     late = [r for r in results if not r[2] and r[1] >= at]
-    return len(late), max((r[1] - at for r in late), default=0.0)
+    return (len(late), max((r[1] - at for r in late), default=0.0),
+            max((max(r[0] - at, 0.0) for r in late), default=0.0))
 
 
 def main(argv=None):

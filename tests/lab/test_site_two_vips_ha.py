@@ -81,7 +81,7 @@ def test_a_killed_director_moves_only_its_flows_and_its_connections_survive(ha_l
     survived = longs.result()
     # Every connection, through the dead director or the survivor, got every byte.
     assert [d for d in survived if not d["ok"]] == [], survived
-    failed, last = load.outage(results, killed_at)
+    failed, last, _ = load.outage(results, killed_at)
     assert last < 8, f"requests still failed {last:.1f} s after the kill ({failed} failed)"
     assert len([r for r in results if r[0] > killed_at + 1 and r[2]]) > 0
     # Back: its minion re-applies the site at boot, the probes find it forwarding again.
