@@ -9,8 +9,8 @@ again at once, so that takes one round; ``ha:rise`` passes, one per round, put i
 back). When the view changes, the thread records it and rewrites the group itself
 (``lvs_directors.apply``): the data path fails over on the router alone, with the
 master up or down, without waiting for the minion's loop. The thread stops when the
-beacon has not been called for ``STALE`` seconds (removed, disabled, the minion
-stopping).
+beacon is deleted (``close``) or has not been called for ``STALE`` seconds (disabled,
+the minion stopping).
 
 The beacon's calls (``interval``, 1 s) return what the thread saw: an event on a
 change (and every ``heartbeat`` seconds). Event tag:
@@ -116,10 +116,12 @@ def _loop(worker):
         else:
             if event:
                 worker.report(event)
-        time.sleep(max(0.0, started + float(spec["interval"]) - time.monotonic()))
+        worker.sleep(started + float(state.get("interval", spec["interval"])) - time.monotonic())
 
 
 def _round(state, spec, heartbeat):
+    # The group as the last highstate gave it (the in-memory pillar may be older).
+    spec = __salt__["lvs_directors.spec"]() or spec
     up = {name: data.get("up", True) for name, data in state.get("dampers", {}).items()}
     return _decide(state, spec, probe_round(__salt__["lvs_directors.probe_all"], spec, up), heartbeat)
 
@@ -128,6 +130,7 @@ def _decide(state, spec, outcomes, heartbeat):
     """Feed one round to the dampers, rewrite the group when the view changed (or a
     director drains), and return the event due, if any."""
     now = time.time()
+    state["interval"] = spec["interval"]
     view, changed, due = round_(spec, state, outcomes, now, heartbeat)
     applied, error = [], None
     # While a director drains, every round: it leaves the group once it holds no bucket.
@@ -140,12 +143,20 @@ def _decide(state, spec, outcomes, heartbeat):
             error = str(err)
             log.error("lvs_directors: could not rewrite the director group: %s", err)
     if changed:
-        log.warning("lvs_directors: %s", {name: ("up" if view[name] else "down") for name in changed})
+        log.warning("lvs_directors: %s", {name: ("up: " if view[name] else "down: ") + outcomes[name][-1][1]
+                                          for name in changed})
     if not due and error is None:
         return None
     state["sent_at"] = now
     reasons = {name: outcomes[name][-1][1] for name in view}
     return {"up": view, "changed": changed, "applied": applied, "error": error, "reasons": reasons}
+
+
+def close(config):  # pylint: disable=unused-argument
+    """Salt calls it when the beacon is deleted: the thread ends, its round finished."""
+    worker = __context__.get("lvs_directors")
+    if worker is not None:
+        worker.stop()
 
 
 def beacon(config):

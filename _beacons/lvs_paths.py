@@ -23,8 +23,8 @@ Each change also fires an event (informative: the reactor starts no job for it):
     salt/beacon/<director>/lvs_paths/
     {"down": {"rs1": ["web"]}, "changed": ["web rs1"], "reasons": {"web rs1": "..."}}
 
-The thread stops when the beacon has not been called for ``STALE`` seconds (removed,
-disabled, the minion stopping) or the minion is no longer a director.
+The thread stops when the beacon is deleted (``close``), has not been called for
+``STALE`` seconds (disabled, the minion stopping) or the minion is no longer a director.
 
 .. code-block:: yaml
 
@@ -183,7 +183,7 @@ def _loop(worker):
         changed = round_(state, checks, outcomes, time.time())
         if changed or state.get("unapplied"):
             _store_and_apply(worker, state, checks, changed, context)
-        time.sleep(max(0.05, min(due_at.values(), default=now + 1) - time.monotonic()))
+        worker.sleep(max(0.05, min(due_at.values(), default=now + 1) - time.monotonic()))
 
 
 def _store_and_apply(worker, state, checks, changed, context):
@@ -200,6 +200,13 @@ def _store_and_apply(worker, state, checks, changed, context):
     if changed:
         worker.report({"down": down, "changed": changed, "reasons": reasons})
         log.warning("lvs_paths: %s", {key: ("down" if key in state["down"] else "up") for key in changed})
+
+
+def close(config):  # pylint: disable=unused-argument
+    """Salt calls it when the beacon is deleted: the thread ends, its round finished."""
+    worker = __context__.get("lvs_paths")
+    if worker is not None:
+        worker.stop()
 
 
 def beacon(config):

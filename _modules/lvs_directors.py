@@ -5,7 +5,10 @@ The logic is :mod:`lvstun.dirgroup` (plain data); this module reads the router t
 ``ip -j`` (iproute2's JSON: pyroute2 has no nexthop objects) and writes with ``ip``.
 Which directors the group holds comes from the router's ``lvs_directors`` beacon,
 which probes each director and calls :func:`apply` itself when its view changes, with
-the master up or down; its view is kept in the minion's cache (:func:`view`).
+the master up or down; its view is kept in the minion's cache (:func:`view`). The
+group's settings are those the last highstate gave (:func:`remember`, :func:`spec`),
+not the minion's in-memory pillar, which a highstate does not refresh: the probes
+never put back an older group.
 """
 
 import json
@@ -30,6 +33,7 @@ records = fresh(lvstun.owned)
 __virtualname__ = "lvs_directors"
 RECORD = "directors-live"
 RECORD_DRAINED = "directors-drained"
+RECORD_SPEC = "directors-spec"
 IP_TIMEOUT = 30  # seconds
 SITE = "site"  # spec: the group of the site in this minion's pillar
 
@@ -151,8 +155,38 @@ def _held(wanted=True):
     return dirgroup.have(*reads)
 
 
-def _spec(spec):
-    return __salt__["lvs_site.config"]().get("directors") if spec == SITE else spec
+def remember(group_spec):
+    """Record ``group_spec`` (None: no group) as the site's group on this router: the
+    state does after each highstate, and :func:`spec` returns it from then on.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router lvs_directors.remember null
+    """
+    records.store(__opts__, RECORD_SPEC, {"spec": group_spec})
+    return group_spec
+
+
+def spec():
+    """The site's director group as the last highstate gave it (:func:`remember`), or
+    from the minion's pillar before any; None: the router holds no group.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router lvs_directors.spec
+    """
+    stored = records.load(__opts__, RECORD_SPEC)
+    if stored is not None:
+        return stored["spec"]
+    return __salt__["lvs_site.config"]().get("directors")
+
+
+def _spec(group_spec):
+    return spec() if group_spec == SITE else group_spec
 
 
 def _holding(spec, names):

@@ -9,7 +9,8 @@
 
 ``spec: null`` (one director, or an IOS router) removes whatever group the pack held.
 The group holds the directors the router's probes find up (its ``lvs_directors``
-beacon): a highstate never puts back a director the probes took out.
+beacon): a highstate never puts back a director the probes took out, and the probes
+follow the settings the highstate applied (``lvs_directors.remember``).
 """
 
 import lvstun.converge
@@ -27,5 +28,8 @@ def __virtual__():
 def group(name, spec=None):
     """The router holds exactly the director group ``spec`` (for the probes' view)."""
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    return converge(ret, __opts__["test"], lambda: __salt__["lvs_directors.check"](spec),
-                    lambda: __salt__["lvs_directors.apply"](spec), "the director group")
+    ret = converge(ret, __opts__["test"], lambda: __salt__["lvs_directors.check"](spec),
+                   lambda: __salt__["lvs_directors.apply"](spec), "the director group")
+    if ret["result"] and not __opts__["test"] and __salt__["lvs_directors.spec"]() != spec:
+        __salt__["lvs_directors.remember"](spec)
+    return ret

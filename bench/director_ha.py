@@ -23,7 +23,9 @@ directors; 8 s in, one director's kernel is killed. It prints, per trial and as 
 The same trials run again with the salt-master stopped before the kill (the failover is
 the router's own; the master is started again before the reboot, since a director
 rebuilds its table from the pillar the master serves). The defaults of ``lvs:ha``
-apply: probes every 0.5 s with a 0.3 s timeout, fall 2, rise 2.
+apply: probes every 0.5 s with a 0.4 s timeout, fall 2, rise 2. ``--tuned INTERVAL
+TIMEOUT`` runs the master-up trials once more with those probe settings in the pillar
+(as the baseline is run tuned too).
 
 The baseline, in the same run (``--keepalived ADVERT_INT`` ...; 0 skips it): what users
 build with keepalived instead, VRRP between the two directors. Debian's keepalived runs
@@ -192,6 +194,22 @@ def keepalived_trials(lab, trials, advert):
     return results
 
 
+def tuned_trials(lab, trials, interval, timeout):
+    """The master-up trials with the site's ``lvs:ha`` probe settings changed (and put back)."""
+    import yaml  # noqa: PLC0415
+
+    with open(os.path.join(REPO, "pillar", "lvs", f"{lab.site_name}.sls"), encoding="utf-8") as fh:
+        tree = yaml.safe_load(fh)["lvs"]
+    tree.setdefault("ha", {}).update(interval=interval, timeout=timeout)
+    lab.set_pillar(tree)
+    try:
+        lab.apply()
+        return [trial(lab, BOTH[i % 2]) for i in range(trials)]
+    finally:
+        lab.reset_pillar()
+        lab.apply()
+
+
 def report(title, trials):
     print(f"\n{title} ({len(trials)} trials)")
     for i, t in enumerate(trials, 1):
@@ -210,6 +228,8 @@ def main():
     parser.add_argument("--keepalived", type=float, nargs="*", default=[1.0],
                         help="VRRP advertisement intervals of the keepalived baseline (none: skip it)")
     parser.add_argument("--only-baseline", action="store_true", help="run the keepalived baseline alone")
+    parser.add_argument("--tuned", type=float, nargs=2, metavar=("INTERVAL", "TIMEOUT"),
+                        help="also run the master-up trials with these lvs:ha probe settings")
     args = parser.parse_args()
     lab = Lab()
     if "director2" not in lab.hosts:
@@ -225,6 +245,10 @@ def main():
     report("master up: a director's kernel killed under steady load", up)
     down = [trial(lab, BOTH[i % 2], master_down=True) for i in range(args.trials)]
     report("master stopped first, then a director's kernel killed (restarted before the reboot)", down)
+    if args.tuned:
+        interval, timeout = args.tuned
+        report(f"master up, probes tuned (ha:interval {interval:g} s, ha:timeout {timeout:g} s): a director's "
+               "kernel killed under steady load", tuned_trials(lab, args.trials, interval, timeout))
     print("\nsalt-run lvs.drain DIRECTOR under the same load, then lvs.undrain")
     for i in range(args.trials):
         t = drain_trial(lab, BOTH[i % 2])

@@ -7,7 +7,10 @@ The beacon calls :meth:`BeaconThread.keep` at each of its calls with the newest
 settings and its loader context (Salt's dunders live there: the thread calls Salt
 through it); the thread runs ``target(thread)``, which asks :meth:`current` for the
 settings before each round and ends when it returns None: the beacon has not called
-for ``stale`` seconds (removed, disabled, the minion stopping) or said ``stop``. What
+for ``stale`` seconds (disabled, the minion stopping) or said ``stop``, or once
+:meth:`stop` was called: the beacon's ``close``, which Salt calls when the beacon is
+deleted (``lvs.clean`` then removes what the thread kept up, and nothing puts it back).
+The target waits between rounds with :meth:`sleep`, which :meth:`stop` cuts short. What
 the thread reports goes through :meth:`report`, and the beacon returns it as events
 (:meth:`reports`).
 """
@@ -25,12 +28,17 @@ class BeaconThread:
         self._seen, self._stop = 0.0, False
         self._settings = self._context = None
         self._reports = queue.Queue()
+        self._wake = threading.Event()
 
     def keep(self, settings, context, stop=False):
         """The beacon's call: ``settings`` (None keeps the last ones: an invalid pillar,
         say), ``context`` (``contextvars.copy_context()``); ``stop`` ends the thread."""
         with self._lock:
             self._seen, self._stop = time.monotonic(), stop
+            if stop:
+                self._wake.set()
+            else:
+                self._wake.clear()
             if settings is not None:
                 self._settings = settings
             self._context = context
@@ -45,6 +53,18 @@ class BeaconThread:
                 self._thread = None
                 return None
             return self._settings, self._context
+
+    def stop(self, wait=10.0):
+        """End the thread and wait (at most ``wait`` seconds) for its round to finish."""
+        with self._lock:
+            self._stop, thread = True, self._thread
+            self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(wait)
+
+    def sleep(self, seconds):
+        """Wait between two rounds; cut short by :meth:`stop`."""
+        self._wake.wait(max(0.0, seconds))
 
     def running(self):
         with self._lock:

@@ -77,7 +77,7 @@ SCHEMA = {
     # Several directors (lvstun.dirgroup): the router's resilient group, its probes, and
     # the directors' connection sync. Ignored with one director.
     "ha": {"base": 4200, "buckets": 64, "idle_timer": 10, "unbalanced_timer": 300, "interval": 0.5,
-           "timeout": 0.3, "rise": 2, "fall": 2, "sync_id": 1, "sync_refresh": 1, "track_base": 400},
+           "timeout": 0.4, "rise": 2, "fall": 2, "sync_id": 1, "sync_refresh": 1, "track_base": 400},
     # The directors' Prometheus exporter (lvstun.metrics): its port (null: no exporter) and
     # where it listens: lan (the director's LAN address), any, or a subnet (the director's
     # address in it, a management network say). Never the VIPs: the router maps them.
@@ -162,7 +162,7 @@ class HA:
     idle_timer: int = 10  # seconds a bucket is idle before it may move to a returning director
     unbalanced_timer: int = 300  # seconds of imbalance before busy buckets move too (0: never)
     interval: float = 0.5  # seconds between two probes of a director (the router's)
-    timeout: float = 0.3  # one probe's timeout
+    timeout: float = 0.4  # one probe's timeout
     rise: int = 2  # passing probes before a director takes flows again
     fall: int = 2  # failing probes before its flows move to the others
     sync_id: int = 1  # the IPVS sync daemons' id (0-255), one per site

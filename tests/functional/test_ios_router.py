@@ -247,7 +247,7 @@ def test_an_entry_in_use_is_removed_after_the_device_asks(master, router, ios, s
 
 def add_director2(lvs, **ha):
     lvs["directors"]["director2"] = {"address": "10.10.24.3"}
-    lvs["ha"] = ha
+    lvs["ha"] = {"timeout": 0.3, **ha}  # probes of 300 ms unless said otherwise
 
 
 def probe_entry(number, address, timeout):

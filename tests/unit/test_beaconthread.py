@@ -51,3 +51,22 @@ def test_ends_when_the_beacon_stops_calling_and_starts_again_at_its_next_call():
     assert wait_until(lambda: worker.reports())
     worker.keep("s", "c", stop=True)
     assert wait_until(lambda: not worker.running())
+
+
+def test_stop_cuts_the_sleep_short_and_waits_for_the_round():
+    rounds = []
+
+    def slow(worker):
+        while worker.current() is not None:
+            time.sleep(0.2)  # a round in progress when stop() is called
+            rounds.append(time.monotonic())
+            worker.sleep(3600)
+
+    worker = BeaconThread("t", slow, stale=60)
+    worker.keep("s", "c")
+    time.sleep(0.05)
+    started = time.monotonic()
+    worker.stop()
+    assert not worker.running()
+    assert len(rounds) == 1  # the round in progress finished before stop() returned
+    assert time.monotonic() - started < 2

@@ -115,7 +115,7 @@ def test_steps_undo_and_partial_ownership(tree):
 def two_directors(tree, **ha):
     tree = copy.deepcopy(tree)
     tree["lvs"]["directors"]["director2"] = {"address": "10.10.24.3"}
-    tree["lvs"]["ha"] = ha
+    tree["lvs"]["ha"] = {"timeout": 0.3, **ha}  # probes of 300 ms unless said otherwise
     return tree
 
 
