@@ -103,11 +103,7 @@ def round_(spec, state, outcomes, now, heartbeat):
 def _loop(worker):
     """The thread: a round of probes every ``ha:interval`` seconds, and its decision."""
     state = {}
-    while True:
-        current = worker.current()
-        if current is None:
-            return
-        (spec, heartbeat), context = current
+    for (spec, heartbeat), context in worker.rounds():
         started = time.monotonic()
         try:
             event = context.run(_round, state, spec, heartbeat)  # Salt's dunders live in that context

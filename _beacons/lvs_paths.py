@@ -166,11 +166,7 @@ def _loop(worker):
     """The thread: a round for the checks that are due, then sleep until the next."""
     opts = worker.opts
     state, due_at = {"down": dict((records.load(opts, RECORD) or {}).get("down_at") or {})}, {}
-    while True:
-        current = worker.current()
-        if current is None:
-            return
-        (checks, source), context = current
+    for (checks, source), context in worker.rounds():
         now = time.monotonic()
         due = {key: check for key, check in checks.items() if due_at.get(key, 0) <= now}
         due_at = {key: due_at[key] for key in checks if key in due_at and key not in due}

@@ -5,8 +5,8 @@ directors' path checks (``lvs_paths``) and the router's probes of its directors
 
 The beacon calls :meth:`BeaconThread.keep` at each of its calls with the newest
 settings and its loader context (Salt's dunders live there: the thread calls Salt
-through it); the thread runs ``target(thread)``, which asks :meth:`current` for the
-settings before each round and ends when it returns None: the beacon has not called
+through it); the thread runs ``target(thread)``, which takes its rounds' settings from
+:meth:`rounds` and ends when they end: the beacon has not called
 for ``stale`` seconds (disabled, the minion stopping) or said ``stop``, or once
 :meth:`stop` was called: the beacon's ``close``, which Salt calls when the beacon is
 deleted (``lvs.clean`` then removes what the thread kept up, and nothing puts it back).
@@ -53,6 +53,11 @@ class BeaconThread:
                 self._thread = None
                 return None
             return self._settings, self._context
+
+    def rounds(self):
+        """``(settings, context)`` for each round, until the thread must end."""
+        while (current := self.current()) is not None:
+            yield current
 
     def stop(self, wait=10.0):
         """End the thread and wait (at most ``wait`` seconds) for its round to finish."""

@@ -7,11 +7,7 @@ from lvstun.beaconthread import BeaconThread
 
 def counting(worker):
     """A target that counts rounds with the settings it is given and reports each."""
-    while True:
-        current = worker.current()
-        if current is None:
-            return
-        settings, context = current
+    for settings, context in worker.rounds():
         worker.report((settings, context))
         time.sleep(0.01)
 
@@ -57,7 +53,7 @@ def test_stop_cuts_the_sleep_short_and_waits_for_the_round():
     rounds = []
 
     def slow(worker):
-        while worker.current() is not None:
+        for _ in worker.rounds():
             time.sleep(0.2)  # a round in progress when stop() is called
             rounds.append(time.monotonic())
             worker.sleep(3600)
