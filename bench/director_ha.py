@@ -230,6 +230,7 @@ def main():
     parser.add_argument("--only-baseline", action="store_true", help="run the keepalived baseline alone")
     parser.add_argument("--tuned", type=float, nargs=2, metavar=("INTERVAL", "TIMEOUT"),
                         help="also run the master-up trials with these lvs:ha probe settings")
+    parser.add_argument("--no-defaults", action="store_true", help="skip the trials with the default lvs:ha")
     args = parser.parse_args()
     lab = Lab()
     if "director2" not in lab.hosts:
@@ -241,10 +242,11 @@ def main():
                keepalived_trials(lab, args.trials, advert))
     if args.only_baseline:
         return
-    up = [trial(lab, BOTH[i % 2]) for i in range(args.trials)]
-    report("master up: a director's kernel killed under steady load", up)
-    down = [trial(lab, BOTH[i % 2], master_down=True) for i in range(args.trials)]
-    report("master stopped first, then a director's kernel killed (restarted before the reboot)", down)
+    if not args.no_defaults:
+        up = [trial(lab, BOTH[i % 2]) for i in range(args.trials)]
+        report("master up: a director's kernel killed under steady load", up)
+        down = [trial(lab, BOTH[i % 2], master_down=True) for i in range(args.trials)]
+        report("master stopped first, then a director's kernel killed (restarted before the reboot)", down)
     if args.tuned:
         interval, timeout = args.tuned
         report(f"master up, probes tuned (ha:interval {interval:g} s, ha:timeout {timeout:g} s): a director's "
