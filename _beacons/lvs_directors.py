@@ -1,7 +1,7 @@
 """Beacon on a Linux router with several directors: which directors forward?
 
 A thread of the beacon (``lvstun.beaconthread``) probes every director at once each
-``ha:interval`` seconds (1 by default, down to 0.1: Salt's own beacon loop runs once a
+``ha:interval`` seconds (0.5 by default, down to 0.1: Salt's own beacon loop runs once a
 second at most) with ``lvs_directors.probe_all`` (the site's service check sent
 through that director alone) and the site's ``ha:timeout``; results are damped
 (``ha:fall`` failures in a row take a director out, and a director that fails is probed

@@ -130,8 +130,8 @@ class Step:
 
     def leaves_part(self, refused):
         """Whether the device keeps part of this step when it refuses its line
-        ``refused``: an object whose header it took (the refused line's undo then
-        includes this step's)."""
+        ``refused``: an object whose header it took (a rollback then undoes this step
+        too)."""
         return bool(self.added) and object_of(self.added[0]) is not None and refused != self.send[0]
 
 
