@@ -47,7 +47,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from lvs_lab import keepalived, load  # noqa: E402
-from lvs_lab.lab import Lab, LabError  # noqa: E402
+from lvs_lab.lab import Lab, LabError, site_tree  # noqa: E402
 
 BOTH = ["director", "director2"]
 
@@ -196,10 +196,7 @@ def keepalived_trials(lab, trials, advert):
 
 def tuned_trials(lab, trials, interval, timeout):
     """The master-up trials with the site's ``lvs:ha`` probe settings changed (and put back)."""
-    import yaml  # noqa: PLC0415
-
-    with open(os.path.join(REPO, "pillar", "lvs", f"{lab.site_name}.sls"), encoding="utf-8") as fh:
-        tree = yaml.safe_load(fh)["lvs"]
+    tree = site_tree(lab.site_name)
     tree.setdefault("ha", {}).update(interval=interval, timeout=timeout)
     lab.set_pillar(tree)
     try:

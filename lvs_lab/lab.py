@@ -102,6 +102,13 @@ def connect_in_switch(address, timeout=10):
         os.close(home)
 
 
+def site_tree(name="seed"):
+    """The ``lvs`` tree of the repository's site ``pillar/lvs/NAME.sls`` (plain YAML), to
+    edit and serve with :meth:`Lab.set_pillar`."""
+    with open(os.path.join(REPO, "pillar", "lvs", f"{name}.sls"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["lvs"]
+
+
 def load_site(pillar_roots):
     """Compile the site's pillar with Salt itself (Jinja, top file) and parse it.
 

@@ -5,7 +5,7 @@ import copy
 import os
 import re
 
-import yaml
+from lvs_lab.lab import site_tree  # noqa: F401  (the tests' pillar trees)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -20,11 +20,6 @@ SNAPSHOT = {
     "router": "nft list ruleset; ip -br addr; sysctl -n net.ipv4.ip_forward; ip -d nexthop show; "
               "ip route show table all proto 77; ip rule",
 }
-
-
-def site_tree(name="seed"):
-    with open(os.path.join(REPO, "pillar", "lvs", f"{name}.sls"), encoding="utf-8") as fh:
-        return yaml.safe_load(fh)["lvs"]
 
 
 def edited(tree, change):
