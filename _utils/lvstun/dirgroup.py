@@ -30,11 +30,19 @@ READS = (("-d", "nexthop", "show", "proto", str(RTPROT)), ("route", "show", "tab
          ("rule", "show"))
 
 
+def numbered(site):
+    """``[(n, host)]``: each director of ``site`` with its number n = 1, 2 ... in minion
+    id order. The router's objects for a director are numbered from it: ``ha:base`` + n
+    (a Linux router's nexthop, mark and table, an IOS router's IP SLA entry) and
+    ``ha:track_base`` + n (an IOS router's track object)."""
+    return list(enumerate(sorted(site.directors, key=lambda host: host.minion_id), 1))
+
+
 def spec(site):
     """The director group of ``site``'s Linux router (None with fewer than two directors
-    or an IOS router). Member ids follow the directors' minion ids in sorted order; each
-    member's id is also its probe mark and its probe table."""
-    directors = sorted(site.directors, key=lambda host: host.minion_id)
+    or an IOS router). Member ids are ``ha:base`` + the directors' numbers
+    (:func:`numbered`); each member's id is also its probe mark and its probe table."""
+    directors = numbered(site)
     if len(directors) < 2 or site.router.kind != "linux":
         return None
     ha = site.ha
@@ -48,7 +56,7 @@ def spec(site):
         "unbalanced_timer": ha.unbalanced_timer,
         "vips": [f"{vip}/32" for vip in vips],
         "members": {host.minion_id: {"id": ha.base + index, "via": host.address}
-                    for index, host in enumerate(directors, 1)},
+                    for index, host in directors},
         "probe": probe_target(site),
         "interval": ha.interval,
         "timeout": ha.timeout,

@@ -196,19 +196,18 @@ def router(site, minion_id=None):
 
 def ios_tracking(site):
     """An IOS router's probes of its directors (several directors): one IP SLA ICMP echo
-    per director (entry ``ha:base`` + n, n = 1, 2 ... in minion id order), sent from the
+    per director (entry ``ha:base`` + n, n its number: ``dirgroup.numbered``), sent from the
     LAN interface every ``ha:interval`` seconds (IOS counts whole seconds: rounded up)
     with ``ha:timeout``, and a track object per entry (``ha:track_base`` + n) whose
     state the director's static routes follow. ``ha:fall`` and ``ha:rise`` become the
     track's delays: (fall - 1) and (rise - 1) probe intervals."""
     ha = site.ha
     frequency = max(1, math.ceil(ha.interval))
-    directors = sorted(site.directors, key=lambda host: host.minion_id)
     return {"source_interface": site.router.lan_interface, "frequency": frequency,
             "timeout": round(ha.timeout * 1000), "delay_down": (ha.fall - 1) * frequency,
             "delay_up": (ha.rise - 1) * frequency,
             "directors": {host.address: {"sla": ha.base + index, "track": ha.track_base + index}
-                          for index, host in enumerate(directors, 1)}}
+                          for index, host in dirgroup.numbered(site)}}
 
 
 def for_minion(site, minion_id, health=None):
