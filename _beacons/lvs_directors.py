@@ -103,21 +103,25 @@ def round_(spec, state, outcomes, now, heartbeat):
 def _loop(worker):
     """The thread: a round of probes every ``ha:interval`` seconds, and its decision."""
     state = {}
-    for (spec, heartbeat), context in worker.rounds():
-        started = time.monotonic()
+    for (pillar_spec, heartbeat), context in worker.rounds():
+        started, spec = time.monotonic(), pillar_spec
         try:
-            event = context.run(_round, state, spec, heartbeat)  # Salt's dunders live in that context
+            spec = context.run(_applied, pillar_spec)  # Salt's dunders live in that context
+            event = context.run(_round, state, spec, heartbeat)
         except Exception:  # pylint: disable=broad-except
             log.exception("lvs_directors: a probe round failed")
         else:
             if event:
                 worker.report(event)
-        worker.sleep(started + float(state.get("interval", spec["interval"])) - time.monotonic())
+        worker.sleep(started + float(spec["interval"]) - time.monotonic())
+
+
+def _applied(pillar_spec):
+    """The group as the last highstate gave it (the in-memory pillar may be older)."""
+    return __salt__["lvs_directors.spec"]() or pillar_spec
 
 
 def _round(state, spec, heartbeat):
-    # The group as the last highstate gave it (the in-memory pillar may be older).
-    spec = __salt__["lvs_directors.spec"]() or spec
     up = {name: data.get("up", True) for name, data in state.get("dampers", {}).items()}
     return _decide(state, spec, probe_round(__salt__["lvs_directors.probe_all"], spec, up), heartbeat)
 
@@ -126,7 +130,6 @@ def _decide(state, spec, outcomes, heartbeat):
     """Feed one round to the dampers, rewrite the group when the view changed (or a
     director drains), and return the event due, if any."""
     now = time.time()
-    state["interval"] = spec["interval"]
     view, changed, due = round_(spec, state, outcomes, now, heartbeat)
     applied, error = [], None
     # While a director drains, every round: it leaves the group once it holds no bucket.
