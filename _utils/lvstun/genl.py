@@ -8,8 +8,10 @@ from the layouts (:func:`nested`), replies decoded into the records of ``ipvs.li
 about a millisecond each on a UML kernel; these functions some microseconds.
 """
 
+import operator
 import socket
 import struct
+import sys
 
 from .ipvs import (
     FORWARD,
@@ -261,59 +263,81 @@ def _read_attr(attrs, name, kind):
     return _READERS[kind](attrs, _D[name])
 
 
-_VALUE_FORMATS = {"u32": "I", "u16": "H", "be16": "2s", "u8": "B", "u64": "Q"}  # struct formats of value kinds
+# The counters of a destination (:func:`dest_counters`): a tuple of these, in this order.
+COUNTERS = ("address", "port", "weight", "active", "inactive", *STATS_NAMES)
+
+
+def counters(record):
+    """The :data:`COUNTERS` tuple of an ``ipvs.list`` destination record."""
+    stats = record.get("stats") or {}
+    return (record["address"], record["port"], record["weight"], record["active"], record["inactive"],
+            *(stats.get(name, 0) for name in STATS_NAMES))
+
+
+_VALUE_FORMATS = {"u32": "I", "u16": "H", "be16": "H", "u8": "B", "u64": "Q"}  # struct formats of value kinds
+_FIELDS = tuple(name for name, _ in DEST_ATTRS if name not in ("addr", "stats", "stats64")) + STATS_NAMES
+_COUNTER_FIELDS = ("weight", "active_conns", "inact_conns", *STATS_NAMES)  # COUNTERS after address, port
+_BIG_ENDIAN = tuple(name for name, kind in DEST_ATTRS if kind == "be16")
+
+
+def _layout_struct(pieces):
+    """One ``struct.Struct`` reading ``[(offset, format)]`` (in offset order) from a reply."""
+    fmt, position = "=", 0
+    for offset, piece in pieces:
+        fmt += f"{offset - position}x{piece}" if offset > position else piece
+        position = offset + struct.calcsize("=" + piece)
+    return struct.Struct(fmt)
 
 
 class _DestLayout:
     """Where the kernel put the attributes of one GET_DEST reply, to read the other
-    replies of the same dump in two ``struct`` calls instead of a walk each.
+    replies of the same dump in a few ``struct`` calls instead of a walk each.
 
     A reply is read this way only when it has the same length and every attribute
     header (the reply's, the destination's, its 64-bit counters') is where the first
-    reply had it, with the same length and type: then a walk would find every value
-    where the first reply had it. Any other reply goes through :func:`dest_record`.
+    reply had it, with the same length and type (:meth:`fits`): then a walk would find
+    every value where the first reply had it. Any other reply goes through
+    :func:`dest_record`.
     """
 
     def __init__(self, payload):
         self.length = len(payload)
-        items = []  # (offset, struct format, what): what = ("header", (len, type)) or (level, name, kind)
+        headers, values = [], []  # [(offset, (len, type))], [(offset, struct format, field)]
         start = NLMSG_HEADER.size + GENL_HEADER.size
         dest_span = None
         for offset, length, kind in self._walk(payload, start, len(payload)):
-            items.append((offset, "HH", ("header", (length, kind))))
+            headers.append((offset, (length, kind)))
             if kind & NLA_TYPE_MASK == ATTR["cmd"]["dest"]:
                 dest_span = (offset + 4, offset + length)
         if dest_span is None:
             raise ValueError("no destination in this reply")
-        names = {number: (name, kind) for name, number in _D.items() for n, kind in DEST_ATTRS if n == name}
+        kinds = dict(DEST_ATTRS)
+        names = {number: name for name, number in _D.items()}
         self.stats64 = False
         for offset, length, kind in self._walk(payload, *dest_span):
-            items.append((offset, "HH", ("header", (length, kind))))
-            name, vkind = names.get(kind & NLA_TYPE_MASK, (None, None))
+            headers.append((offset, (length, kind)))
+            name = names.get(kind & NLA_TYPE_MASK)
             if name == "stats64":
                 self.stats64 = True
                 for inner, ilength, ikind in self._walk(payload, offset + 4, offset + length):
-                    items.append((inner, "HH", ("header", (ilength, ikind))))
+                    headers.append((inner, (ilength, ikind)))
                     index = (ikind & NLA_TYPE_MASK) - 1
                     if 0 <= index < len(STATS_NAMES) and ilength >= 12:
-                        items.append((inner + 4, "Q", ("stats", STATS_NAMES[index], "u64")))
+                        values.append((inner + 4, "Q", STATS_NAMES[index]))
             elif name == "addr":
-                items.append((offset + 4, f"{length - 4}s", ("dest", name, "raw")))
-            elif vkind in _VALUE_FORMATS and length - 4 >= struct.calcsize(_VALUE_FORMATS[vkind]):
-                items.append((offset + 4, _VALUE_FORMATS[vkind], ("dest", name, vkind)))
-        if not any(what[:2] == ("dest", "addr") for _, _, what in items):
+                values.append((offset + 4, f"{length - 4}s", name))
+            elif kinds.get(name) in _VALUE_FORMATS and length - 4 >= struct.calcsize(_VALUE_FORMATS[kinds[name]]):
+                values.append((offset + 4, _VALUE_FORMATS[kinds[name]], name))
+        fields = [field for _, _, field in values]
+        if "addr" not in fields:
             raise ValueError("no address in this reply")
-        fmt, position = "=", 0
-        for offset, piece, _ in items:
-            fmt += f"{offset - position}x{piece}" if offset > position else piece
-            position = offset + struct.calcsize("=" + piece)
-        self.struct = struct.Struct(fmt)
-        self.parts, index = [], 0  # (first index in the unpacked tuple, what)
-        for _, piece, what in items:
-            self.parts.append((index, what))
-            index += 2 if piece == "HH" else 1
-        self.headers = [(i, what[1]) for i, what in self.parts if what[0] == "header"]
-        self.values = [(i, what) for i, what in self.parts if what[0] != "header"]
+        self.check = _layout_struct([(offset, "HH") for offset, _ in headers])
+        self.expected = tuple(number for _, header in headers for number in header)
+        self.values = _layout_struct([(offset, piece) for offset, piece, _ in values])
+        # Every field at a fixed index of the values (+ a 0 at the end for those the reply lacks).
+        index = {field: i for i, field in enumerate(fields)}
+        self.index = {field: index.get(field, len(fields)) for field in ("addr", *_FIELDS)}
+        self.number = operator.itemgetter(*(self.index[name] for name in _COUNTER_FIELDS))
 
     @staticmethod
     def _walk(data, offset, end):
@@ -324,32 +348,51 @@ class _DestLayout:
             yield offset, length, kind
             offset += (length + 3) & ~3
 
+    def fits(self, payload):
+        """Whether ``payload`` has this layout."""
+        return len(payload) == self.length and self.check.unpack_from(payload) == self.expected
+
     def read(self, payload, service_af, stats):
-        """The record of ``payload``, or None when its layout differs."""
-        if len(payload) != self.length:
-            return None
-        got = self.struct.unpack_from(payload)
-        for index, header in self.headers:
-            if (got[index], got[index + 1]) != header:
-                return None
-        dest, counters = {}, {}
-        for index, (level, name, kind) in self.values:
-            value = got[index]
-            if kind == "be16":
-                value = int.from_bytes(value, "big")
-            if level == "stats":
-                counters[name] = value
-            else:
-                dest[name] = value
+        """The record of ``payload`` (a reply that :meth:`fits`)."""
+        got = (*self.values.unpack_from(payload), 0)
+        dest = {name: got[i] for name, i in self.index.items()}
+        for name in _BIG_ENDIAN:
+            dest[name] = _swap16(dest[name])
         attrs = {_D["addr"]: memoryview(dest["addr"])}
-        if "tun_type" in dest:
+        if self.index["tun_type"] < len(got) - 1:
             attrs[_D["tun_type"]] = bytes([dest["tun_type"]])
-        counters = {name: counters.get(name, 0) for name in STATS_NAMES} if self.stats64 else None
-        return _dest_from(lambda _attrs, name, _kind: dest.get(name, 0), attrs, counters, service_af, stats)
+        counters_ = {name: dest[name] for name in STATS_NAMES} if self.stats64 else None
+        return _dest_from(lambda _attrs, name, _kind: dest[name], attrs, counters_, service_af, stats)
+
+    def counters(self, payload, service_af):
+        """The :data:`COUNTERS` tuple of ``payload`` (a reply that :meth:`fits`)."""
+        got = (*self.values.unpack_from(payload), 0)
+        version = AF_VERSION.get(got[self.index["addr_family"]], service_af)
+        return (_addr(got[self.index["addr"]], version), _swap16(got[self.index["port"]]), *self.number(got))
+
+
+def _swap16(value):
+    """A big-endian 16-bit value read as a native one, as the number it is."""
+    return ((value & 0xFF) << 8) | (value >> 8) if sys.byteorder == "little" else value
 
 
 _LAYOUTS = []  # the layouts learnt so far (a few: a kernel writes its replies alike)
 MAX_LAYOUTS = 8
+
+
+def _layout(payload):
+    """The learnt layout ``payload`` fits, learning it when there is room; or None."""
+    for layout in _LAYOUTS:
+        if layout.fits(payload):
+            return layout
+    if len(_LAYOUTS) < MAX_LAYOUTS:
+        try:
+            layout = _DestLayout(payload)
+        except (ValueError, struct.error):
+            return None
+        _LAYOUTS.append(layout)
+        return layout
+    return None
 
 
 def dest_records(payloads, service_af=4, stats=True):
@@ -359,18 +402,19 @@ def dest_records(payloads, service_af=4, stats=True):
     faster on a UML kernel; any other reply is walked as :func:`dest_record` does."""
     out = []
     for payload in payloads:
-        record = None
-        for layout in _LAYOUTS:
-            record = layout.read(payload, service_af, stats)
-            if record is not None:
-                break
-        if record is None and len(_LAYOUTS) < MAX_LAYOUTS:
-            try:
-                _LAYOUTS.append(_DestLayout(payload))
-                record = _LAYOUTS[-1].read(payload, service_af, stats)
-            except (ValueError, struct.error):
-                record = None
-        out.append(record if record is not None else dest_record(payload, service_af, stats))
+        layout = _layout(payload)
+        out.append(layout.read(payload, service_af, stats) if layout else dest_record(payload, service_af, stats))
+    return out
+
+
+def dest_counters(payloads, service_af=4):
+    """The :data:`COUNTERS` tuples of the replies of a GET_DEST dump, in the kernel's
+    order (what a scrape reads: no record built, see :func:`dest_records`)."""
+    out = []
+    for payload in payloads:
+        layout = _layout(payload)
+        out.append(layout.counters(payload, service_af) if layout
+                   else counters(dest_record(payload, service_af, True)))
     return out
 
 

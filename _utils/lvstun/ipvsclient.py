@@ -20,6 +20,7 @@ CLI Example (what ``ipvs.list`` does):
         services = ipvs.read(stats=False)
 """
 
+import ctypes
 import errno
 import os
 import socket
@@ -34,6 +35,7 @@ F_REQUEST, F_ACK, F_DUMP = 0x1, 0x4, 0x300
 F_CREATE, F_EXCL, F_REPLACE = 0x400, 0x200, 0x100
 SOL_NETLINK, NETLINK_CAP_ACK = 270, 10
 GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME = 0x10, 3, 1, 2
+MSG_WAITFORONE = 0x10000  # recvmmsg: wait for the first datagram only
 BATCH = 64 << 10  # bytes of requests per send (the socket's send buffer takes ~200 KiB)
 RCVBUF = 8 << 20
 FEW = 64  # services read one by one rather than from a dump of every service
@@ -58,6 +60,74 @@ def explain(code, action, scheduler=None):
     return f"{action}: {os.strerror(code)}"
 
 
+class Receiver:
+    """Reads the datagrams queued on a netlink socket, up to ``SLOTS`` in one system
+    call (``recvmmsg``) where the C library has it, else one (``recv``).
+
+    A dump of one service's destinations is two datagrams, the replies and the end
+    (which the kernel writes while the first is read): one call instead of two. On a
+    UML kernel a system call costs ~60 us, and a scrape of 1,000 services makes 1,000
+    such dumps.
+    """
+
+    SLOTS = 16
+    SLOT = 64 << 10  # bytes per datagram: the kernel's dump datagrams are at most 32 KiB
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = bytearray(self.SLOTS * self.SLOT)  # never resized: the C structures point into it
+        self._recvmmsg = getattr(ctypes.CDLL(None, use_errno=True), "recvmmsg", None)
+        if self._recvmmsg is None:
+            return
+        self._recvmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(self.buffer))
+        self._iovecs = (_IOVec * self.SLOTS)(*[_IOVec(base + i * self.SLOT, self.SLOT) for i in range(self.SLOTS)])
+        self._headers = (_MMsgHdr * self.SLOTS)()
+        for i, header in enumerate(self._headers):
+            header.hdr.msg_iov = ctypes.addressof(self._iovecs[i])
+            header.hdr.msg_iovlen = 1
+
+    def datagrams(self, wait=True):
+        """The datagrams queued on the socket as bytes, at least one when ``wait``
+        (else none when none is queued)."""
+        if self._recvmmsg is None:
+            try:
+                size = self.sock.recv_into(self.buffer, self.SLOT, 0 if wait else socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return []
+            return [bytes(self.buffer[:size])]
+        flags = MSG_WAITFORONE if wait else socket.MSG_DONTWAIT
+        while True:
+            count = self._recvmmsg(self.sock.fileno(), self._headers, self.SLOTS, flags, None)
+            if count >= 0:
+                break
+            code = ctypes.get_errno()
+            if code in (errno.EAGAIN, errno.EWOULDBLOCK) and not wait:
+                return []
+            if code != errno.EINTR:
+                raise OSError(code, os.strerror(code))
+        out = []
+        for i in range(count):
+            if self._headers[i].hdr.msg_flags & socket.MSG_TRUNC:
+                raise OSError(errno.EMSGSIZE, "a netlink datagram larger than the receive buffer")
+            out.append(bytes(self.buffer[i * self.SLOT:i * self.SLOT + self._headers[i].msg_len]))
+        return out
+
+
+class _IOVec(ctypes.Structure):
+    _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
+
+
+class _MsgHdr(ctypes.Structure):
+    _fields_ = (("msg_name", ctypes.c_void_p), ("msg_namelen", ctypes.c_uint32), ("msg_iov", ctypes.c_void_p),
+                ("msg_iovlen", ctypes.c_size_t), ("msg_control", ctypes.c_void_p),
+                ("msg_controllen", ctypes.c_size_t), ("msg_flags", ctypes.c_int))
+
+
+class _MMsgHdr(ctypes.Structure):
+    _fields_ = (("hdr", _MsgHdr), ("msg_len", ctypes.c_uint))
+
+
 class Client:
     """One raw generic-netlink socket for the IPVS family."""
 
@@ -70,7 +140,7 @@ class Client:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
             self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)  # errors without the request echoed
             self.sock.bind((0, 0))
-            self.buffer = bytearray(1 << 20)
+            self.receiver = Receiver(self.sock)
             self.seq = 0
             self.family = self._family("IPVS")
         except BaseException:
@@ -87,15 +157,15 @@ class Client:
         self.sock.close()
 
     # -------------------------------------------------------------- transport
-    def _messages(self, flags=0):
-        """Yield (type, seq, payload bytes) for each message of the next datagram."""
-        size = self.sock.recv_into(self.buffer, 0, flags)
-        data = bytes(self.buffer[:size])
-        offset = 0
-        while offset + 16 <= size:
-            length, kind, _flags, seq, _pid = genl.NLMSG_HEADER.unpack_from(data, offset)
-            yield kind, seq, data[offset:offset + length]
-            offset += (length + 3) & ~3
+    def _messages(self, wait=True):
+        """Yield (type, seq, payload bytes) for each message of the datagrams queued on
+        the socket (waiting for one when ``wait``; none when nothing is queued)."""
+        for data in self.receiver.datagrams(wait):
+            offset, size = 0, len(data)
+            while offset + 16 <= size:
+                length, kind, _flags, seq, _pid = genl.NLMSG_HEADER.unpack_from(data, offset)
+                yield kind, seq, data[offset:offset + length]
+                offset += (length + 3) & ~3
 
     @staticmethod
     def _error(payload):
@@ -166,13 +236,15 @@ class Client:
         # The kernel handled every message within send(): the errors are queued already.
         while True:
             try:
-                for kind, seq, payload in self._messages(socket.MSG_DONTWAIT):
+                got = False
+                for kind, seq, payload in self._messages(wait=False):
+                    got = True
                     if kind == NLMSG_ERROR and seq in labels:
                         code = self._error(payload)
                         if code:
                             failed.append((labels[seq], code))
-            except BlockingIOError:
-                break
+                if not got:
+                    break
             except OSError as err:
                 if err.errno == errno.ENOBUFS:
                     raise IPVSError(errno.ENOBUFS, "the kernel refused so many requests that their error "
@@ -209,6 +281,14 @@ class Client:
             svc["destinations"] = sorted(genl.dest_records(dests, svc["af"], stats),
                                          key=lambda d: (d["address"], d["port"]))
         return sorted(services, key=service_spec)
+
+    def read_counters(self):
+        """What a scrape reads: ``[(service record, [genl.COUNTERS tuple of each
+        destination])]`` for every service, in the kernel's order (no destination
+        record is built)."""
+        services = [genl.service_record(payload, stats=False) for payload in self.dump("get_service")]
+        return [(svc, genl.dest_counters(self.dump("get_dest", genl.service_key(svc)), svc["af"]))
+                for svc in services]
 
     def _service(self, key, stats):
         """One service's record (without destinations), or None when it does not exist."""

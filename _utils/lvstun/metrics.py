@@ -14,31 +14,35 @@ Metric and Sample objects of 110,000 samples), this writer 0.03 s. The exporter
 parse this text with ``prometheus_client``'s parser.
 """
 
+import operator
+
 from . import health as health_rules
 from .address import canonical
-from .ipvs import join_hostport, service_spec
+from .genl import COUNTERS, counters
+from .ipvs import join_hostport, parse_service, service_spec
 
-# Per backend: (name, type, help, value of a destination record); labels service, vip, backend.
+# Per backend: (name, type, help, field of the destination's counters, genl.COUNTERS); labels service,
+# vip, backend.
 BACKEND = (
     ("lvs_backend_connections_active", "gauge", "Active connections (ESTABLISHED) to the backend.",
-     lambda d: d["active"]),
+     "active"),
     ("lvs_backend_connections_inactive", "gauge", "Inactive connections (other states) to the backend.",
-     lambda d: d["inactive"]),
+     "inactive"),
     ("lvs_backend_connections_total", "counter", "Connections scheduled to the backend.",
-     lambda d: d["stats"].get("conns", 0)),
+     "conns"),
     ("lvs_backend_connections_per_second", "gauge", "The kernel's estimate of new connections per second.",
-     lambda d: d["stats"].get("cps", 0)),
+     "cps"),
     ("lvs_backend_packets_in_total", "counter", "Packets forwarded to the backend.",
-     lambda d: d["stats"].get("inpkts", 0)),
+     "inpkts"),
     ("lvs_backend_packets_out_total", "counter",
      "Packets from the backend through the director (0 in TUN mode: replies go direct).",
-     lambda d: d["stats"].get("outpkts", 0)),
+     "outpkts"),
     ("lvs_backend_bytes_in_total", "counter", "Bytes forwarded to the backend.",
-     lambda d: d["stats"].get("inbytes", 0)),
+     "inbytes"),
     ("lvs_backend_bytes_out_total", "counter",
      "Bytes from the backend through the director (0 in TUN mode).",
-     lambda d: d["stats"].get("outbytes", 0)),
-    ("lvs_backend_weight", "gauge", "The weight the director runs now.", lambda d: d["weight"]),
+     "outbytes"),
+    ("lvs_backend_weight", "gauge", "The weight the director runs now.", "weight"),
 )
 # Per backend, from the view (absent for a destination the site does not name).
 BACKEND_VIEW = (
@@ -110,61 +114,111 @@ def _number(value):
 def render(table, site_view):
     """The exposition text (Prometheus 0.0.4) of ``table`` (``ipvs.list`` records with
     ``stats``, or None when the kernel's table could not be read) under ``site_view``."""
-    return "".join(chunks(table, site_view))
+    if table is not None:
+        table = [(svc, [counters(dest) for dest in svc.get("destinations", [])]) for svc in table]
+    return "".join(Text().chunks(table, site_view))
 
 
-def chunks(table, site_view):
-    """:func:`render`'s text, one metric family at a time (the exporter sends each as it
-    is made: a large table's text is never whole in memory)."""
-    named = (site_view or {}).get("services", {})
-    rows, services = [], []  # rows: (labels, dest record, view entry or None)
-    for svc in table or []:
-        spec = service_spec(svc)
-        entry = named.get(spec)
-        name, vip = (entry["service"], entry["vip"]) if entry else (spec, svc.get("address") or "")
-        head = f'service="{_label(name)}",vip="{_label(vip)}"'
-        known = entry["backends"] if entry else {}
-        serving = 0
-        for dest in svc.get("destinations", []):
-            address = join_hostport(dest["address"], dest["port"])
-            mine = known.get(address)
-            rows.append((f'{head},backend="{_label(mine["backend"] if mine else address)}"', dest, mine))
-            if mine and not mine["sorry"] and dest["weight"] > 0:
-                serving += 1
-        services.append((spec, head, entry, serving, True))
-    present = {spec for spec, *_ in services}
-    for spec, entry in named.items():
-        if spec not in present:  # the site wants it, the kernel does not have it
-            services.append((spec, f'service="{_label(entry["service"])}",vip="{_label(entry["vip"])}"',
-                             entry, 0, False))
-    for name, kind, text, value in BACKEND:
-        yield f"# HELP {name} {text}\n# TYPE {name} {kind}\n" + "".join(
-            [f"{name}{{{labels}}} {value(dest)}\n" for labels, dest, _ in rows])
-    for name, kind, text, key in BACKEND_VIEW:
-        yield f"# HELP {name} {text}\n# TYPE {name} {kind}\n" + "".join(
-            [f"{name}{{{labels}}} {_number(mine[key])}\n" for labels, _, mine in rows if mine])
-    out = ["# HELP lvs_service_info The site's services: port, protocol and scheduler.\n"
-           "# TYPE lvs_service_info gauge\n"]
-    for _, head, entry, _, _ in services:
-        if entry:
-            out.append(f'lvs_service_info{{{head},port="{entry["port"]}",protocol="{entry["protocol"]}",'
-                       f'scheduler="{entry["scheduler"]}"}} 1\n')
-    for name, kind, text in SERVICE:
-        out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
-        for _, head, entry, serving, in_kernel in services:
-            if name == "lvs_service_present":
-                value = int(in_kernel)
-            elif not entry:
-                continue
-            else:
-                members = [b for b in entry["backends"].values() if not b["sorry"]]
-                value = {"lvs_service_backends": len(members),
-                         "lvs_service_backends_healthy": sum(1 for b in members if b["healthy"]),
-                         "lvs_service_backends_serving": serving,
-                         "lvs_service_floor": entry["floor"]}[name]
-            out.append(f"{name}{{{head}}} {value}\n")
-    out.append("# HELP lvs_director_up 1 when the director's IPVS table could be read.\n"
+class Text:
+    """The exposition text of a director's table, one metric family at a time.
+
+    What depends only on which services and destinations the kernel holds and on the
+    view (every label, the site's intent) is written once into templates and kept until
+    either changes; a scrape then fills in the kernel's numbers, a family in one
+    ``%`` each. For 1,000 services x 10 backends that is the difference between
+    writing 110,000 lines and filling 12 templates.
+    """
+
+    def __init__(self):
+        self._key = None  # (the view, the table's services and destinations) the templates are for
+        self._backend = self._view_part = self._serving = self._floor = None
+
+    def chunks(self, table, site_view):
+        """The text of ``table`` (``[(service record, [genl.COUNTERS tuples])]``, or None
+        when the kernel's table could not be read) under ``site_view``, as strings (the
+        exporter sends each as it is made: a large table's text is never whole in memory)."""
+        services = table or []
+        shape = [(service_spec(svc), tuple(map(_ADDRESS_PORT, dests))) for svc, dests in services]
+        if self._key is None or self._key[0] is not site_view or self._key[1] != shape:
+            self._build(shape, site_view)
+            self._key = (site_view, shape)
+        flat = [dest for _, dests in services for dest in dests]
+        for head, template, field in self._backend:
+            yield head + template % tuple(map(operator.itemgetter(field), flat))
+        yield self._view_part
+        head, template, counted = self._serving
+        dests = [dests for _, dests in services]
+        yield head + template % tuple(
+            sum(1 for j in rows if dests[i][j][_WEIGHT] > 0) if i is not None else 0 for i, rows in counted)
+        yield (self._floor + "# HELP lvs_director_up 1 when the director's IPVS table could be read.\n"
                f"# TYPE lvs_director_up gauge\nlvs_director_up {int(table is not None)}\n"
                "# HELP lvs_director_services Virtual services in the director's kernel.\n"
-               f"# TYPE lvs_director_services gauge\nlvs_director_services {len(table or [])}\n")
-    yield "".join(out)
+               f"# TYPE lvs_director_services gauge\nlvs_director_services {len(services)}\n")
+
+    def _build(self, shape, site_view):
+        """The templates for a table of ``shape`` (``[(spec, ((address, port), ...))]``)."""
+        named = (site_view or {}).get("services", {})
+        rows = []  # (labels, view entry of the backend or None), in the order of the table's destinations
+        services = []  # (labels, view entry or None, index in the table or None, counted destinations)
+        for index, (spec, dests) in enumerate(shape):
+            entry = named.get(spec)
+            name, vip = (entry["service"], entry["vip"]) if entry else (spec, parse_service(spec).get("address") or "")
+            head = f'service="{_label(name)}",vip="{_label(vip)}"'
+            known = entry["backends"] if entry else {}
+            counted = []  # the site's backends (not the sorry server): serving when their weight is > 0
+            for j, (address, port) in enumerate(dests):
+                hostport = join_hostport(address, port)
+                mine = known.get(hostport)
+                rows.append((f'{head},backend="{_label(mine["backend"] if mine else hostport)}"', mine))
+                if mine and not mine["sorry"]:
+                    counted.append(j)
+            services.append((head, entry, index, counted))
+        present = {spec for spec, _ in shape}
+        for spec, entry in named.items():
+            if spec not in present:  # the site wants it, the kernel does not have it
+                services.append((f'service="{_label(entry["service"])}",vip="{_label(entry["vip"])}"',
+                                 entry, None, ()))
+        self._backend = [(_head(name, kind, text), "".join([f"{name}{{{_escaped(labels)}}} %d\n"
+                                                            for labels, _ in rows]), COUNTERS.index(field))
+                         for name, kind, text, field in BACKEND]
+        out = []
+        for name, kind, text, key in BACKEND_VIEW:
+            out.append(_head(name, kind, text))
+            out += [f"{name}{{{labels}}} {_number(mine[key])}\n" for labels, mine in rows if mine]
+        out.append(_head("lvs_service_info", "gauge", "The site's services: port, protocol and scheduler."))
+        out += [f'lvs_service_info{{{head},port="{entry["port"]}",protocol="{entry["protocol"]}",'
+                f'scheduler="{entry["scheduler"]}"}} 1\n' for head, entry, _, _ in services if entry]
+        values = {}
+        for name, kind, text in SERVICE:
+            values[name] = [_head(name, kind, text)]
+            for head, entry, index, _ in services:
+                if name == "lvs_service_present":
+                    value = int(index is not None)
+                elif not entry or name == "lvs_service_backends_serving":
+                    continue
+                else:
+                    members = [b for b in entry["backends"].values() if not b["sorry"]]
+                    value = {"lvs_service_backends": len(members),
+                             "lvs_service_backends_healthy": sum(1 for b in members if b["healthy"]),
+                             "lvs_service_floor": entry["floor"]}[name]
+                values[name].append(f"{name}{{{head}}} {value}\n")
+        serving = [(head, index, counted) for head, entry, index, counted in services if entry]
+        self._view_part = "".join(out + [line for name in SERVICE[:3] for line in values[name[0]]])
+        self._serving = (values["lvs_service_backends_serving"][0],
+                         "".join([f"lvs_service_backends_serving{{{_escaped(head)}}} %d\n"
+                                  for head, _, _ in serving]),
+                         [(index, counted) for _, index, counted in serving])
+        self._floor = "".join(values["lvs_service_floor"])
+
+
+_ADDRESS_PORT = operator.itemgetter(0, 1)
+_WEIGHT = COUNTERS.index("weight")
+
+
+def _head(name, kind, text):
+    return f"# HELP {name} {text}\n# TYPE {name} {kind}\n"
+
+
+def _escaped(text):
+    """``text`` inside a ``%`` template."""
+    return text.replace("%", "%%")

@@ -234,6 +234,9 @@ def test_a_dump_read_by_learnt_layouts_equals_a_walk_of_every_reply(monkeypatch)
     for stats in (True, False):
         fast = genl.dest_records(replies, 4, stats)
         assert fast == [genl.dest_record(reply, 4, stats) for reply in replies]
+    # A scrape's counters read by the same layouts are those of the walked records.
+    assert genl.dest_counters(replies, 4) == [genl.counters(genl.dest_record(reply, 4)) for reply in replies]
+    assert genl.dest_counters(replies[5:6])[0][:5] == ("10.10.0.6", 85, 35, 5, 9)
     assert fast[5]["weight"] == 35 and genl.dest_records(replies)[5]["stats"]["outbps"] == 10**12 + 5 + 9
     # Four layouts did the reading (tunnel, route, IPv6 masq, and the moved headers, which the
     # first layout refused), learnt once for every dump; only a fifth layout's reply was walked.

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+import lvstun.genl as genl
 import lvstun.metrics as metrics
 import lvstun.roles
 import lvstun.site
@@ -113,6 +114,44 @@ def test_label_values_are_escaped():
     view["services"][WEB]["service"] = 'we"b\\1\nx'
     found = samples(metrics.render(table(dest("10.10.24.21", 1)), view))
     assert value(found, "lvs_service_present", service='we"b\\1\nx', vip="10.10.24.88") == 1
+
+
+def test_the_kept_templates_follow_the_table_and_the_view_between_scrapes():
+    """A Text that keeps its templates between scrapes writes what a new one writes,
+    as the kernel's numbers, its destinations and the view change (and the same
+    samples as render's records)."""
+    site = lvstun.site.parse(seed())
+    view = metrics.view(site, RECORD)
+    kernel = table(dest("10.10.24.21", 2, active=5, conns=40), dest("10.10.24.22", 2), dest("10.10.24.23", 0))
+    text = metrics.Text()
+
+    def scrape(records, site_view):
+        counters = None if records is None else [
+            (svc, [genl.counters(d) for d in svc["destinations"]]) for svc in records]
+        kept = "".join(text.chunks(counters, site_view))
+        assert kept == "".join(metrics.Text().chunks(counters, site_view))
+        assert samples(kept) == samples(metrics.render(records, site_view))
+        return samples(kept)
+
+    rs1 = {"service": "web", "vip": "10.10.24.88", "backend": "rs1"}
+    web = {"service": "web", "vip": "10.10.24.88"}
+    assert value(scrape(kernel, view), "lvs_backend_connections_active", **rs1) == 5
+    kernel[0]["destinations"][0].update(active=9, weight=0)  # numbers only: the same templates
+    found = scrape(kernel, view)
+    assert value(found, "lvs_backend_connections_active", **rs1) == 9
+    assert value(found, "lvs_backend_weight", **rs1) == 0
+    assert value(found, "lvs_service_backends_serving", **web) == 1  # rs2 alone now
+    kernel[0]["destinations"].append(dest("10.10.24.24", 0, active=3))  # a destination more: new templates
+    found = scrape(kernel, view)
+    assert value(found, "lvs_backend_connections_active", **{**rs1, "backend": "rs4"}) == 3
+    renamed = metrics.view(site)  # another view (no health record): rs2 healthy again
+    renamed["services"][WEB]["service"] = "w%eb"  # a % in a label, inside a template
+    found = scrape(kernel, renamed)
+    assert value(found, "lvs_backend_healthy", service="w%eb", vip="10.10.24.88", backend="rs2") == 1
+    assert value(found, "lvs_backend_connections_active", service="w%eb", vip="10.10.24.88", backend="rs1") == 9
+    found = scrape(None, renamed)  # the kernel's table unreadable
+    assert value(found, "lvs_director_up") == 0
+    assert value(found, "lvs_service_present", service="w%eb", vip="10.10.24.88") == 0
 
 
 @pytest.mark.parametrize(("listen", "where"), [
