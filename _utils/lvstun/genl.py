@@ -295,7 +295,7 @@ class _DestLayout:
 
     A reply is read this way only when it has the same length and every attribute
     header (the reply's, the destination's, its 64-bit counters') is where the first
-    reply had it, with the same length and type (:meth:`fits`): then a walk would find
+    reply had it, with the same length and type (:meth:`match`): then a walk would find
     every value where the first reply had it. Any other reply goes through
     :func:`dest_record`.
     """
@@ -328,15 +328,24 @@ class _DestLayout:
                 values.append((offset + 4, f"{length - 4}s", name))
             elif kinds.get(name) in _VALUE_FORMATS and length - 4 >= struct.calcsize(_VALUE_FORMATS[kinds[name]]):
                 values.append((offset + 4, _VALUE_FORMATS[kinds[name]], name))
-        fields = [field for _, _, field in values]
-        if "addr" not in fields:
+        if not any(field == "addr" for _, _, field in values):
             raise ValueError("no address in this reply")
-        self.check = _layout_struct([(offset, "HH") for offset, _ in headers])
-        self.expected = tuple(number for _, header in headers for number in header)
-        self.values = _layout_struct([(offset, piece) for offset, piece, _ in values])
-        # Every field at a fixed index of the values (+ a 0 at the end for those the reply lacks).
-        index = {field: i for i, field in enumerate(fields)}
-        self.index = {field: index.get(field, len(fields)) for field in ("addr", *_FIELDS)}
+        # One struct reads every header and value, in offset order: a reply fits when
+        # the headers it reads are those of the first reply (:meth:`match`).
+        items = sorted([(offset, "HH", None) for offset, _ in headers] + values, key=lambda item: item[0])
+        self.struct = _layout_struct([(offset, piece) for offset, piece, _ in items])
+        slots, index, at = [], {}, 0
+        for *_, field in items:
+            if field is None:
+                slots += [at, at + 1]
+            else:
+                index[field] = at
+            at += 2 if field is None else 1
+        self.headers = operator.itemgetter(*slots)
+        self.expected = self.headers(self.struct.unpack_from(payload))
+        # A field the reply lacks reads a 0 added at the end of the values (``padded``).
+        self.index = {field: index.get(field, at) for field in ("addr", *_FIELDS)}
+        self.padded = any(i == at for i in self.index.values())
         self.number = operator.itemgetter(*(self.index[name] for name in _COUNTER_FIELDS))
 
     @staticmethod
@@ -348,27 +357,39 @@ class _DestLayout:
             yield offset, length, kind
             offset += (length + 3) & ~3
 
-    def fits(self, payload):
-        """Whether ``payload`` has this layout."""
-        return len(payload) == self.length and self.check.unpack_from(payload) == self.expected
+    def match(self, payload):
+        """The values of ``payload`` when it has this layout, else None."""
+        if len(payload) != self.length:
+            return None
+        got = self.struct.unpack_from(payload)
+        if self.headers(got) != self.expected:
+            return None
+        return (*got, 0) if self.padded else got
 
-    def read(self, payload, service_af, stats):
-        """The record of ``payload`` (a reply that :meth:`fits`)."""
-        got = (*self.values.unpack_from(payload), 0)
+    def read(self, got, service_af, stats):
+        """The record of a reply from its values (:meth:`match`)."""
         dest = {name: got[i] for name, i in self.index.items()}
         for name in _BIG_ENDIAN:
             dest[name] = _swap16(dest[name])
         attrs = {_D["addr"]: memoryview(dest["addr"])}
-        if self.index["tun_type"] < len(got) - 1:
+        if self.index["tun_type"] < len(got) - self.padded:
             attrs[_D["tun_type"]] = bytes([dest["tun_type"]])
         counters_ = {name: dest[name] for name in STATS_NAMES} if self.stats64 else None
         return _dest_from(lambda _attrs, name, _kind: dest[name], attrs, counters_, service_af, stats)
 
-    def counters(self, payload, service_af):
-        """The :data:`COUNTERS` tuple of ``payload`` (a reply that :meth:`fits`)."""
-        got = (*self.values.unpack_from(payload), 0)
-        version = AF_VERSION.get(got[self.index["addr_family"]], service_af)
-        return (_addr(got[self.index["addr"]], version), _swap16(got[self.index["port"]]), *self.number(got))
+    def counters(self, got, service_af):
+        """The :data:`COUNTERS` tuple of a reply from its values (:meth:`match`)."""
+        key = (got[self.index["addr"]], AF_VERSION.get(got[self.index["addr_family"]], service_af))
+        address = _ADDRESSES.get(key)
+        if address is None:
+            if len(_ADDRESSES) >= MAX_ADDRESSES:
+                _ADDRESSES.clear()
+            address = _ADDRESSES[key] = _addr(*key)
+        return (address, _swap16(got[self.index["port"]]), *self.number(got))
+
+
+_ADDRESSES = {}  # (the 16 bytes of a reply's address, IP version) -> its text: a scrape reads the same ones
+MAX_ADDRESSES = 1 << 16
 
 
 def _swap16(value):
@@ -381,18 +402,20 @@ MAX_LAYOUTS = 8
 
 
 def _layout(payload):
-    """The learnt layout ``payload`` fits, learning it when there is room; or None."""
+    """``(layout, values)``: the learnt layout ``payload`` fits (learnt now when there is
+    room) and the values it read; (None, None) when none does."""
     for layout in _LAYOUTS:
-        if layout.fits(payload):
-            return layout
+        got = layout.match(payload)
+        if got is not None:
+            return layout, got
     if len(_LAYOUTS) < MAX_LAYOUTS:
         try:
             layout = _DestLayout(payload)
         except (ValueError, struct.error):
-            return None
+            return None, None
         _LAYOUTS.append(layout)
-        return layout
-    return None
+        return layout, layout.match(payload)
+    return None, None
 
 
 def dest_records(payloads, service_af=4, stats=True):
@@ -402,8 +425,8 @@ def dest_records(payloads, service_af=4, stats=True):
     faster on a UML kernel; any other reply is walked as :func:`dest_record` does."""
     out = []
     for payload in payloads:
-        layout = _layout(payload)
-        out.append(layout.read(payload, service_af, stats) if layout else dest_record(payload, service_af, stats))
+        layout, got = _layout(payload)
+        out.append(layout.read(got, service_af, stats) if layout else dest_record(payload, service_af, stats))
     return out
 
 
@@ -412,9 +435,8 @@ def dest_counters(payloads, service_af=4):
     order (what a scrape reads: no record built, see :func:`dest_records`)."""
     out = []
     for payload in payloads:
-        layout = _layout(payload)
-        out.append(layout.counters(payload, service_af) if layout
-                   else counters(dest_record(payload, service_af, True)))
+        layout, got = _layout(payload)
+        out.append(layout.counters(got, service_af) if layout else counters(dest_record(payload, service_af, True)))
     return out
 
 

@@ -71,7 +71,7 @@ class Receiver:
     """
 
     SLOTS = 16
-    SLOT = 64 << 10  # bytes per datagram: the kernel's dump datagrams are at most 32 KiB
+    SLOT = 32 << 10  # bytes per datagram: the kernel writes dump datagrams of at most 32 KiB
 
     def __init__(self, sock):
         self.sock = sock

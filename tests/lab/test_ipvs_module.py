@@ -195,7 +195,13 @@ ops.append(("edit_dest", {{**svc, "address": "10.10.24.99"}}, dest(1, 5)))     #
 ops.append(("edit_dest", svc, dest(7, 9)))
 with lvstun.ipvsclient.Client() as ipvs:
     failed = ipvs.apply(ops)
-print(json.dumps({{"ops": len(ops), "failed": [[step, code] for step, _, code in failed]}}))
+    records = ipvs.read(stats=True)
+    counters = ipvs.read_counters()  # what a scrape reads: a dump of many datagrams, several per recvmmsg
+import lvstun.genl
+by_records = {{(s["address"], d["address"]): lvstun.genl.counters(d) for s in records for d in s["destinations"]}}
+by_counters = {{(s["address"], d[0]): tuple(d) for s, dests in counters for d in dests}}
+print(json.dumps({{"ops": len(ops), "failed": [[step, code] for step, _, code in failed],
+                  "dests": len(by_records), "same": by_records == by_counters}}))
 """
 
 
@@ -207,6 +213,9 @@ def test_a_plan_of_many_batches_reports_exactly_the_steps_the_kernel_refused(tab
     assert code == 0, err
     result = json.loads(out)
     assert result["ops"] == 1505
+    # Read back: 1,500 destinations (a dump of many datagrams) as records and as a
+    # scrape's counters, the same.
+    assert (result["dests"], result["same"]) == (1500, True)
     assert result["failed"] == [["add destination 10.20.0.51:80 of tcp:10.10.24.88:80", errno.EEXIST],
                                 ["add destination 10.20.5.151:80 of tcp:10.10.24.88:80", errno.EEXIST],
                                 ["edit destination 10.20.0.2:80 of tcp:10.10.24.99:80", errno.ESRCH]]
