@@ -2,6 +2,7 @@
 ip_vs: it answers a scrape with the site's services reported missing and the director
 not up, its own process metrics, and re-reads the view when Salt replaces it."""
 
+import gzip
 import json
 import os
 import socket
@@ -54,10 +55,16 @@ def fixture_exporter(tmp_path):
     assert proc.wait(10) == 0  # SIGTERM ends it cleanly
 
 
-def _scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+def _scrape(port, encoding=None):
+    """The samples of one scrape (``encoding``: the Accept-Encoding header sent)."""
+    headers = {"Accept-Encoding": encoding} if encoding else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        text = answer.read().decode()
+        body = answer.read()
+        packed = answer.headers.get("Content-Encoding") == "gzip"
+    assert packed == lvstun.exporter.accepts_gzip(encoding or "")
+    text = (gzip.decompress(body) if packed else body).decode()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 
@@ -73,5 +80,10 @@ def test_a_scrape_without_ip_vs_says_so_and_reads_a_new_view(exporter):
     found = _scrape(port)
     assert found[("lvs_service_info", (("port", "8080"), ("protocol", "tcp"), ("scheduler", "rr"),
                                        ("service", "web"), ("vip", "10.10.24.88")))] == 1
+    # Packed when the scraper takes gzip (Prometheus does), the same samples.
+    numbers = {key: value for key, value in found.items() if key[0].startswith("lvs_") and "duration" not in key[0]}
+    for encoding in ("gzip", "deflate, gzip;q=0.5", "gzip;q=0, identity"):
+        again = _scrape(port, encoding)
+        assert {key: again[key] for key in numbers} == numbers
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=10)

@@ -215,3 +215,13 @@ def test_the_runners_view_is_kept_only_where_an_exporter_runs(tmp_path):
     module.records.store(module.__opts__, module.PROCESS, {"pid": None, "address": "10.10.24.2", "port": 9847})
     assert module.set_view(view, if_exporter=True) is True and module.view() == view
     assert module.set_view(view, if_exporter=True) is False  # unchanged
+
+
+@pytest.mark.parametrize(("header", "takes"), [
+    ("gzip", True), ("deflate, gzip;q=0.5", True), ("GZIP", True), ("*", True), ("", False), ("identity", False),
+    ("gzip;q=0", False), ("gzip; q=0.0, identity", False), ("gzip;q=x", False), ("x-gzip", False),
+])
+def test_the_exporter_packs_only_for_scrapers_that_take_gzip(header, takes):
+    import lvstun.exporter  # noqa: PLC0415 (prometheus_client)
+
+    assert lvstun.exporter.accepts_gzip(header) is takes
