@@ -5,9 +5,9 @@ reboot.
 Each scrape of ``/metrics`` reads the kernel's IPVS table with its counters (generic
 netlink, ``lvstun.ipvsclient.Client.read_counters``), the site's view that Salt keeps
 beside it (a JSON file, re-read only when it changed) and writes the text
-(``lvstun.metrics.Text``, its labels kept between scrapes),
-followed by ``prometheus_client``'s process metrics (memory, CPU, open files) of this
-process and the scrape's own duration.
+(``lvstun.metrics.Text``, its labels kept between scrapes), followed by
+``prometheus_client``'s process metrics (memory, CPU, open files) of this process and the
+scrape's own duration; gzip-packed for a scraper that takes it (Prometheus does).
 
 Run by hand::
 

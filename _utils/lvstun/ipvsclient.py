@@ -27,10 +27,10 @@ import socket
 import struct
 
 from . import genl
+from .dumpchain import NLMSG_DONE, NLMSG_ERROR, SLOT, DumpChains, messages
 from .ipvs import join_hostport, parse_service, service_spec
 
 NETLINK_GENERIC = 16
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 F_REQUEST, F_ACK, F_DUMP = 0x1, 0x4, 0x300
 F_CREATE, F_EXCL, F_REPLACE = 0x400, 0x200, 0x100
 SOL_NETLINK, NETLINK_CAP_ACK = 270, 10
@@ -71,7 +71,7 @@ class Receiver:
     """
 
     SLOTS = 16
-    SLOT = 32 << 10  # bytes per datagram: the kernel writes dump datagrams of at most 32 KiB
+    SLOT = SLOT  # bytes per datagram
 
     def __init__(self, sock):
         self.sock = sock
@@ -132,6 +132,16 @@ class Client:
     """One raw generic-netlink socket for the IPVS family."""
 
     def __init__(self):
+        self.seq = 0
+        self._chains = None  # DumpChains once a read needs them; False where io_uring is not available
+        self._open()
+        try:
+            self.family = self._family("IPVS")
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def _open(self):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
         try:
             try:
@@ -141,8 +151,6 @@ class Client:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)  # errors without the request echoed
             self.sock.bind((0, 0))
             self.receiver = Receiver(self.sock)
-            self.seq = 0
-            self.family = self._family("IPVS")
         except BaseException:
             self.sock.close()
             raise
@@ -155,17 +163,16 @@ class Client:
 
     def close(self):
         self.sock.close()
+        if self._chains:
+            self._chains.close()
+        self._chains = None
 
     # -------------------------------------------------------------- transport
     def _messages(self, wait=True):
         """Yield (type, seq, payload bytes) for each message of the datagrams queued on
         the socket (waiting for one when ``wait``; none when nothing is queued)."""
         for data in self.receiver.datagrams(wait):
-            offset, size = 0, len(data)
-            while offset + 16 <= size:
-                length, kind, _flags, seq, _pid = genl.NLMSG_HEADER.unpack_from(data, offset)
-                yield kind, seq, data[offset:offset + length]
-                offset += (length + 3) & ~3
+            yield from messages(data)
 
     @staticmethod
     def _error(payload):
@@ -204,6 +211,36 @@ class Client:
                 return out
             out.append(payload)
         return out
+
+    def dumps(self, cmd, attrs_list):
+        """The raw replies of one dump per attribute set of ``attrs_list`` (a list each),
+        run as io_uring chains where the kernel has io_uring (``lvstun.dumpchain``)."""
+        out = []
+        while len(out) < len(attrs_list):
+            chains = self._dump_chains() if len(attrs_list) - len(out) > 1 else None
+            if not chains:
+                out.append(self.dump(cmd, attrs_list[len(out)]))
+                continue
+            requests = []
+            for attrs in attrs_list[len(out):len(out) + chains.dumps]:
+                self.seq += 1
+                requests.append((self.seq, genl.request(self.family, genl.CMD[cmd], attrs, F_REQUEST | F_DUMP,
+                                                        self.seq)))
+            done, clean = chains.run(self.sock, requests)
+            out += done
+            if not clean:  # a dump that did not end as expected: a new socket, and that one as usual
+                self.sock.close()
+                self._open()
+                out.append(self.dump(cmd, attrs_list[len(out)]))
+        return out
+
+    def _dump_chains(self):
+        if self._chains is None:
+            try:
+                self._chains = DumpChains()
+            except OSError:  # no io_uring here: one request at a time
+                self._chains = False
+        return self._chains
 
     def ask(self, cmd, attrs=b""):
         """One request answered by one reply (GET_CONFIG, GET_SERVICE of one): its raw payload."""
@@ -276,8 +313,8 @@ class Client:
             services = [genl.service_record(payload, stats) for payload in self.dump("get_service")]
             if only is not None:
                 services = [svc for svc in services if service_spec(svc) in only]
-        for svc in services:
-            dests = self.dump("get_dest", genl.service_key(svc))
+        for svc, dests in zip(services, self.dumps("get_dest", [genl.service_key(svc) for svc in services]),
+                              strict=True):
             svc["destinations"] = sorted(genl.dest_records(dests, svc["af"], stats),
                                          key=lambda d: (d["address"], d["port"]))
         return sorted(services, key=service_spec)
@@ -287,8 +324,8 @@ class Client:
         destination])]`` for every service, in the kernel's order (no destination
         record is built)."""
         services = [genl.service_record(payload, stats=False) for payload in self.dump("get_service")]
-        return [(svc, genl.dest_counters(self.dump("get_dest", genl.service_key(svc)), svc["af"]))
-                for svc in services]
+        dumps = self.dumps("get_dest", [genl.service_key(svc) for svc in services])
+        return [(svc, genl.dest_counters(dests, svc["af"])) for svc, dests in zip(services, dumps, strict=True)]
 
     def _service(self, key, stats):
         """One service's record (without destinations), or None when it does not exist."""

@@ -9,7 +9,8 @@ destination the view does not name is exported under its IPVS spec and address.
 
 The text is written here, not by ``prometheus_client``'s ``generate_latest``: for a
 director of 1,000 services x 10 backends that takes 1.05 s per scrape on the host (the
-Metric and Sample objects of 110,000 samples), this writer 0.03 s. The exporter
+Metric and Sample objects of 110,000 samples), :class:`Text` 0.015 s (its labels written
+once into templates, kept between scrapes; the numbers filled in). The exporter
 (``lvstun.exporter``) adds ``prometheus_client``'s process metrics, and the unit tests
 parse this text with ``prometheus_client``'s parser.
 """

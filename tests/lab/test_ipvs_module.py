@@ -225,6 +225,57 @@ def test_a_plan_of_many_batches_reports_exactly_the_steps_the_kernel_refused(tab
     assert sum(" -w 1 " in line for line in lines) == 1499
 
 
+_CHAINS = """
+import collections, json, sys
+sys.path.insert(0, {utils!r})
+import lvstun.dumpchain, lvstun.genl, lvstun.ipvsclient
+SIZES = [0, 1, 10, 300, 0, 0, 3, 10, 0, 40, 10, 10, 10, 0] + [10] * 30 + [1]
+def svc(i):
+    return {{"af": 4, "protocol": "tcp", "address": "10.10.24.88", "port": 1000 + i, "fwmark": None,
+             "scheduler": "rr", "flags": [], "persistent": 0, "netmask": None}}
+def dest(i, j):
+    return {{"address": f"10.20.{{j // 250}}.{{j % 250 + 1}}", "port": 80, "forward": "tunnel", "weight": i,
+             "u_threshold": 0, "l_threshold": 0, "tun_type": "ipip", "tun_port": 0, "tun_flags": []}}
+ops = []
+for i, size in enumerate(SIZES):
+    ops += [("add_service", svc(i))] + [("add_dest", svc(i), dest(i, j)) for j in range(size)]
+runs = collections.Counter()
+run = lvstun.dumpchain.DumpChains.run
+def counted(self, sock, requests):
+    done, clean = run(self, sock, requests)
+    runs["chains"] += 1
+    runs["unclean"] += not clean
+    return done, clean
+lvstun.dumpchain.DumpChains.run = counted
+with lvstun.ipvsclient.Client() as ipvs:
+    assert ipvs.apply(ops) == []
+    chained = ipvs.read_counters()
+    records = ipvs.read(stats=True)
+with lvstun.ipvsclient.Client() as ipvs:
+    ipvs._chains = False  # no io_uring: one dump at a time
+    single = ipvs.read_counters()
+def by_port(table):
+    return {{svc["port"]: sorted(dests) for svc, dests in table}}
+as_counters = [(s, [lvstun.genl.counters(d) for d in s["destinations"]]) for s in records]
+print(json.dumps({{"sizes": sorted(len(d) for _, d in chained) == sorted(SIZES),
+                  "same": by_port(chained) == by_port(single), "records": by_port(chained) == by_port(as_counters),
+                  **runs}}))
+"""
+
+
+def test_destination_dumps_run_in_io_uring_chains_read_what_one_by_one_reads(table):
+    """45 services of 0 to 300 destinations read in io_uring chains (a chain stops at an
+    empty service, a service of several datagrams is read the usual way on a new
+    socket) give what one dump at a time gives, as counters and as records."""
+    code, out, err = table.capture("director", sys.executable, "-c", _CHAINS.format(utils=UTILS))
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["sizes"], result["same"], result["records"]) == (True, True, True), result
+    # Chains ran (twice: the counters and the records), and the 300-destination service,
+    # several datagrams, left its chain unclean each time.
+    assert result["chains"] >= 2 * 6 and result["unclean"] == 2, result
+
+
 def test_set_weights_changes_many_weights_in_one_call(table):
     call(table, "ipvs.add_service", SVC, scheduler="wrr")
     for last in (21, 22, 23):
