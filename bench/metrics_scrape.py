@@ -12,9 +12,10 @@ A site of SERVICES services over DESTS real servers is parsed (``lvstun.site``),
 table loaded with ``ipvsadm-restore`` and its view (``lvstun.metrics.view``) written
 where the exporter reads it. Then ``lvstun.exporter`` and Debian's
 ``prometheus-node-exporter`` with only its ``ipvs`` collector are started side by side
-and scraped in turns, RUNS times each (after one warm-up scrape each): prints the median
-scrape time of each, their ratio, the samples and bytes per scrape, and each process's
-peak and final resident memory.
+and scraped in turns, RUNS times each (after one warm-up scrape each), asking for gzip as
+Prometheus does: prints the median scrape time of each, their ratio, the samples and
+bytes per scrape, and each process's peak and final resident memory. The director's own
+exporter (which the lab's Prometheus scrapes every second) is paused meanwhile.
 
 A UML kernel makes every system call and every new page expensive. ``--record FILE``
 also saves the kernel's netlink replies of one table read; ``--replay FILE``, run on
