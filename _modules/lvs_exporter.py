@@ -2,8 +2,10 @@
 it, stop it, and the site's view it labels the kernel's counters with.
 
 The process runs with the minion's own Python (the one that has the pack and
-``prometheus_client``), detached in a session of its own; its pid, address and port are
-kept in the record ``metrics-exporter`` of the minion's cache, its log beside it.
+``prometheus_client``), detached in a session of its own; its pid, address, port and the
+digest of the code it runs are kept in the record ``metrics-exporter`` of the minion's
+cache, its log beside it. An exporter running older code (the pack upgraded or synced
+since it started) is restarted by the next highstate.
 
 CLI Example:
 
@@ -14,6 +16,7 @@ CLI Example:
 """
 
 import contextlib
+import hashlib
 import os
 import signal
 import socket
@@ -51,6 +54,24 @@ def _cmdline(pid):
             return fh.read().split(b"\0")
     except (OSError, ValueError, TypeError):
         return []
+
+
+def code():
+    """A digest of the pack's shared code (the package ``lvstun`` the exporter runs).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_exporter.code
+    """
+    root = os.path.dirname(os.path.abspath(lvstun.owned.__file__))
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(root)):
+        if name.endswith(".py"):
+            with open(os.path.join(root, name), "rb") as fh:
+                digest.update(name.encode() + b"\0" + fh.read())
+    return digest.hexdigest()[:16]
 
 
 def _log_path():
@@ -131,7 +152,7 @@ def start(address, port):
         proc = subprocess.Popen(
             [sys.executable, "-m", MODULE, f"--address={address}", f"--port={port}", f"--view={view}"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True, close_fds=True)
-    records.store(__opts__, PROCESS, {"pid": proc.pid, "address": address, "port": port})
+    records.store(__opts__, PROCESS, {"pid": proc.pid, "address": address, "port": port, "code": code()})
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -188,7 +209,8 @@ def _listen_address(address=None, subnet=None):
 
 def check(port, address=None, subnet=None, site_view=None):
     """Drifts (``lvstun.drift``) of the exporter from: running on ``address:port`` (or this
-    host's address in ``subnet``) with the view ``site_view``.
+    host's address in ``subnet``) the pack's present code (:func:`code`), with the view
+    ``site_view``.
 
     CLI Example:
 
@@ -200,6 +222,10 @@ def check(port, address=None, subnet=None, site_view=None):
     now = status()
     have = f"{now['address']}:{now['port']}" if now["running"] else None
     drifts = [] if have == want else [drift.make("exporter", "process", want, have)]
+    if not drifts:
+        ran, runs = (records.load(__opts__, PROCESS) or {}).get("code"), code()
+        if ran != runs:  # started before the pack's code changed: restarted on the new one
+            drifts.append(drift.make("exporter", "code", runs, ran))
     if site_view is not None:
         drifts += [drift.make("metrics-view", name, want, have)
                    for name, want, have in metrics.view_changes(view(), site_view)]

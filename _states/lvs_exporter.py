@@ -12,7 +12,8 @@
       lvs_exporter.absent: []
 
 The exporter is one process that the state starts (and restarts when its address or
-port changes); after a reboot the director's startup highstate starts it again.
+port changes, or the pack's code it runs: an upgrade); after a reboot the director's
+startup highstate starts it again.
 """
 
 import lvstun.converge

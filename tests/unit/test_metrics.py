@@ -202,6 +202,33 @@ def test_a_view_change_is_reported_per_service_and_per_backend():
     assert len(gone) == 1 + 4  # the service and its four backends (the sorry server too)
 
 
+def test_an_exporter_running_older_code_is_restarted(tmp_path):
+    """After the pack's code changed (an upgrade, a sync), the running exporter is a
+    drift of its own: the next highstate restarts it on the new code."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from tests.unit.checkout import load  # noqa: PLC0415
+
+    module = load("lvs_exporter_module", "_modules", "lvs_exporter.py")
+    module.__opts__ = {"cachedir": str(tmp_path)}
+    # A process that looks like the exporter on port 19847 (its command line is what status reads).
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "lvstun.exporter",
+                             "--port=19847"])
+    try:
+        module.records.store(module.__opts__, module.PROCESS,
+                             {"pid": proc.pid, "address": "127.0.0.1", "port": 19847, "code": "0123456789abcdef"})
+        (found,) = module.check(19847, address="127.0.0.1")
+        assert (found["kind"], found["object"], found["want"], found["have"]) == (
+            "exporter", "code", module.code(), "0123456789abcdef")
+        module.records.store(module.__opts__, module.PROCESS,
+                             {"pid": proc.pid, "address": "127.0.0.1", "port": 19847, "code": module.code()})
+        assert module.check(19847, address="127.0.0.1") == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_the_runners_view_is_kept_only_where_an_exporter_runs(tmp_path):
     from tests.unit.checkout import load  # noqa: PLC0415
 
