@@ -226,7 +226,11 @@ class Client:
                 self.seq += 1
                 requests.append((self.seq, genl.request(self.family, genl.CMD[cmd], attrs, F_REQUEST | F_DUMP,
                                                         self.seq)))
-            done, clean = chains.run(self.sock, requests)
+            try:
+                done, clean = chains.run(self.sock, requests)
+            except OSError:  # the ring itself failed: no more chains for this client
+                chains.close()
+                self._chains, done, clean = False, [], False
             out += done
             if not clean:  # a dump that did not end as expected: a new socket, and that one as usual
                 self.sock.close()

@@ -32,6 +32,7 @@ PARAMS = struct.Struct("=10I8IQ8IQ")
 SQE = struct.Struct("=BBHiQQIIQHHiQQ")  # struct io_uring_sqe (64 bytes)
 CQE = struct.Struct("=QiI")  # struct io_uring_cqe: user_data, res, flags
 U32 = struct.Struct("=I")
+RETRIES = 100  # io_uring_enter refusing for now (EAGAIN, EBUSY) this many times in a run is an error
 
 
 class Ring:
@@ -95,7 +96,7 @@ class Ring:
                           address, length, flags, tag | i, 0, 0, 0, 0, 0)
             U32.pack_into(self._sq, self._sq_array + index * U32.size, index)
         U32.pack_into(self._sq, self._sq_tail, (tail + len(ops)) & 0xFFFFFFFF)  # the system call orders the stores
-        results, submit = [None] * len(ops), len(ops)
+        results, submit, refused = [None] * len(ops), len(ops), 0
         while True:
             self._reap(results, tag)
             waiting = results.count(None)
@@ -105,7 +106,8 @@ class Ring:
                                  ctypes.c_long(waiting), ctypes.c_long(ENTER_GETEVENTS), None, ctypes.c_long(0))
             if done < 0:
                 code = ctypes.get_errno()
-                if code not in (errno.EINTR, errno.EAGAIN, errno.EBUSY):
+                refused += code != errno.EINTR
+                if code not in (errno.EINTR, errno.EAGAIN, errno.EBUSY) or refused > RETRIES:
                     raise OSError(code, f"io_uring_enter: {os.strerror(code)}")
             else:
                 submit -= done

@@ -254,11 +254,18 @@ with lvstun.ipvsclient.Client() as ipvs:
 with lvstun.ipvsclient.Client() as ipvs:
     ipvs._chains = False  # no io_uring: one dump at a time
     single = ipvs.read_counters()
+def broken(self, sock, requests):
+    raise OSError(12, "io_uring_enter: Cannot allocate memory")
+lvstun.dumpchain.DumpChains.run = broken
+with lvstun.ipvsclient.Client() as ipvs:
+    fallen = ipvs.read_counters()  # the ring fails: the rest one at a time
+    runs["fell back"] = ipvs._chains is False
 def by_port(table):
     return {{svc["port"]: sorted(dests) for svc, dests in table}}
 as_counters = [(s, [lvstun.genl.counters(d) for d in s["destinations"]]) for s in records]
 print(json.dumps({{"sizes": sorted(len(d) for _, d in chained) == sorted(SIZES),
                   "same": by_port(chained) == by_port(single), "records": by_port(chained) == by_port(as_counters),
+                  "after a failure": by_port(fallen) == by_port(single),
                   **runs}}))
 """
 
@@ -266,11 +273,14 @@ print(json.dumps({{"sizes": sorted(len(d) for _, d in chained) == sorted(SIZES),
 def test_destination_dumps_run_in_io_uring_chains_read_what_one_by_one_reads(table):
     """45 services of 0 to 300 destinations read in io_uring chains (a chain stops at an
     empty service, a service of several datagrams is read the usual way on a new
-    socket) give what one dump at a time gives, as counters and as records."""
+    socket) give what one dump at a time gives, as counters and as records; and so does
+    a client whose ring fails."""
     code, out, err = table.capture("director", sys.executable, "-c", _CHAINS.format(utils=UTILS))
     assert code == 0, err
     result = json.loads(out)
     assert (result["sizes"], result["same"], result["records"]) == (True, True, True), result
+    # A ring that fails (io_uring_enter refused) leaves the client reading one dump at a time.
+    assert (result["after a failure"], result["fell back"]) == (True, True), result
     # Chains ran (twice: the counters and the records), and the 300-destination service,
     # several datagrams, left its chain unclean each time.
     assert result["chains"] >= 2 * 6 and result["unclean"] == 2, result
