@@ -12,7 +12,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # What a host of each role holds that the pack manages, as the kernel's tools print it.
 SNAPSHOT = {
     "director": "ipvsadm-save -n; ipvsadm -Ln --daemon; ip -br addr; ip route show table main; "
-                "sysctl -n net.ipv4.ip_forward; ss -Hltn 'sport = :9847' | awk '{print $1, $4}'",  # the exporter's socket (not its queue)
+                # the exporter's socket, by state and address (its accept queue moves with the scrapes)
+                "sysctl -n net.ipv4.ip_forward; ss -Hltn 'sport = :9847' | awk '{print $1, $4}'",
     "realserver": "ip -br addr; ip rule; ip route show table main; ip route show table 4242; "
                   "sysctl -n net.ipv4.ip_forward net.ipv4.conf.all.arp_ignore net.ipv4.conf.all.arp_announce "
                   "net.ipv4.conf.tunl0.arp_ignore net.ipv4.conf.eth0.arp_ignore net.ipv4.conf.all.rp_filter "
