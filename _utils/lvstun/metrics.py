@@ -132,7 +132,7 @@ class Text:
 
     def __init__(self):
         self._key = None  # (the view, the table's services and destinations) the templates are for
-        self._backend = self._view_part = self._serving = self._floor = None
+        self._backend = self._view_part = self._serving = None
 
     def chunks(self, table, site_view):
         """The text of ``table`` (``[(service record, [genl.COUNTERS tuples])]``, or None
@@ -151,7 +151,7 @@ class Text:
         dests = [dests for _, dests in services]
         yield head + template % tuple(
             sum(1 for j in rows if dests[i][j][_WEIGHT] > 0) if i is not None else 0 for i, rows in counted)
-        yield (self._floor + "# HELP lvs_director_up 1 when the director's IPVS table could be read.\n"
+        yield ("# HELP lvs_director_up 1 when the director's IPVS table could be read.\n"
                f"# TYPE lvs_director_up gauge\nlvs_director_up {int(table is not None)}\n"
                "# HELP lvs_director_services Virtual services in the director's kernel.\n"
                f"# TYPE lvs_director_services gauge\nlvs_director_services {len(services)}\n")
@@ -189,27 +189,27 @@ class Text:
         out.append(_head("lvs_service_info", "gauge", "The site's services: port, protocol and scheduler."))
         out += [f'lvs_service_info{{{head},port="{entry["port"]}",protocol="{entry["protocol"]}",'
                 f'scheduler="{entry["scheduler"]}"}} 1\n' for head, entry, _, _ in services if entry]
-        values = {}
         for name, kind, text in SERVICE:
-            values[name] = [_head(name, kind, text)]
+            if name == "lvs_service_backends_serving":  # the live weights': filled in at each scrape
+                continue
+            out.append(_head(name, kind, text))
             for head, entry, index, _ in services:
                 if name == "lvs_service_present":
                     value = int(index is not None)
-                elif not entry or name == "lvs_service_backends_serving":
+                elif not entry:
                     continue
                 else:
                     members = [b for b in entry["backends"].values() if not b["sorry"]]
                     value = {"lvs_service_backends": len(members),
                              "lvs_service_backends_healthy": sum(1 for b in members if b["healthy"]),
                              "lvs_service_floor": entry["floor"]}[name]
-                values[name].append(f"{name}{{{head}}} {value}\n")
+                out.append(f"{name}{{{head}}} {value}\n")
+        self._view_part = "".join(out)
         serving = [(head, index, counted) for head, entry, index, counted in services if entry]
-        self._view_part = "".join(out + [line for name in SERVICE[:3] for line in values[name[0]]])
-        self._serving = (values["lvs_service_backends_serving"][0],
-                         "".join([f"lvs_service_backends_serving{{{_escaped(head)}}} %d\n"
-                                  for head, _, _ in serving]),
+        name, kind, text = next(family for family in SERVICE if family[0] == "lvs_service_backends_serving")
+        self._serving = (_head(name, kind, text),
+                         "".join([f"{name}{{{_escaped(head)}}} %d\n" for head, _, _ in serving]),
                          [(index, counted) for _, index, counted in serving])
-        self._floor = "".join(values["lvs_service_floor"])
 
 
 _ADDRESS_PORT = operator.itemgetter(0, 1)
