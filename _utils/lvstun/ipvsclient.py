@@ -174,6 +174,11 @@ class Client:
         for data in self.receiver.datagrams(wait):
             yield from messages(data)
 
+    def _request(self, family, cmd, attrs, flags):
+        """``(seq, request bytes)``: the next request of this socket."""
+        self.seq += 1
+        return self.seq, genl.request(family, cmd, attrs, flags, self.seq)
+
     @staticmethod
     def _error(payload):
         return -struct.unpack_from("=i", payload, 16)[0]
@@ -181,9 +186,8 @@ class Client:
     def _replies(self, family, cmd, attrs, flags):
         """Send one request; yield ``(type, payload)`` of each reply to it, raising
         IPVSError when the kernel answers with an error."""
-        self.seq += 1
-        seq = self.seq
-        self.sock.send(genl.request(family, cmd, attrs, flags, seq))
+        seq, request = self._request(family, cmd, attrs, flags)
+        self.sock.send(request)
         while True:
             for kind, rseq, payload in self._messages():
                 if rseq != seq:
@@ -223,9 +227,7 @@ class Client:
                 continue
             requests = []
             for attrs in attrs_list[len(out):len(out) + chains.dumps]:
-                self.seq += 1
-                requests.append((self.seq, genl.request(self.family, genl.CMD[cmd], attrs, F_REQUEST | F_DUMP,
-                                                        self.seq)))
+                requests.append(self._request(self.family, genl.CMD[cmd], attrs, F_REQUEST | F_DUMP))
             try:
                 done, clean = chains.run(self.sock, requests)
             except OSError:  # the ring itself failed: no more chains for this client
@@ -262,9 +264,9 @@ class Client:
         errno)]`` for those the kernel refused (every one is attempted)."""
         failed, labels, batch = [], {}, bytearray()
         for cmd, attrs, flags, label in requests:
-            self.seq += 1
-            labels[self.seq] = label
-            batch += genl.request(self.family, genl.CMD[cmd], attrs, F_REQUEST | flags, self.seq)
+            seq, request = self._request(self.family, genl.CMD[cmd], attrs, F_REQUEST | flags)
+            labels[seq] = label
+            batch += request
             if len(batch) >= BATCH:
                 self._send_batch(batch, labels, failed)
                 batch = bytearray()
