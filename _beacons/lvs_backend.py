@@ -153,7 +153,7 @@ def beacon(config):
             return []  # still running: wait for it, start nothing new
         events += [event] if event else []
     try:
-        cfg = __salt__["lvs_site.config"]()
+        cfg = __salt__["lvs_site.config"](applied=True)  # the site as the last highstate applied it
     except Exception:  # pylint: disable=broad-except  (an invalid site: nothing to check)
         return events
     if cfg.get("role") != "realserver" or not cfg["checks"]:

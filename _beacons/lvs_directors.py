@@ -136,7 +136,9 @@ def _decide(state, spec, outcomes, heartbeat):
     if changed or state.get("applied_view") != view or __salt__["lvs_directors.drained"]():
         __salt__["lvs_directors.set_view"](view)
         try:
-            applied = [drift.name(d) for d in __salt__["lvs_directors.apply"](spec)]
+            # The site's group as the state last wrote it, read under the state's lock: a
+            # round that began before a highstate changed the group never puts the old one back.
+            applied = [drift.name(d) for d in __salt__["lvs_directors.apply"]()]
             state["applied_view"] = view
         except Exception as err:  # pylint: disable=broad-except  (reported; tried again next round)
             error = str(err)
@@ -165,7 +167,7 @@ def beacon(config):
     if worker is None:
         worker = __context__["lvs_directors"] = beaconthread.BeaconThread("lvs_directors", _loop, STALE)
     try:
-        spec = __salt__["lvs_site.config"]().get("directors")
+        spec = __salt__["lvs_site.config"](applied=True).get("directors")
     except Exception:  # pylint: disable=broad-except  (an invalid site: keep the last good probes)
         spec = False
     settings = None if spec is False else (spec, float(conf.get("heartbeat", health.HEARTBEAT)))

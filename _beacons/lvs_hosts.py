@@ -60,7 +60,7 @@ def validate(config):
 def beacon(config):
     conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else (config or {})
     try:
-        site = site_module.parse({site_module.PILLAR_KEY: __pillar__.get(site_module.PILLAR_KEY)})
+        site = site_module.parse({site_module.PILLAR_KEY: __salt__["lvs_site.tree"](applied=True)})
     except site_module.SiteError:
         return []
     if site.role_of(__opts__["id"]) != "director":

@@ -118,7 +118,10 @@ def plan(site):
 def round_(state, checks, outcomes, now):
     """Feed each backend's attempts (``{key: [(ok, reason), ...]}``) to its damper and
     return the keys whose verdict changed (pure). ``state["down"]``: ``{key: time it
-    went down}``; one that passes again returns only its check's ``hold`` seconds after.
+    went down}``; one that passes again returns only its check's ``hold`` seconds after,
+    unless it had never passed here (``state["unproven"]``: a backend checked before its
+    real server was set up, as when a whole site is applied at once): that one never
+    failed, and comes in at its first ``rise`` passes, as ``check:alpha`` backends do.
 
     A refusal (a reset, an ICMP unreachable, a wrong answer) counts at once; silence
     counts once per ``check:interval`` of the service: a backend that does not answer
@@ -127,6 +130,7 @@ def round_(state, checks, outcomes, now):
     dampers, down = state.setdefault("dampers", {}), state.setdefault("down", {})
     reasons, changed = state.setdefault("reasons", {}), []
     silent_at = state.setdefault("silent_at", {})
+    passed, unproven = state.setdefault("passed", set()), state.setdefault("unproven", set())
     for key, attempts in outcomes.items():
         check = checks[key]
         damper = health.Damper.load(check.rise, check.fall, dampers.get(key, {"up": key not in down}))
@@ -140,14 +144,22 @@ def round_(state, checks, outcomes, now):
         dampers[key] = damper.dump()
         if not damper.up and key not in down:
             down[key] = now
+            if key not in passed:
+                unproven.add(key)  # never answered here yet (a site being built): no hold
             changed.append(key)
-        elif damper.up and key in down and health.may_restore({"down_at": down[key]}, now, check.hold):
+        elif damper.up and key in down and (key in unproven
+                                            or health.may_restore({"down_at": down[key]}, now, check.hold)):
             del down[key]
+            unproven.discard(key)
             changed.append(key)
+        if damper.up and any(ok for ok, _ in attempts):
+            passed.add(key)
     for key in (set(dampers) | set(down)) - set(checks):
         dampers.pop(key, None)
         reasons.pop(key, None)
         silent_at.pop(key, None)
+        passed.discard(key)
+        unproven.discard(key)
         if down.pop(key, None) is not None:
             changed.append(key)
     return sorted(changed)
@@ -213,7 +225,7 @@ def beacon(config):
         worker = __context__["lvs_paths"] = beaconthread.BeaconThread("lvs_paths", _loop, STALE)
         worker.opts = __opts__
     try:
-        site = site_module.parse({site_module.PILLAR_KEY: __pillar__.get(site_module.PILLAR_KEY)})
+        site = site_module.parse({site_module.PILLAR_KEY: __salt__["lvs_site.tree"](applied=True)})
     except site_module.SiteError:
         site = None  # an invalid pillar: keep the last good checks running
     settings, stop = None, False

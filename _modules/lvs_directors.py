@@ -34,6 +34,7 @@ __virtualname__ = "lvs_directors"
 RECORD = "directors-live"
 RECORD_DRAINED = "directors-drained"
 RECORD_SPEC = "directors-spec"
+LOCK = "directors-group"  # held while the group is read and written (apply)
 IP_TIMEOUT = 30  # seconds
 SITE = "site"  # spec: the group of the site in this minion's pillar
 
@@ -122,7 +123,7 @@ def drain(name):
     if not [n for n in spec["members"] if n not in now and up.get(n, True)]:
         raise CommandExecutionError(f"draining {name} would leave no director up to take its flows")
     records.store(__opts__, RECORD_DRAINED, sorted(now))
-    return {"drained": sorted(now), "changed": [drift.name(d) for d in apply(spec)]}
+    return {"drained": sorted(now), "changed": [drift.name(d) for d in apply()]}
 
 
 def undrain(name):
@@ -135,10 +136,10 @@ def undrain(name):
 
         salt router lvs_directors.undrain director2
     """
-    spec = _spec_with(name)
+    _spec_with(name)  # a director of the site's group
     now = set(drained()) - {name}
     records.store(__opts__, RECORD_DRAINED, sorted(now))
-    return {"drained": sorted(now), "changed": [drift.name(d) for d in apply(spec)]}
+    return {"drained": sorted(now), "changed": [drift.name(d) for d in apply()]}
 
 
 def _held(wanted=True):
@@ -157,7 +158,8 @@ def _held(wanted=True):
 
 def remember(group_spec):
     """Record ``group_spec`` (None: no group) as the site's group on this router: the
-    state does after each highstate, and :func:`spec` returns it from then on.
+    state does after each highstate (with :func:`apply`, under its lock), and
+    :func:`spec` returns it from then on.
 
     CLI Example:
 
@@ -165,13 +167,14 @@ def remember(group_spec):
 
         salt router lvs_directors.remember null
     """
-    records.store(__opts__, RECORD_SPEC, {"spec": group_spec})
+    with records.locked(__opts__, LOCK):
+        records.store(__opts__, RECORD_SPEC, {"spec": group_spec})
     return group_spec
 
 
 def spec():
     """The site's director group as the last highstate gave it (:func:`remember`), or
-    from the minion's pillar before any; None: the router holds no group.
+    from the site the last highstate applied before any; None: the router holds no group.
 
     CLI Example:
 
@@ -182,7 +185,7 @@ def spec():
     stored = records.load(__opts__, RECORD_SPEC)
     if stored is not None:
         return stored["spec"]
-    return __salt__["lvs_site.config"]().get("directors")
+    return __salt__["lvs_site.config"](applied=True).get("directors")
 
 
 def _spec(group_spec):
@@ -220,9 +223,14 @@ def check(spec=SITE):
     return [drift.make("director-group", name, text, old) for name, text, old, _ in _steps(spec)]
 
 
-def apply(spec=SITE):
+def apply(spec=SITE, remember=False):  # pylint: disable=redefined-outer-name
     """Make the router hold the director group ``spec`` for the probes' view (and
-    nothing of the pack's beyond it); return the drifts repaired.
+    nothing of the pack's beyond it); return the drifts repaired. ``remember``: record
+    ``spec`` as the site's group (:func:`remember`) once it is held (the state does).
+
+    The site's group is read, and the router written, under one lock
+    (``lvstun.owned.locked``): the probes' thread, which rewrites the group with the
+    site's group, never puts back the settings of a group the state has just replaced.
 
     CLI Example:
 
@@ -231,10 +239,13 @@ def apply(spec=SITE):
         salt router lvs_directors.apply
     """
     done = []
-    for name, text, old, commands in _steps(spec):
-        for argv in commands:
-            _ip(*argv)
-        done.append(drift.make("director-group", name, text, old))
+    with records.locked(__opts__, LOCK):
+        for name, text, old, commands in _steps(spec):
+            for argv in commands:
+                _ip(*argv)
+            done.append(drift.make("director-group", name, text, old))
+        if remember:
+            records.store(__opts__, RECORD_SPEC, {"spec": spec})
     return done
 
 

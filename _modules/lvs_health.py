@@ -20,10 +20,12 @@ import time
 
 import lvstun.health
 import lvstun.owned
+import lvstun.site
 from lvstun.fresh import fresh
 
 health_rules = fresh(lvstun.health)
 records = fresh(lvstun.owned)
+site_model = fresh(lvstun.site)
 
 __virtualname__ = "lvs_health"
 RECORD = "backend-health"  # written by the lvs_backend beacon
@@ -82,7 +84,8 @@ def record():
 
 
 def apply(record=None):  # pylint: disable=redefined-outer-name
-    """Set this director's weights (and its metrics' view) from the pillar, the runner's
+    """Set this director's weights (and its metrics' view) from the site the last
+    highstate applied (``lvs_site.config applied=True``), the runner's
     newest health record and its own path checks; only the weights that differ are
     written, in one batch (``ipvs.set_weights``). ``record``: the runner's record, kept
     when it is newer than the one this director has (the runner pushes it on a change).
@@ -98,14 +101,17 @@ def apply(record=None):  # pylint: disable=redefined-outer-name
     if record is not None and float(record.get("at") or 0) >= float(
             (records.load(__opts__, PUSHED) or {}).get("at") or 0):
         records.store(__opts__, PUSHED, record)
-    cfg = __salt__["lvs_site.config"]()
-    if cfg.get("role") != "director":
-        return {}
-    if cfg.get("metrics"):
-        __salt__["lvs_exporter.set_view"](cfg["metrics"]["view"], if_exporter=True)
-    weights = {spec: {dest: settings["weight"] for dest, settings in svc["destinations"].items()}
-               for spec, svc in cfg["services"].items()}
-    return __salt__["ipvs.set_weights"](weights) if weights else {}
+    # The site the last highstate applied, not the minion's in-memory pillar (older after
+    # a pillar edit): the weights never go back to a pillar the site has left.
+    with records.locked(__opts__, site_model.APPLIED_LOCK):
+        cfg = __salt__["lvs_site.config"](applied=True)
+        if cfg.get("role") != "director":
+            return {}
+        if cfg.get("metrics"):
+            __salt__["lvs_exporter.set_view"](cfg["metrics"]["view"], if_exporter=True)
+        weights = {spec: {dest: settings["weight"] for dest, settings in svc["destinations"].items()}
+                   for spec, svc in cfg["services"].items()}
+        return __salt__["ipvs.set_weights"](weights) if weights else {}
 
 
 def reachability():

@@ -14,9 +14,11 @@ follow the settings the highstate applied (``lvs_directors.remember``).
 """
 
 import lvstun.converge
+import lvstun.drift
 from lvstun.fresh import fresh
 
 converge = fresh(lvstun.converge).converge
+drift = fresh(lvstun.drift)
 
 
 def __virtual__():
@@ -26,10 +28,14 @@ def __virtual__():
 
 
 def group(name, spec=None):
-    """The router holds exactly the director group ``spec`` (for the probes' view)."""
+    """The router holds exactly the director group ``spec`` (for the probes' view); the
+    group is recorded as the site's (``lvs_directors.remember``) in the same step as it
+    is written, so the probes' thread follows it from then on, never before."""
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     ret = converge(ret, __opts__["test"], lambda: __salt__["lvs_directors.check"](spec),
-                   lambda: __salt__["lvs_directors.apply"](spec), "the director group")
+                   lambda: __salt__["lvs_directors.apply"](spec, remember=True), "the director group")
     if ret["result"] and not __opts__["test"] and __salt__["lvs_directors.spec"]() != spec:
-        __salt__["lvs_directors.remember"](spec)
+        # Held already (nothing to change): recorded under the lock, with whatever the
+        # probes' thread rewrote meanwhile put back and reported.
+        ret["changes"].update(drift.as_changes(__salt__["lvs_directors.apply"](spec, remember=True)))
     return ret

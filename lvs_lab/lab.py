@@ -19,6 +19,7 @@ import ctypes
 import io
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -42,6 +43,10 @@ UML_MEM = os.environ.get("LVS_LAB_MEM", "384M")  # per UML kernel; the 1,000-ser
 GUEST_MODULES = "ipip ip_vs ip_vs_rr ip_vs_wrr ip_vs_wlc"
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 CLONE_NEWNET = 0x40000000
+
+
+_IPVSADM_DEST = re.compile(r"^-a -[tus] (\S+) -r (\S+) .*-w (\d+)")  # a destination in ipvsadm-save -n
+SERVING_TIMEOUT = 60  # s: a site just applied serves by then (path checks: rise 2 x 0.5 s)
 
 
 class LabError(RuntimeError):
@@ -212,6 +217,44 @@ class Lab:
         held = {m["id"] for m in json.loads(out)[0]["group"]}
         return {name: member["id"] in held for name, member in spec["members"].items()}
 
+    def director_weights(self, director):
+        """``{(service "vip:port", real server address): weight}`` of every destination in
+        ``director``'s IPVS table, read with ipvsadm-save (apart from the pack)."""
+        code, out, err = self.capture(director, "ipvsadm-save", "-n")
+        if code != 0:
+            raise LabError(f"ipvsadm-save on {director} failed: {err.strip()}")
+        found = {}
+        for line in out.splitlines():
+            match = _IPVSADM_DEST.match(line)
+            if match:
+                found[match.group(1), match.group(2).rsplit(":", 1)[0]] = int(match.group(3))
+        return found
+
+    def wait_serving(self, timeout):
+        """Wait until every director runs every backend of every service at the weight
+        the pillar gives (a site just applied: each director's path checks have found
+        its backends answering); raise LabError naming the others after ``timeout``."""
+        from lvstun import health  # noqa: PLC0415  (the pack's shared code, as the lab's tests use it)
+
+        site = self.site()
+        want = {}
+        for svc in site.services.values():
+            live = health.live_weights(svc, {})
+            want.update({(f"{svc.vip}:{svc.port}", b.address): live[b.minion_id] for b in svc.backends})
+        deadline = time.monotonic() + timeout
+        while True:
+            wrong = {}
+            for director in (h.minion_id for h in site.directors):
+                have = self.director_weights(director)
+                wrong.update({f"{director} {service} -> {address}": (have.get((service, address)), weight)
+                              for (service, address), weight in want.items()
+                              if have.get((service, address)) != weight})
+            if not wrong:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"after {timeout} s, backends not at their pillar weight (have, want): {wrong}")
+            time.sleep(0.5)
+
     def wait_director_group(self, want, timeout):
         """Wait until the router's group holds exactly the directors ``want``; return the
         monotonic time it did, or raise LabError."""
@@ -309,6 +352,8 @@ class Lab:
         if apply:
             with progress.step("salt '*' state.apply"):
                 self.apply()
+            with progress.step("waiting for the directors to find every backend serving"):
+                self.wait_serving(SERVING_TIMEOUT)
         if site.metrics.port is not None:
             with progress.step("starting Prometheus (scrapes the directors on the management network)"):
                 self.prometheus.start([f"{h.mgmt_ip}:{site.metrics.port}" for h in self.hosts.values()

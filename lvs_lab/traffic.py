@@ -195,10 +195,14 @@ def run(lab, site, count=30, service=None):
     if code != 0:
         raise LabError(f"the client could not send requests: {err}")
     sent = json.loads(out)
-    seen = {}
+    seen, live = {}, {}
+    by_address = {b.address: b.minion_id for b in svc.backends}
     for director in directors:
         code, out, err = lab.capture(director, "iptables-legacy-save", "-c", "-t", "mangle")
         seen[director] = read_counters(out) if code == 0 else {}
+        live[director] = {by_address.get(address, address): weight
+                          for (service, address), weight in sorted(lab.director_weights(director).items())
+                          if service == f"{svc.vip}:{svc.port}"}
     rule, rule_text = share_rule(svc)
     expected = expected_shares(rule, svc.backends, count)
     response_bytes = sum(c.get("responses", (0, 0))[1] for c in seen.values())
@@ -217,6 +221,7 @@ def run(lab, site, count=30, service=None):
         "expected": expected,
         "weights": {b.minion_id: b.weight for b in svc.backends},
         "directors": seen,
+        "live_weights": live,  # {director: {backend: weight}} in its IPVS table after the requests
         "response_bytes_through_directors": response_bytes,
         "ok": ok,
     }
@@ -238,6 +243,9 @@ def describe(report):
             f"  {director}: received {req[0]} request packets ({req[1]} bytes), sent {ipip[0]} IPIP "
             f"packets (its path checks' included), saw {resp[0]} response packets ({resp[1]} bytes)"
         )
+    for director, weights in report.get("live_weights", {}).items():
+        lines.append(f"  {director}'s weights after the requests: "
+                     + ", ".join(f"{name} {weight}" for name, weight in weights.items()))
     lines.append(f"response bytes through the director(s): {report['response_bytes_through_directors']} "
                  f"(TUN mode: must be 0)")
     lines.append("TUN data path: " + ("OK" if report["ok"] else "NOT OK"))

@@ -9,19 +9,74 @@ then renamed over the record, the previous version kept as ``<name>.json.prev`` 
 hard link, so that a reader always finds a record). A damaged record (empty, cut short,
 not JSON) is reported in the log and replaced by the previous version when that one
 reads, else by the default.
+
+:func:`locked` serializes a read-decide-write sequence between the minion's processes
+and threads (a state writing what a beacon's thread also writes): an advisory lock on
+``<cachedir>/lvs/<name>.lock``.
 """
 
 import contextlib
+import errno
+import fcntl
 import json
 import logging
 import os
 import tempfile
+import threading
+import time
 
 log = logging.getLogger(__name__)
 
 
 def path(opts, name):
     return os.path.join(opts["cachedir"], "lvs", f"{name.replace('/', '_')}.json")
+
+
+LOCK_TIMEOUT = 60  # seconds: a holder only reads records and writes to the kernel
+_THREAD_LOCKS = {}  # lock path -> threading.Lock: POSIX locks do not exclude a process's own threads
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _reset_after_fork():
+    # A child forked while one of its parent's threads held a lock must not inherit it held.
+    global _THREAD_LOCKS_GUARD  # pylint: disable=global-statement
+    _THREAD_LOCKS.clear()
+    _THREAD_LOCKS_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+@contextlib.contextmanager
+def locked(opts, name, timeout=LOCK_TIMEOUT):
+    """Hold the lock ``name`` of this minion: other threads of this process and other
+    processes that take it wait for the holder (a POSIX record lock, which a forked
+    child does not inherit); raise TimeoutError after ``timeout`` seconds."""
+    target = os.path.join(opts["cachedir"], "lvs", f"{name.replace('/', '_')}.lock")
+    with _THREAD_LOCKS_GUARD:
+        local = _THREAD_LOCKS.setdefault(target, threading.Lock())
+    if not local.acquire(timeout=timeout):
+        raise TimeoutError(f"lvs: the lock {target} is held for over {timeout} s")
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as err:
+                    if err.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"lvs: the lock {target} is held for over {timeout} s") from None
+                    time.sleep(0.01)
+            yield
+        finally:
+            os.close(fd)  # releases the record lock
+    finally:
+        local.release()
 
 
 def _read(target):

@@ -74,6 +74,7 @@ def fixture_lab():
     with open(os.path.join(lab.state_dir, PRISTINE), "w", encoding="utf-8") as fh:
         json.dump(snapshot(lab), fh)
     lab.apply()
+    lab.wait_serving(lab_mod.SERVING_TIMEOUT)
     yield lab
     if lab_mod.Lab().hosts and not keep:
         run_cli("down")

@@ -3,27 +3,18 @@ with ipvsadm, independently of the pack), faults on a real server, waiting."""
 
 import json
 import os
-import re
 import sys
 import time
 
 WEB = "10.10.24.88:80"
 TIMEOUT = 30  # seconds any reaction may take in the tests (the figures are in bench/health.py)
 RESTORE = 45  # a backend comes back HOLD seconds after it went down, at its next report
-_DEST = re.compile(r"^-a -([tus]) (\S+) -r (\S+) .*-w (\d+)")
 
 
 def table(lab, director="director"):
     """{(service, real server address): weight} of every destination on ``director``
     (ipvsadm-save)."""
-    code, out, err = lab.capture(director, "ipvsadm-save", "-n")
-    assert code == 0, err
-    found = {}
-    for line in out.splitlines():
-        match = _DEST.match(line)
-        if match:
-            found[match.group(2), match.group(3).rsplit(":", 1)[0]] = int(match.group(4))
-    return found
+    return lab.director_weights(director)
 
 
 def weights(lab, director="director", service=WEB):

@@ -8,6 +8,7 @@ test_site_seed.py).
 """
 
 import copy
+import time
 
 from lvs_lab import traffic
 from tests.lab.site_helpers import apply, changes_by_minion, edited, site_tree, snapshot
@@ -74,3 +75,32 @@ def test_a_real_server_removed_then_added_converges_in_one_apply_each(two_vips):
     for director in DIRECTORS:
         assert changes[director]["lvs-director-ipvs"]["tcp:10.10.24.88:80 -> 10.10.24.21:80"]["new"]["weight"] == 1
     assert "rs1" in _report(two_vips, "web", 100)["answers"]
+
+
+def test_after_a_pillar_edit_the_directors_health_changes_keep_the_new_weights(two_vips):
+    """A highstate does not refresh a minion's in-memory pillar: the directors' path
+    checks and the runner's pushes must set weights from the site the highstate
+    applied, not from the pillar before the edit (rs1 went back to weight 1 here)."""
+    from tests.lab import health_helpers as hh  # noqa: PLC0415
+
+    web = "10.10.24.88:80"
+    rs1, rs2 = two_vips.site().hosts["rs1"].address, two_vips.site().hosts["rs2"].address
+    rs3, rs4 = two_vips.site().hosts["rs3"].address, two_vips.site().hosts["rs4"].address
+    two_vips.set_pillar(edited(site_tree("two_vips"), lambda tree: tree["realservers"]["rs1"].update(weight=5)))
+    try:
+        apply(two_vips)
+        for director in DIRECTORS:
+            assert hh.weights(two_vips, director, web)[rs1] == 5
+        hh.block_service(two_vips, "rs2")  # the directors' checks and rs2's own take it out
+        try:
+            for director in DIRECTORS:
+                hh.wait_for(lambda d=director: hh.weights(two_vips, d, web)[rs2] == 0, hh.TIMEOUT)
+            time.sleep(3)  # the runner's push, after rs2's own report
+            for director in DIRECTORS:
+                assert hh.weights(two_vips, director, web) == {rs1: 5, rs2: 0, rs3: 3, rs4: 4}
+        finally:
+            hh.block_service(two_vips, "rs2", blocked=False)
+    finally:
+        two_vips.reset_pillar()
+        apply(two_vips)
+        two_vips.wait_serving(hh.RESTORE)

@@ -43,3 +43,45 @@ def test_a_damaged_record_without_a_previous_one_reads_as_the_default(tmp_path, 
         assert owned.load(opts, "health", {"empty": True}) == {"empty": True}
     assert "no readable previous version" in caplog.text
     assert owned.load(opts, "absent", []) == []
+
+
+def test_the_lock_makes_a_second_holder_wait_across_threads_and_processes(tmp_path):
+    import multiprocessing  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    opts, order = _opts(tmp_path), []
+    def wait_then_note():
+        with owned.locked(opts, "group"):
+            order.append("thread")
+
+    with owned.locked(opts, "group"):
+        waiter = threading.Thread(target=wait_then_note)
+        waiter.start()
+        time.sleep(0.2)
+        order.append("holder")
+    waiter.join(5)
+    assert order == ["holder", "thread"]
+
+    ctx = multiprocessing.get_context("fork")
+    with owned.locked(opts, "site"):
+        proc = ctx.Process(target=_hold_briefly, args=(opts,))
+        proc.start()
+        proc.join(1.0)
+        assert proc.is_alive()  # waiting for this holder (this thread's lock not inherited held)
+    proc.join(5)
+    assert proc.exitcode == 0
+
+
+def _hold_briefly(opts):
+    with owned.locked(opts, "site", timeout=10):
+        pass
+
+
+def test_the_lock_gives_up_after_its_timeout(tmp_path):
+    import pytest  # noqa: PLC0415
+
+    opts = _opts(tmp_path)
+    with owned.locked(opts, "group"), pytest.raises(TimeoutError, match="held for over"), \
+            owned.locked(opts, "group", timeout=0.1):
+        pass

@@ -48,7 +48,8 @@ def test_a_backend_down_here_returns_after_rise_passes_and_the_hold():
     module = beacon()
     checks = module.plan(lvstun.site.parse(site_tree()))
     state = {}
-    module.round_(state, checks, {"web rs1": [REFUSED, REFUSED]}, 100)
+    assert module.round_(state, checks, {"web rs1": [PASSED]}, 99) == []
+    assert module.round_(state, checks, {"web rs1": [REFUSED, REFUSED]}, 100) == ["web rs1"]
     assert module.round_(state, checks, {"web rs1": [PASSED]}, 101) == []
     assert module.round_(state, checks, {"web rs1": [PASSED]}, 102) == []  # risen, but held
     assert module.round_(state, checks, {"web rs1": [PASSED]}, 100 + health.HOLD) == ["web rs1"]
@@ -56,6 +57,30 @@ def test_a_backend_down_here_returns_after_rise_passes_and_the_hold():
     # A flapping backend: one failure between passes never takes it out.
     for now in range(200, 210):
         assert module.round_(state, checks, {"web rs2": [REFUSED if now % 2 else PASSED]}, now) == []
+
+
+def test_a_backend_that_never_passed_comes_in_at_its_rise_passes_without_the_hold():
+    """A whole site applied at once: the director checks rs1 before rs1's highstate has
+    set up its tunnel. rs1 is out while it does not answer, and in as soon as it does
+    (rise 2), not a hold later; once it has passed, a failure is held as usual."""
+    module = beacon()
+    checks = module.plan(lvstun.site.parse(site_tree()))
+    state = {}
+    assert module.round_(state, checks, {"web rs1": [SILENT]}, 100) == []
+    assert module.round_(state, checks, {"web rs1": [SILENT]}, 101) == ["web rs1"]
+    assert module.verdicts(state, checks) == {"rs1": ["web"]}
+    assert module.round_(state, checks, {"web rs1": [PASSED]}, 102) == []
+    assert module.round_(state, checks, {"web rs1": [PASSED]}, 102.5) == ["web rs1"]  # 1.5 s after, no hold
+    assert module.verdicts(state, checks) == {}
+    assert module.round_(state, checks, {"web rs1": [REFUSED, REFUSED]}, 103) == ["web rs1"]
+    assert module.round_(state, checks, {"web rs1": [PASSED]}, 104) == []
+    assert module.round_(state, checks, {"web rs1": [PASSED]}, 105) == []  # risen, held this time
+    assert module.round_(state, checks, {"web rs1": [PASSED]}, 103 + health.HOLD) == ["web rs1"]
+    # Down when the checks start again (the record after a restart): it did fail, it is held.
+    state = {"down": {"web rs2": 200.0}}
+    assert module.round_(state, checks, {"web rs2": [PASSED]}, 201) == []
+    assert module.round_(state, checks, {"web rs2": [PASSED]}, 202) == []
+    assert module.round_(state, checks, {"web rs2": [PASSED]}, 200 + health.HOLD) == ["web rs2"]
 
 
 def test_verdicts_of_backends_the_site_no_longer_checks_are_dropped_and_reported():
