@@ -39,10 +39,11 @@ lvs-director-vips:
       - lvs_net: lvs-director-addresses
       - lvs_net: lvs-director-sysctls
 
+{#- The table's weights (and the metrics' view) are computed when the state runs, not
+    here: the health record changes while a highstate runs (docs/health.md). #}
 lvs-director-ipvs:
-  ipvs.managed:
+  lvs_health.table:
     - name: lvs-site
-    - services: {{ cfg.services | json }}
     - remove: drain
     - require:
       - lvs_net: lvs-director-vips
@@ -71,13 +72,12 @@ lvs-director-sync:
 {#- Prometheus metrics of the IPVS table under the site's names (docs/monitoring.md). #}
 lvs-director-metrics:
 {%- if cfg.metrics %}
-  lvs_exporter.running:
+  lvs_health.exporter:
     - port: {{ cfg.metrics.port | json }}
     - address: {{ cfg.metrics.address | json }}
     - subnet: {{ cfg.metrics.subnet | json }}
-    - site_view: {{ cfg.metrics.view | json }}
     - require:
-      - ipvs: lvs-director-ipvs
+      - lvs_health: lvs-director-ipvs
 {%- else %}
   lvs_exporter.absent: []
 {%- endif %}
@@ -90,7 +90,7 @@ lvs-director-hosts-beacon:
     - interval: 1
     - probe_timeout: 0.4
     - require:
-      - ipvs: lvs-director-ipvs
+      - lvs_health: lvs-director-ipvs
 
 {#- Every backend checked through its tunnel, as IPVS forwards clients; one that fails
     is taken out of this director's table at once, master or no master
@@ -101,4 +101,4 @@ lvs-director-paths-beacon:
     - save: True
     - interval: 1
     - require:
-      - ipvs: lvs-director-ipvs
+      - lvs_health: lvs-director-ipvs

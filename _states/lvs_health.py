@@ -1,0 +1,57 @@
+"""States: a director's IPVS table and metrics view, by the site and its health when
+the state runs.
+
+A director's weights follow the site and the health record (the runner's newest and
+the director's own path checks), and the record changes while a highstate runs: the
+runner pushes a backend back in, the path checks take one out. A template renders
+seconds before its states run (tens on a slow host), so weights computed there would
+undo what changed meanwhile, and keep a backend that came back at weight 0 until
+the next change. These states compute the table and the view (``lvs_site.config``:
+the highstate's pillar, the newest record, this director's verdicts) when they run,
+under the lock ``lvs_health.apply`` takes (``lvstun.site.APPLIED_LOCK``), and hand
+them to ``ipvs.managed`` and ``lvs_exporter.running``: whichever of a push and the
+highstate comes last sets the weights, from the newest record.
+
+.. code-block:: yaml
+
+    lvs-director-ipvs:
+      lvs_health.table:
+        - name: lvs-site
+        - remove: drain
+
+    lvs-director-metrics:
+      lvs_health.exporter:
+        - port: 9847
+        - subnet: 172.31.254.0/24
+"""
+
+import lvstun.owned
+import lvstun.site
+from lvstun.fresh import fresh
+
+records = fresh(lvstun.owned)
+site_model = fresh(lvstun.site)
+
+
+def __virtual__():
+    if "lvs_site.config" not in __salt__:
+        return False, "the lvs_site execution module is not loaded"
+    return True
+
+
+def _by_site_now(run):
+    with records.locked(__opts__, site_model.APPLIED_LOCK):
+        return run(__salt__["lvs_site.config"]())
+
+
+def table(name, remove="drain"):
+    """The IPVS services of the site, their weights as the site and its health say now
+    (``ipvs.managed`` with ``lvs_site.config``'s ``services``)."""
+    return _by_site_now(lambda cfg: __states__["ipvs.managed"](name, services=cfg["services"], remove=remove))
+
+
+def exporter(name, port, address=None, subnet=None):
+    """The director's exporter, its view (pillar weights, health, drains) as the site
+    and its health say now (``lvs_exporter.running`` with ``lvs_site.config``'s view)."""
+    return _by_site_now(lambda cfg: __states__["lvs_exporter.running"](
+        name, port, address=address, subnet=subnet, site_view=cfg["metrics"]["view"]))
