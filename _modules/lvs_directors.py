@@ -36,7 +36,7 @@ RECORD_DRAINED = "directors-drained"
 RECORD_SPEC = "directors-spec"
 LOCK = "directors-group"  # held while the group is read and written (apply)
 IP_TIMEOUT = 30  # seconds
-SITE = "site"  # spec: the group of the site in this minion's pillar
+SITE = "site"  # spec: the site's group as the last highstate wrote it (spec())
 
 
 def __virtual__():

@@ -53,8 +53,9 @@ def tree(applied=False):
 
 def remember():
     """Record the site in this minion's pillar as the applied one (the ``lvs_site.valid``
-    state does at the start of each highstate, not under ``test=True``); under
-    ``lvstun.site.APPLIED_LOCK``, so that what reads the applied site under it acts on one or the other.
+    state does at the start of each highstate, not under ``test=True``), under
+    ``lvstun.site.APPLIED_LOCK``: what reads the applied site under that lock and acts on
+    it (``lvs_health.apply``) acts wholly on the old site or wholly on the new.
 
     CLI Example:
 
