@@ -252,7 +252,9 @@ class Lab:
             if not wrong:
                 return
             if time.monotonic() > deadline:
-                raise LabError(f"after {timeout} s, backends not at their pillar weight (have, want): {wrong}")
+                raise LabError(f"after {timeout} s, backends not at their pillar weight (have, want): {wrong}; "
+                               "their health checks do not pass (`lvs-lab salt -- DIRECTOR lvs_health.local`, "
+                               "`lvs-lab salt -- DIRECTOR lvs_health.record`)")
             time.sleep(0.5)
 
     def wait_director_group(self, want, timeout):
