@@ -70,6 +70,16 @@ def path_verdicts(lab, director="director"):
         return {}
 
 
+def pushed_record(lab, director="director"):
+    """The runner's record as it last pushed it to ``director`` (its minion's cache)."""
+    path = os.path.join(lab.host_dir(director), "run", "salt", "cache", "lvs", "runner-health.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return {}
+
+
 def forget_health(lab):
     """Start from no health record (as after a fresh install)."""
     path = os.path.join(lab.master_cachedir, "lvs", "health.json")

@@ -95,7 +95,10 @@ def test_after_a_pillar_edit_the_directors_health_changes_keep_the_new_weights(t
         try:
             for director in DIRECTORS:
                 hh.wait_for(lambda d=director: hh.weights(two_vips, d, web)[rs2] == 0, hh.TIMEOUT)
-            time.sleep(3)  # the runner's push, after rs2's own report
+            for director in DIRECTORS:  # the runner's push too (rs2's own report), applied just after
+                hh.wait_for(lambda d=director: hh.pushed_record(two_vips, d).get("health", {}).get("rs2", {})
+                            .get("services", {}).get("web") is False, hh.TIMEOUT)
+            time.sleep(1)
             for director in DIRECTORS:
                 assert hh.weights(two_vips, director, web) == {rs1: 5, rs2: 0, rs3: 3, rs4: 4}
         finally:
