@@ -6,7 +6,7 @@ The logic is :mod:`lvstun.dirgroup` (plain data); this module reads the router t
 Which directors the group holds comes from the router's ``lvs_directors`` beacon,
 which probes each director and calls :func:`apply` itself when its view changes, with
 the master up or down; its view is kept in the minion's cache (:func:`view`). The
-group's settings are those the last highstate gave (:func:`remember`, :func:`spec`),
+group's settings are those the last highstate wrote (:func:`apply` ``remember=True``, :func:`spec`),
 not the minion's in-memory pillar, which a highstate does not refresh: the probes
 never put back an older group.
 """
@@ -156,24 +156,8 @@ def _held(wanted=True):
     return dirgroup.have(*reads)
 
 
-def remember(group_spec):
-    """Record ``group_spec`` (None: no group) as the site's group on this router: the
-    state does after each highstate (with :func:`apply`, under its lock), and
-    :func:`spec` returns it from then on.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt router lvs_directors.remember null
-    """
-    with records.locked(__opts__, LOCK):
-        records.store(__opts__, RECORD_SPEC, {"spec": group_spec})
-    return group_spec
-
-
 def spec():
-    """The site's director group as the last highstate gave it (:func:`remember`), or
+    """The site's director group as the last highstate wrote it (:func:`apply`), or
     from the site the last highstate applied before any; None: the router holds no group.
 
     CLI Example:
@@ -223,10 +207,10 @@ def check(spec=SITE):
     return [drift.make("director-group", name, text, old) for name, text, old, _ in _steps(spec)]
 
 
-def apply(spec=SITE, remember=False):  # pylint: disable=redefined-outer-name
+def apply(spec=SITE, remember=False):
     """Make the router hold the director group ``spec`` for the probes' view (and
     nothing of the pack's beyond it); return the drifts repaired. ``remember``: record
-    ``spec`` as the site's group (:func:`remember`) once it is held (the state does).
+    ``spec`` as the site's group (:func:`spec`) once it is held (the state does).
 
     The site's group is read, and the router written, under one lock
     (``lvstun.owned.locked``): the probes' thread, which rewrites the group with the

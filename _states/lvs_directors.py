@@ -10,7 +10,7 @@
 ``spec: null`` (one director, or an IOS router) removes whatever group the pack held.
 The group holds the directors the router's probes find up (its ``lvs_directors``
 beacon): a highstate never puts back a director the probes took out, and the probes
-follow the settings the highstate applied (``lvs_directors.remember``).
+follow the settings the highstate applied (``lvs_directors.spec``).
 """
 
 import lvstun.converge
@@ -29,7 +29,7 @@ def __virtual__():
 
 def group(name, spec=None):
     """The router holds exactly the director group ``spec`` (for the probes' view); the
-    group is recorded as the site's (``lvs_directors.remember``) in the same step as it
+    group is recorded as the site's (``lvs_directors.spec``) in the same step as it
     is written, so the probes' thread follows it from then on, never before."""
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     ret = converge(ret, __opts__["test"], lambda: __salt__["lvs_directors.check"](spec),

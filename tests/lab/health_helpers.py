@@ -11,15 +11,9 @@ TIMEOUT = 30  # seconds any reaction may take in the tests (the figures are in b
 RESTORE = 45  # a backend comes back HOLD seconds after it went down, at its next report
 
 
-def table(lab, director="director"):
-    """{(service, real server address): weight} of every destination on ``director``
-    (ipvsadm-save)."""
-    return lab.director_weights(director)
-
-
 def weights(lab, director="director", service=WEB):
     """{real server address: weight} of ``service`` on ``director``."""
-    return {address: weight for (spec, address), weight in table(lab, director).items() if spec == service}
+    return {address: weight for (spec, address), weight in lab.director_weights(director).items() if spec == service}
 
 
 def address(lab, minion):
