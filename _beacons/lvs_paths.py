@@ -9,14 +9,17 @@ protocol 4 all fail it. Results are damped as the real servers' own checks are
 (``fall`` failures in a row, a refused connection being tried again at once so that a
 service that refuses is down within one round; ``rise`` passing rounds), and a backend
 down here comes back no sooner than its ``check:hold`` seconds (the site's
-``health:hold``, 10 by default) after it went down.
+``health:hold``, 10 by default) after it went down. Damping delays only a return:
+``fall`` failures take a backend out whatever it did before.
 
-On a change the thread stores its verdicts (``lvs_health.local``) and calls
-``lvs_health.apply``, which sets this director's weights from the pillar, the runner's
-newest record and these verdicts (``lvstun.health.with_local``): nothing waits for the
-master. The checks only take backends out; what the runner keeps out (its own health
-record, maintenance drains) stays out, and the floor and the sorry server apply here
-as they do in the runner.
+On a change the thread stores its verdicts (``lvs_health.local``). Every round, changed
+or not, it calls ``lvs_health.apply``: this director's decision (the applied site, its
+copy of the runner's record, these verdicts: ``lvstun.health.with_local``) compared
+with the kernel's table, and any difference written (a weight something else set is
+put back within one round, logged as a repair). Nothing waits for the master. The
+checks only take backends out; what the runner keeps out (its own health record,
+maintenance drains) stays out, and the floor and the sorry server apply here as they
+do in the runner.
 
 Each change also fires an event (informative: the reactor starts no job for it)::
 
@@ -42,21 +45,20 @@ import salt.utils.beacons
 
 import lvstun.beaconthread
 import lvstun.health
-import lvstun.owned
 import lvstun.pathcheck
+import lvstun.records
 import lvstun.site
 from lvstun.fresh import fresh
 
-beaconthread = fresh(lvstun.beaconthread)
-health = fresh(lvstun.health)
-pathcheck = fresh(lvstun.pathcheck)
-records = fresh(lvstun.owned)
-site_module = fresh(lvstun.site)
+fresh(lvstun.beaconthread)
+fresh(lvstun.health)
+fresh(lvstun.pathcheck)
+fresh(lvstun.records)
+fresh(lvstun.site)
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "lvs_paths"
-RECORD = "path-checks"  # read by lvs_health.local
 STALE = 10  # seconds without a call of the beacon after which its thread stops
 # What a director sends for each kind of check (a script runs on the real server only:
 # its director checks a TCP service's port; "none" is not checked).
@@ -104,7 +106,7 @@ def plan(site):
         if kind is None:
             continue
         for backend in svc.backends:
-            probe = pathcheck.Probe(kind, backend.address, svc.vip, check["port"], float(check["timeout"]),
+            probe = lvstun.pathcheck.Probe(kind, backend.address, svc.vip, check["port"], float(check["timeout"]),
                                     tries=int(check["fall"]), path=check["path"], expect=check["expect"],
                                     body=check["body"], host=check["host"],
                                     query=(check["query"], check["query_type"], check["rcode"], check["answer"]))
@@ -133,10 +135,10 @@ def round_(state, checks, outcomes, now):
     passed, unproven = state.setdefault("passed", set()), state.setdefault("unproven", set())
     for key, attempts in outcomes.items():
         check = checks[key]
-        damper = health.Damper.load(check.rise, check.fall, dampers.get(key, {"up": key not in down}))
+        damper = lvstun.health.Damper.load(check.rise, check.fall, dampers.get(key, {"up": key not in down}))
         for ok, reason in attempts:
             reasons[key] = reason
-            if not ok and reason.endswith(pathcheck.SILENT):
+            if not ok and reason.endswith(lvstun.pathcheck.SILENT):
                 if now - silent_at.get(key, float("-inf")) < check.silence - 0.05:
                     continue  # silent again within the service's interval: not a new failure
                 silent_at[key] = now
@@ -148,7 +150,7 @@ def round_(state, checks, outcomes, now):
                 unproven.add(key)  # never answered here yet (a site being built): no hold
             changed.append(key)
         elif damper.up and key in down and (key in unproven
-                                            or health.may_restore({"down_at": down[key]}, now, check.hold)):
+                                            or lvstun.health.may_restore({"down_at": down[key]}, now, check.hold)):
             del down[key]
             unproven.discard(key)
             changed.append(key)
@@ -175,39 +177,66 @@ def verdicts(state, checks):
 
 
 def _loop(worker):
-    """The thread: a round for the checks that are due, then sleep until the next."""
+    """The thread: a round for the checks that are due, then this director's weights
+    brought to its decision (``lvs_health.apply``), then sleep until the next round."""
     opts = worker.opts
-    state, due_at = {"down": dict((records.load(opts, RECORD) or {}).get("down_at") or {})}, {}
+    state = {"down": dict(lvstun.records.load(opts, lvstun.records.PATH_VERDICTS).get("down_at") or {})}
+    due_at, failing = {}, Failing()
     for (checks, source), context in worker.rounds():
         now = time.monotonic()
         due = {key: check for key, check in checks.items() if due_at.get(key, 0) <= now}
         due_at = {key: due_at[key] for key in checks if key in due_at and key not in due}
         due_at.update({key: now + check.interval for key, check in due.items()})
         try:
-            outcomes = pathcheck.run(source, {key: check.probe for key, check in due.items()}) if due else {}
+            outcomes = lvstun.pathcheck.run(source, {key: check.probe for key, check in due.items()}) if due else {}
         except OSError as err:  # no raw or packet socket here (not root?): nothing is decided
-            log.error("lvs_paths: cannot send path checks: %s", err)
+            failing.log("cannot send path checks", err)
             outcomes = {}
         changed = round_(state, checks, outcomes, time.time())
-        if changed or state.get("unapplied"):
-            _store_and_apply(worker, state, checks, changed, context)
+        if changed:
+            _store(worker, state, checks, changed)
+        # Every round, changed or not: the kernel's table is compared with the decision
+        # and repaired (a weight set by anything else is put back within one round).
+        try:
+            context.run(lambda: __salt__["lvs_health.apply"]())
+            failing.cleared()
+        except Exception as err:  # pylint: disable=broad-except
+            failing.log("setting this director's weights failed (tried again next round)", err)
+        if changed:
+            log.warning("lvs_paths: %s", {key: ("down" if key in state["down"] else "up") for key in changed})
         worker.sleep(max(0.05, min(due_at.values(), default=now + 1) - time.monotonic()))
 
 
-def _store_and_apply(worker, state, checks, changed, context):
+class Failing:
+    """Logs a failure of the thread's rounds once, then again only every ``EVERY``
+    seconds while it lasts (a round runs twice a second), and says when it ends."""
+
+    EVERY = 60
+
+    def __init__(self):
+        self.since, self.logged = None, float("-inf")
+
+    def log(self, what, err):
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        if now - self.logged >= self.EVERY:
+            self.logged = now
+            log.error("lvs_paths: %s: %s", what, err, exc_info=not isinstance(err, OSError))
+
+    def cleared(self):
+        if self.since is not None:
+            log.warning("lvs_paths: rounds succeed again after %.1f s", time.monotonic() - self.since)
+        self.since, self.logged = None, float("-inf")
+
+
+def _store(worker, state, checks, changed):
+    """Keep this round's verdicts (``lvs_health.local`` reads them) and report the change."""
     down = verdicts(state, checks)
     reasons = {key: state["reasons"].get(key) for key in sorted(state["down"]) if key in checks}
-    records.store(worker.opts, RECORD, {"at": time.time(), "down": down, "down_at": state["down"],
-                                        "reasons": reasons})
-    try:
-        context.run(lambda: __salt__["lvs_health.apply"]())
-        state["unapplied"] = False
-    except Exception:  # pylint: disable=broad-except
-        log.exception("lvs_paths: setting this director's weights failed (tried again next round)")
-        state["unapplied"] = True
-    if changed:
-        worker.report({"down": down, "changed": changed, "reasons": reasons})
-        log.warning("lvs_paths: %s", {key: ("down" if key in state["down"] else "up") for key in changed})
+    lvstun.records.store(worker.opts, lvstun.records.PATH_VERDICTS,
+                         {"at": time.time(), "down": down, "down_at": state["down"], "reasons": reasons})
+    worker.report({"down": down, "changed": changed, "reasons": reasons})
 
 
 def close(config):  # pylint: disable=unused-argument
@@ -222,11 +251,11 @@ def beacon(config):
     and return the events of the changes it saw since the last call."""
     worker = __context__.get("lvs_paths")
     if worker is None:
-        worker = __context__["lvs_paths"] = beaconthread.BeaconThread("lvs_paths", _loop, STALE)
+        worker = __context__["lvs_paths"] = lvstun.beaconthread.BeaconThread("lvs_paths", _loop, STALE)
         worker.opts = __opts__
     try:
-        site = site_module.parse({site_module.PILLAR_KEY: __salt__["lvs_site.tree"](applied=True)})
-    except site_module.SiteError:
+        site = lvstun.site.parse({lvstun.site.PILLAR_KEY: __salt__["lvs_site.tree"](applied=True)})
+    except lvstun.site.SiteError:
         site = None  # an invalid pillar: keep the last good checks running
     settings, stop = None, False
     if site is not None:

@@ -11,17 +11,18 @@ has not been applied yet is not the site either.
 """
 
 import dataclasses
+import json
 
-import lvstun.health as _health_module
-import lvstun.owned as _owned_module
-import lvstun.roles as _roles_module
-import lvstun.site as _site_module
+import lvstun.health
+import lvstun.records
+import lvstun.roles
+import lvstun.site
 from lvstun.fresh import fresh
 
-site_model = fresh(_site_module)
-roles = fresh(_roles_module)
-health_rules = fresh(_health_module)
-records = fresh(_owned_module)
+fresh(lvstun.health)
+fresh(lvstun.records)
+fresh(lvstun.roles)
+fresh(lvstun.site)
 
 __virtualname__ = "lvs_site"
 
@@ -31,7 +32,7 @@ def __virtual__():
 
 
 def _pillar():
-    return __pillar__.get(site_model.PILLAR_KEY) if __pillar__ else None
+    return __pillar__.get(lvstun.site.PILLAR_KEY) if __pillar__ else None
 
 
 def tree(applied=False):
@@ -45,17 +46,19 @@ def tree(applied=False):
         salt director lvs_site.tree applied=True
     """
     if applied:
-        stored = records.load(__opts__, site_model.APPLIED_RECORD)
+        stored = lvstun.records.load(__opts__, lvstun.records.SITE_APPLIED)
         if stored is not None:
-            return stored.get("lvs")
+            return stored["lvs"]
     return _pillar()
 
 
 def remember():
     """Record the site in this minion's pillar as the applied one (the ``lvs_site.valid``
-    state does at the start of each highstate, not under ``test=True``), under
-    ``lvstun.site.APPLIED_LOCK``: what reads the applied site under that lock and acts on
-    it (``lvs_health.apply``) acts wholly on the old site or wholly on the new.
+    state does at the start of each highstate, not under ``test=True``), under the
+    site's lock (``lvstun.records.SITE_APPLIED``): what reads the applied site under that
+    lock and acts on it (``lvs_health.apply``) acts wholly on the old site or wholly on
+    the new. A director also keeps the runner's health record of its pillar when it
+    supersedes its copy (``lvs_health.accept``): a push it missed reaches it this way.
 
     CLI Example:
 
@@ -63,9 +66,13 @@ def remember():
 
         salt director lvs_site.remember
     """
-    with records.locked(__opts__, site_model.APPLIED_LOCK):
-        if records.load(__opts__, site_model.APPLIED_RECORD) != {"lvs": _pillar()}:
-            records.store(__opts__, site_model.APPLIED_RECORD, {"lvs": _pillar()})
+    with lvstun.records.locked(__opts__, lvstun.records.SITE_APPLIED):
+        if lvstun.records.load(__opts__, lvstun.records.SITE_APPLIED) != {"lvs": _pillar()}:
+            lvstun.records.store(__opts__, lvstun.records.SITE_APPLIED, {"lvs": _pillar()})
+    offered = (__pillar__ or {}).get(lvstun.health.PILLAR_KEY)
+    if offered and "lvs_health.accept" in __salt__ and \
+            not lvstun.records.check(lvstun.records.RUNNER_COPY, offered):
+        __salt__["lvs_health.accept"](offered)
     return True
 
 
@@ -79,8 +86,8 @@ def validate(pillar=None):
         salt '*' lvs_site.validate
     """
     try:
-        site_model.parse(pillar if pillar is not None else {site_model.PILLAR_KEY: _pillar()})
-    except site_model.SiteError as err:
+        lvstun.site.parse(pillar if pillar is not None else {lvstun.site.PILLAR_KEY: _pillar()})
+    except lvstun.site.SiteError as err:
         return err.errors
     return []
 
@@ -114,10 +121,11 @@ def config(minion_id=None, applied=False):
     """
     site, minion_id = _site(applied), minion_id or __opts__["id"]
     if minion_id == __opts__["id"] and site.role_of(minion_id) == "director":
-        health = __salt__["lvs_health.record"]()  # with its own path checks and the runner's newest push
+        # Its copy of the runner's record (a highstate's pillar when newer) and its own path checks.
+        health = __salt__["lvs_health.record"](pillar=not applied)
     else:
-        health = (__pillar__ or {}).get(health_rules.PILLAR_KEY) or {}
-    return roles.for_minion(site, minion_id, health)
+        health = (__pillar__ or {}).get(lvstun.health.PILLAR_KEY) or {}
+    return lvstun.roles.for_minion(site, minion_id, health)
 
 
 def describe():
@@ -132,10 +140,19 @@ def describe():
     return dataclasses.asdict(_site())
 
 
+_PARSED = {}  # the last site parsed, by its tree's text: the path checks' thread asks every round
+
+
 def _site(applied=False):
     from salt.exceptions import SaltInvocationError  # noqa: PLC0415
 
-    try:
-        return site_model.parse({site_model.PILLAR_KEY: tree(applied)})
-    except site_model.SiteError as err:
-        raise SaltInvocationError(str(err)) from None
+    found = tree(applied)
+    key = json.dumps(found, sort_keys=True, default=str)
+    if key not in _PARSED:
+        try:
+            site = lvstun.site.parse({lvstun.site.PILLAR_KEY: found})
+        except lvstun.site.SiteError as err:
+            raise SaltInvocationError(str(err)) from None
+        _PARSED.clear()
+        _PARSED[key] = site
+    return _PARSED[key]

@@ -42,7 +42,9 @@ def _health(row):
 
 def render(data):
     """The text of :func:`output` (plain: testable without Salt)."""
-    lines = ["Directors"]
+    lines = [f"{problem['level'].upper()}: {problem['text']}" for problem in data.get("problems") or []]
+    lines += [""] if lines else []
+    lines += ["Directors"]
     directors = data.get("directors", {})
     lines += _table(["Name", "State", "ActiveConn", "InActConn", "InPkts", "InBytes"],
                     [[name, d["state"], d["active"], d["inactive"], d["inpkts"], d["inbytes"]]

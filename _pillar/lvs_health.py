@@ -2,7 +2,8 @@
 
 With it, a highstate on a director computes the same weights as the reactor
 (``lvstun.roles.ipvs_services``): a backend that is down or drained for maintenance
-stays at weight 0 through any ``state.apply`` or pillar edit.
+stays at weight 0 through any ``state.apply`` or pillar edit; and a director that
+missed a push keeps this version when it supersedes its copy (its stamp is given too).
 
 .. code-block:: yaml
 
@@ -12,7 +13,7 @@ stays at weight 0 through any ``state.apply`` or pillar edit.
 """
 
 import lvstun.health
-import lvstun.owned
+import lvstun.records
 
 __virtualname__ = "lvs_health"
 
@@ -26,6 +27,10 @@ def ext_pillar(minion_id, pillar, *args, **kwargs):  # pylint: disable=unused-ar
     directors = tree.get("directors") if isinstance(tree, dict) else None
     if not isinstance(directors, dict) or minion_id not in directors:
         return {}
-    record = lvstun.owned.load(__opts__, "health", {}) or {}
-    return {lvstun.health.PILLAR_KEY: {"health": record.get("health", {}),
-                                        "maintenance": record.get("maintenance", {})}}
+    record = lvstun.records.load(__opts__, lvstun.records.HEALTH)
+    if not record.get("epoch"):
+        return {}  # none written yet (the runner writes the first version)
+    # The whole version, its stamp included: a director that missed a push takes it in
+    # its next highstate when it supersedes its copy (lvstun.healthrecord).
+    return {lvstun.health.PILLAR_KEY: {key: record[key] for key in (
+        "epoch", "seq", "supersedes", "at", "health", "maintenance") if key in record}}

@@ -31,9 +31,8 @@ CLI Example:
 """
 
 import contextlib
-import fcntl
+import copy
 import logging
-import os
 import time
 
 import salt.client
@@ -42,17 +41,19 @@ from salt.exceptions import SaltInvocationError
 import lvstun.address
 import lvstun.gate
 import lvstun.health
+import lvstun.healthrecord
 import lvstun.ipvs
 import lvstun.metrics
 import lvstun.owned
+import lvstun.records
 import lvstun.roles
+import lvstun.shape
 import lvstun.site
 
 log = logging.getLogger(__name__)
 
-RECORD = "health"
-PUSH_LOCK = "health-push"  # serializes the pushes of weights to the directors
 ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
+PUSH_TIMEOUT = 15  # seconds the directors have to confirm a push
 STALE = 3  # heartbeats: a beacon report older than this says nothing
 
 
@@ -68,75 +69,142 @@ def _site():
         raise SaltInvocationError(str(err)) from None
 
 
-@contextlib.contextmanager
-def _locked(name):
-    """An exclusive lock shared by every process of the master (the reactor's threads,
-    ``salt-run``): a file lock beside the record ``name``."""
-    path = lvstun.owned.path(__opts__, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(f"{path}.lock", "a", encoding="utf-8") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _versions(record):
+    return lvstun.owned.versions(__opts__, record.name, lambda data: lvstun.records.check(record, data))
 
 
 def _load_record():
-    record = lvstun.owned.load(__opts__, RECORD, {}) or {}
-    if not isinstance(record, dict):
-        record = {}
+    """The health record (the caller holds its lock): recovered from its previous version
+    and the drains' copy when it is damaged or lost (``lvstun.healthrecord.recover``;
+    the recovery is written back at once and noted in the record)."""
+    now = time.time()
+    record, recovered = lvstun.healthrecord.recover(_versions(lvstun.records.HEALTH),
+                                                    _versions(lvstun.records.DRAINS), now)
+    if recovered:
+        notes = record.get("recoveries") or []
+        if notes and notes[-1]["at"] == now:  # (else an older pack's record, stamped from now on)
+            log.error("lvs: the health record was recovered: %s", notes[-1]["what"])
+        _write(record)
     record.setdefault("health", {})
     record.setdefault("maintenance", {})
     return record
 
 
+def _write(record):
+    """Write ``record`` as its next version: ``seq`` one up; the drains' copy first, so
+    that a drain is on disk before its weights are pushed, and in two files."""
+    record["seq"] = lvstun.healthrecord.stamp(record)[1] + 1
+    record["at"] = time.time()  # informative only: versions are ordered by seq
+    lvstun.records.store(__opts__, lvstun.records.DRAINS, {"epoch": record["epoch"], "seq": record["seq"],
+                                                           "maintenance": record.get("maintenance") or {}})
+    lvstun.records.store(__opts__, lvstun.records.HEALTH, record)
+
+
 @contextlib.contextmanager
 def _record():
     """The health record, locked against the reactor's other threads and ``salt-run``;
-    written back when the block ends without an error. Never wait on the network in it."""
-    with _locked(RECORD):
+    written back (its next version) when the block ends without an error. Never wait
+    on the network in it."""
+    with lvstun.records.locked(__opts__, lvstun.records.HEALTH):
         record = _load_record()
+        before = copy.deepcopy(record)
         yield record
-        record["at"] = time.time()  # the directors keep the newest record they are given
-        lvstun.owned.store(__opts__, RECORD, record)
+        if record != before:
+            _write(record)
+
+
+def _current():
+    with lvstun.records.locked(__opts__, lvstun.records.HEALTH):
+        return _load_record()
 
 
 def _published(site, record):
     """What every director must hold by the record: ``{"weights": {service spec: {dest:
     weight}}, "view": ...}`` (the view labels its metrics: ``lvstun.metrics.view``)."""
-    return {"weights": {spec: {dest: settings["weight"] for dest, settings in svc["destinations"].items()}
-                        for spec, svc in lvstun.roles.ipvs_services(site, record).items()},
+    return {"weights": lvstun.roles.weights_of(lvstun.roles.ipvs_services(site, record)),
             "view": lvstun.metrics.view(site, record)}
 
 
 def _push(site, before):
-    """Give every director the newest record when it changes the weights or the
-    metrics' view since ``before`` (this call's :func:`_published` before its change);
-    each director sets its weights from it, its pillar and its own path checks
-    (``lvs_health.apply``). Returns the weights that changed by the record.
+    """Give the directors the newest record when it changes the weights or the metrics'
+    view since ``before`` (this call's :func:`_published` before its change), and to the
+    directors that have not confirmed an earlier push in any case; each sets its weights
+    from it, its pillar and its own path checks (``lvs_health.apply``). Returns the
+    weights that changed by the record (and the directors' answers).
 
     Pushes are serialized across processes (their own lock: the record's is not held
     while directors answer), and each sends the newest record: a slower push never
-    leaves older weights on the directors than a faster one (and a director keeps the
-    newest record it was given, by its ``at``)."""
-    with _locked(PUSH_LOCK):
-        record = _load_record()
+    leaves older weights on the directors than a faster one (a director keeps only a
+    version that supersedes its copy, ``lvstun.healthrecord``). A director that does not
+    confirm is pushed to again at every later call of the runner (the real servers'
+    heartbeats make one every few seconds) until it does; one that holds a version the
+    master lost gives it back (adopted, noted in the record)."""
+    with lvstun.records.locked(__opts__, lvstun.records.PUSH_PENDING):
+        record = _current()
         after = _published(site, record)
         changed = {}
         for spec, dests in after["weights"].items():
             for dest, weight in dests.items():
-                if before["weights"].get(spec, {}).get(dest) != weight:
+                if before is not None and before["weights"].get(spec, {}).get(dest) != weight:
                     changed.setdefault(spec, {})[dest] = weight
-        if not changed and after["view"] == before["view"]:
-            return {}
+        pending = lvstun.records.load(__opts__, lvstun.records.PUSH_PENDING)
         directors = sorted(host.minion_id for host in site.directors)
-        ret = _client().cmd(directors, "lvs_health.apply", [], kwarg={"record": record},
-                            tgt_type="list", timeout=15)
-        for director in directors:
-            if director not in ret:
-                log.error("lvs: director %s did not confirm the weights %s", director, changed)
+        targets = directors if before is not None and (changed or after["view"] != before["view"]) else \
+            [d for d in directors if d in pending]
+        if not targets:
+            return {}
+        ret = _send(targets, record)
+        if _adopt(ret):  # the master had lost a version a director holds: every director gets the new one
+            record, targets = _current(), directors
+            ret = _send(targets, record)
+        still = {d: lvstun.healthrecord.summary(record) for d in targets if not _confirmed(ret.get(d), record)}
+        for director in still:
+            log.error("lvs: director %s did not confirm the health record (seq %s): pushed again at the runner's "
+                      "next call", director, record.get("seq"))
+        now_pending = {d: v for d, v in pending.items() if d in directors and d not in targets} | still
+        if now_pending != pending:
+            lvstun.records.store(__opts__, lvstun.records.PUSH_PENDING, now_pending)
         return {"weights": changed, "directors": ret}
+
+
+def _send(directors, record):
+    return _client().cmd(directors, "lvs_health.apply", [], kwarg={"record": record}, tgt_type="list",
+                         timeout=PUSH_TIMEOUT)
+
+
+def _confirmed(answer, record):
+    held = answer.get("holds") if isinstance(answer, dict) else None
+    if not isinstance(held, dict):
+        return False
+    return held == lvstun.healthrecord.summary(record) or (
+        held.get("epoch") == record.get("epoch") and isinstance(held.get("seq"), int) and held["seq"] > record["seq"])
+
+
+def _adopt(answers):
+    """What the directors gave back that the master lost: a later version of its own
+    lineage (adopted whole) or the drains of a lineage a recovery replaced (kept).
+    Whether the record changed (then written: the caller pushes it again)."""
+    given = [(d, a) for d, a in sorted(answers.items()) if isinstance(a, dict)]
+    if not any(isinstance(a.get(k), dict) for _, a in given for k in ("copy", "previous")):
+        return False
+    with lvstun.records.locked(__opts__, lvstun.records.HEALTH):
+        mine, changed = _load_record(), False
+        for director, answer in given:
+            for key, merge in (("copy", lvstun.healthrecord.adopt), ("previous", lvstun.healthrecord.merge_drains)):
+                copy_ = answer.get(key)
+                if isinstance(copy_, dict) and not lvstun.records.check(lvstun.records.HEALTH, copy_) and \
+                        merge(mine, copy_, director, time.time()):
+                    log.error("lvs: %s", mine["recoveries"][-1]["what"])
+                    changed = True
+        if changed:
+            _write(mine)
+        return changed
+
+
+def _retry_pending(site):
+    """Push the record to the directors that have not confirmed one yet."""
+    if lvstun.records.load(__opts__, lvstun.records.PUSH_PENDING):
+        _push(site, None)
 
 
 def _apply(site, record, now, minion, services=None, host=None, alpha=()):
@@ -215,10 +283,11 @@ def _health(minion):
     site = _site()
     if not lvstun.gate.is_realserver(site, minion):
         return {"ignored": f"{minion!r} is not a real server of the site"}
+    _retry_pending(site)
     report, at = _report(minion, site)
     if report is None:
         return {"minion": minion, "answered": False}
-    current = _load_record()["health"].get(minion, {})
+    current = _current()["health"].get(minion, {})
     if report["services"] == current.get("services") and report["weights"] == current.get("weights", {}) \
             and not current.get("held"):
         return {"minion": minion, "services": report["services"], "changed": False}  # a heartbeat
@@ -242,10 +311,6 @@ def _backed_by(site, minion):
             if svc.sorry == minion or any(b.minion_id == minion for b in svc.backends)}
 
 
-def _number(value):
-    return not isinstance(value, bool) and isinstance(value, (int, float))
-
-
 def _report(minion, site):
     """``({"services": {service: healthy}, "weights": {service: weight}, "alpha": {names}},
     beacon time)`` as ``minion`` itself answers, or ``(None, None)`` (no answer, or no
@@ -261,11 +326,11 @@ def _report(minion, site):
         log.warning("lvs: %s did not answer for its health: nothing changed", minion)
         return None, None
     age = report.get("age")
-    if not _number(age) or not 0 <= age <= STALE * site.health.heartbeat:
+    if not lvstun.shape.finite(age) or not 0 <= age <= STALE * site.health.heartbeat:
         log.warning("lvs: %s has no recent beacon report (age %r): nothing changed", minion, age)
         return None, None
     now = time.time()
-    at = min(float(report["at"]) if _number(report.get("at")) else now - age, now)
+    at = min(float(report["at"]) if lvstun.shape.finite(report.get("at")) else now - age, now)
     backed = _backed_by(site, minion)
     strange = [name for name in services if name not in backed]
     if strange:
@@ -301,6 +366,7 @@ def hosts():
 def _hosts():
     """One round of :func:`hosts`."""
     site = _site()
+    _retry_pending(site)
     directors = sorted(host.minion_id for host in site.directors)
     asked_at = time.time()
     ret = _client().cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=ASK_TIMEOUT)
@@ -418,10 +484,15 @@ def undrain(minion, service=None):
         before = _published(site, record)
         entry = record["maintenance"].get(str(minion))
         if entry:
-            entry["services"] = [] if service is None else [s for s in entry["services"] if s != service]
+            kept = set(entry["services"])
+            if "*" in kept and service is not None:
+                # The whole host was drained: all of its services but this one stay drained.
+                kept = (kept - {"*"}) | _backed_by(site, str(minion))
+            entry["services"] = [] if service is None else sorted(kept - {service})
             if not entry["services"]:
                 del record["maintenance"][str(minion)]
-    return {"undrained": str(minion), **_push(site, before)}
+        left = (record["maintenance"].get(str(minion)) or {}).get("services", [])
+    return {"undrained": str(minion), "still_drained": left, **_push(site, before)}
 
 
 def _directors_status(site, tables):
@@ -461,11 +532,14 @@ def status():
         salt-run lvs.status
     """
     site = _site()
-    record = lvstun.owned.load(__opts__, RECORD, {}) or {}
+    _retry_pending(site)
+    record = _current()
     directors = sorted(host.minion_id for host in site.directors)
-    tables = _client().cmd(directors, "ipvs.list", tgt_type="list", timeout=15)
-    # What each director's own path checks take out (lvs_health.local): {director: {minion: [service]}}.
-    paths = _client().cmd(directors, "lvs_health.local", tgt_type="list", timeout=15)
+    # Each director's table, what its own path checks take out, and its copy of the record.
+    answers = _client().cmd(directors, "lvs_health.status", tgt_type="list", timeout=15)
+    answers = {d: a for d, a in answers.items() if isinstance(a, dict)}
+    tables = {d: a.get("table") for d, a in answers.items()}
+    paths = {d: a.get("local") for d, a in answers.items()}
     live = {}
     for director in directors:
         for svc in tables.get(director) or []:
@@ -498,4 +572,36 @@ def status():
             }
         out[svc.name] = {"spec": spec, "backends": rows}
     # Shown as tables (the lvs_status outputter); --out=json gives the data.
-    return {"outputter": "lvs_status", "data": {"directors": _directors_status(site, tables), "services": out}}
+    return {"outputter": "lvs_status", "data": {
+        "directors": _directors_status(site, tables), "services": out,
+        "record": lvstun.healthrecord.summary(record),
+        "problems": _record_problems(record, {d: a.get("held") for d, a in answers.items()}, directors)}}
+
+
+def _record_problems(record, held, directors):
+    """What ``lvs.status`` must say about the record: recoveries (an error when drains
+    may have been lost), directors whose copy differs (a drain the master lacks is an
+    error, never a silent undrain), pushes not confirmed."""
+    out, now = [], time.time()
+    for note in record.get("recoveries") or []:
+        lost = f"; may be lost: {', '.join(note['lost'])}" if note.get("lost") else ""
+        out.append({"level": "error" if lost else "warning",
+                    "text": f"health record recovered {now - note['at']:.0f} s ago: {note['what']}{lost}"})
+    mine = lvstun.healthrecord.summary(record)
+    for director in directors:
+        copy = held.get(director)
+        if not isinstance(copy, dict):
+            out.append({"level": "warning", "text": f"{director} did not say which health record it holds"})
+            continue
+        if {k: copy.get(k) for k in mine} == mine:
+            continue
+        lacking = sorted(set(copy.get("maintenance") or {}) - set(record.get("maintenance") or {}))
+        text = f"{director} holds health record seq {copy.get('seq')}, the master seq {mine['seq']}"
+        if lacking:
+            out.append({"level": "error", "text": f"{text}: drains the master's record lacks: {', '.join(lacking)}"})
+        else:
+            out.append({"level": "warning", "text": text})
+    for director, stamp in sorted(lvstun.records.load(__opts__, lvstun.records.PUSH_PENDING).items()):
+        out.append({"level": "warning", "text": f"{director} has not confirmed health record seq {stamp['seq']} "
+                                                "(pushed again at the runner's next call)"})
+    return out

@@ -8,9 +8,9 @@ seconds before its states run (tens on a slow host), so weights computed there w
 undo what changed meanwhile, and keep a backend that came back at weight 0 until
 the next change. These states compute the table and the view (``lvs_site.config``:
 the highstate's pillar, the newest record, this director's verdicts) when they run,
-under the lock ``lvs_health.apply`` takes (``lvstun.site.APPLIED_LOCK``), and hand
-them to ``ipvs.managed`` and ``lvs_exporter.running``: whichever of a push and the
-highstate comes last sets the weights, from the newest record.
+under the lock ``lvs_health.apply`` takes (the site's: ``lvstun.records.SITE_APPLIED``),
+and hand them to ``ipvs.managed`` and ``lvs_exporter.running``: one decision, whoever
+writes it (the path checks' thread, a push, a highstate), from the same records.
 
 .. code-block:: yaml
 
@@ -25,12 +25,12 @@ highstate comes last sets the weights, from the newest record.
         - subnet: 172.31.254.0/24
 """
 
-import lvstun.owned
-import lvstun.site
+import lvstun.records
+import lvstun.roles
 from lvstun.fresh import fresh
 
-records = fresh(lvstun.owned)
-site_model = fresh(lvstun.site)
+fresh(lvstun.records)
+fresh(lvstun.roles)
 
 
 def __virtual__():
@@ -40,14 +40,34 @@ def __virtual__():
 
 
 def _by_site_now(run):
-    with records.locked(__opts__, site_model.APPLIED_LOCK):
+    with lvstun.records.locked(__opts__, lvstun.records.SITE_APPLIED):
         return run(__salt__["lvs_site.config"]())
+
+
+def _table(name, remove, cfg):
+    ret = __states__["ipvs.managed"](name, services=cfg["services"], remove=remove)
+    if ret["result"] and not __opts__["test"] and "lvs_health.note_set" in __salt__:
+        __salt__["lvs_health.note_set"](lvstun.roles.weights_of(cfg["services"]))
+    return ret
 
 
 def table(name, remove="drain"):
     """The IPVS services of the site, their weights as the site and its health say now
-    (``ipvs.managed`` with ``lvs_site.config``'s ``services``)."""
-    return _by_site_now(lambda cfg: __states__["ipvs.managed"](name, services=cfg["services"], remove=remove))
+    (``ipvs.managed`` with ``lvs_site.config``'s ``services``).
+
+    name
+        The ownership name of the services (``ipvs.managed``'s ``name``).
+    remove
+        ``drain`` (default: weight 0, deleted once idle) or ``delete``: what becomes of
+        services and destinations the site no longer has.
+
+    .. code-block:: yaml
+
+        lvs-director-ipvs:
+          lvs_health.table:
+            - name: lvs-site
+    """
+    return _by_site_now(lambda cfg: _table(name, remove, cfg))
 
 
 def exporter(name, port, address=None, subnet=None):

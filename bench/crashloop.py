@@ -37,7 +37,7 @@ from lvs_lab.lab import Lab  # noqa: E402
 
 
 def _p99(values):
-    return statistics.quantiles(values, n=100)[-1] if len(values) >= 2 else values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[-1] if len(values) >= 2 else values[0]
 
 
 def _line(label, values, target):
@@ -57,7 +57,7 @@ def run_mode(lab, args, label, specs):
     toggler = timeline.Toggler(lab, args.minion, svc.port, args.cycles, args.seed)
     began, results = time.time(), []
     target = f"{svc.protocol}:{svc.public or svc.vip}:{svc.port}"
-    while not any("done" in line for line in toggler._lines()):
+    while not toggler.done():
         results += load.Running(lab, "steady", 20, 0.05, target).result()
     toggler.wait(60)
     time.sleep(2)

@@ -143,16 +143,19 @@ class Toggler:
         self.offset, _ = clock_offset(lab, name)
         _start(lab, name, "lvs-bench-toggler.py", TOGGLER, port, cycles, seed, self.path, *up, *down)
 
-    def _lines(self):
+    def lines(self):
         try:
             with open(self.path, encoding="utf-8") as fh:
                 return [json.loads(line) for line in fh if line.endswith("\n")]
         except FileNotFoundError:
             return []
 
+    def done(self):
+        return any("done" in line for line in self.lines())
+
     def wait(self, timeout):
         deadline = time.monotonic() + timeout
-        while not any("done" in line for line in self._lines()):
+        while not self.done():
             assert time.monotonic() < deadline, f"the crash loop in {self.name} did not end within {timeout} s"
             time.sleep(1)
 
@@ -160,4 +163,4 @@ class Toggler:
         """``[(dead from, dead until), ...]`` in host time: from the moment the block
         was asked for (the earliest it can hold) to the moment it was lifted."""
         return [(line["dead"][0] - self.offset, line["dead"][3] - self.offset)
-                for line in self._lines() if "dead" in line]
+                for line in self.lines() if "dead" in line]

@@ -79,27 +79,52 @@ def locked(opts, name, timeout=LOCK_TIMEOUT):
         local.release()
 
 
-def _read(target):
+def _read(target, valid):
     with open(target, encoding="utf-8") as fh:
-        return json.load(fh)
+        data = json.load(fh, parse_constant=_no_constant)
+    wrong = valid(data) if valid else []
+    if wrong:
+        raise ValueError(f"not the record's shape: {'; '.join(wrong[:3])}")
+    return data
 
 
-def load(opts, name, default=None):
-    """The record ``name``, or ``default`` when there is none (or none that reads)."""
+def _no_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load(opts, name, default=None, valid=None):
+    """The record ``name``, or ``default`` when there is none (or none that reads).
+    ``valid(data)``: the problems of what was read (``lvstun.records``); a record with
+    problems counts as damaged."""
     target = path(opts, name)
     try:
-        return _read(target)
+        return _read(target, valid)
     except FileNotFoundError:
         return default
     except (ValueError, UnicodeDecodeError) as err:
         try:
-            previous = _read(f"{target}.prev")
+            previous = _read(f"{target}.prev", valid)
         except (OSError, ValueError, UnicodeDecodeError):
             log.error("lvs: record %s is damaged (%s) and has no readable previous version: starting from "
                       "an empty one", target, err)
             return default
         log.error("lvs: record %s is damaged (%s): using its previous version", target, err)
         return previous
+
+
+def versions(opts, name, valid=None):
+    """Both versions of the record ``name``, each ``(data, problem)``: ``(data, None)``
+    when it reads and fits ``valid``, ``(None, "missing")`` or ``(None, why)`` otherwise:
+    ``{"current": ..., "previous": ...}`` (for a reader that recovers by itself)."""
+    out = {}
+    for which, target in (("current", path(opts, name)), ("previous", f"{path(opts, name)}.prev")):
+        try:
+            out[which] = (_read(target, valid), None)
+        except FileNotFoundError:
+            out[which] = (None, "missing")
+        except (OSError, ValueError, UnicodeDecodeError) as err:
+            out[which] = (None, str(err))
+    return out
 
 
 def store(opts, name, data):
@@ -110,7 +135,7 @@ def store(opts, name, data):
     fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
+            json.dump(data, fh, allow_nan=False)  # strict JSON: NaN and infinities refused
             fh.flush()
             os.fsync(fh.fileno())
         if os.path.exists(target):

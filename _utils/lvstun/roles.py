@@ -72,6 +72,13 @@ def ipvs_services(site, health=None):
     return services
 
 
+def weights_of(services):
+    """``{spec: {dest: weight}}`` of ``ipvs_services``' answer (what a director's
+    weights are written and compared as)."""
+    return {spec: {dest: settings["weight"] for dest, settings in svc["destinations"].items()}
+            for spec, svc in services.items()}
+
+
 def _vips(site):
     return sorted({svc.vip for svc in site.services.values()}, key=netaddr.IPAddress)
 

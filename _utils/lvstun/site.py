@@ -22,10 +22,6 @@ from .address import parse as parse_address
 from .health import HEARTBEAT, HOLD
 
 PILLAR_KEY = "lvs"
-# On a minion: the record of the site the last highstate applied (lvs_site.remember), and
-# the lock under which it is written, or read and acted on (lvstun.owned).
-APPLIED_RECORD = "site-applied"
-APPLIED_LOCK = "site"
 ROLES = ("router", "director", "realserver")
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos")
 ROUTER_KINDS = ("linux", "ios")

@@ -129,3 +129,28 @@ def test_a_round_takes_more_probes_than_source_ports_each_answer_known_by_vip_po
     small = pc.Round("10.0.0.250", dict(list(probes.items())[:3]))
     assert small.ports[1] - small.ports[0] == 2 and all(small.ports[0] <= a.sport <= small.ports[1]
                                                        for a in small.attempts.values())
+
+
+def test_fall_refusals_take_a_backend_out_whatever_its_history_damping_delays_only_a_return():
+    """Down is never damped (issue 24): after any history of passes, refusals, silences,
+    holds and returns, a round of ``fall`` refusals leaves the backend down."""
+    from hypothesis import given, settings  # noqa: PLC0415
+    from hypothesis import strategies as st  # noqa: PLC0415
+
+    module = beacon()
+    checks = module.plan(lvstun.site.parse(site_tree()))  # http, fall 2, rise 2, hold 10
+    attempt = st.sampled_from([PASSED, REFUSED, SILENT])
+    history = st.lists(st.tuples(st.floats(0.05, 12), st.lists(attempt, min_size=1, max_size=3)), max_size=40)
+
+    @settings(max_examples=400, deadline=None)
+    @given(history)
+    def check(rounds):
+        state, now = {}, 1000.0
+        for gap, attempts in rounds:
+            now += gap
+            module.round_(state, checks, {"web rs1": attempts}, now)
+        module.round_(state, checks, {"web rs1": [REFUSED, REFUSED]}, now + 0.5)
+        assert "web rs1" in state["down"]
+        assert module.verdicts(state, checks) == {"rs1": ["web"]}
+
+    check()

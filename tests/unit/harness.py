@@ -1,0 +1,115 @@
+"""A master and its directors in folders, for the runner's and the directors' record
+logic: the runner's ``_client()`` answers through each director's own modules
+(``lvs_health``, ``lvs_site``, ``lvs_health``'s state ``table``), the kernel's IPVS table
+is a dict. Pure logic: no daemons, no kernel; what Salt itself does (authentication,
+the event bus, timeouts) is the functional and lab tests' part."""
+
+import copy
+import types
+
+import lvstun.gate
+import lvstun.roles
+import lvstun.site
+from tests.unit.checkout import load
+from tests.unit.test_health import site_tree
+
+
+class Director:
+    """One director: its cache folder, its loaded modules, its kernel's weights."""
+
+    def __init__(self, name, folder, tree):
+        self.name, self.tree, self.reachable = name, tree, True
+        self.kernel = {}  # {spec: {dest: weight}}
+        self.changes = []  # every weight change written: (spec, {dest: {"old", "new"}})
+        self.health = load(f"lvs_health_{name}", "_modules", "lvs_health.py")
+        self.site = load(f"lvs_site_{name}", "_modules", "lvs_site.py")
+        self.state = load(f"lvs_health_state_{name}", "_states", "lvs_health.py")
+        opts = {"cachedir": str(folder), "id": name, "test": False}
+        salt = {"lvs_site.config": self.site.config, "lvs_health.record": self.health.record,
+                "lvs_health.accept": self.health.accept, "lvs_health.note_set": self.health.note_set,
+                "lvs_exporter.set_view": lambda view, if_exporter=False: False,
+                "ipvs.set_weights": self.set_weights, "ipvs.list": self.table}
+        for module in (self.health, self.site, self.state):
+            module.__opts__, module.__salt__, module.__pillar__ = opts, salt, {"lvs": tree["lvs"]}
+        self.state.__states__ = {"ipvs.managed": self.managed}
+
+    def set_weights(self, weights):
+        changes = {}
+        for spec, dests in weights.items():
+            for dest, weight in dests.items():
+                have = self.kernel.setdefault(spec, {}).get(dest)
+                if have is None:
+                    changes.setdefault("missing", []).append(f"{spec} {dest}")
+                elif have != weight:
+                    self.kernel[spec][dest] = weight
+                    changes.setdefault(spec, {})[dest] = {"old": have, "new": weight}
+        self.changes += [(spec, dests) for spec, dests in changes.items() if spec != "missing"]
+        return changes
+
+    def managed(self, name, services, remove="drain"):
+        self.kernel = lvstun.roles.weights_of(services)
+        return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+    def table(self):
+        return [{"protocol": "tcp", "address": spec.split(":")[1], "port": int(spec.split(":")[2]), "fwmark": 0,
+                 "destinations": [{"address": d.rsplit(":", 1)[0], "port": int(d.rsplit(":", 1)[1]), "weight": w,
+                                   "active": 0, "inactive": 0} for d, w in dests.items()]}
+                for spec, dests in self.kernel.items()]
+
+    def highstate(self, pillar_record=None):
+        """What a highstate does with the records: remember the site (and the pillar's
+        health record), then the table from its decision."""
+        for module in (self.health, self.site, self.state):
+            module.__pillar__ = {"lvs": self.tree["lvs"], **({"lvs_health": pillar_record} if pillar_record else {})}
+        self.site.remember()
+        return self.state.table("lvs-site")
+
+    def call(self, fun, kwarg):
+        if not self.reachable:
+            return None
+        functions = {"lvs_health.apply": self.health.apply, "lvs_health.status": self.health.status,
+                     "lvs_health.reachability": self.health.reachability}
+        return copy.deepcopy(functions[fun](**kwarg))
+
+
+class Site:
+    """The seed site (plus director2): a runner whose directors answer for themselves,
+    and real servers whose reports the test sets."""
+
+    def __init__(self, tmp_path, monkeypatch, directors=("director",)):
+        tree = site_tree()
+        for index, name in enumerate(directors):
+            tree["lvs"]["directors"][name] = {"address": f"10.10.24.{2 + index}"}
+        self.tree = tree
+        self.site = lvstun.site.parse(tree)
+        monkeypatch.setattr(lvstun.gate, "_SITE", {})
+        monkeypatch.setattr(lvstun.gate, "_JOBS", {})
+        monkeypatch.setattr(lvstun.gate, "compile_site", lambda opts: self.site)
+        (tmp_path / "master").mkdir()
+        self.runner = load("lvs_runner_harness", "_runners", "lvs.py")
+        self.runner.__opts__ = {"cachedir": str(tmp_path / "master"), "id": "master", "conf_file": "/dev/null"}
+        self.directors = {}
+        for name in directors:
+            (tmp_path / name).mkdir()
+            self.directors[name] = Director(name, tmp_path / name, tree)
+            self.directors[name].highstate()
+        self.reports = {}  # minion -> what lvs_health.report answers
+        self.sent = []
+        monkeypatch.setattr(self.runner, "_client", lambda: types.SimpleNamespace(cmd=self.cmd))
+
+    def cmd(self, targets, fun, args=(), kwarg=None, tgt_type="glob", timeout=None, **_):
+        targets = targets if isinstance(targets, list) else [targets]
+        self.sent.append((fun, list(targets)))
+        out = {}
+        for target in targets:
+            if target in self.directors:
+                answer = self.directors[target].call(fun, kwarg or {})
+                if answer is not None:
+                    out[target] = answer
+            elif fun == "lvs_health.report" and target in self.reports:
+                out[target] = copy.deepcopy(self.reports[target])
+        return out
+
+    def weight(self, director, minion, spec="tcp:10.10.24.88:80"):
+        address = self.site.hosts[minion].address
+        return self.directors[director].kernel[spec][f"{address}:80"]
