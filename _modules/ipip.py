@@ -64,7 +64,8 @@ def _ensure_device(ipr, device):
 
 
 def tunnel(device=FALLBACK):
-    """Describe the tunnel device: ``{exists, up, mtu, addresses}``.
+    """Describe the tunnel device: ``{exists, up, mtu, addresses, kind}`` (``kind``:
+    the link's kind, ``ipip`` for a tunnel the pack can use).
 
     CLI Example:
 
@@ -75,9 +76,10 @@ def tunnel(device=FALLBACK):
     with IPRoute() as ipr:
         link = nl.link(ipr, device)
         if link is None:
-            return {"exists": False, "up": False, "mtu": None, "addresses": []}
+            return {"exists": False, "up": False, "mtu": None, "addresses": [], "kind": None}
         return {"exists": True, "up": bool(link["flags"] & 1), "mtu": link.get_attr("IFLA_MTU"),
-                "addresses": nl.addresses(ipr, link["index"])}
+                "addresses": nl.addresses(ipr, link["index"]),
+                "kind": link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")}
 
 
 def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
@@ -96,6 +98,9 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
     vips = _vips(vips)
     drifts = []
     state = tunnel(device)
+    if state["exists"] and state["kind"] != "ipip":
+        raise CommandExecutionError(f"{device} exists and is a {state['kind'] or 'device'}, not an ipip tunnel: "
+                                    "the VIPs go on tunl0 or an ipip device of the pack's (lvs:tunnel:device)")
     if not state["exists"]:
         drifts.append(drift.make("link", device, "present", "absent"))
     else:
@@ -108,19 +113,24 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
         prefix = 32 if ":" not in vip else 128
         if f"{vip}/{prefix}" not in have:
             drifts.append(drift.make("address", device, f"{vip}/{prefix}", None))
-    drifts += [drift.make("address", device, None, cidr) for cidr in _stale(have, vips)]
+    drifts += [drift.make("address", device, None, cidr) for cidr in _stale(have, vips, device)]
     wanted = {**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})}
     # The device's own settings appear with the device: its creation is the drift then.
     drifts += sysctl.drifts(wanted, skip=() if state["exists"] else (f".{device}.",))
     return drifts
 
 
-def _stale(have, vips):
-    """Addresses on the tunnel device that are no longer VIPs of this host and carry no
-    connection any more (a VIP still answering a client stays until it is idle)."""
+def _added(device):
+    """The addresses the pack put on ``device`` (its ``host-originals`` record)."""
+    return originals.normal(records.load(__opts__, originals.RECORD))["addresses"].get(device, [])
+
+
+def _stale(have, vips, device):
+    """VIPs the pack put on the tunnel device that are no longer this host's and carry
+    no connection any more (a VIP still answering a client stays until it is idle);
+    nothing it did not put there (``lvstun.tun.stale_vips``)."""
     wanted = {f"{vip}/{32 if ':' not in vip else 128}" for vip in vips}
-    busy = tun.addresses_in_use()
-    return sorted(cidr for cidr in have - wanted if cidr.split("/")[0] not in busy)
+    return tun.stale_vips(have, wanted, _added(device), tun.addresses_in_use())
 
 
 def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
@@ -163,7 +173,7 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
                 nl.add_address(ipr, index, f"{vip}/{prefix}")
             except NetlinkError as err:
                 raise CommandExecutionError(f"cannot add {vip}/{prefix} to {device}: {err}") from err
-        for cidr in _stale(set(nl.addresses(ipr, index)), vips):
+        for cidr in _stale(set(nl.addresses(ipr, index)), vips, device):
             try:
                 nl.del_address(ipr, index, cidr)
             except NetlinkError as err:
@@ -172,8 +182,8 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
 
 
 def check_absent(device=FALLBACK):
-    """What :func:`absent` would undo (drift records): every address on the tunnel
-    device, and the device's state as it was before the pack set it up.
+    """What :func:`absent` would undo (drift records): the addresses the pack put on the
+    tunnel device, and the device's state as it was before the pack set it up.
 
     CLI Example:
 
@@ -184,7 +194,8 @@ def check_absent(device=FALLBACK):
     state = tunnel(device)
     if not state["exists"]:
         return []
-    drifts = [drift.make("address", device, None, cidr) for cidr in sorted(state["addresses"])]
+    drifts = [drift.make("address", device, None, cidr)
+              for cidr in tun.stale_vips(state["addresses"], (), _added(device))]
     before = originals.normal(records.load(__opts__, originals.RECORD))["links"].get(device)
     if before is not None and not before["exists"]:
         drifts.append(drift.make("link", device, "absent", "present"))

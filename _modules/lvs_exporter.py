@@ -196,15 +196,22 @@ def set_view(site_view, if_exporter=False):
     return True
 
 
-def _listen_address(address=None, subnet=None):
-    """The address to listen on: ``address``, or this host's own address in ``subnet``."""
+def _listen_address(address=None, subnet=None, site_view=None):
+    """The address to listen on: ``address``, or this host's own address in ``subnet``
+    (the lowest, never a VIP of ``site_view``: the router maps VIPs to public
+    addresses, and a subnet such as the LAN holds them)."""
     if subnet is None:
         return address
-    found = __salt__["network.ip_addrs"](cidr=subnet)
+    vips = {svc.get("vip") for svc in ((site_view or {}).get("services") or {}).values()}
+    found = sorted((a for a in __salt__["network.ip_addrs"](cidr=subnet) if a not in vips), key=_numeric)
     if not found:
-        raise CommandExecutionError(f"this director has no address in {subnet} (lvs:metrics:listen) to serve "
-                                    "its metrics on")
-    return sorted(found)[0]
+        raise CommandExecutionError(f"this director has no address in {subnet} but VIPs (lvs:metrics:listen) to "
+                                    "serve its metrics on")
+    return found[0]
+
+
+def _numeric(address):
+    return tuple(int(part) for part in address.split("."))
 
 
 def check(port, address=None, subnet=None, site_view=None):
@@ -218,7 +225,7 @@ def check(port, address=None, subnet=None, site_view=None):
 
         salt director lvs_exporter.check 9847 address=10.10.24.2
     """
-    want = f"{_listen_address(address, subnet)}:{int(port)}"
+    want = f"{_listen_address(address, subnet, site_view)}:{int(port)}"
     now = status()
     have = f"{now['address']}:{now['port']}" if now["running"] else None
     drifts = [] if have == want else [drift.make("exporter", "process", want, have)]
@@ -245,7 +252,7 @@ def apply(port, address=None, subnet=None, site_view=None):
     if site_view is not None:
         set_view(site_view)
     if any(d["kind"] == "exporter" for d in drifts):
-        start(_listen_address(address, subnet), port)
+        start(_listen_address(address, subnet, site_view), port)
     return drifts
 
 

@@ -107,8 +107,8 @@ def interface(name):
 
 
 def _vip_drifts(ipr, vips):
-    """The director's VIPs: added when missing; stale ones (a /32 of the LAN that is no
-    longer a VIP) removed once idle."""
+    """The director's VIPs: added when missing; stale ones (a /32 of the LAN that the
+    pack added and that is no longer a VIP) removed once idle, nothing else."""
     ifname = vips["interface"]
     found = nl.link(ipr, ifname)
     if found is None:
@@ -120,9 +120,9 @@ def _vip_drifts(ipr, vips):
     in_use = tun.addresses_in_use()
     if "ipvs.list" in __salt__:
         in_use |= {svc["address"] for svc in __salt__["ipvs.list"](stats=False) if svc.get("address")}
-    for cidr in sorted(have - wanted):
-        net = netaddr.IPNetwork(cidr)
-        if net.prefixlen == 32 and net.ip in subnet and str(net.ip) not in in_use:
+    added = originals.normal(records.load(__opts__, originals.RECORD))["addresses"].get(ifname, [])
+    for cidr in tun.stale_vips(have, wanted, added, in_use):
+        if netaddr.IPNetwork(cidr).ip in subnet:
             drifts.append(drift.make("address", ifname, None, cidr))
     return drifts
 

@@ -113,13 +113,12 @@ def director(site, minion_id, health=None):
 
 def _metrics(site, host, health):
     """The exporter's settings (None: the site has none): the port, where it listens
-    (``address``, or ``subnet``: this host's own address in it) and the site's view."""
+    (``address``, or ``subnet``: this host's own address in it, never a VIP of the
+    view: ``lvs_exporter``) and the site's view."""
     if site.metrics.port is None:
         return None
     listen = site.metrics.listen
-    where = ({"address": host.address, "subnet": None} if listen == "lan" else
-             {"address": "0.0.0.0", "subnet": None} if listen == "any" else
-             {"address": None, "subnet": listen})
+    where = {"address": host.address, "subnet": None} if listen == "lan" else {"address": None, "subnet": listen}
     return {"port": site.metrics.port, **where, "view": metrics.view(site, health)}
 
 

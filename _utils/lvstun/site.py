@@ -32,6 +32,7 @@ CHECKS_FOR = {"tcp": ("http", "https", "tcp", "dns", "script", "none"), "udp": (
 IPIP_OVERHEAD = 20  # bytes an IPv4-in-IPv4 header adds to every request the director forwards
 TCP_IP_HEADERS = 40  # IPv4 + TCP headers without options: MSS = MTU - 40
 IFNAMSIZ = 16  # the kernel's limit for an interface name, its final NUL included
+WILDCARDS = '*?[]\\"'  # in an nftables interface name: patterns and quoting, never literal
 
 
 
@@ -219,9 +220,19 @@ class Site:
         return self.hosts_with_role("realserver")
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9._*/-]+")
+
+
+def path_text(path):
+    """A pillar path as errors name it (``lvs:realservers:rs1``); a key that is not
+    plain text (a newline, a colon, spaces) is quoted, so that one error stays one line
+    and the path reads unambiguously."""
+    return ":".join([PILLAR_KEY, *(str(key) if _PLAIN_KEY.fullmatch(str(key)) else repr(key) for key in path)])
+
+
 class _Errors(list):
     def add(self, path, problem):
-        self.append(f"{':'.join([PILLAR_KEY, *map(str, path)])}: {problem}")
+        self.append(f"{path_text(path)}: {problem}")
 
 
 def _known(errors, path, spec, part):
@@ -336,6 +347,7 @@ def parse(pillar):
     ipvs = parser.ipvs(tree.get("ipvs"))
     ha = parser.ha(tree.get("ha"))
     metrics = parser.metrics(tree.get("metrics"))
+    parser.across(tunnel)
     if parser.errors:
         raise SiteError(parser.errors)
     return Site(subnet=str(parser.subnet), gateway=parser.gateway, router=parser.router_, hosts=parser.hosts,
@@ -493,7 +505,7 @@ class _Parser:
         _unicast(errors, (*path, "vip"), vip, subnet)
         if vip is not None and vip in self.owners:
             errors.add((*path, "vip"), f"{vip} is the address of {self.owners[vip]}, not a free VIP")
-        public = _ip(errors, (*path, "public"), spec.get("public", vip))
+        public = _ip(errors, (*path, "public"), spec["public"]) if "public" in spec else vip
         if public != vip:
             _unicast(errors, (*path, "public"), public)
         protocol = _choice(errors, (*path, "protocol"), _default("service", "protocol", spec), tuple(PROTOCOLS))
@@ -574,6 +586,47 @@ class _Parser:
             backends.append(Backend(rs_id, host.address, bport, weight))
         return backends
 
+    def across(self, tunnel):
+        """What holds between sections: a site that validates must also work as a network."""
+        errors = self.errors
+        realservers = [h for h in self.hosts.values() if h.role == "realserver"]
+        directors = [h for h in self.hosts.values() if h.role == "director"]
+        # The VIPs go on the tunnel device, and stale ones come off it: never a NIC or lo.
+        nics = sorted({h.interface for h in realservers if h.interface == tunnel.device})
+        if tunnel.device == "lo" or nics:
+            what = "the loopback device" if tunnel.device == "lo" else "a real server's LAN interface"
+            errors.add(("tunnel", "device"), f"{tunnel.device!r} is {what}: the VIPs need an ipip device of their "
+                                             "own (tunl0, or a free name the pack creates)")
+        wan_ip = str(netaddr.IPNetwork(self.router_.wan_address).ip) if self.router_ and \
+            self.router_.wan_address else None
+        wan = netaddr.IPNetwork(self.router_.wan_address) if wan_ip else None
+        vips = {}
+        for svc in self.services.values():
+            path = ("services", svc.name)
+            if svc.vip is None:
+                continue
+            vips.setdefault(svc.vip, svc.name)
+            if svc.vip == wan_ip:
+                errors.add((*path, "vip"), f"{svc.vip} is the router's own WAN address: the router would keep "
+                                           "its traffic (a public address maps to a VIP: public)")
+            if len(directors) == 1 and self.subnet is not None and netaddr.IPAddress(svc.vip) not in self.subnet:
+                errors.add((*path, "vip"), f"{svc.vip} is outside the LAN {self.subnet}: a lone director holds "
+                                           "its VIPs on the LAN, where the router finds them by ARP (a VIP "
+                                           "outside the LAN is routed to the directors with several of them)")
+            public = netaddr.IPAddress(svc.public) if svc.public is not None and svc.public != svc.vip else None
+            if public is not None and wan is not None and wan.prefixlen < 31 and public in (wan.network, wan.broadcast):
+                which = "network" if public == wan.network else "broadcast"
+                errors.add((*path, "public"), f"{svc.public} is the {which} address of the router's WAN {wan.cidr}, "
+                                              "not an address it can hold")
+        for host in self.hosts.values():
+            if host.gateway is None:
+                continue
+            path = ("directors" if host.role == "director" else "realservers", host.minion_id, "gateway")
+            if host.gateway == host.address:
+                errors.add(path, f"{host.gateway} is the host's own address: it cannot be its gateway")
+            elif host.gateway in vips:
+                errors.add(path, f"{host.gateway} is the VIP of lvs:services:{vips[host.gateway]}, not a router")
+
     def ipvs(self, value):
         itree = _mapping(self.errors, ("ipvs",), value)
         _known(self.errors, ("ipvs",), itree, "ipvs")
@@ -629,13 +682,18 @@ class _Parser:
         got = {key: _default("metrics", key, mtree) for key in SCHEMA["metrics"]}
         port = None if got["port"] is None else _int(errors, (*path, "port"), got["port"], 1, 65535)
         listen = got["listen"]
-        if listen not in ("lan", "any"):
+        if listen == "any":
+            errors.add((*path, "listen"), "any would bind every address of the directors, their VIPs too, which "
+                                          "the router maps to public addresses: lan, or a subnet (a management "
+                                          "network)")
+            listen = "lan"
+        elif listen != "lan":
             try:
                 network = netaddr.IPNetwork(listen) if isinstance(listen, str) and "/" in listen else None
             except (netaddr.AddrFormatError, ValueError, TypeError):
                 network = None
             if network is None or network.version != 4 or network.ip != network.network:
-                errors.add((*path, "listen"), f"{listen!r} must be lan, any, or an IPv4 subnet (network/prefix, "
+                errors.add((*path, "listen"), f"{listen!r} must be lan or an IPv4 subnet (network/prefix, "
                                               "no host bits) holding each director's address to listen on")
                 listen = "lan"
             else:
@@ -669,11 +727,15 @@ def _floor(errors, path, value, count):
 
 def _name(errors, path, value):
     """An interface name the kernel takes: a string of 1 to 15 bytes (UTF-8), not '.'
-    or '..', without '/', ':', whitespace or NUL (``dev_valid_name``)."""
+    or '..', without '/', ':', whitespace or NUL (``dev_valid_name``); and matched as
+    written: no '*' (nftables' wildcard), '?', '[', ']', '\\' or '"' (its quoting)."""
     text = value if isinstance(value, str) else ""
     if (not isinstance(value, str) or not 0 < len(text.encode()) < IFNAMSIZ or text in (".", "..")
             or any(c in "/:\0" or c.isspace() for c in text)):
         errors.add(path, f"{value!r} is not an interface name")
+    elif any(c in WILDCARDS for c in text):
+        errors.add(path, f"{value!r}: an interface is named as written; "
+                         f"{' '.join(sorted(set(text) & set(WILDCARDS)))} would match others (nftables patterns)")
     return text
 
 

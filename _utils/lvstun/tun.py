@@ -44,6 +44,20 @@ def vip_list(vips):
     return sorted(set(out), key=lambda v: netaddr.IPAddress(v))
 
 
+def stale_vips(have, wanted, added, busy=()):
+    """The addresses to take off a device that holds VIPs: those in ``have`` (``a/p``)
+    that are not ``wanted``, are host addresses (/32, /128: a VIP), were ``added`` by the
+    pack (its ``host-originals`` record) and carry no connection (``busy``: addresses
+    answering a client now). Never anything else: a host's own address on that device,
+    a loopback's, or a VIP that an operator or another tool put there stay."""
+    out = []
+    for cidr in sorted(set(have) - set(wanted) & set(added)):
+        net = netaddr.IPNetwork(cidr)
+        if net.prefixlen == (32 if net.version == 4 else 128) and str(net.ip) not in busy:
+            out.append(cidr)
+    return out
+
+
 # TCP states (include/net/tcp_states.h) in which a socket needs its local address:
 # everything but LISTEN (0A), TIME_WAIT (06) and CLOSE (07).
 _BUSY_TCP_STATES = {"01", "02", "03", "04", "05", "08", "09", "0B", "0C"}

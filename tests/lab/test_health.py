@@ -35,6 +35,33 @@ def test_a_killed_service_is_drained_and_comes_back(healthy):
     hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 1, RESTORE)
 
 
+def _set_by_hand(lab, minion, weight):
+    code, _, err = lab.capture("director", "ipvsadm", "-e", "-t", hh.WEB, "-r", f"{hh.address(lab, minion)}:80",
+                               "-i", "-w", str(weight))
+    assert code == 0, err
+
+
+def test_a_weight_set_by_anything_else_is_put_back_within_a_round_and_logged(healthy):
+    """One writer decides a director's weights: a weight written by another tool is put
+    back to the decision within a round (0.5 s) and the repair is in the minion's log,
+    a decision that a backend is down included (issue 24)."""
+    lab = healthy
+    log_path = os.path.join(lab.host_dir("director"), "minion.log")
+    logged = os.path.getsize(log_path)
+    _set_by_hand(lab, "rs1", 7)
+    took = hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 1, 10, step=0.05)
+    assert took < 2, took  # a round, plus reading the table from outside the guest
+    hh.block_service(lab, "rs2")
+    hh.wait_for(lambda: hh.weight_of(lab, "rs2") == 0, TIMEOUT)
+    _set_by_hand(lab, "rs2", 1)  # a dead backend put back in by hand: the decision holds
+    hh.wait_for(lambda: hh.weight_of(lab, "rs2") == 0, 10, step=0.05)
+    with open(log_path, encoding="utf-8") as fh:
+        fh.seek(logged)
+        repairs = [line for line in fh if "lvs_health: repaired" in line]
+    assert any("10.10.24.21:80: weight 7 in the kernel" in line and "back to 1" in line for line in repairs), repairs
+    assert any("10.10.24.22:80: weight 1 in the kernel" in line and "back to 0" in line for line in repairs), repairs
+
+
 def test_a_broken_tunnel_drains_the_backend_though_its_service_answers(healthy):
     lab = healthy
     code, _, err = lab.capture("rs2", "ip", "link", "set", "tunl0", "down")

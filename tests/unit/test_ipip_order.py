@@ -33,7 +33,7 @@ def test_arp_sysctls_are_set_before_any_vip_is_added(monkeypatch):
         del_address=lambda ipr, index, cidr: calls.append(("del", cidr))))
     monkeypatch.setattr(ipip, "tun", types.SimpleNamespace(
         realserver_sysctls=lambda device, lan: {"net.ipv4.conf.all.arp_ignore": 1}, addresses_in_use=set,
-        vip_list=lambda vips: list(vips)))
+        vip_list=lambda vips: list(vips), stale_vips=lambda *a: []))
     ipip.present(["10.10.24.88"])
     assert calls.index(("sysctls", 1)) < calls.index(("add", "10.10.24.88/32"))
     assert calls[0] == "device"

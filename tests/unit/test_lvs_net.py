@@ -8,6 +8,8 @@ import types
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+import lvstun.owned
+import lvstun.tun
 from tests.unit.checkout import load
 
 VIP_ROUTES = {"vips": ["10.10.24.88"], "table": 4242, "advmss": 1440, "gateway": "10.10.24.1",
@@ -49,11 +51,12 @@ class FakeNetlink:
 
 
 @pytest.fixture(name="lvs_net")
-def fixture_lvs_net(monkeypatch):
+def fixture_lvs_net(monkeypatch, tmp_path):
     module = load("lvs_net_under_test", "_modules", "lvs_net.py")
     monkeypatch.setattr(module, "IPRoute", lambda: contextlib.nullcontext(object()), raising=False)
-    monkeypatch.setattr(module, "tun", types.SimpleNamespace(addresses_in_use=set))
+    monkeypatch.setattr(module, "tun", types.SimpleNamespace(addresses_in_use=set, stale_vips=lvstun.tun.stale_vips))
     module.__salt__ = {}
+    module.__opts__ = {"cachedir": str(tmp_path)}
     return module
 
 
@@ -113,10 +116,14 @@ def test_an_interface_that_is_not_there_fails_the_check(lvs_net, monkeypatch):
 
 def test_a_director_keeps_exactly_its_vips_and_keeps_a_busy_stale_one(lvs_net, monkeypatch):
     vips = {"interface": "eth0", "addresses": ["10.10.24.88/32"], "subnet": "10.10.24.0/24"}
-    held = ["10.10.24.2/24", "10.10.24.89/32", "10.10.24.90/32", "192.0.2.1/32"]
+    held = ["10.10.24.2/24", "10.10.24.89/32", "10.10.24.90/32", "10.10.24.91/32", "192.0.2.1/32"]
+    lvstun.owned.store(lvs_net.__opts__, "host-originals", {"addresses": {"eth0": [
+        "10.10.24.88/32", "10.10.24.89/32", "10.10.24.90/32", "192.0.2.1/32"]}})
     monkeypatch.setattr(lvs_net, "nl", FakeNetlink(addresses={2: held}))
-    monkeypatch.setattr(lvs_net, "tun", types.SimpleNamespace(addresses_in_use=lambda: {"10.10.24.90"}))
-    # Missing VIP added; a stale /32 of the LAN removed; a busy one (a connection) and
+    monkeypatch.setattr(lvs_net, "tun", types.SimpleNamespace(addresses_in_use=lambda: {"10.10.24.90"},
+                                                              stale_vips=lvstun.tun.stale_vips))
+    # Missing VIP added; a stale /32 of the LAN the pack added removed; a busy one (a
+    # connection), one the pack did not add (.91: an operator's, another tool's) and
     # addresses outside the LAN or of another prefix left alone.
     assert _names(lvs_net.check(vips=vips)) == ["address eth0 10.10.24.88/32 None",
                                                 "address eth0 None 10.10.24.89/32"]

@@ -156,7 +156,6 @@ def test_the_kept_templates_follow_the_table_and_the_view_between_scrapes():
 
 @pytest.mark.parametrize(("listen", "where"), [
     ("lan", {"address": "10.10.24.2", "subnet": None}),
-    ("any", {"address": "0.0.0.0", "subnet": None}),
     ("172.31.254.0/24", {"address": None, "subnet": "172.31.254.0/24"}),
 ])
 def test_the_director_role_gets_the_exporter_where_the_pillar_says(listen, where):
@@ -173,9 +172,11 @@ def test_port_null_turns_the_exporter_off():
 
 @pytest.mark.parametrize(("metrics_tree", "error"), [
     ({"port": 0}, "lvs:metrics:port: 0 must be an integer from 1 to 65535"),
-    ({"listen": "eth0"}, "lvs:metrics:listen: 'eth0' must be lan, any, or an IPv4 subnet"),
-    ({"listen": "172.31.254.7/24"}, "lvs:metrics:listen: '172.31.254.7/24' must be lan, any"),
-    ({"listen": "fd00::/64"}, "lvs:metrics:listen: 'fd00::/64' must be lan, any"),
+    ({"listen": "eth0"}, "lvs:metrics:listen: 'eth0' must be lan or an IPv4 subnet"),
+    ({"listen": "172.31.254.7/24"}, "lvs:metrics:listen: '172.31.254.7/24' must be lan or"),
+    ({"listen": "fd00::/64"}, "lvs:metrics:listen: 'fd00::/64' must be lan or"),
+    # Every address of the director, the VIPs the router maps to public addresses among them.
+    ({"listen": "any"}, "lvs:metrics:listen: any would bind every address of the directors, their VIPs too"),
     ({"lisen": "any"}, "lvs:metrics:lisen: unknown setting (did you mean listen?)"),
 ])
 def test_bad_metrics_settings_are_named_by_pillar_path(metrics_tree, error):

@@ -145,6 +145,22 @@ MALFORMED = [
     ("lvs:services:web:check", {"path": "/x HTTP/1.0\r\nHost: evil"},
      f"lvs:services:web:check:path: {'/x HTTP/1.0' + chr(13) + chr(10) + 'Host: evil'!r} is not an HTTP path"),
     ("lvs:services:web:check", {"path": "x"}, "lvs:services:web:check:path: 'x' is not an HTTP path"),
+    # Sites that validated but broke the network they describe (issue 25).
+    ("lvs:tunnel", {"device": "eth0"}, "lvs:tunnel:device: 'eth0' is a real server's LAN interface"),
+    ("lvs:tunnel", {"device": "lo"}, "lvs:tunnel:device: 'lo' is the loopback device"),
+    ("lvs:services:web:vip", "112.2.21.88", "lvs:services:web:vip: 112.2.21.88 is the router's own WAN address"),
+    ("lvs:services:web", {"vip": "192.0.2.10", "port": 80},
+     "lvs:services:web:vip: 192.0.2.10 is outside the LAN 10.10.24.0/24: a lone director"),
+    ("lvs:services:web:public", "112.2.21.0", "lvs:services:web:public: 112.2.21.0 is the network address of the "
+                                              "router's WAN 112.2.21.0/24"),
+    ("lvs:services:web:public", "112.2.21.255", "lvs:services:web:public: 112.2.21.255 is the broadcast address"),
+    ("lvs:realservers:rs1:gateway", "10.10.24.88", "lvs:realservers:rs1:gateway: 10.10.24.88 is the VIP of "
+                                                   "lvs:services:web, not a router"),
+    ("lvs:directors:director:gateway", "10.10.24.2", "lvs:directors:director:gateway: 10.10.24.2 is the host's own"),
+    ("lvs:router:wan_interface", "wan*", "lvs:router:wan_interface: 'wan*': an interface is named as written; *"),
+    ("lvs:router:lan_interface", "*", "lvs:router:lan_interface: '*': an interface is named as written"),
+    ("lvs:metrics", {"listen": "any"}, "lvs:metrics:listen: any would bind every address"),
+    ("lvs:realservers:rs1\nevil", {"address": "10.10.24.24"}, "lvs:realservers:'rs1\\nevil':"),
 ]
 
 
@@ -155,6 +171,24 @@ def test_malformed_site_is_rejected_naming_the_path(seed, path, value, expected)
     with pytest.raises(lvstun.site.SiteError) as err:
         lvstun.site.parse(site)
     assert any(e.startswith(expected) for e in err.value.errors), err.value.errors
+
+
+def test_a_key_with_a_newline_is_quoted_in_its_error_which_stays_one_line(seed):
+    seed["lvs"]["realservers"]["rs1\nevil: 1"] = {"address": "10.10.24.24"}
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(seed)
+    assert err.value.errors == ["lvs:realservers:'rs1\\nevil: 1': 'rs1\\nevil: 1' is not a minion id (letters, "
+                                "digits, '.', '_', '-'; quote it in YAML when it looks like a number)"]
+    assert all("\n" not in line for line in err.value.errors)
+
+
+def test_an_ipv6_vip_is_one_error_not_two(seed):
+    seed["lvs"]["services"]["web"].pop("public")
+    seed["lvs"]["services"]["web"]["vip"] = "fd00::88"
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(seed)
+    assert [e for e in err.value.errors if e.startswith("lvs:services:web")] == [
+        "lvs:services:web:vip: 'fd00::88' is an IPv6 address: the site is IPv4 (ipip tunnels carry IPv4)"]
 
 
 def test_vlan_interface_names_are_valid(seed):
@@ -267,5 +301,19 @@ def test_the_docs_reference_documents_exactly_the_schema():
     assert set(documented) == set(lvstun.site.SCHEMA)
     for part, keys in documented.items():
         assert keys == set(lvstun.site.SCHEMA[part]), part
+    # ... and its values are the defaults, where a setting has one of its own (not
+    # required, not derived from another value, not a section of its own).
+    shown = {"site": [tree], "lan": [tree["lan"]], "router": [tree["router"]],
+             "director": list(tree["directors"].values()), "realserver": list(tree["realservers"].values()),
+             "service": services, "check": [s["check"] for s in services],
+             "backend": [b for s in services for b in s["backends"].values()], "tunnel": [tree["tunnel"]],
+             "ipvs": [tree["ipvs"]], "ha": [tree["ha"]], "metrics": [tree["metrics"]], "health": [tree["health"]]}
+    wrong = []
+    for part, spec in lvstun.site.SCHEMA.items():
+        for key, default in spec.items():
+            if default is lvstun.site.REQUIRED or isinstance(default, (lvstun.site.Derived, dict)):
+                continue
+            wrong += [f"{part}:{key}: {m[key]!r}, default {default!r}" for m in shown[part] if m.get(key) != default]
+    assert wrong == []
     # The documented example is itself a valid site, defaults and all.
     lvstun.site.parse({"lvs": {**tree, "services": {"web": {**services[0], "sorry": None}}}})
