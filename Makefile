@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: lab test test-fast lint bootstrap down
+.PHONY: lab test test-fast lint bootstrap down try-salt
 
 bootstrap:
 	@scripts/bootstrap
@@ -24,3 +24,7 @@ test-fast: bootstrap lint
 
 down:
 	$(BIN)/lvs-lab down
+
+## The unit and functional layers on the newest Salt 3008 the index has (a venv of its own).
+try-salt:
+	@scripts/try-newest-salt

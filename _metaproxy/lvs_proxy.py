@@ -16,41 +16,74 @@ Use it in the proxy's configuration (the pack must be installed on the proxy's h
     # /etc/salt/proxy
     metaproxy: lvs_proxy
 
-It wraps internals of the standard metaproxy (``post_master_init``, the proxy's
-``_load_modules``) as they are in the Salt release it was written and tested for, and
-refuses to start on any other: check there whether the hang is still there
-(``scripts/repro-proxy-start-hang``), then either go back to ``metaproxy: proxy`` or test
-this module on that release and add it to ``WRITTEN_FOR``.
+It wraps internals of the standard metaproxy: its ``post_master_init`` (a coroutine
+of ``(self, master)`` that loads the proxy's modules through ``self._load_modules`` and
+then calls ``saltutil.sync_all``) and the functions it delegates to. It checks exactly
+that before the proxy starts (:func:`check_internals`), whatever the release's number:
+a release whose internals differ stops the proxy with a message saying what changed
+(tested first on 3008.4; 3008.5's code is the same); a release that no longer syncs at
+start does not need the workaround, which then only says so. The hang itself:
+``scripts/repro-proxy-start-hang``.
 """
 
 import asyncio
+import inspect
 import logging
 
-import salt.version
 from salt.metaproxy import proxy as _standard
 
 log = logging.getLogger(__name__)
 _SYNC = "saltutil.sync_all"
-WRITTEN_FOR = ("3008.4",)  # Salt releases this workaround was tested on
+TESTED_ON = ("3008.4", "3008.5")  # releases whose proxy start this was run against (informative)
+# What the workaround takes from the standard metaproxy: name -> (coroutine?, parameters).
+DELEGATES = {
+    "post_master_init": (True, ["self", "master"]),
+    "target": (False, ["cls", "minion_instance", "opts", "data", "connected", "creds_map"]),
+    "thread_return": (False, ["cls", "minion_instance", "opts", "data"]),
+    "thread_multi_return": (False, ["cls", "minion_instance", "opts", "data"]),
+    "handle_payload": (True, ["self", "payload"]),
+    "handle_decoded_payload": (True, ["self", "data"]),
+    "target_load": (False, ["self", "load"]),
+    "tune_in": (False, ["self", "start"]),
+}
 
 
-def check_salt_version(version=None):
-    """Raise RuntimeError unless the running Salt is one this workaround was written for."""
-    version = version or salt.version.__saltstack_version__.string
-    if version not in WRITTEN_FOR:
+def check_internals(standard=_standard):
+    """Raise RuntimeError when the standard metaproxy lacks what this workaround wraps
+    (a function, its parameters, whether it is a coroutine); return whether its start
+    still loads the proxy's modules and syncs them (the hang): False means the workaround
+    is not needed on this release."""
+    problems = []
+    for name, (coroutine, params) in DELEGATES.items():
+        func = getattr(standard, name, None)
+        if not callable(func):
+            problems.append(f"{name} is gone")
+            continue
+        if inspect.iscoroutinefunction(func) != coroutine:
+            problems.append(f"{name} is {'no longer' if coroutine else 'now'} a coroutine")
+        have = list(inspect.signature(func).parameters)
+        if have != params:
+            problems.append(f"{name} takes ({', '.join(have)}), not ({', '.join(params)})")
+    if problems:
         raise RuntimeError(
-            f"metaproxy lvs_proxy was written for Salt {', '.join(WRITTEN_FOR)} and this is Salt {version}: "
-            "run scripts/repro-proxy-start-hang of salt-lvs-tun to see whether this release still hangs at "
-            "proxy start; if not, use 'metaproxy: proxy'; if so, test lvs_proxy here and add the release to "
-            "WRITTEN_FOR (docs/pillar.md)")
+            "metaproxy lvs_proxy wraps Salt's standard proxy metaproxy, which changed in this release: "
+            f"{'; '.join(problems)}. Run scripts/repro-proxy-start-hang of salt-lvs-tun: if the standard "
+            "one starts, use 'metaproxy: proxy'; otherwise this workaround must be adapted (docs/pillar.md)")
+    source = inspect.getsource(standard.post_master_init)
+    return "_load_modules" in source and _SYNC.split(".")[1] in source
 
 
 async def post_master_init(self, master):
     try:
-        check_salt_version()
+        needed = check_internals()
     except RuntimeError as err:
         log.critical("%s", err)
         raise
+    if not needed:
+        log.warning("lvs_proxy: this Salt's proxy start no longer syncs its modules on the event loop: "
+                    "'metaproxy: proxy' will do (scripts/repro-proxy-start-hang)")
+        await _standard.post_master_init(self, master)
+        return
     load_modules = self._load_modules
     deferred = {}
 

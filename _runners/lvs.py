@@ -61,6 +61,18 @@ def _client():
     return salt.client.get_local_client(__opts__["conf_file"])
 
 
+def _cmd(*args, **kwargs):
+    """``LocalClient.cmd`` with a client of its own, destroyed after (no client left for
+    the interpreter's exit to warn about)."""
+    client = _client()
+    try:
+        return client.cmd(*args, **kwargs)
+    finally:
+        destroy = getattr(client, "destroy", None)
+        if destroy is not None:
+            destroy()
+
+
 def _site():
     """The site, from the pillar as the master compiles it (``lvstun.gate.compile_site``)."""
     try:
@@ -168,7 +180,7 @@ def _push(site, before):
 
 
 def _send(directors, record):
-    return _client().cmd(directors, "lvs_health.apply", [], kwarg={"record": record}, tgt_type="list",
+    return _cmd(directors, "lvs_health.apply", [], kwarg={"record": record}, tgt_type="list",
                          timeout=PUSH_TIMEOUT)
 
 
@@ -319,7 +331,7 @@ def _report(minion, site):
     ``minion`` backs are kept, healthy only when it says so with ``true``; a weight
     only from a service whose check is a dynamic script, an integer in IPVS's range;
     a report time in the future counts as now."""
-    ret = _client().cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT)
+    ret = _cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT)
     report = ret.get(minion)
     services = report.get("services") if isinstance(report, dict) else None
     if not isinstance(services, dict):
@@ -369,7 +381,7 @@ def _hosts():
     _retry_pending(site)
     directors = sorted(host.minion_id for host in site.directors)
     asked_at = time.time()
-    ret = _client().cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=ASK_TIMEOUT)
+    ret = _cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=ASK_TIMEOUT)
     views = [view for view in (ret.get(d) for d in directors) if isinstance(view, dict)]
     result = {"answered": sorted(d for d in directors if isinstance(ret.get(d), dict))}
     with _record() as record:
@@ -400,7 +412,7 @@ def _router_call(site, fun, *args):
     if site.router.kind != "linux" or len(site.directors) < 2:
         raise SaltInvocationError("directors are drained on a Linux router of a site with several directors")
     rid = site.router.minion_id
-    ret = _client().cmd(rid, fun, list(args), timeout=30, full_return=True).get(rid)
+    ret = _cmd(rid, fun, list(args), timeout=30, full_return=True).get(rid)
     if not isinstance(ret, dict) or ret.get("retcode"):
         raise SaltInvocationError(f"{rid} did not run {fun}: {ret.get('ret') if isinstance(ret, dict) else ret}")
     return ret["ret"]
@@ -408,7 +420,7 @@ def _router_call(site, fun, *args):
 
 def _forwarded(director):
     """Packets ``director`` has received for its virtual services (None: no answer)."""
-    table = _client().cmd(director, "ipvs.list", timeout=15).get(director)
+    table = _cmd(director, "ipvs.list", timeout=15).get(director)
     if not isinstance(table, list):
         return None
     return sum(svc.get("stats", {}).get("inpkts", 0) for svc in table)
@@ -536,7 +548,7 @@ def status():
     record = _current()
     directors = sorted(host.minion_id for host in site.directors)
     # Each director's table, what its own path checks take out, and its copy of the record.
-    answers = _client().cmd(directors, "lvs_health.status", tgt_type="list", timeout=15)
+    answers = _cmd(directors, "lvs_health.status", tgt_type="list", timeout=15)
     answers = {d: a for d, a in answers.items() if isinstance(a, dict)}
     tables = {d: a.get("table") for d, a in answers.items()}
     paths = {d: a.get("local") for d, a in answers.items()}

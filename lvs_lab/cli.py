@@ -136,6 +136,11 @@ def main(argv=None):
     except lab_mod.LabError as err:
         print(f"lvs-lab: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`lvs-lab exec HOST -- CMD | head`): end quietly, as any
+        # Unix tool does, and keep Python from complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ host), tests/lab (real kernels: the lab). Run the fast layers with ``-m "not lab
 
 import logging
 import os
+import pathlib
+import shutil
 import sys
 import tempfile
 
@@ -20,6 +22,17 @@ def pytest_collection_modifyitems(items):
         parts = os.path.relpath(str(item.fspath), os.path.join(REPO, "tests")).split(os.sep)
         if parts[0] in LAYERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture(scope="session")
+def salt_factories_default_root_dir():
+    """pytest-salt-factories' root folder, one per test session (short: unix sockets
+    live there). Its default, the system's temp folder, is shared by every checkout on
+    the machine, and the daemons' launcher scripts it writes there once name the first
+    checkout's Python: a second checkout's tests would run another Salt without a word."""
+    root = tempfile.mkdtemp(prefix="lvsf-")
+    yield pathlib.Path(root)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 DAEMON_RECORDS = os.path.join(tempfile.gettempdir(), "salt-lvs-tun-tests-daemon-records.log")
@@ -45,3 +58,16 @@ def pytest_unconfigure(config):
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"Salt daemons' records received before logging was set up: {DAEMON_RECORDS}")
+
+
+def pytest_report_header():
+    """The versions this run tests (pinned by constraints.txt)."""
+    import importlib.metadata  # noqa: PLC0415
+
+    found = []
+    for name in ("salt", "pyroute2", "netaddr", "pytest-salt-factories"):
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} missing")
+    return "lvs: " + ", ".join(found)

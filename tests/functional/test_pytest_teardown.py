@@ -38,3 +38,14 @@ def test_late_daemon_records_go_to_a_file_not_into_a_closed_stream(tmp_path):
     assert DAEMON_RECORDS in proc.stdout
     with open(DAEMON_RECORDS, encoding="utf-8") as fh:
         assert "late record from a daemon" in fh.read()
+
+
+def test_the_salt_daemons_of_a_test_run_are_launched_by_this_checkouts_python(salt_factories):
+    """Each test session writes launcher scripts of its own (tests/conftest.py): a run
+    from another checkout, with another virtualenv, never uses this one's (issue 25)."""
+    import tempfile  # noqa: PLC0415
+
+    script = salt_factories.get_salt_script_path("salt-master")
+    assert os.path.dirname(os.path.dirname(script)) != tempfile.gettempdir()
+    assert str(salt_factories.scripts_dir).startswith(os.path.join(tempfile.gettempdir(), "lvsf-"))
+    assert salt_factories.python_executable == sys.executable

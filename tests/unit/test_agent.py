@@ -45,3 +45,25 @@ def test_large_output_arrives_whole(address):
 def test_missing_program_is_exit_127(address):
     code, out, err = _run(address, ["/nonexistent/program"])
     assert code == 127 and out == b"" and b"/nonexistent/program" in err
+
+
+def test_lvs_lab_exec_into_a_closed_pipe_ends_quietly():
+    """``lvs-lab exec HOST -- CMD | head`` ends without a BrokenPipeError traceback."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    script = ("import sys, lvs_lab.cli as cli\n"
+              "class Lab:\n"
+              "    def exec(self, name, argv):\n"
+              "        for _ in range(100000):\n"
+              "            sys.stdout.buffer.write(b'x' * 100 + b'\\n')\n"
+              "        return 0\n"
+              "cli._up_lab = Lab\n"
+              "sys.exit(cli.main(['exec', 'rs1', '--', 'yes']))\n")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run(f"{sys.executable} -c \"$SCRIPT\" | head -c 10 > /dev/null; echo \"${{PIPESTATUS[0]}}\"",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, cwd=repo,
+                          env={**os.environ, "SCRIPT": script}, timeout=60, check=False)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == "141"
