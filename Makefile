@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: lab test test-fast lint bootstrap down try-salt
+.PHONY: lab test test-fast lint bootstrap down try-salt bench
 
 bootstrap:
 	@scripts/bootstrap
@@ -24,6 +24,10 @@ test-fast: bootstrap lint
 
 down:
 	$(BIN)/lvs-lab down
+
+## Performance on Debian's stock kernel (QEMU) beside the lab's UML kernel (bench/reference.py).
+bench: bootstrap
+	$(BIN)/python bench/reference.py
 
 ## The unit and functional layers on the newest Salt 3008 the index has (a venv of its own).
 try-salt:

@@ -26,6 +26,7 @@ and their ratios, the process's peak memory, and with
 
 import argparse
 import cProfile
+import json
 import os
 import pstats
 import resource
@@ -77,6 +78,26 @@ def save_text(services):
     return lines
 
 
+CPU = {}  # op name -> [(user, system) seconds of each run], this process and its children
+
+
+class cpu:
+    """Context: the CPU time (user, system) spent in the block by this process and its
+    children (``ipvsadm``), added to ``CPU[name]``."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.before = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+
+    def __exit__(self, *exc):
+        after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        user = sum(a.ru_utime - b.ru_utime for a, b in zip(after, self.before, strict=True))
+        system = sum(a.ru_stime - b.ru_stime for a, b in zip(after, self.before, strict=True))
+        CPU.setdefault(self.name, []).append((user, system))
+
+
 def ipvsadm(*argv, stdin=None):
     began = time.perf_counter()
     proc = subprocess.run(argv, input=stdin, capture_output=True, check=True)
@@ -113,6 +134,7 @@ def main():
     parser.add_argument("--dests", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="time the stages of one first apply")
+    parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--hotspots", action="store_true",
                         help="also profile one first apply with cProfile (slow on UML: minutes at 11,000 entries)")
     args = parser.parse_args()
@@ -124,29 +146,33 @@ def main():
     entries = args.services * (1 + args.dests)
     runs = {name: [] for name in ("restore", "first", "save", "again", "one", "weights")}
 
-    def managed(services):
+    def managed(services, name=None):
         began = time.perf_counter()
-        ret = states["ipvs.managed"](name="bench", services=services)
+        with cpu(name or "other"):
+            ret = states["ipvs.managed"](name="bench", services=services)
         elapsed = time.perf_counter() - began
         assert ret["result"] is True, ret["comment"]
         return elapsed, ret
 
     for _ in range(args.runs):
         clear()
-        runs["restore"].append(ipvsadm("ipvsadm-restore", stdin=restore_input)[0])
+        with cpu("restore"):
+            runs["restore"].append(ipvsadm("ipvsadm-restore", stdin=restore_input)[0])
         assert oracle() == expected
-        runs["save"].append(ipvsadm("ipvsadm-save", "-n")[0])
+        with cpu("save"):
+            runs["save"].append(ipvsadm("ipvsadm-save", "-n")[0])
         clear()
-        elapsed, first = managed(want)
+        elapsed, first = managed(want, "first")
         runs["first"].append(elapsed)
         assert len(first["changes"]) == entries and oracle() == expected
-        elapsed, again = managed(want)
+        report = report_size(first)
+        elapsed, again = managed(want, "again")
         runs["again"].append(elapsed)
         assert again["changes"] == {}
         spec = next(iter(want))
         changed = {**want, spec: {**want[spec], "destinations": {**want[spec]["destinations"],
                                                                   "10.10.24.21:80": {"weight": 7}}}}
-        elapsed, one = managed(changed)
+        elapsed, one = managed(changed, "one")
         runs["one"].append(elapsed)
         assert len(one["changes"]) == 1 and oracle() == sorted(
             line.replace("-r 10.10.24.21:80 -i -w 1 ", "-r 10.10.24.21:80 -i -w 7 ") if line.startswith(
@@ -156,7 +182,8 @@ def main():
         for spec in list(want)[:20]:
             weights[spec] = {dest: 0 for dest in list(want[spec]["destinations"])[:10]}
         began = time.perf_counter()
-        result = mods["ipvs.set_weights"](weights)
+        with cpu("weights"):
+            result = mods["ipvs.set_weights"](weights)
         runs["weights"].append(time.perf_counter() - began)
         changed_count = sum(len(v) for k, v in result.items() if k != "missing")
         zeroed = {(spec.split(":", 1)[1], dest) for spec, dests in weights.items() for dest in dests}
@@ -173,25 +200,39 @@ def main():
             ("ipvsadm-save -n of the table", "save"), ("ipvs.managed no-change re-apply", "again"),
             ("ipvs.managed one-destination change", "one"), ("ipvs.set_weights, 200 weights", "weights")]
     for label, name in rows:
-        print(f"  {label:<40} {fig[name]:8.3f} s   ({', '.join(f'{v:.3f}' for v in runs[name])})")
+        user, system = (median(part) for part in zip(*CPU[name], strict=True))
+        print(f"  {label:<40} {fig[name]:8.3f} s   ({', '.join(f'{v:.3f}' for v in runs[name])}); CPU user "
+              f"{user:.3f} s, system {system:.3f} s")
     print(f"  first apply: {fig['restore'] / fig['first']:.2f}x faster than ipvsadm-restore")
     print(f"  no-change re-apply: {fig['again'] / fig['save']:.2f}x the time of ipvsadm-save -n")
     extra = median(one - again for one, again in zip(runs["one"], runs["again"], strict=True))
     print(f"  one-destination change: {extra:+.3f} s over the no-change re-apply (median of the paired runs)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak memory of this process (Salt's loader included): {peak:.0f} MiB")
+    print(f"  the first apply's return (what state.apply sends the master): {report['bytes'] / 1e6:.2f} MB of JSON, "
+          f"{report['changes']} changes; Salt's highstate outputter renders it in {report['render']:.2f} s")
+    stages = {}
     if args.profile:
         clear()
         stages = timed_stages(mods, states)
         began = time.perf_counter()
-        managed(want)
+        managed(want, "profiled")
         total = time.perf_counter() - began
-        print(f"where the time of one first apply goes ({total:.3f} s, timers around each stage):")
-        for stage, seconds in stages.items():
-            print(f"  {stage:<58} {seconds:7.3f} s  {100 * seconds / total:5.1f} %")
-        rest = total - sum(seconds for stage, seconds in stages.items() if not stage.startswith(" "))
+        user, system = CPU["profiled"][-1]
+        print(f"where the time of one first apply goes ({total:.3f} s; CPU user {user:.3f} s, system "
+              f"{system:.3f} s; timers around each stage: wall, user, system):")
+        for stage, (wall, s_user, s_system) in stages.items():
+            print(f"  {stage:<58} {wall:7.3f} s  {100 * wall / total:5.1f} %  user {s_user:.3f}  system "
+                  f"{s_system:.3f}")
+        rest = total - sum(wall for stage, (wall, _, _) in stages.items() if not stage.startswith(" "))
         print(f"  {'the rest (Salt state wrappers, ownership record, Python)':<58} {rest:7.3f} s  "
               f"{100 * rest / total:5.1f} %")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"kernel": os.uname().release, "entries": entries, "runs": runs, "medians": fig,
+                       "cpu": {name: [median(part) for part in zip(*values, strict=True)]
+                               for name, values in CPU.items()},
+                       "peak_mib": peak, "report": report, "stages": stages}, fh)
     if args.hotspots:
         clear()
         profiler = cProfile.Profile()
@@ -203,8 +244,25 @@ def main():
     return 0
 
 
+def report_size(ret):
+    """What a state's return costs on its way to the user: its JSON's size, and the
+    time Salt's highstate outputter takes to render it on the master's CLI."""
+    import salt.config  # noqa: PLC0415
+    import salt.output  # noqa: PLC0415
+
+    data = {"bench": {"ipvs_|-bench_|-bench_|-managed": {**ret, "__run_num__": 0, "__sls__": "bench",
+                                                            "start_time": "00:00:00", "duration": 0.0}}}
+    opts = salt.config.master_config(None)
+    opts.update(color=False, state_verbose=True, state_output="full")
+    began = time.perf_counter()
+    text = salt.output.out_format(data, "highstate", opts)
+    return {"bytes": len(json.dumps(ret)), "changes": len(ret["changes"]), "render": time.perf_counter() - began,
+            "lines": text.count("\n")}
+
+
 def timed_stages(mods, states):
-    """Wrap the stages of an apply with timers: ``{stage: seconds}`` filled as they run."""
+    """Wrap the stages of an apply with timers: ``{stage: [wall, user CPU, system CPU]}``
+    (seconds) filled as they run."""
     assert mods["ipvs.list"] and states["ipvs.managed"]  # loaded: their lvstun modules are the ones to wrap
     ipvsclient, ipvs = sys.modules["lvstun.ipvsclient"], sys.modules["lvstun.ipvs"]
     stages = {}  # filled in the order the stages are wrapped below
@@ -213,11 +271,14 @@ def timed_stages(mods, states):
         original = getattr(owner, name)
 
         def wrapped(*args, **kwargs):
-            began = time.perf_counter()
+            began, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
             try:
                 return original(*args, **kwargs)
             finally:
-                stages[stage] = stages.get(stage, 0) + time.perf_counter() - began
+                now = resource.getrusage(resource.RUSAGE_SELF)
+                for index, spent in enumerate((time.perf_counter() - began, now.ru_utime - used.ru_utime,
+                                               now.ru_stime - used.ru_stime)):
+                    stages[stage][index] += spent
 
         setattr(owner, name, wrapped)
 
@@ -229,7 +290,7 @@ def timed_stages(mods, states):
         (ipvsclient.Client, "_send_batch", "  of which: send() calls (the kernel applying) and errors"),
     )
     for owner, name, stage in wrapped:
-        stages[stage] = 0
+        stages[stage] = [0.0, 0.0, 0.0]
         timer(owner, name, stage)
     return stages
 

@@ -79,6 +79,14 @@ def memory(pid):
     return tuple(int(fields[key].split()[0]) / 1024 for key in ("VmHWM", "VmRSS"))
 
 
+def cpu_seconds(pid):
+    """(user, system) CPU seconds ``pid`` has used (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
 def scrape(port):
     """One scrape as Prometheus makes it (``Accept-Encoding: gzip``), read by a client
     that does nothing else (it shares the director's CPU with the exporters):
@@ -175,6 +183,7 @@ def main():
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--record", help="also save the kernel's replies of one table read here")
     parser.add_argument("--replay", help="time the exporter's work on saved replies (no kernel needed)")
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     if args.replay:
         replay(args.replay, args.runs, args.services, args.dests)
@@ -213,8 +222,12 @@ def main():
         print(f"{args.services} services x {args.dests} backends ({entries} destinations), "
               f"{args.runs} scrapes each, in turns, after one warm-up scrape each, gzip asked for"
               + (f"; the director's own exporter paused (pids {paused})" if paused else ""))
+        figures = {"kernel": os.uname().release, "destinations": entries, "runs": times}
         for name, label in (("pack", "lvstun.exporter"), ("node", "node_exporter --collector.ipvs")):
             peak, now = memory(procs[name].pid)
+            figures[name] = {"median": statistics.median(times[name]), "samples": samples(bodies[name]),
+                             "bytes": len(bodies[name]), "sent": len(answers[name]), "peak_mib": peak,
+                             "cpu": cpu_seconds(procs[name].pid)}
             print(f"  {label:32} median {statistics.median(times[name]):.3f} s (min {min(times[name]):.3f}, "
                   f"max {max(times[name]):.3f}); {samples(bodies[name])} samples, {len(bodies[name]) / 1e6:.1f} MB "
                   f"({len(answers[name]) / 1e6:.2f} MB sent); "
@@ -222,6 +235,13 @@ def main():
         ratio = statistics.median(times["pack"]) / statistics.median(times["node"])
         per_sample = ratio * samples(bodies["node"]) / samples(bodies["pack"])
         print(f"  ratio pack/node_exporter: {ratio:.2f}x per scrape, {per_sample:.2f}x per sample")
+        for name in procs:
+            user, system = figures[name]["cpu"]
+            print(f"  CPU of {name} over its {args.runs + 1} scrapes and start: user {user:.2f} s, "
+                  f"system {system:.2f} s")
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump({**figures, "ratio": ratio}, fh)
     finally:
         for pid in paused:
             os.kill(pid, signal.SIGCONT)
