@@ -124,8 +124,46 @@ def dest_key(dest):
     return nla(ATTR["cmd"]["dest"] | NLA_F_NESTED, nested("dest", {"addr": dest["address"], "port": dest["port"]}))
 
 
+# A destination with every setting, as one struct (a table's first apply writes thousands):
+# the nested IPVS_CMD_ATTR_DEST and, in it, addr, port, fwd_method, weight, u_thresh,
+# l_thresh, addr_family (and for a tunnel: tun_type, tun_port, tun_flags), each attribute
+# header (length, type) then its value padded to 4 bytes, as :func:`nested` lays them out.
+_DEST_HEAD = "=HH" + "HH16s" + "HHH2x" + "HHI" * 4 + "HHH2x"
+_DEST_PLAIN = struct.Struct(_DEST_HEAD)
+_DEST_TUNNEL = struct.Struct(_DEST_HEAD + "HHB3x" + "HHH2x" + "HHH2x")
+_ADDR_BYTES = {}  # address text -> its 16 bytes (a table names the same real servers in every service)
+
+
+def _addr16(text):
+    raw = _ADDR_BYTES.get(text)
+    if raw is None:
+        raw = _PACK["addr"](text)
+        if len(_ADDR_BYTES) < 1 << 16:
+            _ADDR_BYTES[text] = raw
+    return raw
+
+
 def dest_full(dest):
-    """IPVS_CMD_ATTR_DEST with every setting of ``dest`` (a desired destination record)."""
+    """IPVS_CMD_ATTR_DEST with every setting of ``dest`` (a desired destination record):
+    the bytes :func:`dest_full_generic` makes, packed in one call."""
+    address, numbers = dest["address"], ATTR["dest"]
+    head = (numbers["addr"], _addr16(address), 6, numbers["port"], socket.htons(dest["port"]),
+            8, numbers["fwd_method"], FORWARD[dest["forward"]], 8, numbers["weight"], dest["weight"],
+            8, numbers["u_thresh"], dest.get("u_threshold", 0), 8, numbers["l_thresh"], dest.get("l_threshold", 0),
+            6, numbers["addr_family"], socket.AF_INET6 if ":" in address else socket.AF_INET)
+    kind = ATTR["cmd"]["dest"] | NLA_F_NESTED
+    if dest["forward"] != "tunnel":
+        return _DEST_PLAIN.pack(_DEST_PLAIN.size, kind, 20, *head)
+    flags = dest.get("tun_flags")
+    return _DEST_TUNNEL.pack(_DEST_TUNNEL.size, kind, 20, *head, 5, numbers["tun_type"],
+                             TUN_TYPES[dest.get("tun_type", "ipip")], 6, numbers["tun_port"],
+                             socket.htons(int(dest.get("tun_port", 0))), 6, numbers["tun_flags"],
+                             sum(TUN_FLAGS[f] for f in flags) if flags else 0)
+
+
+def dest_full_generic(dest):
+    """:func:`dest_full` attribute by attribute (the reference its packed form is tested
+    against)."""
     values = {"addr": dest["address"], "port": dest["port"], "fwd_method": FORWARD[dest["forward"]],
               "weight": dest["weight"], "u_thresh": dest.get("u_threshold", 0),
               "l_thresh": dest.get("l_threshold", 0),

@@ -315,24 +315,61 @@ def desired_service(spec, settings=None):
     return svc
 
 
+_DEST_SPECS = {}  # destination spec text -> (address, port): a table names the same real servers in every service
+_DEST_SPECS_MAX = 1 << 17
+_TUN_FLAG_SET = frozenset(TUN_FLAGS)
+
+
 def desired_dest(spec, settings=None, service="service"):
-    settings = dict(settings or {})
-    dest = parse_dest(spec)
-    forward = check_choice(settings.get("forward", "tunnel"), tuple(FORWARD), f"{service} -> {spec}: forward")
-    dest.update(forward=forward, weight=check_weight(settings.get("weight", 1)),
-                u_threshold=int(settings.get("u_threshold", 0)), l_threshold=int(settings.get("l_threshold", 0)))
+    """Normalise one desired destination (``forward`` tunnel, weight 1 ... by default).
+
+    Called once per destination of a table at every state run: its checks are plain
+    comparisons, and a destination's address is parsed once per process."""
+    parsed = _DEST_SPECS.get(spec)
+    if parsed is None:
+        dest = parse_dest(spec)
+        parsed = (dest["address"], dest["port"])
+        if len(_DEST_SPECS) < _DEST_SPECS_MAX:
+            _DEST_SPECS[spec] = parsed
+    settings = settings or {}
+    forward = settings.get("forward", "tunnel")
+    if forward not in FORWARD:
+        check_choice(forward, tuple(FORWARD), f"{service} -> {spec}: forward")
+    weight = settings.get("weight", 1)
+    if weight.__class__ is not int or not 0 <= weight <= MAX_WEIGHT:
+        check_weight(weight)
+    u_threshold, l_threshold = settings.get("u_threshold", 0), settings.get("l_threshold", 0)
+    if u_threshold.__class__ is not int or l_threshold.__class__ is not int:
+        u_threshold, l_threshold = int(u_threshold), int(l_threshold)
+    dest = {"address": parsed[0], "port": parsed[1], "forward": forward, "weight": weight,
+            "u_threshold": u_threshold, "l_threshold": l_threshold}
     if forward == "tunnel":
-        flags = sorted(settings.get("tun_flags") or [])
+        tun_type = settings.get("tun_type", "ipip")
+        if tun_type not in TUN_TYPES:
+            check_choice(tun_type, tuple(TUN_TYPES), f"{service}: tun_type")
+        flags = settings.get("tun_flags")
+        flags = sorted(flags) if flags else []
         for flag in flags:
-            check_choice(flag, tuple(TUN_FLAGS), f"{service} -> {spec}: tunnel flag")
-        dest.update(tun_type=check_choice(settings.get("tun_type", "ipip"), tuple(TUN_TYPES), f"{service}: tun_type"),
-                    tun_port=int(settings.get("tun_port", 0)), tun_flags=flags)
+            if flag not in _TUN_FLAG_SET:
+                check_choice(flag, tuple(TUN_FLAGS), f"{service} -> {spec}: tunnel flag")
+        tun_port = settings.get("tun_port", 0)
+        dest.update(tun_type=tun_type, tun_port=tun_port if tun_port.__class__ is int else int(tun_port),
+                    tun_flags=flags)
     return dest
 
 
 def _dest_view(dest):
     fields = DEST_FIELDS + (TUNNEL_FIELDS if dest["forward"] == "tunnel" else ())
     return {f: dest.get(f) for f in fields}
+
+
+def _dest_values(dest):
+    """What :func:`_dest_view` shows, as a tuple (compared without building dicts)."""
+    get = dest.get
+    if dest["forward"] == "tunnel":
+        return (dest["forward"], get("weight"), get("u_threshold"), get("l_threshold"), get("tun_type"),
+                get("tun_port"), get("tun_flags"))
+    return dest["forward"], get("weight"), get("u_threshold"), get("l_threshold")
 
 
 def _svc_view(svc):
@@ -371,23 +408,24 @@ def plan(current, desired, owned=(), remove="drain"):
                                  "new": {f: d["new"] for f, d in diff.items()}}
         if want["destinations"] is None:
             continue
-        have_dests = {join_hostport(d["address"], d["port"]): d for d in (have or {}).get("destinations", [])}
-        want_dests = {join_hostport(d["address"], d["port"]): d for d in want["destinations"]}
-        for dspec, dwant in want_dests.items():
-            label = f"{spec} -> {dspec}"
-            dhave = have_dests.get(dspec)
+        have_dests = {(d["address"], d["port"]): d for d in (have or {}).get("destinations", [])}
+        want_dests = {(d["address"], d["port"]): d for d in want["destinations"]}
+        for key, dwant in want_dests.items():
+            dhave = have_dests.get(key)
+            if dhave is not None and _dest_values(dhave) == _dest_values(dwant):
+                continue
+            label = f"{spec} -> {join_hostport(*key)}"
             if dhave is None:
                 ops.append(("add_dest", want, dwant))
                 changes[label] = {"old": None, "new": _dest_view(dwant)}
                 continue
             diff = _diff(_dest_view(dhave), _dest_view(dwant))
-            if diff:
-                ops.append(("edit_dest", want, dwant))
-                changes[label] = {"old": {f: d["old"] for f, d in diff.items()},
-                                  "new": {f: d["new"] for f, d in diff.items()}}
-        for dspec, dhave in have_dests.items():
-            if dspec not in want_dests:
-                _remove_dest(ops, changes, have, dhave, f"{spec} -> {dspec}", remove)
+            ops.append(("edit_dest", want, dwant))
+            changes[label] = {"old": {f: d["old"] for f, d in diff.items()},
+                              "new": {f: d["new"] for f, d in diff.items()}}
+        for key, dhave in have_dests.items():
+            if key not in want_dests:
+                _remove_dest(ops, changes, have, dhave, f"{spec} -> {join_hostport(*key)}", remove)
     desired_specs = {service_spec(s) for s in desired}
     for spec in sorted(set(owned) - desired_specs):
         have = now.get(spec)

@@ -118,6 +118,17 @@ class _IOVec(ctypes.Structure):
     _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
 
 
+_VERBS = {"add_service": "add service", "edit_service": "edit service", "del_service": "delete service",
+          "add_dest": "add destination", "edit_dest": "edit destination", "del_dest": "delete destination"}
+
+
+def _step_words(op, svc, dest):
+    """A step of a plan in words: ``add destination 10.10.24.21:80 of tcp:10.10.24.88:80``."""
+    if dest is None:
+        return f"{_VERBS[op]} {service_spec(svc)}"
+    return f"{_VERBS[op]} {join_hostport(dest['address'], dest['port'])} of {service_spec(svc)}"
+
+
 class _MsgHdr(ctypes.Structure):
     _fields_ = (("msg_name", ctypes.c_void_p), ("msg_namelen", ctypes.c_uint32), ("msg_iov", ctypes.c_void_p),
                 ("msg_iovlen", ctypes.c_size_t), ("msg_control", ctypes.c_void_p),
@@ -344,25 +355,25 @@ class Client:
 
     def apply(self, ops):
         """Apply a plan (``lvstun.ipvs.plan`` ops); return ``[(step, scheduler, errno)]``
-        for the steps refused. Every step is attempted."""
+        for the steps refused. Every step is attempted (a step's words are made only for
+        those refused: a table's first apply sends thousands)."""
         requests, keys = [], {}
         for op, svc, *rest in ops:
-            spec = service_spec(svc)
             if op == "add_service":
-                requests.append(("new_service", genl.service_full(svc), F_CREATE | F_EXCL,
-                                 (f"add service {spec}", svc["scheduler"])))
+                requests.append(("new_service", genl.service_full(svc), F_CREATE | F_EXCL, (op, svc, None)))
             elif op == "edit_service":
-                requests.append(("set_service", genl.service_full(svc), F_REPLACE,
-                                 (f"edit service {spec}", svc["scheduler"])))
+                requests.append(("set_service", genl.service_full(svc), F_REPLACE, (op, svc, None)))
             elif op == "del_service":
-                requests.append(("del_service", genl.service_key(svc), 0, (f"delete service {spec}", None)))
+                requests.append(("del_service", genl.service_key(svc), 0, (op, svc, None)))
             else:
                 dest = rest[0]
-                where = f"{join_hostport(dest['address'], dest['port'])} of {spec}"
-                cmd, body, flags, verb = {
-                    "add_dest": ("new_dest", genl.dest_full, F_CREATE | F_EXCL, "add destination"),
-                    "edit_dest": ("set_dest", genl.dest_full, F_REPLACE, "edit destination"),
-                    "del_dest": ("del_dest", genl.dest_key, 0, "delete destination")}[op]
-                key = keys.get(spec) or keys.setdefault(spec, genl.service_key(svc))
-                requests.append((cmd, key + body(dest), flags, (f"{verb} {where}", None)))
-        return [(step, scheduler, code) for (step, scheduler), code in self.send(requests)]
+                cmd, body, flags = {
+                    "add_dest": ("new_dest", genl.dest_full, F_CREATE | F_EXCL),
+                    "edit_dest": ("set_dest", genl.dest_full, F_REPLACE),
+                    "del_dest": ("del_dest", genl.dest_key, 0)}[op]
+                key = keys.get(id(svc))
+                if key is None:
+                    key = keys[id(svc)] = (genl.service_key(svc), svc)  # (the record kept: its id stays its own)
+                requests.append((cmd, key[0] + body(dest), flags, (op, svc, dest)))
+        return [(_step_words(*label), label[1].get("scheduler") if label[0].endswith("_service") else None, code)
+                for label, code in self.send(requests)]

@@ -245,3 +245,18 @@ def test_a_dump_read_by_learnt_layouts_equals_a_walk_of_every_reply(monkeypatch)
     monkeypatch.setattr(genl, "dest_record", lambda payload, *args: walked.append(payload) or {})
     genl.dest_records(replies)
     assert walked == [replies[-1]]
+
+
+def test_a_destination_packed_in_one_call_is_the_attributes_laid_out_one_by_one():
+    import random  # noqa: PLC0415
+
+    rng = random.Random(7)
+    for _ in range(500):
+        forward = rng.choice(["tunnel", "tunnel", "route", "masq"])
+        dest = {"address": rng.choice(["10.10.24.21", "192.0.2.255", "2001:db8::1", "::ffff:1.2.3.4", "fe80::1"]),
+                "port": rng.randint(0, 65535), "forward": forward, "weight": rng.randint(0, 65535),
+                "u_threshold": rng.randint(0, 2**32 - 1), "l_threshold": rng.randint(0, 2**32 - 1)}
+        if forward == "tunnel":
+            dest.update(tun_type=rng.choice(["ipip", "gue", "gre"]), tun_port=rng.randint(0, 65535),
+                        tun_flags=rng.sample(["nocsum", "csum", "remcsum"], rng.randint(0, 2)))
+        assert genl.dest_full(dest) == genl.dest_full_generic(dest), dest
