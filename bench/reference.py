@@ -32,16 +32,18 @@ sys.path.insert(0, REPO)
 from lvs_lab import refkernel  # noqa: E402
 from lvs_lab.lab import Lab  # noqa: E402
 
-PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+PYTHON = sys.executable
+# This checkout's shared code first (a virtualenv may have another checkout installed).
+ENV = ["env", f"PYTHONPATH={os.path.join(REPO, '_utils')}:{REPO}"]
 
 
 def _managed_args(entries_services, dests, runs, out, profile):
-    return [PYTHON, os.path.join(REPO, "bench", "ipvs_managed.py"), "--services", str(entries_services),
+    return [*ENV, PYTHON, os.path.join(REPO, "bench", "ipvs_managed.py"), "--services", str(entries_services),
             "--dests", str(dests), "--runs", str(runs), "--json", out, *(["--profile"] if profile else [])]
 
 
 def _scrape_args(runs, out):
-    return [PYTHON, os.path.join(REPO, "bench", "metrics_scrape.py"), "--runs", str(runs), "--json", out]
+    return [*ENV, PYTHON, os.path.join(REPO, "bench", "metrics_scrape.py"), "--runs", str(runs), "--json", out]
 
 
 def on_reference(tables, runs, scrapes, folder):
@@ -63,7 +65,7 @@ def on_lab(tables, runs, scrapes):
     lab, brought = Lab(), False
     if not lab.hosts:
         env = dict(os.environ, LVS_LAB_MEM="1024M")
-        subprocess.run([os.path.join(REPO, ".venv", "bin", "lvs-lab"), "up"], env=env, check=True)
+        subprocess.run([os.path.join(os.path.dirname(PYTHON), "lvs-lab"), "up"], env=env, check=True)
         lab, brought = Lab(), True
     # The director's folder on the host is mounted read-write at the same path in it.
     folder = os.path.join(lab.host_dir("director"), "bench-figures")
@@ -85,7 +87,7 @@ def on_lab(tables, runs, scrapes):
         figures = _figures(folder)
     finally:
         if brought:
-            subprocess.run([os.path.join(REPO, ".venv", "bin", "lvs-lab"), "down"], check=False)
+            subprocess.run([os.path.join(os.path.dirname(PYTHON), "lvs-lab"), "down"], check=False)
         else:
             lab.salt_json("director", "beacons.enable")
     return figures, "\n".join(outputs)

@@ -3,7 +3,7 @@
 The lab's user-mode Linux kernel runs user code natively and emulates every system
 call (tens of microseconds each) and every new page (~150 us): timings measured there
 are not what users see. This boots Debian's ``linux-image-6.1.0-*-amd64`` (downloaded
-with ``apt-get download`` and unpacked with ``dpkg -x`` into the lab's state folder:
+with ``apt-get download`` and unpacked with ``dpkg -x`` into ``/var/cache/lvs-lab``:
 nothing is installed on the host) under ``qemu-system-x86_64`` with a small initramfs
 (busybox, the virtio, 9p, ip_vs and ipip modules) that mounts the host's root read-only
 over 9p and runs one command in it, chrooted, with ``lo`` up and a route for the
@@ -29,8 +29,6 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-
-from lvs_lab.lab import STATE_DIR
 
 QEMU = "/usr/bin/qemu-system-x86_64"
 BUSYBOX = "/bin/busybox"
@@ -63,8 +61,11 @@ class RefKernelError(RuntimeError):
     """The reference kernel could not be fetched, built or booted (the text says why)."""
 
 
-def folder(state_dir=STATE_DIR):
-    return os.path.join(state_dir, "refkernel")
+CACHE = "/var/cache/lvs-lab/refkernel"  # outside /run: the guest has a /run of its own; kept across labs
+
+
+def folder(cache=None):
+    return cache or CACHE
 
 
 def _newest_package():
@@ -76,10 +77,10 @@ def _newest_package():
     return max(versions, key=lambda v: int(v.split("-")[1]))
 
 
-def fetch(state_dir=STATE_DIR):
+def fetch(cache=None):
     """``(vmlinuz, module tree, version)`` of Debian's newest stock 6.1 kernel, unpacked
     once into the state folder (apt-get download + dpkg -x, depmod on the tree)."""
-    base = folder(state_dir)
+    base = folder(cache)
     found = sorted(glob.glob(os.path.join(base, "tree", "boot", "vmlinuz-*")))
     if not found:
         version = _newest_package()
@@ -118,11 +119,11 @@ def _closure(moddir):
     return order
 
 
-def initramfs(state_dir=STATE_DIR):
+def initramfs(cache=None):
     """The initramfs (a gzipped cpio written with busybox's cpio from a staging folder)."""
-    vmlinuz, tree, version = fetch(state_dir)
+    vmlinuz, tree, version = fetch(cache)
     moddir = os.path.join(tree, "lib", "modules", version)
-    target = os.path.join(folder(state_dir), f"initrd-{version}.gz")
+    target = os.path.join(folder(cache), f"initrd-{version}.gz")
     if os.path.exists(target):
         return vmlinuz, target, tree
     if not os.path.exists(BUSYBOX):
@@ -155,13 +156,13 @@ def accelerator():
     return "kvm" if normal and os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
 
 
-def run(argv, timeout=3600, memory="3072M", state_dir=STATE_DIR, cwd="/", out=None):
+def run(argv, timeout=3600, memory="3072M", cache=None, cwd="/", out=None):
     """Run ``argv`` (in the host's root, chrooted, as root) on the reference kernel;
     return ``(exit code, its output)``. ``out``: a host folder the command sees as
     ``/run/out`` (writable: files it writes there stay; default a temporary one)."""
     if not os.path.exists(QEMU):
         raise RefKernelError(f"{QEMU} is missing (apt-get install qemu-system-x86; scripts/bootstrap does)")
-    vmlinuz, initrd, _ = initramfs(state_dir)
+    vmlinuz, initrd, _ = initramfs(cache)
     with tempfile.TemporaryDirectory(prefix="lvs-refkernel-") as scratch:
         out = out or scratch
         os.makedirs(out, exist_ok=True)

@@ -143,22 +143,28 @@ def _addr16(text):
     return raw
 
 
+_A = ATTR["dest"]
+_DEST_KIND = ATTR["cmd"]["dest"] | NLA_F_NESTED
+_HTONS = socket.htons
+
+
 def dest_full(dest):
     """IPVS_CMD_ATTR_DEST with every setting of ``dest`` (a desired destination record):
     the bytes :func:`dest_full_generic` makes, packed in one call."""
-    address, numbers = dest["address"], ATTR["dest"]
-    head = (numbers["addr"], _addr16(address), 6, numbers["port"], socket.htons(dest["port"]),
-            8, numbers["fwd_method"], FORWARD[dest["forward"]], 8, numbers["weight"], dest["weight"],
-            8, numbers["u_thresh"], dest.get("u_threshold", 0), 8, numbers["l_thresh"], dest.get("l_threshold", 0),
-            6, numbers["addr_family"], socket.AF_INET6 if ":" in address else socket.AF_INET)
-    kind = ATTR["cmd"]["dest"] | NLA_F_NESTED
-    if dest["forward"] != "tunnel":
-        return _DEST_PLAIN.pack(_DEST_PLAIN.size, kind, 20, *head)
+    address, forward = dest["address"], dest["forward"]
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    if forward != "tunnel":
+        return _DEST_PLAIN.pack(
+            _DEST_PLAIN.size, _DEST_KIND, 20, _A["addr"], _addr16(address), 6, _A["port"], _HTONS(dest["port"]),
+            8, _A["fwd_method"], FORWARD[forward], 8, _A["weight"], dest["weight"], 8, _A["u_thresh"],
+            dest.get("u_threshold", 0), 8, _A["l_thresh"], dest.get("l_threshold", 0), 6, _A["addr_family"], family)
     flags = dest.get("tun_flags")
-    return _DEST_TUNNEL.pack(_DEST_TUNNEL.size, kind, 20, *head, 5, numbers["tun_type"],
-                             TUN_TYPES[dest.get("tun_type", "ipip")], 6, numbers["tun_port"],
-                             socket.htons(int(dest.get("tun_port", 0))), 6, numbers["tun_flags"],
-                             sum(TUN_FLAGS[f] for f in flags) if flags else 0)
+    return _DEST_TUNNEL.pack(
+        _DEST_TUNNEL.size, _DEST_KIND, 20, _A["addr"], _addr16(address), 6, _A["port"], _HTONS(dest["port"]),
+        8, _A["fwd_method"], 2, 8, _A["weight"], dest["weight"], 8, _A["u_thresh"], dest.get("u_threshold", 0),
+        8, _A["l_thresh"], dest.get("l_threshold", 0), 6, _A["addr_family"], family,
+        5, _A["tun_type"], TUN_TYPES[dest.get("tun_type", "ipip")], 6, _A["tun_port"], _HTONS(dest.get("tun_port", 0)),
+        6, _A["tun_flags"], sum(TUN_FLAGS[f] for f in flags) if flags else 0)
 
 
 def dest_full_generic(dest):
@@ -385,6 +391,12 @@ class _DestLayout:
         self.index = {field: index.get(field, at) for field in ("addr", *_FIELDS)}
         self.padded = any(i == at for i in self.index.values())
         self.number = operator.itemgetter(*(self.index[name] for name in _COUNTER_FIELDS))
+        self.fields = operator.itemgetter(*(self.index[name] for name in (
+            "addr", "addr_family", "port", "fwd_method", "weight", "u_thresh", "l_thresh", "active_conns",
+            "inact_conns", "persist_conns", "tun_type", "tun_port", "tun_flags")))
+        self.has_tun_type = self.index["tun_type"] < at
+        stats_at = [self.index[name] for name in STATS_NAMES]
+        self.stats = lambda got: dict(zip(STATS_NAMES, (got[i] for i in stats_at), strict=True))
 
     @staticmethod
     def _walk(data, offset, end):
@@ -405,29 +417,43 @@ class _DestLayout:
         return (*got, 0) if self.padded else got
 
     def read(self, got, service_af, stats):
-        """The record of a reply from its values (:meth:`match`)."""
-        dest = {name: got[i] for name, i in self.index.items()}
-        for name in _BIG_ENDIAN:
-            dest[name] = _swap16(dest[name])
-        attrs = {_D["addr"]: memoryview(dest["addr"])}
-        if self.index["tun_type"] < len(got) - self.padded:
-            attrs[_D["tun_type"]] = bytes([dest["tun_type"]])
-        counters_ = {name: dest[name] for name in STATS_NAMES} if self.stats64 else None
-        return _dest_from(lambda _attrs, name, _kind: dest[name], attrs, counters_, service_af, stats)
+        """The record of a reply from its values (:meth:`match`): what
+        :func:`dest_record` makes of it, built at once (a table's read makes thousands)."""
+        (addr, family, port, fwd_method, weight, u_thresh, l_thresh, active, inactive, persist, tun_type,
+         tun_port, tun_flags) = self.fields(got)
+        forward = FORWARD_NAMES[fwd_method & 0x7]
+        record = {"address": _address_text(addr, AF_VERSION.get(family, service_af)), "port": _swap16(port),
+                  "forward": forward, "weight": weight, "u_threshold": u_thresh, "l_threshold": l_thresh,
+                  "active": active, "inactive": inactive, "persistent_conns": persist,
+                  "stats": self.stats(got) if stats and self.stats64 else {}}
+        if forward == "tunnel":
+            record["tun_type"] = TUN_TYPE_NAMES.get(tun_type, "ipip") if self.has_tun_type else "ipip"
+            record["tun_port"] = _swap16(tun_port)
+            record["tun_flags"] = _tun_flag_names(tun_flags) if tun_flags else []
+        return record
 
     def counters(self, got, service_af):
         """The :data:`COUNTERS` tuple of a reply from its values (:meth:`match`)."""
-        key = (got[self.index["addr"]], AF_VERSION.get(got[self.index["addr_family"]], service_af))
-        address = _ADDRESSES.get(key)
-        if address is None:
-            if len(_ADDRESSES) >= MAX_ADDRESSES:
-                _ADDRESSES.clear()
-            address = _ADDRESSES[key] = _addr(*key)
+        address = _address_text(got[self.index["addr"]], AF_VERSION.get(got[self.index["addr_family"]], service_af))
         return (address, _swap16(got[self.index["port"]]), *self.number(got))
 
 
 _ADDRESSES = {}  # (the 16 bytes of a reply's address, IP version) -> its text: a scrape reads the same ones
 MAX_ADDRESSES = 1 << 16
+
+
+def _address_text(raw, version):
+    key = (raw, version)
+    address = _ADDRESSES.get(key)
+    if address is None:
+        if len(_ADDRESSES) >= MAX_ADDRESSES:
+            _ADDRESSES.clear()
+        address = _ADDRESSES[key] = _addr(*key)
+    return address
+
+
+def _tun_flag_names(value):
+    return sorted(n for n, bit in TUN_FLAGS.items() if value & bit)
 
 
 def _swap16(value):
