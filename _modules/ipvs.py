@@ -96,10 +96,34 @@ def list_(service=None, stats=True):
         salt director ipvs.list
         salt director ipvs.list service=tcp:10.10.24.88:80
     """
+    return _read(only=_specs(service), stats=stats)
+
+
+def _specs(service):
+    """The canonical specs of ``service`` (a spec or a list of them), or None: all."""
     if service is None:
-        return _read(stats=stats)
-    specs = [service] if isinstance(service, str) else list(service)
-    return _read(only={rec.service_spec(_parse_service(spec)) for spec in specs}, stats=stats)
+        return None
+    return {rec.service_spec(_parse_service(spec)) for spec in ([service] if isinstance(service, str) else
+                                                                 list(service))}
+
+
+def settings(service=None):
+    """The table's settings as plans compare them (``lvstun.ipvs.unchanged``): per
+    service spec, its scheduler, flags, persistence and each destination's forwarding
+    method, weight, thresholds and tunnel; read without building records (the
+    ``ipvs.managed`` state's first look at a large table).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director ipvs.settings
+    """
+    with _client() as ipvs:
+        try:
+            return ipvs.read_settings(_specs(service))
+        except client.IPVSError as err:
+            raise CommandExecutionError(f"cannot read the IPVS table: {err.strerror or err}") from err
 
 
 def get_service(service):

@@ -45,47 +45,56 @@ def _ret(name):
 
 
 def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS table"):
-    """Shared by every state: plan, honour test=True, apply, verify. Returns ``(ret,
-    desired records, the table's services after the run)`` (``desired`` None when the
-    input was invalid)."""
-    try:
-        desired = [rec.desired_service(spec, settings) for spec, settings in desired.items()]
-    except rec.SpecError as err:
-        ret.update(result=False, comment=str(err))
-        return ret, None, current
+    """Shared by every state: plan, honour test=True, apply, verify. ``desired``: the
+    wanted table (``{spec: settings}``) or its normalised records (a list). Returns
+    ``(ret, desired records, the specs of the services in the table after the run)``
+    (``desired`` None when the input was invalid)."""
+    if isinstance(desired, dict):
+        try:
+            desired = [rec.desired_service(spec, settings) for spec, settings in desired.items()]
+        except rec.SpecError as err:
+            ret.update(result=False, comment=str(err))
+            return ret, None, {rec.service_spec(svc) for svc in current}
+    present = {rec.service_spec(svc) for svc in current}
     ops, changes = rec.plan(current, desired, owned, remove)
     if not ops:
         ret["comment"] = f"{what} is as wanted"
-        return ret, desired, current
+        return ret, desired, present
     ret["changes"] = changes
     if __opts__["test"]:
         ret.update(result=None, comment=f"{len(ops)} change(s) to {what} would be made")
-        return ret, desired, current
+        return ret, desired, present
     try:
         __salt__["ipvs.apply_plan"](ops)
     except (CommandExecutionError, SaltInvocationError) as err:
         # Report what was done (the changes no longer planned) apart from what failed.
         try:
-            after = _current()
+            after = _current(sorted(present | {rec.service_spec(svc) for svc in desired}))
             _, left = rec.plan(after, desired, owned, remove)
         except CommandExecutionError:
             after, left = current, changes
         ret["changes"] = {label: change for label, change in changes.items() if label not in left}
         ret.update(result=False, comment=f"failed to change {what}: {err}; not done: {sorted(left)[:5]}")
-        return ret, desired, after
-    # Verify the services the plan touched (a re-read of those only): a fresh plan for
-    # them is empty, but for drained entries that went idle meanwhile.
+        return ret, desired, {rec.service_spec(svc) for svc in after}
+    # Verify the services the plan touched: each as wanted in the kernel's own terms
+    # (its settings, a cheap read); any other (a drained destination still busy, a
+    # change that did not hold) re-read whole and planned again, deletions of busy
+    # entries aside.
     touched = {rec.service_spec(op[1]) for op in ops}
-    after = _current(sorted(touched))
-    left, _ = rec.plan(after, [d for d in desired if rec.service_spec(d) in touched],
-                       [spec for spec in owned if spec in touched], remove)
-    left = [op for op in left if op[0] not in ("del_dest", "del_service")]
+    wanted = rec.as_wanted(d for d in desired if rec.service_spec(d) in touched)
+    held = __salt__["ipvs.settings"](sorted(touched))
+    doubtful = sorted(touched - rec.unchanged(wanted, held))
+    left = []
+    if doubtful:
+        after = _current(doubtful)
+        left, _ = rec.plan(after, [d for d in desired if rec.service_spec(d) in doubtful],
+                           [spec for spec in owned if spec in doubtful], remove)
+        left = [op for op in left if op[0] not in ("del_dest", "del_service")]
     if left:
         ret.update(result=False, comment=f"{what} still differs after the change: {left[:3]}")
     else:
         ret["comment"] = f"{len(ops)} change(s) made to {what}"
-    untouched = [svc for svc in current if rec.service_spec(svc) not in touched]
-    return ret, desired, sorted(untouched + after, key=rec.service_spec)
+    return ret, desired, (present - touched) | set(held)
 
 
 def _current(specs=None):
@@ -199,11 +208,23 @@ def managed(name, services, remove="drain"):
         return ret
     record = f"ipvs-managed-{name}"
     owned = owned_records.load(__opts__, record, [])
-    current = _current()
-    ret, desired, after = _converge(ret, current, services or {}, owned, remove, what=f"the services of {name}")
-    if desired is not None and not __opts__["test"]:
+    try:
+        desired = [rec.desired_service(spec, settings) for spec, settings in (services or {}).items()]
+    except rec.SpecError as err:
+        ret.update(result=False, comment=str(err))
+        return ret
+    # First the table's settings, read and compared in the kernel's own terms: only the
+    # services that differ (and owned ones no longer wanted) are read whole and planned.
+    wanted = rec.as_wanted(desired)
+    same = rec.unchanged(wanted, __salt__["ipvs.settings"](sorted(wanted)) if wanted else {})
+    rest = [svc for svc in desired if rec.service_spec(svc) not in same]
+    others = sorted({rec.service_spec(svc) for svc in rest} | (set(owned) - set(wanted)))
+    current = _current(others) if others else []
+    ret, _, present = _converge(ret, current, rest, [spec for spec in owned if spec not in same], remove,
+                                what=f"the services of {name}")
+    if not __opts__["test"]:
         # Also after a failure: services it created before the failure are its own.
-        keep = rec.still_owned(after, desired, owned)
+        keep = rec.still_owned(present | same, desired, owned)
         if keep != owned:
             owned_records.store(__opts__, record, keep)
     return ret

@@ -432,6 +432,21 @@ class _DestLayout:
             record["tun_flags"] = _tun_flag_names(tun_flags) if tun_flags else []
         return record
 
+    def settings(self, got, service_af):
+        """``((address, port), settings, busy)`` of a reply from its values (:meth:`match`):
+        :func:`settings` of its record, without the record."""
+        (addr, family, port, fwd_method, weight, u_thresh, l_thresh, active, inactive, _, tun_type,
+         tun_port, tun_flags) = self.fields(got)
+        key = (_address_text(addr, AF_VERSION.get(family, service_af)), _swap16(port))
+        forward = FORWARD_NAMES[fwd_method & 0x7]
+        if forward == "tunnel":
+            values = (forward, weight, u_thresh, l_thresh,
+                      TUN_TYPE_NAMES.get(tun_type, "ipip") if self.has_tun_type else "ipip", _swap16(tun_port),
+                      _tun_flag_names(tun_flags) if tun_flags else [])
+        else:
+            values = (forward, weight, u_thresh, l_thresh)
+        return key, values, bool(active or inactive)
+
     def counters(self, got, service_af):
         """The :data:`COUNTERS` tuple of a reply from its values (:meth:`match`)."""
         address = _address_text(got[self.index["addr"]], AF_VERSION.get(got[self.index["addr_family"]], service_af))
@@ -491,6 +506,32 @@ def dest_records(payloads, service_af=4, stats=True):
     for payload in payloads:
         layout, got = _layout(payload)
         out.append(layout.read(got, service_af, stats) if layout else dest_record(payload, service_af, stats))
+    return out
+
+
+def settings(record):
+    """A destination record's settings as a tuple, the form plans compare
+    (``lvstun.ipvs.dest_values``): forward, weight, thresholds, and for a tunnel its
+    type, port and flags."""
+    if record["forward"] == "tunnel":
+        return (record["forward"], record.get("weight"), record.get("u_threshold"), record.get("l_threshold"),
+                record.get("tun_type"), record.get("tun_port"), record.get("tun_flags"))
+    return record["forward"], record.get("weight"), record.get("u_threshold"), record.get("l_threshold")
+
+
+def dest_settings(payloads, service_af=4):
+    """``[((address, port), settings, busy)]`` of the replies of a GET_DEST dump: what a
+    plan compares (:func:`settings`) and whether the destination holds connections,
+    read by the learnt layouts without building records (see :func:`dest_records`)."""
+    out = []
+    for payload in payloads:
+        layout, got = _layout(payload)
+        if layout:
+            out.append(layout.settings(got, service_af))
+        else:
+            record = dest_record(payload, service_af, False)
+            out.append(((record["address"], record["port"]), settings(record),
+                        bool(record["active"] or record["inactive"])))
     return out
 
 

@@ -363,13 +363,40 @@ def _dest_view(dest):
     return {f: dest.get(f) for f in fields}
 
 
-def _dest_values(dest):
-    """What :func:`_dest_view` shows, as a tuple (compared without building dicts)."""
+def dest_values(dest):
+    """What :func:`_dest_view` shows, as a tuple (compared without building dicts; the
+    kernel's side read as such by ``lvstun.genl.dest_settings``)."""
     get = dest.get
     if dest["forward"] == "tunnel":
         return (dest["forward"], get("weight"), get("u_threshold"), get("l_threshold"), get("tun_type"),
                 get("tun_port"), get("tun_flags"))
     return dest["forward"], get("weight"), get("u_threshold"), get("l_threshold")
+
+
+def service_values(svc):
+    """What :func:`_svc_view` shows, as a tuple."""
+    return svc.get("scheduler"), svc.get("flags"), svc.get("persistent")
+
+
+def as_wanted(desired):
+    """``{spec: (service values, {(address, port): dest values} or None)}`` of desired
+    service records: what :func:`unchanged` compares with the kernel's."""
+    return {service_spec(svc): (service_values(svc), None if svc["destinations"] is None else
+                                {(d["address"], d["port"]): dest_values(d) for d in svc["destinations"]})
+            for svc in desired}
+
+
+def unchanged(wanted, held):
+    """The specs of ``wanted`` (:func:`as_wanted`) that the kernel holds exactly as
+    wanted: ``held`` is ``{spec: (service values, {(address, port): dest values})}`` as
+    read (``lvstun.ipvsclient.Client.read_settings``). A plan for these is empty: the
+    states plan only the others (a table of thousands compared in its own terms)."""
+    same = set()
+    for spec, (service, dests) in wanted.items():
+        have = held.get(spec)
+        if have is not None and have[0] == service and (dests is None or have[1] == dests):
+            same.add(spec)
+    return same
 
 
 def _svc_view(svc):
@@ -412,7 +439,7 @@ def plan(current, desired, owned=(), remove="drain"):
         want_dests = {(d["address"], d["port"]): d for d in want["destinations"]}
         for key, dwant in want_dests.items():
             dhave = have_dests.get(key)
-            if dhave is not None and _dest_values(dhave) == _dest_values(dwant):
+            if dhave is not None and dest_values(dhave) == dest_values(dwant):
                 continue
             label = f"{spec} -> {join_hostport(*key)}"
             if dhave is None:
@@ -451,8 +478,8 @@ def _remove_dest(ops, changes, svc, dest, label, remove):
         changes[label] = {"old": {"weight": dest["weight"]}, "new": {"weight": 0, "draining": True}}
 
 
-def still_owned(current, desired, owned):
+def still_owned(present, desired, owned):
     """The specs to remember as owned after a run: desired and owned ones that exist in
-    the kernel (owned ones being drained; after a failed run, exactly those it made)."""
-    now = {service_spec(s) for s in current}
-    return sorted(({service_spec(s) for s in desired} | set(owned)) & now)
+    the kernel (``present``: their specs; owned ones being drained; after a failed run,
+    exactly those it made)."""
+    return sorted(({service_spec(s) for s in desired} | set(owned)) & set(present))

@@ -28,7 +28,7 @@ import struct
 
 from . import genl
 from .dumpchain import NLMSG_DONE, NLMSG_ERROR, SLOT, DumpChains, messages
-from .ipvs import join_hostport, parse_service, service_spec
+from .ipvs import join_hostport, parse_service, service_spec, service_values
 
 NETLINK_GENERIC = 16
 F_REQUEST, F_ACK, F_DUMP = 0x1, 0x4, 0x300
@@ -319,30 +319,42 @@ class Client:
         self.ask_ack("del_daemon", genl.daemon(state))
 
     # -------------------------------------------------------------- the table
-    def read(self, only=None, stats=True):
-        """The table as ``ipvs.list`` records, sorted; ``only``: the specs to read (the
-        others' destinations are not dumped; a few are asked for one by one, without
-        dumping the service list)."""
+    def _services(self, only, stats):
+        """The service records (without destinations) of the table, or of ``only``'s
+        specs (a few are asked for one by one, without dumping the service list)."""
         if only is not None and len(only) <= FEW:
             found = (self._service(parse_service(spec), stats) for spec in only)
-            services = [svc for svc in found if svc is not None]
-        else:
-            services = [genl.service_record(payload, stats) for payload in self.dump("get_service")]
-            if only is not None:
-                services = [svc for svc in services if service_spec(svc) in only]
-        for svc, dests in zip(services, self.dumps("get_dest", [genl.service_key(svc) for svc in services]),
-                              strict=True):
+            return [svc for svc in found if svc is not None]
+        services = [genl.service_record(payload, stats) for payload in self.dump("get_service")]
+        return services if only is None else [svc for svc in services if service_spec(svc) in only]
+
+    def _with_dests(self, services):
+        """``[(service, its destinations' replies)]``: one dump each (as io_uring chains)."""
+        return zip(services, self.dumps("get_dest", [genl.service_key(svc) for svc in services]), strict=True)
+
+    def read(self, only=None, stats=True):
+        """The table as ``ipvs.list`` records, sorted; ``only``: the specs to read (the
+        others' destinations are not dumped)."""
+        services = self._services(only, stats)
+        for svc, dests in self._with_dests(services):
             svc["destinations"] = sorted(genl.dest_records(dests, svc["af"], stats),
                                          key=lambda d: (d["address"], d["port"]))
         return sorted(services, key=service_spec)
+
+    def read_settings(self, only=None):
+        """``{spec: (service values, {(address, port): dest values})}`` of the services
+        (or those of ``only``): what ``lvstun.ipvs.unchanged`` compares, read without
+        building records (``lvstun.genl.dest_settings``)."""
+        return {service_spec(svc): (service_values(svc), {key: values for key, values, _ in
+                                                          genl.dest_settings(dests, svc["af"])})
+                for svc, dests in self._with_dests(self._services(only, False))}
 
     def read_counters(self):
         """What a scrape reads: ``[(service record, [genl.COUNTERS tuple of each
         destination])]`` for every service, in the kernel's order (no destination
         record is built)."""
-        services = [genl.service_record(payload, stats=False) for payload in self.dump("get_service")]
-        dumps = self.dumps("get_dest", [genl.service_key(svc) for svc in services])
-        return [(svc, genl.dest_counters(dests, svc["af"])) for svc, dests in zip(services, dumps, strict=True)]
+        return [(svc, genl.dest_counters(dests, svc["af"]))
+                for svc, dests in self._with_dests(self._services(None, False))]
 
     def _service(self, key, stats):
         """One service's record (without destinations), or None when it does not exist."""

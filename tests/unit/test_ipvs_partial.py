@@ -22,6 +22,12 @@ class FakeKernel:
         specs = None if spec is None else {spec} if isinstance(spec, str) else set(spec)
         return copy.deepcopy([s for s in self.table if specs is None or rec.service_spec(s) in specs])
 
+    def settings(self, spec=None):
+        """What ``ipvs.settings`` reads: the plans' values of each service and destination."""
+        return {rec.service_spec(s): (rec.service_values(s), {(d["address"], d["port"]): rec.dest_values(d)
+                                                              for d in s["destinations"]})
+                for s in self.list(spec)}
+
     def apply_plan(self, ops):
         failed = []
         for op, svc, *rest in ops:
@@ -49,7 +55,7 @@ class FakeKernel:
 def fixture_state(tmp_path):
     module = load("ipvs_state_under_test", "_states", "ipvs.py")
     kernel = FakeKernel()
-    module.__salt__ = {"ipvs.list": kernel.list, "ipvs.apply_plan": kernel.apply_plan}
+    module.__salt__ = {"ipvs.list": kernel.list, "ipvs.apply_plan": kernel.apply_plan, "ipvs.settings": kernel.settings}
     module.__opts__ = {"test": False, "cachedir": str(tmp_path)}
     return module, kernel
 

@@ -72,8 +72,8 @@ def test_owned_service_no_longer_wanted_is_removed():
     ops, changes = rec.plan([old], [], owned=["tcp:10.10.24.89:80"])
     assert [op[0] for op in ops] == ["del_service"]
     assert changes["tcp:10.10.24.89:80"]["new"] is None
-    assert rec.still_owned([old], [], ["tcp:10.10.24.89:80"]) == ["tcp:10.10.24.89:80"]
-    assert rec.still_owned([], [], ["tcp:10.10.24.89:80"]) == []
+    assert rec.still_owned({rec.service_spec(old)}, [], ["tcp:10.10.24.89:80"]) == ["tcp:10.10.24.89:80"]
+    assert rec.still_owned(set(), [], ["tcp:10.10.24.89:80"]) == []
 
 
 def test_service_field_changes_are_old_new():
