@@ -605,10 +605,11 @@ def _record_problems(record, held, directors):
         if not isinstance(copy, dict):
             out.append({"level": "warning", "text": f"{director} did not say which health record it holds"})
             continue
-        if {k: copy.get(k) for k in mine} == mine:
-            continue
+        if copy.get("digest") == mine["digest"]:
+            continue  # the same decisions (the runner's own times may have moved on)
         lacking = sorted(set(copy.get("maintenance") or {}) - set(record.get("maintenance") or {}))
-        text = f"{director} holds health record seq {copy.get('seq')}, the master seq {mine['seq']}"
+        text = (f"{director} runs health record seq {copy.get('seq')}, which decides otherwise than the master's "
+                f"(seq {mine['seq']})")
         if lacking:
             out.append({"level": "error", "text": f"{text}: drains the master's record lacks: {', '.join(lacking)}"})
         else:

@@ -32,10 +32,16 @@ def stamp(record):
 
 
 def digest(record):
-    """A digest of what a record decides (its health and drains): two versions with one
-    stamp and different digests mean the master lost a version a director holds."""
-    body = {key: (record or {}).get(key) or {} for key in ("health", "maintenance")}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    """A digest of what a record decides for the directors: each real server's health
+    (its services, its host, a dynamic check's weights) and the drains, not the times
+    the runner keeps for itself. Two copies with one digest run the same weights."""
+    record = record or {}
+    health = {minion: {key: entry.get(key) for key in ("services", "host", "weights")}
+              for minion, entry in (record.get("health") or {}).items()}
+    drains = {minion: sorted(entry.get("services") or [])
+              for minion, entry in (record.get("maintenance") or {}).items()}
+    body = json.dumps({"health": health, "maintenance": drains}, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
 def summary(record):

@@ -234,6 +234,10 @@ def test_a_dump_read_by_learnt_layouts_equals_a_walk_of_every_reply(monkeypatch)
     for stats in (True, False):
         fast = genl.dest_records(replies, 4, stats)
         assert fast == [genl.dest_record(reply, 4, stats) for reply in replies]
+    # A plan's settings read by the same layouts are those of the walked records.
+    assert genl.dest_settings(replies, 4) == [
+        ((r["address"], r["port"]), genl.settings(r), bool(r["active"] or r["inactive"]))
+        for r in (genl.dest_record(reply, 4, False) for reply in replies)]
     # A scrape's counters read by the same layouts are those of the walked records.
     assert genl.dest_counters(replies, 4) == [genl.counters(genl.dest_record(reply, 4)) for reply in replies]
     assert genl.dest_counters(replies[5:6])[0][:5] == ("10.10.0.6", 85, 35, 5, 9)

@@ -93,3 +93,25 @@ def test_desired_dest_checks_every_field_before_any_change():
     assert rec.desired_dest("10.10.24.21:80", {"tun_type": "gue", "tun_port": 6080, "tun_flags": ["csum"]}, SVC) == {
         "address": "10.10.24.21", "port": 80, "forward": "tunnel", "weight": 1, "u_threshold": 0, "l_threshold": 0,
         "tun_type": "gue", "tun_port": 6080, "tun_flags": ["csum"]}
+
+
+def test_a_service_held_exactly_as_wanted_is_unchanged_and_any_difference_is_not():
+    """``ipvs.managed`` plans only the services whose settings differ (issue 26)."""
+    def want_of(dests, scheduler="rr"):
+        return [rec.desired_service(SVC, {"scheduler": scheduler, "destinations": dests})]
+
+    want = want_of({"10.10.24.21:80": {"weight": 2}, "10.10.24.22:80": {}})
+    kernel = _kernel({"10.10.24.21:80": (2, 0, 0), "10.10.24.22:80": (1, 5, 0)})
+    held = {rec.service_spec(kernel): (rec.service_values(kernel), {(d["address"], d["port"]): rec.dest_values(d)
+                                                                    for d in kernel["destinations"]})}
+    wanted = rec.as_wanted(want)
+    assert rec.unchanged(wanted, held) == {SVC}  # connections do not count
+    assert rec.plan([kernel], want)[0] == []
+    for change in ({"weight": 3}, {"forward": "route"}, {"u_threshold": 9}):
+        other = rec.as_wanted(want_of({"10.10.24.21:80": {"weight": 2, **change}, "10.10.24.22:80": {}}))
+        assert rec.unchanged(other, held) == set()
+    extra = rec.as_wanted(want_of({"10.10.24.21:80": {"weight": 2}}))  # the kernel holds one more: not unchanged
+    assert rec.unchanged(extra, held) == set()
+    assert rec.unchanged(rec.as_wanted(want_of({"10.10.24.21:80": {"weight": 2}, "10.10.24.22:80": {}},
+                                               scheduler="wrr")), held) == set()
+    assert rec.unchanged(wanted, {}) == set()
