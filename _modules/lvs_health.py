@@ -205,8 +205,8 @@ def note_set(weights):
 
 def apply(record=None):  # pylint: disable=redefined-outer-name
     """Bring this director's weights (and its metrics' view) to what its decision calls
-    for: the site the last highstate applied (``lvs_site.config applied=True``), its
-    copy of the runner's record (``record``: a newer version pushed by the runner, kept
+    for: the site its table (and metrics) state last applied (``lvs_site.config
+    applied=table``), its copy of the runner's record (``record``: a newer version pushed by the runner, kept
     when it supersedes the copy) and its own path checks. Only the weights the kernel's
     table has otherwise are written, in one batch (``ipvs.set_weights``); one the pack
     had not set as found is logged as a repair.
@@ -228,11 +228,14 @@ def apply(record=None):  # pylint: disable=redefined-outer-name
     with lvstun.records.locked(__opts__, lvstun.records.SITE_APPLIED):
         answer = _answer(*_accept(offered), offered) if offered is not None else \
             {"holds": lvstun.healthrecord.summary(lvstun.records.load(__opts__, lvstun.records.RUNNER_COPY))}
-        cfg = __salt__["lvs_site.config"](applied=True)
+        # The site the director's table (and metrics) state last applied: a highstate
+        # writes the new site's weights itself, and reports them.
+        cfg = __salt__["lvs_site.config"](applied="table")
         if cfg.get("role") != "director":
             return {**answer, "changes": {}}
-        if cfg.get("metrics"):
-            __salt__["lvs_exporter.set_view"](cfg["metrics"]["view"], if_exporter=True)
+        metrics = __salt__["lvs_site.config"](applied="metrics").get("metrics")
+        if metrics:
+            __salt__["lvs_exporter.set_view"](metrics["view"], if_exporter=True)
         weights = lvstun.roles.weights_of(cfg["services"])
         last_set = lvstun.records.load(__opts__, lvstun.records.WEIGHTS_SET)
         changes = __salt__["ipvs.set_weights"](weights) if weights else {}

@@ -37,7 +37,9 @@ def _pillar():
 
 def tree(applied=False):
     """The site's pillar tree (``lvs``): this minion's pillar, or with ``applied`` the
-    one the last highstate applied (this minion's pillar before any).
+    one the last highstate applied (this minion's pillar before any); with ``applied``
+    ``table`` or ``metrics``, the one a director's table (or metrics) state last applied
+    (:func:`note_applied`; the highstate's before any).
 
     CLI Example:
 
@@ -45,11 +47,36 @@ def tree(applied=False):
 
         salt director lvs_site.tree applied=True
     """
+    if applied in ("table", "metrics"):
+        stored = lvstun.records.load(__opts__, lvstun.records.DIRECTOR_SITES).get(applied)
+        if stored is not None:
+            return stored["lvs"]
     if applied:
         stored = lvstun.records.load(__opts__, lvstun.records.SITE_APPLIED)
         if stored is not None:
             return stored["lvs"]
     return _pillar()
+
+
+def note_applied(part):
+    """Record the site in this minion's pillar as the one a director's ``part``
+    (``table``, ``metrics``) state applied; the caller holds the site's lock and has
+    just written it (``lvs_health.table``, ``lvs_health.exporter``, not under
+    ``test=True``). Until then the director's thread and the runner's pushes keep
+    writing by the site that state applied before: a highstate reports (and
+    ``test=True`` predicts) the weights it changes, and nothing writes the new site's
+    weights before it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_site.note_applied table
+    """
+    sites = lvstun.records.load(__opts__, lvstun.records.DIRECTOR_SITES)
+    if sites.get(part) != {"lvs": _pillar()}:
+        lvstun.records.store(__opts__, lvstun.records.DIRECTOR_SITES, {**sites, part: {"lvs": _pillar()}})
+    return True
 
 
 def remember():
@@ -109,7 +136,8 @@ def role(minion_id=None):
 def config(minion_id=None, applied=False):
     """Return what this minion (or ``minion_id``) must hold for its role, as the role
     states use it: ``{"role": "director", "addresses": ..., "services": ...}``; with
-    ``applied``, by the site the last highstate applied (:func:`tree`).
+    ``applied``, by the site the last highstate applied (or ``table``, ``metrics``: the
+    one a director's table or metrics state applied, :func:`tree`).
 
     Raises ``SaltInvocationError`` (every problem, by pillar path) when the site is invalid.
 

@@ -46,8 +46,19 @@ def _by_site_now(run):
 
 def _table(name, remove, cfg):
     ret = __states__["ipvs.managed"](name, services=cfg["services"], remove=remove)
-    if ret["result"] and not __opts__["test"] and "lvs_health.note_set" in __salt__:
-        __salt__["lvs_health.note_set"](lvstun.roles.weights_of(cfg["services"]))
+    if not __opts__["test"]:
+        # From now on the director's thread and the runner's pushes write by this site.
+        __salt__["lvs_site.note_applied"]("table")
+        if ret["result"]:
+            __salt__["lvs_health.note_set"](lvstun.roles.weights_of(cfg["services"]))
+    return ret
+
+
+def _exporter(name, port, address, subnet, cfg):
+    ret = __states__["lvs_exporter.running"](name, port, address=address, subnet=subnet,
+                                             site_view=cfg["metrics"]["view"])
+    if not __opts__["test"]:
+        __salt__["lvs_site.note_applied"]("metrics")
     return ret
 
 
@@ -73,5 +84,4 @@ def table(name, remove="drain"):
 def exporter(name, port, address=None, subnet=None):
     """The director's exporter, its view (pillar weights, health, drains) as the site
     and its health say now (``lvs_exporter.running`` with ``lvs_site.config``'s view)."""
-    return _by_site_now(lambda cfg: __states__["lvs_exporter.running"](
-        name, port, address=address, subnet=subnet, site_view=cfg["metrics"]["view"]))
+    return _by_site_now(lambda cfg: _exporter(name, port, address, subnet, cfg))

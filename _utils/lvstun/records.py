@@ -101,6 +101,11 @@ SITE_APPLIED = Record(
     "site-applied", Fields(required={"lvs": ANY}), None,
     writer="lvs_site.remember (the lvs_site.valid state)",
     readers="lvs_site.tree applied=True: the beacons, their threads, the runner's pushes", lock="site")
+DIRECTOR_SITES = Record(
+    "director-sites", MapOf(Fields(required={"lvs": ANY})), {},
+    writer="the director's table and metrics states (lvs_health.table, lvs_health.exporter): the site each "
+           "applied, in the same locked step as it wrote it",
+    readers="lvs_health.apply (its thread and pushes write by the site those states last applied)", lock="site")
 IPVS_SYNC = Record(
     "ipvs-sync", AnyOf((NULL, Fields(required={"interface": STR, "sync_id": Int(0, 255)}))), None,
     writer="ipvs.sync_apply", readers="ipvs.sync_check_absent, ipvs.sync_forget")

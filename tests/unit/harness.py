@@ -25,7 +25,8 @@ class Director:
         self.site = load(f"lvs_site_{name}", "_modules", "lvs_site.py")
         self.state = load(f"lvs_health_state_{name}", "_states", "lvs_health.py")
         opts = {"cachedir": str(folder), "id": name, "test": False}
-        salt = {"lvs_site.config": self.site.config, "lvs_health.record": self.health.record,
+        salt = {"lvs_site.config": self.site.config, "lvs_site.note_applied": self.site.note_applied,
+                "lvs_health.record": self.health.record,
                 "lvs_health.accept": self.health.accept, "lvs_health.note_set": self.health.note_set,
                 "lvs_exporter.set_view": lambda view, if_exporter=False: False,
                 "ipvs.set_weights": self.set_weights, "ipvs.list": self.table}

@@ -2,6 +2,7 @@
 by the master's sequence (never by clocks), pushed again until confirmed, recovered
 without forgetting a drain, and read field by field (issue 24)."""
 
+import copy
 import json
 import math
 import os
@@ -209,3 +210,35 @@ def test_a_minion_record_of_the_wrong_shape_reads_as_its_default(tmp_path, monke
     assert director.health.report()["age"] is None and director.health.reachability() == {}
     director.health.apply()
     assert director.highstate()["result"]
+
+
+def test_a_highstate_writes_and_reports_the_new_sites_weights_not_the_thread_before_it(tmp_path, monkeypatch):
+    """The director's thread writes by the site its table state last applied: between a
+    highstate's start (the site remembered) and its table state, a round changes nothing,
+    so the table state changes and reports the new weights, as test=True predicted."""
+    site = Site(tmp_path, monkeypatch)
+    director = site.directors["director"]
+    edited = copy.deepcopy(site.tree)
+    edited["lvs"]["realservers"]["rs1"]["weight"] = 4
+    director.tree = edited
+    for module in (director.health, director.site, director.state):
+        module.__pillar__ = {"lvs": edited["lvs"]}
+    director.site.remember()  # lvs_site.valid, at the highstate's start
+    assert director.health.apply()["changes"] == {}  # a round of the thread meanwhile
+    assert site.weight("director", "rs1") == 1
+    director.state.__states__ = {"ipvs.managed": lambda name, services, remove: _managed(director, services)}
+    ret = director.state.table("lvs-site")
+    assert ret["changes"] == {f"{WEB} -> 10.10.24.21:80": {"old": {"weight": 1}, "new": {"weight": 4}}}
+    assert director.health.apply()["changes"] == {}  # the thread now runs the new site: nothing to repair
+
+
+def _managed(director, services):
+    """ipvs.managed's changes over the harness's kernel (weights only: the table exists)."""
+    changes = {}
+    for spec, svc in services.items():
+        for dest, settings in svc["destinations"].items():
+            old = director.kernel[spec][dest]
+            if old != settings["weight"]:
+                changes[f"{spec} -> {dest}"] = {"old": {"weight": old}, "new": {"weight": settings["weight"]}}
+                director.kernel[spec][dest] = settings["weight"]
+    return {"name": "lvs-site", "result": True, "changes": changes, "comment": ""}
