@@ -17,6 +17,7 @@ from tests.lab.ipvs_helpers import call
 from tests.lab.site_helpers import apply, changes_by_minion, edited, results_by_minion, site_tree, snapshot
 
 from . import health_helpers
+from .conftest import short_fin_timeouts
 
 
 @pytest.fixture(scope="module", name="site_lab")
@@ -65,6 +66,8 @@ def test_a_restarted_host_comes_back_fully_configured(site_lab, host):
     _wait(lambda: snapshot(site_lab, [host]) == before, 120, f"{host} to be configured again")
     # The directors' probes took a restarted real server out; it is back once they reach it.
     _wait(lambda: set(health_helpers.weights(site_lab).values()) == {1}, 120, "every backend back in")
+    if host == "director":
+        short_fin_timeouts(site_lab)  # a new kernel: the tests' short FIN timeout again
     _traffic_ok(site_lab)
 
 
@@ -258,7 +261,7 @@ def test_a_removed_realserver_is_drained_not_cut_and_comes_back_when_added(site_
     call(site_lab, "ipvs.set_timeouts", tcpfin=2)  # finished connections leave the table soon
     try:
         _drain_rs3_while_it_holds_a_connection(site_lab)
-        # (finished connections of earlier tests may hold the older 120 s FIN_WAIT timer)
+        # (finished connections of earlier tests hold the lab's FIN timeout: conftest.FIN_TIMEOUT)
         _wait(lambda: _dest(site_lab, "10.10.24.23")[1:] == (0, 0), 150, "rs3's connections to end")
     finally:
         call(site_lab, "ipvs.set_timeouts", tcpfin=timeouts["tcpfin"])
