@@ -60,7 +60,7 @@ def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS ta
     if not ops:
         ret["comment"] = f"{what} is as wanted"
         return ret, desired, present
-    ret["changes"] = changes
+    ret["changes"] = rec.summarized(changes)
     if __opts__["test"]:
         ret.update(result=None, comment=f"{len(ops)} change(s) to {what} would be made")
         return ret, desired, present
@@ -73,7 +73,7 @@ def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS ta
             _, left = rec.plan(after, desired, owned, remove)
         except CommandExecutionError:
             after, left = current, changes
-        ret["changes"] = {label: change for label, change in changes.items() if label not in left}
+        ret["changes"] = rec.summarized({label: change for label, change in changes.items() if label not in left})
         ret.update(result=False, comment=f"failed to change {what}: {err}; not done: {sorted(left)[:5]}")
         return ret, desired, {rec.service_spec(svc) for svc in after}
     # Verify the services the plan touched: each as wanted in the kernel's own terms

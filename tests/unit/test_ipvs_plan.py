@@ -115,3 +115,17 @@ def test_a_service_held_exactly_as_wanted_is_unchanged_and_any_difference_is_not
     assert rec.unchanged(rec.as_wanted(want_of({"10.10.24.21:80": {"weight": 2}, "10.10.24.22:80": {}},
                                                scheduler="wrr")), held) == set()
     assert rec.unchanged(wanted, {}) == set()
+
+
+def test_thousands_of_changes_are_reported_per_service_and_a_few_one_by_one():
+    few = rec.plan([], _want({"10.10.24.21:80": 1}))[1]
+    assert rec.summarized(few) == few
+    desired = [rec.desired_service(f"tcp:10.20.{i // 250}.{i % 250 + 1}:80",
+                                   {"destinations": {f"10.10.24.{21 + j}:80": {"weight": 1} for j in range(10)}})
+               for i in range(100)]
+    _, changes = rec.plan([], desired)
+    assert len(changes) == 1100
+    report = rec.summarized(changes)
+    assert len(report) == 100
+    assert report["tcp:10.20.0.1:80"] == {"old": None, "new": {"scheduler": "wlc", "flags": [], "persistent": 0},
+                                          "destinations": {"added": 10, "changed": 0, "drained": 0, "removed": 0}}
