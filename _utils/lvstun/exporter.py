@@ -88,16 +88,37 @@ class Exporter:
             return None
 
     def scrape(self):
-        """The answer to a scrape, as byte chunks (one metric family each)."""
+        """The answer to a scrape, as byte chunks (one metric family each); a part kept
+        from scrape to scrape comes as a :class:`Packed` chunk (its gzip member kept too)."""
         start = time.perf_counter()
         with self._lock:
             for chunk in self._text.chunks(self.table(), self.view()):
-                yield chunk.encode()
+                if isinstance(chunk, metrics.Kept):
+                    if chunk.packed is None:
+                        data = chunk.encode()
+                        chunk.packed = Packed(data)
+                        chunk.packed.member = gzip_member(data)
+                    yield chunk.packed
+                else:
+                    yield chunk.encode()
             yield generate_latest(self.registry)
         took = time.perf_counter() - start
         yield ("# HELP lvs_exporter_scrape_duration_seconds Time this scrape took.\n"
                "# TYPE lvs_exporter_scrape_duration_seconds gauge\n"
                f"lvs_exporter_scrape_duration_seconds {took:.6f}\n").encode()
+
+
+class Packed(bytes):
+    """A chunk with its own gzip member (``member``): a gzip answer carries it as it is,
+    between the members of the rest (gzip readers, Prometheus' among them, read a
+    stream of members as one)."""
+
+    member = b""
+
+
+def gzip_member(data):
+    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing
+    return packer.compress(data) + packer.flush()
 
 
 def accepts_gzip(header):
@@ -126,7 +147,11 @@ def _handler(exporter):
                 self.end_headers()
                 packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None  # 31: gzip framing
                 for chunk in exporter.scrape():
-                    self.wfile.write(packer.compress(chunk) if packer else chunk)
+                    if packer and isinstance(chunk, Packed):  # a kept part: its member, between the others
+                        self.wfile.write(packer.flush() + chunk.member)
+                        packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+                    else:
+                        self.wfile.write(packer.compress(chunk) if packer else chunk)
                 if packer:
                     self.wfile.write(packer.flush())
                 return

@@ -204,12 +204,19 @@ class Text:
                              "lvs_service_backends_healthy": sum(1 for b in members if b["healthy"]),
                              "lvs_service_floor": entry["floor"]}[name]
                 out.append(f"{name}{{{head}}} {value}\n")
-        self._view_part = "".join(out)
+        self._view_part = Kept("".join(out))
         serving = [(head, index, counted) for head, entry, index, counted in services if entry]
         name, kind, text = next(family for family in SERVICE if family[0] == "lvs_service_backends_serving")
         self._serving = (_head(name, kind, text),
                          "".join([f"{name}{{{_escaped(head)}}} %d\n" for head, _, _ in serving]),
                          [(index, counted) for _, index, counted in serving])
+
+
+class Kept(str):
+    """Text a scrape sends unchanged until the view or the table's shape changes (the
+    exporter keeps its bytes and their gzip member with it)."""
+
+    packed = None  # (bytes, gzip member), made at its first scrape
 
 
 _ADDRESS_PORT = operator.itemgetter(0, 1)
