@@ -303,19 +303,30 @@ def set_weights(weights):
         spec = rec.service_spec(rec.parse_service(service))
         for dest, weight in dests.items():
             parsed = rec.parse_dest(dest)
-            wanted.setdefault(spec, {})[rec.join_hostport(parsed["address"], parsed["port"])] = \
+            wanted.setdefault(spec, {})[(parsed["address"], parsed["port"])] = \
                 rec.check_weight(int(weight) if isinstance(weight, str) else weight)
-    current = {rec.service_spec(s): s for s in _read(set(wanted), stats=False)}
+    # First the weights alone (a director's thread asks twice a second); the services
+    # whose weights differ are then read whole: an edit keeps every other field.
+    with _client() as ipvs:
+        try:
+            held = ipvs.read_settings(set(wanted))
+        except client.IPVSError as err:
+            raise CommandExecutionError(f"cannot read the IPVS table: {err.strerror or err}") from err
+    held = {spec: dests for spec, (_, dests) in held.items()}  # {spec: {(address, port): settings}}
+    differ = {spec for spec, dests in wanted.items() if any(
+        key in held.get(spec, {}) and held[spec][key][1] != weight for key, weight in dests.items())}  # [1]: weight
+    current = {rec.service_spec(s): s for s in _read(differ, stats=False)} if differ else {}
     ops, changes, missing = [], {}, []
     for spec, dests in wanted.items():
-        have = {rec.join_hostport(d["address"], d["port"]): d for d in current.get(spec, {}).get("destinations", [])}
-        for dest, weight in dests.items():
-            record = have.get(dest)
-            if record is None:
-                missing.append(f"{spec} {dest}")
-            elif record["weight"] != weight:
+        have = {(d["address"], d["port"]): d for d in current.get(spec, {}).get("destinations", [])}
+        for key, weight in dests.items():
+            if key not in held.get(spec, {}):
+                missing.append(f"{spec} {rec.join_hostport(*key)}")
+                continue
+            record = have.get(key)
+            if record is not None and record["weight"] != weight:
                 ops.append(("edit_dest", current[spec], {**record, "weight": weight}))
-                changes.setdefault(spec, {})[dest] = {"old": record["weight"], "new": weight}
+                changes.setdefault(spec, {})[rec.join_hostport(*key)] = {"old": record["weight"], "new": weight}
     _apply(ops)
     if missing:
         changes["missing"] = missing
