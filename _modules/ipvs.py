@@ -287,8 +287,9 @@ def set_weight(service, dest, weight):
 
 @_invalid
 def set_weights(weights):
-    """Set many destinations' weights at once, ``{service: {dest: weight}}``, in one read
-    of those services and one batch of writes; other fields stay as the kernel has them.
+    """Set many destinations' weights at once, ``{service: {dest: weight}}``: one read of
+    those services' settings, a full read of those whose weights differ, and one batch of
+    writes; other fields stay as the kernel has them.
     Returns ``{service: {dest: {"old", "new"}}}`` for the weights that changed, plus
     ``"missing": ["service dest", ...]`` for destinations the table does not have.
 
