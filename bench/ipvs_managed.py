@@ -135,11 +135,18 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="time the stages of one first apply")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--without", help="machinery switched off (bench/machinery.py): uring,recvmmsg,layouts")
     parser.add_argument("--hotspots", action="store_true",
                         help="also profile one first apply with cProfile (slow on UML: minutes at 11,000 entries)")
     args = parser.parse_args()
     clear()
     mods, states = loaders()
+    if args.without:
+        assert mods["ipvs.list"] and states["ipvs.managed"]  # loaded: their lvstun modules are the ones to switch
+        sys.path.insert(0, os.path.join(REPO, "bench"))
+        import machinery  # noqa: PLC0415
+
+        machinery.disable(machinery.parse(args.without))
     want = table(args.services, args.dests)
     expected = sorted(save_text(want))
     restore_input = ("\n".join(line.removesuffix(" --tun-type ipip") for line in save_text(want)) + "\n").encode()
@@ -193,6 +200,7 @@ def main():
             in zeroed else line for line in expected)
 
     print(f"table: {args.services} services x {args.dests} tunnel destinations = {entries} entries "
+          + (f"(without {args.without}) " if args.without else "") +
           f"(kernel {os.uname().release}, {args.runs} paired runs, medians; every result checked against "
           "ipvsadm-save -n)")
     fig = {name: median(values) for name, values in runs.items()}
@@ -229,7 +237,8 @@ def main():
               f"{100 * rest / total:5.1f} %")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"kernel": os.uname().release, "entries": entries, "runs": runs, "medians": fig,
+            json.dump({"kernel": os.uname().release, "entries": entries, "without": args.without or "",
+                       "runs": runs, "medians": fig,
                        "cpu": {name: [median(part) for part in zip(*values, strict=True)]
                                for name, values in CPU.items()},
                        "peak_mib": peak, "report": report, "stages": stages}, fh)

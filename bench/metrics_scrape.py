@@ -184,6 +184,8 @@ def main():
     parser.add_argument("--record", help="also save the kernel's replies of one table read here")
     parser.add_argument("--replay", help="time the exporter's work on saved replies (no kernel needed)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--without", help="machinery switched off in the exporter (bench/machinery.py): "
+                                          "uring,recvmmsg,layouts,malloc")
     args = parser.parse_args()
     if args.replay:
         replay(args.replay, args.runs, args.services, args.dests)
@@ -199,9 +201,13 @@ def main():
     view = os.path.join(folder, "view.json")
     with open(view, "w", encoding="utf-8") as fh:
         json.dump(lvstun.metrics.view(the_site), fh)
-    env = dict(os.environ, **lvstun.exporter.ENVIRONMENT, PYTHONPATH=os.path.join(REPO, "_utils"))
+    without = [name for name in (args.without or "").split(",") if name]
+    env = dict(os.environ, **({} if "malloc" in without else lvstun.exporter.ENVIRONMENT),
+               PYTHONPATH=os.path.join(REPO, "_utils"))
+    start = ([sys.executable, os.path.join(REPO, "bench", "machinery.py"), "--without", ",".join(without), "-m"]
+             if without else [sys.executable, "-m"])
     procs = {
-        "pack": subprocess.Popen([sys.executable, "-m", "lvstun.exporter", "--address=127.0.0.1",
+        "pack": subprocess.Popen([*start, "lvstun.exporter", "--address=127.0.0.1",
                                   f"--port={PACK_PORT}", f"--view={view}"], env=env),
         "node": subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{NODE_PORT}",
                                   "--collector.disable-defaults", "--collector.ipvs"],
@@ -222,7 +228,7 @@ def main():
         print(f"{args.services} services x {args.dests} backends ({entries} destinations), "
               f"{args.runs} scrapes each, in turns, after one warm-up scrape each, gzip asked for"
               + (f"; the director's own exporter paused (pids {paused})" if paused else ""))
-        figures = {"kernel": os.uname().release, "destinations": entries, "runs": times}
+        figures = {"kernel": os.uname().release, "destinations": entries, "runs": times, "without": args.without or ""}
         for name, label in (("pack", "lvstun.exporter"), ("node", "node_exporter --collector.ipvs")):
             peak, now = memory(procs[name].pid)
             figures[name] = {"median": statistics.median(times[name]), "samples": samples(bodies[name]),

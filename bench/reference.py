@@ -37,22 +37,35 @@ PYTHON = sys.executable
 ENV = ["env", f"PYTHONPATH={os.path.join(REPO, '_utils')}:{REPO}"]
 
 
-def _managed_args(entries_services, dests, runs, out, profile):
+def _managed_args(entries_services, dests, runs, out, profile, without=""):
     return [*ENV, PYTHON, os.path.join(REPO, "bench", "ipvs_managed.py"), "--services", str(entries_services),
-            "--dests", str(dests), "--runs", str(runs), "--json", out, *(["--profile"] if profile else [])]
+            "--dests", str(dests), "--runs", str(runs), "--json", out, *(["--profile"] if profile else []),
+            *(["--without", without] if without else [])]
 
 
-def _scrape_args(runs, out):
-    return [*ENV, PYTHON, os.path.join(REPO, "bench", "metrics_scrape.py"), "--runs", str(runs), "--json", out]
+def _scrape_args(runs, out, without=""):
+    return [*ENV, PYTHON, os.path.join(REPO, "bench", "metrics_scrape.py"), "--runs", str(runs), "--json", out,
+            *(["--without", without] if without else [])]
 
 
-def on_reference(tables, runs, scrapes, folder):
-    """Every benchmark on the stock kernel, in one boot: ``({name: figures}, output)``."""
+MACHINERY = ("uring", "recvmmsg", "layouts")  # and malloc: the exporter's alone
+
+
+def on_reference(tables, runs, scrapes, folder, machinery=False):
+    """Every benchmark on the stock kernel, in one boot: ``({name: figures}, output)``;
+    with ``machinery``, the 11,000-entry table and the scrape again without each piece of
+    the system-call machinery (bench/machinery.py)."""
     script = []
     for services, dests in tables:
         script.append(" ".join(_managed_args(services, dests, runs if services * dests <= 20000 else 1,
                                              f"/run/out/managed-{services}x{dests}.json", profile=True)))
     script.append(" ".join(_scrape_args(scrapes, "/run/out/scrape.json")))
+    if machinery:
+        for piece in MACHINERY:
+            script.append(" ".join(_managed_args(1000, 10, 1, f"/run/out/without-{piece}-managed.json", False,
+                                                 piece)))
+        for piece in (*MACHINERY, "malloc"):
+            script.append(" ".join(_scrape_args(scrapes, f"/run/out/without-{piece}-scrape.json", piece)))
     command = ["/bin/sh", "-c", " && ".join(script)]
     code, output = refkernel.run(command, timeout=6 * 3600, out=folder)
     if code != 0:
@@ -109,6 +122,26 @@ def _row(label, value, baseline, baseline_label, cpu=None):
     return f"{label}: {value:.3f} s against {baseline:.3f} s ({ratio}){spent}"
 
 
+def describe_machinery(figures):
+    """Before/after of each piece of the machinery on this kernel (same boot)."""
+    lines = ["  the system-call machinery, each piece switched off (same boot; ratio > 1: it helps):"]
+    managed, scrape = figures.get("managed-1000x10"), figures.get("scrape")
+    for piece in (*MACHINERY, "malloc"):
+        off_managed, off_scrape = figures.get(f"without-{piece}-managed"), figures.get(f"without-{piece}-scrape")
+        parts = []
+        if managed and off_managed:
+            for key, label in (("first", "first apply"), ("again", "re-apply")):
+                off, on = off_managed["medians"][key], managed["medians"][key]
+                parts.append(f"{label} {off:.2f} s without against {on:.2f} s ({off / on:.2f}x)")
+        if scrape and off_scrape:
+            parts.append(f"scrape {off_scrape['pack']['median']:.2f} s against {scrape['pack']['median']:.2f} s "
+                         f"({off_scrape['pack']['median'] / scrape['pack']['median']:.2f}x), memory peak "
+                         f"{off_scrape['pack']['peak_mib']:.0f} against {scrape['pack']['peak_mib']:.0f} MiB")
+        if parts:
+            lines.append(f"    {piece}: " + "; ".join(parts))
+    return lines
+
+
 def describe(kernel_name, figures):
     lines = [f"== {kernel_name}"]
     for name, fig in sorted(figures.items()):
@@ -128,6 +161,8 @@ def describe(kernel_name, figures):
                      f"rendered by the highstate outputter in {report['render']:.2f} s")
         for stage, (wall, user, system) in fig.get("stages", {}).items():
             lines.append(f"      {stage.strip():<62} {wall:7.3f} s  user {user:.3f}  system {system:.3f}")
+    if any(name.startswith("without-") for name in figures):
+        lines += describe_machinery(figures)
     scrape = figures.get("scrape")
     if scrape:
         lines.append(f"  one scrape of {scrape['destinations']} destinations: "
@@ -144,12 +179,14 @@ def main():
     parser.add_argument("--scrapes", type=int, default=10)
     parser.add_argument("--no-lab", action="store_true", help="the stock kernel only")
     parser.add_argument("--no-large", action="store_true", help="skip 110,000 entries")
+    parser.add_argument("--machinery", action="store_true",
+                        help="also each piece of the system-call machinery switched off, on the stock kernel")
     args = parser.parse_args()
     tables = [(1000, 10)] + ([] if args.no_large else [(10000, 10)])
     with tempfile.TemporaryDirectory(prefix="lvs-bench-") as folder:
         ref_dir = os.path.join(folder, "stock")
         engine = refkernel.accelerator()
-        stock, stock_out = on_reference(tables, args.runs, args.scrapes, ref_dir)
+        stock, stock_out = on_reference(tables, args.runs, args.scrapes, ref_dir, args.machinery)
         print(stock_out)
         uml = None
         if not args.no_lab:
