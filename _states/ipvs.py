@@ -209,22 +209,23 @@ def managed(name, services, remove="drain"):
     record = f"ipvs-managed-{name}"
     owned = owned_records.load(__opts__, record, [])
     try:
-        desired = [rec.desired_service(spec, settings) for spec, settings in (services or {}).items()]
+        # First the table's settings, compared in the kernel's own terms: only the
+        # services that differ (and owned ones no longer wanted) are read whole and planned.
+        wanted = rec.wanted(services or {})
+        same = rec.unchanged(wanted, __salt__["ipvs.settings"](sorted(wanted)) if wanted else {})
+        desired = [rec.desired_service(spec, settings) for spec, settings in (services or {}).items()
+                   if rec.service_spec(rec.parse_service(spec)) not in same]
     except rec.SpecError as err:
         ret.update(result=False, comment=str(err))
         return ret
-    # First the table's settings, read and compared in the kernel's own terms: only the
-    # services that differ (and owned ones no longer wanted) are read whole and planned.
-    wanted = rec.as_wanted(desired)
-    same = rec.unchanged(wanted, __salt__["ipvs.settings"](sorted(wanted)) if wanted else {})
-    rest = [svc for svc in desired if rec.service_spec(svc) not in same]
+    rest = desired
     others = sorted({rec.service_spec(svc) for svc in rest} | (set(owned) - set(wanted)))
     current = _current(others) if others else []
     ret, _, present = _converge(ret, current, rest, [spec for spec in owned if spec not in same], remove,
                                 what=f"the services of {name}")
     if not __opts__["test"]:
         # Also after a failure: services it created before the failure are its own.
-        keep = rec.still_owned(present | same, desired, owned)
+        keep = rec.still_owned(present | same, set(wanted), owned)
         if keep != owned:
             owned_records.store(__opts__, record, keep)
     return ret

@@ -299,20 +299,41 @@ DEST_FIELDS = ("forward", "weight", "u_threshold", "l_threshold")
 TUNNEL_FIELDS = ("tun_type", "tun_port", "tun_flags")
 
 
-def desired_service(spec, settings=None):
-    """Normalise one desired service (``destinations: None`` leaves its dests alone)."""
-    settings = dict(settings or {})
+def _service_part(spec, settings):
+    """``(key, service record without destinations)`` of one desired service (checked)."""
     key = parse_service(spec)
     flags = sorted(sched_flags_names(sched_flags_value(settings.get("flags") or [])))
     persistent = settings.get("persistent", 0) or 0
     if isinstance(persistent, bool) or not isinstance(persistent, int) or persistent < 0:
         raise SpecError(f"{service_spec(key)}: persistent {persistent!r} must be seconds (0: not persistent)")
+    return key, {**key, "scheduler": str(settings.get("scheduler", "wlc")), "flags": flags, "persistent": persistent,
+                 "netmask": settings.get("netmask"), "destinations": None}
+
+
+def desired_service(spec, settings=None):
+    """Normalise one desired service (``destinations: None`` leaves its dests alone)."""
+    settings = settings or {}
+    key, svc = _service_part(spec, settings)
     dests = settings.get("destinations", {})
-    svc = {**key, "scheduler": str(settings.get("scheduler", "wlc")), "flags": flags, "persistent": persistent,
-           "netmask": settings.get("netmask"), "destinations": None}
     if dests is not None:
-        svc["destinations"] = [desired_dest(d, s, service_spec(key)) for d, s in (dests or {}).items()]
+        name = service_spec(key)
+        svc["destinations"] = [_dest_record(*dest_settings(d, s, name)) for d, s in (dests or {}).items()]
     return svc
+
+
+def wanted(services):
+    """``{spec: (service values, {(address, port): dest values} or None)}`` of a desired
+    table (``{spec: settings}``, checked as :func:`desired_service` checks it): what
+    :func:`unchanged` compares with the kernel's, made without destination records."""
+    out = {}
+    for spec, settings in services.items():
+        settings = settings or {}
+        key, svc = _service_part(spec, settings)
+        name = service_spec(key)
+        dests = settings.get("destinations", {})
+        out[name] = (service_values(svc), None if dests is None else
+                     dict(dest_settings(d, s, name) for d, s in (dests or {}).items()))
+    return out
 
 
 _DEST_SPECS = {}  # destination spec text -> (address, port): a table names the same real servers in every service
@@ -320,8 +341,9 @@ _DEST_SPECS_MAX = 1 << 17
 _TUN_FLAG_SET = frozenset(TUN_FLAGS)
 
 
-def desired_dest(spec, settings=None, service="service"):
-    """Normalise one desired destination (``forward`` tunnel, weight 1 ... by default).
+def dest_settings(spec, settings=None, service="service"):
+    """``((address, port), values)`` of one desired destination (``forward`` tunnel,
+    weight 1 ... by default; ``values`` as :func:`dest_values` makes them), checked.
 
     Called once per destination of a table at every state run: its checks are plain
     comparisons, and a destination's address is parsed once per process."""
@@ -341,21 +363,32 @@ def desired_dest(spec, settings=None, service="service"):
     u_threshold, l_threshold = settings.get("u_threshold", 0), settings.get("l_threshold", 0)
     if u_threshold.__class__ is not int or l_threshold.__class__ is not int:
         u_threshold, l_threshold = int(u_threshold), int(l_threshold)
-    dest = {"address": parsed[0], "port": parsed[1], "forward": forward, "weight": weight,
-            "u_threshold": u_threshold, "l_threshold": l_threshold}
-    if forward == "tunnel":
-        tun_type = settings.get("tun_type", "ipip")
-        if tun_type not in TUN_TYPES:
-            check_choice(tun_type, tuple(TUN_TYPES), f"{service}: tun_type")
-        flags = settings.get("tun_flags")
-        flags = sorted(flags) if flags else []
-        for flag in flags:
-            if flag not in _TUN_FLAG_SET:
-                check_choice(flag, tuple(TUN_FLAGS), f"{service} -> {spec}: tunnel flag")
-        tun_port = settings.get("tun_port", 0)
-        dest.update(tun_type=tun_type, tun_port=tun_port if tun_port.__class__ is int else int(tun_port),
-                    tun_flags=flags)
+    if forward != "tunnel":
+        return parsed, (forward, weight, u_threshold, l_threshold)
+    tun_type = settings.get("tun_type", "ipip")
+    if tun_type not in TUN_TYPES:
+        check_choice(tun_type, tuple(TUN_TYPES), f"{service}: tun_type")
+    flags = settings.get("tun_flags")
+    flags = sorted(flags) if flags else []
+    for flag in flags:
+        if flag not in _TUN_FLAG_SET:
+            check_choice(flag, tuple(TUN_FLAGS), f"{service} -> {spec}: tunnel flag")
+    tun_port = settings.get("tun_port", 0)
+    return parsed, (forward, weight, u_threshold, l_threshold, tun_type,
+                    tun_port if tun_port.__class__ is int else int(tun_port), flags)
+
+
+def _dest_record(key, values):
+    dest = {"address": key[0], "port": key[1], "forward": values[0], "weight": values[1],
+            "u_threshold": values[2], "l_threshold": values[3]}
+    if values[0] == "tunnel":
+        dest.update(tun_type=values[4], tun_port=values[5], tun_flags=values[6])
     return dest
+
+
+def desired_dest(spec, settings=None, service="service"):
+    """Normalise one desired destination (a record: :func:`dest_settings` as a dict)."""
+    return _dest_record(*dest_settings(spec, settings, service))
 
 
 def _dest_view(dest):
@@ -379,15 +412,14 @@ def service_values(svc):
 
 
 def as_wanted(desired):
-    """``{spec: (service values, {(address, port): dest values} or None)}`` of desired
-    service records: what :func:`unchanged` compares with the kernel's."""
+    """:func:`wanted` of normalised desired service records."""
     return {service_spec(svc): (service_values(svc), None if svc["destinations"] is None else
                                 {(d["address"], d["port"]): dest_values(d) for d in svc["destinations"]})
             for svc in desired}
 
 
 def unchanged(wanted, held):
-    """The specs of ``wanted`` (:func:`as_wanted`) that the kernel holds exactly as
+    """The specs of ``wanted`` (:func:`wanted`) that the kernel holds exactly as
     wanted: ``held`` is ``{spec: (service values, {(address, port): dest values})}`` as
     read (``lvstun.ipvsclient.Client.read_settings``). A plan for these is empty: the
     states plan only the others (a table of thousands compared in its own terms)."""
@@ -504,7 +536,7 @@ def _remove_dest(ops, changes, svc, dest, label, remove):
 
 
 def still_owned(present, desired, owned):
-    """The specs to remember as owned after a run: desired and owned ones that exist in
-    the kernel (``present``: their specs; owned ones being drained; after a failed run,
-    exactly those it made)."""
-    return sorted(({service_spec(s) for s in desired} | set(owned)) & set(present))
+    """The specs to remember as owned after a run: desired (specs) and owned ones that
+    exist in the kernel (``present``: their specs; owned ones being drained; after a
+    failed run, exactly those it made)."""
+    return sorted((set(desired) | set(owned)) & set(present))
