@@ -32,13 +32,6 @@ lvs-director-sysctls:
     - require:
       - kmod: lvs-director-ip-vs-module
 
-lvs-director-vips:
-  lvs_net.director_vips:
-    - vips: {{ cfg.vips | json }}
-    - require:
-      - lvs_net: lvs-director-addresses
-      - lvs_net: lvs-director-sysctls
-
 {#- The table's weights (and the metrics' view) are computed when the state runs, not
     here: the health record changes while a highstate runs (docs/health.md). #}
 lvs-director-ipvs:
@@ -46,7 +39,16 @@ lvs-director-ipvs:
     - name: lvs-site
     - remove: drain
     - require:
-      - lvs_net: lvs-director-vips
+      - lvs_net: lvs-director-addresses
+      - lvs_net: lvs-director-sysctls
+
+{#- The VIPs after the table: a new VIP takes traffic once its service exists, and a
+    VIP whose service this highstate deleted (idle) goes in the same highstate. #}
+lvs-director-vips:
+  lvs_net.director_vips:
+    - vips: {{ cfg.vips | json }}
+    - require:
+      - lvs_health: lvs-director-ipvs
 
 {%- if cfg.sync %}
 
