@@ -37,3 +37,22 @@ def test_arp_sysctls_are_set_before_any_vip_is_added(monkeypatch):
     ipip.present(["10.10.24.88"])
     assert calls.index(("sysctls", 1)) < calls.index(("add", "10.10.24.88/32"))
     assert calls[0] == "device"
+
+
+def test_a_device_that_is_not_an_ipip_tunnel_is_refused_before_any_change(monkeypatch):
+    """``tunnel.device`` naming a NIC or lo is refused by the site (issue 25); should a
+    host still have such a device under the name, the real server's state stops before
+    touching it (its addresses would read as stale VIPs)."""
+    import pytest  # noqa: PLC0415
+    from salt.exceptions import CommandExecutionError  # noqa: PLC0415
+
+    ipip = load("ipip_not_a_tunnel", "_modules", "ipip.py")
+    ipip.__opts__ = {"cachedir": "/nonexistent"}
+    monkeypatch.setattr(ipip, "tunnel", lambda device: {"exists": True, "up": True, "mtu": 1500, "kind": "veth",
+                                                        "addresses": ["10.10.24.21/24"]})
+    with pytest.raises(CommandExecutionError, match="eth0 exists and is a veth, not an ipip tunnel"):
+        ipip.check(["10.10.24.88"], device="eth0")
+    monkeypatch.setattr(ipip, "tunnel", lambda device: {"exists": True, "up": True, "mtu": 65536, "kind": None,
+                                                        "addresses": ["127.0.0.1/8"]})
+    with pytest.raises(CommandExecutionError, match="lo exists and is a device, not an ipip tunnel"):
+        ipip.present(["10.10.24.88"], device="lo")
