@@ -93,6 +93,15 @@ def check(nat, routes=None, save=False, tracking=None):
     config must be written; ``iosnat.commands`` lists the exact lines to send. Raises
     ``CommandExecutionError`` when a wanted line collides with one the pack does not own.
 
+    nat
+        ``{inside_interface, outside_interface, mappings: [{public, vip}]}``.
+    routes
+        ``{VIP/32: {via: [director, ...]}}`` (several directors), else none.
+    tracking
+        The directors' IP SLA probes and track objects (``lvstun.roles.ios_tracking``).
+    save
+        Whether the startup config must hold the running one.
+
     CLI Example:
 
     .. code-block:: bash
@@ -112,6 +121,13 @@ def check(nat, routes=None, save=False, tracking=None):
 def commands(nat, routes=None, tracking=None):
     """The exact lines ``apply`` would send in config mode, in order.
 
+    nat
+        ``{inside_interface, outside_interface, mappings: [{public, vip}]}``.
+    routes
+        ``{VIP/32: {via: [director, ...]}}`` (several directors), else none.
+    tracking
+        The directors' IP SLA probes and track objects (``lvstun.roles.ios_tracking``).
+
     CLI Example:
 
     .. code-block:: bash
@@ -126,6 +142,15 @@ def apply(nat, routes=None, save=False, tracking=None):
     ``save``. Returns ``{"sent": [...], "saved": bool}``; raises
     ``CommandExecutionError`` with the device's words when it refuses a line (after
     rolling back this call's earlier lines) or the session is lost.
+
+    nat
+        ``{inside_interface, outside_interface, mappings: [{public, vip}]}``.
+    routes
+        ``{VIP/32: {via: [director, ...]}}`` (several directors), else none.
+    tracking
+        The directors' IP SLA probes and track objects (``lvstun.roles.ios_tracking``).
+    save
+        ``write memory`` after a change.
 
     CLI Example:
 

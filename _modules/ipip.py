@@ -86,8 +86,20 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
     """Every drift from a working TUN real server: a list of drift records (``kind``,
     ``object``, ``want``, ``have``; :mod:`lvstun.drift`), empty when all is right.
 
-    The device holds exactly ``vips``: other addresses on it are stale VIPs, removed
-    once they carry no connection. ``sysctls`` adds wanted values.
+    The device holds ``vips``; another VIP the pack put on it is stale, removed once it
+    carries no connection (nothing the pack did not put there is ever removed).
+
+    vips
+        The VIPs this real server answers for.
+    device
+        The ipip device (``tunl0`` by default); one that exists and is not an ipip
+        tunnel is refused.
+    lan_interface
+        The LAN NIC (ARP hidden there too).
+    mtu
+        The device's MTU (None: left alone).
+    sysctls
+        More ``{name: value}`` wanted with the TUN ones.
 
     CLI Example:
 
@@ -135,6 +147,18 @@ def _stale(have, vips, device):
 
 def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
     """Make this host a TUN real server for ``vips``; return what changed (as ``check``).
+
+    vips
+        The VIPs this real server answers for.
+    device
+        The ipip device (``tunl0`` by default); one that exists and is not an ipip
+        tunnel is refused.
+    lan_interface
+        The LAN NIC (ARP hidden there too).
+    mtu
+        The device's MTU (None: left alone).
+    sysctls
+        More ``{name: value}`` wanted with the TUN ones.
 
     CLI Example:
 

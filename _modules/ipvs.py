@@ -166,6 +166,17 @@ def _service(service, scheduler, flags, persistent, netmask):
 def add_service(service, scheduler="wlc", flags=None, persistent=0, netmask=None):
     """Add a virtual service.
 
+    service
+        Its spec: ``tcp:10.10.24.88:80``, ``udp:[2001:db8::1]:53``, ``fwmark:5``.
+    scheduler
+        An IPVS scheduler (its kernel module must be loadable).
+    flags
+        Scheduler flags (``ipvsadm -b``): ``sh-port``, ``sh-fallback``, ``mh-port`` ...
+    persistent
+        Persistence timeout in seconds (0: none).
+    netmask
+        Persistence granularity (``ipvsadm -M``).
+
     CLI Example:
 
     .. code-block:: bash
@@ -180,6 +191,17 @@ def add_service(service, scheduler="wlc", flags=None, persistent=0, netmask=None
 @_invalid
 def edit_service(service, scheduler="wlc", flags=None, persistent=0, netmask=None):
     """Change a virtual service's scheduler, flags or persistence (all given, not merged).
+
+    service
+        Its spec: ``tcp:10.10.24.88:80``, ``udp:[2001:db8::1]:53``, ``fwmark:5``.
+    scheduler
+        An IPVS scheduler (its kernel module must be loadable).
+    flags
+        Scheduler flags (``ipvsadm -b``): ``sh-port``, ``sh-fallback``, ``mh-port`` ...
+    persistent
+        Persistence timeout in seconds (0: none).
+    netmask
+        Persistence granularity (``ipvsadm -M``).
 
     CLI Example:
 
@@ -218,6 +240,20 @@ def add_dest(service, dest, forward="tunnel", weight=1, u_threshold=0, l_thresho
              tun_port=0, tun_flags=None):
     """Add a destination (real server) to a virtual service; TUN (ipip) by default.
 
+    service
+        The service's spec.
+    dest
+        ``address:port`` (``[address]:port`` for IPv6).
+    forward
+        ``tunnel`` (default), ``route``, ``masq``.
+    weight
+        0-65535.
+    u_threshold, l_threshold
+        Connection thresholds (0: none).
+    tun_type, tun_port, tun_flags
+        A tunnel's encapsulation: ``ipip``, ``gue`` (with ``tun_port``), ``gre``; flags
+        ``nocsum``, ``csum``, ``remcsum``.
+
     CLI Example:
 
     .. code-block:: bash
@@ -233,6 +269,20 @@ def edit_dest(service, dest, forward="tunnel", weight=1, u_threshold=0, l_thresh
               tun_port=0, tun_flags=None):
     """Change a destination (all fields given, not merged).
 
+    service
+        The service's spec.
+    dest
+        ``address:port`` (``[address]:port`` for IPv6).
+    forward
+        ``tunnel`` (default), ``route``, ``masq``.
+    weight
+        0-65535.
+    u_threshold, l_threshold
+        Connection thresholds (0: none).
+    tun_type, tun_port, tun_flags
+        A tunnel's encapsulation: ``ipip``, ``gue`` (with ``tun_port``), ``gre``; flags
+        ``nocsum``, ``csum``, ``remcsum``.
+
     CLI Example:
 
     .. code-block:: bash
@@ -246,6 +296,11 @@ def edit_dest(service, dest, forward="tunnel", weight=1, u_threshold=0, l_thresh
 @_invalid
 def delete_dest(service, dest):
     """Delete a destination at once (its connections are cut; see ``drain``).
+
+    service
+        The service's spec.
+    dest
+        ``address:port``.
 
     CLI Example:
 
@@ -270,7 +325,15 @@ def _find_dest(service, dest):
 
 @_invalid
 def set_weight(service, dest, weight):
-    """Set one destination's weight, keeping every other field as the kernel has it.
+    """Set one destination's weight, keeping every other field as the kernel has it
+    (on a director's table the site manages, put back within a round: use ``lvs.drain``).
+
+    service
+        The service's spec.
+    dest
+        ``address:port``.
+    weight
+        0-65535.
 
     CLI Example:
 
@@ -338,6 +401,17 @@ def set_weights(weights):
 def drain(service, dest, timeout=60, interval=0.5, delete=False):
     """Gracefully remove a destination: weight 0, wait (at most ``timeout`` seconds)
     until its active connections reach 0, then optionally delete it.
+
+    service
+        The service's spec.
+    dest
+        ``address:port``.
+    timeout
+        Seconds to wait at most.
+    interval
+        Seconds between two looks at its connections.
+    delete
+        Delete it once it has none.
 
     Returns ``{"drained": bool, "active": n, "waited": seconds, "deleted": bool}``.
 
@@ -579,6 +653,10 @@ def apply_plan(ops):
 
     Used by the ``ipvs`` states. Every step is attempted; if the kernel refuses any,
     the error names each refused step and how many of the others succeeded.
+
+    ops
+        ``[[op, service record, destination record], ...]``: ``add_service``,
+        ``edit_service``, ``del_service``, ``add_dest``, ``edit_dest``, ``del_dest``.
 
     CLI Example:
 

@@ -68,8 +68,11 @@ def view():
 
 
 def set_view(up):
-    """Record the probes' view ``{minion id: bool}`` (the beacon does; for tests and
-    emergencies, the next probe round overrides it).
+    """Record the probes' view (the beacon does; for tests and emergencies, the next
+    probe round overrides it).
+
+    up
+        ``{director minion id: true (up) or false}``.
 
     CLI Example:
 

@@ -184,6 +184,9 @@ def set_view(site_view, if_exporter=False):
     changed. ``if_exporter``: only on a director whose role runs an exporter (the
     runner's pushes: a site without metrics keeps no view).
 
+    site_view
+        The site's view (``lvstun.metrics.view``): names, pillar weights, health, drains.
+
     CLI Example:
 
     .. code-block:: bash
@@ -241,6 +244,15 @@ def check(port, address=None, subnet=None, site_view=None):
 
 def apply(port, address=None, subnet=None, site_view=None):
     """Repair what :func:`check` finds: store the view, (re)start the exporter.
+
+    port
+        Its TCP port.
+    address
+        The address to listen on.
+    subnet
+        Instead: this host's lowest address in it, never a VIP of ``site_view``.
+    site_view
+        The site's view (:func:`set_view`).
 
     CLI Example:
 

@@ -196,7 +196,17 @@ def _log_repairs(changes, last_set):
 def note_set(weights):
     """Record ``{spec: {dest: weight}}`` as the weights the pack set (the table state
     does after it wrote them; :func:`apply` itself), so that a later difference is
-    known for a repair. The caller holds the site's lock."""
+    known for a repair. The caller holds the site's lock.
+
+    weights
+        ``{service spec: {destination: weight}}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt director lvs_health.note_set '{"tcp:10.10.24.88:80": {"10.10.24.21:80": 1}}'
+    """
     last = lvstun.records.load(__opts__, lvstun.records.WEIGHTS_SET)
     merged = {spec: dict(last.get(spec, {}), **dests) for spec, dests in weights.items()}
     if merged != last:

@@ -231,6 +231,10 @@ def _route_text(route, ifname):
 def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None, routes=None):
     """Make the host match (see :func:`check`); return the differences it repaired.
 
+    addresses, gateway, sysctls, vip_routes, vips, routes
+        As :func:`check` takes them: each concern given is repaired, the others are left
+        alone.
+
     CLI Example:
 
     .. code-block:: bash

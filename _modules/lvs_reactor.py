@@ -29,7 +29,17 @@ def job(tag):
     """The runner job the event ``tag`` calls for now: ``{"fun": "lvs.health", "minion":
     id}``, ``{"fun": "lvs.hosts"}``, or ``{}`` (none: not the pack's event, a name that is
     no real server of the site, or a job for it queued already). Only the tag's minion id
-    is used, as a name the runner verifies; nothing of the payload."""
+    is used, as a name the runner verifies; nothing of the payload.
+
+    tag
+        The event's tag (``salt/beacon/rs1/lvs_backend/``).
+
+    CLI Example (the reactor SLS calls it; by hand, on the master):
+
+    .. code-block:: bash
+
+        salt-call --local lvs_reactor.job salt/beacon/rs1/lvs_backend/
+    """
     kind, minion = lvstun.gate.job_for(tag)
     if kind is None:
         return {}

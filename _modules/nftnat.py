@@ -76,7 +76,21 @@ def _match(key, value, payload=None):
 
 
 def desired(mappings, wan_interface, table=DEFAULT_TABLE):
-    """The table's chains and rules as nftables JSON objects (what ``nft -j`` prints)."""
+    """The table's chains and rules as nftables JSON objects (what ``nft -j`` prints).
+
+    mappings
+        ``[{public, vip}]``.
+    wan_interface
+        The router's WAN NIC (matched by name, literally).
+    table
+        The table's name (``lvs_nat``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router nftnat.desired '[{public: 112.2.21.88, vip: 10.10.24.88}]' wan0
+    """
     objects = [{"table": {"family": FAMILY, "name": table}}]
     for name, hook, prio in CHAINS:
         objects.append({"chain": {"family": FAMILY, "table": table, "name": name, "type": "nat", "hook": hook,
@@ -147,6 +161,9 @@ def check(mappings, wan_interface, table=DEFAULT_TABLE):
     one ``nft-table`` drift record (:mod:`lvstun.drift`) whose ``want`` lists the lines
     coming and ``have`` the lines going (None when the table does not exist).
 
+    mappings, wan_interface, table
+        As :func:`desired` takes them.
+
     CLI Example:
 
     .. code-block:: bash
@@ -171,6 +188,9 @@ def check(mappings, wan_interface, table=DEFAULT_TABLE):
 def apply(mappings, wan_interface, table=DEFAULT_TABLE):
     """Replace the table with the wanted mappings in one transaction; return the
     difference it repaired (as :func:`check`).
+
+    mappings, wan_interface, table
+        As :func:`desired` takes them.
 
     CLI Example:
 

@@ -30,8 +30,26 @@ def __virtual__():
 
 def managed(name, nat, routes=None, save=False, tracking=None):
     """The device holds exactly the site's NAT lines (and VIP routes with the probes
-    that track them); only stale lines the pack owns are removed; ``save`` writes the
-    running config to the startup config."""
+    that track them); only stale lines the pack owns are removed.
+
+    name
+        The state's ID (it names the report only).
+    nat
+        ``{inside_interface, outside_interface, mappings: [{public, vip}]}``.
+    routes
+        ``{VIP/32: {via: [director, ...]}}`` (several directors), else none.
+    save
+        Write the running config to the startup config after a change.
+    tracking
+        The directors' IP SLA probes and track objects (``lvstun.roles.ios_tracking``).
+
+    .. code-block:: yaml
+
+        lvs-router-nat:
+          iosnat.managed:
+            - nat: {inside_interface: GigabitEthernet0/0, outside_interface: GigabitEthernet0/1,
+                    mappings: [{public: 112.2.21.88, vip: 10.10.24.88}]}
+    """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     if "iosnat.check" not in __salt__:
         ret.update(result=False, comment="an ios router is managed by a salt-proxy minion of proxytype "

@@ -23,7 +23,29 @@ def __virtual__():
 
 def tunnel_present(name="tunl0", vips=None, lan_interface="eth0", mtu=None, sysctls=None):
     """The ipip device ``name`` is up (with ``mtu``), holds every VIP as /32, and the
-    ARP and rp_filter sysctls of a TUN real server are set (plus ``sysctls``)."""
+    ARP and rp_filter sysctls of a TUN real server are set (plus ``sysctls``). A VIP it
+    no longer needs is taken off once idle, and only one the pack put there.
+
+    name
+        The ipip device: ``tunl0`` (the kernel's, with the ipip module) or a name the
+        pack creates; never a NIC or ``lo`` (refused).
+    vips
+        The VIPs this real server answers for.
+    lan_interface
+        Its LAN NIC (ARP hidden there too).
+    mtu
+        The device's MTU (None: left alone).
+    sysctls
+        More ``{name: value}`` to set with the TUN ones.
+
+    .. code-block:: yaml
+
+        lvs-realserver-tunnel:
+          ipip.tunnel_present:
+            - name: tunl0
+            - vips: [10.10.24.88]
+            - lan_interface: eth0
+    """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     args = (vips or [], name, lan_interface, mtu, sysctls)
     return converge(ret, __opts__["test"], lambda: __salt__["ipip.check"](*args),
@@ -32,9 +54,20 @@ def tunnel_present(name="tunl0", vips=None, lan_interface="eth0", mtu=None, sysc
 
 
 def tunnel_absent(name="tunl0"):
-    """The ipip device ``name`` holds no address and is as it was before the pack set it
-    up (deleted when the pack created it; ``tunl0``: down). A real server leaving the
-    site: salt/lvs/clean.sls, with ``lvs_net.cleaned`` for the sysctls."""
+    """The ipip device ``name`` holds no address the pack put there and is as it was
+    before the pack set it up (deleted when the pack created it; ``tunl0``: down). A
+    real server leaving the site: salt/lvs/clean.sls, with ``lvs_net.cleaned`` for the
+    sysctls.
+
+    name
+        The ipip device.
+
+    .. code-block:: yaml
+
+        lvs-clean-tunnel:
+          ipip.tunnel_absent:
+            - name: tunl0
+    """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     return converge(ret, __opts__["test"], lambda: __salt__["ipip.check_absent"](name),
                     lambda: __salt__["ipip.absent"](name), f"TUN tunnel {name}")

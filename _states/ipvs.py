@@ -103,8 +103,27 @@ def _current(specs=None):
 
 
 def service_present(name, scheduler="wlc", flags=None, persistent=0, netmask=None):
-    """The virtual service ``name`` (``tcp:10.10.24.88:80``, ``fwmark:5``) exists with
-    these settings; its destinations are left alone."""
+    """The virtual service ``name`` exists with these settings; its destinations are
+    left alone.
+
+    name
+        The service's spec: ``tcp:10.10.24.88:80``, ``udp:[2001:db8::1]:53``, ``fwmark:5``.
+    scheduler
+        An IPVS scheduler (``wlc`` by default; its module must be loadable).
+    flags
+        Scheduler flags (``ipvsadm -b``): ``sh-port``, ``sh-fallback``, ``mh-port`` ...
+    persistent
+        Persistence timeout in seconds (0: none).
+    netmask
+        Persistence granularity (``ipvsadm -M``), e.g. ``255.255.255.0``.
+
+    .. code-block:: yaml
+
+        web-vip:
+          ipvs.service_present:
+            - name: tcp:10.10.24.88:80
+            - scheduler: wrr
+    """
     ret = _ret(name)
     settings = {"scheduler": scheduler, "flags": flags, "persistent": persistent, "netmask": netmask,
                 "destinations": None}
@@ -117,7 +136,17 @@ def service_present(name, scheduler="wlc", flags=None, persistent=0, netmask=Non
 
 
 def service_absent(name):
-    """The virtual service ``name`` does not exist (its connections are cut)."""
+    """The virtual service ``name`` does not exist (its connections are cut).
+
+    name
+        The service's spec (``tcp:10.10.24.88:80``).
+
+    .. code-block:: yaml
+
+        old-vip:
+          ipvs.service_absent:
+            - name: tcp:10.10.24.90:80
+    """
     ret = _ret(name)
     try:
         current = __salt__["ipvs.get_service"](name)
@@ -138,7 +167,30 @@ def service_absent(name):
 
 def dest_present(name, service, forward="tunnel", weight=1, u_threshold=0, l_threshold=0, tun_type="ipip",
                  tun_port=0, tun_flags=None):
-    """Destination ``name`` (``10.10.24.21:80``) of ``service`` exists with these settings."""
+    """Destination ``name`` of ``service`` exists with these settings.
+
+    name
+        ``address:port`` (``[address]:port`` for IPv6).
+    service
+        The service's spec; it must exist (``ipvs.service_present``).
+    forward
+        ``tunnel`` (default), ``route`` (direct routing), ``masq`` (NAT).
+    weight
+        0-65535 (0: no new connection).
+    u_threshold, l_threshold
+        Connection thresholds (0: none).
+    tun_type, tun_port, tun_flags
+        A tunnel's encapsulation: ``ipip`` (default), ``gue`` (with ``tun_port``),
+        ``gre``; flags ``nocsum``, ``csum``, ``remcsum``.
+
+    .. code-block:: yaml
+
+        web-rs1:
+          ipvs.dest_present:
+            - name: 10.10.24.21:80
+            - service: tcp:10.10.24.88:80
+            - weight: 2
+    """
     ret = _ret(f"{service} -> {name}")
     try:
         current = _current(service)
@@ -163,8 +215,26 @@ def _as_settings(dest):
 
 
 def dest_absent(name, service, drain=False, timeout=60):
-    """Destination ``name`` of ``service`` is gone; with ``drain=True`` it is first
-    drained (weight 0, wait up to ``timeout`` seconds for its connections to end)."""
+    """Destination ``name`` of ``service`` is gone.
+
+    name
+        ``address:port``.
+    service
+        The service's spec.
+    drain
+        First weight 0 and wait for its connections to end (else cut at once).
+    timeout
+        Seconds a drain waits; past them the destination stays at weight 0 and the
+        state fails.
+
+    .. code-block:: yaml
+
+        web-rs3-gone:
+          ipvs.dest_absent:
+            - name: 10.10.24.23:80
+            - service: tcp:10.10.24.88:80
+            - drain: true
+    """
     ret = _ret(f"{service} -> {name}")
     try:
         svc = __salt__["ipvs.get_service"](service)
@@ -195,12 +265,32 @@ def dest_absent(name, service, drain=False, timeout=60):
 
 def managed(name, services, remove="drain"):
     """The services this state owns are exactly ``services``, with exactly their
-    destinations; services it never owned are never touched.
+    destinations; services it never owned are never touched. Services and destinations
+    removed from the list are drained (weight 0, deleted once they hold no connections:
+    on this run or a later one) unless ``remove: delete``. Ownership is recorded per
+    state ``name`` in the minion's cache. The table is first compared in the kernel's own
+    terms (``ipvs.settings``): only the services that differ are read whole and planned;
+    more than 1,000 changes are reported per service.
 
-    ``services``: ``{spec: {scheduler, flags, persistent, destinations: {dest: {...}}}}``.
-    Services and destinations removed from the list are drained (weight 0, deleted
-    once they hold no connections: on this run or a later one) unless
-    ``remove: delete``. Ownership is recorded per state ``name`` in the minion's cache.
+    name
+        The owner's name: the services this state created are recorded under it.
+    services
+        ``{spec: {scheduler, flags, persistent, netmask, destinations: {dest: {forward,
+        weight, u_threshold, l_threshold, tun_type, tun_port, tun_flags}}}}``.
+    remove
+        ``drain`` (default) or ``delete``: what becomes of owned services and
+        destinations no longer listed.
+
+    .. code-block:: yaml
+
+        lvs-director-ipvs:
+          ipvs.managed:
+            - name: lvs-site
+            - services:
+                tcp:10.10.24.88:80:
+                  scheduler: rr
+                  destinations:
+                    10.10.24.21:80: {weight: 1}
     """
     ret = _ret(name)
     if remove not in ("drain", "delete"):
@@ -233,7 +323,17 @@ def managed(name, services, remove="drain"):
 
 def owned_absent(name):
     """Every service the state ``ipvs.managed`` of the same ``name`` created is gone
-    (deleted, not drained: the host is leaving the site); others are untouched."""
+    (deleted, not drained: the host is leaving the site); others are untouched.
+
+    name
+        The ``ipvs.managed`` state's name whose services go.
+
+    .. code-block:: yaml
+
+        lvs-clean-ipvs:
+          ipvs.owned_absent:
+            - name: lvs-site
+    """
     if not owned_records.load(__opts__, f"ipvs-managed-{name}", []):
         ret = _ret(name)
         ret.update(result=True, comment=f"no IPVS service owned by {name}")
@@ -243,7 +343,22 @@ def owned_absent(name):
 
 def sync_daemons(name, interface, sync_id=1):
     """A master and a backup connection sync daemon run on ``interface`` with
-    ``sync_id`` (several directors: a flow that the router moves keeps its real server)."""
+    ``sync_id`` (several directors: a flow that the router moves keeps its real server).
+
+    name
+        The state's ID (it names the report only).
+    interface
+        The NIC the directors sync over (the LAN's).
+    sync_id
+        The site's sync id (0-255): directors of one site share it.
+
+    .. code-block:: yaml
+
+        lvs-director-sync:
+          ipvs.sync_daemons:
+            - interface: eth0
+            - sync_id: 1
+    """
     ret = _ret(name)
     return converge(ret, __opts__["test"], lambda: __salt__["ipvs.sync_check"](interface, sync_id),
                     lambda: __salt__["ipvs.sync_apply"](interface, sync_id), "the IPVS connection sync")
@@ -251,7 +366,16 @@ def sync_daemons(name, interface, sync_id=1):
 
 def sync_daemons_absent(name):
     """The connection sync daemons the pack started are stopped (one director left, or
-    the host leaves the site); daemons it did not start are left alone."""
+    the host leaves the site); daemons it did not start are left alone.
+
+    name
+        The state's ID (it names the report only).
+
+    .. code-block:: yaml
+
+        lvs-director-sync:
+          ipvs.sync_daemons_absent: []
+    """
     ret = _ret(name)
     return converge(ret, __opts__["test"], lambda: __salt__["ipvs.sync_check_absent"](),
                     lambda: __salt__["ipvs.sync_forget"](), "the IPVS connection sync")

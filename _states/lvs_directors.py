@@ -30,7 +30,20 @@ def __virtual__():
 def group(name, spec=None):
     """The router holds exactly the director group ``spec`` (for the probes' view); the
     group is recorded as the site's (``lvs_directors.spec``) in the same step as it
-    is written, so the probes' thread follows it from then on, never before."""
+    is written, so the probes' thread follows it from then on, never before.
+
+    name
+        The state's ID (it names the report only).
+    spec
+        The group (``lvstun.dirgroup.spec``: ids, members, VIPs, probe settings); None:
+        the site has no group (one director, or an IOS router), any the pack made goes.
+
+    .. code-block:: yaml
+
+        lvs-router-directors:
+          lvs_directors.group:
+            - spec: {{ cfg.directors | json }}
+    """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     ret = converge(ret, __opts__["test"], lambda: __salt__["lvs_directors.check"](spec),
                    lambda: __salt__["lvs_directors.apply"](spec, remember=True), "the director group")

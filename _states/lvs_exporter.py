@@ -24,7 +24,27 @@ converge = fresh(lvstun.converge).converge
 
 def running(name, port, address=None, subnet=None, site_view=None):
     """The exporter answers on ``address:port`` (or this host's address in ``subnet``)
-    and labels the counters with ``site_view``."""
+    and labels the counters with ``site_view``; it is restarted when the pack's code
+    changed since it started.
+
+    name
+        The state's ID (it names the report only).
+    port
+        Its TCP port.
+    address
+        The address to listen on (a director's LAN address).
+    subnet
+        Instead of ``address``: listen on this host's lowest address in it, never a VIP.
+    site_view
+        The site's view (``lvstun.metrics.view``): names, pillar weights, health, drains.
+
+    .. code-block:: yaml
+
+        lvs-director-metrics:
+          lvs_exporter.running:
+            - port: 9847
+            - address: 10.10.24.2
+    """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     return converge(ret, __opts__["test"],
                     lambda: __salt__["lvs_exporter.check"](port, address, subnet, site_view),
@@ -32,7 +52,16 @@ def running(name, port, address=None, subnet=None, site_view=None):
 
 
 def absent(name):
-    """No exporter runs and no view is kept (the site turned metrics off, or the host left)."""
+    """No exporter runs and no view is kept (the site turned metrics off, or the host left).
+
+    name
+        The state's ID (it names the report only).
+
+    .. code-block:: yaml
+
+        lvs-director-metrics:
+          lvs_exporter.absent: []
+    """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     return converge(ret, __opts__["test"], lambda: __salt__["lvs_exporter.check_absent"](),
                     lambda: __salt__["lvs_exporter.forget"](), "the LVS exporter")

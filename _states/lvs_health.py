@@ -83,5 +83,20 @@ def table(name, remove="drain"):
 
 def exporter(name, port, address=None, subnet=None):
     """The director's exporter, its view (pillar weights, health, drains) as the site
-    and its health say now (``lvs_exporter.running`` with ``lvs_site.config``'s view)."""
+    and its health say now (``lvs_exporter.running`` with ``lvs_site.config``'s view).
+
+    name
+        The state's ID (it names the report only).
+    port
+        The exporter's TCP port.
+    address, subnet
+        Where it listens (``lvs_exporter.running``).
+
+    .. code-block:: yaml
+
+        lvs-director-metrics:
+          lvs_health.exporter:
+            - port: 9847
+            - address: 10.10.24.2
+    """
     return _by_site_now(lambda cfg: _exporter(name, port, address, subnet, cfg))

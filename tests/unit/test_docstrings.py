@@ -1,0 +1,26 @@
+"""Every public state and execution function documents each of its parameters and shows
+an example (a CLI line or an SLS block), so that ``salt-call sys.doc`` and
+``sys.state_doc`` are a usable reference (issue 30)."""
+
+import ast
+import glob
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_every_state_and_execution_function_documents_its_parameters_with_an_example():
+    missing = []
+    for path in sorted(glob.glob(os.path.join(REPO, "_states", "*.py")) +
+                       glob.glob(os.path.join(REPO, "_modules", "*.py"))):
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+        for node in tree.body:
+            if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
+                continue
+            doc = ast.get_docstring(node) or ""
+            where = f"{os.path.relpath(path, REPO)}:{node.name}"
+            missing += [f"{where}: {arg.arg}" for arg in node.args.args if arg.arg not in doc]
+            if ".. code-block::" not in doc:
+                missing.append(f"{where}: no example")
+    assert missing == []
