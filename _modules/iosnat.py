@@ -121,12 +121,8 @@ def check(nat, routes=None, save=False, tracking=None):
 def commands(nat, routes=None, tracking=None):
     """The exact lines ``apply`` would send in config mode, in order.
 
-    nat
-        ``{inside_interface, outside_interface, mappings: [{public, vip}]}``.
-    routes
-        ``{VIP/32: {via: [director, ...]}}`` (several directors), else none.
-    tracking
-        The directors' IP SLA probes and track objects (``lvstun.roles.ios_tracking``).
+    nat, routes, tracking
+        As :func:`check` takes them.
 
     CLI Example:
 
@@ -143,14 +139,8 @@ def apply(nat, routes=None, save=False, tracking=None):
     ``CommandExecutionError`` with the device's words when it refuses a line (after
     rolling back this call's earlier lines) or the session is lost.
 
-    nat
-        ``{inside_interface, outside_interface, mappings: [{public, vip}]}``.
-    routes
-        ``{VIP/32: {via: [director, ...]}}`` (several directors), else none.
-    tracking
-        The directors' IP SLA probes and track objects (``lvstun.roles.ios_tracking``).
-    save
-        ``write memory`` after a change.
+    nat, routes, save, tracking
+        As :func:`check` takes them.
 
     CLI Example:
 

@@ -148,17 +148,8 @@ def _stale(have, vips, device):
 def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
     """Make this host a TUN real server for ``vips``; return what changed (as ``check``).
 
-    vips
-        The VIPs this real server answers for.
-    device
-        The ipip device (``tunl0`` by default); one that exists and is not an ipip
-        tunnel is refused.
-    lan_interface
-        The LAN NIC (ARP hidden there too).
-    mtu
-        The device's MTU (None: left alone).
-    sysctls
-        More ``{name: value}`` wanted with the TUN ones.
+    vips, device, lan_interface, mtu, sysctls
+        As :func:`check` takes them.
 
     CLI Example:
 

@@ -192,16 +192,8 @@ def add_service(service, scheduler="wlc", flags=None, persistent=0, netmask=None
 def edit_service(service, scheduler="wlc", flags=None, persistent=0, netmask=None):
     """Change a virtual service's scheduler, flags or persistence (all given, not merged).
 
-    service
-        Its spec: ``tcp:10.10.24.88:80``, ``udp:[2001:db8::1]:53``, ``fwmark:5``.
-    scheduler
-        An IPVS scheduler (its kernel module must be loadable).
-    flags
-        Scheduler flags (``ipvsadm -b``): ``sh-port``, ``sh-fallback``, ``mh-port`` ...
-    persistent
-        Persistence timeout in seconds (0: none).
-    netmask
-        Persistence granularity (``ipvsadm -M``).
+    service, scheduler, flags, persistent, netmask
+        As :func:`add_service` takes them.
 
     CLI Example:
 
@@ -269,19 +261,8 @@ def edit_dest(service, dest, forward="tunnel", weight=1, u_threshold=0, l_thresh
               tun_port=0, tun_flags=None):
     """Change a destination (all fields given, not merged).
 
-    service
-        The service's spec.
-    dest
-        ``address:port`` (``[address]:port`` for IPv6).
-    forward
-        ``tunnel`` (default), ``route``, ``masq``.
-    weight
-        0-65535.
-    u_threshold, l_threshold
-        Connection thresholds (0: none).
-    tun_type, tun_port, tun_flags
-        A tunnel's encapsulation: ``ipip``, ``gue`` (with ``tun_port``), ``gre``; flags
-        ``nocsum``, ``csum``, ``remcsum``.
+    service, dest, forward, weight, u_threshold, l_threshold, tun_type, tun_port, tun_flags
+        As :func:`add_dest` takes them.
 
     CLI Example:
 

@@ -1,13 +1,5 @@
-"""State: this host is a TUN real server for some VIPs.
-
-.. code-block:: yaml
-
-    lvs-realserver-tunnel:
-      ipip.tunnel_present:
-        - name: tunl0
-        - vips: [10.10.24.88]
-        - lan_interface: eth0
-"""
+"""State: this host is a TUN real server for some VIPs (``tunnel_present``; a host
+leaving the site: ``tunnel_absent``)."""
 
 import lvstun.converge
 from lvstun.fresh import fresh

@@ -35,116 +35,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from lvs_lab import keepalived  # noqa: E402
+from lvs_lab import keepalived, timeline  # noqa: E402
 from lvs_lab.lab import Lab  # noqa: E402
 from tests.lab import health_helpers as hh  # noqa: E402
-
-KEEPALIVED_CONF = """global_defs {{
-  router_id lvs_bench_checker
-}}
-virtual_server {vip} {port} {{
-  delay_loop 1
-  lb_algo rr
-  lb_kind TUN
-  protocol TCP
-{reals}}}
-"""
-REAL = """  real_server {address} {port} {{
-    weight 1
-    inhibit_on_failure
-    TCP_CHECK {{
-      connect_timeout 1
-      retry 0
-    }}
-  }}
-"""
-
-
-def keepalived_start(lab, service):
-    """keepalived's checker in the director, its virtual server the VIP on a port of its own."""
-    svc = lab.site().services[service]
-    used = {s.port for s in lab.site().services.values() if s.vip == svc.vip}
-    port = next(p for p in range(svc.port + 8000, 65536) if p not in used)
-    reals = "".join(REAL.format(address=lab.site().hosts[b.minion_id].address, port=b.port) for b in svc.backends)
-    keepalived.start(lab, "director", KEEPALIVED_CONF.format(vip=svc.vip, port=port, reals=reals), "-C")
-    spec = f"{svc.vip}:{port}"
-    hh.wait_for(lambda: len(hh.weights(lab, service=spec)) == len(svc.backends), 30)
-    return spec
-
-
-POLLER = r"""
-import sys, time
-backend, path, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-last, end = None, time.time() + seconds
-with open(path, "w", buffering=1) as out:
-    while time.time() < end:
-        seen, service = {}, None
-        with open("/proc/net/ip_vs") as table:
-            for line in table:
-                parts = line.split()
-                if parts and parts[0] in ("TCP", "UDP", "SCTP"):
-                    service = parts[1]
-                elif len(parts) > 3 and parts[0] == "->" and parts[1].startswith(backend + ":"):
-                    seen[service] = int(parts[3])
-        if seen != last:
-            out.write(f"{time.time():.4f} {' '.join(f'{k}={v}' for k, v in sorted(seen.items()))}\n")
-            last = seen
-        time.sleep(0.01)
-"""
-
-
-class Poller:
-    """Every weight change of one backend on the director, as the director sees it:
-    a loop in the director reads /proc/net/ip_vs every 10 ms and writes each change
-    with its time into the director's lab folder. The guest's clock is the
-    host's (user-mode Linux): its offset is measured and kept."""
-
-    def __init__(self, lab, address, seconds):
-        self.lab = lab
-        self.hex = "".join(f"{int(part):02X}" for part in address.split("."))
-        # The host's folder of the director is mounted at the same path in it (read-write).
-        self.path = os.path.join(lab.host_dir("director"), f"lvs-bench-weights-{os.getpid()}-{time.time():.0f}")
-        script = os.path.join(lab.host_dir("director"), "lvs-bench-poller.py")
-        with open(script, "w", encoding="utf-8") as fh:
-            fh.write(POLLER)
-        code, _, err = lab.capture("director", "sh", "-c", f"setsid python3 {script} {self.hex} {self.path} {seconds} "
-                                                        "> /dev/null 2>&1 < /dev/null &")
-        assert code == 0, err
-        deadline = time.monotonic() + 30
-        while not os.path.exists(self.path):
-            assert time.monotonic() < deadline, "the director's weight poller did not start"
-            time.sleep(0.1)
-        # The guest's clock against the host's: each sample (host before, guest, host
-        # after) bounds the offset to [guest - after, guest - before]; 5 samples, the
-        # bounds intersected (user-mode Linux keeps the host's time: about 0).
-        low, high = float("-inf"), float("inf")
-        for _ in range(5):
-            before = time.time()
-            _, out, _ = lab.capture("director", "python3", "-c", "import time; print(time.time())")
-            after = time.time()
-            low, high = max(low, float(out) - after), min(high, float(out) - before)
-        assert low <= high, "the director's clock drifts against the host's: no common offset"
-        # User-mode Linux reads the host's clock: 0 when the samples allow it (an exec's
-        # start-up makes the guest's reading late in its bracket, so the middle is not
-        # the best guess); else the middle.
-        self.offset = 0.0 if low <= 0 <= high else (low + high) / 2
-        self.bracket = (low, high)
-
-    def first_zero(self, spec, since, timeout=60):
-        """Host time at which the director's weight for ``spec`` (ip:port) became 0, the
-        first time after ``since``."""
-        ip, port = spec.rsplit(":", 1)
-        key = "".join(f"{int(part):02X}" for part in ip.split(".")) + f":{int(port):04X}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(self.path, encoding="utf-8") as fh:
-                for line in fh:
-                    stamp, *pairs = line.split()
-                    at = float(stamp) - self.offset
-                    if at >= since and f"{key}=0" in pairs:
-                        return at
-            time.sleep(0.1)
-        raise AssertionError(f"{spec}: weight not 0 within {timeout} s")
 
 
 def kill_trial(lab, minion, baseline, poller):
@@ -177,7 +70,7 @@ def figures(name, values):
 
 def kill_trials(lab, minion, trials, baseline, label):
     runs = []
-    poller = Poller(lab, hh.address(lab, minion), 30 * trials + 60)
+    poller = timeline.WeightLog(lab, "director", hh.address(lab, minion), 30 * trials + 60)
     print(f"{label}: the director's clock taken as the host's {poller.offset:+.3f} s (the samples allow "
           f"{poller.bracket[0]:+.3f} to {poller.bracket[1]:+.3f} s)", flush=True)
     for trial in range(trials):
@@ -203,7 +96,10 @@ def main():
     lab = Lab()
     assert lab.hosts, "the lab is not up (lvs-lab up)"
     hh.wait_for(lambda: set(hh.weights(lab).values()) == {1}, 60)
-    baseline = None if args.no_keepalived else keepalived_start(lab, "web")
+    baseline = None
+    if not args.no_keepalived:
+        baseline = keepalived.start_checker(lab, "director", "web")
+        hh.wait_for(lambda: len(hh.weights(lab, service=baseline)) == len(lab.site().services["web"].backends), 30)
     try:
         runs = kill_trials(lab, args.minion, args.trials, baseline, "master up")
         if args.master_down_trials:
