@@ -102,6 +102,9 @@ def main():
     failed = False
     try:
         for mode in args.modes.split(","):
+            # Every backend serving, by every record (the runner's too) before a mode:
+            # with the master stopped nothing could bring back a backend it holds out.
+            lab.wait_serving(120)
             if mode == "stopped":
                 lab.stop_master()
             try:
