@@ -43,19 +43,18 @@ import salt.utils.beacons
 
 import lvstun.drift
 import lvstun.health
-import lvstun.owned
 import lvstun.probe
+import lvstun.records
 from lvstun.fresh import fresh
 
-drift = fresh(lvstun.drift)
-health = fresh(lvstun.health)
-records = fresh(lvstun.owned)
-probe = fresh(lvstun.probe)
+fresh(lvstun.drift)
+fresh(lvstun.health)
+fresh(lvstun.probe)
+fresh(lvstun.records)
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "lvs_backend"
-RECORD = "backend-health"
 
 
 def __virtual__():
@@ -69,7 +68,7 @@ def validate(config):
     unknown = set(conf) - {"interval", "heartbeat", "disable_during_state_run", "run_once", "enabled"}
     if unknown:
         return False, f"lvs_backend: unknown setting(s) {sorted(unknown)} (known: interval, heartbeat)"
-    heartbeat = conf.get("heartbeat", health.HEARTBEAT)
+    heartbeat = conf.get("heartbeat", lvstun.health.HEARTBEAT)
     if isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) or heartbeat <= 0:
         return False, f"lvs_backend: heartbeat {heartbeat!r} must be a number of seconds above 0"
     return True, "valid"
@@ -84,11 +83,12 @@ def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
         ok, reason = results[name]
         weight = getattr(results[name], "weight", None) if check.get("dynamic") else None
         # A drift about another VIP (one being added or removed) is not this service's.
-        mine = [d for d in tunnel_drifts if not drift.addresses(d) or check["vip"] in drift.addresses(d)]
+        mine = [d for d in tunnel_drifts if not lvstun.drift.addresses(d) or check["vip"] in lvstun.drift.addresses(d)]
         if mine:
-            ok, reason = False, f"TUN setup: {'; '.join(sorted(map(drift.name, mine)))}"
+            ok, reason = False, f"TUN setup: {'; '.join(sorted(map(lvstun.drift.name, mine)))}"
         # alpha: a backend new to this beacon (or back after a restart) starts down.
-        damper = health.Damper.load(check["rise"], check["fall"], dampers.get(name, {"up": not check.get("alpha")}))
+        damper = lvstun.health.Damper.load(check["rise"], check["fall"],
+                                           dampers.get(name, {"up": not check.get("alpha")}))
         if damper.feed(ok):
             changed.append(name)
         dampers[name] = damper.dump()
@@ -110,7 +110,8 @@ def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
     if not changed and state.get("sent_at") is not None and now - state["sent_at"] < heartbeat:
         return None
     state["sent_at"] = now
-    return {"services": services, "tunnel": sorted(map(drift.name, tunnel_drifts)), "changed": sorted(set(changed))}
+    return {"services": services, "tunnel": sorted(map(lvstun.drift.name, tunnel_drifts)),
+            "changed": sorted(set(changed))}
 
 
 def _checks(cfg):
@@ -119,8 +120,8 @@ def _checks(cfg):
     try:
         drifts = __salt__["ipip.check"](cfg["vips"], device=cfg["device"], lan_interface=cfg["interface"])
     except Exception as err:  # pylint: disable=broad-except
-        drifts = [drift.make("check-failed", "ipip.check", None, str(err))]
-    return drifts, probe.run_all({name: (check, check["vip"]) for name, check in cfg["checks"].items()})
+        drifts = [lvstun.drift.make("check-failed", "ipip.check", None, str(err))]
+    return drifts, lvstun.probe.run_all({name: (check, check["vip"]) for name, check in cfg["checks"].items()})
 
 
 def _collect(state, conf):
@@ -134,9 +135,11 @@ def _collect(state, conf):
     except Exception:  # pylint: disable=broad-except
         log.exception("lvs_backend: a round of checks failed")
         return None
-    event = round_(state["cfg"], state, time.time(), float(conf.get("heartbeat", health.HEARTBEAT)), drifts, results)
+    heartbeat = float(conf.get("heartbeat", lvstun.health.HEARTBEAT))
+    event = round_(state["cfg"], state, time.time(), heartbeat, drifts, results)
     if event is not None:
-        records.store(__opts__, RECORD, {"at": time.time(), "services": event["services"], "tunnel": event["tunnel"]})
+        lvstun.records.store(__opts__, lvstun.records.BACKEND_REPORT,
+                             {"at": time.time(), "services": event["services"], "tunnel": event["tunnel"]})
     return event
 
 

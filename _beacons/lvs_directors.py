@@ -40,9 +40,9 @@ import lvstun.drift
 import lvstun.health
 from lvstun.fresh import fresh
 
-beaconthread = fresh(lvstun.beaconthread)
-drift = fresh(lvstun.drift)
-health = fresh(lvstun.health)
+fresh(lvstun.beaconthread)
+fresh(lvstun.drift)
+fresh(lvstun.health)
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def round_(spec, state, outcomes, now, heartbeat):
     dampers = state.setdefault("dampers", {})
     changed, view = [], {}
     for name in sorted(spec["members"]):
-        damper = health.Damper.load(spec["rise"], spec["fall"], dampers.get(name, {}))
+        damper = lvstun.health.Damper.load(spec["rise"], spec["fall"], dampers.get(name, {}))
         if any([damper.feed(bool(ok)) for ok, _ in outcomes[name]]):
             changed.append(name)
         dampers[name] = damper.dump()
@@ -138,7 +138,7 @@ def _decide(state, spec, outcomes, heartbeat):
         try:
             # The site's group as the state last wrote it, read under the state's lock: a
             # round that began before a highstate changed the group never puts the old one back.
-            applied = [drift.name(d) for d in __salt__["lvs_directors.apply"]()]
+            applied = [lvstun.drift.name(d) for d in __salt__["lvs_directors.apply"]()]
             state["applied_view"] = view
         except Exception as err:  # pylint: disable=broad-except  (reported; tried again next round)
             error = str(err)
@@ -165,11 +165,11 @@ def beacon(config):
     conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else (config or {})
     worker = __context__.get("lvs_directors")
     if worker is None:
-        worker = __context__["lvs_directors"] = beaconthread.BeaconThread("lvs_directors", _loop, STALE)
+        worker = __context__["lvs_directors"] = lvstun.beaconthread.BeaconThread("lvs_directors", _loop, STALE)
     try:
         spec = __salt__["lvs_site.config"](applied=True).get("directors")
     except Exception:  # pylint: disable=broad-except  (an invalid site: keep the last good probes)
         spec = False
-    settings = None if spec is False else (spec, float(conf.get("heartbeat", health.HEARTBEAT)))
+    settings = None if spec is False else (spec, float(conf.get("heartbeat", lvstun.health.HEARTBEAT)))
     worker.keep(settings, contextvars.copy_context(), stop=spec is None or spec == {})
     return worker.reports()

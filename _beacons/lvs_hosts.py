@@ -28,18 +28,17 @@ import time
 import salt.utils.beacons
 
 import lvstun.health
-import lvstun.owned
 import lvstun.probe
+import lvstun.records
 import lvstun.site
 from lvstun.fresh import fresh
 
-health = fresh(lvstun.health)
-records = fresh(lvstun.owned)
-probe = fresh(lvstun.probe)
-site_module = fresh(lvstun.site)
+fresh(lvstun.health)
+fresh(lvstun.probe)
+fresh(lvstun.site)
+fresh(lvstun.records)
 
 __virtualname__ = "lvs_hosts"
-RECORD = "hosts-reach"
 SETTINGS = {"interval", "probe_timeout", "rise", "fall", "heartbeat", "disable_during_state_run", "enabled"}
 
 
@@ -60,25 +59,25 @@ def validate(config):
 def beacon(config):
     conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else (config or {})
     try:
-        site = site_module.parse({site_module.PILLAR_KEY: __salt__["lvs_site.tree"](applied=True)})
-    except site_module.SiteError:
+        site = lvstun.site.parse({lvstun.site.PILLAR_KEY: __salt__["lvs_site.tree"](applied=True)})
+    except lvstun.site.SiteError:
         return []
     if site.role_of(__opts__["id"]) != "director":
         return []
     check = {"type": "ping", "port": 0, "timeout": float(conf.get("probe_timeout", 0.4))}
-    results = probe.run_all({h.minion_id: (check, h.address) for h in site.realservers})
+    results = lvstun.probe.run_all({h.minion_id: (check, h.address) for h in site.realservers})
     state = __context__.setdefault("lvs_hosts", {"dampers": {}, "sent_at": 0})
     changed, view = [], {}
     for minion, (ok, _) in sorted(results.items()):
-        damper = health.Damper.load(int(conf.get("rise", 2)), int(conf.get("fall", 2)),
+        damper = lvstun.health.Damper.load(int(conf.get("rise", 2)), int(conf.get("fall", 2)),
                                     state["dampers"].get(minion, {}))
         if damper.feed(ok):
             changed.append(minion)
         state["dampers"][minion] = damper.dump()
         view[minion] = damper.up
     now = time.time()
-    if not changed and now - state["sent_at"] < float(conf.get("heartbeat", health.HEARTBEAT)):
+    if not changed and now - state["sent_at"] < float(conf.get("heartbeat", lvstun.health.HEARTBEAT)):
         return []
     state["sent_at"] = now
-    records.store(__opts__, RECORD, {"at": now, "reachable": view})
+    lvstun.records.store(__opts__, lvstun.records.HOSTS_REACH, {"at": now, "reachable": view})
     return [{"reachable": view, "changed": changed}]

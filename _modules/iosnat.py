@@ -28,15 +28,14 @@ from salt.exceptions import CommandExecutionError
 
 import lvstun.drift
 import lvstun.ios
-import lvstun.owned
+import lvstun.records
 from lvstun.fresh import fresh
 
-drift = fresh(lvstun.drift)
-ios = fresh(lvstun.ios)
-owned_records = fresh(lvstun.owned)
+fresh(lvstun.drift)
+fresh(lvstun.ios)
+fresh(lvstun.records)
 
 __virtualname__ = "iosnat"
-RECORD = "iosnat-owned"
 
 
 def __virtual__():
@@ -48,11 +47,11 @@ def __virtual__():
 
 
 def _owned():
-    return [tuple(line) for line in owned_records.load(__opts__, RECORD, [])]
+    return [tuple(line) for line in lvstun.records.load(__opts__, lvstun.records.IOSNAT_OWNED)]
 
 
 def _running():
-    return ios.parse(__proxy__["lvs_ios.show"]("show running-config"))
+    return lvstun.ios.parse(__proxy__["lvs_ios.show"]("show running-config"))
 
 
 def running():
@@ -67,14 +66,14 @@ def running():
     """
     lines = _running()
     owned = set(_owned())
-    managed = [line for line in lines if ios.is_managed_kind(line)]
-    return {"lines": ios.render(managed), "owned": ios.render([line for line in managed if line in owned])}
+    managed = [line for line in lines if lvstun.ios.is_managed_kind(line)]
+    return {"lines": lvstun.ios.render(managed), "owned": lvstun.ios.render([line for line in managed if line in owned])}
 
 
 def _plan(nat, routes, tracking):
-    want = ios.desired({"nat": nat, "routes": routes or {}, "tracking": tracking})
+    want = lvstun.ios.desired({"nat": nat, "routes": routes or {}, "tracking": tracking})
     current = _running()
-    return want, current, ios.plan(want, current, _owned())
+    return want, current, lvstun.ios.plan(want, current, _owned())
 
 
 def _unsaved(want, plan, save):
@@ -82,7 +81,7 @@ def _unsaved(want, plan, save):
     to save): a wanted line absent, or a removed one still there."""
     if not save:
         return False
-    startup = ios.parse(__proxy__["lvs_ios.show"]("show startup-config"))
+    startup = lvstun.ios.parse(__proxy__["lvs_ios.show"]("show startup-config"))
     return bool(plan.add or plan.remove) or any(line not in startup for line in want) or any(
         line in startup for line in set(_owned()) - set(want))
 
@@ -111,10 +110,10 @@ def check(nat, routes=None, save=False, tracking=None):
     want, _, plan = _plan(nat, routes, tracking)
     if plan.conflicts:
         raise CommandExecutionError("; ".join(plan.conflicts))
-    drifts = [drift.make("ios-line", ios.render([line])[0], "absent", "present") for line in plan.remove]
-    drifts += [drift.make("ios-line", ios.render([line])[0], "present", "absent") for line in plan.add]
+    drifts = [lvstun.drift.make("ios-line", lvstun.ios.render([line])[0], "absent", "present") for line in plan.remove]
+    drifts += [lvstun.drift.make("ios-line", lvstun.ios.render([line])[0], "present", "absent") for line in plan.add]
     if _unsaved(want, plan, save):
-        drifts.append(drift.make("ios-saved", "startup-config", "saved", "differs from the running config"))
+        drifts.append(lvstun.drift.make("ios-saved", "startup-config", "saved", "differs from the running config"))
     return drifts
 
 
@@ -156,9 +155,9 @@ def apply(nat, routes=None, save=False, tracking=None):
         result = __proxy__["lvs_ios.configure"]([step.send for step in plan.steps])
         if result["error"]:
             _fail(plan.steps, result, owned)
-    new_owned = ios.owned_after(owned, plan, want)
-    if new_owned != sorted(owned, key=ios.line_order):
-        owned_records.store(__opts__, RECORD, new_owned)
+    new_owned = lvstun.ios.owned_after(owned, plan, want)
+    if new_owned != sorted(owned, key=lvstun.ios.line_order):
+        lvstun.records.store(__opts__, lvstun.records.IOSNAT_OWNED, new_owned)
     saved = False
     if _unsaved(want, plan, save):
         __proxy__["lvs_ios.save"]()
@@ -173,7 +172,7 @@ def _fail(steps, result, owned):
     shown = [step.shown() for step in done]
     if error["lost"]:
         # The pack wrote these: remember them, so that stale ones can go next time.
-        owned_records.store(__opts__, RECORD, ios.owned_after_steps(owned, done))
+        lvstun.records.store(__opts__, lvstun.records.IOSNAT_OWNED, lvstun.ios.owned_after_steps(owned, done))
         pending = steps[len(done)].shown() if len(done) < len(steps) else None
         raise CommandExecutionError(
             f"lost the session to the device at {said}; the device took {len(done)} of "
@@ -187,7 +186,7 @@ def _fail(steps, result, owned):
         raise CommandExecutionError(f"the device refused {said}; nothing was changed")
     back = __proxy__["lvs_ios.configure"]([step.undo for step in undo])
     if back["error"]:
-        owned_records.store(__opts__, RECORD, ios.owned_after_steps(owned, done))
+        lvstun.records.store(__opts__, lvstun.records.IOSNAT_OWNED, lvstun.ios.owned_after_steps(owned, done))
         raise CommandExecutionError(
             f"the device refused {said}; rolling back the {len(done)} change(s) sent before it "
             f"failed too at '{back['error']['line']}': {back['error']['answer']}: the device "

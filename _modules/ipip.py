@@ -10,7 +10,6 @@ import os
 import lvstun.drift
 import lvstun.netlink
 import lvstun.originals
-import lvstun.owned
 import lvstun.sysctl
 import lvstun.tun
 from lvstun.fresh import fresh
@@ -25,12 +24,11 @@ except ImportError:  # pragma: no cover
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-drift = fresh(lvstun.drift)
-originals = fresh(lvstun.originals)
-records = fresh(lvstun.owned)
-tun = fresh(lvstun.tun)
-sysctl = fresh(lvstun.sysctl)
-nl = fresh(lvstun.netlink)
+fresh(lvstun.drift)
+fresh(lvstun.originals)
+fresh(lvstun.tun)
+fresh(lvstun.sysctl)
+fresh(lvstun.netlink)
 __virtualname__ = "ipip"
 FALLBACK = "tunl0"
 
@@ -43,7 +41,7 @@ def __virtual__():
 
 def _vips(vips):
     try:
-        return tun.vip_list(vips)
+        return lvstun.tun.vip_list(vips)
     except ValueError as err:
         raise SaltInvocationError(str(err)) from None
 
@@ -53,7 +51,7 @@ def _ensure_device(ipr, device):
     if device == FALLBACK:
         if not os.path.exists("/sys/module/ipip") and "kmod.load" in __salt__:
             __salt__["kmod.load"]("ipip")
-        if nl.link(ipr, device) is None:
+        if lvstun.netlink.link(ipr, device) is None:
             raise CommandExecutionError("tunl0 did not appear: is the ipip kernel module available?")
         return
     try:
@@ -74,11 +72,11 @@ def tunnel(device=FALLBACK):
         salt rs1 ipip.tunnel
     """
     with IPRoute() as ipr:
-        link = nl.link(ipr, device)
+        link = lvstun.netlink.link(ipr, device)
         if link is None:
             return {"exists": False, "up": False, "mtu": None, "addresses": [], "kind": None}
         return {"exists": True, "up": bool(link["flags"] & 1), "mtu": link.get_attr("IFLA_MTU"),
-                "addresses": nl.addresses(ipr, link["index"]),
+                "addresses": lvstun.netlink.addresses(ipr, link["index"]),
                 "kind": link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")}
 
 
@@ -114,27 +112,27 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
         raise CommandExecutionError(f"{device} exists and is a {state['kind'] or 'device'}, not an ipip tunnel: "
                                     "the VIPs go on tunl0 or an ipip device of the pack's (lvs:tunnel:device)")
     if not state["exists"]:
-        drifts.append(drift.make("link", device, "present", "absent"))
+        drifts.append(lvstun.drift.make("link", device, "present", "absent"))
     else:
         if not state["up"]:
-            drifts.append(drift.make("up", device, True, False))
+            drifts.append(lvstun.drift.make("up", device, True, False))
         if mtu is not None and state["mtu"] != int(mtu):
-            drifts.append(drift.make("mtu", device, int(mtu), state["mtu"]))
+            drifts.append(lvstun.drift.make("mtu", device, int(mtu), state["mtu"]))
     have = set(state["addresses"])
     for vip in vips:
         prefix = 32 if ":" not in vip else 128
         if f"{vip}/{prefix}" not in have:
-            drifts.append(drift.make("address", device, f"{vip}/{prefix}", None))
-    drifts += [drift.make("address", device, None, cidr) for cidr in _stale(have, vips, device)]
-    wanted = {**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})}
+            drifts.append(lvstun.drift.make("address", device, f"{vip}/{prefix}", None))
+    drifts += [lvstun.drift.make("address", device, None, cidr) for cidr in _stale(have, vips, device)]
+    wanted = {**lvstun.tun.realserver_sysctls(device, lan_interface), **(sysctls or {})}
     # The device's own settings appear with the device: its creation is the drift then.
-    drifts += sysctl.drifts(wanted, skip=() if state["exists"] else (f".{device}.",))
+    drifts += lvstun.sysctl.drifts(wanted, skip=() if state["exists"] else (f".{device}.",))
     return drifts
 
 
 def _added(device):
     """The addresses the pack put on ``device`` (its ``host-originals`` record)."""
-    return originals.normal(records.load(__opts__, originals.RECORD))["addresses"].get(device, [])
+    return lvstun.originals.load(__opts__)["addresses"].get(device, [])
 
 
 def _stale(have, vips, device):
@@ -142,7 +140,7 @@ def _stale(have, vips, device):
     no connection any more (a VIP still answering a client stays until it is idle);
     nothing it did not put there (``lvstun.tun.stale_vips``)."""
     wanted = {f"{vip}/{32 if ':' not in vip else 128}" for vip in vips}
-    return tun.stale_vips(have, wanted, _added(device), tun.addresses_in_use())
+    return lvstun.tun.stale_vips(have, wanted, _added(device), lvstun.tun.addresses_in_use())
 
 
 def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
@@ -162,19 +160,19 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
     if not drifts:
         return []
     before = tunnel(device)
-    record = originals.note_drifts(records.load(__opts__, originals.RECORD), drifts)
-    record = originals.note_link(record, device, before["exists"], before["up"], before["mtu"])
-    records.store(__opts__, originals.RECORD, record)
+    record = lvstun.originals.note_drifts(lvstun.originals.load(__opts__), drifts)
+    record = lvstun.originals.note_link(record, device, before["exists"], before["up"], before["mtu"])
+    lvstun.originals.store(__opts__, record)
     with IPRoute() as ipr:
         _ensure_device(ipr, device)
         # ARP hidden and rp_filter off before a VIP is on the device, never after: a VIP
         # that answered ARP for a moment would draw the VIP's traffic from the director.
         # (The device's own settings exist once the device does.)
         try:
-            sysctl.apply({**tun.realserver_sysctls(device, lan_interface), **(sysctls or {})})
-        except sysctl.SysctlError as err:
+            lvstun.sysctl.apply({**lvstun.tun.realserver_sysctls(device, lan_interface), **(sysctls or {})})
+        except lvstun.sysctl.SysctlError as err:
             raise CommandExecutionError(str(err)) from err
-        index = nl.link(ipr, device)["index"]
+        index = lvstun.netlink.link(ipr, device)["index"]
         changes = {"state": "up"}
         if mtu is not None:
             changes["mtu"] = int(mtu)
@@ -185,12 +183,12 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
         for vip in vips:
             prefix = 32 if ":" not in vip else 128
             try:
-                nl.add_address(ipr, index, f"{vip}/{prefix}")
+                lvstun.netlink.add_address(ipr, index, f"{vip}/{prefix}")
             except NetlinkError as err:
                 raise CommandExecutionError(f"cannot add {vip}/{prefix} to {device}: {err}") from err
-        for cidr in _stale(set(nl.addresses(ipr, index)), vips, device):
+        for cidr in _stale(set(lvstun.netlink.addresses(ipr, index)), vips, device):
             try:
-                nl.del_address(ipr, index, cidr)
+                lvstun.netlink.del_address(ipr, index, cidr)
             except NetlinkError as err:
                 raise CommandExecutionError(f"cannot remove {cidr} from {device}: {err}") from err
     return drifts
@@ -209,16 +207,16 @@ def check_absent(device=FALLBACK):
     state = tunnel(device)
     if not state["exists"]:
         return []
-    drifts = [drift.make("address", device, None, cidr)
-              for cidr in tun.stale_vips(state["addresses"], (), _added(device))]
-    before = originals.normal(records.load(__opts__, originals.RECORD))["links"].get(device)
+    drifts = [lvstun.drift.make("address", device, None, cidr)
+              for cidr in lvstun.tun.stale_vips(state["addresses"], (), _added(device))]
+    before = lvstun.originals.load(__opts__)["links"].get(device)
     if before is not None and not before["exists"]:
-        drifts.append(drift.make("link", device, "absent", "present"))
+        drifts.append(lvstun.drift.make("link", device, "absent", "present"))
     elif before is not None:
         if state["up"] != before["up"]:
-            drifts.append(drift.make("up", device, before["up"], state["up"]))
+            drifts.append(lvstun.drift.make("up", device, before["up"], state["up"]))
         if before["mtu"] is not None and state["mtu"] != before["mtu"]:
-            drifts.append(drift.make("mtu", device, before["mtu"], state["mtu"]))
+            drifts.append(lvstun.drift.make("mtu", device, before["mtu"], state["mtu"]))
     return drifts
 
 
@@ -237,11 +235,11 @@ def absent(device=FALLBACK):
     if not drifts:
         return []
     with IPRoute() as ipr:
-        index = nl.link(ipr, device)["index"]
+        index = lvstun.netlink.link(ipr, device)["index"]
         try:
             for d in drifts:
                 if d["kind"] == "address":
-                    nl.del_address(ipr, index, d["have"])
+                    lvstun.netlink.del_address(ipr, index, d["have"])
             for d in drifts:
                 if d["kind"] == "link":
                     ipr.link("del", index=index)

@@ -16,15 +16,14 @@ import lvstun.drift
 import lvstun.genl
 import lvstun.ipvs
 import lvstun.ipvsclient
-import lvstun.owned
+import lvstun.records
 from lvstun.fresh import fresh
 
-drift = fresh(lvstun.drift)
-rec = fresh(lvstun.ipvs)
-genl = fresh(lvstun.genl)
-client = fresh(lvstun.ipvsclient)
-owned = fresh(lvstun.owned)
-SYNC_RECORD = "ipvs-sync"  # the sync daemons the pack started: {"interface", "sync_id"}
+fresh(lvstun.drift)
+fresh(lvstun.ipvs)
+fresh(lvstun.genl)
+fresh(lvstun.ipvsclient)
+fresh(lvstun.records)
 
 __virtualname__ = "ipvs"
 __func_alias__ = {"list_": "list"}
@@ -37,7 +36,7 @@ def __virtual__():
 # ------------------------------------------------------------------ plumbing
 def _client():
     try:
-        return client.Client()
+        return lvstun.ipvsclient.Client()
     except OSError as err:
         raise CommandExecutionError(f"cannot talk to IPVS: {err.strerror or err}") from err
 
@@ -49,7 +48,7 @@ def _invalid(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except rec.SpecError as err:
+        except lvstun.ipvs.SpecError as err:
             raise SaltInvocationError(str(err)) from None
 
     return wrapper
@@ -60,7 +59,7 @@ def _read(only=None, stats=True):
     with _client() as ipvs:
         try:
             return ipvs.read(only, stats)
-        except client.IPVSError as err:
+        except lvstun.ipvsclient.IPVSError as err:
             raise CommandExecutionError(f"cannot read the IPVS table: {err.strerror or err}") from err
 
 
@@ -71,13 +70,13 @@ def _apply(ops):
     with _client() as ipvs:
         try:
             failed = ipvs.apply(ops)
-        except client.IPVSError as err:
+        except lvstun.ipvsclient.IPVSError as err:
             raise CommandExecutionError(f"changing the IPVS table failed: {err.strerror or err}") from err
     if len(failed) == 1 and len(ops) == 1:
         step, scheduler, code = failed[0]
-        raise CommandExecutionError(client.explain(code, step, scheduler))
+        raise CommandExecutionError(lvstun.ipvsclient.explain(code, step, scheduler))
     if failed:
-        reasons = "; ".join(client.explain(code, step, scheduler) for step, scheduler, code in failed[:5])
+        reasons = "; ".join(lvstun.ipvsclient.explain(code, step, scheduler) for step, scheduler, code in failed[:5])
         raise CommandExecutionError(f"{len(failed)} of {len(ops)} steps failed ({len(ops) - len(failed)} done): "
                                     f"{reasons}")
     return len(ops)
@@ -103,7 +102,7 @@ def _specs(service):
     """The canonical specs of ``service`` (a spec or a list of them), or None: all."""
     if service is None:
         return None
-    return {rec.service_spec(_parse_service(spec)) for spec in ([service] if isinstance(service, str) else
+    return {lvstun.ipvs.service_spec(_parse_service(spec)) for spec in ([service] if isinstance(service, str) else
                                                                  list(service))}
 
 
@@ -122,7 +121,7 @@ def settings(service=None):
     with _client() as ipvs:
         try:
             return ipvs.read_settings(_specs(service))
-        except client.IPVSError as err:
+        except lvstun.ipvsclient.IPVSError as err:
             raise CommandExecutionError(f"cannot read the IPVS table: {err.strerror or err}") from err
 
 
@@ -148,17 +147,17 @@ def listing():
 
         salt director ipvs.listing
     """
-    return rec.format_listing(list_())
+    return lvstun.ipvs.format_listing(list_())
 
 
 # ------------------------------------------------------------------ services
 @_invalid
 def _parse_service(service):
-    return rec.parse_service(service)
+    return lvstun.ipvs.parse_service(service)
 
 
 def _service(service, scheduler, flags, persistent, netmask):
-    return rec.desired_service(service, {"scheduler": scheduler, "flags": flags, "persistent": persistent,
+    return lvstun.ipvs.desired_service(service, {"scheduler": scheduler, "flags": flags, "persistent": persistent,
                                          "netmask": netmask, "destinations": None})
 
 
@@ -215,15 +214,15 @@ def delete_service(service):
 
         salt director ipvs.delete_service tcp:10.10.24.88:80
     """
-    _apply([("del_service", rec.parse_service(service))])
+    _apply([("del_service", lvstun.ipvs.parse_service(service))])
     return True
 
 
 # ------------------------------------------------------------------ destinations
 def _write_dest(op, service, dest, **settings):
     """Validate (as the states do: ``lvstun.ipvs.desired_dest``) and add or set a dest."""
-    key = rec.parse_service(service)
-    _apply([(op, key, rec.desired_dest(dest, settings, rec.service_spec(key)))])
+    key = lvstun.ipvs.parse_service(service)
+    _apply([(op, key, lvstun.ipvs.desired_dest(dest, settings, lvstun.ipvs.service_spec(key)))])
     return True
 
 
@@ -289,7 +288,7 @@ def delete_dest(service, dest):
 
         salt director ipvs.delete_dest tcp:10.10.24.88:80 10.10.24.21:80
     """
-    _apply([("del_dest", rec.parse_service(service), rec.parse_dest(dest))])
+    _apply([("del_dest", lvstun.ipvs.parse_service(service), lvstun.ipvs.parse_dest(dest))])
     return True
 
 
@@ -297,7 +296,7 @@ def _find_dest(service, dest):
     svc = get_service(service)
     if svc is None:
         raise CommandExecutionError(f"no such virtual service {service}")
-    wanted = rec.parse_dest(dest)
+    wanted = lvstun.ipvs.parse_dest(dest)
     for current in svc["destinations"]:
         if (current["address"], current["port"]) == (wanted["address"], wanted["port"]):
             return current
@@ -322,7 +321,7 @@ def set_weight(service, dest, weight):
 
         salt director ipvs.set_weight tcp:10.10.24.88:80 10.10.24.21:80 0
     """
-    spec = rec.service_spec(rec.parse_service(service))
+    spec = lvstun.ipvs.service_spec(lvstun.ipvs.parse_service(service))
     changes = set_weights({spec: {dest: weight}})
     if changes.get("missing"):
         _find_dest(spec, dest)  # raises, saying whether the service or the destination is missing
@@ -345,33 +344,33 @@ def set_weights(weights):
     """
     wanted = {}
     for service, dests in (weights or {}).items():
-        spec = rec.service_spec(rec.parse_service(service))
+        spec = lvstun.ipvs.service_spec(lvstun.ipvs.parse_service(service))
         for dest, weight in dests.items():
-            parsed = rec.parse_dest(dest)
+            parsed = lvstun.ipvs.parse_dest(dest)
             wanted.setdefault(spec, {})[(parsed["address"], parsed["port"])] = \
-                rec.check_weight(int(weight) if isinstance(weight, str) else weight)
+                lvstun.ipvs.check_weight(int(weight) if isinstance(weight, str) else weight)
     # First the weights alone (a director's thread asks twice a second); the services
     # whose weights differ are then read whole: an edit keeps every other field.
     with _client() as ipvs:
         try:
             held = ipvs.read_settings(set(wanted))
-        except client.IPVSError as err:
+        except lvstun.ipvsclient.IPVSError as err:
             raise CommandExecutionError(f"cannot read the IPVS table: {err.strerror or err}") from err
     held = {spec: dests for spec, (_, dests) in held.items()}  # {spec: {(address, port): settings}}
     differ = {spec for spec, dests in wanted.items() if any(
         key in held.get(spec, {}) and held[spec][key][1] != weight for key, weight in dests.items())}  # [1]: weight
-    current = {rec.service_spec(s): s for s in _read(differ, stats=False)} if differ else {}
+    current = {lvstun.ipvs.service_spec(s): s for s in _read(differ, stats=False)} if differ else {}
     ops, changes, missing = [], {}, []
     for spec, dests in wanted.items():
         have = {(d["address"], d["port"]): d for d in current.get(spec, {}).get("destinations", [])}
         for key, weight in dests.items():
             if key not in held.get(spec, {}):
-                missing.append(f"{spec} {rec.join_hostport(*key)}")
+                missing.append(f"{spec} {lvstun.ipvs.join_hostport(*key)}")
                 continue
             record = have.get(key)
             if record is not None and record["weight"] != weight:
                 ops.append(("edit_dest", current[spec], {**record, "weight": weight}))
-                changes.setdefault(spec, {})[rec.join_hostport(*key)] = {"old": record["weight"], "new": weight}
+                changes.setdefault(spec, {})[lvstun.ipvs.join_hostport(*key)] = {"old": record["weight"], "new": weight}
     _apply(ops)
     if missing:
         changes["missing"] = missing
@@ -426,11 +425,12 @@ def zero(service=None):
 
         salt director ipvs.zero
     """
-    attrs = genl.service_key(_parse_service(service)) if service else b""
+    attrs = lvstun.genl.service_key(_parse_service(service)) if service else b""
     with _client() as ipvs:
         failed = ipvs.send([("zero", attrs, 0, "zero counters")])
     if failed:
-        raise CommandExecutionError(client.explain(failed[0][1], f"zero counters of {service or 'every service'}"))
+        what = f"zero counters of {service or 'every service'}"
+        raise CommandExecutionError(lvstun.ipvsclient.explain(failed[0][1], what))
     return True
 
 
@@ -448,7 +448,7 @@ def sync_daemons():
     with _client() as ipvs:
         try:
             return ipvs.daemons()
-        except client.IPVSError as err:
+        except lvstun.ipvsclient.IPVSError as err:
             raise CommandExecutionError(f"cannot read the sync daemons: {err.strerror or err}") from err
 
 
@@ -473,7 +473,7 @@ def sync_check(interface, sync_id):
     """
     want = _sync_wanted(interface, sync_id)
     have = {d["state"]: f"{d['interface']} syncid {d['sync_id']}" for d in sync_daemons()}
-    return [drift.make("ipvs-sync", state, want, have.get(state))
+    return [lvstun.drift.make("ipvs-sync", state, want, have.get(state))
             for state in ("master", "backup") if have.get(state) != want]
 
 
@@ -494,10 +494,10 @@ def sync_apply(interface, sync_id):
                 if record["have"] is not None:
                     ipvs.stop_daemon(record["object"])
                 ipvs.start_daemon(record["object"], interface, sync_id)
-            except client.IPVSError as err:
+            except lvstun.ipvsclient.IPVSError as err:
                 raise CommandExecutionError(f"cannot start the {record['object']} sync daemon on {interface}: "
                                             f"{err.strerror or err}") from err
-    owned.store(__opts__, SYNC_RECORD, {"interface": interface, "sync_id": sync_id})
+    lvstun.records.store(__opts__, lvstun.records.IPVS_SYNC, {"interface": interface, "sync_id": sync_id})
     return drifts
 
 
@@ -511,11 +511,11 @@ def sync_check_absent():
 
         salt director ipvs.sync_check_absent
     """
-    started = owned.load(__opts__, SYNC_RECORD)
+    started = lvstun.records.load(__opts__, lvstun.records.IPVS_SYNC)
     if not started:
         return []
     mine = f"{started['interface']} syncid {started['sync_id']}"
-    return [drift.make("ipvs-sync", d["state"], None, mine) for d in sync_daemons()
+    return [lvstun.drift.make("ipvs-sync", d["state"], None, mine) for d in sync_daemons()
             if f"{d['interface']} syncid {d['sync_id']}" == mine]
 
 
@@ -533,10 +533,10 @@ def sync_forget():
         for record in drifts:
             try:
                 ipvs.stop_daemon(record["object"])
-            except client.IPVSError as err:
+            except lvstun.ipvsclient.IPVSError as err:
                 raise CommandExecutionError(f"cannot stop the {record['object']} sync daemon: "
                                             f"{err.strerror or err}") from err
-    owned.store(__opts__, SYNC_RECORD, None)
+    lvstun.records.store(__opts__, lvstun.records.IPVS_SYNC, None)
     return drifts
 
 
@@ -554,10 +554,10 @@ def get_timeouts():
     """
     with _client() as ipvs:
         try:
-            reply = genl.top(ipvs.ask("get_config"))
-        except client.IPVSError as err:
+            reply = lvstun.genl.top(ipvs.ask("get_config"))
+        except lvstun.ipvsclient.IPVSError as err:
             raise CommandExecutionError(f"read timeouts: {err.strerror or err}") from err
-    return {name: genl.u32(reply, genl.ATTR["cmd"][attr]) for name, attr in _TIMEOUTS.items()}
+    return {name: lvstun.genl.u32(reply, lvstun.genl.ATTR["cmd"][attr]) for name, attr in _TIMEOUTS.items()}
 
 
 def set_timeouts(tcp=None, tcpfin=None, udp=None):
@@ -574,9 +574,9 @@ def set_timeouts(tcp=None, tcpfin=None, udp=None):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise SaltInvocationError(f"timeout {name}={value!r} must be a whole number of seconds")
     with _client() as ipvs:
-        failed = ipvs.send([("set_config", genl.timeouts(tcp or 0, tcpfin or 0, udp or 0), 0, "set timeouts")])
+        failed = ipvs.send([("set_config", lvstun.genl.timeouts(tcp or 0, tcpfin or 0, udp or 0), 0, "set timeouts")])
     if failed:
-        raise CommandExecutionError(client.explain(failed[0][1], "set timeouts"))
+        raise CommandExecutionError(lvstun.ipvsclient.explain(failed[0][1], "set timeouts"))
     return get_timeouts()
 
 
@@ -589,7 +589,7 @@ def save():
 
         salt director ipvs.save
     """
-    return rec.to_save(list_())
+    return lvstun.ipvs.to_save(list_())
 
 
 def restore(text=None, path=None, clear=False):
@@ -614,14 +614,14 @@ def restore(text=None, path=None, clear=False):
         except OSError as err:
             raise CommandExecutionError(f"restore: cannot read {path}: {err.strerror}") from err
     try:
-        wanted = rec.from_save(text)
-    except rec.SpecError as err:
+        wanted = lvstun.ipvs.from_save(text)
+    except lvstun.ipvs.SpecError as err:
         raise SaltInvocationError(f"restore: {err}") from None
-    current = {rec.service_spec(s): s for s in _read()}
-    wanted_specs = {rec.service_spec(s) for s in wanted}
+    current = {lvstun.ipvs.service_spec(s): s for s in _read()}
+    wanted_specs = {lvstun.ipvs.service_spec(s) for s in wanted}
     ops = [("del_service", svc) for spec, svc in current.items() if clear and spec not in wanted_specs]
     for svc in wanted:
-        spec = rec.service_spec(svc)
+        spec = lvstun.ipvs.service_spec(svc)
         ops.append(("edit_service" if spec in current else "add_service", svc))
         have = {(d["address"], d["port"]) for d in current.get(spec, {}).get("destinations", [])}
         ops += [("edit_dest" if (d["address"], d["port"]) in have else "add_dest", svc, d) for d in svc["destinations"]]

@@ -20,21 +20,17 @@ from salt.exceptions import CommandExecutionError
 import lvstun.command
 import lvstun.dirgroup
 import lvstun.drift
-import lvstun.owned
 import lvstun.probe
+import lvstun.records
 from lvstun.fresh import fresh
 
-command = fresh(lvstun.command)
-dirgroup = fresh(lvstun.dirgroup)
-drift = fresh(lvstun.drift)
-probe = fresh(lvstun.probe)
-records = fresh(lvstun.owned)
+fresh(lvstun.command)
+fresh(lvstun.dirgroup)
+fresh(lvstun.drift)
+fresh(lvstun.probe)
+fresh(lvstun.records)
 
 __virtualname__ = "lvs_directors"
-RECORD = "directors-live"
-RECORD_DRAINED = "directors-drained"
-RECORD_SPEC = "directors-spec"
-LOCK = "directors-group"  # held while the group is read and written (apply)
 IP_TIMEOUT = 30  # seconds
 SITE = "site"  # spec: the site's group as the last highstate wrote it (spec())
 
@@ -46,7 +42,7 @@ def __virtual__():
 
 
 def _ip(*args):
-    return command.output(["ip", *args], IP_TIMEOUT)
+    return lvstun.command.output(["ip", *args], IP_TIMEOUT)
 
 
 def _json(*args):
@@ -64,7 +60,7 @@ def view():
 
         salt router lvs_directors.view
     """
-    return records.load(__opts__, RECORD, {"at": None, "up": {}})
+    return lvstun.records.load(__opts__, lvstun.records.DIRECTORS_LIVE)
 
 
 def set_view(up):
@@ -81,7 +77,7 @@ def set_view(up):
         salt router lvs_directors.set_view '{director: true, director2: false}'
     """
     record = {"at": time.time(), "up": {str(k): bool(v) for k, v in (up or {}).items()}}
-    records.store(__opts__, RECORD, record)
+    lvstun.records.store(__opts__, lvstun.records.DIRECTORS_LIVE, record)
     return record
 
 
@@ -95,7 +91,7 @@ def drained():
 
         salt router lvs_directors.drained
     """
-    return sorted(records.load(__opts__, RECORD_DRAINED, []) or [])
+    return sorted(lvstun.records.load(__opts__, lvstun.records.DIRECTORS_DRAINED))
 
 
 def _spec_with(name):
@@ -125,8 +121,8 @@ def drain(name):
     up = view()["up"]
     if not [n for n in spec["members"] if n not in now and up.get(n, True)]:
         raise CommandExecutionError(f"draining {name} would leave no director up to take its flows")
-    records.store(__opts__, RECORD_DRAINED, sorted(now))
-    return {"drained": sorted(now), "changed": [drift.name(d) for d in apply()]}
+    lvstun.records.store(__opts__, lvstun.records.DIRECTORS_DRAINED, sorted(now))
+    return {"drained": sorted(now), "changed": [lvstun.drift.name(d) for d in apply()]}
 
 
 def undrain(name):
@@ -141,22 +137,22 @@ def undrain(name):
     """
     _spec_with(name)  # a director of the site's group
     now = set(drained()) - {name}
-    records.store(__opts__, RECORD_DRAINED, sorted(now))
-    return {"drained": sorted(now), "changed": [drift.name(d) for d in apply()]}
+    lvstun.records.store(__opts__, lvstun.records.DIRECTORS_DRAINED, sorted(now))
+    return {"drained": sorted(now), "changed": [lvstun.drift.name(d) for d in apply()]}
 
 
 def _held(wanted=True):
     """The pack's objects on the router. Without a wanted group (one director), a kernel
     without nexthop objects (before 5.3) holds none of the pack's: not an error."""
     reads = []
-    for argv in dirgroup.READS:
+    for argv in lvstun.dirgroup.READS:
         try:
             reads.append(_json(*argv))
         except CommandExecutionError:
             if wanted or "nexthop" not in argv:
                 raise
             reads.append([])
-    return dirgroup.have(*reads)
+    return lvstun.dirgroup.have(*reads)
 
 
 def spec():
@@ -169,7 +165,7 @@ def spec():
 
         salt router lvs_directors.spec
     """
-    stored = records.load(__opts__, RECORD_SPEC)
+    stored = lvstun.records.load(__opts__, lvstun.records.DIRECTORS_SPEC)
     if stored is not None:
         return stored["spec"]
     return __salt__["lvs_site.config"](applied=True).get("directors")
@@ -191,9 +187,10 @@ def _holding(spec, names):
 def _steps(spec):
     spec = _spec(spec)
     if not spec:
-        return dirgroup.plan({}, _held(wanted=False))
+        return lvstun.dirgroup.plan({}, _held(wanted=False))
     out = drained()
-    return dirgroup.plan(dirgroup.want(spec, view()["up"], out, _holding(spec, out) if out else ()), _held())
+    want = lvstun.dirgroup.want(spec, view()["up"], out, _holding(spec, out) if out else ())
+    return lvstun.dirgroup.plan(want, _held())
 
 
 def check(spec=SITE):
@@ -207,7 +204,7 @@ def check(spec=SITE):
 
         salt router lvs_directors.check
     """
-    return [drift.make("director-group", name, text, old) for name, text, old, _ in _steps(spec)]
+    return [lvstun.drift.make("director-group", name, text, old) for name, text, old, _ in _steps(spec)]
 
 
 def apply(spec=SITE, remember=False):
@@ -216,7 +213,7 @@ def apply(spec=SITE, remember=False):
     ``spec`` as the site's group (:func:`spec`) once it is held (the state does).
 
     The site's group is read, and the router written, under one lock
-    (``lvstun.owned.locked``): the probes' thread, which rewrites the group with the
+    (``lvstun.records.locked``): the probes' thread, which rewrites the group with the
     site's group, never puts back the settings of a group the state has just replaced.
 
     CLI Example:
@@ -226,13 +223,13 @@ def apply(spec=SITE, remember=False):
         salt router lvs_directors.apply
     """
     done = []
-    with records.locked(__opts__, LOCK):
+    with lvstun.records.locked(__opts__, lvstun.records.DIRECTORS_SPEC):
         for name, text, old, commands in _steps(spec):
             for argv in commands:
                 _ip(*argv)
-            done.append(drift.make("director-group", name, text, old))
+            done.append(lvstun.drift.make("director-group", name, text, old))
         if remember:
-            records.store(__opts__, RECORD_SPEC, {"spec": spec})
+            lvstun.records.store(__opts__, lvstun.records.DIRECTORS_SPEC, {"spec": spec})
     return done
 
 
@@ -255,6 +252,6 @@ def probe_all(spec=SITE, only=None):
     check = {**target["check"], "timeout": spec["timeout"]}
     skip = drained()
     names = [name for name in spec["members"] if only is None or name in only]
-    out = probe.run_all({name: (check, target["vip"], spec["members"][name]["id"])
+    out = lvstun.probe.run_all({name: (check, target["vip"], spec["members"][name]["id"])
                          for name in names if name not in skip})
     return {name: list(out.get(name, (False, "drained for maintenance"))) for name in names}

@@ -31,15 +31,15 @@ import lvstun.drift
 import lvstun.exporter
 import lvstun.metrics
 import lvstun.owned
+import lvstun.records
 from lvstun.fresh import fresh
 
-records = fresh(lvstun.owned)
-drift = fresh(lvstun.drift)
-metrics = fresh(lvstun.metrics)
+fresh(lvstun.owned)
+fresh(lvstun.drift)
+fresh(lvstun.metrics)
+fresh(lvstun.records)
 
 __virtualname__ = "lvs_exporter"
-PROCESS = "metrics-exporter"  # record: the running exporter's pid, address, port
-VIEW = "metrics-view"  # record: the site's view (lvstun.metrics.view)
 MODULE = "lvstun.exporter"
 START_TIMEOUT = 20  # seconds the exporter has to answer after its start
 
@@ -75,7 +75,7 @@ def code():
 
 
 def _log_path():
-    return lvstun.owned.path(__opts__, "metrics-exporter").replace(".json", ".log")
+    return lvstun.owned.path(__opts__, lvstun.records.EXPORTER_PROCESS.name).replace(".json", ".log")
 
 
 def status():
@@ -88,7 +88,7 @@ def status():
 
         salt director lvs_exporter.status
     """
-    record = records.load(__opts__, PROCESS) or {}
+    record = lvstun.records.load(__opts__, lvstun.records.EXPORTER_PROCESS)
     pid = record.get("pid")
     cmd = _cmdline(pid) if pid else []
     running = MODULE.encode() in cmd and f"--port={record.get('port')}".encode() in cmd
@@ -125,9 +125,9 @@ def stop():
         if status()["running"]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(now["pid"], signal.SIGKILL)
-    record = records.load(__opts__, PROCESS) or {}
+    record = lvstun.records.load(__opts__, lvstun.records.EXPORTER_PROCESS)
     if record:
-        records.store(__opts__, PROCESS, {**record, "pid": None})
+        lvstun.records.store(__opts__, lvstun.records.EXPORTER_PROCESS, {**record, "pid": None})
     return now["running"]
 
 
@@ -146,13 +146,14 @@ def start(address, port):
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(lvstun.owned.__file__)))
     env = dict(os.environ, **lvstun.exporter.ENVIRONMENT,
                PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    view = lvstun.owned.path(__opts__, VIEW)
+    view = lvstun.owned.path(__opts__, lvstun.records.EXPORTER_VIEW.name)
     os.makedirs(os.path.dirname(view), exist_ok=True)
     with open(_log_path(), "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", MODULE, f"--address={address}", f"--port={port}", f"--view={view}"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True, close_fds=True)
-    records.store(__opts__, PROCESS, {"pid": proc.pid, "address": address, "port": port, "code": code()})
+    lvstun.records.store(__opts__, lvstun.records.EXPORTER_PROCESS,
+                         {"pid": proc.pid, "address": address, "port": port, "code": code()})
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -176,7 +177,7 @@ def view():
 
         salt director lvs_exporter.view
     """
-    return records.load(__opts__, VIEW) or {}
+    return lvstun.records.load(__opts__, lvstun.records.EXPORTER_VIEW)
 
 
 def set_view(site_view, if_exporter=False):
@@ -193,9 +194,10 @@ def set_view(site_view, if_exporter=False):
 
         salt director lvs_exporter.set_view '{"services": {}}'
     """
-    if view() == site_view or (if_exporter and not (records.load(__opts__, PROCESS) or {}).get("port")):
+    started = lvstun.records.load(__opts__, lvstun.records.EXPORTER_PROCESS)
+    if view() == site_view or (if_exporter and not started.get("port")):
         return False
-    records.store(__opts__, VIEW, site_view)
+    lvstun.records.store(__opts__, lvstun.records.EXPORTER_VIEW, site_view)
     return True
 
 
@@ -231,14 +233,14 @@ def check(port, address=None, subnet=None, site_view=None):
     want = f"{_listen_address(address, subnet, site_view)}:{int(port)}"
     now = status()
     have = f"{now['address']}:{now['port']}" if now["running"] else None
-    drifts = [] if have == want else [drift.make("exporter", "process", want, have)]
+    drifts = [] if have == want else [lvstun.drift.make("exporter", "process", want, have)]
     if not drifts:
-        ran, runs = (records.load(__opts__, PROCESS) or {}).get("code"), code()
+        ran, runs = (lvstun.records.load(__opts__, lvstun.records.EXPORTER_PROCESS)).get("code"), code()
         if ran != runs:  # started before the pack's code changed: restarted on the new one
-            drifts.append(drift.make("exporter", "code", runs, ran))
+            drifts.append(lvstun.drift.make("exporter", "code", runs, ran))
     if site_view is not None:
-        drifts += [drift.make("metrics-view", name, want, have)
-                   for name, want, have in metrics.view_changes(view(), site_view)]
+        drifts += [lvstun.drift.make("metrics-view", name, want, have)
+                   for name, want, have in lvstun.metrics.view_changes(view(), site_view)]
     return drifts
 
 
@@ -278,9 +280,12 @@ def check_absent():
         salt director lvs_exporter.check_absent
     """
     now = status()
-    drifts = [drift.make("exporter", "process", None, f"{now['address']}:{now['port']}")] if now["running"] else []
+    drifts = [lvstun.drift.make("exporter", "process", None, f"{now['address']}:{now['port']}")
+              ] if now["running"] else []
     stored = view().get("services")
-    return drifts + ([drift.make("metrics-view", "of the site", None, f"{len(stored)} service(s)")] if stored else [])
+    if stored:
+        drifts.append(lvstun.drift.make("metrics-view", "of the site", None, f"{len(stored)} service(s)"))
+    return drifts
 
 
 def forget():
@@ -294,7 +299,7 @@ def forget():
     """
     stop()
     removed = False
-    for name in (PROCESS, VIEW):
+    for name in (lvstun.records.EXPORTER_PROCESS.name, lvstun.records.EXPORTER_VIEW.name):
         for path in (lvstun.owned.path(__opts__, name), lvstun.owned.path(__opts__, name) + ".prev"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)

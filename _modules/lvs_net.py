@@ -20,7 +20,6 @@ import lvstun.address
 import lvstun.drift
 import lvstun.netlink
 import lvstun.originals
-import lvstun.owned
 import lvstun.sysctl
 import lvstun.tun
 from lvstun.fresh import fresh
@@ -36,13 +35,12 @@ except ImportError:  # pragma: no cover
 import netaddr
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-address = fresh(lvstun.address)
-drift = fresh(lvstun.drift)
-nl = fresh(lvstun.netlink)
-originals = fresh(lvstun.originals)
-records = fresh(lvstun.owned)
-sysctl = fresh(lvstun.sysctl)
-tun = fresh(lvstun.tun)
+fresh(lvstun.address)
+fresh(lvstun.drift)
+fresh(lvstun.netlink)
+fresh(lvstun.originals)
+fresh(lvstun.sysctl)
+fresh(lvstun.tun)
 __virtualname__ = "lvs_net"
 RULE_PRIORITY = 1042  # before the main table (32766)
 RT_SCOPE_NOWHERE = 255  # in a route deletion: match a route of any scope (as ip route del does)
@@ -65,7 +63,7 @@ def _cidr(text, what):
 
 def _ip(text, what):
     try:
-        return address.canonical(text)
+        return lvstun.address.canonical(text)
     except ValueError:
         raise SaltInvocationError(f"{what}: {text!r} is not an IP address") from None
 
@@ -83,7 +81,7 @@ def _vip_route_plan(vip_routes):
 
 
 def _index(ipr, name):
-    found = nl.link(ipr, name)
+    found = lvstun.netlink.link(ipr, name)
     if found is None:
         raise CommandExecutionError(f"interface {name} does not exist on this host")
     return found["index"]
@@ -99,46 +97,46 @@ def interface(name):
         salt director lvs_net.interface eth0
     """
     with IPRoute() as ipr:
-        found = nl.link(ipr, name)
+        found = lvstun.netlink.link(ipr, name)
         if found is None:
             return {"exists": False, "up": False, "mtu": None, "addresses": []}
         return {"exists": True, "up": bool(found["flags"] & 1), "mtu": found.get_attr("IFLA_MTU"),
-                "addresses": nl.addresses(ipr, found["index"])}
+                "addresses": lvstun.netlink.addresses(ipr, found["index"])}
 
 
 def _vip_drifts(ipr, vips):
     """The director's VIPs: added when missing; stale ones (a /32 of the LAN that the
     pack added and that is no longer a VIP) removed once idle, nothing else."""
     ifname = vips["interface"]
-    found = nl.link(ipr, ifname)
+    found = lvstun.netlink.link(ipr, ifname)
     if found is None:
         raise CommandExecutionError(f"interface {ifname} does not exist on this host")
     wanted = {_cidr(c, "vips:addresses") for c in vips.get("addresses") or []}
-    have = set(nl.addresses(ipr, found["index"]))
+    have = set(lvstun.netlink.addresses(ipr, found["index"]))
     subnet = netaddr.IPNetwork(_cidr(vips["subnet"], "vips:subnet"))
-    drifts = [drift.make("address", ifname, c, None) for c in sorted(wanted - have)]
-    in_use = tun.addresses_in_use()
+    drifts = [lvstun.drift.make("address", ifname, c, None) for c in sorted(wanted - have)]
+    in_use = lvstun.tun.addresses_in_use()
     if "ipvs.list" in __salt__:
         in_use |= {svc["address"] for svc in __salt__["ipvs.list"](stats=False) if svc.get("address")}
-    added = originals.normal(records.load(__opts__, originals.RECORD))["addresses"].get(ifname, [])
-    for cidr in tun.stale_vips(have, wanted, added, in_use):
+    added = lvstun.originals.load(__opts__)["addresses"].get(ifname, [])
+    for cidr in lvstun.tun.stale_vips(have, wanted, added, in_use):
         if netaddr.IPNetwork(cidr).ip in subnet:
-            drifts.append(drift.make("address", ifname, None, cidr))
+            drifts.append(lvstun.drift.make("address", ifname, None, cidr))
     return drifts
 
 
 def _route_drifts(ipr, routes):
     """Routes the pack owns (protocol RTPROT_LVS): exactly ``routes``."""
-    have = nl.owned_routes(ipr)
+    have = lvstun.netlink.owned_routes(ipr)
     drifts = []
     for dst, spec in (routes or {}).items():
         want = sorted(_ip(g, f"routes:{dst}:via") for g in spec["via"])
         dst = _cidr(dst, "routes")
         if have.get(dst) != want:
-            drifts.append(drift.make("route", dst, f"via {', '.join(want)}",
+            drifts.append(lvstun.drift.make("route", dst, f"via {', '.join(want)}",
                                      have.get(dst) and f"via {', '.join(have[dst])}"))
     for stale in sorted(set(have) - {_cidr(d, "routes") for d in routes or {}}):
-        drifts.append(drift.make("route", stale, None, f"via {', '.join(have[stale])}"))
+        drifts.append(lvstun.drift.make("route", stale, None, f"via {', '.join(have[stale])}"))
     return drifts
 
 
@@ -147,12 +145,12 @@ def _apply_routes(ipr, routes):
         index = _index(ipr, spec["interface"])
         hops = sorted(_ip(g, f"routes:{dst}:via") for g in spec["via"])
         if len(hops) == 1:
-            ipr.route("replace", dst=_cidr(dst, "routes"), gateway=hops[0], oif=index, proto=nl.RTPROT_LVS)
+            ipr.route("replace", dst=_cidr(dst, "routes"), gateway=hops[0], oif=index, proto=lvstun.netlink.RTPROT_LVS)
         else:
-            ipr.route("replace", dst=_cidr(dst, "routes"), proto=nl.RTPROT_LVS,
+            ipr.route("replace", dst=_cidr(dst, "routes"), proto=lvstun.netlink.RTPROT_LVS,
                       multipath=[{"gateway": hop, "oif": index} for hop in hops])
-    for stale in set(nl.owned_routes(ipr)) - {_cidr(d, "routes") for d in routes or {}}:
-        ipr.route("del", dst=stale, proto=nl.RTPROT_LVS)
+    for stale in set(lvstun.netlink.owned_routes(ipr)) - {_cidr(d, "routes") for d in routes or {}}:
+        ipr.route("del", dst=stale, proto=lvstun.netlink.RTPROT_LVS)
 
 
 def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None, routes=None):
@@ -174,49 +172,50 @@ def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
     drifts = []
     with IPRoute() as ipr:
         for ifname, wanted in (addresses or {}).items():
-            found = nl.link(ipr, ifname)
+            found = lvstun.netlink.link(ipr, ifname)
             if found is None:
                 raise CommandExecutionError(f"interface {ifname} does not exist on this host")
-            have = set(nl.addresses(ipr, found["index"]))
+            have = set(lvstun.netlink.addresses(ipr, found["index"]))
             if not found["flags"] & 1:
-                drifts.append(drift.make("up", ifname, True, False))
+                drifts.append(lvstun.drift.make("up", ifname, True, False))
             for cidr in wanted:
                 cidr = _cidr(cidr, f"addresses:{ifname}")
                 if cidr not in have:
-                    drifts.append(drift.make("address", ifname, cidr, None))
+                    drifts.append(lvstun.drift.make("address", ifname, cidr, None))
         if gateway:
             gateway = _ip(gateway, "gateway")
-            have_gw, _ = nl.default_gateway(ipr)
+            have_gw, _ = lvstun.netlink.default_gateway(ipr)
             if have_gw != gateway:
-                drifts.append(drift.make("default-route", "main", f"via {gateway}", have_gw and f"via {have_gw}"))
+                drifts.append(lvstun.drift.make("default-route", "main", f"via {gateway}",
+                                                have_gw and f"via {have_gw}"))
         if vip_routes:
             drifts += _vip_route_drifts(ipr, *_vip_route_plan(vip_routes))
         if vips:
             drifts += _vip_drifts(ipr, vips)
         if routes is not None:
             drifts += _route_drifts(ipr, routes)
-    drifts += sysctl.drifts(sysctls or {})
+    drifts += lvstun.sysctl.drifts(sysctls or {})
     return drifts
 
 
 def _vip_route_drifts(ipr, table, advmss, vips, routes, ifname):
     drifts = []
     index = _index(ipr, ifname)
-    have_rules = nl.source_rules(ipr, table)
+    have_rules = lvstun.netlink.source_rules(ipr, table)
     for vip in vips:
         if vip not in have_rules:
-            drifts.append(drift.make("rule", f"from {vip} lookup {table}", f"priority {RULE_PRIORITY}", None))
+            drifts.append(lvstun.drift.make("rule", f"from {vip} lookup {table}", f"priority {RULE_PRIORITY}", None))
     for stale in sorted(set(have_rules) - set(vips)):
-        drifts.append(drift.make("rule", f"from {stale} lookup {table}", None, f"priority {have_rules[stale]}"))
-    have_routes = nl.routes(ipr, table)
+        drifts.append(lvstun.drift.make("rule", f"from {stale} lookup {table}", None, f"priority {have_rules[stale]}"))
+    have_routes = lvstun.netlink.routes(ipr, table)
     for dst, via in routes.items():
         want = {"gateway": via, "oif": index, "advmss": advmss}
         have = have_routes.get(dst)
         if have != want:
-            drifts.append(drift.make("table-route", f"{table} route {dst}", _route_text(want, ifname),
+            drifts.append(lvstun.drift.make("table-route", f"{table} route {dst}", _route_text(want, ifname),
                                      _route_text(have, ifname)))
     for stale in sorted(set(have_routes) - set(routes)):
-        drifts.append(drift.make("table-route", f"{table} route {stale}", None,
+        drifts.append(lvstun.drift.make("table-route", f"{table} route {stale}", None,
                                  _route_text(have_routes[stale], ifname)))
     return drifts
 
@@ -244,17 +243,17 @@ def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
     drifts = check(addresses, gateway, sysctls, vip_routes, vips, routes)
     if not drifts:
         return []
-    record = originals.note_drifts(records.load(__opts__, originals.RECORD), drifts)
+    record = lvstun.originals.note_drifts(lvstun.originals.load(__opts__), drifts)
     if vip_routes:
-        record = originals.note_item(record, "mss_tables", _vip_route_plan(vip_routes)[0])
-    records.store(__opts__, originals.RECORD, record)
+        record = lvstun.originals.note_item(record, "mss_tables", _vip_route_plan(vip_routes)[0])
+    lvstun.originals.store(__opts__, record)
     try:
         with IPRoute() as ipr:
             for ifname, wanted in (addresses or {}).items():
                 index = _index(ipr, ifname)
                 ipr.link("set", index=index, state="up")
                 for cidr in wanted:
-                    nl.add_address(ipr, index, _cidr(cidr, f"addresses:{ifname}"))
+                    lvstun.netlink.add_address(ipr, index, _cidr(cidr, f"addresses:{ifname}"))
             if gateway and any(d["kind"] == "default-route" for d in drifts):
                 ipr.route("replace", dst="0.0.0.0/0", gateway=_ip(gateway, "gateway"))
             if vip_routes:
@@ -263,16 +262,16 @@ def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
                 index = _index(ipr, vips["interface"])
                 for change in _vip_drifts(ipr, vips):
                     if change["want"]:
-                        nl.add_address(ipr, index, change["want"])
+                        lvstun.netlink.add_address(ipr, index, change["want"])
                     else:
-                        nl.del_address(ipr, index, change["have"])
+                        lvstun.netlink.del_address(ipr, index, change["have"])
             if routes is not None:
                 _apply_routes(ipr, routes)
-        sysctl.apply(sysctls or {})
+        lvstun.sysctl.apply(sysctls or {})
     except NetlinkError as err:
-        wanted = sorted(map(drift.name, drifts))
+        wanted = sorted(map(lvstun.drift.name, drifts))
         raise CommandExecutionError(f"the kernel refused a change ({err}); wanted: {wanted}") from err
-    except sysctl.SysctlError as err:
+    except lvstun.sysctl.SysctlError as err:
         raise CommandExecutionError(str(err)) from err
     return drifts
 
@@ -283,9 +282,9 @@ def _apply_vip_routes(ipr, table, advmss, vips, routes, ifname):
         kwargs = {"gateway": via} if via else {"scope": 253}  # 253: link scope (on the LAN)
         ipr.route("replace", dst=dst, oif=index, table=table, metrics={"advmss": advmss},
                   **kwargs)
-    for stale in set(nl.routes(ipr, table)) - set(routes):
+    for stale in set(lvstun.netlink.routes(ipr, table)) - set(routes):
         ipr.route("del", dst=stale, table=table, scope=RT_SCOPE_NOWHERE)
-    have = nl.source_rules(ipr, table)
+    have = lvstun.netlink.source_rules(ipr, table)
     for vip in vips:
         if vip not in have:
             net = netaddr.IPNetwork(vip)
@@ -301,29 +300,29 @@ def _undo_plan(ipr, record):
     gone before ARP stops hiding it)."""
     plan = []
     for ifname, added in record["addresses"].items():
-        found = nl.link(ipr, ifname)
-        have = set(nl.addresses(ipr, found["index"])) if found is not None else set()
+        found = lvstun.netlink.link(ipr, ifname)
+        have = set(lvstun.netlink.addresses(ipr, found["index"])) if found is not None else set()
         for cidr in added:
             if cidr in have:
-                plan.append((drift.make("address", ifname, None, cidr),
-                             lambda i=found["index"], c=cidr: nl.del_address(ipr, i, c)))
+                plan.append((lvstun.drift.make("address", ifname, None, cidr),
+                             lambda i=found["index"], c=cidr: lvstun.netlink.del_address(ipr, i, c)))
     for table in record["mss_tables"]:
-        for src, priority in sorted(nl.source_rules(ipr, table).items()):
+        for src, priority in sorted(lvstun.netlink.source_rules(ipr, table).items()):
             if priority != RULE_PRIORITY:  # not one of the pack's
                 continue
             net = netaddr.IPNetwork(src)
-            plan.append((drift.make("rule", f"from {src} lookup {table}", None, f"priority {priority}"),
+            plan.append((lvstun.drift.make("rule", f"from {src} lookup {table}", None, f"priority {priority}"),
                          lambda t=table, p=priority, n=net: ipr.rule("del", table=t, priority=p, src=str(n.ip),
                                                                      src_len=n.prefixlen)))
-        for dst, route in sorted(nl.routes(ipr, table).items()):
+        for dst, route in sorted(lvstun.netlink.routes(ipr, table).items()):
             text = _route_text(route, f"#{route['oif']}")
-            plan.append((drift.make("table-route", f"{table} route {dst}", None, text),
+            plan.append((lvstun.drift.make("table-route", f"{table} route {dst}", None, text),
                          lambda t=table, d=dst: ipr.route("del", dst=d, table=t, scope=RT_SCOPE_NOWHERE)))
-    for dst, hops in sorted(nl.owned_routes(ipr).items()):
-        plan.append((drift.make("route", dst, None, f"via {', '.join(hops)}"),
-                     lambda d=dst: ipr.route("del", dst=d, proto=nl.RTPROT_LVS)))
+    for dst, hops in sorted(lvstun.netlink.owned_routes(ipr).items()):
+        plan.append((lvstun.drift.make("route", dst, None, f"via {', '.join(hops)}"),
+                     lambda d=dst: ipr.route("del", dst=d, proto=lvstun.netlink.RTPROT_LVS)))
     if "default_route" in record:
-        have_gw, _ = nl.default_gateway(ipr)
+        have_gw, _ = lvstun.netlink.default_gateway(ipr)
         have, want = have_gw and f"via {have_gw}", record["default_route"]
         if have != want:
             def restore(want=want):
@@ -331,11 +330,12 @@ def _undo_plan(ipr, record):
                     ipr.route("replace", dst="0.0.0.0/0", gateway=want.removeprefix("via "))
                 else:
                     ipr.route("del", dst="0.0.0.0/0")
-            plan.append((drift.make("default-route", "main", want, have), restore))
+            plan.append((lvstun.drift.make("default-route", "main", want, have), restore))
     for name, value in sorted(record["sysctls"].items()):
-        current = sysctl.read(name)
+        current = lvstun.sysctl.read(name)
         if value is not None and current is not None and current != value:
-            plan.append((drift.make("sysctl", name, value, current), lambda n=name, v=value: sysctl.write(n, v)))
+            plan.append((lvstun.drift.make("sysctl", name, value, current),
+                         lambda n=name, v=value: lvstun.sysctl.write(n, v)))
     return plan
 
 
@@ -349,7 +349,7 @@ def check_clean():
 
         salt rs1 lvs_net.check_clean
     """
-    record = originals.normal(records.load(__opts__, originals.RECORD))
+    record = lvstun.originals.load(__opts__)
     with IPRoute() as ipr:
         return [d for d, _ in _undo_plan(ipr, record)]
 
@@ -359,7 +359,7 @@ def clean():
     router's public addresses), the MSS rules and routes, the routes it owns, the
     default route and sysctls back to their values before; nothing else is touched.
     Returns what changed (as :func:`check_clean`). The record stays: a second run finds
-    nothing to undo, and a host that joins again keeps its first originals.
+    nothing to undo, and a host that joins again keeps its first lvstun.originals.
 
     CLI Example:
 
@@ -367,7 +367,7 @@ def clean():
 
         salt rs1 lvs_net.clean
     """
-    record = originals.normal(records.load(__opts__, originals.RECORD))
+    record = lvstun.originals.load(__opts__)
     done = []
     try:
         with IPRoute() as ipr:
@@ -376,7 +376,7 @@ def clean():
                 done.append(change)
     except NetlinkError as err:
         raise CommandExecutionError(f"the kernel refused to undo a change ({err}); undone before it: "
-                                    f"{sorted(map(drift.name, done))}") from err
-    except sysctl.SysctlError as err:
+                                    f"{sorted(map(lvstun.drift.name, done))}") from err
+    except lvstun.sysctl.SysctlError as err:
         raise CommandExecutionError(str(err)) from err
     return done

@@ -21,14 +21,12 @@ import lvstun.address
 import lvstun.command
 import lvstun.drift
 import lvstun.originals
-import lvstun.owned
 from lvstun.fresh import fresh
 
-address = fresh(lvstun.address)
-command = fresh(lvstun.command)
-drift = fresh(lvstun.drift)
-originals = fresh(lvstun.originals)
-records = fresh(lvstun.owned)
+fresh(lvstun.address)
+fresh(lvstun.command)
+fresh(lvstun.drift)
+fresh(lvstun.originals)
 
 __virtualname__ = "nftnat"
 FAMILY = "ip"
@@ -47,18 +45,18 @@ NFT_TIMEOUT = 30  # seconds
 
 def _run(args, stdin=None):
     """``nft ARGS``, whatever its exit code; a time-out is an error of the call, not a traceback."""
-    return command.run(["nft", *args], NFT_TIMEOUT, stdin)
+    return lvstun.command.run(["nft", *args], NFT_TIMEOUT, stdin)
 
 
 def _nft(*args, stdin=None):
-    return command.output(["nft", *args], NFT_TIMEOUT, stdin)
+    return lvstun.command.output(["nft", *args], NFT_TIMEOUT, stdin)
 
 
 def _mappings(mappings):
     out = []
     for item in mappings or []:
         try:
-            public, vip = (address.canonical(item[key], versions=(4,)) for key in ("public", "vip"))
+            public, vip = (lvstun.address.canonical(item[key], versions=(4,)) for key in ("public", "vip"))
         except (KeyError, TypeError):
             raise SaltInvocationError(f"mapping {item!r} needs 'public' and 'vip'") from None
         except ValueError:
@@ -176,13 +174,13 @@ def check(mappings, wan_interface, table=DEFAULT_TABLE):
         return []
     table_name = f"{FAMILY} {table}"
     if have is None:
-        return [drift.make("nft-table", table_name, [_text(o) for o in want], None)]
+        return [lvstun.drift.make("nft-table", table_name, [_text(o) for o in want], None)]
     old, new = [_text(o) for o in have], [_text(o) for o in want]
     gone = [line for line in old if line not in new]
     added = [line for line in new if line not in old]
     if not gone and not added:  # same lines, another order or an attribute the text omits
         gone, added = old, new
-    return [drift.make("nft-table", table_name, added, gone)]
+    return [lvstun.drift.make("nft-table", table_name, added, gone)]
 
 
 def apply(mappings, wan_interface, table=DEFAULT_TABLE):
@@ -201,7 +199,7 @@ def apply(mappings, wan_interface, table=DEFAULT_TABLE):
     drifts = check(mappings, wan_interface, table)
     if not drifts:
         return []
-    records.store(__opts__, originals.RECORD, originals.note_item(records.load(__opts__, originals.RECORD),
+    lvstun.originals.store(__opts__, lvstun.originals.note_item(lvstun.originals.load(__opts__),
                                                                   "nft_tables", f"{FAMILY} {table}"))
     ident = {"family": FAMILY, "name": table}
     batch = [{"add": {"table": ident}}, {"delete": {"table": ident}}]
@@ -222,7 +220,7 @@ def delete(table=DEFAULT_TABLE):
     if current(table) is None:
         return False
     _nft("delete", "table", FAMILY, table)
-    records.store(__opts__, originals.RECORD, originals.forget(records.load(__opts__, originals.RECORD),
+    lvstun.originals.store(__opts__, lvstun.originals.forget(lvstun.originals.load(__opts__),
                                                                "nft_tables", f"{FAMILY} {table}"))
     return True
 
@@ -239,11 +237,11 @@ def check_absent(table=DEFAULT_TABLE):
     try:
         have = current(table)
     except CommandExecutionError:
-        recorded = originals.normal(records.load(__opts__, originals.RECORD))["nft_tables"]
+        recorded = lvstun.originals.load(__opts__)["nft_tables"]
         if f"{FAMILY} {table}" in recorded:
             raise
         return []  # nftables does not work here (a kernel without it): the pack made no table
-    return [] if have is None else [drift.make("nft-table", f"{FAMILY} {table}", None, [_text(o) for o in have])]
+    return [] if have is None else [lvstun.drift.make("nft-table", f"{FAMILY} {table}", None, [_text(o) for o in have])]
 
 
 def absent(table=DEFAULT_TABLE):

@@ -21,7 +21,7 @@ that would be sent, in order, and nothing is sent.
 import lvstun.converge
 from lvstun.fresh import fresh
 
-converge = fresh(lvstun.converge).converge
+fresh(lvstun.converge)
 
 
 def __virtual__():
@@ -63,5 +63,6 @@ def managed(name, nat, routes=None, save=False, tracking=None):
         return f"would send {lines}" + (" then write memory" if any(d["kind"] == "ios-saved" for d in found)
                                          else "")
 
-    return converge(ret, __opts__["test"], lambda: __salt__["iosnat.check"](nat, routes, save, tracking),
-                    lambda: __salt__["iosnat.apply"](nat, routes, save, tracking), "the router's NAT", detail)
+    return lvstun.converge.converge(
+        ret, __opts__["test"], lambda: __salt__["iosnat.check"](nat, routes, save, tracking),
+        lambda: __salt__["iosnat.apply"](nat, routes, save, tracking), "the router's NAT", detail)

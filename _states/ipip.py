@@ -4,7 +4,7 @@ leaving the site: ``tunnel_absent``)."""
 import lvstun.converge
 from lvstun.fresh import fresh
 
-converge = fresh(lvstun.converge).converge
+fresh(lvstun.converge)
 
 
 def __virtual__():
@@ -40,9 +40,9 @@ def tunnel_present(name="tunl0", vips=None, lan_interface="eth0", mtu=None, sysc
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     args = (vips or [], name, lan_interface, mtu, sysctls)
-    return converge(ret, __opts__["test"], lambda: __salt__["ipip.check"](*args),
-                    lambda: __salt__["ipip.present"](*args),
-                    f"TUN tunnel {name} for {', '.join(vips or []) or 'no VIP'}")
+    return lvstun.converge.converge(
+        ret, __opts__["test"], lambda: __salt__["ipip.check"](*args), lambda: __salt__["ipip.present"](*args),
+        f"TUN tunnel {name} for {', '.join(vips or []) or 'no VIP'}")
 
 
 def tunnel_absent(name="tunl0"):
@@ -61,5 +61,6 @@ def tunnel_absent(name="tunl0"):
             - name: tunl0
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    return converge(ret, __opts__["test"], lambda: __salt__["ipip.check_absent"](name),
-                    lambda: __salt__["ipip.absent"](name), f"TUN tunnel {name}")
+    return lvstun.converge.converge(
+        ret, __opts__["test"], lambda: __salt__["ipip.check_absent"](name), lambda: __salt__["ipip.absent"](name),
+        f"TUN tunnel {name}")

@@ -26,12 +26,12 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 import lvstun.converge
 import lvstun.ipvs
-import lvstun.owned
+import lvstun.records
 from lvstun.fresh import fresh
 
-converge = fresh(lvstun.converge).converge
-rec = fresh(lvstun.ipvs)
-owned_records = fresh(lvstun.owned)
+fresh(lvstun.converge)
+fresh(lvstun.ipvs)
+fresh(lvstun.records)
 
 
 def __virtual__():
@@ -51,16 +51,16 @@ def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS ta
     (``desired`` None when the input was invalid)."""
     if isinstance(desired, dict):
         try:
-            desired = [rec.desired_service(spec, settings) for spec, settings in desired.items()]
-        except rec.SpecError as err:
+            desired = [lvstun.ipvs.desired_service(spec, settings) for spec, settings in desired.items()]
+        except lvstun.ipvs.SpecError as err:
             ret.update(result=False, comment=str(err))
-            return ret, None, {rec.service_spec(svc) for svc in current}
-    present = {rec.service_spec(svc) for svc in current}
-    ops, changes = rec.plan(current, desired, owned, remove)
+            return ret, None, {lvstun.ipvs.service_spec(svc) for svc in current}
+    present = {lvstun.ipvs.service_spec(svc) for svc in current}
+    ops, changes = lvstun.ipvs.plan(current, desired, owned, remove)
     if not ops:
         ret["comment"] = f"{what} is as wanted"
         return ret, desired, present
-    ret["changes"] = rec.summarized(changes)
+    ret["changes"] = lvstun.ipvs.summarized(changes)
     if __opts__["test"]:
         ret.update(result=None, comment=f"{len(ops)} change(s) to {what} would be made")
         return ret, desired, present
@@ -69,25 +69,26 @@ def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS ta
     except (CommandExecutionError, SaltInvocationError) as err:
         # Report what was done (the changes no longer planned) apart from what failed.
         try:
-            after = _current(sorted(present | {rec.service_spec(svc) for svc in desired}))
-            _, left = rec.plan(after, desired, owned, remove)
+            after = _current(sorted(present | {lvstun.ipvs.service_spec(svc) for svc in desired}))
+            _, left = lvstun.ipvs.plan(after, desired, owned, remove)
         except CommandExecutionError:
             after, left = current, changes
-        ret["changes"] = rec.summarized({label: change for label, change in changes.items() if label not in left})
+        done = {label: change for label, change in changes.items() if label not in left}
+        ret["changes"] = lvstun.ipvs.summarized(done)
         ret.update(result=False, comment=f"failed to change {what}: {err}; not done: {sorted(left)[:5]}")
-        return ret, desired, {rec.service_spec(svc) for svc in after}
+        return ret, desired, {lvstun.ipvs.service_spec(svc) for svc in after}
     # Verify the services the plan touched: each as wanted in the kernel's own terms
     # (its settings, a cheap read); any other (a drained destination still busy, a
     # change that did not hold) re-read whole and planned again, deletions of busy
     # entries aside.
-    touched = {rec.service_spec(op[1]) for op in ops}
-    wanted = rec.as_wanted(d for d in desired if rec.service_spec(d) in touched)
+    touched = {lvstun.ipvs.service_spec(op[1]) for op in ops}
+    wanted = lvstun.ipvs.as_wanted(d for d in desired if lvstun.ipvs.service_spec(d) in touched)
     held = __salt__["ipvs.settings"](sorted(touched))
-    doubtful = sorted(touched - rec.unchanged(wanted, held))
+    doubtful = sorted(touched - lvstun.ipvs.unchanged(wanted, held))
     left = []
     if doubtful:
         after = _current(doubtful)
-        left, _ = rec.plan(after, [d for d in desired if rec.service_spec(d) in doubtful],
+        left, _ = lvstun.ipvs.plan(after, [d for d in desired if lvstun.ipvs.service_spec(d) in doubtful],
                            [spec for spec in owned if spec in doubtful], remove)
         left = [op for op in left if op[0] not in ("del_dest", "del_service")]
     if left:
@@ -156,7 +157,7 @@ def service_absent(name):
     if current is None:
         ret["comment"] = f"service {name} is absent"
         return ret
-    ret["changes"] = {name: {"old": {f: current[f] for f in rec.SERVICE_FIELDS}, "new": None}}
+    ret["changes"] = {name: {"old": {f: current[f] for f in lvstun.ipvs.SERVICE_FIELDS}, "new": None}}
     if __opts__["test"]:
         ret.update(result=None, comment=f"service {name} would be deleted")
         return ret
@@ -201,7 +202,7 @@ def dest_present(name, service, forward="tunnel", weight=1, u_threshold=0, l_thr
         ret.update(result=False, comment=f"service {service} does not exist: add it first (ipvs.service_present)")
         return ret
     have = current[0]
-    dests = {rec.join_hostport(d["address"], d["port"]): d for d in have["destinations"]}
+    dests = {lvstun.ipvs.join_hostport(d["address"], d["port"]): d for d in have["destinations"]}
     settings = {"scheduler": have["scheduler"], "flags": have["flags"], "persistent": have["persistent"],
                 "netmask": have["netmask"], "destinations": {**{k: _as_settings(v) for k, v in dests.items()}}}
     settings["destinations"][name] = {"forward": forward, "weight": weight, "u_threshold": u_threshold,
@@ -211,7 +212,7 @@ def dest_present(name, service, forward="tunnel", weight=1, u_threshold=0, l_thr
 
 
 def _as_settings(dest):
-    return {k: dest[k] for k in rec.DEST_FIELDS + rec.TUNNEL_FIELDS if k in dest}
+    return {k: dest[k] for k in lvstun.ipvs.DEST_FIELDS + lvstun.ipvs.TUNNEL_FIELDS if k in dest}
 
 
 def dest_absent(name, service, drain=False, timeout=60):
@@ -241,12 +242,13 @@ def dest_absent(name, service, drain=False, timeout=60):
     except SaltInvocationError as err:
         ret.update(result=False, comment=str(err))
         return ret
-    dest = next((d for d in (svc or {}).get("destinations", [])
-                 if rec.join_hostport(d["address"], d["port"]) == rec.join_hostport(*rec.split_hostport(name))), None)
+    address, port = lvstun.ipvs.split_hostport(name)
+    dest = next((d for d in (svc or {}).get("destinations", []) if (d["address"], d["port"]) == (str(address), port)),
+                None)
     if dest is None:
         ret["comment"] = f"destination {name} of {service} is absent"
         return ret
-    ret["changes"] = {ret["name"]: {"old": rec._dest_view(dest), "new": None}}  # noqa: SLF001
+    ret["changes"] = {ret["name"]: {"old": lvstun.ipvs._dest_view(dest), "new": None}}  # noqa: SLF001
     if __opts__["test"]:
         ret.update(result=None, comment=f"destination {name} of {service} would be {'drained and ' * drain}deleted")
         return ret
@@ -296,28 +298,28 @@ def managed(name, services, remove="drain"):
     if remove not in ("drain", "delete"):
         ret.update(result=False, comment=f"remove: {remove!r} must be drain or delete")
         return ret
-    record = f"ipvs-managed-{name}"
-    owned = owned_records.load(__opts__, record, [])
+    record = lvstun.records.IPVS_MANAGED.named(name)
+    owned = lvstun.records.load(__opts__, record)
     try:
         # First the table's settings, compared in the kernel's own terms: only the
         # services that differ (and owned ones no longer wanted) are read whole and planned.
-        wanted = rec.wanted(services or {})
-        same = rec.unchanged(wanted, __salt__["ipvs.settings"](sorted(wanted)) if wanted else {})
-        desired = [rec.desired_service(spec, settings) for spec, settings in (services or {}).items()
-                   if rec.service_spec(rec.parse_service(spec)) not in same]
-    except rec.SpecError as err:
+        wanted = lvstun.ipvs.wanted(services or {})
+        same = lvstun.ipvs.unchanged(wanted, __salt__["ipvs.settings"](sorted(wanted)) if wanted else {})
+        desired = [lvstun.ipvs.desired_service(spec, settings) for spec, settings in (services or {}).items()
+                   if lvstun.ipvs.service_spec(lvstun.ipvs.parse_service(spec)) not in same]
+    except lvstun.ipvs.SpecError as err:
         ret.update(result=False, comment=str(err))
         return ret
     rest = desired
-    others = sorted({rec.service_spec(svc) for svc in rest} | (set(owned) - set(wanted)))
+    others = sorted({lvstun.ipvs.service_spec(svc) for svc in rest} | (set(owned) - set(wanted)))
     current = _current(others) if others else []
     ret, _, present = _converge(ret, current, rest, [spec for spec in owned if spec not in same], remove,
                                 what=f"the services of {name}")
     if not __opts__["test"]:
         # Also after a failure: services it created before the failure are its own.
-        keep = rec.still_owned(present | same, set(wanted), owned)
+        keep = lvstun.ipvs.still_owned(present | same, set(wanted), owned)
         if keep != owned:
-            owned_records.store(__opts__, record, keep)
+            lvstun.records.store(__opts__, record, keep)
     return ret
 
 
@@ -334,7 +336,7 @@ def owned_absent(name):
           ipvs.owned_absent:
             - name: lvs-site
     """
-    if not owned_records.load(__opts__, f"ipvs-managed-{name}", []):
+    if not lvstun.records.load(__opts__, lvstun.records.IPVS_MANAGED.named(name)):
         ret = _ret(name)
         ret.update(result=True, comment=f"no IPVS service owned by {name}")
         return ret
@@ -360,8 +362,9 @@ def sync_daemons(name, interface, sync_id=1):
             - sync_id: 1
     """
     ret = _ret(name)
-    return converge(ret, __opts__["test"], lambda: __salt__["ipvs.sync_check"](interface, sync_id),
-                    lambda: __salt__["ipvs.sync_apply"](interface, sync_id), "the IPVS connection sync")
+    return lvstun.converge.converge(
+        ret, __opts__["test"], lambda: __salt__["ipvs.sync_check"](interface, sync_id),
+        lambda: __salt__["ipvs.sync_apply"](interface, sync_id), "the IPVS connection sync")
 
 
 def sync_daemons_absent(name):
@@ -377,5 +380,6 @@ def sync_daemons_absent(name):
           ipvs.sync_daemons_absent: []
     """
     ret = _ret(name)
-    return converge(ret, __opts__["test"], lambda: __salt__["ipvs.sync_check_absent"](),
-                    lambda: __salt__["ipvs.sync_forget"](), "the IPVS connection sync")
+    return lvstun.converge.converge(
+        ret, __opts__["test"], lambda: __salt__["ipvs.sync_check_absent"](), lambda: __salt__["ipvs.sync_forget"](),
+        "the IPVS connection sync")

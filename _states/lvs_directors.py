@@ -17,8 +17,8 @@ import lvstun.converge
 import lvstun.drift
 from lvstun.fresh import fresh
 
-converge = fresh(lvstun.converge).converge
-drift = fresh(lvstun.drift)
+fresh(lvstun.converge)
+fresh(lvstun.drift)
 
 
 def __virtual__():
@@ -45,10 +45,11 @@ def group(name, spec=None):
             - spec: {{ cfg.directors | json }}
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    ret = converge(ret, __opts__["test"], lambda: __salt__["lvs_directors.check"](spec),
-                   lambda: __salt__["lvs_directors.apply"](spec, remember=True), "the director group")
+    ret = lvstun.converge.converge(
+        ret, __opts__["test"], lambda: __salt__["lvs_directors.check"](spec),
+        lambda: __salt__["lvs_directors.apply"](spec, remember=True), "the director group")
     if ret["result"] and not __opts__["test"] and __salt__["lvs_directors.spec"]() != spec:
         # Held already (nothing to change): recorded under the lock, with whatever the
         # probes' thread rewrote meanwhile put back and reported.
-        ret["changes"].update(drift.as_changes(__salt__["lvs_directors.apply"](spec, remember=True)))
+        ret["changes"].update(lvstun.drift.as_changes(__salt__["lvs_directors.apply"](spec, remember=True)))
     return ret

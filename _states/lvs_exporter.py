@@ -19,7 +19,7 @@ startup highstate starts it again.
 import lvstun.converge
 from lvstun.fresh import fresh
 
-converge = fresh(lvstun.converge).converge
+fresh(lvstun.converge)
 
 
 def running(name, port, address=None, subnet=None, site_view=None):
@@ -46,9 +46,9 @@ def running(name, port, address=None, subnet=None, site_view=None):
             - address: 10.10.24.2
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    return converge(ret, __opts__["test"],
-                    lambda: __salt__["lvs_exporter.check"](port, address, subnet, site_view),
-                    lambda: __salt__["lvs_exporter.apply"](port, address, subnet, site_view), "the LVS exporter")
+    return lvstun.converge.converge(
+        ret, __opts__["test"], lambda: __salt__["lvs_exporter.check"](port, address, subnet, site_view),
+        lambda: __salt__["lvs_exporter.apply"](port, address, subnet, site_view), "the LVS exporter")
 
 
 def absent(name):
@@ -63,5 +63,6 @@ def absent(name):
           lvs_exporter.absent: []
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    return converge(ret, __opts__["test"], lambda: __salt__["lvs_exporter.check_absent"](),
-                    lambda: __salt__["lvs_exporter.forget"](), "the LVS exporter")
+    return lvstun.converge.converge(
+        ret, __opts__["test"], lambda: __salt__["lvs_exporter.check_absent"](),
+        lambda: __salt__["lvs_exporter.forget"](), "the LVS exporter")

@@ -29,7 +29,7 @@ as a change, predicts exactly under ``test=True``, repairs, and checks again.
 import lvstun.converge
 from lvstun.fresh import fresh
 
-converge = fresh(lvstun.converge).converge
+fresh(lvstun.converge)
 
 
 def __virtual__():
@@ -40,8 +40,9 @@ def __virtual__():
 
 def _converge(name, what, **concern):
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    return converge(ret, __opts__["test"], lambda: __salt__["lvs_net.check"](**concern),
-                    lambda: __salt__["lvs_net.apply"](**concern), f"{what} of {__opts__['id']}")
+    return lvstun.converge.converge(
+        ret, __opts__["test"], lambda: __salt__["lvs_net.check"](**concern),
+        lambda: __salt__["lvs_net.apply"](**concern), f"{what} of {__opts__['id']}")
 
 
 def addresses(name, addresses):
@@ -165,5 +166,6 @@ def cleaned(name):
           lvs_net.cleaned: []
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    return converge(ret, __opts__["test"], __salt__["lvs_net.check_clean"], __salt__["lvs_net.clean"],
-                    f"what the pack changed on the network of {__opts__['id']}")
+    return lvstun.converge.converge(
+        ret, __opts__["test"], __salt__["lvs_net.check_clean"], __salt__["lvs_net.clean"],
+        f"what the pack changed on the network of {__opts__['id']}")

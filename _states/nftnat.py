@@ -13,7 +13,7 @@
 import lvstun.converge
 from lvstun.fresh import fresh
 
-converge = fresh(lvstun.converge).converge
+fresh(lvstun.converge)
 
 
 def __virtual__():
@@ -41,8 +41,9 @@ def managed(name, mappings, wan_interface):
             - wan_interface: wan0
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    return converge(ret, __opts__["test"], lambda: __salt__["nftnat.check"](mappings, wan_interface, name),
-                    lambda: __salt__["nftnat.apply"](mappings, wan_interface, name), f"nftables table {name}")
+    return lvstun.converge.converge(
+        ret, __opts__["test"], lambda: __salt__["nftnat.check"](mappings, wan_interface, name),
+        lambda: __salt__["nftnat.apply"](mappings, wan_interface, name), f"nftables table {name}")
 
 
 def absent(name):
@@ -58,5 +59,6 @@ def absent(name):
             - name: lvs_nat
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    return converge(ret, __opts__["test"], lambda: __salt__["nftnat.check_absent"](name),
-                    lambda: __salt__["nftnat.absent"](name), f"nftables table {name}")
+    return lvstun.converge.converge(
+        ret, __opts__["test"], lambda: __salt__["nftnat.check_absent"](name), lambda: __salt__["nftnat.absent"](name),
+        f"nftables table {name}")

@@ -1,7 +1,7 @@
 """What a host held before the pack changed it, so that a host leaving the site gets
 back exactly that (``salt/lvs/clean.sls``) and nothing else is touched.
 
-One record per host (``host-originals`` in the minion's cache, :mod:`lvstun.owned`),
+One record per host (``host-originals`` in the minion's cache, ``lvstun.records``),
 filled from the drifts the pack repairs, before it repairs them; a value is recorded
 once, the first time the pack changes it::
 
@@ -12,11 +12,21 @@ once, the first time the pack changes it::
      "mss_tables": [routing table of the MSS clamp],
      "nft_tables": ["FAMILY NAME"]}
 
-Plain functions over that dict: the execution modules load and store it.
+Plain functions over that dict (:func:`load` and :func:`store` read and write it).
 """
 
-RECORD = "host-originals"
+from . import records
+
 PARTS = ("sysctls", "addresses", "links", "default_route", "mss_tables", "nft_tables")
+
+
+def load(opts):
+    """This host's record (``lvstun.records.HOST_ORIGINALS``, shape-checked), every part present."""
+    return normal(records.load(opts, records.HOST_ORIGINALS))
+
+
+def store(opts, record):
+    records.store(opts, records.HOST_ORIGINALS, record)
 
 
 def empty():

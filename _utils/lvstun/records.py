@@ -75,7 +75,7 @@ PUSH_PENDING = Record(
 BACKEND_REPORT = Record(
     "backend-health",
     Fields(required={"at": NUMBER, "services": MapOf(Fields(required={"healthy": BOOL},
-                                                            optional={"reason": STR, "alpha": BOOL,
+                                                            optional={"reason": AnyOf((STR, NULL)), "alpha": BOOL,
                                                                       "weight": WEIGHT}))},
            optional={"tunnel": ListOf(STR)}),
     None, writer="the lvs_backend beacon", readers="lvs_health.report (asked by the runner)")
@@ -152,7 +152,8 @@ DIRECTORS_SPEC = Record(
     None, writer="lvs_directors.apply (the router's state)", readers="lvs_directors.spec, the probes' thread",
     lock="directors-group")
 IOSNAT_OWNED = Record(
-    "iosnat-owned", ListOf(ListOf(STR)), [], writer="iosnat (the IOS router's state)", readers="iosnat")
+    "iosnat-owned", ListOf(ListOf(AnyOf((STR, NULL)))), [],
+    writer="iosnat (the IOS router's state): [parent or null, line] of each line the pack owns", readers="iosnat")
 
 ALL = tuple(value for value in list(globals().values()) if isinstance(value, Record))
 

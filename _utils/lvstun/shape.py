@@ -107,7 +107,7 @@ def _walk(value, shape, path, out):
         for key, item in value.items():
             _walk(item, shape.value, [*path, key], out)
     elif isinstance(shape, ListOf):
-        if not isinstance(value, list):
+        if not isinstance(value, (list, tuple)):  # (a tuple is written as a JSON array too)
             out.append(f"{_name(path)}: {type(value).__name__} where a list is expected")
             return out
         if shape.most is not None and len(value) > shape.most:

@@ -228,7 +228,7 @@ def test_a_one_director_router_whose_kernel_has_no_nexthop_objects_holds_nothing
             raise CommandExecutionError("ip -j -d nexthop show proto 77 failed: Error: Unknown device type.")
         return answers[argv[2]]
 
-    monkeypatch.setattr(module.command, "output", output)
+    monkeypatch.setattr(module.lvstun.command, "output", output)
     module.__opts__ = {"cachedir": str(tmp_path)}
     assert module.check(None) == []  # one director: nothing to hold, nothing to fail on
     with pytest.raises(CommandExecutionError):

@@ -12,12 +12,13 @@ def test_arp_sysctls_are_set_before_any_vip_is_added(monkeypatch):
     calls = []
     state = {"exists": True, "up": False, "mtu": 1480, "addresses": []}
     ipip.__opts__ = {"cachedir": "/nonexistent"}
-    monkeypatch.setattr(ipip, "records", types.SimpleNamespace(load=lambda *a: None, store=lambda *a: None))
+    monkeypatch.setattr(ipip.lvstun.originals, "load", lambda opts: ipip.lvstun.originals.empty())
+    monkeypatch.setattr(ipip.lvstun.originals, "store", lambda opts, record: None)
     monkeypatch.setattr(ipip, "tunnel", lambda device: state)
     monkeypatch.setattr(ipip, "check", lambda *a: [{"kind": "address", "object": "tunl0",
                                                     "want": "10.10.24.88/32", "have": None}])
     monkeypatch.setattr(ipip, "_ensure_device", lambda ipr, device: calls.append("device"))
-    monkeypatch.setattr(ipip, "sysctl", types.SimpleNamespace(
+    monkeypatch.setattr(ipip.lvstun, "sysctl", types.SimpleNamespace(
         apply=lambda wanted: calls.append(("sysctls", wanted["net.ipv4.conf.all.arp_ignore"])),
         SysctlError=OSError))
 
@@ -26,12 +27,12 @@ def test_arp_sysctls_are_set_before_any_vip_is_added(monkeypatch):
             calls.append(("link", verb))
 
     monkeypatch.setattr(ipip, "IPRoute", lambda: contextlib.nullcontext(Link()), raising=False)
-    monkeypatch.setattr(ipip, "nl", types.SimpleNamespace(
+    monkeypatch.setattr(ipip.lvstun, "netlink", types.SimpleNamespace(
         link=lambda ipr, device: {"index": 7},
         add_address=lambda ipr, index, cidr: calls.append(("add", cidr)),
         addresses=lambda ipr, index: ["10.10.24.88/32"],
         del_address=lambda ipr, index, cidr: calls.append(("del", cidr))))
-    monkeypatch.setattr(ipip, "tun", types.SimpleNamespace(
+    monkeypatch.setattr(ipip.lvstun, "tun", types.SimpleNamespace(
         realserver_sysctls=lambda device, lan: {"net.ipv4.conf.all.arp_ignore": 1}, addresses_in_use=set,
         vip_list=lambda vips: list(vips), stale_vips=lambda *a: []))
     ipip.present(["10.10.24.88"])

@@ -54,7 +54,8 @@ class FakeNetlink:
 def fixture_lvs_net(monkeypatch, tmp_path):
     module = load("lvs_net_under_test", "_modules", "lvs_net.py")
     monkeypatch.setattr(module, "IPRoute", lambda: contextlib.nullcontext(object()), raising=False)
-    monkeypatch.setattr(module, "tun", types.SimpleNamespace(addresses_in_use=set, stale_vips=lvstun.tun.stale_vips))
+    monkeypatch.setattr(module.lvstun, "tun",
+                        types.SimpleNamespace(addresses_in_use=set, stale_vips=lvstun.tun.stale_vips))
     module.__salt__ = {}
     module.__opts__ = {"cachedir": str(tmp_path)}
     return module
@@ -82,7 +83,7 @@ def test_route_text_reads_like_ip_route(lvs_net):
 
 
 def test_a_real_server_missing_its_clamp_gets_its_rule_and_routes(lvs_net, monkeypatch):
-    monkeypatch.setattr(lvs_net, "nl", FakeNetlink())
+    monkeypatch.setattr(lvs_net.lvstun, "netlink", FakeNetlink())
     assert _names(lvs_net.check(vip_routes=VIP_ROUTES)) == [
         "rule from 10.10.24.88/32 lookup 4242 priority 1042 None",
         "table-route 4242 route 0.0.0.0/0 via 10.10.24.1 dev eth0 advmss 1440 None",
@@ -92,9 +93,9 @@ def test_a_real_server_missing_its_clamp_gets_its_rule_and_routes(lvs_net, monke
 def test_a_clamp_in_place_is_no_drift_and_a_stale_rule_goes(lvs_net, monkeypatch):
     table = {"10.10.24.0/24": {"gateway": None, "oif": 2, "advmss": 1440},
              "0.0.0.0/0": {"gateway": "10.10.24.1", "oif": 2, "advmss": 1440}}
-    monkeypatch.setattr(lvs_net, "nl", FakeNetlink(rules={"10.10.24.88/32": 1042}, table=table))
+    monkeypatch.setattr(lvs_net.lvstun, "netlink", FakeNetlink(rules={"10.10.24.88/32": 1042}, table=table))
     assert lvs_net.check(vip_routes=VIP_ROUTES) == []
-    monkeypatch.setattr(lvs_net, "nl", FakeNetlink(rules={"10.10.24.88/32": 1042, "10.10.24.89/32": 1042},
+    monkeypatch.setattr(lvs_net.lvstun, "netlink", FakeNetlink(rules={"10.10.24.88/32": 1042, "10.10.24.89/32": 1042},
                                                    table={**table, "10.10.99.0/24": table["10.10.24.0/24"]}))
     assert _names(lvs_net.check(vip_routes=VIP_ROUTES)) == [
         "rule from 10.10.24.89/32 lookup 4242 None priority 1042",
@@ -102,14 +103,14 @@ def test_a_clamp_in_place_is_no_drift_and_a_stale_rule_goes(lvs_net, monkeypatch
 
 
 def test_addresses_are_added_never_removed_and_the_gateway_is_named(lvs_net, monkeypatch):
-    monkeypatch.setattr(lvs_net, "nl", FakeNetlink(addresses={2: ["192.0.2.9/24"]}, gateway="10.10.24.254"))
+    monkeypatch.setattr(lvs_net.lvstun, "netlink", FakeNetlink(addresses={2: ["192.0.2.9/24"]}, gateway="10.10.24.254"))
     drifts = lvs_net.check(addresses={"eth0": ["10.10.24.21/24"]}, gateway="10.10.24.1")
     assert _names(drifts) == ["address eth0 10.10.24.21/24 None",
                               "default-route main via 10.10.24.1 via 10.10.24.254"]
 
 
 def test_an_interface_that_is_not_there_fails_the_check(lvs_net, monkeypatch):
-    monkeypatch.setattr(lvs_net, "nl", FakeNetlink())
+    monkeypatch.setattr(lvs_net.lvstun, "netlink", FakeNetlink())
     with pytest.raises(CommandExecutionError, match="interface eth9 does not exist"):
         lvs_net.check(addresses={"eth9": ["10.10.24.21/24"]})
 
@@ -119,8 +120,8 @@ def test_a_director_keeps_exactly_its_vips_and_keeps_a_busy_stale_one(lvs_net, m
     held = ["10.10.24.2/24", "10.10.24.89/32", "10.10.24.90/32", "10.10.24.91/32", "192.0.2.1/32"]
     lvstun.owned.store(lvs_net.__opts__, "host-originals", {"addresses": {"eth0": [
         "10.10.24.88/32", "10.10.24.89/32", "10.10.24.90/32", "192.0.2.1/32"]}})
-    monkeypatch.setattr(lvs_net, "nl", FakeNetlink(addresses={2: held}))
-    monkeypatch.setattr(lvs_net, "tun", types.SimpleNamespace(addresses_in_use=lambda: {"10.10.24.90"},
+    monkeypatch.setattr(lvs_net.lvstun, "netlink", FakeNetlink(addresses={2: held}))
+    monkeypatch.setattr(lvs_net.lvstun, "tun", types.SimpleNamespace(addresses_in_use=lambda: {"10.10.24.90"},
                                                               stale_vips=lvstun.tun.stale_vips))
     # Missing VIP added; a stale /32 of the LAN the pack added removed; a busy one (a
     # connection), one the pack did not add (.91: an operator's, another tool's) and
@@ -131,9 +132,9 @@ def test_a_director_keeps_exactly_its_vips_and_keeps_a_busy_stale_one(lvs_net, m
 
 def test_router_routes_are_exactly_the_owned_ones(lvs_net, monkeypatch):
     routes = {"10.10.24.88/32": {"via": ["10.10.24.3", "10.10.24.2"], "interface": "eth0"}}
-    monkeypatch.setattr(lvs_net, "nl", FakeNetlink(owned={"10.10.24.88/32": ["10.10.24.2", "10.10.24.3"]}))
+    monkeypatch.setattr(lvs_net.lvstun, "netlink", FakeNetlink(owned={"10.10.24.88/32": ["10.10.24.2", "10.10.24.3"]}))
     assert lvs_net.check(routes=routes) == []
-    monkeypatch.setattr(lvs_net, "nl", FakeNetlink(owned={"10.10.24.88/32": ["10.10.24.2"],
+    monkeypatch.setattr(lvs_net.lvstun, "netlink", FakeNetlink(owned={"10.10.24.88/32": ["10.10.24.2"],
                                                           "10.10.24.77/32": ["10.10.24.2"]}))
     assert _names(lvs_net.check(routes=routes)) == [
         "route 10.10.24.77/32 None via 10.10.24.2",

@@ -217,12 +217,12 @@ def test_an_exporter_running_older_code_is_restarted(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "lvstun.exporter",
                              "--port=19847"])
     try:
-        module.records.store(module.__opts__, module.PROCESS,
+        module.lvstun.records.store(module.__opts__, module.lvstun.records.EXPORTER_PROCESS,
                              {"pid": proc.pid, "address": "127.0.0.1", "port": 19847, "code": "0123456789abcdef"})
         (found,) = module.check(19847, address="127.0.0.1")
         assert (found["kind"], found["object"], found["want"], found["have"]) == (
             "exporter", "code", module.code(), "0123456789abcdef")
-        module.records.store(module.__opts__, module.PROCESS,
+        module.lvstun.records.store(module.__opts__, module.lvstun.records.EXPORTER_PROCESS,
                              {"pid": proc.pid, "address": "127.0.0.1", "port": 19847, "code": module.code()})
         assert module.check(19847, address="127.0.0.1") == []
     finally:
@@ -240,7 +240,8 @@ def test_the_runners_view_is_kept_only_where_an_exporter_runs(tmp_path):
     # so lvs_exporter.absent stays without changes.
     assert module.set_view(view, if_exporter=True) is False and module.view() == {}
     assert module.check_absent() == []
-    module.records.store(module.__opts__, module.PROCESS, {"pid": None, "address": "10.10.24.2", "port": 9847})
+    module.lvstun.records.store(module.__opts__, module.lvstun.records.EXPORTER_PROCESS,
+                                {"pid": None, "address": "10.10.24.2", "port": 9847})
     assert module.set_view(view, if_exporter=True) is True and module.view() == view
     assert module.set_view(view, if_exporter=True) is False  # unchanged
 

@@ -93,6 +93,6 @@ def test_an_nft_that_hangs_is_a_clear_error_not_a_traceback(nftnat, monkeypatch)
     def hang(*args, **kwargs):
         raise subprocess.TimeoutExpired(args[0], kwargs.get("timeout"))
 
-    monkeypatch.setattr(nftnat.command.subprocess, "run", hang)  # lvstun.command runs nft
+    monkeypatch.setattr(nftnat.lvstun.command.subprocess, "run", hang)  # lvstun.command runs nft
     with pytest.raises(CommandExecutionError, match="did not finish in 30 s"):
         nftnat.check(SEED, "wan0")
