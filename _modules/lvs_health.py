@@ -25,18 +25,21 @@ CLI Example:
 """
 
 import logging
+import os
 import time
 
 from salt.exceptions import SaltInvocationError
 
 import lvstun.health
 import lvstun.healthrecord
+import lvstun.owned
 import lvstun.records
 import lvstun.roles
 from lvstun.fresh import fresh
 
 fresh(lvstun.health)
 fresh(lvstun.healthrecord)
+fresh(lvstun.owned)
 fresh(lvstun.records)
 fresh(lvstun.roles)
 
@@ -213,6 +216,48 @@ def note_set(weights):
         lvstun.records.store(__opts__, lvstun.records.WEIGHTS_SET, merged)
 
 
+_DECIDED = {}  # the inputs' file stamps -> the weights they decide (a director's thread asks every round)
+_INPUTS = (lvstun.records.DIRECTOR_SITES, lvstun.records.SITE_APPLIED, lvstun.records.RUNNER_COPY,
+           lvstun.records.PATH_VERDICTS)
+
+
+def _stamps():
+    """The inputs' files as they are now (inode, size, modification time), or None when
+    the decision may rest on something else (no table state has recorded its site: this
+    minion's pillar then)."""
+    found = []
+    for record in _INPUTS:
+        try:
+            info = os.stat(lvstun.owned.path(__opts__, record.name))
+        except FileNotFoundError:
+            if record is lvstun.records.DIRECTOR_SITES:
+                return None
+            info = None
+        found.append(info and (info.st_ino, info.st_size, info.st_mtime_ns))
+    return tuple(found)
+
+
+def _decided():
+    """This director's weights (``{spec: {dest: weight}}``) by the site its table (and
+    metrics) state last applied, its copy of the runner's record and its own verdicts,
+    with its metrics' view stored; None on a minion that is no director. Made again
+    only when one of those records changed (the caller holds the site's lock)."""
+    stamps = _stamps()
+    if stamps is not None and _DECIDED.get("stamps") == stamps:
+        return _DECIDED["weights"]
+    # The site the director's table (and metrics) state last applied: a highstate
+    # writes the new site's weights itself, and reports them.
+    cfg = __salt__["lvs_site.config"](applied="table")
+    if cfg.get("role") != "director":
+        return None
+    metrics = __salt__["lvs_site.config"](applied="metrics").get("metrics")
+    if metrics:
+        __salt__["lvs_exporter.set_view"](metrics["view"], if_exporter=True)
+    weights = lvstun.roles.weights_of(cfg["services"])
+    _DECIDED.update(stamps=stamps, weights=weights)
+    return weights
+
+
 def apply(record=None):  # pylint: disable=redefined-outer-name
     """Bring this director's weights (and its metrics' view) to what its decision calls
     for: the site its table (and metrics) state last applied (``lvs_site.config
@@ -238,15 +283,9 @@ def apply(record=None):  # pylint: disable=redefined-outer-name
     with lvstun.records.locked(__opts__, lvstun.records.SITE_APPLIED):
         answer = _answer(*_accept(offered), offered) if offered is not None else \
             {"holds": lvstun.healthrecord.summary(lvstun.records.load(__opts__, lvstun.records.RUNNER_COPY))}
-        # The site the director's table (and metrics) state last applied: a highstate
-        # writes the new site's weights itself, and reports them.
-        cfg = __salt__["lvs_site.config"](applied="table")
-        if cfg.get("role") != "director":
+        weights = _decided()
+        if weights is None:
             return {**answer, "changes": {}}
-        metrics = __salt__["lvs_site.config"](applied="metrics").get("metrics")
-        if metrics:
-            __salt__["lvs_exporter.set_view"](metrics["view"], if_exporter=True)
-        weights = lvstun.roles.weights_of(cfg["services"])
         last_set = lvstun.records.load(__opts__, lvstun.records.WEIGHTS_SET)
         changes = __salt__["ipvs.set_weights"](weights) if weights else {}
         _log_repairs(changes, last_set)
