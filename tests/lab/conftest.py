@@ -17,7 +17,7 @@ import pytest
 
 from lvs_lab import lab as lab_mod
 from tests.lab import health_helpers as hh
-from tests.lab.site_helpers import snapshot
+from tests.lab.site_helpers import site_tree, snapshot
 
 LVS_LAB = os.path.join(os.path.dirname(sys.executable), "lvs-lab")
 PRISTINE = "pristine-snapshot.json"  # in the lab's state folder
@@ -85,6 +85,7 @@ def fixture_lab():
     # Each host as its installer left it, before the pack's first apply (the clean tests).
     with open(os.path.join(lab.state_dir, PRISTINE), "w", encoding="utf-8") as fh:
         json.dump(snapshot(lab), fh)
+    lab.set_pillar(site_tree())  # the seed, as the lab tests serve it (a shorter hold)
     lab.apply()
     lab.wait_serving(lab_mod.SERVING_TIMEOUT)
     short_fin_timeouts(lab)

@@ -25,14 +25,14 @@ MISSING = {"twos"}  # schedulers Debian 12's UML kernel has no module for (ip_vs
 
 @pytest.fixture(scope="module", name="seed_weighted")
 def fixture_seed_weighted(lab):
-    lab.reset_pillar()
+    lab.set_pillar(site_tree())
     apply(lab)
     deadline = time.monotonic() + 120
     while set(health_helpers.weights(lab).values()) != {1}:  # earlier tests' health events settle
         assert time.monotonic() < deadline, "backends did not come back in"
         time.sleep(1)
     yield lab
-    lab.reset_pillar()
+    lab.set_pillar(site_tree())
     apply(lab)
 
 

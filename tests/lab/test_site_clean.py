@@ -16,13 +16,13 @@ STARTUP = "etc/minion.d/lvs-pack.conf"  # the startup highstate's file, in the h
 
 @pytest.fixture(name="before")
 def fixture_before(lab):
-    lab.reset_pillar()
+    lab.set_pillar(site_tree())
     apply(lab)
     found = pristine(lab)
     if found is None:
         pytest.skip("this lab was not brought up by the test session: no snapshot from before the first apply")
     yield found
-    lab.reset_pillar()
+    lab.set_pillar(site_tree())
     apply(lab)
 
 

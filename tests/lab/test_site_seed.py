@@ -23,12 +23,12 @@ from .conftest import short_fin_timeouts
 @pytest.fixture(scope="module", name="site_lab")
 def fixture_site_lab(lab):
     """The seed's site, converged (earlier lab tests changed the director and rs1)."""
-    lab.reset_pillar()
+    lab.set_pillar(site_tree())
     apply(lab)
     # Earlier lab tests broke rs1's tunnel on purpose: its health brings it back in.
     _wait(lambda: set(health_helpers.weights(lab).values()) == {1}, 120, "every backend back in")
     yield lab
-    lab.reset_pillar()
+    lab.set_pillar(site_tree())
     apply(lab)
 
 
@@ -83,7 +83,7 @@ def test_invalid_site_is_rejected_everywhere_and_nothing_changes(site_lab):
     try:
         returns = apply(site_lab)
     finally:
-        site_lab.reset_pillar()
+        site_lab.set_pillar(site_tree())
     for minion, states in returns.items():
         assert [s["__id__"] for s in states.values()] == ["lvs-site-valid"], minion
         (state,) = states.values()
@@ -166,7 +166,7 @@ def test_test_mode_predicts_a_pillar_edit_exactly_then_one_apply_does_it(site_la
     finally:
         # Back to the seed: the api service's backends are drained (its finished
         # connections linger in FIN_WAIT), the service goes once it is idle.
-        site_lab.reset_pillar()
+        site_lab.set_pillar(site_tree())
         ipvs = changes_by_minion(apply(site_lab))["director"]["lvs-director-ipvs"]
     api = {key: change for key, change in ipvs.items() if key.startswith("tcp:10.10.24.89:80")}
     assert api and all(c["new"] in (None, {"weight": 0, "draining": True}) for c in api.values()), api
@@ -269,7 +269,7 @@ def test_a_removed_realserver_is_drained_not_cut_and_comes_back_when_added(site_
     assert changes["director"]["lvs-director-ipvs"]["tcp:10.10.24.88:80 -> 10.10.24.23:80"]["new"] is None
     assert _dest(site_lab, "10.10.24.23") is None
     # Added back: one apply, and it answers its share again.
-    site_lab.reset_pillar()
+    site_lab.set_pillar(site_tree())
     changes = changes_by_minion(apply(site_lab))
     assert changes["director"]["lvs-director-ipvs"]["tcp:10.10.24.88:80 -> 10.10.24.23:80"]["old"] is None
     assert _traffic_ok(site_lab, "web", 30)["answers"] == {"rs1": 10, "rs2": 10, "rs3": 10}
