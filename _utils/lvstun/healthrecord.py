@@ -12,8 +12,11 @@ Recovery on the master (:func:`recover`): the record (``health``) and a second c
 its drains (``drains``, written first at every change) each keep their previous
 version, so any single damaged or lost file leaves every drain somewhere; the newest
 drains found are kept, the ``seq`` goes on above every version read, and what was
-recovered is noted in ``recoveries`` (``lvs.status`` shows it). When every version is
-gone, a director's copy newer than the master's is adopted (:func:`adopt`).
+recovered is noted in ``recoveries`` (``lvs.status`` shows it). When the drains' copy
+is lost too, the master starts a new lineage: each director answers its first push of
+it with the copy it held, whose drains are kept (:func:`merge_drains`). A director that
+holds a later version of the master's own lineage (the master's files restored from an
+old backup) gives it back, and the master adopts it (:func:`adopt`).
 """
 
 import hashlib
