@@ -39,14 +39,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 
-import salt.utils.beacons
-
+import lvstun.beaconconf
 import lvstun.drift
 import lvstun.health
 import lvstun.probe
 import lvstun.records
 from lvstun.fresh import fresh
 
+fresh(lvstun.beaconconf)
 fresh(lvstun.drift)
 fresh(lvstun.health)
 fresh(lvstun.probe)
@@ -55,6 +55,7 @@ fresh(lvstun.records)
 log = logging.getLogger(__name__)
 
 __virtualname__ = "lvs_backend"
+SETTINGS = {"heartbeat": lvstun.beaconconf.Setting(lvstun.health.HEARTBEAT)}
 
 
 def __virtual__():
@@ -62,16 +63,7 @@ def __virtual__():
 
 
 def validate(config):
-    conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else config
-    if not isinstance(conf, dict):
-        return False, "lvs_backend: the configuration is a list of settings (interval, heartbeat)"
-    unknown = set(conf) - {"interval", "heartbeat", "disable_during_state_run", "run_once", "enabled"}
-    if unknown:
-        return False, f"lvs_backend: unknown setting(s) {sorted(unknown)} (known: interval, heartbeat)"
-    heartbeat = conf.get("heartbeat", lvstun.health.HEARTBEAT)
-    if isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) or heartbeat <= 0:
-        return False, f"lvs_backend: heartbeat {heartbeat!r} must be a number of seconds above 0"
-    return True, "valid"
+    return lvstun.beaconconf.validate(__virtualname__, config, SETTINGS)
 
 
 def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
@@ -135,7 +127,7 @@ def _collect(state, conf):
     except Exception:  # pylint: disable=broad-except
         log.exception("lvs_backend: a round of checks failed")
         return None
-    heartbeat = float(conf.get("heartbeat", lvstun.health.HEARTBEAT))
+    heartbeat = float(conf["heartbeat"])
     event = round_(state["cfg"], state, time.time(), heartbeat, drifts, results)
     if event is not None:
         lvstun.records.store(__opts__, lvstun.records.BACKEND_REPORT,
@@ -147,7 +139,7 @@ def beacon(config):
     """Run a round of checks in a worker thread and wait for it at most the longest
     check timeout (plus 0.2 s); a round that takes longer is collected at the next call
     and no new one starts meanwhile: the minion's loop is never held longer than that."""
-    conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else (config or {})
+    conf = lvstun.beaconconf.read(config, SETTINGS)
     state = __context__.setdefault("lvs_backend", {})
     events = []
     if state.get("running") is not None:
@@ -155,11 +147,8 @@ def beacon(config):
         if state.get("running") is not None:
             return []  # still running: wait for it, start nothing new
         events += [event] if event else []
-    try:
-        cfg = __salt__["lvs_site.config"](applied=True)  # the site as the last highstate applied it
-    except Exception:  # pylint: disable=broad-except  (an invalid site: nothing to check)
-        return events
-    if cfg.get("role") != "realserver" or not cfg["checks"]:
+    cfg = lvstun.beaconconf.applied_role(__salt__)  # None: an invalid site, nothing to check
+    if cfg is None or cfg.get("role") != "realserver" or not cfg["checks"]:
         return events
     if "pool" not in state:
         state["pool"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvs_backend")

@@ -33,13 +33,13 @@ import contextvars
 import logging
 import time
 
-import salt.utils.beacons
-
+import lvstun.beaconconf
 import lvstun.beaconthread
 import lvstun.drift
 import lvstun.health
 from lvstun.fresh import fresh
 
+fresh(lvstun.beaconconf)
 fresh(lvstun.beaconthread)
 fresh(lvstun.drift)
 fresh(lvstun.health)
@@ -47,7 +47,7 @@ fresh(lvstun.health)
 log = logging.getLogger(__name__)
 
 __virtualname__ = "lvs_directors"
-SETTINGS = {"interval", "heartbeat", "disable_during_state_run", "enabled"}
+SETTINGS = {"heartbeat": lvstun.beaconconf.Setting(lvstun.health.HEARTBEAT)}
 STALE = 10  # seconds without a call of the beacon after which its thread stops
 
 
@@ -56,13 +56,7 @@ def __virtual__():
 
 
 def validate(config):
-    conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else config
-    if not isinstance(conf, dict):
-        return False, "lvs_directors: the configuration is a list of settings"
-    unknown = set(conf) - SETTINGS
-    if unknown:
-        return False, f"lvs_directors: unknown setting(s) {sorted(unknown)} (known: {sorted(SETTINGS)})"
-    return True, "valid"
+    return lvstun.beaconconf.validate(__virtualname__, config, SETTINGS)
 
 
 def probe_round(probe_all, spec, up):
@@ -162,14 +156,12 @@ def close(config):  # pylint: disable=unused-argument
 
 def beacon(config):
     """Keep the probing thread going with the newest site; return its events."""
-    conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else (config or {})
+    conf = lvstun.beaconconf.read(config, SETTINGS)
     worker = __context__.get("lvs_directors")
     if worker is None:
         worker = __context__["lvs_directors"] = lvstun.beaconthread.BeaconThread("lvs_directors", _loop, STALE)
-    try:
-        spec = __salt__["lvs_site.config"](applied=True).get("directors")
-    except Exception:  # pylint: disable=broad-except  (an invalid site: keep the last good probes)
-        spec = False
-    settings = None if spec is False else (spec, float(conf.get("heartbeat", lvstun.health.HEARTBEAT)))
+    cfg = lvstun.beaconconf.applied_role(__salt__)  # None: an invalid site, keep the last good probes
+    spec = cfg.get("directors") if cfg is not None else False
+    settings = None if spec is False else (spec, float(conf["heartbeat"]))
     worker.keep(settings, contextvars.copy_context(), stop=spec is None or spec == {})
     return worker.reports()

@@ -25,21 +25,21 @@ Configuration (``salt/lvs/director.sls`` sets it with ``beacon.present``):
 
 import time
 
-import salt.utils.beacons
-
+import lvstun.beaconconf
 import lvstun.health
 import lvstun.probe
 import lvstun.records
-import lvstun.site
 from lvstun.fresh import fresh
 
+fresh(lvstun.beaconconf)
 fresh(lvstun.health)
 fresh(lvstun.probe)
-fresh(lvstun.site)
 fresh(lvstun.records)
 
 __virtualname__ = "lvs_hosts"
-SETTINGS = {"interval", "probe_timeout", "rise", "fall", "heartbeat", "disable_during_state_run", "enabled"}
+SETTINGS = {"probe_timeout": lvstun.beaconconf.Setting(0.4), "rise": lvstun.beaconconf.Setting(2, integer=True),
+            "fall": lvstun.beaconconf.Setting(2, integer=True),
+            "heartbeat": lvstun.beaconconf.Setting(lvstun.health.HEARTBEAT)}
 
 
 def __virtual__():
@@ -47,36 +47,27 @@ def __virtual__():
 
 
 def validate(config):
-    conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else config
-    if not isinstance(conf, dict):
-        return False, "lvs_hosts: the configuration is a list of settings"
-    unknown = set(conf) - SETTINGS
-    if unknown:
-        return False, f"lvs_hosts: unknown setting(s) {sorted(unknown)}"
-    return True, "valid"
+    return lvstun.beaconconf.validate(__virtualname__, config, SETTINGS)
 
 
 def beacon(config):
-    conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else (config or {})
-    try:
-        site = lvstun.site.parse({lvstun.site.PILLAR_KEY: __salt__["lvs_site.tree"](applied=True)})
-    except lvstun.site.SiteError:
+    conf = lvstun.beaconconf.read(config, SETTINGS)
+    site = lvstun.beaconconf.applied_site(__salt__)
+    if site is None or site.role_of(__opts__["id"]) != "director":
         return []
-    if site.role_of(__opts__["id"]) != "director":
-        return []
-    check = {"type": "ping", "port": 0, "timeout": float(conf.get("probe_timeout", 0.4))}
+    check = {"type": "ping", "port": 0, "timeout": float(conf["probe_timeout"])}
     results = lvstun.probe.run_all({h.minion_id: (check, h.address) for h in site.realservers})
     state = __context__.setdefault("lvs_hosts", {"dampers": {}, "sent_at": 0})
     changed, view = [], {}
     for minion, (ok, _) in sorted(results.items()):
-        damper = lvstun.health.Damper.load(int(conf.get("rise", 2)), int(conf.get("fall", 2)),
+        damper = lvstun.health.Damper.load(conf["rise"], conf["fall"],
                                     state["dampers"].get(minion, {}))
         if damper.feed(ok):
             changed.append(minion)
         state["dampers"][minion] = damper.dump()
         view[minion] = damper.up
     now = time.time()
-    if not changed and now - state["sent_at"] < float(conf.get("heartbeat", lvstun.health.HEARTBEAT)):
+    if not changed and now - state["sent_at"] < float(conf["heartbeat"]):
         return []
     state["sent_at"] = now
     lvstun.records.store(__opts__, lvstun.records.HOSTS_REACH, {"at": now, "reachable": view})

@@ -41,20 +41,18 @@ import dataclasses
 import logging
 import time
 
-import salt.utils.beacons
-
+import lvstun.beaconconf
 import lvstun.beaconthread
 import lvstun.health
 import lvstun.pathcheck
 import lvstun.records
-import lvstun.site
 from lvstun.fresh import fresh
 
+fresh(lvstun.beaconconf)
 fresh(lvstun.beaconthread)
 fresh(lvstun.health)
 fresh(lvstun.pathcheck)
 fresh(lvstun.records)
-fresh(lvstun.site)
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +68,7 @@ def __virtual__():
 
 
 def validate(config):
-    conf = salt.utils.beacons.list_to_dict(config) if isinstance(config, list) else config
-    if not isinstance(conf, dict):
-        return False, "lvs_paths: the configuration is a list of settings"
-    unknown = set(conf) - {"interval", "disable_during_state_run", "enabled"}
-    if unknown:
-        return False, f"lvs_paths: unknown setting(s) {sorted(unknown)} (known: interval)"
-    return True, "valid"
+    return lvstun.beaconconf.validate(__virtualname__, config, {})
 
 
 @dataclasses.dataclass
@@ -253,10 +245,7 @@ def beacon(config):
     if worker is None:
         worker = __context__["lvs_paths"] = lvstun.beaconthread.BeaconThread("lvs_paths", _loop, STALE)
         worker.opts = __opts__
-    try:
-        site = lvstun.site.parse({lvstun.site.PILLAR_KEY: __salt__["lvs_site.tree"](applied=True)})
-    except lvstun.site.SiteError:
-        site = None  # an invalid pillar: keep the last good checks running
+    site = lvstun.beaconconf.applied_site(__salt__)  # None: an invalid site, keep the last good checks
     settings, stop = None, False
     if site is not None:
         stop = site.role_of(__opts__["id"]) != "director"

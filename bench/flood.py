@@ -25,8 +25,8 @@ sys.path.insert(0, REPO)
 import salt.config  # noqa: E402
 import salt.utils.event  # noqa: E402
 
+from lvs_lab import health as hh  # noqa: E402
 from lvs_lab.lab import Lab  # noqa: E402
-from tests.lab import health_helpers as hh  # noqa: E402
 
 HEALTHY = {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 1}
 

@@ -35,9 +35,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from lvs_lab import health as hh  # noqa: E402
 from lvs_lab import keepalived, timeline  # noqa: E402
 from lvs_lab.lab import Lab  # noqa: E402
-from tests.lab import health_helpers as hh  # noqa: E402
 
 
 def kill_trial(lab, minion, baseline, poller):

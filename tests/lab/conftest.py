@@ -15,8 +15,8 @@ import time
 
 import pytest
 
+from lvs_lab import health as hh
 from lvs_lab import lab as lab_mod
-from tests.lab import health_helpers as hh
 from tests.lab.site_helpers import site_tree, snapshot
 
 LVS_LAB = os.path.join(os.path.dirname(sys.executable), "lvs-lab")

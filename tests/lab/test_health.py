@@ -16,7 +16,8 @@ import time
 import salt.config
 import salt.utils.event
 
-from . import health_helpers as hh
+from lvs_lab import health as hh
+
 from .site_helpers import HOLD, edited, site_tree
 
 TIMEOUT = hh.TIMEOUT

@@ -6,10 +6,9 @@ lab sends, health and drains following the real servers, the alert rules evaluat
 import os
 import subprocess
 
+from lvs_lab import health as hh
 from lvs_lab import plan, traffic
 from lvs_lab.lab import BIN
-
-from . import health_helpers as hh
 
 WEB = 'service="web"'
 

@@ -7,10 +7,9 @@ import time
 import pytest
 
 import lvstun.site
+from lvs_lab import health as hh
 from lvs_lab import traffic
 from tests.lab.site_helpers import apply, edited, site_tree
-
-from . import health_helpers
 
 WEIGHTS = {"rs1": 1, "rs2": 0, "rs3": 3}
 COUNT = 24
@@ -28,7 +27,7 @@ def fixture_seed_weighted(lab):
     lab.set_pillar(site_tree())
     apply(lab)
     deadline = time.monotonic() + 120
-    while set(health_helpers.weights(lab).values()) != {1}:  # earlier tests' health events settle
+    while set(hh.weights(lab).values()) != {1}:  # earlier tests' health events settle
         assert time.monotonic() < deadline, "backends did not come back in"
         time.sleep(1)
     yield lab

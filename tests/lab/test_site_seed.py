@@ -12,11 +12,11 @@ import time
 
 import pytest
 
+from lvs_lab import health as hh
 from lvs_lab import plan, traffic
 from tests.lab.ipvs_helpers import call
 from tests.lab.site_helpers import apply, changes_by_minion, edited, results_by_minion, site_tree, snapshot
 
-from . import health_helpers
 from .conftest import short_fin_timeouts
 
 
@@ -26,7 +26,7 @@ def fixture_site_lab(lab):
     lab.set_pillar(site_tree())
     apply(lab)
     # Earlier lab tests broke rs1's tunnel on purpose: its health brings it back in.
-    _wait(lambda: set(health_helpers.weights(lab).values()) == {1}, 120, "every backend back in")
+    _wait(lambda: set(hh.weights(lab).values()) == {1}, 120, "every backend back in")
     yield lab
     lab.set_pillar(site_tree())
     apply(lab)
@@ -65,7 +65,7 @@ def test_a_restarted_host_comes_back_fully_configured(site_lab, host):
     # The minion answers first, then applies its highstate (startup_states).
     _wait(lambda: snapshot(site_lab, [host]) == before, 120, f"{host} to be configured again")
     # The directors' probes took a restarted real server out; it is back once they reach it.
-    _wait(lambda: set(health_helpers.weights(site_lab).values()) == {1}, 120, "every backend back in")
+    _wait(lambda: set(hh.weights(site_lab).values()) == {1}, 120, "every backend back in")
     if host == "director":
         short_fin_timeouts(site_lab)  # a new kernel: the tests' short FIN timeout again
     _traffic_ok(site_lab)

@@ -81,7 +81,7 @@ def test_after_a_pillar_edit_the_directors_health_changes_keep_the_new_weights(t
     """A highstate does not refresh a minion's in-memory pillar: the directors' path
     checks and the runner's pushes must set weights from the site the highstate
     applied, not from the pillar before the edit (rs1 went back to weight 1 here)."""
-    from tests.lab import health_helpers as hh  # noqa: PLC0415
+    from lvs_lab import health as hh  # noqa: PLC0415
 
     web = "10.10.24.88:80"
     rs1, rs2 = two_vips.site().hosts["rs1"].address, two_vips.site().hosts["rs2"].address

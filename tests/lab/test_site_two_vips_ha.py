@@ -15,8 +15,8 @@ import time
 
 import pytest
 
+from lvs_lab import health as hh
 from lvs_lab import load
-from tests.lab import health_helpers as hh
 from tests.lab.site_helpers import apply, changes_by_minion, site_tree, snapshot
 
 BOTH = ["director", "director2"]

@@ -1,5 +1,5 @@
-"""Helpers for the backend-health tests and benchmark: the director's live weights (read
-with ipvsadm, independently of the pack), faults on a real server, waiting."""
+"""The lab's view of backend health, for its tests and benchmarks: the director's live
+weights (read with ipvsadm, independently of the pack), faults on a real server, waiting."""
 
 import json
 import os
