@@ -54,11 +54,9 @@ def __virtual__():
 
 def _cidr(text, what):
     try:
-        if "/" not in str(text):
-            raise netaddr.AddrFormatError(text)
-        return str(netaddr.IPNetwork(str(text)))
-    except (netaddr.AddrFormatError, ValueError, TypeError):
-        raise SaltInvocationError(f"{what}: {text!r} is not an address/prefix") from None
+        return str(lvstun.address.network(text))
+    except ValueError as err:
+        raise SaltInvocationError(f"{what}: {err}") from None
 
 
 def _ip(text, what):

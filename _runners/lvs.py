@@ -230,7 +230,7 @@ def _apply(site, record, now, minion, services=None, host=None, alpha=()):
     if host_ok is False:
         # Down with its host: its services come back only on its own report, made after
         # it is up again (a host reachable again may not serve yet: its startup highstate).
-        wanted.update({name: False for name in _backed_by(site, minion)})
+        wanted.update({name: False for name in site.backed_by(minion)})
     new_down = {n for n, ok in wanted.items() if ok is False} | ({"*"} if host_ok is False else set())
     if new_down - old_down - set(alpha):
         entry["down_at"] = now
@@ -317,12 +317,6 @@ def _health(minion):
     return {"minion": minion, "services": report["services"], "held": held, **pushed}
 
 
-def _backed_by(site, minion):
-    """The names of the services ``minion`` backs (or stands in for as sorry server)."""
-    return {svc.name for svc in site.services.values()
-            if svc.sorry == minion or any(b.minion_id == minion for b in svc.backends)}
-
-
 def _report(minion, site):
     """``({"services": {service: healthy}, "weights": {service: weight}, "alpha": {names}},
     beacon time)`` as ``minion`` itself answers, or ``(None, None)`` (no answer, or no
@@ -343,7 +337,7 @@ def _report(minion, site):
         return None, None
     now = time.time()
     at = min(float(report["at"]) if lvstun.shape.finite(report.get("at")) else now - age, now)
-    backed = _backed_by(site, minion)
+    backed = site.backed_by(minion)
     strange = [name for name in services if name not in backed]
     if strange:
         log.warning("lvs: %s reports %d service(s) it does not back, ignored: %s", minion, len(strange),
@@ -499,7 +493,7 @@ def undrain(minion, service=None):
             kept = set(entry["services"])
             if "*" in kept and service is not None:
                 # The whole host was drained: all of its services but this one stay drained.
-                kept = (kept - {"*"}) | _backed_by(site, str(minion))
+                kept = (kept - {"*"}) | set(site.backed_by(str(minion)))
             entry["services"] = [] if service is None else sorted(kept - {service})
             if not entry["services"]:
                 del record["maintenance"][str(minion)]
@@ -563,12 +557,10 @@ def status():
                     "conns": stats.get("conns"), "inbytes": stats.get("inbytes"), "outbytes": stats.get("outbytes")}
     out = {}
     for svc in site.services.values():
-        spec = lvstun.roles.service_spec(svc)
+        spec = svc.spec
         rows = {}
-        members = [(b.minion_id, b.address, b.weight) for b in svc.backends]
-        if svc.sorry:
-            members.append((svc.sorry, site.hosts[svc.sorry].address, 0))
-        for minion, address, weight in members:
+        for member in svc.members:
+            minion, address, weight = member.minion_id, member.address, member.weight
             entry = record.get("health", {}).get(minion, {})
             rows[minion] = {
                 "address": lvstun.ipvs.join_hostport(address, svc.port),

@@ -7,6 +7,8 @@ turn its ``ValueError`` into their own error (a pillar path, a Salt invocation e
 
 import socket
 
+import netaddr
+
 PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": 132}  # IPVS service protocols
 MAX_WEIGHT = 65535  # the largest weight IPVS takes (a u32 in netlink, capped by ipvsadm)
 FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
@@ -30,3 +32,21 @@ def parse(value, versions=(4, 6)):
 def canonical(value, versions=(4, 6)):
     """``value`` as canonical address text; ValueError when it is not an address."""
     return parse(value, versions)[0]
+
+
+def join_hostport(address, port):
+    """``address:port``, ``[address]:port`` for IPv6 (``address`` is canonical text)."""
+    address = str(address)
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def network(value):
+    """``value`` (``address/prefix``, the prefix required) as a ``netaddr.IPNetwork``;
+    ValueError when it is not one."""
+    try:
+        net = netaddr.IPNetwork(str(value))
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise ValueError(f"{value!r} is not a network (address/prefix)") from None
+    if value is None or "/" not in str(value):
+        raise ValueError(f"{value!r} needs a prefix length, e.g. /24")
+    return net

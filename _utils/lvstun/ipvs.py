@@ -11,7 +11,7 @@ and read back as a dict (see :func:`service_record`). A destination is ``address
 
 import shlex
 
-from .address import MAX_WEIGHT, PROTOCOLS
+from .address import MAX_WEIGHT, PROTOCOLS, join_hostport
 from .address import parse as parse_address
 
 PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
@@ -81,12 +81,6 @@ def split_hostport(text, what="address"):
         if not sep or ":" in host:
             raise SpecError(f"{what}: {text!r} must be address:port ([address]:port for IPv6)")
     return _ip(host, what), _port(port, what)
-
-
-def join_hostport(address, port):
-    """``address:port``, ``[address]:port`` for IPv6 (``address`` is canonical text)."""
-    address = str(address)
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def parse_service(spec):

@@ -18,7 +18,6 @@ parse this text with ``prometheus_client``'s parser.
 import operator
 
 from . import health as health_rules
-from .address import canonical
 from .genl import COUNTERS, counters
 from .ipvs import join_hostport, parse_service, service_spec
 
@@ -70,18 +69,13 @@ def view(site, record=None):
     record = record or {}
     services = {}
     for svc in site.services.values():
-        members = [(b.minion_id, b.address, b.port, b.weight, False) for b in svc.backends]
-        if svc.sorry:
-            members.append((svc.sorry, site.hosts[svc.sorry].address, svc.port, 0, True))
         backends = {
-            join_hostport(canonical(address), port): {
-                "backend": minion, "weight": weight, "sorry": sorry,
-                "healthy": health_rules.healthy(record, minion, svc.name),
-                "drained": health_rules.in_maintenance(record, minion, svc.name)}
-            for minion, address, port, weight, sorry in members}
-        spec = service_spec({"protocol": svc.protocol, "address": canonical(svc.vip), "port": svc.port,
-                             "fwmark": 0})
-        services[spec] = {"service": svc.name, "vip": svc.vip, "port": svc.port, "protocol": svc.protocol,
+            join_hostport(m.address, m.port): {
+                "backend": m.minion_id, "weight": m.weight, "sorry": m.minion_id == svc.sorry,
+                "healthy": health_rules.healthy(record, m.minion_id, svc.name),
+                "drained": health_rules.in_maintenance(record, m.minion_id, svc.name)}
+            for m in svc.members}
+        services[svc.spec] = {"service": svc.name, "vip": svc.vip, "port": svc.port, "protocol": svc.protocol,
                           "scheduler": svc.scheduler,
                           "floor": health_rules.floor_count(svc.floor, len(svc.backends)),
                           "backends": backends}

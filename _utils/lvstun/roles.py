@@ -24,6 +24,7 @@ import netaddr
 
 from . import dirgroup, metrics, tun
 from . import health as health_rules
+from .address import join_hostport
 
 NAT_TABLE = "lvs_nat"
 
@@ -40,12 +41,6 @@ def _vip_cidr(vip):
     return f"{vip}/{128 if ':' in vip else 32}"
 
 
-def service_spec(service):
-    """The IPVS spec of a site service: ``tcp:10.10.24.88:80``."""
-    vip = f"[{service.vip}]" if ":" in service.vip else service.vip
-    return f"{service.protocol}:{vip}:{service.port}"
-
-
 def ipvs_services(site, health=None):
     """``{spec: settings}`` for ``ipvs.managed``: every service, every backend (and its
     sorry server) through an ipip tunnel, with the weight that the pillar and the health
@@ -55,14 +50,10 @@ def ipvs_services(site, health=None):
     for svc in site.services.values():
         weights = health_rules.live_weights(svc, health or {})
         destinations = {}
-        members = [(b.minion_id, b.address, b.port) for b in svc.backends]
-        if svc.sorry:
-            members.append((svc.sorry, site.hosts[svc.sorry].address, svc.port))
-        for minion_id, address, port in members:
-            address = f"[{address}]" if ":" in address else address
-            destinations[f"{address}:{port}"] = {"forward": "tunnel", "tun_type": "ipip",
-                                                 "weight": weights[minion_id]}
-        services[service_spec(svc)] = {
+        for member in svc.members:
+            destinations[join_hostport(member.address, member.port)] = {
+                "forward": "tunnel", "tun_type": "ipip", "weight": weights[member.minion_id]}
+        services[svc.spec] = {
             "scheduler": svc.scheduler,
             "flags": list(svc.flags),
             "persistent": svc.persistent,
@@ -124,8 +115,7 @@ def _metrics(site, host, health):
 
 def realserver(site, minion_id):
     host = site.hosts[minion_id]
-    mine = [svc for svc in site.services.values()
-            if svc.sorry == minion_id or any(b.minion_id == minion_id for b in svc.backends)]
+    mine = [site.services[name] for name in site.backed_by(minion_id)]
     vips = sorted({svc.vip for svc in mine}, key=netaddr.IPAddress)
     tcp_vips = sorted({svc.vip for svc in mine if svc.protocol == "tcp" and ":" not in svc.vip},
                       key=netaddr.IPAddress)

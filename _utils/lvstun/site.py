@@ -11,18 +11,19 @@ pack's Salt modules, its runner and its lab.
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import NamedTuple
 
 import netaddr
 
 from . import dnsmsg
-from .address import MAX_WEIGHT, PROTOCOLS
+from .address import MAX_WEIGHT, PROTOCOLS, join_hostport
 from .address import canonical as canonical_address
+from .address import network as parse_network
 from .address import parse as parse_address
 from .health import HEARTBEAT, HOLD
 
 PILLAR_KEY = "lvs"
-ROLES = ("router", "director", "realserver")
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos")
 ROUTER_KINDS = ("linux", "ios")
 SCHED_FLAGS = ("ops", "sched1", "sched2", "sched3", "one-packet", "sh-fallback", "sh-port", "mh-fallback", "mh-port")
@@ -42,9 +43,27 @@ class Derived(str):
 
 REQUIRED = object()  # a setting without default
 
-# The schema, as data: every setting each part of the site takes, with its default (any
-# other key is refused, naming the nearest). docs/pillar.md documents exactly these
-# (tests/unit/test_site.py checks it).
+
+class Number(NamedTuple):
+    """A number the schema takes: its default (or REQUIRED, a Derived, null) and its
+    range; where the range depends on the site (the number of directors), the parser
+    narrows it."""
+
+    default: object
+    low: float
+    high: float
+    seconds: bool = False  # seconds (int or float); else an integer
+
+
+def default_of(entry):
+    """A schema entry's default (a Number's own)."""
+    return entry.default if isinstance(entry, Number) else entry
+
+
+# The schema, as data: every setting each part of the site takes, with its default and,
+# for a number, its range (any other key is refused, naming the nearest). docs/pillar.md
+# documents exactly these with these defaults (tests/unit/test_site.py checks it); the
+# model's classes below take their defaults from here.
 SCHEMA = {
     "site": {"lan": REQUIRED, "router": REQUIRED, "directors": REQUIRED, "realservers": REQUIRED,
              "services": REQUIRED, "tunnel": {}, "ipvs": {}, "ha": {}, "metrics": {}, "health": {}},
@@ -53,38 +72,49 @@ SCHEMA = {
                "lan_address": Derived("lan:gateway"), "wan_interface": Derived("wan0; ios: GigabitEthernet0/1"),
                "wan_address": REQUIRED, "save": False},
     "director": {"address": REQUIRED, "interface": "eth0", "gateway": Derived("lan:gateway")},
-    "realserver": {"address": REQUIRED, "interface": "eth0", "gateway": Derived("lan:gateway"), "weight": 1},
-    "service": {"vip": REQUIRED, "public": Derived("vip"), "protocol": "tcp", "port": REQUIRED,
-                "scheduler": "wlc", "flags": [], "persistent": 0, "netmask": None, "check": {}, "floor": 1,
+    "realserver": {"address": REQUIRED, "interface": "eth0", "gateway": Derived("lan:gateway"),
+                   "weight": Number(1, 0, MAX_WEIGHT)},
+    "service": {"vip": REQUIRED, "public": Derived("vip"), "protocol": "tcp", "port": Number(REQUIRED, 1, 65535),
+                "scheduler": "wlc", "flags": [], "persistent": Number(0, 0, 2**31 - 1), "netmask": None,
+                "check": {}, "floor": 1,
                 "sorry": None, "backends": Derived("every real server, with its weight")},
-    "backend": {"weight": Derived("the real server's weight"), "port": Derived("the service's port")},
-    "check": {"type": Derived("http (tcp), udp (udp), none (sctp)"), "port": Derived("the service's port"),
+    "backend": {"weight": Number(Derived("the real server's weight"), 0, MAX_WEIGHT),
+                "port": Number(Derived("the service's port"), 1, 65535)},
+    "check": {"type": Derived("http (tcp), udp (udp), none (sctp)"),
+              "port": Number(Derived("the service's port"), 1, 65535),
               "path": "/", "expect": 200, "body": None, "host": None, "verify": False, "ca": None,
               "query": None, "query_type": "A", "rcode": "NOERROR", "answer": None, "command": None,
               "dynamic": False,
-              "interval": 1, "timeout": 0.5, "rise": 2, "fall": 2, "alpha": False,
-              "hold": Derived("health:hold")},
+              "interval": Number(1, 0, 3600, seconds=True), "timeout": Number(0.5, 0, 60, seconds=True),
+              "rise": Number(2, 1, 100), "fall": Number(2, 1, 100), "alpha": False,
+              "hold": Number(Derived("health:hold"), 0, 3600)},
     # Backend health across the site (docs/health.md): how long a backend that went down
     # stays out before it may return, how often an unchanged real server reports, and how
     # often each director checks every backend through its tunnel.
-    "health": {"hold": HOLD, "heartbeat": HEARTBEAT, "path_interval": 0.5},
-    "tunnel": {"device": "tunl0", "lan_mtu": 1500, "mss": "auto", "route_table": 4242},
+    "health": {"hold": Number(HOLD, 0, 3600), "heartbeat": Number(HEARTBEAT, 1, 3600),
+               "path_interval": Number(0.5, 0.1, 3600, seconds=True)},
+    "tunnel": {"device": "tunl0", "lan_mtu": Number(1500, 576, 65535), "mss": Number("auto", 536, 65495),
+               "route_table": Number(4242, 1, 2**31 - 1)},
     # TUN defaults: a director sees only the client's half of a connection (its last state is
     # FIN_WAIT), so a client port reused within minutes would reach the old, perhaps dead or
     # drained backend again unless conn_reuse_mode has bit 2; expire_nodest_conn sends a new
     # connection that matches one to a weight-0 backend elsewhere, expire_quiescent_template
     # does the same for persistence. ``null`` leaves the kernel's value alone.
-    "ipvs": {"conn_reuse_mode": 3, "expire_nodest_conn": 1, "expire_quiescent_template": 1},
+    "ipvs": {"conn_reuse_mode": Number(3, 0, 3), "expire_nodest_conn": Number(1, 0, 1),
+             "expire_quiescent_template": Number(1, 0, 1)},
     # Several directors (lvstun.dirgroup): the router's resilient group, its probes, and
     # the directors' connection sync. Ignored with one director.
-    "ha": {"base": 4200, "buckets": 64, "idle_timer": 10, "unbalanced_timer": 300, "interval": 0.5,
-           "timeout": 0.4, "rise": 2, "fall": 2, "sync_id": 1, "sync_refresh": 1, "track_base": 400},
+    # base: ids base..base+N must stay below the main table's rule (32766); buckets: at
+    # least one per director; track_base: IOS numbers track objects 1-1000.
+    "ha": {"base": Number(4200, 1, 32764), "buckets": Number(64, 1, 65535), "idle_timer": Number(10, 1, 3600),
+           "unbalanced_timer": Number(300, 0, 86400), "interval": Number(0.5, 0.1, 60, seconds=True),
+           "timeout": Number(0.4, 0.05, 60, seconds=True), "rise": Number(2, 1, 100), "fall": Number(2, 1, 100),
+           "sync_id": Number(1, 0, 255), "sync_refresh": Number(1, 0, 3600), "track_base": Number(400, 0, 999)},
     # The directors' Prometheus exporter (lvstun.metrics): its port (null: no exporter) and
     # where it listens: lan (the director's LAN address), any, or a subnet (the director's
     # address in it, a management network say). Never the VIPs: the router maps them.
-    "metrics": {"port": 9847, "listen": "lan"},
+    "metrics": {"port": Number(9847, 1, 65535), "listen": "lan"},
 }
-IPVS_SYSCTLS = {"conn_reuse_mode": 3, "expire_nodest_conn": 1, "expire_quiescent_template": 1}  # key: highest
 ROUTER_INTERFACES = {"linux": ("eth0", "wan0"), "ios": ("GigabitEthernet0/0", "GigabitEthernet0/1")}
 _MINION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CHECK_PATH = re.compile(r"/[\x21-\x7e]*")  # printable ASCII, no space: it goes into the request line
@@ -131,16 +161,27 @@ class Service:
     check: dict = None  # health check for the beacons (type, port, path, expect, timeouts, rise, fall)
     floor: object = 1  # backends kept in even when down: a count or "N%" (lvstun.health)
     sorry: str = None  # a real server that takes the traffic when no backend is healthy
+    sorry_backend: Backend = None  # that server as a destination (pillar weight 0)
+
+    @property
+    def members(self):
+        """Every destination of its IPVS service: its backends, then its sorry server."""
+        return self.backends + ((self.sorry_backend,) if self.sorry_backend else ())
+
+    @property
+    def spec(self):
+        """Its IPVS service spec: ``tcp:10.10.24.88:80``."""
+        return f"{self.protocol}:{join_hostport(self.vip, self.port)}"
 
 
 @dataclass(frozen=True)
 class Tunnel:
-    """How requests travel from the director to the real servers."""
+    """How requests travel from the director to the real servers (defaults: SCHEMA)."""
 
-    device: str = "tunl0"  # the real servers' ipip device (tunl0: the fallback device)
-    lan_mtu: int = 1500  # the LAN's MTU: a tunnelled request is at most this long
-    mss: int = 1440  # MSS the real servers advertise for the VIPs (None: no clamping)
-    route_table: int = 4242  # the real servers' routing table for traffic from the VIPs
+    device: str  # the real servers' ipip device (tunl0: the fallback device)
+    lan_mtu: int  # the LAN's MTU: a tunnelled request is at most this long
+    mss: int  # MSS the real servers advertise for the VIPs (None: no clamping)
+    route_table: int  # the real servers' routing table for traffic from the VIPs
 
 
 @dataclass(frozen=True)
@@ -156,36 +197,36 @@ class Router:
 
 @dataclass(frozen=True)
 class HA:
-    """How a site with several directors survives losing one (docs/pillar.md)."""
+    """How a site with several directors survives losing one (docs/pillar.md; defaults: SCHEMA)."""
 
-    base: int = 4200  # the router's nexthop ids, probe tables, marks and rule priority start here
-    buckets: int = 64  # the resilient group's hash buckets
-    idle_timer: int = 10  # seconds a bucket is idle before it may move to a returning director
-    unbalanced_timer: int = 300  # seconds of imbalance before busy buckets move too (0: never)
-    interval: float = 0.5  # seconds between two probes of a director (the router's)
-    timeout: float = 0.4  # one probe's timeout
-    rise: int = 2  # passing probes before a director takes flows again
-    fall: int = 2  # failing probes before its flows move to the others
-    sync_id: int = 1  # the IPVS sync daemons' id (0-255), one per site
-    sync_refresh: int = 1  # s between two syncs of a busy connection (0: the kernel's every 50 packets)
-    track_base: int = 400  # an IOS router's track objects (IOS numbers them 1-1000) start here
+    base: int  # the router's nexthop ids, probe tables, marks and rule priority start here
+    buckets: int  # the resilient group's hash buckets
+    idle_timer: int  # seconds a bucket is idle before it may move to a returning director
+    unbalanced_timer: int  # seconds of imbalance before busy buckets move too (0: never)
+    interval: float  # seconds between two probes of a director (the router's)
+    timeout: float  # one probe's timeout
+    rise: int  # passing probes before a director takes flows again
+    fall: int  # failing probes before its flows move to the others
+    sync_id: int  # the IPVS sync daemons' id (0-255), one per site
+    sync_refresh: int  # s between two syncs of a busy connection (0: the kernel's every 50 packets)
+    track_base: int  # an IOS router's track objects (IOS numbers them 1-1000) start here
 
 
 @dataclass(frozen=True)
 class Metrics:
-    """The directors' Prometheus exporter (docs/monitoring.md)."""
+    """The directors' Prometheus exporter (docs/monitoring.md; defaults: SCHEMA)."""
 
-    port: int = 9847  # None: no exporter
-    listen: str = "lan"  # "lan", "any" or a subnet (network/prefix)
+    port: int  # None: no exporter
+    listen: str  # "lan" or a subnet (network/prefix)
 
 
 @dataclass(frozen=True)
 class Health:
-    """Backend health across the site (docs/health.md)."""
+    """Backend health across the site (docs/health.md; defaults: SCHEMA)."""
 
-    hold: int = HOLD  # seconds a backend that went down stays out (a service's check may say otherwise)
-    heartbeat: int = HEARTBEAT  # seconds between two reports of a real server whose health did not change
-    path_interval: float = 0.5  # seconds between two path checks of a backend by each director
+    hold: int  # seconds a backend that went down stays out (a service's check may say otherwise)
+    heartbeat: int  # seconds between two reports of a real server whose health did not change
+    path_interval: float  # seconds between two path checks of a backend by each director
 
 
 @dataclass
@@ -195,11 +236,11 @@ class Site:
     router: Router
     hosts: dict = field(default_factory=dict)  # minion id -> Host (directors and real servers)
     services: dict = field(default_factory=dict)  # name -> Service
-    tunnel: Tunnel = field(default_factory=Tunnel)
+    tunnel: Tunnel = None
     ipvs: dict = field(default_factory=dict)  # director sysctls: conn_reuse_mode, expire_nodest_conn
-    ha: HA = field(default_factory=HA)
-    metrics: Metrics = field(default_factory=Metrics)
-    health: Health = field(default_factory=Health)
+    ha: HA = None
+    metrics: Metrics = None
+    health: Health = None
 
     def role_of(self, minion_id):
         """The role of ``minion_id`` in this site ('router', 'director', 'realserver') or None."""
@@ -210,6 +251,10 @@ class Site:
 
     def hosts_with_role(self, role):
         return [host for host in self.hosts.values() if host.role == role]
+
+    def backed_by(self, minion_id):
+        """The names of the services ``minion_id`` backs or stands in for as sorry server."""
+        return [svc.name for svc in self.services.values() if any(m.minion_id == minion_id for m in svc.members)]
 
     @property
     def directors(self):
@@ -295,12 +340,9 @@ def _unicast(errors, path, address, subnet=None):
 
 def _network(errors, path, value, strict=True):
     try:
-        net = netaddr.IPNetwork(str(value))
-    except (netaddr.AddrFormatError, ValueError, TypeError):
-        errors.add(path, f"{value!r} is not a network (address/prefix)")
-        return None
-    if value is None or "/" not in str(value):
-        errors.add(path, f"{value!r} needs a prefix length, e.g. /24")
+        net = parse_network(value)
+    except ValueError as err:
+        errors.add(path, str(err))
         return None
     if net.version != 4:
         errors.add(path, f"{value} is an IPv6 network: the site is IPv4 (ipip tunnels carry IPv4)")
@@ -356,8 +398,17 @@ def parse(pillar):
 
 def _default(part, key, spec):
     """``spec[key]``, or the schema's default for it (None when it has none)."""
-    default = SCHEMA[part][key]
+    default = default_of(SCHEMA[part][key])
     return spec.get(key, None if isinstance(default, Derived) or default is REQUIRED else default)
+
+
+def _number(errors, path, part, key, value, low=None, high=None):
+    """``value`` checked against the schema's range for ``part:key``; ``low``, ``high``:
+    that range narrowed by the site (the number of directors)."""
+    entry = SCHEMA[part][key]
+    low = entry.low if low is None else low
+    high = entry.high if high is None else high
+    return (_seconds if entry.seconds else _int)(errors, path, value, low, high)
 
 
 class _Parser:
@@ -366,7 +417,7 @@ class _Parser:
 
     def __init__(self):
         self.errors = _Errors()
-        self.health_ = Health()
+        self.health_ = Health(**{f.name: default_of(SCHEMA["health"][f.name]) for f in fields(Health)})
         self.subnet = self.gateway = self.router_ = None
         self.owners = {}  # address -> pillar path of the first host that claimed it
         self.hosts = {}
@@ -454,7 +505,7 @@ class _Parser:
             self.claim((*path, "address"), address)
             weight = 1
             if role == "realserver":
-                weight = _int(errors, (*path, "weight"), _default(role, "weight", spec), 0, MAX_WEIGHT)
+                weight = _number(errors, (*path, "weight"), role, "weight", _default(role, "weight", spec))
             host_gateway = self.gateway
             if "gateway" in spec:
                 host_gateway = _ip(errors, (*path, "gateway"), spec["gateway"])
@@ -509,7 +560,7 @@ class _Parser:
         if public != vip:
             _unicast(errors, (*path, "public"), public)
         protocol = _choice(errors, (*path, "protocol"), _default("service", "protocol", spec), tuple(PROTOCOLS))
-        port = _int(errors, (*path, "port"), spec.get("port"), 1, 65535)
+        port = _number(errors, (*path, "port"), "service", "port", spec.get("port"))
         scheduler = _choice(errors, (*path, "scheduler"), _default("service", "scheduler", spec), SCHEDULERS)
         flags = spec.get("flags") or []
         if isinstance(flags, str):
@@ -519,7 +570,8 @@ class _Parser:
             flags = []
         for flag in flags:
             _choice(errors, (*path, "flags"), flag, SCHED_FLAGS)
-        persistent = _int(errors, (*path, "persistent"), _default("service", "persistent", spec), 0, 2**31 - 1)
+        persistent = _number(errors, (*path, "persistent"), "service", "persistent",
+                             _default("service", "persistent", spec))
         netmask = None
         if spec.get("netmask") is not None:
             netmask = _ip(errors, (*path, "netmask"), spec["netmask"])
@@ -551,9 +603,10 @@ class _Parser:
                 errors.add((*path, "sorry"), f"{sorry!r} is not a real server of this site (lvs:realservers)")
         backends = self.backends(path, spec.get("backends"), sorry, port)
         floor = _floor(errors, (*path, "floor"), _default("service", "floor", spec), len(backends))
+        sorry_backend = Backend(sorry, self.hosts[sorry].address, port, 0) if sorry in self.hosts else None
         return Service(name=name, vip=vip, public=public, protocol=protocol, port=port, scheduler=scheduler,
                        backends=tuple(backends), flags=tuple(flags), persistent=persistent, netmask=netmask,
-                       check=check, floor=floor, sorry=sorry)
+                       check=check, floor=floor, sorry=sorry, sorry_backend=sorry_backend)
 
     def backends(self, path, btree, sorry, port):
         """A service's backends: every real server with its weight, unless it names them."""
@@ -576,9 +629,9 @@ class _Parser:
             # Overrides are checked here; inherited values were checked where they stand.
             weight, bport = host.weight, port
             if "weight" in override:
-                weight = _int(errors, (*bpath, "weight"), override["weight"], 0, MAX_WEIGHT)
+                weight = _number(errors, (*bpath, "weight"), "backend", "weight", override["weight"])
             if "port" in override:
-                bport = _int(errors, (*bpath, "port"), override["port"], 1, 65535)
+                bport = _number(errors, (*bpath, "port"), "backend", "port", override["port"])
                 if bport is not None and port is not None and bport != port:
                     errors.add((*bpath, "port"), f"{bport} differs from the service's port {port}: in TUN mode "
                                                  "IPVS forwards the packet unchanged, so the real server must "
@@ -630,9 +683,9 @@ class _Parser:
     def ipvs(self, value):
         itree = _mapping(self.errors, ("ipvs",), value)
         _known(self.errors, ("ipvs",), itree, "ipvs")
-        wanted = {key: _default("ipvs", key, itree) for key in IPVS_SYSCTLS}
-        return {key: _int(self.errors, ("ipvs", key), wanted[key], 0, high)
-                for key, high in IPVS_SYSCTLS.items() if wanted[key] is not None}
+        wanted = {key: _default("ipvs", key, itree) for key in SCHEMA["ipvs"]}
+        return {key: _number(self.errors, ("ipvs", key), "ipvs", key, value)
+                for key, value in wanted.items() if value is not None}
 
     def ha(self, value):
         errors, path = self.errors, ("ha",)
@@ -643,22 +696,20 @@ class _Parser:
         # One id, table, mark and rule priority per director above base: rules must come
         # before the main table's (32766), tables must miss the kernel's own (253-255).
         top = 32765 - max(directors, 1)
-        base = _int(errors, (*path, "base"), got["base"], 1, top)
+        base = _number(errors, (*path, "base"), "ha", "base", got["base"], high=top)
         if base is not None and any(t in (253, 254, 255) for t in range(base, base + directors + 1)):
             errors.add((*path, "base"), f"{base} to {base + directors} include one of the kernel's own routing "
                                         "tables (253-255)")
-        buckets = _int(errors, (*path, "buckets"), got["buckets"], max(directors, 1), 65535)
-        idle = _int(errors, (*path, "idle_timer"), got["idle_timer"], 1, 3600)
-        unbalanced = _int(errors, (*path, "unbalanced_timer"), got["unbalanced_timer"], 0, 86400)
-        interval = _seconds(errors, (*path, "interval"), got["interval"], 0.1, 60)  # the router's probes
-        timeout = _seconds(errors, (*path, "timeout"), got["timeout"])
+        buckets = _number(errors, (*path, "buckets"), "ha", "buckets", got["buckets"], low=max(directors, 1))
+        idle, unbalanced, interval, timeout = (_number(errors, (*path, key), "ha", key, got[key]) for key in
+                                               ("idle_timer", "unbalanced_timer", "interval", "timeout"))
         if interval is not None and timeout is not None and timeout >= interval:
             errors.add((*path, "timeout"), f"{timeout} must be shorter than the interval ({interval:g})")
-        rise, fall = (_int(errors, (*path, key), got[key], 1, 100) for key in ("rise", "fall"))
-        sync_id = _int(errors, (*path, "sync_id"), got["sync_id"], 0, 255)
-        sync_refresh = _int(errors, (*path, "sync_refresh"), got["sync_refresh"], 0, 3600)
+        rise, fall, sync_id, sync_refresh = (_number(errors, (*path, key), "ha", key, got[key]) for key in
+                                             ("rise", "fall", "sync_id", "sync_refresh"))
         # An IOS router's track objects, one per director above it: IOS numbers them 1-1000.
-        track_base = _int(errors, (*path, "track_base"), got["track_base"], 0, 1000 - max(directors, 1))
+        track_base = _number(errors, (*path, "track_base"), "ha", "track_base", got["track_base"],
+                             high=1000 - max(directors, 1))
         return HA(base=base, buckets=buckets, idle_timer=idle, unbalanced_timer=unbalanced, interval=interval,
                   timeout=timeout, rise=rise, fall=fall, sync_id=sync_id, sync_refresh=sync_refresh,
                   track_base=track_base)
@@ -668,19 +719,17 @@ class _Parser:
         tree = _mapping(errors, path, value)
         _known(errors, path, tree, "health")
         got = {key: _default("health", key, tree) for key in SCHEMA["health"]}
-        hold = _int(errors, (*path, "hold"), got["hold"], 0, 3600)
-        heartbeat = _int(errors, (*path, "heartbeat"), got["heartbeat"], 1, 3600)
-        path_interval = _seconds(errors, (*path, "path_interval"), got["path_interval"], 0.1, 3600)
-        self.health_ = Health(hold=Health.hold if hold is None else hold,
-                              heartbeat=Health.heartbeat if heartbeat is None else heartbeat,
-                              path_interval=Health.path_interval if path_interval is None else path_interval)
+        checked = {key: _number(errors, (*path, key), "health", key, got[key]) for key in SCHEMA["health"]}
+        # An invalid value is an error already; the default stands in for the rest of the parse.
+        self.health_ = Health(**{key: default_of(SCHEMA["health"][key]) if value is None else value
+                                 for key, value in checked.items()})
 
     def metrics(self, value):
         errors, path = self.errors, ("metrics",)
         mtree = _mapping(errors, path, value)
         _known(errors, path, mtree, "metrics")
         got = {key: _default("metrics", key, mtree) for key in SCHEMA["metrics"]}
-        port = None if got["port"] is None else _int(errors, (*path, "port"), got["port"], 1, 65535)
+        port = None if got["port"] is None else _number(errors, (*path, "port"), "metrics", "port", got["port"])
         listen = got["listen"]
         if listen == "any":
             errors.add((*path, "listen"), "any would bind every address of the directors, their VIPs too, which "
@@ -689,8 +738,8 @@ class _Parser:
             listen = "lan"
         elif listen != "lan":
             try:
-                network = netaddr.IPNetwork(listen) if isinstance(listen, str) and "/" in listen else None
-            except (netaddr.AddrFormatError, ValueError, TypeError):
+                network = parse_network(listen) if isinstance(listen, str) else None
+            except ValueError:
                 network = None
             if network is None or network.version != 4 or network.ip != network.network:
                 errors.add((*path, "listen"), f"{listen!r} must be lan or an IPv4 subnet (network/prefix, "
@@ -701,7 +750,7 @@ class _Parser:
         return Metrics(port=port, listen=listen)
 
 
-def _seconds(errors, path, value, low=0.05, high=60):
+def _seconds(errors, path, value, low, high):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
         errors.add(path, f"{value!r} must be a number of seconds from {low:g} to {high:g}")
         return None
@@ -761,7 +810,7 @@ def _check(errors, path, value, protocol, port, hold):
     check = {
         "type": kind,
         # inherited values were checked where they stand: only overrides are checked here
-        "port": _int(errors, (*path, "port"), spec["port"], 1, 65535) if "port" in spec else port,
+        "port": _number(errors, (*path, "port"), "check", "port", spec["port"]) if "port" in spec else port,
         "path": _check_path(errors, (*path, "path"), _default("check", "path", spec)),
         "expect": _statuses(errors, (*path, "expect"), _default("check", "expect", spec)),
         "body": _regex(errors, (*path, "body"), _default("check", "body", spec)),
@@ -777,13 +826,14 @@ def _check(errors, path, value, protocol, port, hold):
         "dynamic": _flag(errors, (*path, "dynamic"), _default("check", "dynamic", spec)),
         "interval": _default("check", "interval", spec),
         "timeout": _default("check", "timeout", spec),
-        "rise": _int(errors, (*path, "rise"), _default("check", "rise", spec), 1, 100),
-        "fall": _int(errors, (*path, "fall"), _default("check", "fall", spec), 1, 100),
+        "rise": _number(errors, (*path, "rise"), "check", "rise", _default("check", "rise", spec)),
+        "fall": _number(errors, (*path, "fall"), "check", "fall", _default("check", "fall", spec)),
         "alpha": _flag(errors, (*path, "alpha"), _default("check", "alpha", spec)),
-        "hold": _int(errors, (*path, "hold"), spec["hold"], 0, 3600) if "hold" in spec else hold,
+        "hold": _number(errors, (*path, "hold"), "check", "hold", spec["hold"]) if "hold" in spec else hold,
     }
     numbers_ok = True
-    for key, high in (("interval", 3600), ("timeout", 60)):
+    for key in ("interval", "timeout"):  # above 0, not from 0: the schema's low is excluded
+        high = SCHEMA["check"][key].high
         if isinstance(check[key], bool) or not isinstance(check[key], (int, float)) or not 0 < check[key] <= high:
             errors.add((*path, key), f"{check[key]!r} must be a number of seconds above 0, at most {high}")
             numbers_ok = False
@@ -883,18 +933,19 @@ def _tunnel(errors, spec):
     path = ("tunnel",)
     _known(errors, path, spec, "tunnel")
     device = _name(errors, (*path, "device"), _default("tunnel", "device", spec))
-    lan_mtu = _int(errors, (*path, "lan_mtu"), _default("tunnel", "lan_mtu", spec), 576, 65535)
+    lan_mtu = _number(errors, (*path, "lan_mtu"), "tunnel", "lan_mtu", _default("tunnel", "lan_mtu", spec))
     mss = _default("tunnel", "mss", spec)
     if mss == "auto":
         mss = lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS if lan_mtu else None
     elif mss in ("off", False, None):
         mss = None
     else:
-        mss = _int(errors, (*path, "mss"), mss, 536, 65495)
+        mss = _number(errors, (*path, "mss"), "tunnel", "mss", mss)
         if mss is not None and lan_mtu is not None and mss > lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS:
             errors.add((*path, "mss"), f"{mss} does not fit in a tunnelled packet on a {lan_mtu}-byte LAN "
                                        f"(at most {lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS})")
-    table = _int(errors, (*path, "route_table"), _default("tunnel", "route_table", spec), 1, 2**31 - 1)
+    table = _number(errors, (*path, "route_table"), "tunnel", "route_table",
+                    _default("tunnel", "route_table", spec))
     if table in (253, 254, 255):
         errors.add((*path, "route_table"), f"{table} is one of the kernel's own tables (default, main, local)")
     return Tunnel(device=device, lan_mtu=lan_mtu, mss=mss, route_table=table)

@@ -71,7 +71,7 @@ def test_mss_route_plan_validates_and_names_the_table_routes(lvs_net):
     assert routes == {"10.10.24.0/24": None, "0.0.0.0/0": "10.10.24.1"}
     with pytest.raises(SaltInvocationError, match=r"vip_routes:vips: '10\.10\.24\.888' is not an IP address"):
         lvs_net._vip_route_plan({**VIP_ROUTES, "vips": ["10.10.24.888"]})
-    with pytest.raises(SaltInvocationError, match=r"vip_routes:subnet: '10\.10\.24\.0' is not an address/prefix"):
+    with pytest.raises(SaltInvocationError, match=r"vip_routes:subnet: '10\.10\.24\.0' needs a prefix length"):
         lvs_net._vip_route_plan({**VIP_ROUTES, "subnet": "10.10.24.0"})
 
 

@@ -96,7 +96,7 @@ def test_verdicts_of_backends_the_site_no_longer_checks_are_dropped_and_reported
 
 def test_a_directors_verdicts_only_take_backends_out_and_the_floor_still_holds():
     site = lvstun.site.parse(site_tree(floor=1, backends={"rs1": {}, "rs2": {}, "rs3": {}}))
-    spec = lvstun.roles.service_spec(site.services["web"])
+    spec = site.services["web"].spec
     record = {"health": {"rs2": {"services": {"web": False}}}, "maintenance": {}}
 
     def weights(local):

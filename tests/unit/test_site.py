@@ -310,10 +310,39 @@ def test_the_docs_reference_documents_exactly_the_schema():
              "ipvs": [tree["ipvs"]], "ha": [tree["ha"]], "metrics": [tree["metrics"]], "health": [tree["health"]]}
     wrong = []
     for part, spec in lvstun.site.SCHEMA.items():
-        for key, default in spec.items():
+        for key, entry in spec.items():
+            default = lvstun.site.default_of(entry)
             if default is lvstun.site.REQUIRED or isinstance(default, (lvstun.site.Derived, dict)):
                 continue
             wrong += [f"{part}:{key}: {m[key]!r}, default {default!r}" for m in shown[part] if m.get(key) != default]
     assert wrong == []
     # The documented example is itself a valid site, defaults and all.
     lvstun.site.parse({"lvs": {**tree, "services": {"web": {**services[0], "sorry": None}}}})
+
+
+SECTIONS = ("ha", "health", "tunnel", "ipvs", "metrics")
+# Where the site narrows a range below the schema's high end: only the low end is tried.
+NARROWED = {("ha", "base"): "by the number of directors", ("ha", "track_base"): "by the number of directors",
+            ("ha", "timeout"): "below ha:interval", ("tunnel", "mss"): "what fits in lan_mtu"}
+
+
+@pytest.mark.parametrize(("part", "key"), [(part, key) for part in SECTIONS
+                                           for key, entry in lvstun.site.SCHEMA[part].items()
+                                           if isinstance(entry, lvstun.site.Number)])
+def test_a_number_is_taken_at_the_ends_of_its_schema_range_and_refused_beyond_by_its_path(seed, part, key):
+    """The schema's range is the parser's (one source): its ends parse (the low end
+    only where the site narrows it, NARROWED), one step past either end is refused
+    naming the setting."""
+    entry = lvstun.site.SCHEMA[part][key]
+    step = 0.01 if entry.seconds else 1
+    ends = (entry.low,) if (part, key) in NARROWED else (entry.low, entry.high)
+    others = {("ha", "interval"): {"timeout": 0.05}}.get((part, key), {})
+    for value in ends:
+        tree = copy.deepcopy(seed)
+        tree["lvs"][part] = {**others, key: value}
+        lvstun.site.parse(tree)
+    for value in (entry.low - step, entry.high + step):
+        tree = copy.deepcopy(seed)
+        tree["lvs"][part] = {key: value}
+        with pytest.raises(lvstun.site.SiteError, match=f"lvs:{part}:{key}: "):
+            lvstun.site.parse(tree)
