@@ -15,7 +15,7 @@ of the file lists that travel to every minion at each sync.
 
 import os
 
-IGNORE_REGEX = [r"(^|/)\.", r"(^|/)__pycache__(/|$)", r"^(tests|docs|lvs_lab|lvs_salt|build)/"]
+IGNORE_REGEX = [r"(^|/)\.", r"(^|/)__pycache__(/|$)", r"^(tests|docs|lab|lvs_salt|build|bench|scripts|prometheus)/"]
 
 
 def master_config(checkout):

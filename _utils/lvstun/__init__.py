@@ -5,4 +5,16 @@ Installed by pip as this package, or synced to minions from ``_utils/lvstun/`` b
 ``saltutil.sync_all`` (Salt puts ``extmods/utils`` on ``sys.path`` while it loads
 modules); either way ``import lvstun.site`` works. Nothing is imported here, so
 Salt's utils loader finds no code to run in this file.
+
+Its modules, by concern:
+
+- model: ``site`` (the schema and its parse: ``parse``, ``SiteError``, ``Site``),
+  ``roles`` (``for_minion``: what each role holds), ``address``, ``dirgroup``,
+  ``metrics``, ``ios``, ``dnsmsg``;
+- IPVS: ``genl``, ``ipvsclient`` (``Client``), ``ipvs`` (records and plans),
+  ``dumpchain``, ``uring``, ``netlink``;
+- host: ``tun``, ``sysctl``, ``originals``, ``command``;
+- checks: ``probe``, ``pathcheck``, ``health``, ``healthrecord``, ``gate``;
+- runtime: ``records`` (every record: ``load``, ``store``), ``owned``, ``shape``,
+  ``converge``, ``drift``, ``beaconthread``, ``beaconconf``, ``exporter``, ``fresh``.
 """

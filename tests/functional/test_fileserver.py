@@ -47,7 +47,7 @@ def test_sync_all_pushes_the_pack_from_the_checkout(master, director):
     # Nothing outside the Salt folders travels (the ignore list holds).
     listed = master.salt_cli(timeout=180).run("cp.list_master", minion_tgt=MINION).data
     assert "lvs/init.sls" in listed and "_modules/lvs_site.py" in listed
-    assert not [path for path in listed if path.startswith((".venv/", ".git/", "tests/", "lvs_lab/"))]
+    assert not [path for path in listed if path.startswith((".venv/", ".git/", "tests/", "lab/", "bench/"))]
 
 
 def test_synced_module_reads_the_role_from_pillar(master, director):

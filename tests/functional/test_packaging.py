@@ -58,8 +58,21 @@ def test_installed_module_runs_with_shared_code(clean_venv, tmp_path):
     assert errors == ["lvs: no site defined (the pillar has no 'lvs' tree)"]
 
 
-def test_lab_console_script_is_installed(clean_venv):
-    proc = subprocess.run([str(clean_venv / "bin" / "lvs-lab"), "--help"], capture_output=True, text=True, check=False)
+def test_a_minion_installs_no_lab_code_and_the_lab_comes_as_its_own_distribution(clean_venv, tmp_path):
+    """``pip install .`` (what a minion runs) brings no lvs_lab and no lvs-lab command;
+    ``pip install ./lab`` (the bootstrap's) brings both."""
+    python, script = str(clean_venv / "bin" / "python"), clean_venv / "bin" / "lvs-lab"
+    found = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('lvs_lab'))"],
+                           capture_output=True, text=True, check=True, cwd=str(tmp_path)).stdout.strip()
+    assert found == "None" and not script.exists()
+    listed = subprocess.run([str(clean_venv / "bin" / "pip"), "show", "-f", "salt-lvs-tun"], capture_output=True,
+                            text=True, check=True).stdout
+    assert "lvs_lab" not in listed and "uml_xstate" not in listed
+    proc = subprocess.run([str(clean_venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                           os.path.join(REPO, "lab")], capture_output=True, text=True, check=False,
+                          env={**os.environ, "SETUPTOOLS_USE_DISTUTILS": "stdlib"})
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False, cwd=str(tmp_path))
     assert proc.returncode == 0 and "exec" in proc.stdout and "down" in proc.stdout
 
 

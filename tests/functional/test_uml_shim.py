@@ -1,4 +1,4 @@
-"""The lab's ptrace shim for linux.uml (lvs_lab/uml_xstate.c), on this host's kernel.
+"""The lab's ptrace shim for linux.uml (lab/lvs_lab/uml_xstate.c), on this host's kernel.
 
 A ptraced child holds random values in every x87/SSE/AVX/AVX-512 register; the test
 program (tests/xstate_check.c) saves and restores them through caller buffers shorter

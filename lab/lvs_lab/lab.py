@@ -36,7 +36,7 @@ from lvs_lab import agent, plan, uml
 from lvs_lab.progress import Progress
 from lvs_lab.prometheus import Prometheus
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout: lab/lvs_lab/..
 STATE_DIR = os.environ.get("LVS_LAB_DIR", "/run/lvs-lab")
 UML = "/usr/bin/linux.uml"
 UML_MEM = os.environ.get("LVS_LAB_MEM", "384M")  # per UML kernel; the 1,000-service benchmark wants more

@@ -5,7 +5,7 @@ director's exporter there every second and evaluating the pack's alert rules
 stops it with every other lab process.
 
 The directors serve their metrics on the management network because the lab's pillar
-overlay says so (``lvs:metrics:listen``, ``lvs_lab/lab.py``); a site's own default is
+overlay says so (``lvs:metrics:listen``, ``lab/lvs_lab/lab.py``); a site's own default is
 its LAN.
 """
 
@@ -22,7 +22,8 @@ from lvs_lab import plan
 BINARY = "/usr/bin/prometheus"
 PORT = 9090
 JOB = "lvs-directors"  # the job name the alert rules expect for the directors' targets
-RULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "prometheus", "lvs.rules.yml")
+RULES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "prometheus",
+                     "lvs.rules.yml")  # the checkout: lab/lvs_lab/..
 
 
 def config(targets, rules=RULES, interval="1s"):
