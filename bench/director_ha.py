@@ -47,7 +47,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from lvs_lab import keepalived, load  # noqa: E402
-from lvs_lab.lab import Lab, LabError, site_tree  # noqa: E402
+from lvs_lab.lab import Lab  # noqa: E402
+from lvs_lab.saltd import site_tree  # noqa: E402
+from lvs_lab.system import LabError  # noqa: E402
 
 BOTH = ["director", "director2"]
 

@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.request
 
-from lvs_lab.lab import LabError
+from lvs_lab.system import LabError
 
 PROBE_CHAIN = "LVSLAB_PROBE"
 

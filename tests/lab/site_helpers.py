@@ -5,7 +5,7 @@ import copy
 import os
 import re
 
-from lvs_lab.lab import site_tree as repository_tree
+from lvs_lab.saltd import site_tree as repository_tree
 
 HOLD = 3  # s a backend that went down stays out in the lab tests' sites (the default: 10)
 

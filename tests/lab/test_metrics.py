@@ -8,7 +8,7 @@ import subprocess
 
 from lvs_lab import health as hh
 from lvs_lab import plan, traffic
-from lvs_lab.lab import BIN
+from lvs_lab.system import BIN
 
 WEB = 'service="web"'
 

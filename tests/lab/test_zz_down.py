@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from lvs_lab.lab import reap_children
+from lvs_lab.system import reap_children
 from tests.lab.conftest import run_cli
 
 

@@ -99,7 +99,7 @@ def test_host_env_values_stay_values_when_the_guest_sources_them(tmp_path):
     """A minion id or path with quotes or $( ) must not run anything in the guest's init."""
     import subprocess  # noqa: PLC0415
 
-    from lvs_lab.lab import shell_assignments  # noqa: PLC0415
+    from lvs_lab.system import shell_assignments  # noqa: PLC0415
 
     marker = tmp_path / "ran"
     evil = f"rs1'; touch {marker}; echo '$(touch {marker})\nx"
@@ -114,7 +114,7 @@ def test_private_keys_are_created_owner_only(tmp_path):
     import os  # noqa: PLC0415
     import stat  # noqa: PLC0415
 
-    from lvs_lab.lab import write_new  # noqa: PLC0415
+    from lvs_lab.system import write_new  # noqa: PLC0415
 
     path = tmp_path / "minion.pem"
     path.write_text("old")
