@@ -49,6 +49,7 @@ import lvstun.records
 import lvstun.roles
 import lvstun.shape
 import lvstun.site
+import lvstun.sitestatus
 
 log = logging.getLogger(__name__)
 
@@ -219,32 +220,6 @@ def _retry_pending(site):
         _push(site, None)
 
 
-def _apply(site, record, now, minion, services=None, host=None, alpha=()):
-    """Record what ``minion`` (verified) says; the caller pushes the weights (:func:`_push`)
-    once the record is unlocked. ``alpha``: services down only because their checks have
-    not passed yet (``check:alpha``): no hold when they pass."""
-    entry = record["health"].setdefault(minion, {"services": {}, "host": True, "down_at": 0})
-    old_down = {n for n, ok in entry["services"].items() if ok is False} | ({"*"} if entry["host"] is False else set())
-    wanted = dict(entry["services"]) if services is None else dict(services)
-    host_ok = entry["host"] if host is None else host
-    if host_ok is False:
-        # Down with its host: its services come back only on its own report, made after
-        # it is up again (a host reachable again may not serve yet: its startup highstate).
-        wanted.update({name: False for name in site.backed_by(minion)})
-    new_down = {n for n, ok in wanted.items() if ok is False} | ({"*"} if host_ok is False else set())
-    if new_down - old_down - set(alpha):
-        entry["down_at"] = now
-    # Too soon after going down (its check's hold; the host's: the site's): stays out for now.
-    held = sorted(name for name in old_down - new_down if not lvstun.health.may_restore(
-        entry, now, site.services[name].check["hold"] if name in site.services else site.health.hold))
-    for name in held:
-        if name == "*":
-            host_ok = False
-        else:
-            wanted[name] = False
-    entry.update(services=wanted, host=host_ok, held=held, checked_at=now)
-
-
 def health(minion):
     """Re-check one real server (the reactor's entry for its ``lvs_backend`` event):
     ask it for its report and apply what it says to its own backends only.
@@ -309,7 +284,8 @@ def _health(minion):
         if at <= max(entry.get("reported_at", 0), entry.get("down_at", 0) if entry.get("host") is False else 0):
             # Older than a report applied already, or made before its host went down.
             return {"minion": minion, "services": report["services"], "stale": True}
-        _apply(site, record, time.time(), minion, services=report["services"], alpha=report["alpha"])
+        lvstun.healthrecord.apply_verdict(site, record, time.time(), minion, services=report["services"],
+                                          alpha=report["alpha"])
         record["health"][minion].update(reported_at=at, weights=report["weights"])
         held = record["health"][minion]["held"]
     pushed = _push(site, before)
@@ -387,7 +363,7 @@ def _hosts():
         for host in site.realservers:
             verdict = host_verdict([view.get(host.minion_id) for view in views], len(directors))
             if verdict is not None:
-                _apply(site, record, now, host.minion_id, host=verdict)
+                lvstun.healthrecord.apply_verdict(site, record, now, host.minion_id, host=verdict)
     return {**result, **_push(site, before)}
 
 
@@ -501,27 +477,14 @@ def undrain(minion, service=None):
     return {"undrained": str(minion), "still_drained": left, **_push(site, before)}
 
 
-def _directors_status(site, tables):
-    """``{director: {"state": up|down|drained, "active", "inactive", "inpkts", "inbytes"}}``
-    (state from the router's probes; a lone director is "up" when it answered)."""
-    view, drained = {}, []
-    if site.router.kind == "linux" and len(site.directors) > 1:
-        with contextlib.suppress(SaltInvocationError):
-            view = _router_call(site, "lvs_directors.view").get("up", {})
-            drained = _router_call(site, "lvs_directors.drained")
-    out = {}
-    for host in sorted(site.directors, key=lambda h: h.minion_id):
-        table = tables.get(host.minion_id)
-        dests = [d for svc in table for d in svc["destinations"]] if isinstance(table, list) else []
-        state = "drained" if host.minion_id in drained else (
-            "up" if view.get(host.minion_id, isinstance(table, list)) else "down")
-        out[host.minion_id] = {
-            "state": state, "answered": isinstance(table, list),
-            "active": sum(d["active"] for d in dests), "inactive": sum(d["inactive"] for d in dests),
-            "inpkts": sum(svc.get("stats", {}).get("inpkts", 0) for svc in table or []),
-            "inbytes": sum(svc.get("stats", {}).get("inbytes", 0) for svc in table or []),
-        }
-    return out
+def _router_view(site):
+    """``(up, drained)`` of the router's director group (a Linux router with several
+    directors), or ``({}, [])``."""
+    if site.router.kind != "linux" or len(site.directors) < 2:
+        return {}, []
+    with contextlib.suppress(SaltInvocationError):
+        return _router_call(site, "lvs_directors.view").get("up", {}), _router_call(site, "lvs_directors.drained")
+    return {}, []
 
 
 def status():
@@ -544,69 +507,8 @@ def status():
     # Each director's table, what its own path checks take out, and its copy of the record.
     answers = _cmd(directors, "lvs_health.status", tgt_type="list", timeout=15)
     answers = {d: a for d, a in answers.items() if isinstance(a, dict)}
-    tables = {d: a.get("table") for d, a in answers.items()}
-    paths = {d: a.get("local") for d, a in answers.items()}
-    live = {}
-    for director in directors:
-        for svc in tables.get(director) or []:
-            spec = lvstun.ipvs.service_spec(svc)
-            for dest in svc["destinations"]:
-                stats = dest.get("stats", {})
-                live.setdefault((spec, dest["address"]), {})[director] = {
-                    "weight": dest["weight"], "active": dest["active"], "inactive": dest["inactive"],
-                    "conns": stats.get("conns"), "inbytes": stats.get("inbytes"), "outbytes": stats.get("outbytes")}
-    out = {}
-    for svc in site.services.values():
-        spec = svc.spec
-        rows = {}
-        for member in svc.members:
-            minion, address, weight = member.minion_id, member.address, member.weight
-            entry = record.get("health", {}).get(minion, {})
-            rows[minion] = {
-                "address": lvstun.ipvs.join_hostport(address, svc.port),
-                "pillar_weight": weight,
-                "health": "host down" if entry.get("host") is False else
-                          ("down" if not lvstun.health.healthy(record, minion, svc.name) else "up"),
-                "held": entry.get("held") or [],
-                "maintenance": lvstun.health.in_maintenance(record, minion, svc.name),
-                "sorry": minion == svc.sorry,
-                "path_down": sorted(d for d in directors if isinstance(paths.get(d), dict)
-                                    and svc.name in (paths[d].get(minion) or [])),
-                "live": live.get((spec, address), {d: "missing" for d in directors}),
-            }
-        out[svc.name] = {"spec": spec, "backends": rows}
+    up, drained = _router_view(site)
+    pending = lvstun.records.load(__opts__, lvstun.records.PUSH_PENDING)
     # Shown as tables (the lvs_status outputter); --out=json gives the data.
-    return {"outputter": "lvs_status", "data": {
-        "directors": _directors_status(site, tables), "services": out,
-        "record": lvstun.healthrecord.summary(record),
-        "problems": _record_problems(record, {d: a.get("held") for d, a in answers.items()}, directors)}}
-
-
-def _record_problems(record, held, directors):
-    """What ``lvs.status`` must say about the record: recoveries (an error when drains
-    may have been lost), directors whose copy differs (a drain the master lacks is an
-    error, never a silent undrain), pushes not confirmed."""
-    out, now = [], time.time()
-    for note in record.get("recoveries") or []:
-        lost = f"; may be lost: {', '.join(note['lost'])}" if note.get("lost") else ""
-        out.append({"level": "error" if lost else "warning",
-                    "text": f"health record recovered {now - note['at']:.0f} s ago: {note['what']}{lost}"})
-    mine = lvstun.healthrecord.summary(record)
-    for director in directors:
-        copy = held.get(director)
-        if not isinstance(copy, dict):
-            out.append({"level": "warning", "text": f"{director} did not say which health record it holds"})
-            continue
-        if copy.get("digest") == mine["digest"]:
-            continue  # the same decisions (the runner's own times may have moved on)
-        lacking = sorted(set(copy.get("maintenance") or {}) - set(record.get("maintenance") or {}))
-        text = (f"{director} runs health record seq {copy.get('seq')}, which decides otherwise than the master's "
-                f"(seq {mine['seq']})")
-        if lacking:
-            out.append({"level": "error", "text": f"{text}: drains the master's record lacks: {', '.join(lacking)}"})
-        else:
-            out.append({"level": "warning", "text": text})
-    for director, stamp in sorted(lvstun.records.load(__opts__, lvstun.records.PUSH_PENDING).items()):
-        out.append({"level": "warning", "text": f"{director} has not confirmed health record seq {stamp['seq']} "
-                                                "(pushed again at the runner's next call)"})
-    return out
+    return {"outputter": "lvs_status",
+            "data": lvstun.sitestatus.view(site, record, answers, up, drained, pending, time.time())}

@@ -23,6 +23,8 @@ import hashlib
 import json
 import secrets
 
+from . import health
+
 RECOVERIES_KEPT = 10  # recovery notes a record keeps (the newest)
 LINEAGES_KEPT = 16  # earlier epochs a record names as superseded
 
@@ -158,3 +160,30 @@ def merge_drains(record, previous, director, now):
     if kept:
         note(record, now, f"drains the master had lost, kept from {director}'s copy: {', '.join(kept)}", kept)
     return kept
+
+
+def apply_verdict(site, record, now, minion, services=None, host=None, alpha=()):
+    """Record in ``record`` what the runner verified of ``minion`` (its services' health,
+    or its host's), with the hold a backend that went down serves before it returns;
+    the caller stores it and pushes the weights. ``alpha``: services down only because
+    their checks have not passed yet (``check:alpha``): no hold when they pass."""
+    entry = record["health"].setdefault(minion, {"services": {}, "host": True, "down_at": 0})
+    old_down = {n for n, ok in entry["services"].items() if ok is False} | ({"*"} if entry["host"] is False else set())
+    wanted = dict(entry["services"]) if services is None else dict(services)
+    host_ok = entry["host"] if host is None else host
+    if host_ok is False:
+        # Down with its host: its services come back only on its own report, made after
+        # it is up again (a host reachable again may not serve yet: its startup highstate).
+        wanted.update({name: False for name in site.backed_by(minion)})
+    new_down = {n for n, ok in wanted.items() if ok is False} | ({"*"} if host_ok is False else set())
+    if new_down - old_down - set(alpha):
+        entry["down_at"] = now
+    # Too soon after going down (its check's hold; the host's: the site's): stays out for now.
+    held = sorted(name for name in old_down - new_down if not health.may_restore(
+        entry, now, site.services[name].check["hold"] if name in site.services else site.health.hold))
+    for name in held:
+        if name == "*":
+            host_ok = False
+        else:
+            wanted[name] = False
+    entry.update(services=wanted, host=host_ok, held=held, checked_at=now)

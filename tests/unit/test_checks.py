@@ -9,6 +9,7 @@ import struct
 import pytest
 
 import lvstun.dnsmsg as dnsmsg
+import lvstun.healthrecord
 import lvstun.probe as probe
 import lvstun.roles
 import lvstun.site
@@ -133,15 +134,14 @@ def test_alpha_starts_a_backend_down_until_rise_checks_pass():
 
 
 def test_the_runner_holds_each_service_for_its_own_hold():
-    runner = load("lvs_runner_hold", "_runners", "lvs.py")
     tree = site_tree(check={"hold": 30})
     tree["lvs"]["services"]["api"] = {"vip": "10.10.24.89", "port": 8080, "check": {"hold": 0}}
     site = lvstun.site.parse(tree)
     record = {"health": {}, "maintenance": {}}
-    runner._apply(site, record, 1000, "rs1", services={"web": False, "api": False})
-    runner._apply(site, record, 1001, "rs1", services={"web": True, "api": True})
+    lvstun.healthrecord.apply_verdict(site, record, 1000, "rs1", services={"web": False, "api": False})
+    lvstun.healthrecord.apply_verdict(site, record, 1001, "rs1", services={"web": True, "api": True})
     assert record["health"]["rs1"]["held"] == ["web"]  # api (hold 0) is back at once
-    runner._apply(site, record, 1030, "rs1", services={"web": True, "api": True})
+    lvstun.healthrecord.apply_verdict(site, record, 1030, "rs1", services={"web": True, "api": True})
     assert record["health"]["rs1"]["held"] == [] and record["health"]["rs1"]["services"]["web"] is True
 
 
@@ -177,12 +177,13 @@ def health_weights(site, record):
 
 
 def test_an_alpha_backend_returns_at_its_first_rise_without_the_hold():
-    runner = load("lvs_runner_alpha", "_runners", "lvs.py")
     site = lvstun.site.parse(site_tree(check={"alpha": True}))
     record = {"health": {}, "maintenance": {}}
-    runner._apply(site, record, 1000, "rs1", services={"web": False}, alpha={"web"})  # not passed yet
-    runner._apply(site, record, 1002, "rs1", services={"web": True})
+    lvstun.healthrecord.apply_verdict(site, record, 1000, "rs1", services={"web": False},
+                                      alpha={"web"})  # not passed yet
+    lvstun.healthrecord.apply_verdict(site, record, 1002, "rs1", services={"web": True})
     assert record["health"]["rs1"]["services"]["web"] is True and record["health"]["rs1"]["held"] == []
-    runner._apply(site, record, 1010, "rs1", services={"web": False})  # a real failure: held as ever
-    runner._apply(site, record, 1012, "rs1", services={"web": True})
+    # a real failure: held as ever
+    lvstun.healthrecord.apply_verdict(site, record, 1010, "rs1", services={"web": False})
+    lvstun.healthrecord.apply_verdict(site, record, 1012, "rs1", services={"web": True})
     assert record["health"]["rs1"]["held"] == ["web"]

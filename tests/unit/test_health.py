@@ -10,6 +10,7 @@ import yaml
 
 import lvstun.drift
 import lvstun.health as health
+import lvstun.healthrecord
 import lvstun.roles
 import lvstun.site
 from tests.unit.checkout import load
@@ -98,7 +99,7 @@ def test_a_backend_flapping_every_second_changes_weight_a_bounded_number_of_time
     site = lvstun.site.parse(site_tree())
     record = {"health": {}, "maintenance": {}}
     for second in range(120):  # reports alternate down/up every second for two minutes
-        runner._apply(site, record, 1000 + second, "rs1", services={"web": second % 2 == 1})
+        lvstun.healthrecord.apply_verdict(site, record, 1000 + second, "rs1", services={"web": second % 2 == 1})
         weights.append(runner._published(site, record)["weights"]["tcp:10.10.24.88:80"]["10.10.24.21:80"])
     changes = sum(1 for a, b in itertools.pairwise(weights) if a != b)
     # Down at once, back at most once per HOLD seconds.
@@ -106,15 +107,14 @@ def test_a_backend_flapping_every_second_changes_weight_a_bounded_number_of_time
 
 
 def test_a_down_backend_comes_back_after_the_hold_time():
-    runner = _runner_module()
     site = lvstun.site.parse(site_tree())
     record = {"health": {}, "maintenance": {}}
-    runner._apply(site, record, 1000, "rs1", services={"web": False})
+    lvstun.healthrecord.apply_verdict(site, record, 1000, "rs1", services={"web": False})
     web = lvstun.roles.ipvs_services(site, record)["tcp:10.10.24.88:80"]
     assert web["destinations"]["10.10.24.21:80"]["weight"] == 0
-    runner._apply(site, record, 1001, "rs1", services={"web": True})
+    lvstun.healthrecord.apply_verdict(site, record, 1001, "rs1", services={"web": True})
     assert record["health"]["rs1"]["held"] == ["web"] and record["health"]["rs1"]["services"]["web"] is False
-    runner._apply(site, record, 1000 + health.HOLD, "rs1", services={"web": True})
+    lvstun.healthrecord.apply_verdict(site, record, 1000 + health.HOLD, "rs1", services={"web": True})
     assert record["health"]["rs1"]["held"] == [] and record["health"]["rs1"]["services"]["web"] is True
 
 

@@ -6,6 +6,7 @@ import threading
 import types
 
 import lvstun.gate
+import lvstun.healthrecord
 from tests.unit.checkout import load
 from tests.unit.test_gate import seed_site_gate
 
@@ -53,15 +54,15 @@ def test_a_slower_push_never_leaves_older_weights_than_a_faster_one(tmp_path, mo
         cmd=lambda targets, fun, args, kwarg, **kw: sent.append((fun, kwarg["record"])) or {t: True for t in targets}))
     with runner._record() as record:
         before = runner._published(site, record)
-        runner._apply(site, record, 1000, "rs1", services={"web": False})
+        lvstun.healthrecord.apply_verdict(site, record, 1000, "rs1", services={"web": False})
     # Before this push, another process records rs1 back up (after the hold): the push
     # sends the newest record, so rs1 is not left at 0.
     with runner._record() as record:
-        runner._apply(site, record, 1000 + 100, "rs1", services={"web": True})
+        lvstun.healthrecord.apply_verdict(site, record, 1000 + 100, "rs1", services={"web": True})
     assert runner._push(site, before) == {}
     assert sent == []  # net effect: unchanged from what the directors hold
     with runner._record() as record:
-        runner._apply(site, record, 1200, "rs1", services={"web": False})
+        lvstun.healthrecord.apply_verdict(site, record, 1200, "rs1", services={"web": False})
     pushed = runner._push(site, before)
     assert pushed["weights"] == {"tcp:10.10.24.88:80": {"10.10.24.21:80": 0}}
     # The directors get the newest record, stamped: each sets its weights (and its
