@@ -167,33 +167,61 @@ def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
 
         salt rs1 lvs_net.check addresses='{eth0: [10.10.24.21/24]}' gateway=10.10.24.1
     """
-    drifts = []
+    wanted = _given(addresses=addresses, gateway=gateway, vip_routes=vip_routes, vips=vips, routes=routes)
     with IPRoute() as ipr:
-        for ifname, wanted in (addresses or {}).items():
-            found = lvstun.netlink.link(ipr, ifname)
-            if found is None:
-                raise CommandExecutionError(f"interface {ifname} does not exist on this host")
-            have = set(lvstun.netlink.addresses(ipr, found["index"]))
-            if not found["flags"] & 1:
-                drifts.append(lvstun.drift.make("up", ifname, True, False))
-            for cidr in wanted:
-                cidr = _cidr(cidr, f"addresses:{ifname}")
-                if cidr not in have:
-                    drifts.append(lvstun.drift.make("address", ifname, cidr, None))
-        if gateway:
-            gateway = _ip(gateway, "gateway")
-            have_gw, _ = lvstun.netlink.default_gateway(ipr)
-            if have_gw != gateway:
-                drifts.append(lvstun.drift.make("default-route", "main", f"via {gateway}",
-                                                have_gw and f"via {have_gw}"))
-        if vip_routes:
-            drifts += _vip_route_drifts(ipr, *_vip_route_plan(vip_routes))
-        if vips:
-            drifts += _vip_drifts(ipr, vips)
-        if routes is not None:
-            drifts += _route_drifts(ipr, routes)
-    drifts += lvstun.sysctl.drifts(sysctls or {})
+        drifts = [d for name, spec in wanted.items() for d in CONCERNS[name][0](ipr, spec)]
+    return drifts + lvstun.sysctl.drifts(sysctls or {})
+
+
+def _given(**concerns):
+    """The concerns a caller gives, in the order they are checked and repaired (routes
+    ``{}`` is given: no owned route at all)."""
+    return {name: spec for name, spec in concerns.items() if (spec is not None if name == "routes" else spec)}
+
+
+def _address_drifts(ipr, addresses):
+    drifts = []
+    for ifname, wanted in addresses.items():
+        found = lvstun.netlink.link(ipr, ifname)
+        if found is None:
+            raise CommandExecutionError(f"interface {ifname} does not exist on this host")
+        have = set(lvstun.netlink.addresses(ipr, found["index"]))
+        if not found["flags"] & 1:
+            drifts.append(lvstun.drift.make("up", ifname, True, False))
+        for cidr in wanted:
+            cidr = _cidr(cidr, f"addresses:{ifname}")
+            if cidr not in have:
+                drifts.append(lvstun.drift.make("address", ifname, cidr, None))
     return drifts
+
+
+def _repair_addresses(ipr, addresses):
+    for ifname, wanted in addresses.items():
+        index = _index(ipr, ifname)
+        ipr.link("set", index=index, state="up")
+        for cidr in wanted:
+            lvstun.netlink.add_address(ipr, index, _cidr(cidr, f"addresses:{ifname}"))
+
+
+def _gateway_drifts(ipr, gateway):
+    gateway = _ip(gateway, "gateway")
+    have, _ = lvstun.netlink.default_gateway(ipr)
+    return [] if have == gateway else [lvstun.drift.make("default-route", "main", f"via {gateway}",
+                                                         have and f"via {have}")]
+
+
+def _repair_gateway(ipr, gateway):
+    if _gateway_drifts(ipr, gateway):
+        ipr.route("replace", dst="0.0.0.0/0", gateway=_ip(gateway, "gateway"))
+
+
+def _repair_vips(ipr, vips):
+    index = _index(ipr, vips["interface"])
+    for change in _vip_drifts(ipr, vips):
+        if change["want"]:
+            lvstun.netlink.add_address(ipr, index, change["want"])
+        else:
+            lvstun.netlink.del_address(ipr, index, change["have"])
 
 
 def _vip_route_drifts(ipr, table, advmss, vips, routes, ifname):
@@ -247,24 +275,9 @@ def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
     lvstun.originals.store(__opts__, record)
     try:
         with IPRoute() as ipr:
-            for ifname, wanted in (addresses or {}).items():
-                index = _index(ipr, ifname)
-                ipr.link("set", index=index, state="up")
-                for cidr in wanted:
-                    lvstun.netlink.add_address(ipr, index, _cidr(cidr, f"addresses:{ifname}"))
-            if gateway and any(d["kind"] == "default-route" for d in drifts):
-                ipr.route("replace", dst="0.0.0.0/0", gateway=_ip(gateway, "gateway"))
-            if vip_routes:
-                _apply_vip_routes(ipr, *_vip_route_plan(vip_routes))
-            if vips:
-                index = _index(ipr, vips["interface"])
-                for change in _vip_drifts(ipr, vips):
-                    if change["want"]:
-                        lvstun.netlink.add_address(ipr, index, change["want"])
-                    else:
-                        lvstun.netlink.del_address(ipr, index, change["have"])
-            if routes is not None:
-                _apply_routes(ipr, routes)
+            given = _given(addresses=addresses, gateway=gateway, vip_routes=vip_routes, vips=vips, routes=routes)
+            for name, spec in given.items():
+                CONCERNS[name][1](ipr, spec)
         lvstun.sysctl.apply(sysctls or {})
     except NetlinkError as err:
         wanted = sorted(map(lvstun.drift.name, drifts))
@@ -292,10 +305,7 @@ def _apply_vip_routes(ipr, table, advmss, vips, routes, ifname):
         ipr.rule("del", table=table, priority=have[stale], src=str(net.ip), src_len=net.prefixlen)
 
 
-def _undo_plan(ipr, record):
-    """``[(drift, action)]``: what undoing the pack's changes takes, in order (addresses,
-    the MSS rules and routes, owned routes, the default route, then sysctls: a VIP is
-    gone before ARP stops hiding it)."""
+def _undo_addresses(ipr, record):
     plan = []
     for ifname, added in record["addresses"].items():
         found = lvstun.netlink.link(ipr, ifname)
@@ -304,6 +314,11 @@ def _undo_plan(ipr, record):
             if cidr in have:
                 plan.append((lvstun.drift.make("address", ifname, None, cidr),
                              lambda i=found["index"], c=cidr: lvstun.netlink.del_address(ipr, i, c)))
+    return plan
+
+
+def _undo_vip_routes(ipr, record):
+    plan = []
     for table in record["mss_tables"]:
         for src, priority in sorted(lvstun.netlink.source_rules(ipr, table).items()):
             if priority != RULE_PRIORITY:  # not one of the pack's
@@ -316,25 +331,58 @@ def _undo_plan(ipr, record):
             text = _route_text(route, f"#{route['oif']}")
             plan.append((lvstun.drift.make("table-route", f"{table} route {dst}", None, text),
                          lambda t=table, d=dst: ipr.route("del", dst=d, table=t, scope=RT_SCOPE_NOWHERE)))
-    for dst, hops in sorted(lvstun.netlink.owned_routes(ipr).items()):
-        plan.append((lvstun.drift.make("route", dst, None, f"via {', '.join(hops)}"),
-                     lambda d=dst: ipr.route("del", dst=d, proto=lvstun.netlink.RTPROT_LVS)))
-    if "default_route" in record:
-        have_gw, _ = lvstun.netlink.default_gateway(ipr)
-        have, want = have_gw and f"via {have_gw}", record["default_route"]
-        if have != want:
-            def restore(want=want):
-                if want:
-                    ipr.route("replace", dst="0.0.0.0/0", gateway=want.removeprefix("via "))
-                else:
-                    ipr.route("del", dst="0.0.0.0/0")
-            plan.append((lvstun.drift.make("default-route", "main", want, have), restore))
+    return plan
+
+
+def _undo_routes(ipr, record):
+    return [(lvstun.drift.make("route", dst, None, f"via {', '.join(hops)}"),
+             lambda d=dst: ipr.route("del", dst=d, proto=lvstun.netlink.RTPROT_LVS))
+            for dst, hops in sorted(lvstun.netlink.owned_routes(ipr).items())]
+
+
+def _undo_gateway(ipr, record):
+    if "default_route" not in record:
+        return []
+    have_gw, _ = lvstun.netlink.default_gateway(ipr)
+    have, want = have_gw and f"via {have_gw}", record["default_route"]
+    if have == want:
+        return []
+
+    def restore():
+        if want:
+            ipr.route("replace", dst="0.0.0.0/0", gateway=want.removeprefix("via "))
+        else:
+            ipr.route("del", dst="0.0.0.0/0")
+    return [(lvstun.drift.make("default-route", "main", want, have), restore)]
+
+
+def _undo_sysctls(ipr, record):
+    plan = []
     for name, value in sorted(record["sysctls"].items()):
         current = lvstun.sysctl.read(name)
         if value is not None and current is not None and current != value:
             plan.append((lvstun.drift.make("sysctl", name, value, current),
                          lambda n=name, v=value: lvstun.sysctl.write(n, v)))
     return plan
+
+
+# Each concern: (its drifts, its repair); the host's record is undone in UNDO's order
+# (a VIP is gone before ARP stops hiding it: sysctls last).
+CONCERNS = {
+    "addresses": (_address_drifts, _repair_addresses),
+    "gateway": (_gateway_drifts, _repair_gateway),
+    "vip_routes": (lambda ipr, spec: _vip_route_drifts(ipr, *_vip_route_plan(spec)),
+                   lambda ipr, spec: _apply_vip_routes(ipr, *_vip_route_plan(spec))),
+    "vips": (_vip_drifts, _repair_vips),
+    "routes": (_route_drifts, _apply_routes),
+}
+UNDO = (_undo_addresses, _undo_vip_routes, _undo_routes, _undo_gateway, _undo_sysctls)
+
+
+def _undo_plan(ipr, record):
+    """``[(drift, action)]``: what undoing the pack's changes takes, in order (addresses,
+    the MSS rules and routes, owned routes, the default route, then sysctls)."""
+    return [step for undo in UNDO for step in undo(ipr, record)]
 
 
 def check_clean():
