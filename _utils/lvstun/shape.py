@@ -65,55 +65,70 @@ def _name(path):
     return ":".join(map(str, path)) or "(the record)"
 
 
+# The plain shapes: what a value must be, and what is said when it is not.
+_PLAIN = {
+    ANY: (lambda value: True, ""),
+    BOOL: (lambda value: isinstance(value, bool), "is not true or false"),
+    STR: (lambda value: isinstance(value, str), "is not a string"),
+    NUMBER: (finite, "is not a number"),
+    NULL: (lambda value: value is None, "is not null"),
+}
+
+
+def _any_of(value, shape, path, out):
+    if all(_walk(value, one, path, []) for one in shape.shapes):
+        out.append(f"{_name(path)}: {value!r:.60} has none of the expected shapes")
+
+
+def _int(value, shape, path, out):
+    if isinstance(value, bool) or not isinstance(value, int):
+        out.append(f"{_name(path)}: {value!r:.60} is not an integer")
+    elif (shape.lo is not None and value < shape.lo) or (shape.hi is not None and value > shape.hi):
+        out.append(f"{_name(path)}: {value} is out of range {shape.lo}-{shape.hi}")
+
+
+def _fields(value, shape, path, out):
+    if not isinstance(value, dict):
+        out.append(f"{_name(path)}: {type(value).__name__} where an object is expected")
+        return
+    for key, sub in shape.required.items():
+        if key not in value:
+            out.append(f"{_name([*path, key])}: missing")
+        else:
+            _walk(value[key], sub, [*path, key], out)
+    for key, sub in shape.optional.items():
+        if key in value:
+            _walk(value[key], sub, [*path, key], out)
+
+
+def _map_of(value, shape, path, out):
+    if not isinstance(value, dict):
+        out.append(f"{_name(path)}: {type(value).__name__} where an object is expected")
+        return
+    for key, item in value.items():
+        _walk(item, shape.value, [*path, key], out)
+
+
+def _list_of(value, shape, path, out):
+    if not isinstance(value, (list, tuple)):  # (a tuple is written as a JSON array too)
+        out.append(f"{_name(path)}: {type(value).__name__} where a list is expected")
+        return
+    if shape.most is not None and len(value) > shape.most:
+        out.append(f"{_name(path)}: {len(value)} items, at most {shape.most}")
+    for index, item in enumerate(value):
+        _walk(item, shape.item, [*path, index], out)
+
+
+_COMPOUND = {AnyOf: _any_of, Int: _int, Fields: _fields, MapOf: _map_of, ListOf: _list_of}
+
+
 def _walk(value, shape, path, out):
-    if shape == ANY:
-        pass
-    elif isinstance(shape, AnyOf):
-        if all(_walk(value, one, path, []) for one in shape.shapes):
-            out.append(f"{_name(path)}: {value!r:.60} has none of the expected shapes")
-    elif shape == BOOL:
-        if not isinstance(value, bool):
-            out.append(f"{_name(path)}: {value!r:.60} is not true or false")
-    elif shape == STR:
-        if not isinstance(value, str):
-            out.append(f"{_name(path)}: {value!r:.60} is not a string")
-    elif shape == NUMBER:
-        if not finite(value):
-            out.append(f"{_name(path)}: {value!r:.60} is not a number")
-    elif shape == NULL:
-        if value is not None:
-            out.append(f"{_name(path)}: {value!r:.60} is not null")
-    elif isinstance(shape, Int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            out.append(f"{_name(path)}: {value!r:.60} is not an integer")
-        elif (shape.lo is not None and value < shape.lo) or (shape.hi is not None and value > shape.hi):
-            out.append(f"{_name(path)}: {value} is out of range {shape.lo}-{shape.hi}")
-    elif isinstance(shape, Fields):
-        if not isinstance(value, dict):
-            out.append(f"{_name(path)}: {type(value).__name__} where an object is expected")
-            return out
-        for key, sub in shape.required.items():
-            if key not in value:
-                out.append(f"{_name([*path, key])}: missing")
-            else:
-                _walk(value[key], sub, [*path, key], out)
-        for key, sub in shape.optional.items():
-            if key in value:
-                _walk(value[key], sub, [*path, key], out)
-    elif isinstance(shape, MapOf):
-        if not isinstance(value, dict):
-            out.append(f"{_name(path)}: {type(value).__name__} where an object is expected")
-            return out
-        for key, item in value.items():
-            _walk(item, shape.value, [*path, key], out)
-    elif isinstance(shape, ListOf):
-        if not isinstance(value, (list, tuple)):  # (a tuple is written as a JSON array too)
-            out.append(f"{_name(path)}: {type(value).__name__} where a list is expected")
-            return out
-        if shape.most is not None and len(value) > shape.most:
-            out.append(f"{_name(path)}: {len(value)} items, at most {shape.most}")
-        for index, item in enumerate(value):
-            _walk(item, shape.item, [*path, index], out)
+    if isinstance(shape, str) and shape in _PLAIN:
+        fits, problem = _PLAIN[shape]
+        if not fits(value):
+            out.append(f"{_name(path)}: {value!r:.60} {problem}")
+    elif type(shape) in _COMPOUND:
+        _COMPOUND[type(shape)](value, shape, path, out)
     else:  # pragma: no cover - a shape written wrong is the pack's bug
         raise TypeError(f"not a shape: {shape!r}")
     return out

@@ -551,34 +551,31 @@ class _Parser:
 
     def service(self, path, name, spec, publics):
         """One service: its addresses, protocol and scheduling, check and backends."""
+        errors = self.errors
+        vip, public = self.addresses_of(path, name, spec, publics)
+        protocol = _choice(errors, (*path, "protocol"), _default("service", "protocol", spec), tuple(PROTOCOLS))
+        port = _number(errors, (*path, "port"), "service", "port", spec.get("port"))
+        scheduler, flags, persistent, netmask = _scheduling(errors, path, spec)
+        check = _check(errors, (*path, "check"), spec.get("check"), protocol, port, self.health_.hold)
+        sorry = self.sorry_of(path, spec)
+        backends = self.backends(path, spec.get("backends"), sorry, port)
+        floor = _floor(errors, (*path, "floor"), _default("service", "floor", spec), len(backends))
+        sorry_backend = Backend(sorry, self.hosts[sorry].address, port, 0) if sorry in self.hosts else None
+        return Service(name=name, vip=vip, public=public, protocol=protocol, port=port, scheduler=scheduler,
+                       backends=tuple(backends), flags=tuple(flags), persistent=persistent, netmask=netmask,
+                       check=check, floor=floor, sorry=sorry, sorry_backend=sorry_backend)
+
+    def addresses_of(self, path, name, spec, publics):
+        """A service's VIP and the public address the router maps to it (``publics``:
+        each public address so far, with its service and VIP: 1:1 NAT)."""
         errors, subnet = self.errors, self.subnet
         vip = _ip(errors, (*path, "vip"), spec.get("vip"))
         _unicast(errors, (*path, "vip"), vip, subnet)
         if vip is not None and vip in self.owners:
             errors.add((*path, "vip"), f"{vip} is the address of {self.owners[vip]}, not a free VIP")
         public = _ip(errors, (*path, "public"), spec["public"]) if "public" in spec else vip
-        if public != vip:
-            _unicast(errors, (*path, "public"), public)
-        protocol = _choice(errors, (*path, "protocol"), _default("service", "protocol", spec), tuple(PROTOCOLS))
-        port = _number(errors, (*path, "port"), "service", "port", spec.get("port"))
-        scheduler = _choice(errors, (*path, "scheduler"), _default("service", "scheduler", spec), SCHEDULERS)
-        flags = spec.get("flags") or []
-        if isinstance(flags, str):
-            flags = [flags]
-        if not isinstance(flags, list):
-            errors.add((*path, "flags"), f"{flags!r} must be a list of scheduler flags")
-            flags = []
-        for flag in flags:
-            _choice(errors, (*path, "flags"), flag, SCHED_FLAGS)
-        persistent = _number(errors, (*path, "persistent"), "service", "persistent",
-                             _default("service", "persistent", spec))
-        netmask = None
-        if spec.get("netmask") is not None:
-            netmask = _ip(errors, (*path, "netmask"), spec["netmask"])
-            if netmask is not None and not netaddr.IPAddress(netmask).is_netmask():
-                errors.add((*path, "netmask"), f"{netmask} is not a netmask")
-        check = _check(errors, (*path, "check"), spec.get("check"), protocol, port, self.health_.hold)
         if public is not None and public != vip:
+            _unicast(errors, (*path, "public"), public)
             if subnet is not None and netaddr.IPAddress(public) in subnet:
                 errors.add((*path, "public"), f"{public} is inside the LAN {subnet}: the router maps a public "
                                               "address from outside")
@@ -593,20 +590,19 @@ class _Parser:
                     errors.add((*path, "public"), f"VIP {vip} is already mapped to {other} by "
                                                   f"lvs:services:{oname}")
                     break
+        return vip, public
+
+    def sorry_of(self, path, spec):
+        """A service's sorry server: one real server's minion id, or None."""
         sorry = spec.get("sorry")
         if sorry is not None and not isinstance(sorry, str):
-            errors.add((*path, "sorry"), f"{sorry!r} must be one real server's minion id")
-            sorry = None
+            self.errors.add((*path, "sorry"), f"{sorry!r} must be one real server's minion id")
+            return None
         if sorry is not None:
             sorry_host = self.hosts.get(sorry)
             if sorry_host is None or sorry_host.role != "realserver":
-                errors.add((*path, "sorry"), f"{sorry!r} is not a real server of this site (lvs:realservers)")
-        backends = self.backends(path, spec.get("backends"), sorry, port)
-        floor = _floor(errors, (*path, "floor"), _default("service", "floor", spec), len(backends))
-        sorry_backend = Backend(sorry, self.hosts[sorry].address, port, 0) if sorry in self.hosts else None
-        return Service(name=name, vip=vip, public=public, protocol=protocol, port=port, scheduler=scheduler,
-                       backends=tuple(backends), flags=tuple(flags), persistent=persistent, netmask=netmask,
-                       check=check, floor=floor, sorry=sorry, sorry_backend=sorry_backend)
+                self.errors.add((*path, "sorry"), f"{sorry!r} is not a real server of this site (lvs:realservers)")
+        return sorry
 
     def backends(self, path, btree, sorry, port):
         """A service's backends: every real server with its weight, unless it names them."""
@@ -748,6 +744,27 @@ class _Parser:
             else:
                 listen = str(network)
         return Metrics(port=port, listen=listen)
+
+
+def _scheduling(errors, path, spec):
+    """A service's scheduler, its flags, persistence and its granularity."""
+    scheduler = _choice(errors, (*path, "scheduler"), _default("service", "scheduler", spec), SCHEDULERS)
+    flags = spec.get("flags") or []
+    if isinstance(flags, str):
+        flags = [flags]
+    if not isinstance(flags, list):
+        errors.add((*path, "flags"), f"{flags!r} must be a list of scheduler flags")
+        flags = []
+    for flag in flags:
+        _choice(errors, (*path, "flags"), flag, SCHED_FLAGS)
+    persistent = _number(errors, (*path, "persistent"), "service", "persistent",
+                         _default("service", "persistent", spec))
+    netmask = None
+    if spec.get("netmask") is not None:
+        netmask = _ip(errors, (*path, "netmask"), spec["netmask"])
+        if netmask is not None and not netaddr.IPAddress(netmask).is_netmask():
+            errors.add((*path, "netmask"), f"{netmask} is not a netmask")
+    return scheduler, flags, persistent, netmask
 
 
 def _seconds(errors, path, value, low, high):
