@@ -210,20 +210,44 @@ def plan(want, running, owned):
     result.remove = sorted((line for line in owned if line in running and line not in want_set
                             and object_of(line) is None), key=line_order)
     leaving = set(result.remove)
+    result.conflicts += _line_conflicts(result.add, running, leaving)
+    wanted, have = _objects(want), _objects(running)
+    drop, write = _plan_objects(result, wanted, have, owned_set)
+    result.steps = [_line_step(line, remove=True) for line in sorted(leaving, key=_removal_order)]
+    result.steps += [_object_step(key, have[key], remove=True)
+                     for key in sorted(drop, key=lambda k: (k[0] != "track", k[1]))]
+    started = set()
+    for line in want:
+        key = object_of(line)
+        if key is None and line not in running:
+            result.steps.append(_line_step(line, remove=False))
+        elif key in write and key not in started:
+            started.add(key)
+            result.steps.append(_object_step(key, wanted[key], remove=False))
+    return result
+
+
+def _line_conflicts(adding, running, leaving):
+    """Lines to add that collide with lines the pack does not own: a static NAT of the
+    same VIP or public address, the other NAT side on the same interface."""
+    conflicts = []
     kept = {pair: line for pair, line in statics(running).items() if line not in leaving}
-    for (vip, public), line in statics(result.add).items():
+    for (vip, public), line in statics(adding).items():
         for (have_in, have_out), have in kept.items():
             if have_in == vip or have_out == public:
-                result.conflicts.append(
-                    f"'{line[1]}' collides with '{have[1]}' in the running config, a line the "
-                    f"pack does not own: remove or change it on the device first")
-    for context, text in result.add:
+                conflicts.append(f"'{line[1]}' collides with '{have[1]}' in the running config, a line the "
+                                 f"pack does not own: remove or change it on the device first")
+    for context, text in adding:
         if context is not None and text in _INTERFACE_NAT:
             other = next(t for t in _INTERFACE_NAT if t != text)
             if (context, other) in running and (context, other) not in leaving:
-                result.conflicts.append(
-                    f"'{context}' holds '{other}' (not the pack's), the site wants '{text}' there")
-    wanted, have = _objects(want), _objects(running)
+                conflicts.append(f"'{context}' holds '{other}' (not the pack's), the site wants '{text}' there")
+    return conflicts
+
+
+def _plan_objects(result, wanted, have, owned_set):
+    """The objects (IP SLA entries, tracks) that differ: their lines into ``result``;
+    returns ``(drop, write)``, the objects removed whole and those written whole."""
     drop, write = [], set()
     for key, lines in wanted.items():
         there = set(have.get(key, ()))
@@ -244,18 +268,7 @@ def plan(want, running, owned):
         if key not in wanted and set(there) & owned_set:
             drop.append(key)
             result.remove += sorted(there, key=line_order)
-    result.steps = [_line_step(line, remove=True) for line in sorted(leaving, key=_removal_order)]
-    result.steps += [_object_step(key, have[key], remove=True)
-                     for key in sorted(drop, key=lambda k: (k[0] != "track", k[1]))]
-    started = set()
-    for line in want:
-        key = object_of(line)
-        if key is None and line not in running:
-            result.steps.append(_line_step(line, remove=False))
-        elif key in write and key not in started:
-            started.add(key)
-            result.steps.append(_object_step(key, wanted[key], remove=False))
-    return result
+    return drop, write
 
 
 def _removal_order(line):

@@ -209,6 +209,55 @@ def to_save(services):
     return "\n".join(out) + ("\n" if out else "")
 
 
+def _save_options(args, where):
+    """The options of one ``ipvsadm-save`` line: ``{option: value}``, with ``forward``
+    for the forwarding flag and ``ipv6`` for ``-6``."""
+    opts, i = {}, 0
+    while i < len(args):
+        word = args[i]
+        if word in _FORWARD_OPTION or word == "-6":
+            opts.update({"forward": _FORWARD_OPTION[word]} if word in _FORWARD_OPTION else {"ipv6": True})
+            i += 1
+            continue
+        if i + 1 >= len(args):
+            raise SpecError(f"{where}: option {word} needs a value")
+        opts[word] = args[i + 1]
+        i += 2
+    return opts
+
+
+# A save line's service options, by protocol (the short and the long spelling).
+_SAVE_SERVICE = (("tcp", ("-t", "--tcp-service")), ("udp", ("-u", "--udp-service")), ("sctp", ("--sctp-service",)),
+                 ("fwmark", ("-f", "--fwmark-service")))
+
+
+def _save_service(opts, where):
+    """The service key a save line names."""
+    for protocol, names in _SAVE_SERVICE:
+        value = next((opts[name] for name in names if name in opts), None)
+        if value is None:
+            continue
+        if protocol == "fwmark" and opts.get("ipv6"):
+            protocol = "fwmark6"
+        try:
+            return parse_service(f"{protocol}:{value}")
+        except SpecError as err:
+            raise SpecError(f"{where}: {err}") from None
+    raise SpecError(f"{where}: no service (-t, -u, --sctp-service or -f)")
+
+
+def _save_dest(opts, where):
+    """The destination an ``-a`` save line adds."""
+    try:
+        dest = parse_dest(opts.get("-r", opts.get("--real-server", "")))
+        weight = check_weight(int(opts.get("-w", 1)))
+    except (SpecError, ValueError) as err:
+        raise SpecError(f"{where}: {err}") from None
+    return {**dest, "forward": opts.get("forward", "route"), "tun_type": opts.get("--tun-type", "ipip"),
+            "tun_port": int(opts.get("--tun-port", 0)), "weight": weight,
+            "u_threshold": int(opts.get("-x", 0)), "l_threshold": int(opts.get("-y", 0))}
+
+
 def from_save(text):
     """Parse ``ipvsadm-save`` text -> list of service dicts with ``destinations``.
 
@@ -221,39 +270,11 @@ def from_save(text):
             continue
         where = f"line {number}"
         try:
-            words = shlex.split(line)
+            command, *args = shlex.split(line)
         except ValueError as err:
             raise SpecError(f"{where}: {err}") from None
-        command, args = words[0], words[1:]
-        opts, i = {}, 0
-        while i < len(args):
-            word = args[i]
-            if word in _FORWARD_OPTION:
-                opts["forward"] = _FORWARD_OPTION[word]
-                i += 1
-                continue
-            if word == "-6":
-                opts["ipv6"] = True
-                i += 1
-                continue
-            if i + 1 >= len(args):
-                raise SpecError(f"{where}: option {word} needs a value")
-            opts[word] = args[i + 1]
-            i += 2
-        if "-t" in opts or "--tcp-service" in opts:
-            spec = "tcp:" + opts.get("-t", opts.get("--tcp-service"))
-        elif "-u" in opts or "--udp-service" in opts:
-            spec = "udp:" + opts.get("-u", opts.get("--udp-service"))
-        elif "--sctp-service" in opts:
-            spec = "sctp:" + opts["--sctp-service"]
-        elif "-f" in opts or "--fwmark-service" in opts:
-            spec = ("fwmark6:" if opts.get("ipv6") else "fwmark:") + opts.get("-f", opts.get("--fwmark-service"))
-        else:
-            raise SpecError(f"{where}: no service (-t, -u, --sctp-service or -f)")
-        try:
-            key = parse_service(spec)
-        except SpecError as err:
-            raise SpecError(f"{where}: {err}") from None
+        opts = _save_options(args, where)
+        key = _save_service(opts, where)
         spec = service_spec(key)
         if command in ("-A", "--add-service"):
             flags = [f for f in opts.get("-b", "").split(",") if f]
@@ -268,20 +289,7 @@ def from_save(text):
         elif command in ("-a", "--add-server"):
             if spec not in by_spec:
                 raise SpecError(f"{where}: server for {spec}, which no earlier -A line adds")
-            try:
-                dest = parse_dest(opts.get("-r", opts.get("--real-server", "")))
-                weight = check_weight(int(opts.get("-w", 1)))
-            except (SpecError, ValueError) as err:
-                raise SpecError(f"{where}: {err}") from None
-            by_spec[spec]["destinations"].append({
-                **dest,
-                "forward": opts.get("forward", "route"),
-                "tun_type": opts.get("--tun-type", "ipip"),
-                "tun_port": int(opts.get("--tun-port", 0)),
-                "weight": weight,
-                "u_threshold": int(opts.get("-x", 0)),
-                "l_threshold": int(opts.get("-y", 0)),
-            })
+            by_spec[spec]["destinations"].append(_save_dest(opts, where))
         else:
             raise SpecError(f"{where}: unknown command {command!r} (expected -A or -a)")
     return services
@@ -450,49 +458,62 @@ def plan(current, desired, owned=(), remove="drain"):
     now = {service_spec(s): s for s in current}
     for spec, want in ((service_spec(s), s) for s in desired):
         have = now.get(spec)
-        if have is None:
-            ops.append(("add_service", want))
-            changes[spec] = {"old": None, "new": _svc_view(want)}
-        else:
-            diff = _diff(_svc_view(have), _svc_view(want))
-            if diff:
-                ops.append(("edit_service", want))
-                changes[spec] = {"old": {f: d["old"] for f, d in diff.items()},
-                                 "new": {f: d["new"] for f, d in diff.items()}}
-        if want["destinations"] is None:
-            continue
-        have_dests = {(d["address"], d["port"]): d for d in (have or {}).get("destinations", [])}
-        want_dests = {(d["address"], d["port"]): d for d in want["destinations"]}
-        for key, dwant in want_dests.items():
-            dhave = have_dests.get(key)
-            if dhave is not None and dest_values(dhave) == dest_values(dwant):
-                continue
-            label = f"{spec} -> {join_hostport(*key)}"
-            if dhave is None:
-                ops.append(("add_dest", want, dwant))
-                changes[label] = {"old": None, "new": _dest_view(dwant)}
-                continue
-            diff = _diff(_dest_view(dhave), _dest_view(dwant))
-            ops.append(("edit_dest", want, dwant))
-            changes[label] = {"old": {f: d["old"] for f, d in diff.items()},
-                              "new": {f: d["new"] for f, d in diff.items()}}
-        for key, dhave in have_dests.items():
-            if key not in want_dests:
-                _remove_dest(ops, changes, have, dhave, f"{spec} -> {join_hostport(*key)}", remove)
+        _plan_service(ops, changes, spec, have, want)
+        if want["destinations"] is not None:
+            _plan_dests(ops, changes, spec, have, want, remove)
     desired_specs = {service_spec(s) for s in desired}
     for spec in sorted(set(owned) - desired_specs):
-        have = now.get(spec)
-        if have is None:
-            continue
-        busy = [d for d in have["destinations"] if d["active"] or d["inactive"]]
-        if remove == "delete" or not busy:
-            ops.append(("del_service", have))
-            changes[spec] = {"old": _svc_view(have), "new": None}
-        else:
-            for dest in have["destinations"]:
-                _remove_dest(ops, changes, have, dest, f"{spec} -> {join_hostport(dest['address'], dest['port'])}",
-                             remove)
+        if now.get(spec) is not None:
+            _plan_unowned(ops, changes, spec, now[spec], remove)
     return ops, changes
+
+
+def _changed(diff):
+    return {"old": {f: d["old"] for f, d in diff.items()}, "new": {f: d["new"] for f, d in diff.items()}}
+
+
+def _plan_service(ops, changes, spec, have, want):
+    """A desired service: added, or edited where its settings differ."""
+    if have is None:
+        ops.append(("add_service", want))
+        changes[spec] = {"old": None, "new": _svc_view(want)}
+        return
+    diff = _diff(_svc_view(have), _svc_view(want))
+    if diff:
+        ops.append(("edit_service", want))
+        changes[spec] = _changed(diff)
+
+
+def _plan_dests(ops, changes, spec, have, want, remove):
+    """A desired service's destinations: exactly the desired ones."""
+    have_dests = {(d["address"], d["port"]): d for d in (have or {}).get("destinations", [])}
+    want_dests = {(d["address"], d["port"]): d for d in want["destinations"]}
+    for key, dwant in want_dests.items():
+        dhave = have_dests.get(key)
+        if dhave is not None and dest_values(dhave) == dest_values(dwant):
+            continue
+        label = f"{spec} -> {join_hostport(*key)}"
+        if dhave is None:
+            ops.append(("add_dest", want, dwant))
+            changes[label] = {"old": None, "new": _dest_view(dwant)}
+        else:
+            ops.append(("edit_dest", want, dwant))
+            changes[label] = _changed(_diff(_dest_view(dhave), _dest_view(dwant)))
+    for key, dhave in have_dests.items():
+        if key not in want_dests:
+            _remove_dest(ops, changes, have, dhave, f"{spec} -> {join_hostport(*key)}", remove)
+
+
+def _plan_unowned(ops, changes, spec, have, remove):
+    """A service a previous run created and no longer desired: removed (drained first
+    while it has connections, with ``remove="drain"``)."""
+    busy = [d for d in have["destinations"] if d["active"] or d["inactive"]]
+    if remove == "delete" or not busy:
+        ops.append(("del_service", have))
+        changes[spec] = {"old": _svc_view(have), "new": None}
+        return
+    for dest in have["destinations"]:
+        _remove_dest(ops, changes, have, dest, f"{spec} -> {join_hostport(dest['address'], dest['port'])}", remove)
 
 
 SUMMARY_ABOVE = 1000  # changes a state reports one by one; more are reported per service
