@@ -65,6 +65,9 @@ def tunnel(device=FALLBACK):
     """Describe the tunnel device: ``{exists, up, mtu, addresses, kind}`` (``kind``:
     the link's kind, ``ipip`` for a tunnel the pack can use).
 
+    device
+        The tunnel device's name (``tunl0``, or the site's ``tunnel:device``).
+
     CLI Example:
 
     .. code-block:: bash
@@ -198,6 +201,9 @@ def check_absent(device=FALLBACK):
     """What :func:`absent` would undo (drift records): the addresses the pack put on the
     tunnel device, and the device's state as it was before the pack set it up.
 
+    device
+        The tunnel device the pack set up (the site's ``tunnel:device``).
+
     CLI Example:
 
     .. code-block:: bash
@@ -224,6 +230,9 @@ def absent(device=FALLBACK):
     """Undo what :func:`present` did to the device: its VIPs removed, and the device
     deleted (when the pack created it) or set back as it was (``tunl0``: down). The
     sysctls come back with ``lvs_net.clean``. Returns what changed (as ``check_absent``).
+
+    device
+        The tunnel device the pack set up (the site's ``tunnel:device``).
 
     CLI Example:
 

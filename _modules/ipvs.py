@@ -88,6 +88,12 @@ def list_(service=None, stats=True):
     destinations and, unless ``stats=False`` (the states' way: faster on big tables),
     their counters.
 
+    service
+        One service spec (``tcp:10.10.24.88:80``), a list of specs, or None: every service.
+
+    stats
+        With its counters (default); False reads faster on big tables.
+
     CLI Example:
 
     .. code-block:: bash
@@ -112,6 +118,9 @@ def settings(service=None):
     method, weight, thresholds and tunnel; read without building records (the
     ``ipvs.managed`` state's first look at a large table).
 
+    service
+        One service spec, a list of specs, or None: every service.
+
     CLI Example:
 
     .. code-block:: bash
@@ -127,6 +136,9 @@ def settings(service=None):
 
 def get_service(service):
     """Return one virtual service (with destinations), or None if absent.
+
+    service
+        The service spec: ``tcp:10.10.24.88:80``, ``udp:...``, ``fwmark:7``.
 
     CLI Example:
 
@@ -207,6 +219,9 @@ def edit_service(service, scheduler="wlc", flags=None, persistent=0, netmask=Non
 @_invalid
 def delete_service(service):
     """Delete a virtual service and its destinations (their connections are cut).
+
+    service
+        The service spec: ``tcp:10.10.24.88:80``, ``udp:...``, ``fwmark:7``.
 
     CLI Example:
 
@@ -336,6 +351,9 @@ def set_weights(weights):
     Returns ``{service: {dest: {"old", "new"}}}`` for the weights that changed, plus
     ``"missing": ["service dest", ...]`` for destinations the table does not have.
 
+    weights
+        ``{service spec: {destination address:port: weight}}``.
+
     CLI Example:
 
     .. code-block:: bash
@@ -418,6 +436,9 @@ def drain(service, dest, timeout=60, interval=0.5, delete=False):
 # ------------------------------------------------------------------ table-wide
 def zero(service=None):
     """Zero the packet, byte and rate counters (of one service, or all).
+
+    service
+        The service spec (``tcp:10.10.24.88:80``), or None: every service.
 
     CLI Example:
 
@@ -563,6 +584,10 @@ def get_timeouts():
 def set_timeouts(tcp=None, tcpfin=None, udp=None):
     """Set the IPVS connection timeouts in seconds (None or 0 keeps the current value).
 
+    tcp, tcpfin, udp
+        Seconds for established TCP, TCP after FIN, and UDP connections (as ``ipvsadm
+        --set``); None or 0 keeps that one.
+
     CLI Example:
 
     .. code-block:: bash
@@ -598,6 +623,15 @@ def restore(text=None, path=None, clear=False):
 
     The text is parsed whole before anything changes; a bad line changes nothing.
     With ``clear=True`` every other service is deleted first (as ``ipvsadm-restore -C``).
+
+    text
+        ``ipvsadm-save`` text.
+
+    path
+        A file on the minion holding that text (instead of ``text``).
+
+    clear
+        Delete every other service first (``ipvsadm-restore -C``); default False.
 
     CLI Example:
 

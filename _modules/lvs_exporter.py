@@ -134,6 +134,9 @@ def stop():
 def start(address, port):
     """(Re)start the exporter on ``address:port``; return its status once it answers.
 
+    address, port
+        Where the exporter listens: this director's address (never a VIP) and TCP port.
+
     CLI Example:
 
     .. code-block:: bash
@@ -223,6 +226,16 @@ def check(port, address=None, subnet=None, site_view=None):
     """Drifts (``lvstun.drift``) of the exporter from: running on ``address:port`` (or this
     host's address in ``subnet``) the pack's present code (:func:`code`), with the view
     ``site_view``.
+
+    port, address
+        Where the exporter must listen (``address`` None: this host's address in
+        ``subnet``).
+
+    subnet
+        A subnet holding this host's address to listen on (``metrics:listen``), or None.
+
+    site_view
+        The site's view the exporter serves (``lvstun.metrics.view``).
 
     CLI Example:
 

@@ -106,6 +106,10 @@ def remember():
 def validate(pillar=None):
     """Return the list of problems in the site's pillar (empty when it is valid).
 
+    pillar
+        A whole pillar (its ``lvs`` tree is checked) or the tree itself; default: this
+        minion's pillar.
+
     CLI Example:
 
     .. code-block:: bash

@@ -109,6 +109,9 @@ def desired(mappings, wan_interface, table=DEFAULT_TABLE):
 def current(table=DEFAULT_TABLE):
     """The table's objects as nftables JSON (handles left out), or None when absent.
 
+    table
+        The pack's nftables table (default ``lvs_nat``).
+
     CLI Example:
 
     .. code-block:: bash
@@ -211,6 +214,9 @@ def apply(mappings, wan_interface, table=DEFAULT_TABLE):
 def delete(table=DEFAULT_TABLE):
     """Remove the pack's table (and only it); True when it was there.
 
+    table
+        The pack's nftables table (default ``lvs_nat``).
+
     CLI Example:
 
     .. code-block:: bash
@@ -227,6 +233,9 @@ def delete(table=DEFAULT_TABLE):
 
 def check_absent(table=DEFAULT_TABLE):
     """The pack's table as a drift to remove (``[]`` when it is not there).
+
+    table
+        The pack's nftables table (default ``lvs_nat``).
 
     CLI Example:
 
@@ -246,6 +255,9 @@ def check_absent(table=DEFAULT_TABLE):
 
 def absent(table=DEFAULT_TABLE):
     """Remove the pack's table; return what was removed (as :func:`check_absent`).
+
+    table
+        The pack's nftables table (default ``lvs_nat``).
 
     CLI Example:
 
