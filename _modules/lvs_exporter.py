@@ -147,7 +147,7 @@ def start(address, port):
     stop()
     # The package's folder on the path: a fileserver-synced minion has it in extmods/utils.
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(lvstun.owned.__file__)))
-    env = dict(os.environ, **lvstun.exporter.ENVIRONMENT,
+    env = dict(os.environ,
                PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     view = lvstun.owned.path(__opts__, lvstun.records.EXPORTER_VIEW.name)
     os.makedirs(os.path.dirname(view), exist_ok=True)

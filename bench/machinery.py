@@ -8,8 +8,10 @@ microseconds; on Debian's stock kernel it must still earn its place (``make benc
   at a time;
 - ``recvmmsg``: several netlink datagrams per system call, else one ``recv`` each;
 - ``layouts``: replies read by learnt layouts (``lvstun.genl._DestLayout``), else each
-  walked attribute by attribute;
-- ``malloc``: the exporter's allocator settings (``lvstun.exporter.ENVIRONMENT``).
+  walked attribute by attribute.
+
+(The exporter's allocator settings were a fourth piece: 0.95x on the stock kernel, so
+they went, 2026-12-05.)
 
 Run as ``python bench/machinery.py --without uring,recvmmsg -m lvstun.exporter ARGS``
 to start a module with those pieces off.
@@ -18,7 +20,7 @@ to start a module with those pieces off.
 import runpy
 import sys
 
-PIECES = ("uring", "recvmmsg", "layouts", "malloc")
+PIECES = ("uring", "recvmmsg", "layouts")
 
 
 def disable(names):
@@ -57,7 +59,7 @@ def main():
         names, argv = parse(argv[1]), argv[2:]
     if argv[:1] != ["-m"] or len(argv) < 2:
         raise SystemExit(__doc__)
-    disable([name for name in names if name != "malloc"])
+    disable(names)
     sys.argv = [argv[1], *argv[2:]]
     runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
 

@@ -185,7 +185,7 @@ def main():
     parser.add_argument("--replay", help="time the exporter's work on saved replies (no kernel needed)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--without", help="machinery switched off in the exporter (bench/machinery.py): "
-                                          "uring,recvmmsg,layouts,malloc")
+                                          "uring,recvmmsg,layouts")
     args = parser.parse_args()
     if args.replay:
         replay(args.replay, args.runs, args.services, args.dests)
@@ -202,8 +202,7 @@ def main():
     with open(view, "w", encoding="utf-8") as fh:
         json.dump(lvstun.metrics.view(the_site), fh)
     without = [name for name in (args.without or "").split(",") if name]
-    env = dict(os.environ, **({} if "malloc" in without else lvstun.exporter.ENVIRONMENT),
-               PYTHONPATH=os.path.join(REPO, "_utils"))
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "_utils"))
     start = ([sys.executable, os.path.join(REPO, "bench", "machinery.py"), "--without", ",".join(without), "-m"]
              if without else [sys.executable, "-m"])
     procs = {

@@ -48,7 +48,7 @@ def _scrape_args(runs, out, without=""):
             *(["--without", without] if without else [])]
 
 
-MACHINERY = ("uring", "recvmmsg", "layouts")  # and malloc: the exporter's alone
+MACHINERY = ("uring", "recvmmsg", "layouts")
 
 
 def on_reference(tables, runs, scrapes, folder, machinery=False):
@@ -64,7 +64,7 @@ def on_reference(tables, runs, scrapes, folder, machinery=False):
         for piece in MACHINERY:
             script.append(" ".join(_managed_args(1000, 10, 1, f"/run/out/without-{piece}-managed.json", False,
                                                  piece)))
-        for piece in (*MACHINERY, "malloc"):
+        for piece in MACHINERY:
             script.append(" ".join(_scrape_args(scrapes, f"/run/out/without-{piece}-scrape.json", piece)))
     command = ["/bin/sh", "-c", " && ".join(script)]
     code, output = refkernel.run(command, timeout=6 * 3600, out=folder)
@@ -129,7 +129,7 @@ def describe_machinery(figures):
     """Before/after of each piece of the machinery on this kernel (same boot)."""
     lines = ["  the system-call machinery, each piece switched off (same boot; ratio > 1: it helps):"]
     managed, scrape = figures.get("managed-1000x10"), figures.get("scrape")
-    for piece in (*MACHINERY, "malloc"):
+    for piece in MACHINERY:
         off_managed, off_scrape = figures.get(f"without-{piece}-managed"), figures.get(f"without-{piece}-scrape")
         parts = []
         if managed and off_managed:

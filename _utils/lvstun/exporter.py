@@ -35,16 +35,6 @@ log = logging.getLogger("lvstun.exporter")
 GZIP_LEVEL = 1  # the text is repetitive: level 1 packs 10 MB into 0.5 MB at a fifth of level 6's cost
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format lvstun.metrics writes
 
-# The process's environment (besides the path to this package). A scrape of a large
-# table builds megabytes of text; Python and the C library return that memory to the
-# kernel after each scrape and fault it in again at the next, which costs more than the
-# rest on a UML kernel (~150 us per new page). One allocator (the C library's) that
-# keeps what it freed makes the next scrapes reuse it: on the lab's director at 1,000
-# services x 10 backends the writing of the text fell from 1.4 s to 0.3 s.
-ENVIRONMENT = {"PYTHONMALLOC": "malloc", "MALLOC_MMAP_THRESHOLD_": str(256 << 20),
-               "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
-
-
 class Exporter:
     """What one scrape answers; safe to call from several threads (one netlink
     socket, used under a lock)."""

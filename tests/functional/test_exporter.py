@@ -39,7 +39,7 @@ def _site_view(**web):
 def fixture_exporter(tmp_path):
     port, view = _free_port(), tmp_path / "view.json"
     view.write_text(json.dumps(_site_view()))
-    env = dict(os.environ, **lvstun.exporter.ENVIRONMENT, PYTHONPATH=os.path.join(REPO, "_utils"))
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "_utils"))
     proc = subprocess.Popen([sys.executable, "-m", "lvstun.exporter", "--address=127.0.0.1", f"--port={port}",
                              f"--view={view}"], env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
