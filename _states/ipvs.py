@@ -44,9 +44,10 @@ def _ret(name):
     return {"name": name, "changes": {}, "result": True, "comment": ""}
 
 
-def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS table"):
+def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS table", wanted=None):
     """Shared by every state: plan, honour test=True, apply, verify. ``desired``: the
-    wanted table (``{spec: settings}``) or its normalised records (a list). Returns
+    wanted table (``{spec: settings}``) or its normalised records (a list); ``wanted``:
+    the same as :func:`lvstun.ipvs.wanted` made it, when the caller has it. Returns
     ``(ret, desired records, the specs of the services in the table after the run)``
     (``desired`` None when the input was invalid)."""
     if isinstance(desired, dict):
@@ -82,7 +83,10 @@ def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS ta
     # change that did not hold) re-read whole and planned again, deletions of busy
     # entries aside.
     touched = {lvstun.ipvs.service_spec(op[1]) for op in ops}
-    wanted = lvstun.ipvs.as_wanted(d for d in desired if lvstun.ipvs.service_spec(d) in touched)
+    if wanted is None:
+        wanted = lvstun.ipvs.as_wanted(d for d in desired if lvstun.ipvs.service_spec(d) in touched)
+    else:
+        wanted = {spec: wanted[spec] for spec in touched if spec in wanted}
     held = __salt__["ipvs.settings"](sorted(touched))
     doubtful = sorted(touched - lvstun.ipvs.unchanged(wanted, held))
     left = []
@@ -305,8 +309,7 @@ def managed(name, services, remove="drain"):
         # services that differ (and owned ones no longer wanted) are read whole and planned.
         wanted = lvstun.ipvs.wanted(services or {})
         same = lvstun.ipvs.unchanged(wanted, __salt__["ipvs.settings"](sorted(wanted)) if wanted else {})
-        desired = [lvstun.ipvs.desired_service(spec, settings) for spec, settings in (services or {}).items()
-                   if lvstun.ipvs.service_spec(lvstun.ipvs.parse_service(spec)) not in same]
+        desired = lvstun.ipvs.records(wanted, [spec for spec in wanted if spec not in same])
     except lvstun.ipvs.SpecError as err:
         ret.update(result=False, comment=str(err))
         return ret
@@ -314,7 +317,7 @@ def managed(name, services, remove="drain"):
     others = sorted({lvstun.ipvs.service_spec(svc) for svc in rest} | (set(owned) - set(wanted)))
     current = _current(others) if others else []
     ret, _, present = _converge(ret, current, rest, [spec for spec in owned if spec not in same], remove,
-                                what=f"the services of {name}")
+                                what=f"the services of {name}", wanted=wanted)
     if not __opts__["test"]:
         # Also after a failure: services it created before the failure are its own.
         keep = lvstun.ipvs.still_owned(present | same, set(wanted), owned)

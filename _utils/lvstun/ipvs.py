@@ -324,9 +324,10 @@ def desired_service(spec, settings=None):
 
 
 def wanted(services):
-    """``{spec: (service values, {(address, port): dest values} or None)}`` of a desired
-    table (``{spec: settings}``, checked as :func:`desired_service` checks it): what
-    :func:`unchanged` compares with the kernel's, made without destination records."""
+    """``{spec: (service values, {(address, port): dest values} or None, service record
+    without destinations)}`` of a desired table (``{spec: settings}``, checked as
+    :func:`desired_service` checks it): what :func:`unchanged` compares with the kernel's,
+    made without destination records (:func:`records` makes those, checked once)."""
     out = {}
     for spec, settings in services.items():
         settings = settings or {}
@@ -334,7 +335,18 @@ def wanted(services):
         name = service_spec(key)
         dests = settings.get("destinations", {})
         out[name] = (service_values(svc), None if dests is None else
-                     dict(dest_settings(d, s, name) for d, s in (dests or {}).items()))
+                     dict(dest_settings(d, s, name) for d, s in (dests or {}).items()), svc)
+    return out
+
+
+def records(wanted, specs):
+    """The normalised records of the services ``specs`` of :func:`wanted`, as
+    :func:`desired_service` makes them, from the values it checked already."""
+    out = []
+    for spec in specs:
+        _, dests, svc = wanted[spec]
+        out.append({**svc, "destinations": None if dests is None else [_dest_record(key, values)
+                                                                        for key, values in dests.items()]})
     return out
 
 
@@ -426,8 +438,8 @@ def unchanged(wanted, held):
     read (``lvstun.ipvsclient.Client.read_settings``). A plan for these is empty: the
     states plan only the others (a table of thousands compared in its own terms)."""
     same = set()
-    for spec, (service, dests) in wanted.items():
-        have = held.get(spec)
+    for spec, entry in wanted.items():
+        have, service, dests = held.get(spec), entry[0], entry[1]
         if have is not None and have[0] == service and (dests is None or have[1] == dests):
             same.add(spec)
     return same

@@ -129,3 +129,18 @@ def test_thousands_of_changes_are_reported_per_service_and_a_few_one_by_one():
     assert len(report) == 100
     assert report["tcp:10.20.0.1:80"] == {"old": None, "new": {"scheduler": "wlc", "flags": [], "persistent": 0},
                                           "destinations": {"added": 10, "changed": 0, "drained": 0, "removed": 0}}
+
+
+def test_records_made_from_the_checked_table_are_those_desired_service_makes():
+    """ipvs.managed checks a table once (rec.wanted) and builds its records from that."""
+    table = {
+        "tcp:10.10.24.88:80": {"scheduler": "sh", "flags": ["sh-port"], "persistent": 300, "netmask": "255.255.255.0",
+                               "destinations": {"10.10.24.21:80": {"weight": 3},
+                                                "10.10.24.22:80": {"forward": "route", "u_threshold": 9},
+                                                "10.10.24.23:80": {"tun_type": "gue", "tun_port": 6080,
+                                                                   "tun_flags": ["remcsum", "csum"]}}},
+        "udp:10.10.24.89:53": {"destinations": None},
+        "fwmark:7": {},
+    }
+    wanted = rec.wanted(table)
+    assert rec.records(wanted, list(wanted)) == [rec.desired_service(spec, settings) for spec, settings in table.items()]
