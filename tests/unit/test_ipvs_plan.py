@@ -143,4 +143,5 @@ def test_records_made_from_the_checked_table_are_those_desired_service_makes():
         "fwmark:7": {},
     }
     wanted = rec.wanted(table)
-    assert rec.records(wanted, list(wanted)) == [rec.desired_service(spec, settings) for spec, settings in table.items()]
+    made = [rec.desired_service(spec, settings) for spec, settings in table.items()]
+    assert rec.records(wanted, list(wanted)) == made
