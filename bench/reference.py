@@ -162,8 +162,12 @@ def describe(kernel_name, figures):
         report = fig["report"]
         lines.append(f"    the first apply's return: {report['bytes'] / 1e6:.2f} MB, {report['changes']} changes, "
                      f"rendered by the highstate outputter in {report['render']:.2f} s")
-        for stage, (wall, user, system) in fig.get("stages", {}).items():
-            lines.append(f"      {stage.strip():<62} {wall:7.3f} s  user {user:.3f}  system {system:.3f}")
+        stages = fig.get("stages", {})
+        for run, label in (("first", "the first apply"), ("again", "the no-change re-apply")):
+            if stages.get(run):
+                lines.append(f"      where {label}'s time goes (stages; wall, user, system):")
+            for stage, (wall, user, system) in (stages.get(run) or {}).items():
+                lines.append(f"        {stage.strip():<60} {wall:7.3f} s  user {user:.3f}  system {system:.3f}")
     if any(name.startswith("without-") for name in figures):
         lines += describe_machinery(figures)
     scrape = figures.get("scrape")
