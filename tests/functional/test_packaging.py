@@ -3,6 +3,7 @@ through its ``salt.loader`` entry point, without any file_roots or sync."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,13 +12,23 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.fixture(scope="module", name="source")
+def fixture_source(tmp_path_factory):
+    """A copy of the sources, without a checkout's leftovers (a stale build/ folder goes
+    into a wheel whole) or its virtualenvs."""
+    source = tmp_path_factory.mktemp("source") / "pack"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".venv*", ".git", "build", "*.egg-info",
+                                                                  "__pycache__", ".scratch", ".pytest_cache"))
+    return source
+
+
 @pytest.fixture(scope="module", name="clean_venv")
-def fixture_clean_venv(tmp_path_factory):
+def fixture_clean_venv(tmp_path_factory, source):
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    # A wheel built from a copy of the sources: no editable install, no repo on sys.path.
+    # A wheel built from that copy: no editable install, no repo on sys.path.
     proc = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", REPO],
+        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(source)],
         capture_output=True,
         text=True,
         env={**os.environ, "SETUPTOOLS_USE_DISTUTILS": "stdlib"},
@@ -58,7 +69,7 @@ def test_installed_module_runs_with_shared_code(clean_venv, tmp_path):
     assert errors == ["lvs: no site defined (the pillar has no 'lvs' tree)"]
 
 
-def test_a_minion_installs_no_lab_code_and_the_lab_comes_as_its_own_distribution(clean_venv, tmp_path):
+def test_a_minion_installs_no_lab_code_and_the_lab_comes_as_its_own_distribution(clean_venv, source, tmp_path):
     """``pip install .`` (what a minion runs) brings no lvs_lab and no lvs-lab command;
     ``pip install ./lab`` (the bootstrap's) brings both."""
     python, script = str(clean_venv / "bin" / "python"), clean_venv / "bin" / "lvs-lab"
@@ -69,7 +80,7 @@ def test_a_minion_installs_no_lab_code_and_the_lab_comes_as_its_own_distribution
                             text=True, check=True).stdout
     assert "lvs_lab" not in listed and "uml_xstate" not in listed
     proc = subprocess.run([str(clean_venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                           os.path.join(REPO, "lab")], capture_output=True, text=True, check=False,
+                           str(source / "lab")], capture_output=True, text=True, check=False,
                           env={**os.environ, "SETUPTOOLS_USE_DISTUTILS": "stdlib"})
     assert proc.returncode == 0, proc.stderr
     proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False, cwd=str(tmp_path))
