@@ -97,8 +97,8 @@ def remember():
         if lvstun.records.load(__opts__, lvstun.records.SITE_APPLIED) != {"lvs": _pillar()}:
             lvstun.records.store(__opts__, lvstun.records.SITE_APPLIED, {"lvs": _pillar()})
     offered = (__pillar__ or {}).get(lvstun.health.PILLAR_KEY)
-    if offered and "lvs_health.accept" in __salt__ and \
-            not lvstun.records.check(lvstun.records.RUNNER_COPY, offered):
+    acceptable = offered and not lvstun.records.check(lvstun.records.RUNNER_COPY, offered)
+    if acceptable and "lvs_health.accept" in __salt__:
         __salt__["lvs_health.accept"](offered)
     return True
 
@@ -116,8 +116,10 @@ def validate(pillar=None):
 
         salt '*' lvs_site.validate
     """
+    if pillar is None:
+        pillar = {lvstun.site.PILLAR_KEY: _pillar()}
     try:
-        lvstun.site.parse(pillar if pillar is not None else {lvstun.site.PILLAR_KEY: _pillar()})
+        lvstun.site.parse(pillar)
     except lvstun.site.SiteError as err:
         return err.errors
     return []
