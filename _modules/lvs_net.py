@@ -78,11 +78,16 @@ def _vip_route_plan(vip_routes):
     return table, advmss, vips, routes, spec["interface"]
 
 
-def _index(ipr, name):
+def _link(ipr, name):
+    """Interface ``name``'s link message; an error naming it when the host has none."""
     found = lvstun.netlink.link(ipr, name)
     if found is None:
         raise CommandExecutionError(f"interface {name} does not exist on this host")
-    return found["index"]
+    return found
+
+
+def _index(ipr, name):
+    return _link(ipr, name)["index"]
 
 
 def interface(name):
@@ -106,9 +111,7 @@ def _vip_drifts(ipr, vips):
     """The director's VIPs: added when missing; stale ones (a /32 of the LAN that the
     pack added and that is no longer a VIP) removed once idle, nothing else."""
     ifname = vips["interface"]
-    found = lvstun.netlink.link(ipr, ifname)
-    if found is None:
-        raise CommandExecutionError(f"interface {ifname} does not exist on this host")
+    found = _link(ipr, ifname)
     wanted = {_cidr(c, "vips:addresses") for c in vips.get("addresses") or []}
     have = set(lvstun.netlink.addresses(ipr, found["index"]))
     subnet = netaddr.IPNetwork(_cidr(vips["subnet"], "vips:subnet"))
@@ -182,9 +185,7 @@ def _given(**concerns):
 def _address_drifts(ipr, addresses):
     drifts = []
     for ifname, wanted in addresses.items():
-        found = lvstun.netlink.link(ipr, ifname)
-        if found is None:
-            raise CommandExecutionError(f"interface {ifname} does not exist on this host")
+        found = _link(ipr, ifname)
         have = set(lvstun.netlink.addresses(ipr, found["index"]))
         if not found["flags"] & 1:
             drifts.append(lvstun.drift.make("up", ifname, True, False))

@@ -313,10 +313,9 @@ def managed(name, services, remove="drain"):
     except lvstun.ipvs.SpecError as err:
         ret.update(result=False, comment=str(err))
         return ret
-    rest = desired
-    others = sorted({lvstun.ipvs.service_spec(svc) for svc in rest} | (set(owned) - set(wanted)))
+    others = sorted({lvstun.ipvs.service_spec(svc) for svc in desired} | (set(owned) - set(wanted)))
     current = _current(others) if others else []
-    ret, _, present = _converge(ret, current, rest, [spec for spec in owned if spec not in same], remove,
+    ret, _, present = _converge(ret, current, desired, [spec for spec in owned if spec not in same], remove,
                                 what=f"the services of {name}", wanted=wanted)
     if not __opts__["test"]:
         # Also after a failure: services it created before the failure are its own.
