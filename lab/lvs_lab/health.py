@@ -53,6 +53,14 @@ def record(lab):
         return {}
 
 
+def recorded(lab, minion, service=None):
+    """What the runner's record says of ``minion``: its ``service``'s health (``True``,
+    ``False``), or its host's when ``service`` is None; None while the record holds no
+    verdict on it (no report yet: a host verdict may come first, with no services)."""
+    entry = record(lab).get("health", {}).get(minion, {})
+    return entry.get("host") if service is None else entry.get("services", {}).get(service)
+
+
 def path_verdicts(lab, director="director"):
     """What ``director``'s own path checks find down, ``{minion: [service]}``: their
     record in its minion's cache (read from the host: the master may be down)."""

@@ -31,7 +31,7 @@ def test_a_killed_service_is_drained_and_comes_back(healthy):
     hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 0, TIMEOUT)
     assert hh.weight_of(lab, "rs2") == 1 and hh.weight_of(lab, "rs3") == 1
     # The runner writes its record once the directors confirmed: it may follow a moment later.
-    hh.wait_for(lambda: hh.record(lab)["health"]["rs1"]["services"]["web"] is False, 10)
+    hh.wait_for(lambda: hh.recorded(lab, "rs1", "web") is False, 10)
     hh.block_service(lab, "rs1", blocked=False)
     hh.wait_for(lambda: hh.weight_of(lab, "rs1") == 1, RESTORE)
 
@@ -97,7 +97,7 @@ def test_a_forged_event_cannot_change_another_minions_backend(healthy):
         hh.wait_for(lambda: _report_jobs_to(lab, "rs1", since) >= 1, TIMEOUT, step=1)
         time.sleep(3)
         assert hh.weight_of(lab, "rs1") == 1
-        assert hh.record(lab)["health"].get("rs1", {}).get("services", {}).get("web", True) is True
+        assert hh.recorded(lab, "rs1", "web") is not False
         # Data naming another id, on rs2's own tag, is not used either.
         lab.salt_json("rs2", "event.send", "salt/beacon/rs2/lvs_backend/", '{"id": "rs1", "services": {}}')
         time.sleep(5)
@@ -113,7 +113,7 @@ def test_the_floor_keeps_one_backend_when_all_fail(healthy):
     # Two go to 0; the floor (1 by default) keeps one in, by name order: rs1.
     hh.wait_for(lambda: hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 0, "10.10.24.23": 0}, TIMEOUT)
     # The director's own checks act first; the runner's record follows (the real servers' reports).
-    hh.wait_for(lambda: hh.record(lab)["health"]["rs1"]["services"]["web"] is False, 10)
+    hh.wait_for(lambda: hh.recorded(lab, "rs1", "web") is False, 10)
     status = lab.salt_run("lvs.status")["services"]
     assert status["web"]["backends"]["rs1"]["health"] == "down"
     assert status["web"]["backends"]["rs1"]["live"]["director"]["weight"] == 1
@@ -197,7 +197,7 @@ def test_a_host_cut_off_from_the_lan_is_drained_and_returns(healthy):
     lab.cut("rs3")  # its minion still answers the master: only the directors' probes can tell
     try:
         hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 0, TIMEOUT)
-        hh.wait_for(lambda: hh.record(lab)["health"]["rs3"]["host"] is False, 10)
+        hh.wait_for(lambda: hh.recorded(lab, "rs3") is False, 10)
         assert lab.salt_run("lvs.status")["services"]["web"]["backends"]["rs3"]["health"] == "host down"
     finally:
         lab.cut("rs3", cut=False)
@@ -352,7 +352,7 @@ def test_a_real_server_that_drops_ipip_is_drained_though_its_own_checks_pass(hea
         # rs2 itself sees nothing wrong: the runner's record keeps it healthy.
         report = lab.salt_json("rs2", "lvs_health.report")["rs2"]
         assert report["services"]["web"]["healthy"] is True, report
-        assert hh.record(lab).get("health", {}).get("rs2", {}).get("services", {}).get("web") is not False
+        assert hh.recorded(lab, "rs2", "web") is not False
         # lvs.status says who took it out.
         row = lab.salt_run("lvs.status")["services"]["web"]["backends"]["rs2"]
         assert row["health"] == "up" and row["path_down"] == ["director"], row

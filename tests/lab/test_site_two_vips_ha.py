@@ -113,8 +113,7 @@ def test_with_the_master_down_a_cut_off_director_leaves_and_returns_and_dead_bac
         lab.start_master()
         # Once the master is back, rs1's own report (its next heartbeat) puts the
         # runner's record in agreement with the directors.
-        hh.wait_for(lambda: hh.record(lab).get("health", {}).get("rs1", {}).get("services", {}).get("web")
-                    is False, 3 * hh.TIMEOUT)
+        hh.wait_for(lambda: hh.recorded(lab, "rs1", "web") is False, 3 * hh.TIMEOUT)
         assert all(hh.weight_of(lab, "rs1", director) == 0 for director in BOTH)
     finally:
         hh.block_service(lab, "rs1", blocked=False)
