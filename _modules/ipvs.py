@@ -112,7 +112,7 @@ def _specs(service):
                                                                  list(service))}
 
 
-def settings(service=None):
+def settings(service=None, wanted=None):
     """The table's settings as plans compare them (``lvstun.ipvs.unchanged``): per
     service spec, its scheduler, flags, persistence and each destination's forwarding
     method, weight, thresholds and tunnel; read without building records (the
@@ -120,6 +120,9 @@ def settings(service=None):
 
     service
         One service spec, a list of specs, or None: every service.
+    wanted
+        The caller's ``lvstun.ipvs.wanted`` table, or None: the destinations of a
+        service that the kernel holds byte for byte as wanted are not decoded.
 
     CLI Example:
 
@@ -129,7 +132,7 @@ def settings(service=None):
     """
     with _client() as ipvs:
         try:
-            return ipvs.read_settings(_specs(service))
+            return ipvs.read_settings(_specs(service), wanted)
         except lvstun.ipvsclient.IPVSError as err:
             raise CommandExecutionError(f"cannot read the IPVS table: {err.strerror or err}") from err
 

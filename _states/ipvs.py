@@ -87,7 +87,7 @@ def _converge(ret, current, desired, owned=(), remove="drain", what="the IPVS ta
         wanted = lvstun.ipvs.as_wanted(d for d in desired if lvstun.ipvs.service_spec(d) in touched)
     else:
         wanted = {spec: wanted[spec] for spec in touched if spec in wanted}
-    held = __salt__["ipvs.settings"](sorted(touched))
+    held = __salt__["ipvs.settings"](sorted(touched), wanted)
     doubtful = sorted(touched - lvstun.ipvs.unchanged(wanted, held))
     left = []
     if doubtful:
@@ -308,7 +308,7 @@ def managed(name, services, remove="drain"):
         # First the table's settings, compared in the kernel's own terms: only the
         # services that differ (and owned ones no longer wanted) are read whole and planned.
         wanted = lvstun.ipvs.wanted(services or {})
-        same = lvstun.ipvs.unchanged(wanted, __salt__["ipvs.settings"](sorted(wanted)) if wanted else {})
+        same = lvstun.ipvs.unchanged(wanted, __salt__["ipvs.settings"](sorted(wanted), wanted) if wanted else {})
         desired = lvstun.ipvs.records(wanted, [spec for spec in wanted if spec not in same])
     except lvstun.ipvs.SpecError as err:
         ret.update(result=False, comment=str(err))

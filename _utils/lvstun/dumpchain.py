@@ -17,6 +17,7 @@ which never ran.
 import ctypes
 import errno
 import socket
+import struct
 
 from . import uring
 from .genl import NLMSG_HEADER
@@ -36,6 +37,26 @@ def messages(data):
             return
         yield kind, seq, data[offset:offset + length]
         offset += (length + 3) & ~3
+
+
+_HEADS = {}  # a message's aligned length -> the struct reading its header and skipping the rest
+
+
+def alike(data):
+    """``(headers, messages)`` of a datagram whose netlink messages all have one length
+    (a dump's replies of one layout): the set of their ``(length, type, flags, seq, pid)``
+    headers and the messages, each made in one call instead of a step per message;
+    None when the first message's length does not divide the datagram."""
+    if len(data) < NLMSG_HEADER.size:
+        return None
+    length = NLMSG_HEADER.unpack_from(data)[0]
+    step = (length + 3) & ~3
+    if length < NLMSG_HEADER.size or len(data) % step:
+        return None
+    heads = _HEADS.get(step)
+    if heads is None:
+        heads = _HEADS[step] = struct.Struct(f"{NLMSG_HEADER.format}{step - NLMSG_HEADER.size}x")
+    return set(heads.iter_unpack(data)), [data[at:at + length] for at in range(0, len(data), step)]
 
 
 class DumpChains:
@@ -92,8 +113,14 @@ class DumpChains:
         if not 0 < size <= self.slot:
             return None, False
         start = slot * self.slot
+        data = bytes(self.inbox[start:start + size])
+        same = alike(data)
+        if same is not None and len(same[0]) == 1:
+            _, kind, _, rseq, _ = next(iter(same[0]))
+            if rseq == seq and kind not in (NLMSG_ERROR, NLMSG_DONE):
+                return same[1], False
         replies = []
-        for kind, rseq, message in messages(bytes(self.inbox[start:start + size])):
+        for kind, rseq, message in messages(data):
             if rseq != seq or kind == NLMSG_ERROR:
                 return None, False
             if kind == NLMSG_DONE:

@@ -535,6 +535,57 @@ def dest_settings(payloads, service_af=4):
     return out
 
 
+# A destination's settings as a kernel since 5.3 writes them at the head of a GET_DEST
+# reply's IPVS_CMD_ATTR_DEST (``ip_vs_genl_fill_dest``): addr, port, fwd_method, weight,
+# tun_type, tun_port, tun_flags, u_thresh, l_thresh, each attribute header then its value
+# padded with zeros; then active, inactive and persistent connections (which change), and
+# addr_family. :func:`replies_hold` compares these bytes, not decoded values.
+_SETTINGS_AT = NLMSG_HEADER.size + GENL_HEADER.size + NLA_HEADER.size
+_SETTINGS = struct.Struct("=HH16s" "HHH2x" "HHI" "HHI" "HHB3x" "HHH2x" "HHH2x" "HHI" "HHI")
+_FAMILY_AT = _SETTINGS_AT + _SETTINGS.size + 3 * 8
+_FAMILY = struct.Struct("=HHH2x")
+_REPLY_SETTINGS = operator.itemgetter(slice(_SETTINGS_AT, _FAMILY_AT - 3 * 8),
+                                      slice(_FAMILY_AT, _FAMILY_AT + _FAMILY.size))
+_FAMILY_BYTES = {family: _FAMILY.pack(6, _D["addr_family"], family) for family in AF.values()}
+
+
+def _reply_settings(key, values):
+    """The bytes of :data:`_REPLY_SETTINGS` in a GET_DEST reply for the destination ``key``
+    (address, port) with ``values`` (as ``lvstun.ipvs.dest_values`` makes them). Each
+    attribute header as a literal (length, number in ``DEST_ATTRS``: a table's re-apply
+    makes thousands; ``tests/unit/test_genl.py`` builds the same replies attribute by
+    attribute)."""
+    (address, port), forward = key, values[0]
+    if forward == "tunnel":
+        flags = values[6]
+        tunnel = (TUN_TYPES[values[4]], _HTONS(values[5]), sum(TUN_FLAGS[f] for f in flags) if flags else 0)
+    else:
+        tunnel = _NO_TUNNEL
+    return (_SETTINGS.pack(20, 1, _addr16(address), 6, 2, _HTONS(port), 8, 3, FORWARD[forward], 8, 4, values[1],
+                           5, 13, tunnel[0], 6, 14, tunnel[1], 6, 15, tunnel[2], 8, 5, values[2], 8, 6, values[3]),
+            _FAMILY_BYTES[_AF_INET6 if ":" in address else _AF_INET])
+
+
+_NO_TUNNEL = (0, 0, 0)
+_AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
+
+
+def replies_hold(payloads, settings):
+    """Whether the replies (bytes) of a GET_DEST dump are exactly the destinations ``settings``
+    (``{(address, port): values}``, as ``lvstun.ipvs.dest_values`` makes them): their
+    settings compared as the bytes the kernel wrote, no reply decoded (a no-change
+    re-apply of a large table reads thousands). False tells nothing: a kernel that
+    writes its attributes otherwise, or any difference; decode the replies then
+    (:func:`dest_settings`)."""
+    if len(payloads) != len(settings):
+        return False
+    try:
+        expected = {_reply_settings(key, values) for key, values in settings.items()}
+    except (struct.error, KeyError, TypeError):  # values no kernel can hold: they differ
+        return False
+    return set(map(_REPLY_SETTINGS, payloads)) == expected
+
+
 def dest_counters(payloads, service_af=4):
     """The :data:`COUNTERS` tuples of the replies of a GET_DEST dump, in the kernel's
     order (what a scrape reads: no record built, see :func:`dest_records`)."""

@@ -341,13 +341,22 @@ class Client:
                                          key=lambda d: (d["address"], d["port"]))
         return sorted(services, key=service_spec)
 
-    def read_settings(self, only=None):
+    def read_settings(self, only=None, wanted=None):
         """``{spec: (service values, {(address, port): dest values})}`` of the services
         (or those of ``only``): what ``lvstun.ipvs.unchanged`` compares, read without
-        building records (``lvstun.genl.dest_settings``)."""
-        return {service_spec(svc): (service_values(svc), {key: values for key, values, _ in
-                                                          genl.dest_settings(dests, svc["af"])})
-                for svc, dests in self._with_dests(self._services(only, False))}
+        building records (``lvstun.genl.dest_settings``). ``wanted``: a table of
+        ``lvstun.ipvs.wanted``: a service whose destinations' replies are byte for byte
+        the ones it wants (``lvstun.genl.replies_hold``) is answered with them, undecoded."""
+        out = {}
+        for svc, dests in self._with_dests(self._services(only, False)):
+            spec = service_spec(svc)
+            want = wanted.get(spec) if wanted else None
+            if want is not None and want[1] is not None and genl.replies_hold(dests, want[1]):
+                held = want[1]
+            else:
+                held = {key: values for key, values, _ in genl.dest_settings(dests, svc["af"])}
+            out[spec] = (service_values(svc), held)
+        return out
 
     def read_counters(self):
         """What a scrape reads: ``[(service record, [genl.COUNTERS tuple of each

@@ -286,6 +286,57 @@ def test_destination_dumps_run_in_io_uring_chains_read_what_one_by_one_reads(tab
     assert result["chains"] >= 2 * 6 and result["unclean"] == 2, result
 
 
+_AS_WANTED = """
+import json, subprocess, sys
+sys.path.insert(0, {utils!r})
+import lvstun.genl, lvstun.ipvs, lvstun.ipvsclient
+TABLE = {{
+    "tcp:10.10.24.88:80": {{"scheduler": "wrr", "destinations": {{
+        "10.10.24.21:80": {{"weight": 3}}, "10.10.24.22:8080": {{"weight": 0, "u_threshold": 100, "l_threshold": 10}},
+        "10.10.24.23:80": {{"tun_type": "gue", "tun_port": 6080, "tun_flags": ["csum"]}},
+        "10.10.24.24:80": {{"tun_type": "gre", "tun_flags": ["nocsum"]}}}}}},
+    "udp:10.10.24.89:53": {{"scheduler": "sh", "flags": ["sh-port"], "persistent": 300, "destinations": {{
+        "10.10.24.21:53": {{"forward": "route", "weight": 65535}}, "10.10.24.22:53": {{"forward": "masq"}}}}}},
+    "tcp:[2001:db8::88]:443": {{"scheduler": "rr", "destinations": {{
+        "[2001:db8::21]:443": {{}}, "[2001:db8::22]:443": {{"forward": "masq", "weight": 2}}}}}},
+    "fwmark:7": {{"scheduler": "rr", "destinations": {{"10.10.24.22:0": {{"forward": "route"}}}}}},
+    "tcp:10.10.24.90:80": {{"destinations": {{}}}},
+}}
+wanted = lvstun.ipvs.wanted(TABLE)
+decoded = []
+decode = lvstun.genl.dest_settings
+lvstun.genl.dest_settings = lambda payloads, af=4: decoded.append(len(payloads)) or decode(payloads, af)
+with lvstun.ipvsclient.Client() as ipvs:
+    ops, _ = lvstun.ipvs.plan([], lvstun.ipvs.records(wanted, list(wanted)))
+    assert ipvs.apply(ops) == []
+    fast = ipvs.read_settings(None, wanted)
+    fast_decoded = list(decoded)
+    slow = ipvs.read_settings()
+    subprocess.run(["ipvsadm", "-e", "-t", "10.10.24.88:80", "-r", "10.10.24.21:80", "-i", "-w", "4"], check=True)
+    del decoded[:]
+    changed = ipvs.read_settings(None, wanted)
+print(json.dumps({{"fast decoded": fast_decoded, "same": fast == slow, "unchanged": sorted(lvstun.ipvs.unchanged(
+    wanted, fast)), "wanted": sorted(wanted), "changed decoded": decoded,
+    "after the change": sorted(lvstun.ipvs.unchanged(wanted, changed))}}))
+"""
+
+
+def test_a_table_held_as_wanted_is_known_by_the_bytes_of_its_replies(table):
+    """The kernel writes a destination's settings as ``lvstun.genl.replies_hold``
+    expects, for every kind the pack writes (each tunnel type, its port and flags,
+    thresholds, route and masq, IPv6, a firewall mark, an empty service): a table held
+    as wanted is read without decoding one destination, and what it reads is what
+    decoding reads; a weight changed by ipvsadm makes that service, and only it,
+    decoded and planned."""
+    code, out, err = table.capture("director", sys.executable, "-c", _AS_WANTED.format(utils=UTILS))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["fast decoded"] == [], result
+    assert result["same"] is True and result["unchanged"] == result["wanted"], result
+    assert result["changed decoded"] == [4], result
+    assert result["after the change"] == sorted(set(result["wanted"]) - {"tcp:10.10.24.88:80"}), result
+
+
 def test_set_weights_changes_many_weights_in_one_call(table):
     call(table, "ipvs.add_service", SVC, scheduler="wrr")
     for last in (21, 22, 23):

@@ -264,3 +264,79 @@ def test_a_destination_packed_in_one_call_is_the_attributes_laid_out_one_by_one(
             dest.update(tun_type=rng.choice(["ipip", "gue", "gre"]), tun_port=rng.randint(0, 65535),
                         tun_flags=rng.sample(["nocsum", "csum", "remcsum"], rng.randint(0, 2)))
         assert genl.dest_full(dest) == genl.dest_full_generic(dest), dest
+
+
+def _kernel_reply(dest, active=7):
+    """A GET_DEST reply for ``dest`` laid out as a kernel since 5.3 writes it
+    (``ip_vs_genl_fill_dest``): the address in 16 bytes, the settings first (the
+    tunnel's always), then the connections, the address family and the counters."""
+    attr = genl.ATTR["dest"]
+    tunnel = dest["forward"] == "tunnel"
+    family = socket.AF_INET6 if ":" in dest["address"] else socket.AF_INET
+    values = [("port", "!H", dest["port"]), ("fwd_method", "=I", genl.FORWARD[dest["forward"]]),
+              ("weight", "=I", dest["weight"]),
+              ("tun_type", "=B", genl.TUN_TYPES[dest["tun_type"]] if tunnel else 0),
+              ("tun_port", "!H", dest.get("tun_port", 0) if tunnel else 0),
+              ("tun_flags", "=H", sum(genl.TUN_FLAGS[f] for f in dest.get("tun_flags", ())) if tunnel else 0),
+              ("u_thresh", "=I", dest.get("u_threshold", 0)), ("l_thresh", "=I", dest.get("l_threshold", 0)),
+              ("active_conns", "=I", active), ("inact_conns", "=I", 9), ("persist_conns", "=I", 2),
+              ("addr_family", "=H", family)]
+    body = genl.nla(attr["addr"], socket.inet_pton(family, dest["address"]).ljust(16, b"\0"))
+    body += b"".join(genl.nla(attr[name], struct.pack(fmt, value)) for name, fmt, value in values)
+    body += genl.nla(attr["stats64"] | genl.NLA_F_NESTED, b"".join(
+        genl.nla(i, struct.pack("=Q", 1000 + i)) for i in range(1, len(genl.STATS_NAMES) + 1)))
+    return genl.request(0x20, genl.CMD["new_dest"], genl.nla(genl.ATTR["cmd"]["dest"] | genl.NLA_F_NESTED, body),
+                        2, 1)
+
+
+def _random_dest(rng):
+    forward = rng.choice(["tunnel", "tunnel", "route", "masq"])
+    dest = {"address": rng.choice(["10.10.24.21", "192.0.2.255", "2001:db8::1", "a0a:1815::", "fe80::1"]),
+            "port": rng.randint(0, 65535), "forward": forward, "weight": rng.randint(0, 65535),
+            "u_threshold": rng.randint(0, 2**32 - 1), "l_threshold": rng.randint(0, 2**32 - 1)}
+    if forward == "tunnel":
+        dest.update(tun_type=rng.choice(["ipip", "gue", "gre"]), tun_port=rng.randint(0, 65535),
+                    tun_flags=sorted(rng.sample(["nocsum", "csum", "remcsum"], rng.randint(0, 2))))
+    return dest
+
+
+def test_replies_that_hold_the_wanted_destinations_are_known_by_their_bytes():
+    """A dump whose replies are the wanted destinations is recognised without decoding;
+    any difference a decode would see (each setting, the address family, a destination
+    more or less), and replies laid out otherwise, are not: the caller decodes them."""
+    import random  # noqa: PLC0415
+
+    rng = random.Random(11)
+    for _ in range(300):
+        dests = list({(d["address"], d["port"]): d for d in (_random_dest(rng) for _ in range(rng.randint(1, 6)))}
+                     .values())
+        replies = [_kernel_reply(d, active=rng.randint(0, 9)) for d in dests]
+        wanted = {key: values for key, values, _ in genl.dest_settings(replies, 4)}
+        assert wanted == {(d["address"], d["port"]): genl.settings(genl.dest_record(r, 4)) for d, r in
+                          zip(dests, replies, strict=True)}
+        assert genl.replies_hold(replies, wanted) is True
+        assert genl.replies_hold(replies[::-1], wanted) is True  # order does not matter
+        changed = rng.choice(dests)
+        key = (changed["address"], changed["port"])
+        values = wanted[key]
+        field = rng.randrange(len(values))
+        other = {1: values[1] ^ 1, 2: values[2] ^ 1, 3: values[3] ^ 1, 5: values[5] ^ 1 if len(values) > 5 else 0,
+                 0: "route" if values[0] == "tunnel" else "tunnel",
+                 4: "gre" if len(values) > 4 and values[4] != "gre" else "ipip",
+                 6: [] if len(values) > 6 and values[6] else ["csum"]}[field]
+        mutated = (*values[:field], other, *values[field + 1:])
+        if mutated[0] == "tunnel" and len(mutated) == 4:
+            mutated += ("ipip", 0, [])
+        assert genl.replies_hold(replies, {**wanted, key: mutated[:4] if mutated[0] != "tunnel" else mutated}) \
+            is False, (values, mutated)
+        assert genl.replies_hold(replies[1:], wanted) is False
+        assert genl.replies_hold(replies, {**wanted, ("10.99.0.1", 1): ("route", 1, 0, 0)}) is False
+    # The same 16 address bytes in the other family (IPv4 10.10.24.21, IPv6 a0a:1815::).
+    v4 = {"address": "10.10.24.21", "port": 80, "forward": "route", "weight": 1}
+    assert genl.replies_hold([_kernel_reply(v4)], {("a0a:1815::", 80): ("route", 1, 0, 0)}) is False
+    assert genl.replies_hold([_kernel_reply(v4)], {("10.10.24.21", 80): ("route", 1, 0, 0)}) is True
+    # Replies of another layout (the attributes in uapi order): not known, decoded as usual.
+    assert genl.replies_hold([bytes(_dest_reply(DESTS[0]))], {("10.10.24.21", 80): genl.settings(
+        genl.dest_record(_dest_reply(DESTS[0])))}) is False
+    # Values no kernel holds (a negative threshold) are simply not held.
+    assert genl.replies_hold([_kernel_reply(v4)], {("10.10.24.21", 80): ("route", 1, -1, 0)}) is False

@@ -22,8 +22,9 @@ class FakeKernel:
         specs = None if spec is None else {spec} if isinstance(spec, str) else set(spec)
         return copy.deepcopy([s for s in self.table if specs is None or rec.service_spec(s) in specs])
 
-    def settings(self, spec=None):
-        """What ``ipvs.settings`` reads: the plans' values of each service and destination."""
+    def settings(self, spec=None, wanted=None):
+        """What ``ipvs.settings`` reads: the plans' values of each service and destination
+        (always decoded: ``wanted`` only spares the real module's decoding)."""
         return {rec.service_spec(s): (rec.service_values(s), {(d["address"], d["port"]): rec.dest_values(d)
                                                               for d in s["destinations"]})
                 for s in self.list(spec)}
