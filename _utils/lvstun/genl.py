@@ -102,8 +102,25 @@ def _key_values(key):
     return values
 
 
+# A service's key as one struct (every dump of a service's destinations sends one): the
+# nested IPVS_CMD_ATTR_SERVICE and, in it, af, protocol, addr and port, as :func:`nested`
+# lays them out.
+_SERVICE_KEY = struct.Struct("=HH" "HHH2x" "HHH2x" "HH16s" "HHH2x")
+
+
 def service_key(key):
-    """IPVS_CMD_ATTR_SERVICE naming the service ``key`` (af, protocol, address, port or fwmark)."""
+    """IPVS_CMD_ATTR_SERVICE naming the service ``key`` (af, protocol, address, port or
+    fwmark): the bytes :func:`service_key_generic` makes, an address's in one call."""
+    if key.get("fwmark"):
+        return service_key_generic(key)
+    return _SERVICE_KEY.pack(_SERVICE_KEY.size, ATTR["cmd"]["service"] | NLA_F_NESTED, 6, _S["af"], AF[key["af"]],
+                             6, _S["protocol"], PROTOCOLS[key["protocol"]], 20, _S["addr"], _addr16(key["address"]),
+                             6, _S["port"], _HTONS(key["port"]))
+
+
+def service_key_generic(key):
+    """:func:`service_key` attribute by attribute (the reference its packed form is tested
+    against, and the form of a firewall mark's)."""
     return nla(ATTR["cmd"]["service"] | NLA_F_NESTED, nested("service", _key_values(key)))
 
 

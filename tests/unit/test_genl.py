@@ -340,3 +340,16 @@ def test_replies_that_hold_the_wanted_destinations_are_known_by_their_bytes():
         genl.dest_record(_dest_reply(DESTS[0])))}) is False
     # Values no kernel holds (a negative threshold) are simply not held.
     assert genl.replies_hold([_kernel_reply(v4)], {("10.10.24.21", 80): ("route", 1, -1, 0)}) is False
+
+
+def test_a_service_key_packed_in_one_call_is_the_attributes_laid_out_one_by_one():
+    import random  # noqa: PLC0415
+
+    rng = random.Random(5)
+    for _ in range(300):
+        address = rng.choice(["10.10.24.88", "0.0.0.0", "255.255.255.255", "2001:db8::88", "::1", "fe80::1"])
+        key = {"af": 6 if ":" in address else 4, "protocol": rng.choice(["tcp", "udp", "sctp"]),
+               "address": address, "port": rng.randint(0, 65535), "fwmark": None}
+        assert genl.service_key(key) == genl.service_key_generic(key), key
+    fwmark = {"af": 4, "protocol": None, "address": None, "port": None, "fwmark": 7}
+    assert genl.service_key(fwmark) == genl.service_key_generic(fwmark)
