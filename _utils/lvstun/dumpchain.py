@@ -23,6 +23,7 @@ from . import uring
 from .genl import NLMSG_HEADER
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
+DONE_SIZE = NLMSG_HEADER.size + 4  # NLMSG_DONE: the header and an int
 CHAIN = 16  # dumps per chain
 SLOT = 32 << 10  # bytes per received datagram: the kernel writes dump datagrams of at most 32 KiB
 REQUEST = 512  # bytes of buffer per request (an IPVS service key is under 100)
@@ -114,7 +115,7 @@ class DumpChains:
             return None, False
         start = slot * self.slot
         data = bytes(self.inbox[start:start + size])
-        same = alike(data)
+        same = alike(data) if size > DONE_SIZE else None  # (a dump's last datagram: its end alone)
         if same is not None and len(same[0]) == 1:
             _, kind, _, rseq, _ = next(iter(same[0]))
             if rseq == seq and kind not in (NLMSG_ERROR, NLMSG_DONE):
