@@ -18,6 +18,7 @@ from .ipvs import (
     FORWARD_NAMES,
     PROTOCOL_NAMES,
     PROTOCOLS,
+    SVC_F_HASHED,
     SVC_F_PERSISTENT,
     TUN_FLAGS,
     TUN_TYPE_NAMES,
@@ -126,14 +127,19 @@ def service_key_generic(key):
 
 def service_full(svc):
     """IPVS_CMD_ATTR_SERVICE with every setting of ``svc`` (a desired service record)."""
-    value = sched_flags_value(svc.get("flags")) | (SVC_F_PERSISTENT if svc.get("persistent") else 0)
+    return nla(ATTR["cmd"]["service"] | NLA_F_NESTED, nested("service", {**_key_values(svc), **_settings_values(svc)}))
+
+
+def _settings_values(svc, hashed=0):
+    """The attribute values of a service's settings, in the order a kernel writes them
+    after its key: scheduler, flags (``hashed``: the flag a kernel adds to its own),
+    persistence timeout and netmask (IPv4: the mask's address; IPv6: a prefix length)."""
+    value = sched_flags_value(svc.get("flags")) | (SVC_F_PERSISTENT if svc.get("persistent") else 0) | hashed
     netmask = svc.get("netmask")
-    # IPv4: the mask's address; IPv6: a prefix length (u32)
     mask = (socket.inet_aton(netmask or "255.255.255.255") if svc["af"] == 4
             else struct.pack("=I", int(netmask or 128)))
-    values = {**_key_values(svc), "sched_name": svc["scheduler"], "flags": value,
-              "timeout": int(svc.get("persistent") or 0), "netmask": mask}
-    return nla(ATTR["cmd"]["service"] | NLA_F_NESTED, nested("service", values))
+    return {"sched_name": svc["scheduler"], "flags": value, "timeout": int(svc.get("persistent") or 0),
+            "netmask": mask}
 
 
 def dest_key(dest):
@@ -601,6 +607,41 @@ def replies_hold(payloads, settings):
     except (struct.error, KeyError, TypeError):  # values no kernel can hold: they differ
         return False
     return set(map(_REPLY_SETTINGS, payloads)) == expected
+
+
+class ServiceHeads:
+    """The head of a GET_SERVICE reply (its service's attributes up to the counters) as
+    a kernel writes it for each service of a wanted table (``lvstun.ipvs.wanted``), to
+    know a reply that holds a wanted service as wanted without decoding it (a table's
+    re-apply reads a thousand); any other reply is decoded (:func:`service_record`)."""
+
+    def __init__(self, wanted):
+        self.heads, lengths, tails = {}, set(), {}
+        for spec, entry in wanted.items():
+            if len(entry) < 3:  # no service record (``lvstun.ipvs.as_wanted``)
+                continue
+            svc = entry[2]
+            shape = (svc["af"], svc["scheduler"], tuple(svc["flags"]), svc["persistent"], svc["netmask"])
+            try:
+                key = service_key(svc)
+                tail = tails.get(shape)
+                if tail is None:
+                    tail = tails[shape] = nested("service", _settings_values(svc, SVC_F_HASHED))
+            except (KeyError, OSError, ValueError, TypeError, struct.error):  # no kernel holds it
+                continue
+            head = key[NLA_HEADER.size:] + tail
+            self.heads[head] = (spec, entry[0], svc["af"], key)
+            lengths.add(len(head))
+        self.spans = [slice(_SETTINGS_AT, _SETTINGS_AT + length) for length in sorted(lengths)]
+
+    def match(self, payload):
+        """``(spec, service values, IP version, key attribute)`` of the wanted service
+        whose settings ``payload`` (a reply's bytes) holds, or None."""
+        for span in self.spans:
+            hit = self.heads.get(payload[span])
+            if hit is not None:
+                return hit
+        return None
 
 
 def dest_counters(payloads, service_af=4):

@@ -319,13 +319,17 @@ class Client:
         self.ask_ack("del_daemon", genl.daemon(state))
 
     # -------------------------------------------------------------- the table
-    def _services(self, only, stats):
-        """The service records (without destinations) of the table, or of ``only``'s
-        specs (a few are asked for one by one, without dumping the service list)."""
+    def _service_replies(self, only):
+        """The GET_SERVICE replies of the table, or of ``only``'s specs (a few are asked
+        for one by one, without dumping the service list; then only those found)."""
         if only is not None and len(only) <= FEW:
-            found = (self._service(parse_service(spec), stats) for spec in only)
-            return [svc for svc in found if svc is not None]
-        services = [genl.service_record(payload, stats) for payload in self.dump("get_service")]
+            found = (self._service_reply(parse_service(spec)) for spec in only)
+            return [payload for payload in found if payload is not None]
+        return self.dump("get_service")
+
+    def _services(self, only, stats):
+        """The service records (without destinations) of the table, or of ``only``'s specs."""
+        services = [genl.service_record(payload, stats) for payload in self._service_replies(only)]
         return services if only is None else [svc for svc in services if service_spec(svc) in only]
 
     def _with_dests(self, services):
@@ -345,17 +349,26 @@ class Client:
         """``{spec: (service values, {(address, port): dest values})}`` of the services
         (or those of ``only``): what ``lvstun.ipvs.unchanged`` compares, read without
         building records (``lvstun.genl.dest_settings``). ``wanted``: a table of
-        ``lvstun.ipvs.wanted``: a service whose destinations' replies are byte for byte
-        the ones it wants (``lvstun.genl.replies_hold``) is answered with them, undecoded."""
+        ``lvstun.ipvs.wanted``: a service whose reply holds the settings it wants, or
+        whose destinations' replies are byte for byte the ones it wants, is answered
+        with those, undecoded (``lvstun.genl.ServiceHeads``, ``lvstun.genl.replies_hold``)."""
+        heads = genl.ServiceHeads(wanted) if wanted else None
+        rows = []  # (spec, service values, IP version, key attribute)
+        for payload in self._service_replies(only):
+            row = heads.match(payload) if heads else None
+            if row is None:
+                svc = genl.service_record(payload, False)
+                row = (service_spec(svc), service_values(svc), svc["af"], genl.service_key(svc))
+            if only is None or row[0] in only:
+                rows.append(row)
         out = {}
-        for svc, dests in self._with_dests(self._services(only, False)):
-            spec = service_spec(svc)
+        for (spec, values, af, _), dests in zip(rows, self.dumps("get_dest", [row[3] for row in rows]), strict=True):
             want = wanted.get(spec) if wanted else None
             if want is not None and want[1] is not None and genl.replies_hold(dests, want[1]):
                 held = want[1]
             else:
-                held = {key: values for key, values, _ in genl.dest_settings(dests, svc["af"])}
-            out[spec] = (service_values(svc), held)
+                held = {key: settings for key, settings, _ in genl.dest_settings(dests, af)}
+            out[spec] = (values, held)
         return out
 
     def read_counters(self):
@@ -365,10 +378,10 @@ class Client:
         return [(svc, genl.dest_counters(dests, svc["af"]))
                 for svc, dests in self._with_dests(self._services(None, False))]
 
-    def _service(self, key, stats):
-        """One service's record (without destinations), or None when it does not exist."""
+    def _service_reply(self, key):
+        """One service's GET_SERVICE reply, or None when it does not exist."""
         try:
-            return genl.service_record(self.ask("get_service", genl.service_key(key)), stats)
+            return self.ask("get_service", genl.service_key(key))
         except IPVSError as err:
             if err.errno in (errno.ESRCH, errno.ENOENT):
                 return None

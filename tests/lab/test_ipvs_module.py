@@ -303,38 +303,45 @@ TABLE = {{
     "tcp:10.10.24.90:80": {{"destinations": {{}}}},
 }}
 wanted = lvstun.ipvs.wanted(TABLE)
-decoded = []
-decode = lvstun.genl.dest_settings
+decoded, services = [], []
+decode, decode_service = lvstun.genl.dest_settings, lvstun.genl.service_record
 lvstun.genl.dest_settings = lambda payloads, af=4: decoded.append(len(payloads)) or decode(payloads, af)
+lvstun.genl.service_record = lambda payload, stats=True: services.append(1) or decode_service(payload, stats)
 with lvstun.ipvsclient.Client() as ipvs:
     ops, _ = lvstun.ipvs.plan([], lvstun.ipvs.records(wanted, list(wanted)))
     assert ipvs.apply(ops) == []
     fast = ipvs.read_settings(None, wanted)
-    fast_decoded = list(decoded)
+    fast_decoded, fast_services = list(decoded), len(services)
+    few = ipvs.read_settings(set(wanted), wanted)  # (a few services are asked for one by one)
+    few_decoded, few_services = len(decoded) - len(fast_decoded), len(services) - fast_services
     slow = ipvs.read_settings()
     subprocess.run(["ipvsadm", "-e", "-t", "10.10.24.88:80", "-r", "10.10.24.21:80", "-i", "-w", "4"], check=True)
-    del decoded[:]
+    subprocess.run(["ipvsadm", "-E", "-u", "10.10.24.89:53", "-s", "rr"], check=True)
+    del decoded[:], services[:]
     changed = ipvs.read_settings(None, wanted)
-print(json.dumps({{"fast decoded": fast_decoded, "same": fast == slow, "unchanged": sorted(lvstun.ipvs.unchanged(
-    wanted, fast)), "wanted": sorted(wanted), "changed decoded": decoded,
-    "after the change": sorted(lvstun.ipvs.unchanged(wanted, changed))}}))
+print(json.dumps({{"fast decoded": fast_decoded, "fast services": fast_services, "same": fast == slow == few,
+    "few decoded": [few_decoded, few_services],
+    "unchanged": sorted(lvstun.ipvs.unchanged(wanted, fast)), "wanted": sorted(wanted), "changed decoded": decoded,
+    "changed services": len(services), "after the change": sorted(lvstun.ipvs.unchanged(wanted, changed))}}))
 """
 
 
 def test_a_table_held_as_wanted_is_known_by_the_bytes_of_its_replies(table):
     """The kernel writes a destination's settings as ``lvstun.genl.replies_hold``
     expects, for every kind the pack writes (each tunnel type, its port and flags,
-    thresholds, route and masq, IPv6, a firewall mark, an empty service): a table held
-    as wanted is read without decoding one destination, and what it reads is what
-    decoding reads; a weight changed by ipvsadm makes that service, and only it,
-    decoded and planned."""
+    thresholds, route and masq, IPv6, a firewall mark, an empty service) and a service's
+    (schedulers, flags, persistence) as ``lvstun.genl.ServiceHeads`` expects: a table
+    held as wanted is read without decoding one service or destination, and what it
+    reads is what decoding reads; a weight and a scheduler changed by ipvsadm make
+    those services, and only they, decoded and planned."""
     code, out, err = table.capture("director", sys.executable, "-c", _AS_WANTED.format(utils=UTILS))
     assert code == 0, err
     result = json.loads(out)
-    assert result["fast decoded"] == [], result
+    assert (result["fast decoded"], result["fast services"], result["few decoded"]) == ([], 0, [0, 0]), result
     assert result["same"] is True and result["unchanged"] == result["wanted"], result
-    assert result["changed decoded"] == [4], result
-    assert result["after the change"] == sorted(set(result["wanted"]) - {"tcp:10.10.24.88:80"}), result
+    assert (result["changed decoded"], result["changed services"]) == ([4], 1), result
+    assert result["after the change"] == sorted(set(result["wanted"]) - {"tcp:10.10.24.88:80",
+                                                                         "udp:10.10.24.89:53"}), result
 
 
 def test_set_weights_changes_many_weights_in_one_call(table):

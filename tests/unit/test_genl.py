@@ -353,3 +353,58 @@ def test_a_service_key_packed_in_one_call_is_the_attributes_laid_out_one_by_one(
         assert genl.service_key(key) == genl.service_key_generic(key), key
     fwmark = {"af": 4, "protocol": None, "address": None, "port": None, "fwmark": 7}
     assert genl.service_key(fwmark) == genl.service_key_generic(fwmark)
+
+
+def _kernel_service_reply(key, scheduler, flags, persistent, netmask=None, pe=None):
+    """A GET_SERVICE reply laid out as a kernel writes it (``ip_vs_genl_fill_service``):
+    af, the key, scheduler, (persistence engine), flags with the kernel's own ``hashed``
+    and an all-ones mask, timeout, netmask, then the counters."""
+    attr = genl.ATTR["service"]
+    family = genl.AF[key["af"]]
+    body = genl.nla(attr["af"], struct.pack("=H", family))
+    if key["fwmark"]:
+        body += genl.nla(attr["fwmark"], struct.pack("=I", key["fwmark"]))
+    else:
+        body += genl.nla(attr["protocol"], struct.pack("=H", genl.PROTOCOLS[key["protocol"]]))
+        body += genl.nla(attr["addr"], socket.inet_pton(family, key["address"]).ljust(16, b"\0"))
+        body += genl.nla(attr["port"], struct.pack("!H", key["port"]))
+    body += genl.nla(attr["sched_name"], scheduler.encode() + b"\0")
+    if pe:
+        body += genl.nla(attr["pe_name"], pe.encode() + b"\0")
+    value = genl.sched_flags_value(flags) | (genl.SVC_F_PERSISTENT if persistent else 0) | genl.SVC_F_HASHED
+    body += genl.nla(attr["flags"], struct.pack("=II", value, 0xFFFFFFFF))
+    body += genl.nla(attr["timeout"], struct.pack("=I", persistent))
+    body += genl.nla(attr["netmask"], socket.inet_aton(netmask or "255.255.255.255") if key["af"] == 4
+                     else struct.pack("=I", netmask or 128))
+    body += genl.nla(attr["stats64"] | genl.NLA_F_NESTED, b"".join(
+        genl.nla(i, struct.pack("=Q", 5 + i)) for i in range(1, len(genl.STATS_NAMES) + 1)))
+    return genl.request(0x20, genl.CMD["new_service"], genl.nla(genl.ATTR["cmd"]["service"], body), 2, 1)
+
+
+def test_a_service_reply_that_holds_a_wanted_service_is_known_by_its_bytes():
+    """A GET_SERVICE reply of a wanted service with its wanted settings is known without
+    decoding (what it answers is what decoding gives); any setting that differs, a
+    persistence engine, or a service not wanted is not known: the caller decodes it."""
+    import lvstun.ipvs as model  # noqa: PLC0415
+
+    schedulers = ["rr", "wrr", "wlc", "sh", "mh", "lblcr"]
+    table = {}
+    for i, (key, _, _, _, _) in enumerate(SERVICES):
+        spec = model.service_spec(key)
+        table[spec] = {"scheduler": schedulers[i % len(schedulers)], "persistent": 300 * (i % 2),
+                       "flags": ["sh-port"] if i % 3 == 0 else [], "destinations": {}}
+    table["fwmark:77"] = {"scheduler": "rr", "destinations": None}
+    wanted = model.wanted(table)
+    heads = genl.ServiceHeads(wanted)
+    for spec, (values, _, svc) in wanted.items():
+        reply = _kernel_service_reply(svc, svc["scheduler"], svc["flags"], svc["persistent"])
+        decoded = genl.service_record(reply, False)
+        assert (model.service_spec(decoded), model.service_values(decoded)) == (spec, values)
+        assert heads.match(reply) == (spec, values, svc["af"], genl.service_key(svc))
+        for change in ({"scheduler": "dh"}, {"flags": ["sh-fallback"]}, {"persistent": 301},
+                       {"persistent": 0 if svc["persistent"] else 60}, {"pe": "sip"}):
+            other = {"scheduler": svc["scheduler"], "flags": svc["flags"], "persistent": svc["persistent"], **change}
+            assert heads.match(_kernel_service_reply(svc, **other)) is None, (spec, change)
+    stranger = {"af": 4, "protocol": "tcp", "address": "10.10.24.99", "port": 80, "fwmark": None}
+    assert heads.match(_kernel_service_reply(stranger, "rr", [], 0)) is None
+    assert genl.ServiceHeads({}).match(_kernel_service_reply(stranger, "rr", [], 0)) is None
