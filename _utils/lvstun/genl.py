@@ -331,20 +331,30 @@ def _read_attr(attrs, name, kind):
 
 
 # The counters of a destination (:func:`dest_counters`): a tuple of these, in this order.
-COUNTERS = ("address", "port", "weight", "active", "inactive", *STATS_NAMES)
+COUNTERS = ("address", "port", "forward", "weight", "active", "inactive", *STATS_NAMES)
 
 
 def counters(record):
     """The :data:`COUNTERS` tuple of an ``ipvs.list`` destination record."""
     stats = record.get("stats") or {}
-    return (record["address"], record["port"], record["weight"], record["active"], record["inactive"],
-            *(stats.get(name, 0) for name in STATS_NAMES))
+    return (record["address"], record["port"], record["forward"], record["weight"], record["active"],
+            record["inactive"], *(stats.get(name, 0) for name in STATS_NAMES))
 
 
 _VALUE_FORMATS = {"u32": "I", "u16": "H", "be16": "H", "u8": "B", "u64": "Q"}  # struct formats of value kinds
 _FIELDS = tuple(name for name, _ in DEST_ATTRS if name not in ("addr", "stats", "stats64")) + STATS_NAMES
-_COUNTER_FIELDS = ("weight", "active_conns", "inact_conns", *STATS_NAMES)  # COUNTERS after address, port
+_COUNTER_FIELDS = ("weight", "active_conns", "inact_conns", *STATS_NAMES)  # COUNTERS after address, port, forward
 _BIG_ENDIAN = tuple(name for name, kind in DEST_ATTRS if kind == "be16")
+
+
+def _headers(data, offset, end):
+    """``(offset, length, type)`` of each attribute header in ``data[offset:end]``."""
+    while offset + 4 <= end:
+        length, kind = NLA_HEADER.unpack_from(data, offset)
+        if length < 4:
+            return
+        yield offset, length, kind
+        offset += (length + 3) & ~3
 
 
 def _layout_struct(pieces):
@@ -372,7 +382,7 @@ class _DestLayout:
         headers, values = [], []  # [(offset, (len, type))], [(offset, struct format, field)]
         start = NLMSG_HEADER.size + GENL_HEADER.size
         dest_span = None
-        for offset, length, kind in self._walk(payload, start, len(payload)):
+        for offset, length, kind in _headers(payload, start, len(payload)):
             headers.append((offset, (length, kind)))
             if kind & NLA_TYPE_MASK == ATTR["cmd"]["dest"]:
                 dest_span = (offset + 4, offset + length)
@@ -381,12 +391,12 @@ class _DestLayout:
         kinds = dict(DEST_ATTRS)
         names = {number: name for name, number in _D.items()}
         self.stats64 = False
-        for offset, length, kind in self._walk(payload, *dest_span):
+        for offset, length, kind in _headers(payload, *dest_span):
             headers.append((offset, (length, kind)))
             name = names.get(kind & NLA_TYPE_MASK)
             if name == "stats64":
                 self.stats64 = True
-                for inner, ilength, ikind in self._walk(payload, offset + 4, offset + length):
+                for inner, ilength, ikind in _headers(payload, offset + 4, offset + length):
                     headers.append((inner, (ilength, ikind)))
                     index = (ikind & NLA_TYPE_MASK) - 1
                     if 0 <= index < len(STATS_NAMES) and ilength >= 12:
@@ -420,15 +430,6 @@ class _DestLayout:
         self.has_tun_type = self.index["tun_type"] < at
         stats_at = [self.index[name] for name in STATS_NAMES]
         self.stats = lambda got: dict(zip(STATS_NAMES, (got[i] for i in stats_at), strict=True))
-
-    @staticmethod
-    def _walk(data, offset, end):
-        while offset + 4 <= end:
-            length, kind = NLA_HEADER.unpack_from(data, offset)
-            if length < 4:
-                return
-            yield offset, length, kind
-            offset += (length + 3) & ~3
 
     def match(self, payload):
         """The values of ``payload`` when it has this layout, else None."""
@@ -472,8 +473,10 @@ class _DestLayout:
 
     def counters(self, got, service_af):
         """The :data:`COUNTERS` tuple of a reply from its values (:meth:`match`)."""
-        address = _address_text(got[self.index["addr"]], AF_VERSION.get(got[self.index["addr_family"]], service_af))
-        return (address, _swap16(got[self.index["port"]]), *self.number(got))
+        index = self.index
+        address = _address_text(got[index["addr"]], AF_VERSION.get(got[index["addr_family"]], service_af))
+        return (address, _swap16(got[index["port"]]), FORWARD_NAMES[got[index["fwd_method"]] & 0x7],
+                *self.number(got))
 
 
 _ADDRESSES = {}  # (the 16 bytes of a reply's address, IP version) -> its text: a scrape reads the same ones
@@ -642,6 +645,52 @@ class ServiceHeads:
             if hit is not None:
                 return hit
         return None
+
+
+class KnownServices:
+    """Service records (without counters) and their key attributes, by the head of
+    their GET_SERVICE replies (every attribute before the counters), learnt as replies
+    are decoded: a scrape reads the same services every time, and decodes a reply only
+    when its head is new (a service added or changed)."""
+
+    MAX = 1 << 16  # heads kept at most (then forgotten all at once)
+    SPANS = 8  # lengths of heads tried at most (a scheduler's name makes one)
+
+    def __init__(self):
+        self.known, self.spans = {}, []
+
+    def get(self, payload):
+        """``(service record, key attribute)`` of a reply (bytes), decoded when unknown
+        (the record is shared by every read that finds it: not to be changed)."""
+        for span in self.spans:
+            hit = self.known.get(payload[span])
+            if hit is not None:
+                return hit
+        svc = service_record(payload, False)
+        hit = (svc, service_key(svc))
+        end = _counters_at(payload)
+        if end is not None:
+            span = next((span for span in self.spans if span.stop == end), None)
+            if span is None and len(self.spans) < self.SPANS:
+                span = slice(_SETTINGS_AT, end)
+                self.spans.append(span)
+            if span is not None:
+                if len(self.known) >= self.MAX:
+                    self.known.clear()
+                self.known[payload[span]] = hit
+        return hit
+
+
+def _counters_at(payload):
+    """Where the counters of a GET_SERVICE reply begin (its service's first counters
+    attribute), or None when its service attribute is not the first or has none."""
+    at = NLMSG_HEADER.size + GENL_HEADER.size
+    if len(payload) < _SETTINGS_AT or NLA_HEADER.unpack_from(payload, at)[1] & NLA_TYPE_MASK != ATTR["cmd"]["service"]:
+        return None
+    for offset, _, kind in _headers(payload, _SETTINGS_AT, len(payload)):
+        if kind & NLA_TYPE_MASK in (_S["stats"], _S["stats64"]):
+            return offset
+    return None
 
 
 def dest_counters(payloads, service_af=4):

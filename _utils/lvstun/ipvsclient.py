@@ -145,6 +145,7 @@ class Client:
     def __init__(self):
         self.seq = 0
         self._chains = None  # DumpChains once a read needs them; False where io_uring is not available
+        self._known = genl.KnownServices()  # the services a scrape reads every time
         self._open()
         try:
             self.family = self._family("IPVS")
@@ -374,9 +375,11 @@ class Client:
     def read_counters(self):
         """What a scrape reads: ``[(service record, [genl.COUNTERS tuple of each
         destination])]`` for every service, in the kernel's order (no destination
-        record is built)."""
+        record is built; a service known from an earlier read by its reply's head,
+        ``lvstun.genl.KnownServices``, is not decoded again: its record is shared)."""
+        rows = [self._known.get(payload) for payload in self.dump("get_service")]
         return [(svc, genl.dest_counters(dests, svc["af"]))
-                for svc, dests in self._with_dests(self._services(None, False))]
+                for (svc, _), dests in zip(rows, self.dumps("get_dest", [key for _, key in rows]), strict=True)]
 
     def _service_reply(self, key):
         """One service's GET_SERVICE reply, or None when it does not exist."""

@@ -22,7 +22,8 @@ from .genl import COUNTERS, counters
 from .ipvs import join_hostport, parse_service, service_spec
 
 # Per backend: (name, type, help, field of the destination's counters, genl.COUNTERS); labels service,
-# vip, backend.
+# vip, backend. The replies' counters only where replies pass through the director (REPLIES_DIRECT
+# apart: always 0 there); the kernel's rate estimate not at all (rate() of the counters says more).
 BACKEND = (
     ("lvs_backend_connections_active", "gauge", "Active connections (ESTABLISHED) to the backend.",
      "active"),
@@ -30,17 +31,15 @@ BACKEND = (
      "inactive"),
     ("lvs_backend_connections_total", "counter", "Connections scheduled to the backend.",
      "conns"),
-    ("lvs_backend_connections_per_second", "gauge", "The kernel's estimate of new connections per second.",
-     "cps"),
     ("lvs_backend_packets_in_total", "counter", "Packets forwarded to the backend.",
      "inpkts"),
     ("lvs_backend_packets_out_total", "counter",
-     "Packets from the backend through the director (0 in TUN mode: replies go direct).",
+     "Packets from the backend through the director (a backend it forwards to by NAT).",
      "outpkts"),
     ("lvs_backend_bytes_in_total", "counter", "Bytes forwarded to the backend.",
      "inbytes"),
     ("lvs_backend_bytes_out_total", "counter",
-     "Bytes from the backend through the director (0 in TUN mode).",
+     "Bytes from the backend through the director (a backend it forwards to by NAT).",
      "outbytes"),
     ("lvs_backend_weight", "gauge", "The weight the director runs now.", "weight"),
 )
@@ -58,6 +57,8 @@ SERVICE = (
     ("lvs_service_backends_serving", "gauge", "Of them, those with a live weight above 0 on this director."),
     ("lvs_service_floor", "gauge", "Backends the service keeps in even when down (its floor, as a count)."),
 )
+REPLIES = ("outpkts", "outbytes")  # the counters of replies through the director
+REPLIES_DIRECT = ("tunnel", "route")  # forwarding whose replies go from the backend to the client
 LABEL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 
 
@@ -133,13 +134,14 @@ class Text:
         when the kernel's table could not be read) under ``site_view``, as strings (the
         exporter sends each as it is made: a large table's text is never whole in memory)."""
         services = table or []
-        shape = [(service_spec(svc), tuple(map(_ADDRESS_PORT, dests))) for svc, dests in services]
+        shape = [(service_spec(svc), tuple(map(_DESTINATION, dests))) for svc, dests in services]
         if self._key is None or self._key[0] is not site_view or self._key[1] != shape:
             self._build(shape, site_view)
             self._key = (site_view, shape)
         flat = [dest for _, dests in services for dest in dests]
-        for head, template, field in self._backend:
-            yield head + template % tuple(map(operator.itemgetter(field), flat))
+        for head, template, field, only in self._backend:
+            yield head + template % (tuple(map(operator.itemgetter(field), flat)) if only is None
+                                     else tuple(flat[i][field] for i in only))
         yield self._view_part
         head, template, counted = self._serving
         dests = [dests for _, dests in services]
@@ -151,7 +153,7 @@ class Text:
                f"# TYPE lvs_director_services gauge\nlvs_director_services {len(services)}\n")
 
     def _build(self, shape, site_view):
-        """The templates for a table of ``shape`` (``[(spec, ((address, port), ...))]``)."""
+        """The templates for a table of ``shape`` (``[(spec, ((address, port, forward), ...))]``)."""
         named = (site_view or {}).get("services", {})
         rows = []  # (labels, view entry of the backend or None), in the order of the table's destinations
         services = []  # (labels, view entry or None, index in the table or None, counted destinations)
@@ -161,10 +163,10 @@ class Text:
             head = f'service="{_label(name)}",vip="{_label(vip)}"'
             known = entry["backends"] if entry else {}
             counted = []  # the site's backends (not the sorry server): serving when their weight is > 0
-            for j, (address, port) in enumerate(dests):
+            for j, (address, port, forward) in enumerate(dests):
                 hostport = join_hostport(address, port)
                 mine = known.get(hostport)
-                rows.append((f'{head},backend="{_label(mine["backend"] if mine else hostport)}"', mine))
+                rows.append((f'{head},backend="{_label(mine["backend"] if mine else hostport)}"', mine, forward))
                 if mine and not mine["sorry"]:
                     counted.append(j)
             services.append((head, entry, index, counted))
@@ -173,13 +175,16 @@ class Text:
             if spec not in present:  # the site wants it, the kernel does not have it
                 services.append((f'service="{_label(entry["service"])}",vip="{_label(entry["vip"])}"',
                                  entry, None, ()))
-        self._backend = [(_head(name, kind, text), "".join([f"{name}{{{_escaped(labels)}}} %d\n"
-                                                            for labels, _ in rows]), COUNTERS.index(field))
-                         for name, kind, text, field in BACKEND]
+        replies = [i for i, (_, _, forward) in enumerate(rows) if forward not in REPLIES_DIRECT]
+        self._backend = []
+        for name, kind, text, field in BACKEND:
+            only = replies if field in REPLIES else None
+            lines = [f"{name}{{{_escaped(rows[i][0])}}} %d\n" for i in (range(len(rows)) if only is None else only)]
+            self._backend.append((_head(name, kind, text), "".join(lines), COUNTERS.index(field), only))
         out = []
         for name, kind, text, key in BACKEND_VIEW:
             out.append(_head(name, kind, text))
-            out += [f"{name}{{{labels}}} {_number(mine[key])}\n" for labels, mine in rows if mine]
+            out += [f"{name}{{{labels}}} {_number(mine[key])}\n" for labels, mine, _ in rows if mine]
         out.append(_head("lvs_service_info", "gauge", "The site's services: port, protocol and scheduler."))
         out += [f'lvs_service_info{{{head},port="{entry["port"]}",protocol="{entry["protocol"]}",'
                 f'scheduler="{entry["scheduler"]}"}} 1\n' for head, entry, _, _ in services if entry]
@@ -213,7 +218,7 @@ class Kept(str):
     packed = None  # (bytes, gzip member), made at its first scrape
 
 
-_ADDRESS_PORT = operator.itemgetter(0, 1)
+_DESTINATION = operator.itemgetter(0, 1, 2)  # address, port, forward
 _WEIGHT = COUNTERS.index("weight")
 
 

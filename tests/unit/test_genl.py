@@ -240,7 +240,7 @@ def test_a_dump_read_by_learnt_layouts_equals_a_walk_of_every_reply(monkeypatch)
         for r in (genl.dest_record(reply, 4, False) for reply in replies)]
     # A scrape's counters read by the same layouts are those of the walked records.
     assert genl.dest_counters(replies, 4) == [genl.counters(genl.dest_record(reply, 4)) for reply in replies]
-    assert genl.dest_counters(replies[5:6])[0][:5] == ("10.10.0.6", 85, 35, 5, 9)
+    assert genl.dest_counters(replies[5:6])[0][:6] == ("10.10.0.6", 85, "tunnel", 35, 5, 9)
     assert fast[5]["weight"] == 35 and genl.dest_records(replies)[5]["stats"]["outbps"] == 10**12 + 5 + 9
     # Four layouts did the reading (tunnel, route, IPv6 masq, and the moved headers, which the
     # first layout refused), learnt once for every dump; only a fifth layout's reply was walked.
@@ -355,7 +355,7 @@ def test_a_service_key_packed_in_one_call_is_the_attributes_laid_out_one_by_one(
     assert genl.service_key(fwmark) == genl.service_key_generic(fwmark)
 
 
-def _kernel_service_reply(key, scheduler, flags, persistent, netmask=None, pe=None):
+def _kernel_service_reply(key, scheduler, flags, persistent, netmask=None, pe=None, conns=5):
     """A GET_SERVICE reply laid out as a kernel writes it (``ip_vs_genl_fill_service``):
     af, the key, scheduler, (persistence engine), flags with the kernel's own ``hashed``
     and an all-ones mask, timeout, netmask, then the counters."""
@@ -377,7 +377,7 @@ def _kernel_service_reply(key, scheduler, flags, persistent, netmask=None, pe=No
     body += genl.nla(attr["netmask"], socket.inet_aton(netmask or "255.255.255.255") if key["af"] == 4
                      else struct.pack("=I", netmask or 128))
     body += genl.nla(attr["stats64"] | genl.NLA_F_NESTED, b"".join(
-        genl.nla(i, struct.pack("=Q", 5 + i)) for i in range(1, len(genl.STATS_NAMES) + 1)))
+        genl.nla(i, struct.pack("=Q", conns + i)) for i in range(1, len(genl.STATS_NAMES) + 1)))
     return genl.request(0x20, genl.CMD["new_service"], genl.nla(genl.ATTR["cmd"]["service"], body), 2, 1)
 
 
@@ -408,3 +408,24 @@ def test_a_service_reply_that_holds_a_wanted_service_is_known_by_its_bytes():
     stranger = {"af": 4, "protocol": "tcp", "address": "10.10.24.99", "port": 80, "fwmark": None}
     assert heads.match(_kernel_service_reply(stranger, "rr", [], 0)) is None
     assert genl.ServiceHeads({}).match(_kernel_service_reply(stranger, "rr", [], 0)) is None
+
+
+def test_a_service_read_again_is_known_by_the_head_of_its_reply(monkeypatch):
+    """A scrape's services are decoded once: a reply whose attributes before the counters
+    are those of a reply decoded earlier gives that reply's record and key; any setting
+    changed (or a persistence engine) is decoded anew."""
+    decoded = []
+    decode = genl.service_record
+    monkeypatch.setattr(genl, "service_record", lambda payload, stats=True: decoded.append(1) or decode(payload, stats))
+    known = genl.KnownServices()
+    for key, scheduler, flags, persistent, netmask in SERVICES:
+        reply = _kernel_service_reply(key, scheduler, flags, persistent, netmask)
+        first = known.get(reply)
+        assert first == (decode(reply, False), genl.service_key(first[0]))
+        assert known.get(_kernel_service_reply(key, scheduler, flags, persistent, netmask, conns=999)) is first
+        for change in ({"scheduler": "dh" if scheduler != "dh" else "rr"}, {"persistent": persistent + 1},
+                       {"pe": "sip"}, {"flags": [] if flags else ["sh-port"]}):
+            args = {"scheduler": scheduler, "flags": flags, "persistent": persistent, "netmask": netmask, **change}
+            other = _kernel_service_reply(key, **args)
+            assert known.get(other) == (decode(other, False), genl.service_key(decode(other, False)))
+    assert len(decoded) == 5 * len(SERVICES)  # each first read and each change; no counters changed alone
