@@ -135,7 +135,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="time the stages of one first apply")
     parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument("--without", help="machinery switched off (bench/machinery.py): uring,recvmmsg,layouts")
+    parser.add_argument("--without", help="machinery switched off (bench/machinery.py): uring,layouts")
     parser.add_argument("--hotspots", action="store_true",
                         help="also profile one first apply with cProfile (slow on UML: minutes at 11,000 entries)")
     args = parser.parse_args()

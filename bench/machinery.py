@@ -6,21 +6,21 @@ microseconds; on Debian's stock kernel it must still earn its place (``make benc
 
 - ``uring``: destination dumps as io_uring chains (``lvstun.dumpchain``), else one dump
   at a time;
-- ``recvmmsg``: several netlink datagrams per system call, else one ``recv`` each;
 - ``layouts``: replies read by learnt layouts (``lvstun.genl._DestLayout``), else each
   walked attribute by attribute.
 
-(The exporter's allocator settings were a fourth piece: 0.95x on the stock kernel, so
-they went, 2026-12-05.)
+(The exporter's allocator settings were another piece: 0.95x on the stock kernel, so
+they went, 2026-12-05; and several netlink datagrams per ``recvmmsg``: 0.99x the
+re-apply and the scrape, the first apply 10 % slower with it, so it went too.)
 
-Run as ``python bench/machinery.py --without uring,recvmmsg -m lvstun.exporter ARGS``
+Run as ``python bench/machinery.py --without uring,layouts -m lvstun.exporter ARGS``
 to start a module with those pieces off.
 """
 
 import runpy
 import sys
 
-PIECES = ("uring", "recvmmsg", "layouts")
+PIECES = ("uring", "layouts")
 
 
 def disable(names):
@@ -35,14 +35,6 @@ def disable(names):
         import lvstun.ipvsclient as ipvsclient  # noqa: PLC0415
     if "uring" in names:
         ipvsclient.Client._dump_chains = lambda self: False
-    if "recvmmsg" in names:
-        original = ipvsclient.Receiver.__init__
-
-        def without_recvmmsg(self, sock):
-            original(self, sock)
-            self._recvmmsg = None
-
-        ipvsclient.Receiver.__init__ = without_recvmmsg
     if "layouts" in names:
         genl.MAX_LAYOUTS = 0
         genl._LAYOUTS.clear()

@@ -185,7 +185,7 @@ def main():
     parser.add_argument("--replay", help="time the exporter's work on saved replies (no kernel needed)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--without", help="machinery switched off in the exporter (bench/machinery.py): "
-                                          "uring,recvmmsg,layouts")
+                                          "uring,layouts")
     args = parser.parse_args()
     if args.replay:
         replay(args.replay, args.runs, args.services, args.dests)

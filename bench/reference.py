@@ -48,7 +48,7 @@ def _scrape_args(runs, out, without=""):
             *(["--without", without] if without else [])]
 
 
-MACHINERY = ("uring", "recvmmsg", "layouts")
+MACHINERY = ("uring", "layouts")
 
 
 def on_reference(tables, runs, scrapes, folder, machinery=False):

@@ -20,7 +20,6 @@ CLI Example (what ``ipvs.list`` does):
         services = ipvs.read(stats=False)
 """
 
-import ctypes
 import errno
 import os
 import socket
@@ -35,7 +34,6 @@ F_REQUEST, F_ACK, F_DUMP = 0x1, 0x4, 0x300
 F_CREATE, F_EXCL, F_REPLACE = 0x400, 0x200, 0x100
 SOL_NETLINK, NETLINK_CAP_ACK = 270, 10
 GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME = 0x10, 3, 1, 2
-MSG_WAITFORONE = 0x10000  # recvmmsg: wait for the first datagram only
 BATCH = 64 << 10  # bytes of requests per send (the socket's send buffer takes ~200 KiB)
 RCVBUF = 8 << 20
 FEW = 64  # services read one by one rather than from a dump of every service
@@ -61,61 +59,29 @@ def explain(code, action, scheduler=None):
 
 
 class Receiver:
-    """Reads the datagrams queued on a netlink socket, up to ``SLOTS`` in one system
-    call (``recvmmsg``) where the C library has it, else one (``recv``).
-
-    A dump of one service's destinations is two datagrams, the replies and the end
-    (which the kernel writes while the first is read): one call instead of two. On a
-    UML kernel a system call costs ~60 us, and a scrape of 1,000 services makes 1,000
-    such dumps.
+    """Reads the datagrams queued on a netlink socket, one per ``recv``. (Several per
+    ``recvmmsg`` saved system calls on the lab's UML kernel, where each costs ~60 us;
+    on Debian's stock kernel it did not help: 0.99x the scrape and the re-apply, the
+    first apply 10 % slower, so it went: README, "Performance on the kernel users run".)
     """
 
-    SLOTS = 16
     SLOT = SLOT  # bytes per datagram
 
     def __init__(self, sock):
         self.sock = sock
-        self.buffer = bytearray(self.SLOTS * self.SLOT)  # never resized: the C structures point into it
-        self._recvmmsg = getattr(ctypes.CDLL(None, use_errno=True), "recvmmsg", None)
-        if self._recvmmsg is None:
-            return
-        self._recvmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p)
-        base = ctypes.addressof(ctypes.c_char.from_buffer(self.buffer))
-        self._iovecs = (_IOVec * self.SLOTS)(*[_IOVec(base + i * self.SLOT, self.SLOT) for i in range(self.SLOTS)])
-        self._headers = (_MMsgHdr * self.SLOTS)()
-        for i, header in enumerate(self._headers):
-            header.hdr.msg_iov = ctypes.addressof(self._iovecs[i])
-            header.hdr.msg_iovlen = 1
+        self.buffer = bytearray(self.SLOT)
 
     def datagrams(self, wait=True):
-        """The datagrams queued on the socket as bytes, at least one when ``wait``
-        (else none when none is queued)."""
-        if self._recvmmsg is None:
-            try:
-                size = self.sock.recv_into(self.buffer, self.SLOT, 0 if wait else socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return []
-            return [bytes(self.buffer[:size])]
-        flags = MSG_WAITFORONE if wait else socket.MSG_DONTWAIT
-        while True:
-            count = self._recvmmsg(self.sock.fileno(), self._headers, self.SLOTS, flags, None)
-            if count >= 0:
-                break
-            code = ctypes.get_errno()
-            if code in (errno.EAGAIN, errno.EWOULDBLOCK) and not wait:
-                return []
-            if code != errno.EINTR:
-                raise OSError(code, os.strerror(code))
-        out = []
-        for i in range(count):
-            if self._headers[i].hdr.msg_flags & socket.MSG_TRUNC:
-                raise OSError(errno.EMSGSIZE, "a netlink datagram larger than the receive buffer")
-            out.append(bytes(self.buffer[i * self.SLOT:i * self.SLOT + self._headers[i].msg_len]))
-        return out
-
-
-class _IOVec(ctypes.Structure):
-    _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
+        """The next datagram queued on the socket as bytes, in a list (waiting for one
+        when ``wait``; else an empty list when none is queued)."""
+        flags = socket.MSG_TRUNC | (0 if wait else socket.MSG_DONTWAIT)  # MSG_TRUNC: the datagram's whole size
+        try:
+            size = self.sock.recv_into(self.buffer, self.SLOT, flags)
+        except BlockingIOError:
+            return []
+        if size > self.SLOT:
+            raise OSError(errno.EMSGSIZE, "a netlink datagram larger than the receive buffer")
+        return [bytes(self.buffer[:size])]
 
 
 _VERBS = {"add_service": "add service", "edit_service": "edit service", "del_service": "delete service",
@@ -127,16 +93,6 @@ def _step_words(op, svc, dest):
     if dest is None:
         return f"{_VERBS[op]} {service_spec(svc)}"
     return f"{_VERBS[op]} {join_hostport(dest['address'], dest['port'])} of {service_spec(svc)}"
-
-
-class _MsgHdr(ctypes.Structure):
-    _fields_ = (("msg_name", ctypes.c_void_p), ("msg_namelen", ctypes.c_uint32), ("msg_iov", ctypes.c_void_p),
-                ("msg_iovlen", ctypes.c_size_t), ("msg_control", ctypes.c_void_p),
-                ("msg_controllen", ctypes.c_size_t), ("msg_flags", ctypes.c_int))
-
-
-class _MMsgHdr(ctypes.Structure):
-    _fields_ = (("hdr", _MsgHdr), ("msg_len", ctypes.c_uint))
 
 
 class Client:

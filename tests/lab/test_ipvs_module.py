@@ -196,7 +196,7 @@ ops.append(("edit_dest", svc, dest(7, 9)))
 with lvstun.ipvsclient.Client() as ipvs:
     failed = ipvs.apply(ops)
     records = ipvs.read(stats=True)
-    counters = ipvs.read_counters()  # what a scrape reads: a dump of many datagrams, several per recvmmsg
+    counters = ipvs.read_counters()  # what a scrape reads: a dump of many datagrams
 import lvstun.genl
 by_records = {{(s["address"], d["address"]): lvstun.genl.counters(d) for s in records for d in s["destinations"]}}
 by_counters = {{(s["address"], d[0]): tuple(d) for s, dests in counters for d in dests}}
