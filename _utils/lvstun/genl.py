@@ -595,12 +595,30 @@ _REPLY_SETTINGS = operator.itemgetter(slice(_SETTINGS_AT, _FAMILY_AT - 3 * 8),
 _FAMILY_BYTES = {family: _FAMILY.pack(6, _D["addr_family"], family) for family in AF.values()}
 
 
+_REPLY_MEMO = {}  # (key, values without tunnel flags) -> _reply_settings: services share their backends
+_REPLY_MEMO_MAX = 1 << 16
+
+
 def _reply_settings(key, values):
     """The bytes of :data:`_REPLY_SETTINGS` in a GET_DEST reply for the destination ``key``
-    (address, port) with ``values`` (as ``lvstun.ipvs.dest_values`` makes them). Each
-    attribute header as a literal (length, number in ``DEST_ATTRS``: a table's re-apply
-    makes thousands; ``tests/unit/test_genl.py`` builds the same replies attribute by
-    attribute)."""
+    (address, port) with ``values`` (as ``lvstun.ipvs.dest_values`` makes them), made
+    once per process for a destination without tunnel flags (a site's services name the
+    same backends)."""
+    if len(values) < 7 or not values[6]:
+        memo = (key, values[:6])
+        found = _REPLY_MEMO.get(memo)
+        if found is None:
+            if len(_REPLY_MEMO) >= _REPLY_MEMO_MAX:
+                _REPLY_MEMO.clear()
+            found = _REPLY_MEMO[memo] = _packed_settings(key, values)
+        return found
+    return _packed_settings(key, values)
+
+
+def _packed_settings(key, values):
+    """:func:`_reply_settings`, packed: each attribute header as a literal (length,
+    number in ``DEST_ATTRS``; ``tests/unit/test_genl.py`` builds the same replies
+    attribute by attribute)."""
     (address, port), forward = key, values[0]
     if forward == "tunnel":
         flags = values[6]

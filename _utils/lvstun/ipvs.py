@@ -353,6 +353,7 @@ def records(wanted, specs):
 _DEST_SPECS = {}  # destination spec text -> (address, port): a table names the same real servers in every service
 _DEST_SPECS_MAX = 1 << 17
 _TUN_FLAG_SET = frozenset(TUN_FLAGS)
+_WEIGHT_ONLY = frozenset({"weight"})
 
 
 def dest_settings(spec, settings=None, service="service"):
@@ -368,6 +369,11 @@ def dest_settings(spec, settings=None, service="service"):
         if len(_DEST_SPECS) < _DEST_SPECS_MAX:
             _DEST_SPECS[spec] = parsed
     settings = settings or {}
+    if settings.keys() <= _WEIGHT_ONLY:  # the usual backend: every default, a weight perhaps
+        weight = settings.get("weight", 1)
+        if weight.__class__ is not int or not 0 <= weight <= MAX_WEIGHT:
+            check_weight(weight)
+        return parsed, ("tunnel", weight, 0, 0, "ipip", 0, [])
     forward = settings.get("forward", "tunnel")
     if forward not in FORWARD:
         check_choice(forward, tuple(FORWARD), f"{service} -> {spec}: forward")

@@ -145,3 +145,23 @@ def test_records_made_from_the_checked_table_are_those_desired_service_makes():
     wanted = rec.wanted(table)
     made = [rec.desired_service(spec, settings) for spec, settings in table.items()]
     assert rec.records(wanted, list(wanted)) == made
+
+
+def test_a_backend_of_defaults_and_a_weight_is_checked_as_one_that_names_them():
+    """The usual backend (no settings, or a weight only) comes out as the same backend
+    with every default named, and a bad weight fails with the same error."""
+    spec = "10.10.24.21:80"
+    named = {"forward": "tunnel", "u_threshold": 0, "l_threshold": 0, "tun_type": "ipip", "tun_port": 0,
+             "tun_flags": []}
+    assert rec.dest_settings(spec) == rec.dest_settings(spec, {}) == rec.dest_settings(spec, named) \
+        == rec.dest_settings(spec, {**named, "weight": 1})
+    for weight in (0, 1, 7, rec.MAX_WEIGHT):
+        assert rec.dest_settings(spec, {"weight": weight}) == rec.dest_settings(spec, {**named, "weight": weight})
+    for weight in (-1, rec.MAX_WEIGHT + 1, True, "1", 1.0, None):
+        errors = []
+        for settings in ({"weight": weight}, {**named, "weight": weight}):
+            try:
+                rec.dest_settings(spec, settings)
+            except rec.SpecError as err:
+                errors.append(str(err))
+        assert len(errors) == 2 and errors[0] == errors[1], (weight, errors)
