@@ -423,7 +423,6 @@ class _DestLayout:
         # A field the reply lacks reads a 0 added at the end of the values (``padded``).
         self.index = {field: index.get(field, at) for field in ("addr", *_FIELDS)}
         self.padded = any(i == at for i in self.index.values())
-        self.number = operator.itemgetter(*(self.index[name] for name in _COUNTER_FIELDS))
         self.fields = operator.itemgetter(*(self.index[name] for name in (
             "addr", "addr_family", "port", "fwd_method", "weight", "u_thresh", "l_thresh", "active_conns",
             "inact_conns", "persist_conns", "tun_type", "tun_port", "tun_flags")))
@@ -490,13 +489,6 @@ class _DestLayout:
             port = ((port & 0xFF) << 8) | (port >> 8) if little else port
             out.append((addresses.get(key) or _address_text(*key), port, FORWARD_NAMES[got[3] & 0x7], *got[4:]))
         return out
-
-    def counters(self, got, service_af):
-        """The :data:`COUNTERS` tuple of a reply from its values (:meth:`match`)."""
-        index = self.index
-        address = _address_text(got[index["addr"]], AF_VERSION.get(got[index["addr_family"]], service_af))
-        return (address, _swap16(got[index["port"]]), FORWARD_NAMES[got[index["fwd_method"]] & 0x7],
-                *self.number(got))
 
 
 _ADDRESSES = {}  # (the 16 bytes of a reply's address, IP version) -> its text: a scrape reads the same ones
@@ -678,11 +670,16 @@ class ServiceHeads:
     def match(self, payload):
         """``(spec, service values, IP version, key attribute)`` of the wanted service
         whose settings ``payload`` (a reply's bytes) holds, or None."""
-        for span in self.spans:
-            hit = self.heads.get(payload[span])
-            if hit is not None:
-                return hit
-        return None
+        return _by_head(self.heads, self.spans, payload)
+
+
+def _by_head(table, spans, payload):
+    """What ``table`` holds for the head of ``payload``, tried at each of ``spans``, or None."""
+    for span in spans:
+        hit = table.get(payload[span])
+        if hit is not None:
+            return hit
+    return None
 
 
 class KnownServices:
@@ -700,10 +697,9 @@ class KnownServices:
     def get(self, payload):
         """``(service record, key attribute)`` of a reply (bytes), decoded when unknown
         (the record is shared by every read that finds it: not to be changed)."""
-        for span in self.spans:
-            hit = self.known.get(payload[span])
-            if hit is not None:
-                return hit
+        hit = _by_head(self.known, self.spans, payload)
+        if hit is not None:
+            return hit
         svc = service_record(payload, False)
         hit = (svc, service_key(svc))
         end = _counters_at(payload)
@@ -745,8 +741,9 @@ def dest_counters(payloads, service_af=4):
 
 
 def _counters_of(payload, service_af):
-    layout, got = _layout(payload)
-    return layout.counters(got, service_af) if layout else counters(dest_record(payload, service_af, True))
+    layout, _ = _layout(payload)
+    return layout.counters_of([payload], service_af)[0] if layout else counters(dest_record(payload, service_af,
+                                                                                             True))
 
 
 def daemon_record(payload):

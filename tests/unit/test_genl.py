@@ -256,13 +256,7 @@ def test_a_destination_packed_in_one_call_is_the_attributes_laid_out_one_by_one(
 
     rng = random.Random(7)
     for _ in range(500):
-        forward = rng.choice(["tunnel", "tunnel", "route", "masq"])
-        dest = {"address": rng.choice(["10.10.24.21", "192.0.2.255", "2001:db8::1", "::ffff:1.2.3.4", "fe80::1"]),
-                "port": rng.randint(0, 65535), "forward": forward, "weight": rng.randint(0, 65535),
-                "u_threshold": rng.randint(0, 2**32 - 1), "l_threshold": rng.randint(0, 2**32 - 1)}
-        if forward == "tunnel":
-            dest.update(tun_type=rng.choice(["ipip", "gue", "gre"]), tun_port=rng.randint(0, 65535),
-                        tun_flags=rng.sample(["nocsum", "csum", "remcsum"], rng.randint(0, 2)))
+        dest = _random_dest(rng, ["10.10.24.21", "192.0.2.255", "2001:db8::1", "::ffff:1.2.3.4", "fe80::1"])
         assert genl.dest_full(dest) == genl.dest_full_generic(dest), dest
 
 
@@ -289,9 +283,10 @@ def _kernel_reply(dest, active=7):
                         2, 1)
 
 
-def _random_dest(rng):
+def _random_dest(rng, addresses=("10.10.24.21", "192.0.2.255", "2001:db8::1", "a0a:1815::", "fe80::1")):
+    """A destination of random settings, at one of ``addresses``."""
     forward = rng.choice(["tunnel", "tunnel", "route", "masq"])
-    dest = {"address": rng.choice(["10.10.24.21", "192.0.2.255", "2001:db8::1", "a0a:1815::", "fe80::1"]),
+    dest = {"address": rng.choice(list(addresses)),
             "port": rng.randint(0, 65535), "forward": forward, "weight": rng.randint(0, 65535),
             "u_threshold": rng.randint(0, 2**32 - 1), "l_threshold": rng.randint(0, 2**32 - 1)}
     if forward == "tunnel":
