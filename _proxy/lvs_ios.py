@@ -25,7 +25,13 @@ Configuration (the proxy's pillar or its ``/etc/salt/proxy`` file):
 
 The session is opened at start and reopened when it was lost; a connection error (wrong
 credentials, unreachable device) fails the call that needed it with netmiko's message,
-and the proxy keeps running.
+and the proxy keeps running. Jobs run in threads of the proxy and share the one session,
+and so does Salt's keep-alive (``alive``, every minute): each use of the session holds
+one lock, and nothing but commands is ever typed into the CLI. Whether the session is up
+is asked of the SSH transport, not with netmiko's ``is_alive`` (it types a NUL byte,
+which a CLI may answer with a bell that a command running at the same time then reads
+as its prompt); each answer is read up to the device's own prompt, learnt at login,
+never guessed again per command.
 
 CLI Example (through the ``iosnat`` execution module):
 
@@ -34,8 +40,10 @@ CLI Example (through the ``iosnat`` execution module):
     salt router iosnat.running
 """
 
+import functools
 import logging
 import re
+import threading
 
 from salt.exceptions import CommandExecutionError as DeviceError
 
@@ -58,6 +66,18 @@ _CONFIRM = re.compile(r"\[(?:no|yes|confirm)\]:?\s*$", re.IGNORECASE)
 _PROMPT = r"(?:\)#|\[(?:no|yes|confirm)\]:?\s*$)"
 
 _STATE = {"opts": None, "conn": None, "error": None, "initialized": False}
+_SESSION = threading.RLock()  # one user of the session at a time: the jobs' threads, the keep-alive
+
+
+def _serialized(func):
+    """Run ``func`` holding the session's lock."""
+
+    @functools.wraps(func)
+    def locked(*args, **kwargs):
+        with _SESSION:
+            return func(*args, **kwargs)
+
+    return locked
 
 
 def __virtual__():
@@ -66,6 +86,7 @@ def __virtual__():
     return __virtualname__
 
 
+@_serialized
 def init(opts):
     """Open the session to the device (an error is kept for the first call to report)."""
     _STATE.update(opts=opts, initialized=True)
@@ -80,10 +101,27 @@ def initialized():
 
 
 def alive(opts):
-    conn = _STATE["conn"]
-    return bool(conn and conn.is_alive())
+    """Salt's keep-alive: whether the session is up. A session in use by a job is up (the
+    job reopens it if it fails): answering False then would make Salt close it under the
+    job."""
+    if not _SESSION.acquire(blocking=False):
+        return True
+    try:
+        return _session_up(_STATE["conn"])
+    finally:
+        _SESSION.release()
 
 
+def _session_up(conn):
+    """Whether ``conn``'s SSH channel is open, asked of the transport (no CLI input)."""
+    channel = getattr(conn, "remote_conn", None)
+    if channel is None or getattr(channel, "closed", True):
+        return False
+    transport = channel.get_transport()
+    return bool(transport is not None and transport.is_active())
+
+
+@_serialized
 def ping():
     """True when the device answers (opening the session if needed)."""
     try:
@@ -99,6 +137,7 @@ def ping():
     return True
 
 
+@_serialized
 def shutdown(opts):
     _drop()
 
@@ -122,7 +161,7 @@ def _drop():
 
 def _connection():
     conn = _STATE["conn"]
-    if conn is not None and conn.is_alive():
+    if _session_up(conn):
         return conn
     _drop()
     conf = _settings()
@@ -148,6 +187,13 @@ def _connection():
     return conn
 
 
+def _prompt(conn):
+    """The pattern of the device's privileged prompt (``edge1#``), from the name netmiko
+    learnt at login, at the end of what was read."""
+    return re.escape(conn.base_prompt) + r"#\s*$"
+
+
+@_serialized
 def show(command):
     """Return the device's answer to a ``show`` command (privileged EXEC).
 
@@ -160,7 +206,8 @@ def show(command):
     if not command.startswith("show "):
         raise DeviceError(f"not a show command: {command!r}")
     try:
-        return _connection().send_command(command, read_timeout=_timeout())
+        conn = _connection()
+        return conn.send_command(command, expect_string=_prompt(conn), read_timeout=_timeout())
     except DeviceError:
         raise
     except Exception as err:  # pylint: disable=broad-except
@@ -178,6 +225,7 @@ def _timeout():
     return float(_settings().get("timeout", 15))
 
 
+@_serialized
 def configure(blocks):
     """Send blocks of config lines (each a list: ``["interface Gi0/1", "ip nat inside",
     "exit"]`` or one global line) in config mode, one line at a time; stop at the first
@@ -219,11 +267,18 @@ def configure(blocks):
     return {"applied": applied, "error": None}
 
 
+@_serialized
 def save():
-    """Copy the running config to the startup config (``write memory``); return the
-    device's answer, or raise ``DeviceError`` when it did not say ``[OK]``."""
+    """Copy the running config to the startup config (``write memory``, confirmed when the
+    device asks); return the device's answer, or raise ``DeviceError`` when it did not say
+    ``[OK]``."""
     try:
-        answer = _connection().save_config()
+        conn = _connection()
+        expect = f"(?:{_prompt(conn)}|(?i:{_CONFIRM.pattern}))"
+        answer = conn.send_command("write memory", expect_string=expect, read_timeout=_timeout())
+        if _CONFIRM.search(answer):
+            answer += conn.send_command("", expect_string=_prompt(conn), cmd_verify=False,
+                                        read_timeout=_timeout())
     except DeviceError:
         raise
     except Exception as err:  # pylint: disable=broad-except
