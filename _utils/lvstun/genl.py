@@ -25,6 +25,7 @@ from .ipvs import (
     TUN_TYPES,
     sched_flags_names,
     sched_flags_value,
+    tun_flag_names,
 )
 
 GENL_HEADER = struct.Struct("=BBH")  # cmd, version, reserved
@@ -319,7 +320,7 @@ def _dest_from(read, dest, stats64, service_af, stats):
         record["tun_type"] = TUN_TYPE_NAMES.get(tun_type[0] if tun_type is not None else 0, "ipip")
         record["tun_port"] = read(dest, "tun_port", "be16")
         tun_flags = read(dest, "tun_flags", "u16")
-        record["tun_flags"] = sorted(n for n, bit in TUN_FLAGS.items() if tun_flags & bit)
+        record["tun_flags"] = tun_flag_names(tun_flags)
     return record
 
 
@@ -454,7 +455,7 @@ class _DestLayout:
         if forward == "tunnel":
             record["tun_type"] = TUN_TYPE_NAMES.get(tun_type, "ipip") if self.has_tun_type else "ipip"
             record["tun_port"] = _swap16(tun_port)
-            record["tun_flags"] = _tun_flag_names(tun_flags) if tun_flags else []
+            record["tun_flags"] = tun_flag_names(tun_flags) if tun_flags else []
         return record
 
     def settings(self, got, service_af):
@@ -467,7 +468,7 @@ class _DestLayout:
         if forward == "tunnel":
             values = (forward, weight, u_thresh, l_thresh,
                       TUN_TYPE_NAMES.get(tun_type, "ipip") if self.has_tun_type else "ipip", _swap16(tun_port),
-                      _tun_flag_names(tun_flags) if tun_flags else [])
+                      tun_flag_names(tun_flags) if tun_flags else [])
         else:
             values = (forward, weight, u_thresh, l_thresh)
         return key, values, bool(active or inactive)
@@ -503,10 +504,6 @@ def _address_text(raw, version):
             _ADDRESSES.clear()
         address = _ADDRESSES[key] = _addr(*key)
     return address
-
-
-def _tun_flag_names(value):
-    return sorted(n for n, bit in TUN_FLAGS.items() if value & bit)
 
 
 def _swap16(value):

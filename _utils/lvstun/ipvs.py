@@ -22,7 +22,13 @@ FORWARD_NAMES = {number: name for name, number in FORWARD.items()}
 FORWARD_LISTING = {"masq": "Masq", "local": "Local", "tunnel": "Tunnel", "route": "Route", "bypass": "Bypass"}
 TUN_TYPES = {"ipip": 0, "gue": 1, "gre": 2}
 TUN_TYPE_NAMES = {number: name for name, number in TUN_TYPES.items()}
-TUN_FLAGS = {"nocsum": 0x1, "csum": 0x2, "remcsum": 0x4}
+# Tunnel encapsulation flags (IP_VS_TUNNEL_ENCAP_FLAG_*): "nocsum" is the absence of the others.
+TUN_FLAGS = {"nocsum": 0x0, "csum": 0x1, "remcsum": 0x2}
+
+
+def tun_flag_names(value):
+    """The names of a destination's tunnel flags value, as the kernel gives it (0: none)."""
+    return sorted(name for name, bit in TUN_FLAGS.items() if bit and value & bit)
 
 # Service flags (IP_VS_SVC_F_*). "persistent" follows the timeout; "hashed" is kernel-internal.
 SVC_F_PERSISTENT, SVC_F_HASHED = 0x1, 0x2
@@ -176,6 +182,7 @@ def format_listing(services):
 _FORWARD_OPTION = {"-g": "route", "--gatewaying": "route", "-i": "tunnel", "--ipip": "tunnel",
                    "-m": "masq", "--masquerading": "masq"}
 _FORWARD_SAVE = {"route": "-g", "tunnel": "-i", "masq": "-m"}
+_SAVE_TUN_FLAGS = {f"--tun-{name}": name for name in ("nocsum", "csum", "remcsum")}  # options without a value
 
 
 def to_save(services):
@@ -200,6 +207,7 @@ def to_save(services):
                 dline += f" --tun-type {dest['tun_type']}"
                 if dest.get("tun_port"):
                     dline += f" --tun-port {dest['tun_port']}"
+                dline += "".join(f" --tun-{flag}" for flag in dest.get("tun_flags") or ["nocsum"])
             dline += f" -w {dest['weight']}"
             if dest.get("u_threshold"):
                 dline += f" -x {dest['u_threshold']}"
@@ -217,6 +225,10 @@ def _save_options(args, where):
         word = args[i]
         if word in _FORWARD_OPTION or word == "-6":
             opts.update({"forward": _FORWARD_OPTION[word]} if word in _FORWARD_OPTION else {"ipv6": True})
+            i += 1
+            continue
+        if word in _SAVE_TUN_FLAGS:
+            opts.setdefault("tun_flags", []).append(_SAVE_TUN_FLAGS[word])
             i += 1
             continue
         if i + 1 >= len(args):
@@ -254,7 +266,8 @@ def _save_dest(opts, where):
     except (SpecError, ValueError) as err:
         raise SpecError(f"{where}: {err}") from None
     return {**dest, "forward": opts.get("forward", "route"), "tun_type": opts.get("--tun-type", "ipip"),
-            "tun_port": int(opts.get("--tun-port", 0)), "weight": weight,
+            "tun_port": int(opts.get("--tun-port", 0)),
+            "tun_flags": sorted(flag for flag in opts.get("tun_flags", ()) if flag != "nocsum"), "weight": weight,
             "u_threshold": int(opts.get("-x", 0)), "l_threshold": int(opts.get("-y", 0))}
 
 
@@ -393,6 +406,8 @@ def dest_settings(spec, settings=None, service="service"):
     for flag in flags:
         if flag not in _TUN_FLAG_SET:
             check_choice(flag, tuple(TUN_FLAGS), f"{service} -> {spec}: tunnel flag")
+    if "nocsum" in flags:  # no bit: the kernel gives it back as no flag
+        flags = [flag for flag in flags if flag != "nocsum"]
     tun_port = settings.get("tun_port", 0)
     return parsed, (forward, weight, u_threshold, l_threshold, tun_type,
                     tun_port if tun_port.__class__ is int else int(tun_port), flags)

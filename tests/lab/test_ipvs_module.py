@@ -50,16 +50,22 @@ def test_other_kinds_of_service_and_dest(table):
     call(table, "ipvs.add_service", "fwmark:7", scheduler="rr")
     assert call(table, "ipvs.add_service", "tcp:[2001:db8::88]:443", scheduler="rr") is True
     call(table, "ipvs.add_dest", "udp:10.10.24.89:53", "10.10.24.21:53", tun_type="gue", tun_port=6080)
+    call(table, "ipvs.add_dest", "udp:10.10.24.89:53", "10.10.24.22:53", tun_type="gue", tun_port=6081,
+         tun_flags='["remcsum"]')
+    call(table, "ipvs.add_dest", "udp:10.10.24.89:53", "10.10.24.23:53", tun_type="gre", tun_flags='["csum"]')
     call(table, "ipvs.add_dest", "fwmark:7", "10.10.24.22:0", forward="route", weight=3)
     save = ipvsadm_save(table)
     assert "-A -u 10.10.24.89:53 -s sh -p 300 -b sh-port" in save
     assert [line for line in save if line.startswith("-a -u")] == [
-        "-a -u 10.10.24.89:53 -r 10.10.24.21:53 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum"]
+        "-a -u 10.10.24.89:53 -r 10.10.24.21:53 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum",
+        "-a -u 10.10.24.89:53 -r 10.10.24.22:53 -i -w 1 --tun-type gue --tun-port 6081 --tun-remcsum",
+        "-a -u 10.10.24.89:53 -r 10.10.24.23:53 -i -w 1 --tun-type gre --tun-csum"]  # the kernel's flag bits
     assert "-A -f 7 -s rr" in save and "-a -f 7 -r 10.10.24.22:0 -g -w 3" in save
     assert "-A -t [2001:db8::88]:443 -s rr" in save
     by_spec = {f"{s['protocol'] or 'fwmark'}": s for s in call(table, "ipvs.list")}
-    gue = by_spec["udp"]["destinations"][0]
+    gue, remcsum, gre = by_spec["udp"]["destinations"]
     assert (gue["tun_type"], gue["tun_port"]) == ("gue", 6080)  # the port is not byte-swapped
+    assert (remcsum["tun_flags"], gre["tun_type"], gre["tun_flags"]) == (["remcsum"], "gre", ["csum"])
     assert by_spec["udp"]["persistent"] == 300 and by_spec["udp"]["flags"] == ["sched2"]
 
 

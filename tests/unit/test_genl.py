@@ -77,10 +77,20 @@ SERVICES = [
     ({"af": 6, "protocol": "tcp", "address": "2001:db8::88", "port": 443, "fwmark": None}, "wlc", [], 0, 64),
     ({"af": 4, "protocol": None, "address": None, "port": None, "fwmark": 5}, "mh", ["sched1"], 0, None),
 ]
+# IP_VS_TUNNEL_ENCAP_FLAG_* of include/uapi/linux/ip_vs.h (NOCSUM is 0: no bit).
+KERNEL_TUN_FLAGS = {"csum": 1 << 0, "remcsum": 1 << 1}
+
+
+def _kernel_tun_flags(dest):
+    return sum(KERNEL_TUN_FLAGS[f] for f in dest.get("tun_flags", ()) if f != "nocsum")
+
+
 DESTS = [
     {"address": "10.10.24.21", "port": 80, "forward": "tunnel", "weight": 3, "tun_type": "ipip"},
     {"address": "10.10.24.22", "port": 8080, "forward": "tunnel", "weight": 0, "u_threshold": 100,
      "l_threshold": 10, "tun_type": "gue", "tun_port": 6080, "tun_flags": ["csum"]},
+    {"address": "10.10.24.24", "port": 80, "forward": "tunnel", "weight": 1, "tun_type": "gre",
+     "tun_flags": ["remcsum"]},
     {"address": "10.10.24.23", "port": 80, "forward": "route", "weight": 65535},
     {"address": "2001:db8::21", "port": 443, "forward": "masq", "weight": 1},
 ]
@@ -156,9 +166,9 @@ def test_a_dest_reply_pyroute2_encodes_decodes_to_the_values_sent(dest):
              ("IPVS_DEST_ATTR_INACT_CONNS", 9), ("IPVS_DEST_ATTR_PERSIST_CONNS", 2),
              ("IPVS_DEST_ATTR_STATS64", _stats64())]
     if dest["forward"] == "tunnel":
-        attrs += [("IPVS_DEST_ATTR_TUN_TYPE", {"ipip": 0, "gue": 1}[dest["tun_type"]]),
+        attrs += [("IPVS_DEST_ATTR_TUN_TYPE", {"ipip": 0, "gue": 1, "gre": 2}[dest["tun_type"]]),
                   ("IPVS_DEST_ATTR_TUN_PORT", socket.htons(dest.get("tun_port", 0))),
-                  ("IPVS_DEST_ATTR_TUN_FLAGS", 0x2 if dest.get("tun_flags") else 0)]
+                  ("IPVS_DEST_ATTR_TUN_FLAGS", _kernel_tun_flags(dest))]
     data = _encoded(nl.IPVS_CMD_NEW_DEST, [("IPVS_CMD_ATTR_DEST", {"attrs": attrs})])
     expected = {"u_threshold": 0, "l_threshold": 0, **dest, "active": 7, "inactive": 9, "persistent_conns": 2,
                 "stats": STATS}
@@ -210,9 +220,9 @@ def _dest_reply(dest, active=7, base=1000, order=None):
              ("IPVS_DEST_ATTR_STATS64", {"attrs": [(f"IPVS_STATS_ATTR_{name.upper()}", base + i)
                                                    for i, name in enumerate(genl.STATS_NAMES)]})]
     if dest["forward"] == "tunnel":
-        attrs += [("IPVS_DEST_ATTR_TUN_TYPE", {"ipip": 0, "gue": 1}[dest["tun_type"]]),
+        attrs += [("IPVS_DEST_ATTR_TUN_TYPE", {"ipip": 0, "gue": 1, "gre": 2}[dest["tun_type"]]),
                   ("IPVS_DEST_ATTR_TUN_PORT", socket.htons(dest.get("tun_port", 0))),
-                  ("IPVS_DEST_ATTR_TUN_FLAGS", 0x2 if dest.get("tun_flags") else 0)]
+                  ("IPVS_DEST_ATTR_TUN_FLAGS", _kernel_tun_flags(dest))]
     if order:
         attrs = [attrs[i] for i in order]
     return _encoded(nl.IPVS_CMD_NEW_DEST, [("IPVS_CMD_ATTR_DEST", {"attrs": attrs})])
@@ -271,7 +281,7 @@ def _kernel_reply(dest, active=7):
               ("weight", "=I", dest["weight"]),
               ("tun_type", "=B", genl.TUN_TYPES[dest["tun_type"]] if tunnel else 0),
               ("tun_port", "!H", dest.get("tun_port", 0) if tunnel else 0),
-              ("tun_flags", "=H", sum(genl.TUN_FLAGS[f] for f in dest.get("tun_flags", ())) if tunnel else 0),
+              ("tun_flags", "=H", _kernel_tun_flags(dest) if tunnel else 0),
               ("u_thresh", "=I", dest.get("u_threshold", 0)), ("l_thresh", "=I", dest.get("l_threshold", 0)),
               ("active_conns", "=I", active), ("inact_conns", "=I", 9), ("persist_conns", "=I", 2),
               ("addr_family", "=H", family)]
@@ -291,7 +301,7 @@ def _random_dest(rng, addresses=("10.10.24.21", "192.0.2.255", "2001:db8::1", "a
             "u_threshold": rng.randint(0, 2**32 - 1), "l_threshold": rng.randint(0, 2**32 - 1)}
     if forward == "tunnel":
         dest.update(tun_type=rng.choice(["ipip", "gue", "gre"]), tun_port=rng.randint(0, 65535),
-                    tun_flags=sorted(rng.sample(["nocsum", "csum", "remcsum"], rng.randint(0, 2))))
+                    tun_flags=sorted(rng.sample(["csum", "remcsum"], rng.randint(0, 2))))
     return dest
 
 

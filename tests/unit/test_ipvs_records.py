@@ -57,7 +57,8 @@ SAVE = """\
 -a -t 10.10.24.88:80 -r 10.10.24.21:80 -i -w 1
 -a -t 10.10.24.88:80 -r 10.10.24.22:80 -i -w 10
 -A -u 10.10.24.89:53 -s mh -b sched1,sched2 -p 300
--a -u 10.10.24.89:53 -r 10.10.24.23:53 -i --tun-type gue --tun-port 6080 -w 0 -x 100 -y 10
+-a -u 10.10.24.89:53 -r 10.10.24.23:53 -i --tun-type gue --tun-port 6080 --tun-csum -w 0 -x 100 -y 10
+-a -u 10.10.24.89:53 -r 10.10.24.24:53 -i --tun-type gre --tun-nocsum -w 1
 -A -f 7 -s wlc
 -a -f 7 -r 10.10.24.21:0 -g -w 3
 """
@@ -69,10 +70,22 @@ def test_ipvsadm_save_round_trip():
     gue = services[1]["destinations"][0]
     assert (gue["forward"], gue["tun_type"], gue["tun_port"], gue["weight"], gue["u_threshold"]) == (
         "tunnel", "gue", 6080, 0, 100)
+    assert gue["tun_flags"] == ["csum"] and services[1]["destinations"][1]["tun_flags"] == []
     assert services[1]["persistent"] == 300 and services[1]["flags"] == ["sched1", "sched2"]
     assert rec.to_save(services) == SAVE
     # weight 10 is not weight 1 (the old Salt module's substring match confused them)
     assert [d["weight"] for d in services[0]["destinations"]] == [1, 10]
+
+
+def test_a_tunnel_line_as_ipvsadm_save_prints_it_is_read_with_its_checksum_flag():
+    """ipvsadm-save puts the tunnel's options after the weight, its checksum flag
+    without a value (--tun-nocsum is the default, no flag in the kernel)."""
+    text = ("-A -u 10.10.24.89:53 -s rr\n"
+            "-a -u 10.10.24.89:53 -r 10.10.24.21:53 -i -w 1 --tun-type gue --tun-port 6080 --tun-remcsum\n"
+            "-a -u 10.10.24.89:53 -r 10.10.24.22:53 -i -w 2 --tun-type gre --tun-nocsum\n")
+    first, second = rec.from_save(text)[0]["destinations"]
+    assert (first["tun_type"], first["tun_port"], first["tun_flags"], first["weight"]) == ("gue", 6080, ["remcsum"], 1)
+    assert (second["tun_type"], second["tun_flags"], second["weight"]) == ("gre", [], 2)
 
 
 @pytest.mark.parametrize(
