@@ -66,6 +66,20 @@ def validate(config):
     return lvstun.beaconconf.validate(__virtualname__, config, SETTINGS)
 
 
+def concerns(drift, check):
+    """Whether a drift of the TUN setup breaks the service of ``check``: a drift about
+    another VIP (one being added or removed) does not, nor a GUE port or gre0 of another
+    kind of service, nor a GUE port the pack opened that no service uses any more."""
+    kind, port = check.get("encap") or ("ipip", 0)
+    if drift["kind"] == "gue-port":
+        return drift["want"] is not None and kind == "gue" and drift["object"] == str(port)
+    if ".gre0." in drift["object"]:  # its sysctls
+        return kind == "gre"
+    if drift["object"] == "gre0":  # the device: wanted up (not put back down as it was)
+        return kind == "gre" and drift["want"] in (True, "present")
+    return not lvstun.drift.addresses(drift) or check["vip"] in lvstun.drift.addresses(drift)
+
+
 def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
     """One round's decision (pure): feed the dampers; return the event or None."""
     dampers, risen, sent = state.setdefault("dampers", {}), state.setdefault("risen", set()), \
@@ -74,8 +88,7 @@ def round_(cfg, state, now, heartbeat, tunnel_drifts, results):
     for name, check in sorted(cfg["checks"].items()):
         ok, reason = results[name]
         weight = getattr(results[name], "weight", None) if check.get("dynamic") else None
-        # A drift about another VIP (one being added or removed) is not this service's.
-        mine = [d for d in tunnel_drifts if not lvstun.drift.addresses(d) or check["vip"] in lvstun.drift.addresses(d)]
+        mine = [d for d in tunnel_drifts if concerns(d, check)]
         if mine:
             ok, reason = False, f"TUN setup: {'; '.join(sorted(map(lvstun.drift.name, mine)))}"
         # alpha: a backend new to this beacon (or back after a restart) starts down.
@@ -110,7 +123,8 @@ def _checks(cfg):
     """One round of checks (in a worker thread: pyroute2 runs its own asyncio loop,
     which cannot run inside the minion's): ``(tunnel drifts, {name: (ok, reason)})``."""
     try:
-        drifts = __salt__["ipip.check"](cfg["vips"], device=cfg["device"], lan_interface=cfg["interface"])
+        drifts = __salt__["ipip.check"](cfg["vips"], device=cfg["device"], lan_interface=cfg["interface"],
+                                        decap=cfg.get("decap"))
     except Exception as err:  # pylint: disable=broad-except
         drifts = [lvstun.drift.make("check-failed", "ipip.check", None, str(err))]
     return drifts, lvstun.probe.run_all({name: (check, check["vip"]) for name, check in cfg["checks"].items()})

@@ -101,7 +101,8 @@ def plan(site):
             probe = lvstun.pathcheck.Probe(kind, backend.address, svc.vip, check["port"], float(check["timeout"]),
                                     tries=int(check["fall"]), path=check["path"], expect=check["expect"],
                                     body=check["body"], host=check["host"],
-                                    query=(check["query"], check["query_type"], check["rcode"], check["answer"]))
+                                    query=(check["query"], check["query_type"], check["rcode"], check["answer"]),
+                                    encap=(svc.encap.kind, svc.encap.port))
             checks[f"{svc.name} {backend.minion_id}"] = Check(svc.name, backend.minion_id, probe,
                                                               site.health.path_interval, int(check["rise"]),
                                                               int(check["fall"]), int(check["hold"]),

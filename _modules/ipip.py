@@ -1,13 +1,18 @@
 """The real server's side of LVS-TUN: an ipip device holding the VIPs, and the ARP and
-rp_filter sysctls that make it answer clients directly without stealing the VIP.
+rp_filter sysctls that make it answer clients directly without stealing the VIP; for
+services whose directors wrap requests otherwise, what takes that off first: a GUE
+receive port (``ip fou add port P gue``: the inner packet then goes to the ipip device)
+and the kernel's GRE device ``gre0`` (up, rp_filter off).
 
-Links and addresses through netlink (pyroute2); sysctls through /proc/sys.
+Links and addresses through netlink (pyroute2); GUE ports through the ``fou`` family
+(``lvstun.fou``); sysctls through /proc/sys.
 """
 
 import errno
 import os
 
 import lvstun.drift
+import lvstun.fou
 import lvstun.netlink
 import lvstun.originals
 import lvstun.sysctl
@@ -25,12 +30,15 @@ except ImportError:  # pragma: no cover
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 fresh(lvstun.drift)
+fresh(lvstun.fou)
 fresh(lvstun.originals)
 fresh(lvstun.tun)
 fresh(lvstun.sysctl)
 fresh(lvstun.netlink)
 __virtualname__ = "ipip"
 FALLBACK = "tunl0"
+GRE = "gre0"  # the kernel's GRE device (ip_gre): it takes keyless GRE from any host
+NO_DECAP = {"gue_ports": [], "gre": False}
 
 
 def __virtual__():
@@ -49,10 +57,7 @@ def _vips(vips):
 def _ensure_device(ipr, device):
     """Create the device: load ipip for the fallback tunl0, or add a named ipip link."""
     if device == FALLBACK:
-        if not os.path.exists("/sys/module/ipip") and "kmod.load" in __salt__:
-            __salt__["kmod.load"]("ipip")
-        if lvstun.netlink.link(ipr, device) is None:
-            raise CommandExecutionError("tunl0 did not appear: is the ipip kernel module available?")
+        _load("ipip", FALLBACK, ipr)
         return
     try:
         ipr.link("add", ifname=device, kind="ipip")
@@ -83,12 +88,13 @@ def tunnel(device=FALLBACK):
                 "kind": link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")}
 
 
-def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
+def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None, decap=None):
     """Every drift from a working TUN real server: a list of drift records (``kind``,
     ``object``, ``want``, ``have``; :mod:`lvstun.drift`), empty when all is right.
 
     The device holds ``vips``; another VIP the pack put on it is stale, removed once it
-    carries no connection (nothing the pack did not put there is ever removed).
+    carries no connection (nothing the pack did not put there is ever removed). The
+    same for GUE ports: one the pack opened and no service uses any more is closed.
 
     vips
         The VIPs this real server answers for.
@@ -101,14 +107,19 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
         The device's MTU (None: left alone).
     sysctls
         More ``{name: value}`` wanted with the TUN ones.
+    decap
+        ``{"gue_ports": [5555], "gre": true}``: what it receives besides ipip
+        (``lvstun.roles.decapsulation``; default: nothing else).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt rs1 ipip.check '[10.10.24.88]'
+        salt rs1 ipip.check '[10.10.24.88]' decap='{"gue_ports": [5555], "gre": false}'
     """
     vips = _vips(vips)
+    decap = {**NO_DECAP, **(decap or {})}
     drifts = []
     state = tunnel(device)
     if state["exists"] and state["kind"] != "ipip":
@@ -127,9 +138,58 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
         if f"{vip}/{prefix}" not in have:
             drifts.append(lvstun.drift.make("address", device, f"{vip}/{prefix}", None))
     drifts += [lvstun.drift.make("address", device, None, cidr) for cidr in _stale(have, vips, device)]
+    drifts += _gue_drifts(decap["gue_ports"])
+    gre = tunnel(GRE)
+    if decap["gre"]:
+        if not gre["exists"]:
+            drifts.append(lvstun.drift.make("link", GRE, "present", "absent"))
+        elif not gre["up"]:
+            drifts.append(lvstun.drift.make("up", GRE, True, False))
+    elif gre["exists"] and gre["up"] and _originals_link(GRE) == {"exists": True, "up": False}:
+        drifts.append(lvstun.drift.make("up", GRE, False, True))  # the pack put it up: no GRE service left
+    wanted = _sysctls(device, lan_interface, sysctls, decap)
+    # The devices' own settings appear with the devices: their creation is the drift then.
+    skip = tuple(f".{name}." for name, there in ((device, state["exists"]), (GRE, gre["exists"])) if not there)
+    drifts += lvstun.sysctl.drifts(wanted, skip=skip)
+    return drifts
+
+
+def _sysctls(device, lan_interface, sysctls, decap):
     wanted = {**lvstun.tun.realserver_sysctls(device, lan_interface), **(sysctls or {})}
-    # The device's own settings appear with the device: its creation is the drift then.
-    drifts += lvstun.sysctl.drifts(wanted, skip=() if state["exists"] else (f".{device}.",))
+    if decap["gre"]:
+        wanted[f"net.ipv4.conf.{GRE}.rp_filter"] = 0  # a request decapsulated there comes from a client
+    return wanted
+
+
+def _originals_link(name):
+    return lvstun.originals.load(__opts__)["links"].get(name)
+
+
+def _fou_ports():
+    """``{port: kind}`` of this host's IPv4 foo-over-UDP ports (none without the fou module)."""
+    if not os.path.exists("/sys/module/fou"):
+        return {}
+    try:
+        with lvstun.fou.Fou() as fou:
+            return {entry["port"]: entry["kind"] for entry in fou.ports()}
+    except OSError as err:
+        raise CommandExecutionError(f"cannot read the GUE ports: {err}") from err
+
+
+def _gue_drifts(ports):
+    """The GUE ports wanted and not open, and those the pack opened that no service
+    uses any more; a wanted port open for another encapsulation is refused."""
+    opened = _fou_ports()
+    added = set(lvstun.originals.load(__opts__)["fou_ports"])
+    drifts = []
+    for port in sorted(set(ports)):
+        if port not in opened:
+            drifts.append(lvstun.drift.make("gue-port", str(port), "gue", None))
+        elif opened[port] != "gue":
+            raise CommandExecutionError(f"UDP port {port} is a foo-over-UDP port of kind {opened[port]}, not gue: "
+                                        "another tool's (lvs:tunnel:port)")
+    drifts += [lvstun.drift.make("gue-port", str(port), None, "gue")
+               for port in sorted(added - set(ports)) if opened.get(port) == "gue"]
     return drifts
 
 
@@ -146,10 +206,10 @@ def _stale(have, vips, device):
     return lvstun.tun.stale_vips(have, wanted, _added(device), lvstun.tun.addresses_in_use())
 
 
-def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None):
+def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None, decap=None):
     """Make this host a TUN real server for ``vips``; return what changed (as ``check``).
 
-    vips, device, lan_interface, mtu, sysctls
+    vips, device, lan_interface, mtu, sysctls, decap
         As :func:`check` takes them.
 
     CLI Example:
@@ -159,20 +219,28 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
         salt rs1 ipip.present '[10.10.24.88]' mtu=1480
     """
     vips = _vips(vips)
-    drifts = check(vips, device, lan_interface, mtu, sysctls)
+    decap = {**NO_DECAP, **(decap or {})}
+    drifts = check(vips, device, lan_interface, mtu, sysctls, decap)
     if not drifts:
         return []
-    before = tunnel(device)
+    before, gre_before = tunnel(device), tunnel(GRE)
     record = lvstun.originals.note_drifts(lvstun.originals.load(__opts__), drifts)
     record = lvstun.originals.note_link(record, device, before["exists"], before["up"], before["mtu"])
+    if decap["gre"]:
+        record = lvstun.originals.note_link(record, GRE, gre_before["exists"], gre_before["up"], None)
+    for d in drifts:
+        if d["kind"] == "gue-port" and d["want"]:
+            record = lvstun.originals.note_item(record, "fou_ports", int(d["object"]))
     lvstun.originals.store(__opts__, record)
     with IPRoute() as ipr:
         _ensure_device(ipr, device)
+        if decap["gre"]:
+            _load("ip_gre", GRE, ipr)
         # ARP hidden and rp_filter off before a VIP is on the device, never after: a VIP
         # that answered ARP for a moment would draw the VIP's traffic from the director.
         # (The device's own settings exist once the device does.)
         try:
-            lvstun.sysctl.apply({**lvstun.tun.realserver_sysctls(device, lan_interface), **(sysctls or {})})
+            lvstun.sysctl.apply(_sysctls(device, lan_interface, sysctls, decap))
         except lvstun.sysctl.SysctlError as err:
             raise CommandExecutionError(str(err)) from err
         index = lvstun.netlink.link(ipr, device)["index"]
@@ -181,6 +249,10 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
             changes["mtu"] = int(mtu)
         try:
             ipr.link("set", index=index, **changes)
+            for d in drifts:
+                if d["object"] == GRE and d["kind"] in ("link", "up"):
+                    ipr.link("set", index=lvstun.netlink.link(ipr, GRE)["index"],
+                             state="up" if d["want"] in (True, "present") else "down")
         except NetlinkError as err:
             raise CommandExecutionError(f"cannot set {device} {changes}: {err}") from err
         for vip in vips:
@@ -194,12 +266,42 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None)
                 lvstun.netlink.del_address(ipr, index, cidr)
             except NetlinkError as err:
                 raise CommandExecutionError(f"cannot remove {cidr} from {device}: {err}") from err
+    _apply_gue([d for d in drifts if d["kind"] == "gue-port"])
     return drifts
+
+
+def _load(module, device, ipr):
+    """Load ``module`` for its fallback ``device`` (tunl0, gre0) unless it is there."""
+    if not os.path.exists(f"/sys/module/{module}") and "kmod.load" in __salt__:
+        __salt__["kmod.load"](module)
+    if lvstun.netlink.link(ipr, device) is None:
+        raise CommandExecutionError(f"{device} did not appear: is the {module} kernel module available?")
+
+
+def _apply_gue(drifts):
+    """Open and close GUE ports as ``drifts`` say (the port's drift records)."""
+    if not drifts:
+        return
+    if not os.path.exists("/sys/module/fou") and "kmod.load" in __salt__:
+        __salt__["kmod.load"]("fou")
+    try:
+        with lvstun.fou.Fou() as fou:
+            for d in drifts:
+                (fou.add if d["want"] else fou.delete)(int(d["object"]))
+    except OSError as err:
+        raise CommandExecutionError(f"cannot set the GUE ports {[d['object'] for d in drifts]}: {err}") from err
+    if any(not d["want"] for d in drifts):
+        record = lvstun.originals.load(__opts__)
+        for d in drifts:
+            if not d["want"]:
+                record = lvstun.originals.forget(record, "fou_ports", int(d["object"]))
+        lvstun.originals.store(__opts__, record)
 
 
 def check_absent(device=FALLBACK):
     """What :func:`absent` would undo (drift records): the addresses the pack put on the
-    tunnel device, and the device's state as it was before the pack set it up.
+    tunnel device, and the device's state as it was before the pack set it up; the GUE
+    ports it opened, and ``gre0`` as it was.
 
     device
         The tunnel device the pack set up (the site's ``tunnel:device``).
@@ -210,11 +312,15 @@ def check_absent(device=FALLBACK):
 
         salt rs1 ipip.check_absent
     """
+    drifts = _gue_drifts([])  # every GUE port the pack opened
+    gre, gre_before = tunnel(GRE), _originals_link(GRE)
+    if gre["exists"] and gre_before is not None and gre["up"] != gre_before["up"]:
+        drifts.append(lvstun.drift.make("up", GRE, gre_before["up"], gre["up"]))
     state = tunnel(device)
     if not state["exists"]:
-        return []
-    drifts = [lvstun.drift.make("address", device, None, cidr)
-              for cidr in lvstun.tun.stale_vips(state["addresses"], (), _added(device))]
+        return drifts
+    drifts += [lvstun.drift.make("address", device, None, cidr)
+               for cidr in lvstun.tun.stale_vips(state["addresses"], (), _added(device))]
     before = lvstun.originals.load(__opts__)["links"].get(device)
     if before is not None and not before["exists"]:
         drifts.append(lvstun.drift.make("link", device, "absent", "present"))
@@ -228,8 +334,9 @@ def check_absent(device=FALLBACK):
 
 def absent(device=FALLBACK):
     """Undo what :func:`present` did to the device: its VIPs removed, and the device
-    deleted (when the pack created it) or set back as it was (``tunl0``: down). The
-    sysctls come back with ``lvs_net.clean``. Returns what changed (as ``check_absent``).
+    deleted (when the pack created it) or set back as it was (``tunl0``: down); the GUE
+    ports it opened closed, ``gre0`` set back. The sysctls come back with
+    ``lvs_net.clean``. Returns what changed (as ``check_absent``).
 
     device
         The tunnel device the pack set up (the site's ``tunnel:device``).
@@ -243,13 +350,15 @@ def absent(device=FALLBACK):
     drifts = check_absent(device)
     if not drifts:
         return []
+    _apply_gue([d for d in drifts if d["kind"] == "gue-port"])
     with IPRoute() as ipr:
-        index = lvstun.netlink.link(ipr, device)["index"]
         try:
             for d in drifts:
                 if d["kind"] == "address":
-                    lvstun.netlink.del_address(ipr, index, d["have"])
+                    lvstun.netlink.del_address(ipr, lvstun.netlink.link(ipr, d["object"])["index"], d["have"])
             for d in drifts:
+                if d["kind"] in ("link", "up", "mtu"):
+                    index = lvstun.netlink.link(ipr, d["object"])["index"]
                 if d["kind"] == "link":
                     ipr.link("del", index=index)
                 elif d["kind"] == "up":

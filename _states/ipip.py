@@ -13,10 +13,11 @@ def __virtual__():
     return True
 
 
-def tunnel_present(name="tunl0", vips=None, lan_interface="eth0", mtu=None, sysctls=None):
+def tunnel_present(name="tunl0", vips=None, lan_interface="eth0", mtu=None, sysctls=None, decap=None):
     """The ipip device ``name`` is up (with ``mtu``), holds every VIP as /32, and the
     ARP and rp_filter sysctls of a TUN real server are set (plus ``sysctls``). A VIP it
-    no longer needs is taken off once idle, and only one the pack put there.
+    no longer needs is taken off once idle, and only one the pack put there. With
+    ``decap``, GUE ports open and ``gre0`` up for the services wrapped so.
 
     name
         The ipip device: ``tunl0`` (the kernel's, with the ipip module) or a name the
@@ -29,6 +30,8 @@ def tunnel_present(name="tunl0", vips=None, lan_interface="eth0", mtu=None, sysc
         The device's MTU (None: left alone).
     sysctls
         More ``{name: value}`` to set with the TUN ones.
+    decap
+        ``{gue_ports: [5555], gre: false}``: what it receives besides ipip.
 
     .. code-block:: yaml
 
@@ -37,9 +40,10 @@ def tunnel_present(name="tunl0", vips=None, lan_interface="eth0", mtu=None, sysc
             - name: tunl0
             - vips: [10.10.24.88]
             - lan_interface: eth0
+            - decap: {gue_ports: [5555], gre: false}
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    args = (vips or [], name, lan_interface, mtu, sysctls)
+    args = (vips or [], name, lan_interface, mtu, sysctls, decap)
     return lvstun.converge.converge(
         ret, __opts__["test"], lambda: __salt__["ipip.check"](*args), lambda: __salt__["ipip.present"](*args),
         f"TUN tunnel {name} for {', '.join(vips or []) or 'no VIP'}")

@@ -15,6 +15,7 @@ NAMES = {
     "up": "{object} up",                   # a device's state: True/False
     "mtu": "{object} mtu",                 # a device's MTU
     "address": "{object} address {value}",  # an address (CIDR) on a device
+    "gue-port": "GUE port {object}",       # a foo-over-UDP receive port: want/have "gue" or None
     "sysctl": "{object}",                  # a sysctl by name: integers
     "default-route": "default route",      # object "main": want/have "via GATEWAY"
     "route": "route {object}",             # a route the pack owns, by destination: "via ..."

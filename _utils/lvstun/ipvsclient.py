@@ -95,16 +95,15 @@ def _step_words(op, svc, dest):
     return f"{_VERBS[op]} {join_hostport(dest['address'], dest['port'])} of {service_spec(svc)}"
 
 
-class Client:
-    """One raw generic-netlink socket for the IPVS family."""
+class GenericNetlink:
+    """One raw generic-netlink socket for one family (``name``): the requests, their
+    replies and errors. ``hint`` says what to load when the kernel lacks the family."""
 
-    def __init__(self):
+    def __init__(self, name, hint):
         self.seq = 0
-        self._chains = None  # DumpChains once a read needs them; False where io_uring is not available
-        self._known = genl.KnownServices()  # the services a scrape reads every time
         self._open()
         try:
-            self.family = self._family("IPVS")
+            self.family = self._family(name, hint)
         except BaseException:
             self.sock.close()
             raise
@@ -131,11 +130,7 @@ class Client:
 
     def close(self):
         self.sock.close()
-        if self._chains:
-            self._chains.close()
-        self._chains = None
 
-    # -------------------------------------------------------------- transport
     def _messages(self, wait=True):
         """Yield (type, seq, payload bytes) for each message of the datagrams queued on
         the socket (waiting for one when ``wait``; none when nothing is queued)."""
@@ -165,24 +160,50 @@ class Client:
                     raise IPVSError(code, os.strerror(code))
                 yield kind, payload  # an NLMSG_ERROR of 0 is an acknowledgement
 
-    def _family(self, name):
+    def _family(self, name, hint):
         """The generic-netlink family id of ``name`` (the controller's answer)."""
         attrs = genl.nla(CTRL_ATTR_FAMILY_NAME, name.encode() + b"\0")
         try:
             _, payload = next(self._replies(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, attrs, F_REQUEST))
         except IPVSError as err:
-            raise IPVSError(err.errno, f"no {name} netlink family ({err.strerror}): "
-                                       "is the ip_vs kernel module loaded?") from None
+            raise IPVSError(err.errno, f"no {name} netlink family ({err.strerror}): {hint}") from None
         return struct.unpack("=H", genl.top(payload)[CTRL_ATTR_FAMILY_ID][:2])[0]
 
-    def dump(self, cmd, attrs=b""):
-        """The raw replies of a dump request (``cmd`` a name of ``genl.COMMANDS``)."""
+    def dump_of(self, cmd, attrs=b""):
+        """The raw replies of a dump request (``cmd``: the family's command number)."""
         out = []
-        for kind, payload in self._replies(self.family, genl.CMD[cmd], attrs, F_REQUEST | F_DUMP):
+        for kind, payload in self._replies(self.family, cmd, attrs, F_REQUEST | F_DUMP):
             if kind == NLMSG_DONE:
                 return out
             out.append(payload)
         return out
+
+    def ack_of(self, cmd, attrs=b""):
+        """One request that changes something, answered by an acknowledgement (or an
+        IPVSError)."""
+        for kind, _ in self._replies(self.family, cmd, attrs, F_REQUEST | F_ACK):
+            if kind == NLMSG_ERROR:  # the acknowledgement (an error of 0)
+                return
+
+
+class Client(GenericNetlink):
+    """One raw generic-netlink socket for the IPVS family."""
+
+    def __init__(self):
+        self._chains = None  # DumpChains once a read needs them; False where io_uring is not available
+        self._known = genl.KnownServices()  # the services a scrape reads every time
+        super().__init__("IPVS", "is the ip_vs kernel module loaded?")
+
+    def close(self):
+        super().close()
+        if self._chains:
+            self._chains.close()
+        self._chains = None
+
+    # -------------------------------------------------------------- transport
+    def dump(self, cmd, attrs=b""):
+        """The raw replies of a dump request (``cmd`` a name of ``genl.COMMANDS``)."""
+        return self.dump_of(genl.CMD[cmd], attrs)
 
     def dumps(self, cmd, attrs_list):
         """The raw replies of one dump per attribute set of ``attrs_list`` (a list each),
@@ -223,9 +244,7 @@ class Client:
     def ask_ack(self, cmd, attrs=b""):
         """One request that changes something, answered by an acknowledgement (or an
         IPVSError)."""
-        for kind, _ in self._replies(self.family, genl.CMD[cmd], attrs, F_REQUEST | F_ACK):
-            if kind == NLMSG_ERROR:  # the acknowledgement (an error of 0)
-                return
+        self.ack_of(genl.CMD[cmd], attrs)
 
     def send(self, requests):
         """Send ``(cmd, attrs, flags, label)`` requests in batches; return ``[(label,

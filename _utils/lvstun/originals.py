@@ -10,14 +10,15 @@ once, the first time the pack changes it::
      "links": {device: {"exists": bool, "up": bool, "mtu": int}},
      "default_route": "via GATEWAY" or None,      # only when the pack changed it
      "mss_tables": [routing table of the MSS clamp],
-     "nft_tables": ["FAMILY NAME"]}
+     "nft_tables": ["FAMILY NAME"],
+     "fou_ports": [GUE receive port the pack opened]}
 
 Plain functions over that dict (:func:`load` and :func:`store` read and write it).
 """
 
 from . import records
 
-PARTS = ("sysctls", "addresses", "links", "default_route", "mss_tables", "nft_tables")
+PARTS = ("sysctls", "addresses", "links", "default_route", "mss_tables", "nft_tables", "fou_ports")
 
 
 def load(opts):
@@ -30,7 +31,7 @@ def store(opts, record):
 
 
 def empty():
-    return {"sysctls": {}, "addresses": {}, "links": {}, "mss_tables": [], "nft_tables": []}
+    return {"sysctls": {}, "addresses": {}, "links": {}, "mss_tables": [], "nft_tables": [], "fou_ports": []}
 
 
 def normal(record):
@@ -66,14 +67,14 @@ def note_link(record, device, exists, up, mtu):
 
 
 def forget(record, part, item):
-    """``record`` without ``item`` in a list part (``mss_tables``, ``nft_tables``)."""
+    """``record`` without ``item`` in a list part (``mss_tables``, ``nft_tables``, ``fou_ports``)."""
     record = normal(record)
     record[part] = [kept for kept in record[part] if kept != item]
     return record
 
 
 def note_item(record, part, item):
-    """Add ``item`` to a list part (``mss_tables``, ``nft_tables``)."""
+    """Add ``item`` to a list part (``mss_tables``, ``nft_tables``, ``fou_ports``)."""
     record = normal(record)
     if item not in record[part]:
         record[part] = [*record[part], item]

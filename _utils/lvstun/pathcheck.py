@@ -1,15 +1,18 @@
 """A backend's service checked from a director along the path IPVS forwards it.
 
 The director sends the check as IPVS sends a client's packet in TUN mode: an IPv4
-packet to the VIP (from the director's own LAN address), encapsulated in IPIP to the
-real server. The real server decapsulates it on its tunnel device, its service answers
-from the VIP straight back to the director, and the answer proves the whole path at
-once: IP protocol 4 passes between them, the tunnel device is up and holds the VIP,
-the sysctls let the packet in, and the service answers. keepalived's checks connect
-to the real server's own address and see none of that (keepalived issue 306).
+packet to the VIP (from the director's own LAN address), encapsulated as the service's
+requests are (IPIP, GUE or GRE) to the real server. The real server decapsulates it,
+its service answers from the VIP straight back to the director, and the answer proves
+the whole path at once: the encapsulation passes between them (IP protocol 4, UDP to
+the GUE port, or protocol 47), the real server takes it off, its tunnel device is up
+and holds the VIP, the sysctls let the packet in, and the service answers.
+keepalived's checks connect to the real server's own address and see none of that
+(keepalived issue 306).
 
-How: a raw IPPROTO_IPIP socket sends inner packets built here (TCP SYN, UDP datagram
-). The answer's source is the VIP, an address of the director itself, so
+How: inner packets built here (TCP SYN, UDP datagram) go out on a raw IPPROTO_IPIP
+socket, a UDP socket to the GUE port (a GUE header before each), or a raw IPPROTO_GRE
+socket (a GRE header before each). The answer's source is the VIP, an address of the director itself, so
 the director's kernel drops it as a martian; a packet socket sees it first (AF_PACKET,
 with a classic BPF filter that passes only answers to this round's ports). TCP: a
 SYN-ACK is up, a reset is down; for ``http`` the request goes with the ACK and the
@@ -23,6 +26,7 @@ on the real servers.
 Needs root (raw and packet sockets); IPv4 only, as the site is.
 """
 
+import contextlib
 import ctypes
 import dataclasses
 import random
@@ -39,7 +43,12 @@ SO_ATTACH_FILTER = 26
 PORTS = (61000, 65535)  # the inner source ports (above Linux's ephemeral range)
 RETRY_AFTER = 0.05  # seconds before a probe that failed at once is sent again
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
-MSS = 1360  # fits a 1500-byte LAN with the IPIP header and room to spare
+MSS = 1360  # fits a 1500-byte LAN with any encapsulation's header and room to spare
+# GUE version 0 without options, carrying IP protocol 4 (RFC draft-ietf-intarea-gue);
+# GRE without options, carrying IPv4 (RFC 2784).
+GUE_HEADER = struct.pack("!BBH", 0, socket.IPPROTO_IPIP, 0)
+GRE_HEADER = struct.pack("!HH", 0, ETH_P_IP)
+IPPROTO_GRE = 47
 SILENT = " (silent)"  # ends the reason of an attempt that got no answer at all (not a refusal)
 
 
@@ -60,6 +69,7 @@ class Probe:
     body: str = None  # a regex the first data segment's body must match
     host: str = None  # the Host header (else the VIP)
     query: tuple = None  # dns: (name, type, rcode, answer)
+    encap: tuple = ("ipip", 0)  # how IPVS wraps this service's requests: (kind, GUE port)
 
 
 def _ipv4(source, destination, protocol, payload):
@@ -194,8 +204,9 @@ class Round:
         if not self.attempts:
             return {}
         program = answer_filter(self.source, *self.ports)
-        with _packet_socket(program) as listener, self.open_sender() as sender:
-            self.sender = sender
+        self.senders = {}  # kind -> its socket, opened at its first probe
+        with _packet_socket(program) as listener, contextlib.ExitStack() as senders:
+            senders.callback(lambda: [sock.close() for sock in self.senders.values()])
             while True:
                 # What came in is read before any deadline is judged: a thread that did
                 # not run for a while (the minion busy with a state run) finds the
@@ -215,12 +226,24 @@ class Round:
         return {key: attempt.outcomes for key, attempt in self.attempts.items()}
 
     @staticmethod
-    def open_sender():
-        """The socket that carries the inner packets: IPIP to the real server."""
-        return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IPIP)
+    def open_sender(kind="ipip"):
+        """The socket that carries the inner packets of ``kind``: raw IPIP or GRE, or UDP
+        for GUE."""
+        if kind == "gue":
+            return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        return socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_GRE if kind == "gre" else socket.IPPROTO_IPIP)
 
     def _send(self, attempt, inner):
-        self.sender.sendto(inner, (attempt.probe.backend, 0))
+        kind, port = attempt.probe.encap
+        sender = self.senders.get(kind)
+        if sender is None:
+            sender = self.senders[kind] = self.open_sender(kind)
+        if kind == "gue":
+            sender.sendto(GUE_HEADER + inner, (attempt.probe.backend, port))
+        elif kind == "gre":
+            sender.sendto(GRE_HEADER + inner, (attempt.probe.backend, 0))
+        else:
+            sender.sendto(inner, (attempt.probe.backend, 0))
 
     def _tcp(self, attempt, seq, ack, flags, payload=b""):
         self._send(attempt, tcp_packet(self.source, attempt.vip, attempt.sport, attempt.probe.port, seq, ack,

@@ -132,7 +132,7 @@ HOST_ORIGINALS = Record(
                      "links": MapOf(Fields(required={"exists": BOOL, "up": BOOL},
                                            optional={"mtu": AnyOf((Int(0), NULL))})),
                      "default_route": AnyOf((STR, NULL)), "mss_tables": ListOf(AnyOf((Int(0), STR))),
-                     "nft_tables": ListOf(STR)}),
+                     "nft_tables": ListOf(STR), "fou_ports": ListOf(Int(1, 65535))}),
     {}, writer="the role states, before they change a host", readers="lvs.clean")
 
 # ------------------------------------------------------------------ a router's

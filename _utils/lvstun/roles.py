@@ -10,7 +10,8 @@ SLS files stay declarative and every decision is here, where unit tests reach it
   exporter (address, port, the site's view: ``lvstun.metrics``), and with several
   directors the connection sync daemons (master and backup) on its LAN NIC;
 * ``realserver``: its LAN address and gateway, the VIPs on the ipip device with the
-  ARP/rp_filter sysctls, and the VIP source routes that clamp the TCP MSS;
+  ARP/rp_filter sysctls, what it decapsulates besides ipip (GUE ports, GRE), and the
+  VIP source routes that clamp the TCP MSS;
 * ``router``: forwarding on, its LAN and WAN addresses (plus every public address as
   /32 so it answers ARP for them), the 1:1 NAT pairs, and with several directors every
   VIP routed over them: on Linux through the resilient group of the live directors
@@ -43,16 +44,18 @@ def _vip_cidr(vip):
 
 def ipvs_services(site, health=None):
     """``{spec: settings}`` for ``ipvs.managed``: every service, every backend (and its
-    sorry server) through an ipip tunnel, with the weight that the pillar and the health
-    record give it (``lvstun.health.live_weights``): a highstate keeps the reactor's
-    drains and the operators' maintenance."""
+    sorry server) through the service's tunnel (ipip, gue or gre: ``Service.encap``), with
+    the weight that the pillar and the health record give it
+    (``lvstun.health.live_weights``): a highstate keeps the reactor's drains and the
+    operators' maintenance."""
     services = {}
     for svc in site.services.values():
         weights = health_rules.live_weights(svc, health or {})
+        tunnel = svc.encap.dest
         destinations = {}
         for member in svc.members:
             destinations[join_hostport(member.address, member.port)] = {
-                "forward": "tunnel", "tun_type": "ipip", "weight": weights[member.minion_id]}
+                "forward": "tunnel", **tunnel, "weight": weights[member.minion_id]}
         services[svc.spec] = {
             "scheduler": svc.scheduler,
             "flags": list(svc.flags),
@@ -137,11 +140,22 @@ def realserver(site, minion_id):
         "sysctls": {"net.ipv4.ip_forward": 0},
         "device": site.tunnel.device,
         "vips": vips,
+        # What it decapsulates besides ipip: the GUE ports and GRE of the services it backs.
+        "decap": decapsulation(mine),
         "vip_routes": vip_routes,
         # What the lvs_backend beacon checks here: each service on its VIP.
-        "checks": {svc.name: {"vip": svc.vip, "protocol": svc.protocol, **svc.check} for svc in mine},
+        "checks": {svc.name: {"vip": svc.vip, "protocol": svc.protocol, **svc.check,
+                              "encap": [svc.encap.kind, svc.encap.port]} for svc in mine},
         "heartbeat": site.health.heartbeat,  # seconds between two reports when nothing changed
     }
+
+
+def decapsulation(services):
+    """``{"gue_ports": [...], "gre": bool}``: what a real server of ``services`` must
+    receive besides IP protocol 4 (which its tunnel device always takes: a GUE packet's
+    inner IPv4 goes to it too)."""
+    return {"gue_ports": sorted({svc.encap.port for svc in services if svc.encap.kind == "gue"}),
+            "gre": any(svc.encap.kind == "gre" for svc in services)}
 
 
 def router(site, minion_id=None):

@@ -31,6 +31,13 @@ CHECK_TYPES = ("http", "https", "tcp", "udp", "dns", "script", "none")
 CHECKS_FOR = {"tcp": ("http", "https", "tcp", "dns", "script", "none"), "udp": ("udp", "dns", "script", "none"),
               "sctp": ("script", "none")}
 IPIP_OVERHEAD = 20  # bytes an IPv4-in-IPv4 header adds to every request the director forwards
+TUNNEL_KINDS = ("ipip", "gue", "gre")  # IPVS's tunnel types (ipvsadm --tun-type)
+# The checksums each kind takes (ipvsadm --tun-nocsum|--tun-csum|--tun-remcsum).
+CHECKSUMS = {"ipip": ("none",), "gue": ("none", "csum", "remcsum"), "gre": ("none", "csum")}
+# Bytes each kind adds to a request (the outer IPv4 header, then UDP's and GUE's, or
+# GRE's), and its checksum options' own (GUE's remote checksum field, GRE's checksum).
+ENCAP_OVERHEAD = {"ipip": IPIP_OVERHEAD, "gue": IPIP_OVERHEAD + 8 + 4, "gre": IPIP_OVERHEAD + 4}
+ENCAP_OPTIONS = {("gue", "remcsum"): 8, ("gre", "csum"): 4}
 TCP_IP_HEADERS = 40  # IPv4 + TCP headers without options: MSS = MTU - 40
 IFNAMSIZ = 16  # the kernel's limit for an interface name, its final NUL included
 WILDCARDS = '*?[]\\"'  # in an nftables interface name: patterns and quoting, never literal
@@ -77,7 +84,10 @@ SCHEMA = {
     "service": {"vip": REQUIRED, "public": Derived("vip"), "protocol": "tcp", "port": Number(REQUIRED, 1, 65535),
                 "scheduler": "wlc", "flags": [], "persistent": Number(0, 0, 2**31 - 1), "netmask": None,
                 "check": {}, "floor": 1,
-                "sorry": None, "backends": Derived("every real server, with its weight")},
+                "sorry": None, "backends": Derived("every real server, with its weight"), "tunnel": {}},
+    # A service's own encapsulation, where it is not the site's (lvs:tunnel).
+    "service_tunnel": {"kind": Derived("tunnel:kind"), "port": Number(Derived("tunnel:port"), 1, 65535),
+                       "checksum": Derived("tunnel:checksum")},
     "backend": {"weight": Number(Derived("the real server's weight"), 0, MAX_WEIGHT),
                 "port": Number(Derived("the service's port"), 1, 65535)},
     "check": {"type": Derived("http (tcp), udp (udp), none (sctp)"),
@@ -93,7 +103,11 @@ SCHEMA = {
     # often each director checks every backend through its tunnel.
     "health": {"hold": Number(HOLD, 0, 3600), "heartbeat": Number(HEARTBEAT, 1, 3600),
                "path_interval": Number(0.5, 0.1, 3600, seconds=True)},
-    "tunnel": {"device": "tunl0", "lan_mtu": Number(1500, 576, 65535), "mss": Number("auto", 536, 65495),
+    # How the directors wrap a request for a real server: kind ipip (IP protocol 4), gue
+    # (UDP to port: where protocol 4 is dropped) or gre (protocol 47), with a checksum
+    # where the kind has one; the VIPs stay on the tunnel device whatever the kind.
+    "tunnel": {"device": "tunl0", "kind": "ipip", "port": Number(5555, 1, 65535), "checksum": "none",
+               "lan_mtu": Number(1500, 576, 65535), "mss": Number("auto", 536, 65495),
                "route_table": Number(4242, 1, 2**31 - 1)},
     # TUN defaults: a director sees only the client's half of a connection (its last state is
     # FIN_WAIT), so a client port reused within minutes would reach the old, perhaps dead or
@@ -147,6 +161,30 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class Encap:
+    """How a director wraps a service's requests for its real servers (IPVS's tunnel)."""
+
+    kind: str = "ipip"  # ipip, gue or gre
+    port: int = 0  # gue: the UDP port the real servers receive on (else 0)
+    checksum: str = "none"  # none, csum (gue, gre) or remcsum (gue)
+
+    @property
+    def overhead(self):
+        """Bytes it adds to a request."""
+        return ENCAP_OVERHEAD[self.kind] + ENCAP_OPTIONS.get((self.kind, self.checksum), 0)
+
+    @property
+    def dest(self):
+        """Its settings of an IPVS destination (``ipvs.managed``; the defaults left out)."""
+        dest = {"tun_type": self.kind}
+        if self.kind == "gue":
+            dest["tun_port"] = self.port
+        if self.checksum != "none":
+            dest["tun_flags"] = [self.checksum]
+        return dest
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     vip: str
@@ -162,6 +200,7 @@ class Service:
     floor: object = 1  # backends kept in even when down: a count or "N%" (lvstun.health)
     sorry: str = None  # a real server that takes the traffic when no backend is healthy
     sorry_backend: Backend = None  # that server as a destination (pillar weight 0)
+    encap: Encap = Encap()  # how its requests reach the real servers (the site's unless it says)
 
     @property
     def members(self):
@@ -178,10 +217,11 @@ class Service:
 class Tunnel:
     """How requests travel from the director to the real servers (defaults: SCHEMA)."""
 
-    device: str  # the real servers' ipip device (tunl0: the fallback device)
+    device: str  # the real servers' ipip device holding the VIPs (tunl0: the fallback device)
     lan_mtu: int  # the LAN's MTU: a tunnelled request is at most this long
-    mss: int  # MSS the real servers advertise for the VIPs (None: no clamping)
+    mss: int  # MSS the real servers advertise for the VIPs (None: no clamping), for the largest encapsulation
     route_table: int  # the real servers' routing table for traffic from the VIPs
+    encap: Encap = Encap()  # the services' encapsulation unless one says otherwise
 
 
 @dataclass(frozen=True)
@@ -384,8 +424,11 @@ def parse(pillar):
     for role, key in (("director", "directors"), ("realserver", "realservers")):
         parser.hosts_of(role, key, tree.get(key))
     parser.health(tree.get("health"))
+    tunnel_spec = _mapping(parser.errors, ("tunnel",), tree.get("tunnel"))
+    _known(parser.errors, ("tunnel",), tunnel_spec, "tunnel")
+    parser.encap = _encap(parser.errors, ("tunnel",), tunnel_spec, "tunnel", Encap())
     parser.services_of(tree.get("services"))
-    tunnel = _tunnel(parser.errors, _mapping(parser.errors, ("tunnel",), tree.get("tunnel")))
+    tunnel = _tunnel(parser.errors, tunnel_spec, parser.encap, parser.services.values())
     ipvs = parser.ipvs(tree.get("ipvs"))
     ha = parser.ha(tree.get("ha"))
     metrics = parser.metrics(tree.get("metrics"))
@@ -422,6 +465,7 @@ class _Parser:
         self.owners = {}  # address -> pillar path of the first host that claimed it
         self.hosts = {}
         self.services = {}
+        self.encap = Encap()  # the site's (lvs:tunnel)
 
     def claim(self, path, address):
         """Take ``address`` for the host at ``path``: on the LAN, a host's, not taken."""
@@ -561,9 +605,12 @@ class _Parser:
         backends = self.backends(path, spec.get("backends"), sorry, port)
         floor = _floor(errors, (*path, "floor"), _default("service", "floor", spec), len(backends))
         sorry_backend = Backend(sorry, self.hosts[sorry].address, port, 0) if sorry in self.hosts else None
+        own = _mapping(errors, (*path, "tunnel"), spec.get("tunnel"))
+        _known(errors, (*path, "tunnel"), own, "service_tunnel")
+        encap = _encap(errors, (*path, "tunnel"), own, "service_tunnel", self.encap) if own else self.encap
         return Service(name=name, vip=vip, public=public, protocol=protocol, port=port, scheduler=scheduler,
                        backends=tuple(backends), flags=tuple(flags), persistent=persistent, netmask=netmask,
-                       check=check, floor=floor, sorry=sorry, sorry_backend=sorry_backend)
+                       check=check, floor=floor, sorry=sorry, sorry_backend=sorry_backend, encap=encap)
 
     def addresses_of(self, path, name, spec, publics):
         """A service's VIP and the public address the router maps to it (``publics``:
@@ -945,24 +992,65 @@ def _check_path(errors, path, value):
     return value
 
 
-def _tunnel(errors, spec):
-    """The tunnel policy; ``mss: auto`` clamps to what fits in one tunnelled packet."""
+def _encap(errors, path, spec, part, inherited):
+    """An encapsulation (``kind``, ``port``, ``checksum``) from ``spec`` at ``path``; what
+    it does not say comes from ``inherited`` (the site's, for a service), or the schema's
+    defaults. A port is GUE's alone (checked, unused by the other kinds); each kind takes
+    its own checksums."""
+    if part == "tunnel":
+        kind, port, checksum = (_default(part, key, spec) for key in ("kind", "port", "checksum"))
+        given_port = "port" in spec
+    else:
+        kind = spec.get("kind", inherited.kind)
+        given_port = "port" in spec
+        port = spec.get("port", inherited.port if inherited.kind == "gue" else SCHEMA["tunnel"]["port"].default)
+        checksum = spec.get("checksum", inherited.checksum if kind == inherited.kind else "none")
+    kind = _choice(errors, (*path, "kind"), kind, TUNNEL_KINDS)
+    if kind is None:
+        return inherited
+    port = _number(errors, (*path, "port"), part, "port", port) or 0 if kind == "gue" or given_port else 0
+    if kind != "gue":
+        port = 0  # the other kinds have none (the setting stays for a switch back to gue)
+    checksum = _choice(errors, (*path, "checksum"), checksum, CHECKSUMS[kind]) or "none"
+    return Encap(kind=kind, port=port, checksum=checksum)
+
+
+def _tunnel(errors, spec, encap, services):
+    """The tunnel policy; ``mss: auto`` clamps to what fits in one tunnelled packet of
+    the largest encapsulation any service uses (one clamp for all the VIPs). A GUE port
+    must not be a UDP service's: the real servers' GUE socket would take its datagrams."""
     path = ("tunnel",)
-    _known(errors, path, spec, "tunnel")
     device = _name(errors, (*path, "device"), _default("tunnel", "device", spec))
     lan_mtu = _number(errors, (*path, "lan_mtu"), "tunnel", "lan_mtu", _default("tunnel", "lan_mtu", spec))
+    overhead = max([encap.overhead, *(svc.encap.overhead for svc in services)])
+    fits = lan_mtu - overhead - TCP_IP_HEADERS if lan_mtu else None
     mss = _default("tunnel", "mss", spec)
     if mss == "auto":
-        mss = lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS if lan_mtu else None
+        mss = fits
     elif mss in ("off", False, None):
         mss = None
     else:
         mss = _number(errors, (*path, "mss"), "tunnel", "mss", mss)
-        if mss is not None and lan_mtu is not None and mss > lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS:
+        if mss is not None and fits is not None and mss > fits:
             errors.add((*path, "mss"), f"{mss} does not fit in a tunnelled packet on a {lan_mtu}-byte LAN "
-                                       f"(at most {lan_mtu - IPIP_OVERHEAD - TCP_IP_HEADERS})")
+                                       f"(at most {fits} with {overhead} bytes of encapsulation)")
     table = _number(errors, (*path, "route_table"), "tunnel", "route_table",
                     _default("tunnel", "route_table", spec))
     if table in (253, 254, 255):
         errors.add((*path, "route_table"), f"{table} is one of the kernel's own tables (default, main, local)")
-    return Tunnel(device=device, lan_mtu=lan_mtu, mss=mss, route_table=table)
+    udp = {}  # a UDP port a real server serves -> the service
+    for svc in services:
+        if svc.protocol == "udp":
+            for member in svc.members:
+                udp.setdefault(member.port, svc.name)
+    reported = set()
+    for svc in services:
+        used = svc.encap
+        if used.kind != "gue" or used.port not in udp:
+            continue
+        where = (*path, "port") if used is encap else ("services", svc.name, "tunnel", "port")
+        if where not in reported:
+            reported.add(where)
+            errors.add(where, f"{used.port} is the UDP port of lvs:services:{udp[used.port]}: a real server's "
+                              "GUE socket would take that service's datagrams")
+    return Tunnel(device=device, lan_mtu=lan_mtu, mss=mss, route_table=table, encap=encap)

@@ -4,8 +4,9 @@ what the director saw of them.
 TCP services get HTTP requests, UDP services datagrams; each request is a new
 connection (a new source port), so the director schedules every one. The director's
 view comes from iptables chains of the lab's own (``LVSLAB_PROBE``) with counters for
-requests to the VIP, responses from the VIP and IPIP packets sent; in TUN mode the
-responses must not cross the director at all.
+requests to the VIP, responses from the VIP and the tunnelled packets it sent, of each
+kind (IPIP: protocol 4, GUE: UDP to the service's GUE port, GRE: protocol 47); in TUN
+mode the responses must not cross the director at all.
 
 Run as a module inside the client's namespace, it sends the requests itself:
 ``python -m lvs_lab.traffic tcp|udp ADDRESS PORT COUNT [SOURCE_PORT]`` prints
@@ -88,10 +89,11 @@ def ask_udp(address, port, timeout):
     return text.removeprefix("served by ")
 
 
-def probe_script(vip, protocol, port, director):
+def probe_script(vip, protocol, port, director, gue_port=None):
     """The shell script that (re)creates the counters of the director whose LAN address
     is ``director``. Answers from the VIP to the director itself are its own path
-    checks' (docs/health.md), not responses to clients: they are not counted.
+    checks' (docs/health.md), not responses to clients: they are not counted. The
+    tunnelled packets are counted by kind (``gue_port``: the service's, when it has one).
 
     iptables, not nftables: the user-mode-linux kernel has no nftables for IPv4.
     """
@@ -106,7 +108,8 @@ def probe_script(vip, protocol, port, director):
             f"{ipt} -A {PROBE_CHAIN} -s {vip} ! -d {director} -p {protocol} --sport {port} "
             "-m comment --comment responses",
             f"{ipt} -A {PROBE_CHAIN}_OUT -p 4 -m comment --comment ipip",
-        ]
+            f"{ipt} -A {PROBE_CHAIN}_OUT -p 47 -m comment --comment gre",
+        ] + ([f"{ipt} -A {PROBE_CHAIN}_OUT -p udp --dport {gue_port} -m comment --comment gue"] if gue_port else [])
     )
 
 
@@ -186,8 +189,9 @@ def run(lab, site, count=30, service=None):
         raise LabError(f"the lab sends only TCP and UDP requests, not {svc.protocol}")
     directors = [h.minion_id for h in site.directors]
     for director in directors:
+        gue_port = svc.encap.port if svc.encap.kind == "gue" else None
         code, _, err = lab.capture(director, "sh", "-ec", probe_script(svc.vip, svc.protocol, svc.port,
-                                                                       site.hosts[director].address))
+                                                                       site.hosts[director].address, gue_port))
         if code != 0:
             raise LabError(f"cannot install the probe counters on {director}: {err}")
     code, out, err = lab.capture("client", sys.executable, "-m", "lvs_lab.traffic", svc.protocol, svc.public,
@@ -212,6 +216,7 @@ def run(lab, site, count=30, service=None):
     return {
         "service": svc.name,
         "target": f"{svc.protocol} {svc.public}:{svc.port}",
+        "encap": svc.encap.kind,  # the counter of the directors' tunnelled packets that must grow
         "count": count,
         "answers": sent["answers"],
         "failed": sent["failed"],
@@ -238,10 +243,11 @@ def describe(report):
     for director, counters in report["directors"].items():
         req = counters.get("requests", (0, 0))
         resp = counters.get("responses", (0, 0))
-        ipip = counters.get("ipip", (0, 0))
+        sent = ", ".join(f"{counters.get(kind, (0, 0))[0]} {kind.upper()}" for kind in ("ipip", "gue", "gre")
+                         if kind in counters)
         lines.append(
-            f"  {director}: received {req[0]} request packets ({req[1]} bytes), sent {ipip[0]} IPIP "
-            f"packets (its path checks' included), saw {resp[0]} response packets ({resp[1]} bytes)"
+            f"  {director}: received {req[0]} request packets ({req[1]} bytes), sent tunnelled packets: {sent} "
+            f"(its path checks' included), saw {resp[0]} response packets ({resp[1]} bytes)"
         )
     for director, weights in report.get("live_weights", {}).items():
         lines.append(f"  {director}'s weights after the requests: "

@@ -1,6 +1,7 @@
 {#- A TUN real server: its LAN address and gateway, the VIPs on the ipip device with
-    ARP hidden (arp_ignore/arp_announce) and rp_filter off, and the VIP source routes
-    that clamp the TCP MSS to what fits in one tunnelled packet. #}
+    ARP hidden (arp_ignore/arp_announce) and rp_filter off, the GUE ports and gre0 of
+    the services wrapped so, and the VIP source routes that clamp the TCP MSS to what
+    fits in one tunnelled packet. #}
 {%- set cfg = salt['lvs_site.config']() %}
 include:
   - lvs.site
@@ -10,6 +11,7 @@ lvs-realserver-tunnel:
     - name: {{ cfg.device | json }}
     - vips: {{ cfg.vips | json }}
     - lan_interface: {{ cfg.interface | json }}
+    - decap: {{ cfg.decap | json }}
     - require:
       - lvs_site: lvs-site-valid
 

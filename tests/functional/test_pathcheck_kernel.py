@@ -138,7 +138,7 @@ ROUND = textwrap.dedent("""
 
     class Direct(pc.Round):
         @staticmethod
-        def open_sender():
+        def open_sender(kind="ipip"):
             return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 
     class Starved(Direct):

@@ -85,3 +85,61 @@ def test_bad_vip_fails_before_any_change(bare_rs):
     ret = tunnel_state(bare_rs, vips=["10.10.24.888"])
     assert ret["result"] is False and "'10.10.24.888' is not an IP address" in ret["comment"]
     assert sysctl(bare_rs, "net.ipv4.conf.all.arp_ignore") == 0
+
+
+GUE_PORT, OTHERS_PORT = 6090, 6091
+
+
+def _fou(lab):
+    code, out, err = lab.capture(RS, "ip", "fou", "show")
+    assert code == 0, err
+    return out
+
+
+def _gre0_up(lab):
+    code, out, _ = lab.capture(RS, "ip", "-o", "link", "show", "gre0")
+    return code == 0 and ",UP" in out
+
+
+@pytest.fixture(name="decap_rs")
+def fixture_decap_rs(bare_rs):
+    """rs1 without GUE ports or GRE before and after (the modules unloaded again: the
+    clean tests compare hosts with what they were before the pack)."""
+    yield bare_rs
+    bare_rs.capture(RS, "sh", "-c", f"ip fou del port {GUE_PORT}; ip fou del port {OTHERS_PORT}; "
+                                    "/run/modprobe -r ip_gre fou")
+    call(bare_rs, "ipip.absent", minion=RS)
+
+
+def test_gue_ports_and_gre_are_opened_and_only_the_packs_are_closed(decap_rs):
+    lab = decap_rs
+    decap = {"gue_ports": [GUE_PORT], "gre": True}
+    predicted = tunnel_state(lab, test=True, decap=decap)
+    assert predicted["result"] is None
+    assert predicted["changes"][f"GUE port {GUE_PORT}"] == {"old": None, "new": "gue"}
+    assert f"port {GUE_PORT}" not in _fou(lab) and not _gre0_up(lab)  # test=True changed nothing
+    applied = tunnel_state(lab, decap=decap)
+    assert applied["result"] is True and applied["changes"] == predicted["changes"], applied
+    assert f"port {GUE_PORT} gue" in _fou(lab) and _gre0_up(lab)
+    assert sysctl(lab, "net.ipv4.conf.gre0.rp_filter") == 0
+    assert (tunnel_state(lab, decap=decap)["changes"]) == {}  # idempotent
+    # A port another tool opened is never the pack's to close.
+    assert lab.capture(RS, "ip", "fou", "add", "port", str(OTHERS_PORT), "gue")[0] == 0
+    # No GUE or GRE service left: the pack's port closes, gre0 goes down as it was.
+    none = tunnel_state(lab, decap={"gue_ports": [], "gre": False})
+    assert none["result"] is True and none["changes"] == {
+        f"GUE port {GUE_PORT}": {"old": "gue", "new": None}, "gre0 up": {"old": True, "new": False}}, none
+    assert f"port {GUE_PORT} " not in _fou(lab) and f"port {OTHERS_PORT} gue" in _fou(lab) and not _gre0_up(lab)
+    # ipip.absent (lvs.clean) closes the pack's ports too, and only those.
+    tunnel_state(lab, decap=decap)
+    undone = call(lab, "ipip.absent", minion=RS)
+    assert {(d["kind"], d["object"]) for d in undone} >= {("gue-port", str(GUE_PORT)), ("up", "gre0")}, undone
+    assert f"port {GUE_PORT} " not in _fou(lab) and f"port {OTHERS_PORT} gue" in _fou(lab) and not _gre0_up(lab)
+
+
+def test_a_port_open_for_another_encapsulation_is_refused_by_name(decap_rs):
+    lab = decap_rs
+    assert lab.capture(RS, "ip", "fou", "add", "port", str(GUE_PORT), "ipproto", "4")[0] == 0
+    refused = tunnel_state(lab, decap={"gue_ports": [GUE_PORT], "gre": False})
+    assert refused["result"] is False and f"UDP port {GUE_PORT} is a foo-over-UDP port of kind direct" \
+        in refused["comment"], refused

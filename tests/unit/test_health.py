@@ -171,6 +171,28 @@ def test_a_drift_about_another_vip_does_not_fail_a_service():
     assert event["services"]["web"]["healthy"] is True and event["services"]["api"]["healthy"] is True
 
 
+def test_a_gue_port_or_gre0_fails_only_the_services_wrapped_so():
+    beacon = _beacon_module()
+    check = {"type": "http", "port": 80, "rise": 1, "fall": 1, "vip": "10.10.24.88"}
+    cfg = {"checks": {"web": {**check, "encap": ["gue", 6080]}, "api": {**check, "encap": ["gue", 7000]},
+                      "dns": {**check, "vip": "10.10.24.89", "encap": ["gre", 0]},
+                      "old": {**check, "vip": "10.10.24.90"}}}  # ipip (a report from before the key)
+    ok = {name: (True, "HTTP 200") for name in cfg["checks"]}
+
+    def healthy(drifts):
+        event = beacon.round_(cfg, {}, 0, 10, drifts, ok)
+        return {name: svc["healthy"] for name, svc in event["services"].items()}
+
+    closed = [lvstun.drift.make("gue-port", "6080", "gue", None)]
+    assert healthy(closed) == {"web": False, "api": True, "dns": True, "old": True}
+    assert healthy([lvstun.drift.make("up", "gre0", True, False)]) == {"web": True, "api": True, "dns": False,
+                                                                       "old": True}
+    assert healthy([lvstun.drift.make("sysctl", "net.ipv4.conf.gre0.rp_filter", 0, 1)])["dns"] is False
+    # What the pack takes away once no service uses it fails nothing.
+    stale = [lvstun.drift.make("gue-port", "5555", None, "gue"), lvstun.drift.make("up", "gre0", False, True)]
+    assert set(healthy(stale).values()) == {True}
+
+
 def _asked(runner, answer, monkeypatch):
     monkeypatch.setattr(runner, "_client", lambda: types.SimpleNamespace(cmd=lambda *a, **k: {"rs1": answer}))
     return runner._report("rs1", lvstun.site.parse(site_tree()))

@@ -295,7 +295,7 @@ def test_the_docs_reference_documents_exactly_the_schema():
         "director": keys_of(tree["directors"].values()), "realserver": keys_of(tree["realservers"].values()),
         "service": keys_of(services), "check": keys_of(s["check"] for s in services),
         "backend": keys_of(b for s in services for b in s["backends"].values()),
-        "tunnel": set(tree["tunnel"]), "ipvs": set(tree["ipvs"]), "ha": set(tree["ha"]),
+        "service_tunnel": keys_of(s["tunnel"] for s in services), "tunnel": set(tree["tunnel"]), "ipvs": set(tree["ipvs"]), "ha": set(tree["ha"]),
         "metrics": set(tree["metrics"]), "health": set(tree["health"]),
     }
     assert set(documented) == set(lvstun.site.SCHEMA)
@@ -306,7 +306,8 @@ def test_the_docs_reference_documents_exactly_the_schema():
     shown = {"site": [tree], "lan": [tree["lan"]], "router": [tree["router"]],
              "director": list(tree["directors"].values()), "realserver": list(tree["realservers"].values()),
              "service": services, "check": [s["check"] for s in services],
-             "backend": [b for s in services for b in s["backends"].values()], "tunnel": [tree["tunnel"]],
+             "backend": [b for s in services for b in s["backends"].values()],
+             "service_tunnel": [s["tunnel"] for s in services], "tunnel": [tree["tunnel"]],
              "ipvs": [tree["ipvs"]], "ha": [tree["ha"]], "metrics": [tree["metrics"]], "health": [tree["health"]]}
     wrong = []
     for part, spec in lvstun.site.SCHEMA.items():
@@ -336,7 +337,7 @@ def test_a_number_is_taken_at_the_ends_of_its_schema_range_and_refused_beyond_by
     entry = lvstun.site.SCHEMA[part][key]
     step = 0.01 if entry.seconds else 1
     ends = (entry.low,) if (part, key) in NARROWED else (entry.low, entry.high)
-    others = {("ha", "interval"): {"timeout": 0.05}}.get((part, key), {})
+    others = {("ha", "interval"): {"timeout": 0.05}, ("tunnel", "port"): {"kind": "gue"}}.get((part, key), {})
     for value in ends:
         tree = copy.deepcopy(seed)
         tree["lvs"][part] = {**others, key: value}

@@ -31,7 +31,7 @@ def _args(states, state_id):
 
 def test_realserver_values_stay_strings():
     cfg = {"device": ODD, "interface": "on", "vips": ["10.10.24.88"], "addresses": {}, "gateway": "10.10.24.1",
-           "sysctls": {}, "vip_routes": {}, "heartbeat": 10}
+           "sysctls": {}, "vip_routes": {}, "heartbeat": 10, "decap": {"gue_ports": [], "gre": False}}
     args = _args(_render("realserver", cfg), "lvs-realserver-tunnel")
     assert args["name"] == ODD and args["lan_interface"] == "on"
 
