@@ -145,7 +145,7 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None, d
             drifts.append(lvstun.drift.make("link", GRE, "present", "absent"))
         elif not gre["up"]:
             drifts.append(lvstun.drift.make("up", GRE, True, False))
-    elif gre["exists"] and gre["up"] and _originals_link(GRE) == {"exists": True, "up": False}:
+    elif gre["exists"] and gre["up"] and (_originals_link(GRE) or {"up": True})["up"] is False:
         drifts.append(lvstun.drift.make("up", GRE, False, True))  # the pack put it up: no GRE service left
     wanted = _sysctls(device, lan_interface, sysctls, decap)
     # The devices' own settings appear with the devices: their creation is the drift then.
