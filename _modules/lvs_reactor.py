@@ -1,6 +1,7 @@
 """The reactor's gate on the master: which runner job a beacon event starts, if any
 (``lvstun.gate``). ``lvs_salt/reactor.sls`` calls :func:`job` for every event it gets;
-a flood of events thus starts at most one queued job per real server.
+a flood of events thus starts at most one queued job per real server. A user's reactor
+on the runner's hooks calls :func:`hook` to know an event is the runner's.
 
 CLI Example (in the reactor's SLS; the gate's state lives in the reactor process):
 
@@ -12,6 +13,8 @@ CLI Example (in the reactor's SLS; the gate's state lives in the reactor process
 import logging
 
 import lvstun.gate
+import lvstun.hooks
+import lvstun.records
 import lvstun.site
 
 log = logging.getLogger(__name__)
@@ -52,3 +55,26 @@ def job(tag):
         log.debug("lvs: beacon event %s dropped: no real server, or its job is queued already", tag)
         return {}
     return {"fun": f"lvs.{kind}", "minion": minion} if minion else {"fun": f"lvs.{kind}"}
+
+
+def hook(tag, data):
+    """The hook event's data when the ``lvs`` runner fired it (its signature holds), else
+    an empty dict: a reactor acts on a hook only through this (any minion can put any
+    tag and payload on the master's bus). ``lvstun.hooks`` lists the tags.
+
+    tag, data
+        The event's, as the reactor SLS has them.
+
+    CLI Example (in a reactor SLS, docs/hooks.md):
+
+    .. code-block:: jinja
+
+        {%- set hook = salt['lvs_reactor.hook'](tag, data) %}
+        {%- if hook %} ... {{ hook.service }} ... {%- endif %}
+    """
+    found = lvstun.records.load(__opts__, lvstun.records.HOOK_KEY)
+    verified = lvstun.hooks.verify(found["key"], tag, data) if found else None
+    if verified is None:
+        log.warning("lvs: event %s is not a hook the lvs runner signed: ignored", tag)
+        return {}
+    return verified

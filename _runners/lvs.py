@@ -20,6 +20,9 @@ directors take backends out on their own checks without the runner (the
 floor and the sorry server. A backend that went down returns only its check's ``hold`` seconds
 later (at its next report), which bounds the weight changes of a flapping backend.
 
+Each decision it records is also fired on the master's event bus, signed, for a user's
+own reactor (``lvs/hook/...``: ``lvstun.hooks``, docs/hooks.md).
+
 CLI Example:
 
 .. code-block:: bash
@@ -36,12 +39,14 @@ import logging
 import time
 
 import salt.client
+import salt.utils.event
 from salt.exceptions import SaltInvocationError
 
 import lvstun.address
 import lvstun.gate
 import lvstun.health
 import lvstun.healthrecord
+import lvstun.hooks
 import lvstun.ipvs
 import lvstun.metrics
 import lvstun.owned
@@ -129,6 +134,37 @@ def _record():
 def _current():
     with lvstun.records.locked(__opts__, lvstun.records.HEALTH):
         return _load_record()
+
+
+def hook_key(opts):
+    """The master's key for its hooks' signatures (made at the first use)."""
+    with lvstun.records.locked(opts, lvstun.records.HOOK_KEY):
+        found = lvstun.records.load(opts, lvstun.records.HOOK_KEY)
+        if found is None:
+            found = {"key": lvstun.hooks.new_key()}
+            lvstun.records.store(opts, lvstun.records.HOOK_KEY, found)
+    return found["key"]
+
+
+def _fire(decisions):
+    """Fire each ``(tag, data)`` on the master's event bus, signed (``lvstun.hooks``)."""
+    if not decisions:
+        return
+    key = hook_key(__opts__)
+    with _bus() as bus:
+        for tag, data in decisions:
+            bus.fire_event(lvstun.hooks.signed(key, tag, data), tag)
+            log.info("lvs: hook %s %s", tag, {k: v for k, v in data.items() if k in ("service", "backend", "reason")})
+
+
+def _bus():
+    """The master's event bus (to fire on)."""
+    return salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False)
+
+
+def _decided(site, before, after, reasons=None):
+    """Fire the hooks of what changed from ``before`` to ``after`` (health records)."""
+    _fire(lvstun.hooks.decisions(site, before, after, time.time(), reasons))
 
 
 def _published(site, record):
@@ -279,7 +315,7 @@ def _health(minion):
             and not current.get("held"):
         return {"minion": minion, "services": report["services"], "changed": False}  # a heartbeat
     with _record() as record:
-        before = _published(site, record)
+        before, old = _published(site, record), copy.deepcopy(record)
         entry = record["health"].get(minion, {})
         if at <= max(entry.get("reported_at", 0), entry.get("down_at", 0) if entry.get("host") is False else 0):
             # Older than a report applied already, or made before its host went down.
@@ -289,6 +325,7 @@ def _health(minion):
         record["health"][minion].update(reported_at=at, weights=report["weights"])
         held = record["health"][minion]["held"]
     pushed = _push(site, before)
+    _decided(site, old, record, {minion: report["reasons"]})
     log.info("lvs: %s reports %s: %s", minion, report, pushed or "no weight changed")
     return {"minion": minion, "services": report["services"], "held": held, **pushed}
 
@@ -323,7 +360,10 @@ def _report(minion, site):
                if site.services.get(name) and site.services[name].check["dynamic"]
                and type(state.get("weight")) is int and 0 <= state["weight"] <= lvstun.address.MAX_WEIGHT}
     return {"services": {name: state.get("healthy") is True for name, state in mine.items()},
-            "weights": weights, "alpha": {name for name, state in mine.items() if state.get("alpha") is True}}, at
+            "weights": weights, "alpha": {name for name, state in mine.items() if state.get("alpha") is True},
+            # its words, as the hooks pass them on (text, cut short)
+            "reasons": {name: " ".join(str(state.get("reason") or "").split())[:200]
+                        for name, state in mine.items()}}, at
 
 
 def hosts():
@@ -358,13 +398,17 @@ def _hosts():
         if asked_at < record.get("hosts_asked_at", 0):
             return {**result, "stale": True}  # a later call applied newer views already
         record["hosts_asked_at"] = asked_at
-        before = _published(site, record)
+        before, old, reasons = _published(site, record), copy.deepcopy(record), {}
         now = time.time()
         for host in site.realservers:
             verdict = host_verdict([view.get(host.minion_id) for view in views], len(directors))
             if verdict is not None:
                 lvstun.healthrecord.apply_verdict(site, record, now, host.minion_id, host=verdict)
-    return {**result, **_push(site, before)}
+                reasons[host.minion_id] = "reachable again" if verdict else \
+                    "unreachable from a majority of the site's directors"
+    pushed = _push(site, before)
+    _decided(site, old, record, reasons)
+    return {**result, **pushed}
 
 
 def host_verdict(seen, directors):
@@ -400,6 +444,9 @@ def _drain_director(site, director, timeout):
     """Take ``director`` out of the router's group; wait (up to ``timeout`` s) until it
     forwards nothing more: 2 s without a new packet."""
     group = _router_call(site, "lvs_directors.drain", director)
+    if group["changed"]:
+        _fire([(lvstun.hooks.PREFIX + "director/drained", {"director": director, "reason": "lvs.drain",
+                                                            "at": time.time()})])
     began, last, quiet_since, idle = time.monotonic(), _forwarded(director), time.monotonic(), False
     while time.monotonic() - began < timeout and not idle:
         time.sleep(1)
@@ -440,11 +487,13 @@ def drain(minion, service=None, reason="maintenance", timeout=60):
     if service is not None and service not in site.services:
         raise SaltInvocationError(f"{service!r} is not a service of the site ({sorted(site.services)})")
     with _record() as record:
-        before = _published(site, record)
+        before, old = _published(site, record), copy.deepcopy(record)
         entry = record["maintenance"].setdefault(str(minion), {"services": [], "reason": reason})
         entry["services"] = sorted(set(entry["services"]) | {service or "*"})
         entry.update(reason=reason, at=time.time())
-    return {"drained": str(minion), "services": entry["services"], **_push(site, before)}
+    pushed = _push(site, before)
+    _decided(site, old, record)
+    return {"drained": str(minion), "services": entry["services"], **pushed}
 
 
 def undrain(minion, service=None):
@@ -461,9 +510,12 @@ def undrain(minion, service=None):
     site = _site()
     if site.role_of(str(minion)) == "director":
         group = _router_call(site, "lvs_directors.undrain", str(minion))
+        if group["changed"]:
+            _fire([(lvstun.hooks.PREFIX + "director/undrained", {"director": str(minion), "reason": "lvs.undrain",
+                                                                  "at": time.time()})])
         return {"director": str(minion), "drained": group["drained"], "changed": group["changed"]}
     with _record() as record:
-        before = _published(site, record)
+        before, old = _published(site, record), copy.deepcopy(record)
         entry = record["maintenance"].get(str(minion))
         if entry:
             kept = set(entry["services"])
@@ -474,7 +526,9 @@ def undrain(minion, service=None):
             if not entry["services"]:
                 del record["maintenance"][str(minion)]
         left = (record["maintenance"].get(str(minion)) or {}).get("services", [])
-    return {"undrained": str(minion), "still_drained": left, **_push(site, before)}
+    pushed = _push(site, before)
+    _decided(site, old, record)
+    return {"undrained": str(minion), "still_drained": left, **pushed}
 
 
 def _router_view(site):

@@ -70,6 +70,10 @@ PUSH_PENDING = Record(
     "health-pending", MapOf(STAMP), {},
     writer="the lvs runner: the directors that have not confirmed the record pushed to them",
     readers="the lvs runner (pushed again at its next call), lvs.status", lock="health-push")
+HOOK_KEY = Record(
+    "hook-key", Fields(required={"key": STR}), None,
+    writer="the lvs runner, once (lvstun.hooks.new_key): the master's secret for its hooks' signatures",
+    readers="the lvs runner (signs), lvs_reactor.hook (verifies)", lock="hook-key")
 
 # ------------------------------------------------------------------ a real server's
 BACKEND_REPORT = Record(

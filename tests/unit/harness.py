@@ -4,6 +4,7 @@ logic: the runner's ``_client()`` answers through each director's own modules
 is a dict. Pure logic: no daemons, no kernel; what Salt itself does (authentication,
 the event bus, timeouts) is the functional and lab tests' part."""
 
+import contextlib
 import copy
 import types
 
@@ -73,6 +74,19 @@ class Director:
         return copy.deepcopy(functions[fun](**kwarg))
 
 
+class _Bus(contextlib.AbstractContextManager):
+    """The master's event bus, as the runner fires on it: what it fires is kept."""
+
+    def __init__(self, fired):
+        self.fired = fired
+
+    def __exit__(self, *exc):
+        return None
+
+    def fire_event(self, data, tag):
+        self.fired.append((tag, copy.deepcopy(data)))
+
+
 class Site:
     """The seed site (plus director2): a runner whose directors answer for themselves,
     and real servers whose reports the test sets."""
@@ -96,7 +110,9 @@ class Site:
             self.directors[name].highstate()
         self.reports = {}  # minion -> what lvs_health.report answers
         self.sent = []
+        self.fired = []  # (tag, data) the runner put on the master's event bus
         monkeypatch.setattr(self.runner, "_client", lambda: types.SimpleNamespace(cmd=self.cmd))
+        monkeypatch.setattr(self.runner, "_bus", lambda: _Bus(self.fired))
 
     def cmd(self, targets, fun, args=(), kwarg=None, tgt_type="glob", timeout=None, **_):
         targets = targets if isinstance(targets, list) else [targets]

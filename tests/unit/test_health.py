@@ -202,7 +202,7 @@ def test_a_report_is_kept_only_for_the_services_the_site_says_the_minion_backs(m
     runner = _runner_module()
     made_up = {f"svc{n}": {"healthy": True} for n in range(20000)}
     report, _ = _asked(runner, {"services": {"web": {"healthy": True}, **made_up}, "age": 1}, monkeypatch)
-    assert report == {"services": {"web": True}, "weights": {}, "alpha": set()}
+    assert report == {"services": {"web": True}, "weights": {}, "alpha": set(), "reasons": {"web": ""}}
 
 
 @pytest.mark.parametrize("answer", [
@@ -225,7 +225,8 @@ def test_report_values_are_read_strictly_and_a_future_date_counts_as_now(monkeyp
     assert report["services"] == {"web": False}  # healthy only when it says so as a mapping with true
     assert at <= time.time()
     report, _ = _asked(runner, {"services": {"web": {"healthy": 1, "weight": 5, "alpha": 1}}, "age": 0}, monkeypatch)
-    assert report == {"services": {"web": False}, "weights": {}, "alpha": set()}  # web's check is not dynamic
+    assert report == {"services": {"web": False}, "weights": {}, "alpha": set(),  # web's check is not dynamic
+                      "reasons": {"web": ""}}
 
 
 @pytest.mark.parametrize(("seen", "directors", "verdict"), [
