@@ -6,8 +6,10 @@
     reactor:
       - 'salt/beacon/*/lvs_backend/*': [<lvs_salt>/reactor.sls]
       - 'salt/beacon/*/lvs_hosts/*': [<lvs_salt>/reactor.sls]
+      - 'lvs/hook/*': [<lvs_salt>/hook.sls]       # with config(hook_command=[...])
     ext_pillar:
       - lvs_health: {}
+    lvs_hook_command: [/usr/local/bin/lvs-notify]  # the runner's hooks run it
 
 The reactor SLS is named by its path in the installed package (or the checkout), not
 by ``salt://``: Salt fetches a ``salt://`` reaction through the file server for every
@@ -20,14 +22,21 @@ a flood of events was the master's bottleneck. The runner ``lvs``, the gate modu
 import os
 
 REACTOR_SLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reactor.sls")
+HOOK_SLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hook.sls")
 
 
-def config():
-    """The master settings for the beacons' reactor and the health ext_pillar."""
-    return {
+def config(hook_command=None):
+    """The master settings for the beacons' reactor and the health ext_pillar; with
+    ``hook_command`` (a list: a program and its first arguments), the runner's hooks run
+    it (``hook.sls``, docs/hooks.md)."""
+    settings = {
         "reactor": [
             {"salt/beacon/*/lvs_backend/*": [REACTOR_SLS]},
             {"salt/beacon/*/lvs_hosts/*": [REACTOR_SLS]},
         ],
         "ext_pillar": [{"lvs_health": {}}],
     }
+    if hook_command:
+        settings["reactor"].append({"lvs/hook/*": [HOOK_SLS]})
+        settings["lvs_hook_command"] = [str(part) for part in hook_command]
+    return settings

@@ -38,8 +38,10 @@ def new_key():
 
 
 def _digest(key, tag, data):
-    body = json.dumps({"tag": tag, **{k: v for k, v in data.items() if k != "signature"}}, sort_keys=True,
-                      separators=(",", ":"))
+    """The HMAC of ``data`` for ``tag`` (without its signature, and without the keys Salt
+    adds when it fires an event: ``_stamp``)."""
+    body = json.dumps({"tag": tag, **{k: v for k, v in data.items() if k != "signature" and not k.startswith("_")}},
+                      sort_keys=True, separators=(",", ":"))
     return hmac.new(bytes.fromhex(key), body.encode(), hashlib.sha256).hexdigest()
 
 

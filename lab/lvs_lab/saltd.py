@@ -154,8 +154,10 @@ class SaltDaemons:
                     "log_level_logfile": "info",
                     # The classic way: the checkout as file roots, modules synced to minions.
                     **lvs_salt.fileserver.master_config(REPO),
-                    # Backend health: the beacons' reactor and the directors' ext_pillar.
-                    **lvs_salt.master.config(),
+                    # Backend health: the beacons' reactor and the directors' ext_pillar;
+                    # the runner's hooks write a line each to hooks.log (docs/hooks.md).
+                    **lvs_salt.master.config(hook_command=[
+                        "/bin/sh", "-c", 'printf "%s|%s|%s|%s\\n" "$1" "$2" "$3" "$4" >> "$0"', self.hooks_log]),
                     "pillar_roots": {"base": self.pillar_roots},
                     "worker_threads": 4,
                     # Jobs on a UML kernel are slow to answer "still running?": the CLI waits
@@ -253,6 +255,11 @@ class SaltDaemons:
         except json.JSONDecodeError:
             raise LabError(f"salt-run {' '.join(args)} printed no JSON (exit {proc.returncode}):\n"
                            f"{proc.stdout}\n{proc.stderr}") from None
+
+    @property
+    def hooks_log(self):
+        """Where the lab's hook command writes a line per hook the runner fires."""
+        return self._path("master", "hooks.log")
 
     @property
     def master_cachedir(self):

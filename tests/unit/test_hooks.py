@@ -61,6 +61,8 @@ def test_only_what_the_key_signed_verifies():
     data = hooks.signed(KEY, "lvs/hook/service/down", {"service": "web", "serving": 0, "floor": 1, "at": 1.0})
     assert hooks.verify(KEY, "lvs/hook/service/down", data) == {
         "service": "web", "serving": 0, "floor": 1, "at": 1.0, "tag": "lvs/hook/service/down"}
+    stamped = {**data, "_stamp": "2026-12-05T19:45:25.220000"}  # what Salt adds as it fires it
+    assert hooks.verify(KEY, "lvs/hook/service/down", stamped)["service"] == "web"
     assert hooks.verify(KEY, "lvs/hook/service/up", data) is None  # another tag
     assert hooks.verify(hooks.new_key(), "lvs/hook/service/down", data) is None  # another key
     assert hooks.verify(KEY, "lvs/hook/service/down", {**data, "service": "api"}) is None  # changed
