@@ -64,6 +64,7 @@ def fixture_tunnels(two_vips):
 def _report(lab, service, count):
     report = traffic.run(lab, lab.site(), count=count, service=service)
     assert report["ok"], traffic.describe(report)
+    print(traffic.describe(report))
     return report
 
 
