@@ -52,6 +52,7 @@ import lvstun.metrics
 import lvstun.owned
 import lvstun.records
 import lvstun.roles
+import lvstun.rolling
 import lvstun.shape
 import lvstun.site
 import lvstun.sitestatus
@@ -566,3 +567,188 @@ def status():
     # Shown as tables (the lvs_status outputter); --out=json gives the data.
     return {"outputter": "lvs_status",
             "data": lvstun.sitestatus.view(site, record, answers, up, drained, pending, time.time())}
+
+
+def _say(text):
+    """A line of progress on the operator's terminal (``salt-run`` prints it), and the log."""
+    log.info("lvs: %s", text)
+    jid_event = globals().get("__jid_event__")
+    if jid_event is not None:
+        jid_event.fire_event({"message": text}, "progress")
+
+
+def _wait(predicate, timeout, step=1.0):
+    """Seconds until ``predicate()``; None after ``timeout`` seconds."""
+    began = time.monotonic()
+    while not predicate():
+        if time.monotonic() - began >= timeout:
+            return None
+        time.sleep(step)
+    return round(time.monotonic() - began, 1)
+
+
+def _applied(answer):
+    """Whether a ``state.apply`` answer is a success (every state's result True)."""
+    return isinstance(answer, dict) and bool(answer) and all(
+        isinstance(state, dict) and state.get("result") is True for state in answer.values())
+
+
+def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_timeout="stop", test=False,
+            resume=False):
+    """Roll maintenance over real servers, a batch at a time: each drained on every
+    director, its connections finished, ``action`` applied (an SLS) and/or a ``reboot``,
+    back and healthy again (its own report after the action, and every director's path
+    checks), undrained; then the next. Never a batch that would take a service below its
+    floor. On a failure it stops and says why; the host at fault stays drained, the
+    others are untouched; ``resume=True`` goes on from there.
+
+    targets
+        Minion ids (a list, or separated by commas); default: every real server.
+    action
+        An SLS to apply on each host (``state.apply ACTION``), e.g. a package upgrade.
+    reboot
+        Reboot each host (after the action) and wait until it answers again.
+    batch
+        Hosts out at once (default 1).
+    timeout
+        Seconds each wait may take (connections to finish, the host back, healthy).
+    on_timeout
+        ``stop`` (default) or ``continue`` when a host's connections do not finish in time.
+    test
+        Only say the plan.
+    resume
+        Go on with the rolling that stopped (its targets, action and settings).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lvs.rolling action=upgrade test=True
+        salt-run lvs.rolling targets=rs1,rs2 action=upgrade reboot=True
+        salt-run lvs.rolling resume=True
+    """
+    site = _site()
+    progress = lvstun.records.load(__opts__, lvstun.records.ROLLING)
+    if resume:
+        if not progress or progress.get("finished"):
+            raise SaltInvocationError("no rolling to resume")
+        names = [name for name in progress["targets"] if name not in progress["done"]]
+        action, reboot, batch = progress.get("action"), progress.get("reboot", False), progress["batch"]
+        timeout, on_timeout = progress.get("timeout", timeout), progress.get("on_timeout", on_timeout)
+    else:
+        try:
+            names = lvstun.rolling.targets_of(site, targets)
+        except ValueError as err:
+            raise SaltInvocationError(str(err)) from None
+    if on_timeout not in lvstun.rolling.ON_TIMEOUT:
+        raise SaltInvocationError(f"on_timeout: {on_timeout!r} is not one of {', '.join(lvstun.rolling.ON_TIMEOUT)}")
+    if not action and not reboot:
+        raise SaltInvocationError("nothing to do on each host: give action=SLS and/or reboot=True")
+    groups = lvstun.rolling.batches(names, batch)
+    plan = {"batches": groups, "steps": list(lvstun.rolling.STEPS), "action": action, "reboot": bool(reboot),
+            "timeout": float(timeout), "on_timeout": on_timeout}
+    if test:
+        return {"plan": plan, "floor": lvstun.rolling.floor_problems(site, _current(), groups[0]) if groups else []}
+    if not resume:
+        progress = {"targets": names, "done": [], "batch": max(1, int(batch)), "action": action, "reboot": bool(reboot),
+                    "timeout": float(timeout), "on_timeout": on_timeout}
+    timings = {}
+    for group in groups:
+        began = time.monotonic()
+        stopped = _roll(site, group, progress, plan)
+        if stopped:
+            progress.update(stopped=stopped, at=time.time())
+            lvstun.records.store(__opts__, lvstun.records.ROLLING, progress)
+            _say(f"stopped at {', '.join(group)} ({progress.get('step')}): {stopped}")
+            _fire([(lvstun.hooks.PREFIX + "rolling/stop", {"hosts": group, "step": progress.get("step"),
+                                                            "reason": stopped, "at": time.time()})])
+            return {"stopped": stopped, "at": group, "step": progress.get("step"), "done": progress["done"],
+                    "seconds": timings}
+        timings[",".join(group)] = round(time.monotonic() - began, 1)
+    progress.update(finished=True, current=[], stopped=None, at=time.time())
+    lvstun.records.store(__opts__, lvstun.records.ROLLING, progress)
+    return {"done": progress["done"], "seconds": timings}
+
+
+def _roll(site, group, progress, plan):
+    """One batch through every step (``lvstun.rolling.STEPS``); the reason it stopped, or None."""
+    directors = sorted(host.minion_id for host in site.directors)
+
+    def step(name):
+        progress.update(current=group, step=name, stopped=None, at=time.time())
+        lvstun.records.store(__opts__, lvstun.records.ROLLING, progress)
+        _fire([(lvstun.hooks.PREFIX + "rolling/step", {"hosts": group, "step": name, "reason": plan["action"] or
+                                                      "reboot", "at": time.time()})])
+
+    for name, run in (("drain", _roll_drain), ("idle", _roll_idle), ("action", _roll_action),
+                      ("healthy", _roll_healthy)):
+        step(name)
+        stopped = run(site, group, directors, plan, progress)
+        if stopped:
+            return stopped
+    step("undrain")
+    for name in group:
+        undrain(name)
+    progress["done"] = [*progress["done"], *group]
+    _say(f"{', '.join(group)}: undrained")
+    return None
+
+
+def _roll_drain(site, group, directors, plan, progress):
+    problems = lvstun.rolling.floor_problems(site, _current(), group)
+    if problems and not set(group) <= set(_current()["maintenance"]):  # a resumed batch drained already
+        return "; ".join(problems)
+    for name in group:
+        drain(name, reason=f"rolling: {plan['action'] or 'reboot'}")
+    _say(f"{', '.join(group)}: drained on every director")
+    return None
+
+
+def _roll_idle(site, group, directors, plan, progress):
+    addresses = {site.hosts[name].address for name in group}
+    waited = _wait(lambda: lvstun.rolling.idle(lvstun.rolling.connections(
+        _cmd(directors, "ipvs.list", tgt_type="list", timeout=15), addresses)), plan["timeout"])
+    if waited is None and plan["on_timeout"] == "stop":
+        return f"connections still open after {plan['timeout']:g} s"
+    _say(f"{', '.join(group)}: " + (f"no connection left ({waited} s)" if waited is not None else
+                                     "connections still open, going on (on_timeout=continue)"))
+    return None
+
+
+def _roll_action(site, group, directors, plan, progress):
+    plan["since"] = since = time.time()
+    if plan["action"]:
+        answers = _cmd(group, "state.apply", [plan["action"]], tgt_type="list", timeout=plan["timeout"])
+        failed = [name for name in group if not _applied(answers.get(name))]
+        if failed:
+            return f"state.apply {plan['action']} failed on {', '.join(failed)}"
+        _say(f"{', '.join(group)}: applied {plan['action']} ({round(time.time() - since, 1)} s)")
+    if plan["reboot"]:
+        _cmd(group, "system.reboot", tgt_type="list", timeout=15)
+
+        def answering():
+            answers = _cmd(group, "test.ping", tgt_type="list", timeout=5)
+            return [name for name in group if answers.get(name) is True]
+
+        gone = _wait(lambda: len(answering()) < len(group), plan["timeout"])
+        if gone is None or _wait(lambda: len(answering()) == len(group), plan["timeout"]) is None:
+            return f"not back within {plan['timeout']:g} s of the reboot"
+        _say(f"{', '.join(group)}: back after the reboot ({round(time.time() - since, 1)} s)")
+    return None
+
+
+def _roll_healthy(site, group, directors, plan, progress):
+    since = plan["since"]
+
+    def healthy():
+        reports = {name: _cmd(name, "lvs_health.report", timeout=ASK_TIMEOUT).get(name) for name in group}
+        if not all(lvstun.rolling.back_healthy(reports[name], site.backed_by(name), since) for name in group):
+            return False
+        paths = _cmd(directors, "lvs_health.local", tgt_type="list", timeout=15)
+        return all(lvstun.rolling.path_clear(paths, name, directors) for name in group)
+
+    waited = _wait(healthy, plan["timeout"])
+    if waited is None:
+        return f"not healthy within {plan['timeout']:g} s (its own report, or a director's path checks)"
+    _say(f"{', '.join(group)}: healthy on every director ({waited} s)")
+    return None

@@ -12,6 +12,8 @@ drain). Tags (``TAGS``, under ``lvs/hook/``)::
     service/down  service/up            every backend of the service out / one back
     director/drained  director/undrained
                                         a director out of / back in the router's group
+    rolling/step  rolling/stop          a rolling maintenance's hosts at a step
+                                        (lvstun.rolling.STEPS), or stopped and why
 
 Data: ``tag``, ``service``, ``backend`` (minion id) and ``address`` where they apply,
 ``serving`` and ``floor`` (service events), ``reason``, ``at`` (the master's time), and
@@ -30,7 +32,8 @@ from . import health
 
 PREFIX = "lvs/hook/"
 TAGS = ("backend/down", "backend/up", "backend/drained", "backend/undrained", "service/below_floor",
-        "service/above_floor", "service/down", "service/up", "director/drained", "director/undrained")
+        "service/above_floor", "service/down", "service/up", "director/drained", "director/undrained",
+        "rolling/step", "rolling/stop")
 
 
 def new_key():

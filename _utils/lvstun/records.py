@@ -70,6 +70,13 @@ PUSH_PENDING = Record(
     "health-pending", MapOf(STAMP), {},
     writer="the lvs runner: the directors that have not confirmed the record pushed to them",
     readers="the lvs runner (pushed again at its next call), lvs.status", lock="health-push")
+ROLLING = Record(
+    "rolling",
+    Fields(required={"targets": ListOf(STR), "done": ListOf(STR), "batch": Int(1)},
+           optional={"current": ListOf(STR), "step": STR, "action": AnyOf((STR, NULL)), "reboot": BOOL,
+                     "timeout": NUMBER, "on_timeout": STR, "stopped": AnyOf((STR, NULL)), "finished": BOOL,
+                     "at": NUMBER}),
+    None, writer="lvs.rolling, at each step", readers="lvs.rolling resume=True, lvs.status")
 HOOK_KEY = Record(
     "hook-key", Fields(required={"key": STR}), None,
     writer="the lvs runner, once (lvstun.hooks.new_key): the master's secret for its hooks' signatures",

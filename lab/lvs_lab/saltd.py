@@ -61,6 +61,18 @@ def load_site(pillar_roots):
         raise LabError(str(err)) from None
 
 
+def last_json(text):
+    """The last of the JSON documents ``text`` holds, one after the other (salt-run prints
+    a runner's progress events before its return), or None when it holds none."""
+    decoder, at, found = json.JSONDecoder(), 0, None
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at >= len(text):
+            return found
+        found, at = decoder.raw_decode(text, at)
+
+
 class SaltDaemons:
     @property
     def master_conf_dir(self):
@@ -251,7 +263,7 @@ class SaltDaemons:
                 "--out=json", *args]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         try:
-            return json.loads(proc.stdout) if proc.stdout.strip() else None
+            return last_json(proc.stdout)
         except json.JSONDecodeError:
             raise LabError(f"salt-run {' '.join(args)} printed no JSON (exit {proc.returncode}):\n"
                            f"{proc.stdout}\n{proc.stderr}") from None

@@ -21,6 +21,7 @@ class Director:
     def __init__(self, name, folder, tree):
         self.name, self.tree, self.reachable = name, tree, True
         self.kernel = {}  # {spec: {dest: weight}}
+        self.connections = {}  # real server address -> active connections through this director
         self.changes = []  # every weight change written: (spec, {dest: {"old", "new"}})
         self.health = load(f"lvs_health_{name}", "_modules", "lvs_health.py")
         self.site = load(f"lvs_site_{name}", "_modules", "lvs_site.py")
@@ -55,7 +56,8 @@ class Director:
     def table(self):
         return [{"protocol": "tcp", "address": spec.split(":")[1], "port": int(spec.split(":")[2]), "fwmark": 0,
                  "destinations": [{"address": d.rsplit(":", 1)[0], "port": int(d.rsplit(":", 1)[1]), "weight": w,
-                                   "active": 0, "inactive": 0} for d, w in dests.items()]}
+                                   "active": self.connections.get(d.rsplit(":", 1)[0], 0), "inactive": 0}
+                                  for d, w in dests.items()]}
                 for spec, dests in self.kernel.items()]
 
     def highstate(self, pillar_record=None):
@@ -70,7 +72,8 @@ class Director:
         if not self.reachable:
             return None
         functions = {"lvs_health.apply": self.health.apply, "lvs_health.status": self.health.status,
-                     "lvs_health.reachability": self.health.reachability}
+                     "lvs_health.reachability": self.health.reachability, "lvs_health.local": self.health.local,
+                     "ipvs.list": self.table}
         return copy.deepcopy(functions[fun](**kwarg))
 
 
@@ -111,6 +114,7 @@ class Site:
         self.reports = {}  # minion -> what lvs_health.report answers
         self.sent = []
         self.fired = []  # (tag, data) the runner put on the master's event bus
+        self.failing, self.silent = set(), set()  # real servers whose state.apply fails, that do not answer
         monkeypatch.setattr(self.runner, "_client", lambda: types.SimpleNamespace(cmd=self.cmd))
         monkeypatch.setattr(self.runner, "_bus", lambda: _Bus(self.fired))
 
@@ -125,7 +129,17 @@ class Site:
                     out[target] = answer
             elif fun == "lvs_health.report" and target in self.reports:
                 out[target] = copy.deepcopy(self.reports[target])
+            elif fun in ("state.apply", "system.reboot", "test.ping") and target not in self.silent:
+                out[target] = self.host_call(target, fun, args)
         return out
+
+    def host_call(self, target, fun, args):
+        """A real server's answer to the rolling's calls (``self.failing``: its
+        state.apply fails)."""
+        if fun == "state.apply":
+            ok = target not in self.failing
+            return {f"pkg_|-{args[0]}_|-{args[0]}_|-installed": {"result": ok, "comment": "", "changes": {}}}
+        return True
 
     def weight(self, director, minion, spec="tcp:10.10.24.88:80"):
         address = self.site.hosts[minion].address

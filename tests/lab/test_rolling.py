@@ -1,0 +1,59 @@
+"""Rolling maintenance (``salt-run lvs.rolling``) on the seed's site, through the lab's
+real master, runner and directors: an SLS applied to rs1, rs2 and rs3 in turn under
+steady load loses no request and never has more than one backend out; a host whose
+service does not come back stops the rolling with that host drained and the next one
+untouched. (Reboots: the lab's kernels have no init to reboot them: not tried here.)"""
+
+import threading
+import time
+
+from lvs_lab import health as hh
+from lvs_lab import load
+
+EVERY = {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 1}
+ACTION = "lvs.realserver"  # the real servers' own role, applied again: an action that changes nothing
+
+
+def test_a_rolling_action_under_load_fails_no_request_and_has_one_backend_out_at_a_time(healthy):
+    lab = healthy
+    samples, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            samples.append(hh.weights(lab))
+            time.sleep(0.3)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    steady = load.start_steady(lab, 150, 0.1)
+    began = time.monotonic()
+    try:
+        result = lab.salt_run("lvs.rolling", "targets=rs1,rs2,rs3", f"action={ACTION}", "timeout=120", timeout=600)
+    finally:
+        took = time.monotonic() - began
+        results = steady.result(timeout=400)
+        stop.set()
+        sampler.join()
+    print(f"rolling of rs1, rs2, rs3 ({ACTION}): {result}; {took:.0f} s; {len(results)} requests")
+    assert result["done"] == ["rs1", "rs2", "rs3"], result
+    assert [r for r in results if not r[2]] == []  # no failed request
+    out = [sorted(a for a, w in s.items() if w == 0) for s in samples]
+    assert all(len(o) <= 1 for o in out), [o for o in out if len(o) > 1]
+    assert {a for o in out for a in o} == set(EVERY)  # each was out in turn
+    assert hh.weights(lab) == EVERY
+
+
+def test_a_host_whose_service_does_not_return_stops_the_rolling_there(healthy):
+    lab = healthy
+    hh.block_service(lab, "rs2")
+    try:
+        result = lab.salt_run("lvs.rolling", "targets=rs2,rs3", f"action={ACTION}", "timeout=15", timeout=600)
+        assert result["step"] == "healthy" and result["done"] == [] and "rs2" in result["at"], result
+        weights = hh.weights(lab)
+        assert weights["10.10.24.22"] == 0 and weights["10.10.24.23"] == 1 and weights["10.10.24.21"] == 1
+        drained = hh.record(lab).get("maintenance", {})
+        assert list(drained) == ["rs2"], drained  # rs3 never touched
+    finally:
+        hh.block_service(lab, "rs2", blocked=False)
+        lab.salt_run("lvs.undrain", "rs2")
+    hh.wait_for(lambda: hh.weights(lab) == EVERY, hh.RESTORE)

@@ -1,0 +1,134 @@
+"""Rolling maintenance (``lvs.rolling``, ``lvstun.rolling``) through the runner harness:
+the directors answer with their own modules, the real servers' state runs and reboots
+are set by the test. Which host is out when, where a rolling stops and how it resumes;
+the lab proves it on real kernels under load."""
+
+import time
+
+import pytest
+from salt.exceptions import SaltInvocationError
+
+import lvstun.records
+import lvstun.rolling
+import lvstun.site
+from tests.unit.harness import Site
+
+WEB = "tcp:10.10.24.88:80"
+
+
+@pytest.fixture(name="site")
+def fixture_site(tmp_path, monkeypatch):
+    site = Site(tmp_path, monkeypatch)
+    healthy = {"services": {"web": {"healthy": True}}, "at": time.time() + 3600, "age": 0.5}
+    site.reports = {name: dict(healthy) for name in ("rs1", "rs2", "rs3", "rs4")}
+    return site
+
+
+def calls(site, *funs):
+    """The runner's calls of ``funs``, in order, as ``(fun, target)``."""
+    return [(fun, target) for fun, targets in site.sent if fun in funs for target in targets]
+
+
+def test_test_mode_says_the_plan_and_changes_nothing(site):
+    plan = site.runner.rolling(action="upgrade", batch=2, test=True)
+    assert plan == {"plan": {"batches": [["rs1", "rs2"], ["rs3", "rs4"]], "steps": list(lvstun.rolling.STEPS),
+                             "action": "upgrade", "reboot": False, "timeout": 600.0, "on_timeout": "stop"},
+                    "floor": []}
+    assert site.sent == [] and site.runner._current()["maintenance"] == {}
+
+
+def test_one_host_at_a_time_drained_acted_on_healthy_then_back(site):
+    out = {}
+
+    def watch(fun):
+        def during(target, call, args):
+            out[target] = sorted(m for m in site.runner._current()["maintenance"])  # who is drained during it
+            return fun(target, call, args)
+        return during
+
+    site.host_call = watch(site.host_call)
+    result = site.runner.rolling(targets="rs1,rs2,rs3", action="upgrade")
+    assert result["done"] == ["rs1", "rs2", "rs3"] and set(result["seconds"]) == {"rs1", "rs2", "rs3"}
+    assert calls(site, "state.apply") == [("state.apply", "rs1"), ("state.apply", "rs2"), ("state.apply", "rs3")]
+    assert out == {"rs1": ["rs1"], "rs2": ["rs2"], "rs3": ["rs3"]}  # never more than the one out
+    assert site.runner._current()["maintenance"] == {}
+    assert all(site.weight("director", name) == 1 for name in ("rs1", "rs2", "rs3", "rs4"))
+    assert lvstun.records.load(site.runner.__opts__, lvstun.records.ROLLING)["finished"] is True
+    drained = [tag for tag, _ in site.fired if tag.endswith("/drained")]
+    assert len(drained) == 3  # each drain is a hook too
+    steps = [(data["hosts"], data["step"]) for tag, data in site.fired if tag == "lvs/hook/rolling/step"]
+    assert steps == [(["rs1"], step) for step in ("drain", "idle", "action", "healthy", "undrain")] + [
+        (["rs2"], step) for step in ("drain", "idle", "action", "healthy", "undrain")] + [
+        (["rs3"], step) for step in ("drain", "idle", "action", "healthy", "undrain")]
+
+
+def test_a_failed_action_stops_with_that_host_drained_and_the_next_untouched_then_resumes(site):
+    site.failing.add("rs2")
+    stopped = site.runner.rolling(targets=["rs1", "rs2", "rs3"], action="upgrade")
+    assert stopped["stopped"] == "state.apply upgrade failed on rs2" and stopped["step"] == "action"
+    assert stopped["done"] == ["rs1"]
+    assert list(site.runner._current()["maintenance"]) == ["rs2"]
+    assert site.weight("director", "rs2") == 0 and site.weight("director", "rs3") == 1
+    data, = [d for t, d in site.fired if t == "lvs/hook/rolling/stop"]
+    assert (data["hosts"], data["step"], data["reason"]) == (["rs2"], "action", "state.apply upgrade failed on rs2")
+    assert ("state.apply", "rs3") not in calls(site, "state.apply")
+    site.failing.clear()
+    resumed = site.runner.rolling(resume=True)
+    assert resumed["done"] == ["rs1", "rs2", "rs3"]
+    assert site.runner._current()["maintenance"] == {}
+    with pytest.raises(SaltInvocationError, match="no rolling to resume"):
+        site.runner.rolling(resume=True)
+
+
+def test_a_host_not_healthy_after_its_action_stays_drained(site):
+    site.reports["rs1"]["services"]["web"]["healthy"] = False
+    stopped = site.runner.rolling(targets="rs1", action="upgrade", timeout=0)
+    assert stopped["step"] == "healthy" and "not healthy within 0 s" in stopped["stopped"]
+    assert list(site.runner._current()["maintenance"]) == ["rs1"]
+
+
+def test_a_report_from_before_the_action_is_not_taken_for_health(site):
+    site.reports["rs1"]["at"] = time.time() - 60  # the beacon has not reported since
+    stopped = site.runner.rolling(targets="rs1", action="upgrade", timeout=0)
+    assert stopped["step"] == "healthy"
+
+
+def test_open_connections_stop_or_go_on_as_the_operator_said(site):
+    site.directors["director"].connections["10.10.24.21"] = 3
+    stopped = site.runner.rolling(targets="rs1", action="upgrade", timeout=0)
+    assert (stopped["step"], stopped["stopped"]) == ("idle", "connections still open after 0 s")
+    assert calls(site, "state.apply") == []
+    site.runner.undrain("rs1")
+    went_on = site.runner.rolling(targets="rs1", action="upgrade", timeout=0, on_timeout="continue")
+    assert went_on["done"] == ["rs1"]
+
+
+def test_a_batch_that_would_take_a_service_below_its_floor_is_not_drained(site):
+    site.tree["lvs"]["services"]["web"]["floor"] = 3
+    site.site = lvstun.site.parse(site.tree)
+    stopped = site.runner.rolling(action="upgrade", batch=2)
+    assert stopped["stopped"] == "web: 2 of 4 backends would serve, its floor is 3" and stopped["step"] == "drain"
+    assert site.runner._current()["maintenance"] == {} and calls(site, "state.apply") == []
+
+
+def test_a_reboot_waits_for_the_host_to_go_and_come_back(site):
+    answers = iter([True, False, False, True])  # test.ping: still up, gone, gone, back
+    call = site.host_call
+
+    def rebooting(target, fun, args):
+        return next(answers) if fun == "test.ping" else call(target, fun, args)
+
+    site.host_call = rebooting
+    result = site.runner.rolling(targets="rs1", reboot=True, timeout=30)
+    assert result["done"] == ["rs1"]
+    assert calls(site, "system.reboot") == [("system.reboot", "rs1")]
+
+
+def test_wrong_arguments_are_refused_before_anything(site):
+    with pytest.raises(SaltInvocationError, match="not real servers of the site: director, rs9"):
+        site.runner.rolling(targets="rs1,director,rs9", action="upgrade")
+    with pytest.raises(SaltInvocationError, match="nothing to do on each host"):
+        site.runner.rolling(targets="rs1")
+    with pytest.raises(SaltInvocationError, match="on_timeout: 'wait' is not one of stop, continue"):
+        site.runner.rolling(action="upgrade", on_timeout="wait")
+    assert site.sent == []
