@@ -632,26 +632,15 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
     if resume:
         if not progress or progress.get("finished"):
             raise SaltInvocationError("no rolling to resume")
-        names = [name for name in progress["targets"] if name not in progress["done"]]
-        action, reboot, batch = progress.get("action"), progress.get("reboot", False), progress["batch"]
-        timeout, on_timeout = progress.get("timeout", timeout), progress.get("on_timeout", on_timeout)
     else:
-        try:
-            names = lvstun.rolling.targets_of(site, targets)
-        except ValueError as err:
-            raise SaltInvocationError(str(err)) from None
-    if on_timeout not in lvstun.rolling.ON_TIMEOUT:
-        raise SaltInvocationError(f"on_timeout: {on_timeout!r} is not one of {', '.join(lvstun.rolling.ON_TIMEOUT)}")
-    if not action and not reboot:
-        raise SaltInvocationError("nothing to do on each host: give action=SLS and/or reboot=True")
-    groups = lvstun.rolling.batches(names, batch)
-    plan = {"batches": groups, "steps": list(lvstun.rolling.STEPS), "action": action, "reboot": bool(reboot),
-            "timeout": float(timeout), "on_timeout": on_timeout}
+        progress = _new_rolling(site, targets, action, reboot, batch, timeout, on_timeout)
+    names = [name for name in progress["targets"] if name not in progress["done"]]
+    groups = lvstun.rolling.batches(names, progress["batch"])
+    plan = {"batches": groups, "steps": list(lvstun.rolling.STEPS), "action": progress.get("action"),
+            "reboot": progress.get("reboot", False), "timeout": progress.get("timeout", float(timeout)),
+            "on_timeout": progress.get("on_timeout", on_timeout)}
     if test:
         return {"plan": plan, "floor": lvstun.rolling.floor_problems(site, _current(), groups[0]) if groups else []}
-    if not resume:
-        progress = {"targets": names, "done": [], "batch": max(1, int(batch)), "action": action, "reboot": bool(reboot),
-                    "timeout": float(timeout), "on_timeout": on_timeout}
     timings = {}
     for group in groups:
         began = time.monotonic()
@@ -670,6 +659,22 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
     return {"done": progress["done"], "seconds": timings}
 
 
+def _new_rolling(site, targets, action, reboot, batch, timeout, on_timeout):
+    """A new rolling's record, its arguments checked (SaltInvocationError: nothing done)."""
+    try:
+        names = lvstun.rolling.targets_of(site, targets)
+    except ValueError as err:
+        raise SaltInvocationError(str(err)) from None
+    if on_timeout not in lvstun.rolling.ON_TIMEOUT:
+        raise SaltInvocationError(f"on_timeout: {on_timeout!r} is not one of {', '.join(lvstun.rolling.ON_TIMEOUT)}")
+    if not action and not reboot:
+        raise SaltInvocationError("nothing to do on each host: give action=SLS and/or reboot=True")
+    if site.role_of(names[0]) == "director":
+        batch = 1  # one director at a time, whatever the batch
+    return {"targets": names, "done": [], "batch": max(1, int(batch)), "action": action, "reboot": bool(reboot),
+            "timeout": float(timeout), "on_timeout": on_timeout}
+
+
 def _roll(site, group, progress, plan):
     """One batch through every step (``lvstun.rolling.STEPS``); the reason it stopped, or None."""
     directors = sorted(host.minion_id for host in site.directors)
@@ -680,17 +685,73 @@ def _roll(site, group, progress, plan):
         _fire([(lvstun.hooks.PREFIX + "rolling/step", {"hosts": group, "step": name, "reason": plan["action"] or
                                                       "reboot", "at": time.time()})])
 
-    for name, run in (("drain", _roll_drain), ("idle", _roll_idle), ("action", _roll_action),
-                      ("healthy", _roll_healthy)):
+    director = site.role_of(group[0]) == "director"
+    steps = (("drain", _roll_director_drain), ("action", _roll_action), ("healthy", _roll_director_healthy),
+             ("undrain", _roll_director_undrain)) if director else \
+        (("drain", _roll_drain), ("idle", _roll_idle), ("action", _roll_action), ("healthy", _roll_healthy),
+         ("undrain", _roll_undrain))
+    for name, run in steps:
         step(name)
-        stopped = run(site, group, directors, plan, progress)
+        try:
+            stopped = run(site, group, directors, plan, progress)
+        except SaltInvocationError as err:  # the router refused (the last director up), a host unknown ...
+            stopped = str(err)
         if stopped:
             return stopped
-    step("undrain")
+    progress["done"] = [*progress["done"], *group]
+    return None
+
+
+def _roll_undrain(site, group, directors, plan, progress):
     for name in group:
         undrain(name)
-    progress["done"] = [*progress["done"], *group]
     _say(f"{', '.join(group)}: undrained")
+    return None
+
+
+def _roll_director_drain(site, group, directors, plan, progress):
+    """A director out of the router's group (refused when it is the last one up), its
+    forwarding stopped."""
+    (name,) = group
+    drained = _drain_director(site, name, plan["timeout"])
+    if not drained["idle"] and plan["on_timeout"] == "stop":
+        return f"still forwarding after {plan['timeout']:g} s out of the router's group"
+    _say(f"{name}: out of the router's group, " + ("no packet forwarded any more" if drained["idle"] else
+                                                  "still forwarding, going on (on_timeout=continue)")
+         + f" ({drained['waited']} s)")
+    return None
+
+
+def _roll_director_healthy(site, group, directors, plan, progress):
+    """The director answers with its table whole (every service and destination) and its
+    own path checks' verdicts."""
+    (name,) = group
+
+    def ready():
+        answer = _cmd(name, "lvs_health.status", timeout=15).get(name)
+        return isinstance(answer, dict) and isinstance(answer.get("local"), dict) and \
+            lvstun.rolling.table_whole(site, answer.get("table"))
+
+    waited = _wait(ready, plan["timeout"])
+    if waited is None:
+        return f"its table is not whole within {plan['timeout']:g} s"
+    _say(f"{name}: table whole, path checks running ({waited} s)")
+    return None
+
+
+def _roll_director_undrain(site, group, directors, plan, progress):
+    """Back in the router's group, and taking flows again (the router's probes)."""
+    (name,) = group
+    undrain(name)
+
+    def back():
+        up, drained = _router_view(site)
+        return up.get(name) is True and name not in drained
+
+    waited = _wait(back, plan["timeout"])
+    if waited is None:
+        return f"not back in the router's group within {plan['timeout']:g} s"
+    _say(f"{name}: back in the router's group ({waited} s)")
     return None
 
 

@@ -16,19 +16,39 @@ ON_TIMEOUT = ("stop", "continue")  # what a host whose connections do not finish
 
 
 def targets_of(site, targets):
-    """The real servers to roll, in order: ``targets`` (a list, or minion ids separated
-    by commas), or every real server of the site; raise ValueError naming any that is
-    not one."""
+    """The hosts to roll, in order: ``targets`` (a list, or minion ids separated by
+    commas), or every real server of the site; all real servers, or all directors of a
+    site with several (one at a time: the router's group keeps the others); raise
+    ValueError naming what is wrong."""
     if targets in (None, "", [], ()):
         return sorted(host.minion_id for host in site.realservers)
     names = str(targets).split(",") if isinstance(targets, str) else list(targets)
     names = list(dict.fromkeys(str(name).strip() for name in names if str(name).strip()))
+    if not names:
+        raise ValueError("no host to roll")
+    roles = {site.role_of(name) for name in names}
+    if roles == {"director"}:
+        if len(site.directors) < 2:
+            raise ValueError("a lone director cannot be rolled: nothing would forward while it is out")
+        return names
     wrong = [name for name in names if site.role_of(name) != "realserver"]
     if wrong:
-        raise ValueError(f"not real servers of the site: {', '.join(wrong)}")
-    if not names:
-        raise ValueError("no real server to roll")
+        raise ValueError(f"not real servers of the site: {', '.join(wrong)} (directors are rolled apart)")
     return names
+
+
+def table_whole(site, table):
+    """Whether a director's table (``ipvs.list``) holds every service of the site with
+    every destination (its weights are its own business: its path checks may take some out)."""
+    if not isinstance(table, list):
+        return False
+    from .address import join_hostport  # noqa: PLC0415
+    have = {}
+    for svc in table:
+        spec = f"{svc.get('protocol')}:{join_hostport(svc.get('address'), svc.get('port'))}"
+        have[spec] = {join_hostport(d.get("address"), d.get("port")) for d in svc.get("destinations", ())}
+    return all(svc.spec in have and {join_hostport(m.address, m.port) for m in svc.members} <= have[svc.spec]
+               for svc in site.services.values())
 
 
 def batches(names, size):

@@ -132,3 +132,61 @@ def test_wrong_arguments_are_refused_before_anything(site):
     with pytest.raises(SaltInvocationError, match="on_timeout: 'wait' is not one of stop, continue"):
         site.runner.rolling(action="upgrade", on_timeout="wait")
     assert site.sent == []
+
+
+class Router:
+    """The router's director group as lvs_directors answers (drain refused for the last one up)."""
+
+    def __init__(self, directors):
+        self.up, self.drained, self.calls = dict.fromkeys(directors, True), set(), []
+
+    def __call__(self, site, fun, *args):
+        self.calls.append((fun, *args))
+        if fun == "lvs_directors.drain":
+            if not [d for d, up in self.up.items() if up and d not in self.drained | {args[0]}]:
+                raise SaltInvocationError(f"router did not run {fun}: no other director would be left up")
+            changed = args[0] not in self.drained
+            self.drained.add(args[0])
+            return {"drained": sorted(self.drained), "changed": changed}
+        if fun == "lvs_directors.undrain":
+            changed = args[0] in self.drained
+            self.drained.discard(args[0])
+            return {"drained": sorted(self.drained), "changed": changed}
+        if fun == "lvs_directors.view":
+            return {"up": dict(self.up)}
+        return sorted(self.drained)  # lvs_directors.drained
+
+
+@pytest.fixture(name="two")
+def fixture_two(tmp_path, monkeypatch):
+    (tmp_path / "two").mkdir()
+    site = Site(tmp_path / "two", monkeypatch, directors=("director", "director2"))
+    site.router = Router(("director", "director2"))
+    monkeypatch.setattr(site.runner, "_router_call", site.router)
+    monkeypatch.setattr(site.runner, "_forwarded", lambda director: 0)  # forwarding nothing once out
+    return site
+
+
+def test_directors_go_out_of_the_routers_group_one_at_a_time_and_back(two):
+    result = two.runner.rolling(targets="director,director2", action="upgrade", batch=2)
+    assert result["done"] == ["director", "director2"] and set(result["seconds"]) == {"director", "director2"}
+    assert [call for call in two.router.calls if call[0] != "lvs_directors.view"
+            and call[0] != "lvs_directors.drained"] == [
+        ("lvs_directors.drain", "director"), ("lvs_directors.undrain", "director"),
+        ("lvs_directors.drain", "director2"), ("lvs_directors.undrain", "director2")]
+    assert calls(two, "state.apply") == [("state.apply", "director"), ("state.apply", "director2")]
+    assert two.router.drained == set()
+
+
+def test_the_last_director_up_is_never_taken_out(two):
+    two.router.up["director2"] = False  # its probes fail: the router keeps only director
+    stopped = two.runner.rolling(targets="director", action="upgrade")
+    assert stopped["step"] == "drain" and "no other director would be left up" in stopped["stopped"]
+    assert calls(two, "state.apply") == []
+
+
+def test_directors_and_real_servers_are_rolled_apart_and_a_lone_director_not_at_all(two, site):
+    with pytest.raises(SaltInvocationError, match=r"not real servers of the site: director \(directors are"):
+        two.runner.rolling(targets="rs1,director", action="upgrade")
+    with pytest.raises(SaltInvocationError, match="a lone director cannot be rolled"):
+        site.runner.rolling(targets="director", action="upgrade")
