@@ -165,22 +165,26 @@ def _originals_link(name):
     return lvstun.originals.load(__opts__)["links"].get(name)
 
 
-def _fou_ports():
-    """``{port: kind}`` of this host's IPv4 foo-over-UDP ports (none without the fou module)."""
-    if not os.path.exists("/sys/module/fou"):
+def _fou_ports(needed):
+    """``{port: kind}`` of this host's IPv4 foo-over-UDP ports: none without the fou
+    family (not asked for at all, so never loaded, when no GUE port is ``needed`` and the
+    fou module is not loaded: a kernel with fou built in answers when one is)."""
+    if not needed and not os.path.exists("/sys/module/fou"):
         return {}
     try:
         with lvstun.fou.Fou() as fou:
             return {entry["port"]: entry["kind"] for entry in fou.ports()}
     except OSError as err:
+        if err.errno == errno.ENOENT:  # no fou family: no port open
+            return {}
         raise CommandExecutionError(f"cannot read the GUE ports: {err}") from err
 
 
 def _gue_drifts(ports):
     """The GUE ports wanted and not open, and those the pack opened that no service
     uses any more; a wanted port open for another encapsulation is refused."""
-    opened = _fou_ports()
     added = set(lvstun.originals.load(__opts__)["fou_ports"])
+    opened = _fou_ports(bool(ports) or bool(added))
     drifts = []
     for port in sorted(set(ports)):
         if port not in opened:
