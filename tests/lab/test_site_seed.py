@@ -170,6 +170,42 @@ def test_large_requests_pass_with_icmp_filtered_thanks_to_mss_clamping(site_lab,
         subprocess.run([*nft, "delete", "table", "ip", "lvslab_noicmp"], check=False)
 
 
+def test_over_gue_a_large_request_passes_with_icmp_filtered_at_the_gue_mss(site_lab, tmp_path):
+    """The seed's site switched to GUE (lvs:tunnel kind gue): the clamp fits GUE's 32
+    bytes (1428 on a 1500-byte LAN) and a 64 KiB POST passes with ICMP filtered at the
+    client; then back to ipip. (The two-director GUE/GRE site: test_site_two_vips_tunnels.py.)"""
+
+    def gue(tree):
+        tree["tunnel"] = {"kind": "gue", "port": 6080}
+
+    client = site_lab.hosts[plan.CLIENT].netns
+    nft = ["ip", "netns", "exec", client, "nft"]
+    site_lab.set_pillar(edited(site_tree(), gue))
+    try:
+        apply(site_lab)
+        _wait(lambda: set(hh.weights(site_lab).values()) == {1}, 120, "every backend in over GUE")
+        for rs in ("rs1", "rs2", "rs3"):
+            code, out, _ = site_lab.capture(rs, "ip", "route", "show", "table", "4242")
+            assert code == 0 and "advmss 1428" in out, out
+        subprocess.run([*nft, "-f", "-"], check=True, text=True, input=(
+            "table ip lvslab_noicmp {\n chain input {\n type filter hook input priority 0;\n"
+            " icmp type destination-unreachable counter drop\n }\n}\n"))
+        tries = []
+        for _ in range(3):
+            answered, said = _big_post(site_lab, tmp_path, ANSWERED)
+            tries.append(said)
+            if answered:
+                break
+        assert answered, tries
+        code, out, _ = site_lab.capture("director", "ipvsadm-save", "-n")
+        assert "--tun-type gue --tun-port 6080" in out, out  # it did go over GUE
+    finally:
+        subprocess.run([*nft, "delete", "table", "ip", "lvslab_noicmp"], check=False)
+        site_lab.set_pillar(site_tree())
+        apply(site_lab)
+    _wait(lambda: set(hh.weights(site_lab).values()) == {1}, 120, "every backend back in over ipip")
+
+
 def test_test_mode_predicts_a_pillar_edit_exactly_then_one_apply_does_it(site_lab):
     def grow(tree):
         tree["realservers"]["rs2"]["weight"] = 3
