@@ -627,6 +627,15 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
         salt-run lvs.rolling targets=rs1,rs2 action=upgrade reboot=True
         salt-run lvs.rolling resume=True
     """
+    try:
+        with lvstun.records.locked(__opts__, lvstun.records.ROLLING, timeout=1):
+            return _rolling(targets, action, reboot, batch, timeout, on_timeout, test, resume)
+    except TimeoutError:
+        raise SaltInvocationError("another rolling is running (one at a time)") from None
+
+
+def _rolling(targets, action, reboot, batch, timeout, on_timeout, test, resume):
+    """:func:`rolling`, its lock held."""
     site = _site()
     progress = lvstun.records.load(__opts__, lvstun.records.ROLLING)
     if resume:

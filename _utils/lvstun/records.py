@@ -76,7 +76,8 @@ ROLLING = Record(
            optional={"current": ListOf(STR), "step": STR, "action": AnyOf((STR, NULL)), "reboot": BOOL,
                      "timeout": NUMBER, "on_timeout": STR, "stopped": AnyOf((STR, NULL)), "finished": BOOL,
                      "at": NUMBER}),
-    None, writer="lvs.rolling, at each step", readers="lvs.rolling resume=True, lvs.status")
+    None, writer="lvs.rolling, at each step (holding its lock the whole rolling: one at a time)",
+    readers="lvs.rolling resume=True", lock="rolling")
 HOOK_KEY = Record(
     "hook-key", Fields(required={"key": STR}), None,
     writer="the lvs runner, once (lvstun.hooks.new_key): the master's secret for its hooks' signatures",

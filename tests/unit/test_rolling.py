@@ -190,3 +190,10 @@ def test_directors_and_real_servers_are_rolled_apart_and_a_lone_director_not_at_
         two.runner.rolling(targets="rs1,director", action="upgrade")
     with pytest.raises(SaltInvocationError, match="a lone director cannot be rolled"):
         site.runner.rolling(targets="director", action="upgrade")
+
+
+def test_one_rolling_at_a_time(site):
+    with lvstun.records.locked(site.runner.__opts__, lvstun.records.ROLLING), \
+            pytest.raises(SaltInvocationError, match="another rolling is running"):  # a rolling running
+        site.runner.rolling(action="upgrade")
+    assert site.sent == []
