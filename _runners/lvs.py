@@ -587,6 +587,16 @@ def _wait(predicate, timeout, step=1.0):
     return round(time.monotonic() - began, 1)
 
 
+def _awaited(predicate, plan, who, done, not_done, why=""):
+    """Wait (at most the rolling's timeout) for ``predicate``: None, with ``who: done
+    (seconds)`` said; or the reason the rolling stops (``not_done within N s why``)."""
+    waited = _wait(predicate, plan["timeout"])
+    if waited is None:
+        return f"{not_done} within {plan['timeout']:g} s{why}"
+    _say(f"{who}: {done} ({waited} s)")
+    return None
+
+
 def _applied(answer):
     """Whether a ``state.apply`` answer is a success (every state's result True)."""
     return isinstance(answer, dict) and bool(answer) and all(
@@ -741,11 +751,7 @@ def _roll_director_healthy(site, group, directors, plan, progress):
         return isinstance(answer, dict) and isinstance(answer.get("local"), dict) and \
             lvstun.rolling.table_whole(site, answer.get("table"))
 
-    waited = _wait(ready, plan["timeout"])
-    if waited is None:
-        return f"its table is not whole within {plan['timeout']:g} s"
-    _say(f"{name}: table whole, path checks running ({waited} s)")
-    return None
+    return _awaited(ready, plan, name, "table whole, path checks running", "its table is not whole")
 
 
 def _roll_director_undrain(site, group, directors, plan, progress):
@@ -757,16 +763,13 @@ def _roll_director_undrain(site, group, directors, plan, progress):
         up, drained = _router_view(site)
         return up.get(name) is True and name not in drained
 
-    waited = _wait(back, plan["timeout"])
-    if waited is None:
-        return f"not back in the router's group within {plan['timeout']:g} s"
-    _say(f"{name}: back in the router's group ({waited} s)")
-    return None
+    return _awaited(back, plan, name, "back in the router's group", "not back in the router's group")
 
 
 def _roll_drain(site, group, directors, plan, progress):
-    problems = lvstun.rolling.floor_problems(site, _current(), group)
-    if problems and not set(group) <= set(_current()["maintenance"]):  # a resumed batch drained already
+    record = _current()
+    problems = lvstun.rolling.floor_problems(site, record, group)
+    if problems and not set(group) <= set(record["maintenance"]):  # a resumed batch drained already
         return "; ".join(problems)
     for name in group:
         drain(name, reason=f"rolling: {plan['action'] or 'reboot'}")
@@ -817,8 +820,5 @@ def _roll_healthy(site, group, directors, plan, progress):
         paths = _cmd(directors, "lvs_health.local", tgt_type="list", timeout=15)
         return all(lvstun.rolling.path_clear(paths, name, directors) for name in group)
 
-    waited = _wait(healthy, plan["timeout"])
-    if waited is None:
-        return f"not healthy within {plan['timeout']:g} s (its own report, or a director's path checks)"
-    _say(f"{', '.join(group)}: healthy on every director ({waited} s)")
-    return None
+    return _awaited(healthy, plan, ", ".join(group), "healthy on every director", "not healthy",
+                    " (its own report, or a director's path checks)")

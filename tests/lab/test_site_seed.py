@@ -135,13 +135,31 @@ def _big_post(lab, tmp_path, limit):
     return proc.returncode == 0 and f"received {BIG} bytes" in proc.stdout, said
 
 
+def _big_post_tries(lab, tmp_path):
+    """Up to three fresh POSTs of ANSWERED seconds each: ``(one answered in full, what
+    curl said each time)``."""
+    tries = []
+    for _ in range(3):
+        answered, said = _big_post(lab, tmp_path, ANSWERED)
+        tries.append(said)
+        if answered:
+            break
+    return answered, tries
+
+
+def _filter_icmp(nft):
+    """The client hears no ICMP "destination unreachable" (as behind many firewalls):
+    table lvslab_noicmp, which the caller deletes."""
+    subprocess.run([*nft, "-f", "-"], check=True, text=True, input=(
+        "table ip lvslab_noicmp {\n chain input {\n type filter hook input priority 0;\n"
+        " icmp type destination-unreachable counter drop\n }\n}\n"))
+
+
 def test_large_requests_pass_with_icmp_filtered_thanks_to_mss_clamping(site_lab, tmp_path):
     client = site_lab.hosts[plan.CLIENT].netns
     nft = ["ip", "netns", "exec", client, "nft"]
     # The client hears no ICMP "fragmentation needed" (as behind many firewalls).
-    subprocess.run([*nft, "-f", "-"], check=True, text=True, input=(
-        "table ip lvslab_noicmp {\n chain input {\n type filter hook input priority 0;\n"
-        " icmp type destination-unreachable counter drop\n }\n}\n"))
+    _filter_icmp(nft)
     try:
         answered, said = _big_post(site_lab, tmp_path, ANSWERED)
         assert answered, said
@@ -159,12 +177,7 @@ def test_large_requests_pass_with_icmp_filtered_thanks_to_mss_clamping(site_lab,
         # twice in CI did not make it, once right after the repair, once before the
         # control, with no other fault found: slowness and a stall now read apart in
         # what curl said); up to three fresh tries after the repair, each in full.
-        tries = []
-        for _ in range(3):
-            answered, said = _big_post(site_lab, tmp_path, ANSWERED)
-            tries.append(said)
-            if answered:
-                break
+        answered, tries = _big_post_tries(site_lab, tmp_path)
         assert answered, tries
     finally:
         subprocess.run([*nft, "delete", "table", "ip", "lvslab_noicmp"], check=False)
@@ -187,15 +200,8 @@ def test_over_gue_a_large_request_passes_with_icmp_filtered_at_the_gue_mss(site_
         for rs in ("rs1", "rs2", "rs3"):
             code, out, _ = site_lab.capture(rs, "ip", "route", "show", "table", "4242")
             assert code == 0 and "advmss 1428" in out, out
-        subprocess.run([*nft, "-f", "-"], check=True, text=True, input=(
-            "table ip lvslab_noicmp {\n chain input {\n type filter hook input priority 0;\n"
-            " icmp type destination-unreachable counter drop\n }\n}\n"))
-        tries = []
-        for _ in range(3):
-            answered, said = _big_post(site_lab, tmp_path, ANSWERED)
-            tries.append(said)
-            if answered:
-                break
+        _filter_icmp(nft)
+        answered, tries = _big_post_tries(site_lab, tmp_path)
         assert answered, tries
         code, out, _ = site_lab.capture("director", "ipvsadm-save", "-n")
         assert "--tun-type gue --tun-port 6080" in out, out  # it did go over GUE
