@@ -43,6 +43,27 @@ def wait_for(predicate, timeout, step=0.2):
         time.sleep(step)
 
 
+def wait_settled(lab, timeout, quiet=6.0, director="director", service=WEB):
+    """Wait until every backend of ``service`` has weight 1 on ``director`` and its path
+    checks find nothing down, and both stay so for ``quiet`` seconds: a switch of the
+    site can bring a late down (a path check of the old tunnel) after the weights were
+    first seen back, and a test that reads the tables right then reads a moving site."""
+    began = time.monotonic()
+    calm_since = None
+    while True:
+        now = time.monotonic()
+        if set(weights(lab, director, service).values()) == {1} and not path_verdicts(lab, director):
+            calm_since = calm_since or now
+            if now - calm_since >= quiet:
+                return now - began
+        else:
+            calm_since = None
+        if now - began > timeout:
+            raise AssertionError(f"{director}'s backends of {service} not settled within {timeout}s: "
+                                 f"weights {weights(lab, director, service)}, paths down {path_verdicts(lab, director)}")
+        time.sleep(0.5)
+
+
 def record(lab):
     """The runner's health record on the lab's master."""
     path = os.path.join(lab.master_cachedir, "lvs", "health.json")

@@ -209,7 +209,7 @@ def test_over_gue_a_large_request_passes_with_icmp_filtered_at_the_gue_mss(site_
         subprocess.run([*nft, "delete", "table", "ip", "lvslab_noicmp"], check=False)
         site_lab.set_pillar(site_tree())
         apply(site_lab)
-    _wait(lambda: set(hh.weights(site_lab).values()) == {1}, 120, "every backend back in over ipip")
+    hh.wait_settled(site_lab, 120)  # every backend back in over ipip, no late down of a GUE check
 
 
 def test_test_mode_predicts_a_pillar_edit_exactly_then_one_apply_does_it(site_lab):
@@ -226,7 +226,8 @@ def test_test_mode_predicts_a_pillar_edit_exactly_then_one_apply_does_it(site_la
         # Back to the seed: the api service's backends are drained (its finished
         # connections linger in FIN_WAIT), the service goes once it is idle.
         site_lab.set_pillar(site_tree())
-        ipvs = changes_by_minion(apply(site_lab))["director"]["lvs-director-ipvs"]
+        ipvs = changes_by_minion(apply(site_lab))["director"].get("lvs-director-ipvs", {})  # (no KeyError over
+        # a failure above: when the growth was never applied, the apply back has nothing to undo)
     api = {key: change for key, change in ipvs.items() if key.startswith("tcp:10.10.24.89:80")}
     assert api and all(c["new"] in (None, {"weight": 0, "draining": True}) for c in api.values()), api
     assert _traffic_ok(site_lab, "web", 30)["answers"] == {"rs1": 10, "rs2": 10, "rs3": 10}
@@ -239,6 +240,7 @@ def _near(answers, expected):
 
 
 def _predict_then_apply_the_growth(site_lab):
+    hh.wait_settled(site_lab, 120)  # the snapshots compare tables that only the apply may move
     before = snapshot(site_lab)
     predicted = apply(site_lab, "test=True")
     assert snapshot(site_lab) == before  # test=True changed nothing
