@@ -59,8 +59,8 @@ def wait_settled(lab, timeout, quiet=6.0, director="director", service=WEB):
         else:
             calm_since = None
         if now - began > timeout:
-            raise AssertionError(f"{director}'s backends of {service} not settled within {timeout}s: "
-                                 f"weights {weights(lab, director, service)}, paths down {path_verdicts(lab, director)}")
+            raise AssertionError(f"{director}'s backends of {service} not settled within {timeout}s: weights "
+                                 f"{weights(lab, director, service)}, paths down {path_verdicts(lab, director)}")
         time.sleep(0.5)
 
 
