@@ -30,9 +30,10 @@ def __virtual__():
 
 def job(tag):
     """The runner job the event ``tag`` calls for now: ``{"fun": "lvs.health", "minion":
-    id}``, ``{"fun": "lvs.hosts"}``, or ``{}`` (none: not the pack's event, a name that is
-    no real server of the site, or a job for it queued already). Only the tag's minion id
-    is used, as a name the runner verifies; nothing of the payload.
+    id}`` (a real server's report), ``{"fun": "lvs.hosts", "minion": id}`` (a director's
+    probes: its site's directors are asked), or ``{}`` (none: not the pack's event, a
+    minion of no site in that role, or a job for it queued already). Only the tag's
+    minion id is used, as a name the runner verifies; nothing of the payload.
 
     tag
         The event's tag (``salt/beacon/rs1/lvs_backend/``).
@@ -51,10 +52,10 @@ def job(tag):
     except lvstun.site.SiteError as err:
         log.error("lvs: beacon event %s not acted on: the site's pillar is invalid: %s", tag, err)
         return {}
-    if not admitted:
-        log.debug("lvs: beacon event %s dropped: no real server, or its job is queued already", tag)
+    if admitted is None:
+        log.debug("lvs: beacon event %s dropped: no such minion of a site, or its job is queued already", tag)
         return {}
-    return {"fun": f"lvs.{kind}", "minion": minion} if minion else {"fun": f"lvs.{kind}"}
+    return {"fun": f"lvs.{kind}", "minion": minion}
 
 
 def hook(tag, data):

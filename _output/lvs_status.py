@@ -1,4 +1,4 @@
-"""Outputter for ``salt-run lvs.status``: the site as tables, read at a glance like
+"""Outputter for ``salt-run lvs.status``: each site as tables, read at a glance like
 ``ipvsadm -Ln --stats`` (``--out=json`` gives the data itself, documented in
 docs/monitoring.md).
 
@@ -66,8 +66,16 @@ def render(data):
     return "\n".join(lines)
 
 
+def render_sites(data):
+    """``{site: view}`` (what ``lvs.status`` returns): each site under its name (an
+    invalid site: its error)."""
+    return "\n\n".join(f"Site {name}\n" + (render(view) if "services" in view else f"ERROR: {view['error']}")
+                        for name, view in sorted(data.items()))
+
+
 def output(data, **kwargs):
     """Salt's outputter entry point."""
-    if not isinstance(data, dict) or "services" not in data:
+    if not isinstance(data, dict) or not data or not all(
+            isinstance(view, dict) and ("services" in view or "error" in view) for view in data.values()):
         return str(data)
-    return render(data)
+    return render_sites(data)

@@ -1,4 +1,5 @@
-"""ext_pillar: the health record of the ``lvs`` runner, for the site's directors.
+"""ext_pillar: the health record of the ``lvs`` runner, for the site's directors (the
+record of the site the director's own pillar names, ``lvs:site``).
 
 With it, a highstate on a director computes the same weights as the reactor
 (``lvstun.roles.ipvs_services``): a backend that is down or drained for maintenance
@@ -14,6 +15,7 @@ missed a push keeps this version when it supersedes its copy (its stamp is given
 
 import lvstun.health
 import lvstun.records
+import lvstun.site
 
 __virtualname__ = "lvs_health"
 
@@ -27,7 +29,11 @@ def ext_pillar(minion_id, pillar, *args, **kwargs):  # pylint: disable=unused-ar
     directors = tree.get("directors") if isinstance(tree, dict) else None
     if not isinstance(directors, dict) or minion_id not in directors:
         return {}
-    record = lvstun.records.load(__opts__, lvstun.records.HEALTH)
+    try:
+        name = lvstun.site.site_name(tree)
+    except lvstun.site.SiteError:
+        return {}  # the site's own validation says why (lvs_site.valid)
+    record = lvstun.records.load(__opts__, lvstun.records.HEALTH.named(name))  # its site's (lvs:site)
     if not record.get("epoch"):
         return {}  # none written yet (the runner writes the first version)
     # The whole version, its stamp included: a director that missed a push takes it in

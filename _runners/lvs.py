@@ -55,6 +55,7 @@ import lvstun.roles
 import lvstun.rolling
 import lvstun.shape
 import lvstun.site
+import lvstun.sites
 import lvstun.sitestatus
 
 log = logging.getLogger(__name__)
@@ -80,61 +81,96 @@ def _cmd(*args, **kwargs):
             destroy()
 
 
-def _site():
-    """The site, from the pillar as the master compiles it (``lvstun.gate.compile_site``)."""
+def _sites(site=None, errors=None):
+    """``{name: Site}``: every site of the master's minions (``lvstun.sites``), or the one
+    named ``site``; SaltInvocationError on an unknown name or an invalid site named. An
+    invalid site among all is left out (logged; its error in ``errors`` when given)."""
     try:
-        return lvstun.gate.compile_site(__opts__)
+        found = lvstun.sites.index(__opts__).sites(site)
+    except KeyError as err:
+        raise SaltInvocationError(err.args[0]) from None
+    for name, each in found.items():
+        if isinstance(each, lvstun.site.SiteError):
+            if site is not None:
+                raise SaltInvocationError(f"site {name}: {each}")
+            log.error("lvs: site %s is invalid, left out: %s", name, each)
+            if errors is not None:
+                errors[name] = {"error": str(each)}
+    return {name: each for name, each in found.items() if isinstance(each, lvstun.site.Site)}
+
+
+def _site_of(minion, site=None, role=None):
+    """The site of ``minion`` (by its own pillar), checked against ``site`` when given;
+    SaltInvocationError when it has none (in ``role``) or the site is invalid."""
+    try:
+        found = lvstun.gate.site_of(__opts__, str(minion))
     except lvstun.site.SiteError as err:
         raise SaltInvocationError(str(err)) from None
+    if found is None or (role is not None and found.role_of(str(minion)) != role):
+        raise SaltInvocationError(f"{minion!r} is not a {role or 'minion'} of any site"
+                                  + ("" if site is None else f" ({site!r} named)"))
+    if site is not None and found.name != site:
+        raise SaltInvocationError(f"{minion!r} is of the site {found.name!r}, not {site!r}")
+    return found
+
+
+def _each(site, fun):
+    """``{site name: fun(Site)}`` for ``site`` or every site, each apart."""
+    return {name: fun(each) for name, each in sorted(_sites(site).items())}
+
+
+def _rec(record, site):
+    """``record`` of ``site`` (the master keeps one of each per site)."""
+    return record.named(site.name)
 
 
 def _versions(record):
     return lvstun.owned.versions(__opts__, record.name, lambda data: lvstun.records.check(record, data))
 
 
-def _load_record():
+def _load_record(site):
     """The health record (the caller holds its lock): recovered from its previous version
     and the drains' copy when it is damaged or lost (``lvstun.healthrecord.recover``;
     the recovery is written back at once and noted in the record)."""
     now = time.time()
-    record, recovered = lvstun.healthrecord.recover(_versions(lvstun.records.HEALTH),
-                                                    _versions(lvstun.records.DRAINS), now)
+    record, recovered = lvstun.healthrecord.recover(_versions(_rec(lvstun.records.HEALTH, site)),
+                                                    _versions(_rec(lvstun.records.DRAINS, site)), now)
     if recovered:
         notes = record.get("recoveries") or []
         if notes and notes[-1]["at"] == now:  # (else an older pack's record, stamped from now on)
-            log.error("lvs: the health record was recovered: %s", notes[-1]["what"])
-        _write(record)
+            log.error("lvs: site %s: the health record was recovered: %s", site.name, notes[-1]["what"])
+        _write(site, record)
     record.setdefault("health", {})
     record.setdefault("maintenance", {})
     return record
 
 
-def _write(record):
+def _write(site, record):
     """Write ``record`` as its next version: ``seq`` one up; the drains' copy first, so
     that a drain is on disk before its weights are pushed, and in two files."""
     record["seq"] = lvstun.healthrecord.stamp(record)[1] + 1
     record["at"] = time.time()  # informative only: versions are ordered by seq
-    lvstun.records.store(__opts__, lvstun.records.DRAINS, {"epoch": record["epoch"], "seq": record["seq"],
-                                                           "maintenance": record.get("maintenance") or {}})
-    lvstun.records.store(__opts__, lvstun.records.HEALTH, record)
+    lvstun.records.store(__opts__, _rec(lvstun.records.DRAINS, site), {
+        "epoch": record["epoch"], "seq": record["seq"], "maintenance": record.get("maintenance") or {}})
+    lvstun.records.store(__opts__, _rec(lvstun.records.HEALTH, site), record)
 
 
 @contextlib.contextmanager
-def _record():
-    """The health record, locked against the reactor's other threads and ``salt-run``;
-    written back (its next version) when the block ends without an error. Never wait
-    on the network in it."""
-    with lvstun.records.locked(__opts__, lvstun.records.HEALTH):
-        record = _load_record()
+def _record(site):
+    """``site``'s health record, locked against the reactor's other threads and
+    ``salt-run``; written back (its next version) when the block ends without an error.
+    Never wait on the network in it."""
+    with lvstun.records.locked(__opts__, _rec(lvstun.records.HEALTH, site)):
+        record = _load_record(site)
         before = copy.deepcopy(record)
         yield record
         if record != before:
-            _write(record)
+            _write(site, record)
 
 
-def _current():
-    with lvstun.records.locked(__opts__, lvstun.records.HEALTH):
-        return _load_record()
+def _current(site):
+    with lvstun.records.locked(__opts__, _rec(lvstun.records.HEALTH, site)):
+        return _load_record(site)
 
 
 def hook_key(opts):
@@ -189,31 +225,32 @@ def _push(site, before):
     confirm is pushed to again at every later call of the runner (the real servers'
     heartbeats make one every few seconds) until it does; one that holds a version the
     master lost gives it back (adopted, noted in the record)."""
-    with lvstun.records.locked(__opts__, lvstun.records.PUSH_PENDING):
-        record = _current()
+    pending_record = _rec(lvstun.records.PUSH_PENDING, site)
+    with lvstun.records.locked(__opts__, pending_record):
+        record = _current(site)
         after = _published(site, record)
         changed = {}
         for spec, dests in after["weights"].items():
             for dest, weight in dests.items():
                 if before is not None and before["weights"].get(spec, {}).get(dest) != weight:
                     changed.setdefault(spec, {})[dest] = weight
-        pending = lvstun.records.load(__opts__, lvstun.records.PUSH_PENDING)
+        pending = lvstun.records.load(__opts__, pending_record)
         directors = sorted(host.minion_id for host in site.directors)
         targets = directors if before is not None and (changed or after["view"] != before["view"]) else \
             [d for d in directors if d in pending]
         if not targets:
             return {}
         ret = _send(targets, record)
-        if _adopt(ret):  # the master had lost a version a director holds: every director gets the new one
-            record, targets = _current(), directors
+        if _adopt(site, ret):  # the master had lost a version a director holds: every director gets the new one
+            record, targets = _current(site), directors
             ret = _send(targets, record)
         still = {d: lvstun.healthrecord.summary(record) for d in targets if not _confirmed(ret.get(d), record)}
         for director in still:
-            log.error("lvs: director %s did not confirm the health record (seq %s): pushed again at the runner's "
-                      "next call", director, record.get("seq"))
+            log.error("lvs: site %s: director %s did not confirm the health record (seq %s): pushed again at the "
+                      "runner's next call", site.name, director, record.get("seq"))
         now_pending = {d: v for d, v in pending.items() if d in directors and d not in targets} | still
         if now_pending != pending:
-            lvstun.records.store(__opts__, lvstun.records.PUSH_PENDING, now_pending)
+            lvstun.records.store(__opts__, pending_record, now_pending)
         return {"weights": changed, "directors": ret}
 
 
@@ -230,105 +267,111 @@ def _confirmed(answer, record):
         held.get("epoch") == record.get("epoch") and isinstance(held.get("seq"), int) and held["seq"] > record["seq"])
 
 
-def _adopt(answers):
+def _adopt(site, answers):
     """What the directors gave back that the master lost: a later version of its own
     lineage (adopted whole) or the drains of a lineage a recovery replaced (kept).
     Whether the record changed (then written: the caller pushes it again)."""
     given = [(d, a) for d, a in sorted(answers.items()) if isinstance(a, dict)]
     if not any(isinstance(a.get(k), dict) for _, a in given for k in ("copy", "previous")):
         return False
-    with lvstun.records.locked(__opts__, lvstun.records.HEALTH):
-        mine, changed = _load_record(), False
+    with lvstun.records.locked(__opts__, _rec(lvstun.records.HEALTH, site)):
+        mine, changed = _load_record(site), False
         for director, answer in given:
             for key, merge in (("copy", lvstun.healthrecord.adopt), ("previous", lvstun.healthrecord.merge_drains)):
                 copy_ = answer.get(key)
-                if isinstance(copy_, dict) and not lvstun.records.check(lvstun.records.HEALTH, copy_) and \
+                if isinstance(copy_, dict) and not lvstun.records.check(_rec(lvstun.records.HEALTH, site), copy_) and \
                         merge(mine, copy_, director, time.time()):
                     log.error("lvs: %s", mine["recoveries"][-1]["what"])
                     changed = True
         if changed:
-            _write(mine)
+            _write(site, mine)
         return changed
 
 
 def _retry_pending(site):
     """Push the record to the directors that have not confirmed one yet."""
-    if lvstun.records.load(__opts__, lvstun.records.PUSH_PENDING):
+    if lvstun.records.load(__opts__, _rec(lvstun.records.PUSH_PENDING, site)):
         _push(site, None)
 
 
-def health(minion):
+def health(minion, site=None):
     """Re-check one real server (the reactor's entry for its ``lvs_backend`` event):
-    ask it for its report and apply what it says to its own backends only.
+    ask it for its report and apply what it says to its own backends only, in its site
+    (the one its own pillar names; ``site``: checked to be that one).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run lvs.health rs1
+        salt-run lvs.health rs1 site=eu
 
     Bounded under a flood of events: the reactor starts no job for an event that names
     no real server or whose minion has a job queued or running (``lvstun.gate``); a job
     running when events came runs one more round when it ends (the newest state is never
-    lost, duplicates are). Called by hand, a name that is no real server is dropped
-    without compiling the pillar (more than once per ``lvstun.gate.SITE_TTL``).
+    lost, duplicates are).
     """
     minion = str(minion)
+    key = ("health", minion)
     try:
-        known = lvstun.gate.known_realserver(__opts__, minion)
+        found = lvstun.gate.site_of(__opts__, minion, "realserver")
     except lvstun.site.SiteError as err:
-        lvstun.gate.forget("health", minion)
+        lvstun.gate.forget(key)
         raise SaltInvocationError(str(err)) from None
-    if not known:
-        lvstun.gate.forget("health", minion)
-        log.warning("lvs: health event for %r, which is not a real server of the site: ignored", minion)
-        return {"ignored": f"{minion!r} is not a real server of the site"}
-    result = _rounds("health", minion, lambda: _health(minion))
+    if found is None or (site is not None and found.name != site):
+        lvstun.gate.forget(key)
+        log.warning("lvs: health event for %r, which is not a real server of %s: ignored", minion,
+                    "any site" if site is None else f"the site {site}")
+        return {"ignored": f"{minion!r} is not a real server of " + ("any site" if site is None else repr(site))}
+    result = _rounds(key, lambda: _health(minion))
     return {"minion": minion, "coalesced": True} if result is None else result
 
 
-def _rounds(kind, minion, check):
-    """Run ``check`` as the gate's job for ``(kind, minion)``: once, and once more each
-    time events came while it ran; None when such a job runs already (it takes this one)."""
-    if not lvstun.gate.start(kind, minion):
+def _rounds(key, check):
+    """Run ``check`` as the gate's job ``key``: once, and once more each time events came
+    while it ran; None when such a job runs already (it takes this one)."""
+    if not lvstun.gate.start(key):
         return None
     try:
         while True:
             result = check()
-            if not lvstun.gate.again(kind, minion):
+            if not lvstun.gate.again(key):
                 return result
     except BaseException:
-        lvstun.gate.forget(kind, minion)
+        lvstun.gate.forget(key)
         raise
 
 
 def _health(minion):
-    """One check of ``minion``: its report, then the record, then the weights."""
-    site = _site()
-    if not lvstun.gate.is_realserver(site, minion):
-        return {"ignored": f"{minion!r} is not a real server of the site"}
+    """One check of ``minion``: its report, then its site's record, then the weights."""
+    try:
+        site = lvstun.gate.site_of(__opts__, minion, "realserver")
+    except lvstun.site.SiteError as err:
+        raise SaltInvocationError(str(err)) from None
+    if site is None:
+        return {"ignored": f"{minion!r} is not a real server of any site"}
     _retry_pending(site)
     report, at = _report(minion, site)
     if report is None:
-        return {"minion": minion, "answered": False}
-    current = _current()["health"].get(minion, {})
+        return {"minion": minion, "site": site.name, "answered": False}
+    current = _current(site)["health"].get(minion, {})
     if report["services"] == current.get("services") and report["weights"] == current.get("weights", {}) \
             and not current.get("held"):
-        return {"minion": minion, "services": report["services"], "changed": False}  # a heartbeat
-    with _record() as record:
+        return {"minion": minion, "site": site.name, "services": report["services"], "changed": False}  # a heartbeat
+    with _record(site) as record:
         before, old = _published(site, record), copy.deepcopy(record)
         entry = record["health"].get(minion, {})
         if at <= max(entry.get("reported_at", 0), entry.get("down_at", 0) if entry.get("host") is False else 0):
             # Older than a report applied already, or made before its host went down.
-            return {"minion": minion, "services": report["services"], "stale": True}
+            return {"minion": minion, "site": site.name, "services": report["services"], "stale": True}
         lvstun.healthrecord.apply_verdict(site, record, time.time(), minion, services=report["services"],
                                           alpha=report["alpha"])
         record["health"][minion].update(reported_at=at, weights=report["weights"])
         held = record["health"][minion]["held"]
     pushed = _push(site, before)
     _decided(site, old, record, {minion: report["reasons"]})
-    log.info("lvs: %s reports %s: %s", minion, report, pushed or "no weight changed")
-    return {"minion": minion, "services": report["services"], "held": held, **pushed}
+    log.info("lvs: %s (site %s) reports %s: %s", minion, site.name, report, pushed or "no weight changed")
+    return {"minion": minion, "site": site.name, "services": report["services"], "held": held, **pushed}
 
 
 def _report(minion, site):
@@ -367,35 +410,45 @@ def _report(minion, site):
                         for name, state in mine.items()}}, at
 
 
-def hosts():
-    """Ask every director (authenticated, all at once) which real servers it can reach
-    on the LAN now (its ``lvs_hosts`` beacon's probes); a real server that a majority of
-    the site's directors cannot reach is down with all its backends (one director: its
-    own view), until fewer than a majority say so. One director alone, lying or cut off
-    itself, cannot take real servers out of the others' tables. The directors are asked
-    before the record is locked; an answer older than one applied already is dropped.
-    The reactor calls this on any ``lvs_hosts`` event; nothing of the event is used.
+def hosts(minion=None, site=None):
+    """Ask every director of a site (authenticated, all at once) which real servers it
+    can reach on the LAN now (its ``lvs_hosts`` beacon's probes); a real server that a
+    majority of the site's directors cannot reach is down with all its backends (one
+    director: its own view), until fewer than a majority say so. One director alone,
+    lying or cut off itself, cannot take real servers out of the others' tables. The
+    directors are asked before the record is locked; an answer older than one applied
+    already is dropped. The reactor calls this on any ``lvs_hosts`` event with the
+    event's minion, whose site is polled (nothing else of the event is used).
+
+    minion
+        A director: its site's directors are asked (the reactor's call).
+    site
+        The site to poll; default (no minion either): every site, each apart.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run lvs.hosts
+        salt-run lvs.hosts site=eu
     """
-    result = _rounds("hosts", None, _hosts)
-    return {"coalesced": True} if result is None else result
+    if minion is not None:
+        found = _site_of(minion, site, "director")
+        result = _rounds(lvstun.gate.job_key("hosts", minion, found), lambda: _hosts(found))
+        return {"site": found.name, "coalesced": True} if result is None else result
+    return _each(site, lambda each: _rounds(lvstun.gate.job_key("hosts", None, each), lambda: _hosts(each))
+                 or {"coalesced": True})
 
 
-def _hosts():
-    """One round of :func:`hosts`."""
-    site = _site()
+def _hosts(site):
+    """One round of :func:`hosts` over ``site``."""
     _retry_pending(site)
     directors = sorted(host.minion_id for host in site.directors)
     asked_at = time.time()
     ret = _cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=ASK_TIMEOUT)
     views = [view for view in (ret.get(d) for d in directors) if isinstance(view, dict)]
-    result = {"answered": sorted(d for d in directors if isinstance(ret.get(d), dict))}
-    with _record() as record:
+    result = {"site": site.name, "answered": sorted(d for d in directors if isinstance(ret.get(d), dict))}
+    with _record(site) as record:
         if asked_at < record.get("hosts_asked_at", 0):
             return {**result, "stale": True}  # a later call applied newer views already
         record["hosts_asked_at"] = asked_at
@@ -459,7 +512,7 @@ def _drain_director(site, director, timeout):
             "drained": group["drained"], "changed": group["changed"]}
 
 
-def drain(minion, service=None, reason="maintenance", timeout=60):
+def drain(minion, service=None, reason="maintenance", timeout=60, site=None):
     """Take ``minion``'s backends (or its backend of ``service``) out for maintenance:
     weight 0 on every director, kept through health events and highstates until
     ``lvs.undrain``. Existing connections finish; new ones go elsewhere.
@@ -476,28 +529,31 @@ def drain(minion, service=None, reason="maintenance", timeout=60):
         salt-run lvs.drain rs2 reason='kernel upgrade'
         salt-run lvs.drain rs2 service=web
         salt-run lvs.drain director2
+        salt-run lvs.drain rs2 site=eu    # checked: rs2 is of the site eu
+
+    The minion's site is the one its own pillar names (a minion id belongs to one site).
     """
-    site = _site()
+    site = _site_of(minion, site)
     if site.role_of(str(minion)) == "director":
         if service is not None:
             raise SaltInvocationError(f"{minion} is a director: it is drained whole (no service=)")
         return _drain_director(site, str(minion), float(timeout))
     host = site.hosts.get(str(minion))
     if host is None or host.role != "realserver":
-        raise SaltInvocationError(f"{minion!r} is not a real server of the site")
+        raise SaltInvocationError(f"{minion!r} is not a real server of the site {site.name}")
     if service is not None and service not in site.services:
-        raise SaltInvocationError(f"{service!r} is not a service of the site ({sorted(site.services)})")
-    with _record() as record:
+        raise SaltInvocationError(f"{service!r} is not a service of the site {site.name} ({sorted(site.services)})")
+    with _record(site) as record:
         before, old = _published(site, record), copy.deepcopy(record)
         entry = record["maintenance"].setdefault(str(minion), {"services": [], "reason": reason})
         entry["services"] = sorted(set(entry["services"]) | {service or "*"})
         entry.update(reason=reason, at=time.time())
     pushed = _push(site, before)
     _decided(site, old, record)
-    return {"drained": str(minion), "services": entry["services"], **pushed}
+    return {"drained": str(minion), "site": site.name, "services": entry["services"], **pushed}
 
 
-def undrain(minion, service=None):
+def undrain(minion, service=None, site=None):
     """End a maintenance drain (all of ``minion``'s, or the one of ``service``): the
     backends return to their pillar weight, unless their health keeps them out.
 
@@ -508,14 +564,14 @@ def undrain(minion, service=None):
         salt-run lvs.undrain rs2
         salt-run lvs.undrain director2
     """
-    site = _site()
+    site = _site_of(minion, site)
     if site.role_of(str(minion)) == "director":
         group = _router_call(site, "lvs_directors.undrain", str(minion))
         if group["changed"]:
             _fire([(lvstun.hooks.PREFIX + "director/undrained", {"director": str(minion), "reason": "lvs.undrain",
                                                                   "at": time.time()})])
         return {"director": str(minion), "drained": group["drained"], "changed": group["changed"]}
-    with _record() as record:
+    with _record(site) as record:
         before, old = _published(site, record), copy.deepcopy(record)
         entry = record["maintenance"].get(str(minion))
         if entry:
@@ -529,7 +585,7 @@ def undrain(minion, service=None):
         left = (record["maintenance"].get(str(minion)) or {}).get("services", [])
     pushed = _push(site, before)
     _decided(site, old, record)
-    return {"undrained": str(minion), "still_drained": left, **pushed}
+    return {"undrained": str(minion), "site": site.name, "still_drained": left, **pushed}
 
 
 def _router_view(site):
@@ -542,31 +598,38 @@ def _router_view(site):
     return {}, []
 
 
-def status():
-    """Every director (up, down or drained, its connections and traffic) and every
-    virtual service with its backends: pillar weight, health, maintenance, the directors
-    whose own path checks take it out (``path_down``), and from each director the live
-    weight, connections and traffic:
-    ``{"directors": {...}, "services": {name: {...}}}``.
+def status(site=None):
+    """Every site (or the one named ``site``), each apart: every director (up, down or
+    drained, its connections and traffic) and every virtual service with its backends:
+    pillar weight, health, maintenance, the directors whose own path checks take it out
+    (``path_down``), and from each director the live weight, connections and traffic:
+    ``{site: {"directors": {...}, "services": {name: {...}}}}``; an invalid site:
+    ``{site: {"error": text}}``.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run lvs.status
+        salt-run lvs.status site=eu
+        salt-run lvs.status --out=json
     """
-    site = _site()
+    # Shown as tables (the lvs_status outputter); --out=json gives the data.
+    invalid = {}
+    shown = {name: _status(each) for name, each in sorted(_sites(site, invalid).items())}
+    return {"outputter": "lvs_status", "data": dict(sorted({**shown, **invalid}.items()))}
+
+
+def _status(site):
     _retry_pending(site)
-    record = _current()
+    record = _current(site)
     directors = sorted(host.minion_id for host in site.directors)
     # Each director's table, what its own path checks take out, and its copy of the record.
     answers = _cmd(directors, "lvs_health.status", tgt_type="list", timeout=15)
     answers = {d: a for d, a in answers.items() if isinstance(a, dict)}
     up, drained = _router_view(site)
-    pending = lvstun.records.load(__opts__, lvstun.records.PUSH_PENDING)
-    # Shown as tables (the lvs_status outputter); --out=json gives the data.
-    return {"outputter": "lvs_status",
-            "data": lvstun.sitestatus.view(site, record, answers, up, drained, pending, time.time())}
+    pending = lvstun.records.load(__opts__, _rec(lvstun.records.PUSH_PENDING, site))
+    return lvstun.sitestatus.view(site, record, answers, up, drained, pending, time.time())
 
 
 def _say(text):
@@ -604,7 +667,7 @@ def _applied(answer):
 
 
 def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_timeout="stop", test=False,
-            resume=False):
+            resume=False, site=None):
     """Roll maintenance over real servers, a batch at a time: each drained on every
     director, its connections finished, ``action`` applied (an SLS) and/or a ``reboot``,
     back and healthy again (its own report after the action, and every director's path
@@ -613,7 +676,8 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
     others are untouched; ``resume=True`` goes on from there.
 
     targets
-        Minion ids (a list, or separated by commas); default: every real server.
+        Minion ids of one site (a list, or separated by commas); default: every real
+        server of each site.
     action
         An SLS to apply on each host (``state.apply ACTION``), e.g. a package upgrade.
     reboot
@@ -628,6 +692,11 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
         Only say the plan.
     resume
         Go on with the rolling that stopped (its targets, action and settings).
+    site
+        The site to roll (default: the targets' site; without targets, every site in
+        turn, stopping where one stops).
+
+    Returns ``{site: what happened there}``.
 
     CLI Example:
 
@@ -635,19 +704,37 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
 
         salt-run lvs.rolling action=upgrade test=True
         salt-run lvs.rolling targets=rs1,rs2 action=upgrade reboot=True
+        salt-run lvs.rolling site=eu action=upgrade
         salt-run lvs.rolling resume=True
     """
-    try:
-        with lvstun.records.locked(__opts__, lvstun.records.ROLLING, timeout=1):
-            return _rolling(targets, action, reboot, batch, timeout, on_timeout, test, resume)
-    except TimeoutError:
-        raise SaltInvocationError("another rolling is running (one at a time)") from None
+    if targets not in (None, "", [], ()):
+        first = (str(targets).split(",") if isinstance(targets, str) else list(targets))[0].strip()
+        chosen = {"": _site_of(first, site)}
+    else:
+        chosen = _sites(site)
+    if resume and len(chosen) > 1:  # every site: those with a rolling to resume
+        chosen = {name: each for name, each in chosen.items() if _unfinished(each)} or chosen
+    results = {}
+    for each in (chosen[name] for name in sorted(chosen)):
+        try:
+            with lvstun.records.locked(__opts__, _rec(lvstun.records.ROLLING, each), timeout=1):
+                results[each.name] = _rolling(each, targets, action, reboot, batch, timeout, on_timeout, test,
+                                              resume)
+        except TimeoutError:
+            raise SaltInvocationError(f"another rolling of the site {each.name} is running (one at a time)") from None
+        if results[each.name].get("stopped"):
+            break
+    return results
 
 
-def _rolling(targets, action, reboot, batch, timeout, on_timeout, test, resume):
-    """:func:`rolling`, its lock held."""
-    site = _site()
-    progress = lvstun.records.load(__opts__, lvstun.records.ROLLING)
+def _unfinished(site):
+    progress = lvstun.records.load(__opts__, _rec(lvstun.records.ROLLING, site))
+    return bool(progress) and not progress.get("finished")
+
+
+def _rolling(site, targets, action, reboot, batch, timeout, on_timeout, test, resume):
+    """:func:`rolling` over ``site``, its lock held."""
+    progress = lvstun.records.load(__opts__, _rec(lvstun.records.ROLLING, site))
     if resume:
         if not progress or progress.get("finished"):
             raise SaltInvocationError("no rolling to resume")
@@ -659,14 +746,14 @@ def _rolling(targets, action, reboot, batch, timeout, on_timeout, test, resume):
             "reboot": progress.get("reboot", False), "timeout": progress.get("timeout", float(timeout)),
             "on_timeout": progress.get("on_timeout", on_timeout)}
     if test:
-        return {"plan": plan, "floor": lvstun.rolling.floor_problems(site, _current(), groups[0]) if groups else []}
+        return {"plan": plan, "floor": lvstun.rolling.floor_problems(site, _current(site), groups[0]) if groups else []}
     timings = {}
     for group in groups:
         began = time.monotonic()
         stopped = _roll(site, group, progress, plan)
         if stopped:
             progress.update(stopped=stopped, at=time.time())
-            lvstun.records.store(__opts__, lvstun.records.ROLLING, progress)
+            lvstun.records.store(__opts__, _rec(lvstun.records.ROLLING, site), progress)
             _say(f"stopped at {', '.join(group)} ({progress.get('step')}): {stopped}")
             _fire([(lvstun.hooks.PREFIX + "rolling/stop", {"hosts": group, "step": progress.get("step"),
                                                             "reason": stopped, "at": time.time()})])
@@ -674,7 +761,7 @@ def _rolling(targets, action, reboot, batch, timeout, on_timeout, test, resume):
                     "seconds": timings}
         timings[",".join(group)] = round(time.monotonic() - began, 1)
     progress.update(finished=True, current=[], stopped=None, at=time.time())
-    lvstun.records.store(__opts__, lvstun.records.ROLLING, progress)
+    lvstun.records.store(__opts__, _rec(lvstun.records.ROLLING, site), progress)
     return {"done": progress["done"], "seconds": timings}
 
 
@@ -700,7 +787,7 @@ def _roll(site, group, progress, plan):
 
     def step(name):
         progress.update(current=group, step=name, stopped=None, at=time.time())
-        lvstun.records.store(__opts__, lvstun.records.ROLLING, progress)
+        lvstun.records.store(__opts__, _rec(lvstun.records.ROLLING, site), progress)
         _fire([(lvstun.hooks.PREFIX + "rolling/step", {"hosts": group, "step": name, "reason": plan["action"] or
                                                       "reboot", "at": time.time()})])
 
@@ -767,7 +854,7 @@ def _roll_director_undrain(site, group, directors, plan, progress):
 
 
 def _roll_drain(site, group, directors, plan, progress):
-    record = _current()
+    record = _current(site)
     problems = lvstun.rolling.floor_problems(site, record, group)
     if problems and not set(group) <= set(record["maintenance"]):  # a resumed batch drained already
         return "; ".join(problems)

@@ -9,11 +9,12 @@ both because it is one Python module in one process.
 
 An event is dropped before any job when
 
-- it names no real server of the site (the site as compiled at most ``SITE_TTL``
-  seconds ago; an unknown name compiles it again at most once per ``SITE_TTL``), or
-- a job for the same minion (or, for ``lvs_hosts`` events, the directors' poll) is
-  queued and not started (it asks the minion afresh when it starts), or running (it is
-  told to run once more when its round ends): the newest news is never lost.
+- its minion is no real server (``lvs_backend``) or director (``lvs_hosts``) of the site
+  its own pillar names (``lvstun.sites``: read again only when that minion's pillar was
+  refreshed), or
+- a job for the same minion (for ``lvs_hosts`` events: the same site's directors' poll)
+  is queued and not started (it asks afresh when it starts), or running (it is told to
+  run once more when its round ends): the newest news is never lost.
 
 So a flood of N events costs N renders and, per real server, one job that runs as many
 rounds as its checks take while the flood lasts, whatever the events say.
@@ -22,50 +23,33 @@ rounds as its checks take while the flood lasts, whatever the events say.
 import threading
 import time
 
-from . import site as site_mod
+from . import sites as sites_mod
 
-SITE_TTL = 5  # seconds a compiled site answers "who is a real server" for unknown names
 STALE_JOB = 30  # seconds after which a job that never started (a full pool dropped it) or never ended stops blocking
 
 _LOCK = threading.Lock()
-_SITE = {}  # "site": the last site compiled, "at": when (monotonic)
-_JOBS = {}  # (kind, minion) -> {"state": "queued"|"running", "at": monotonic, "again": bool}
+_JOBS = {}  # (kind, key) -> {"state": "queued"|"running", "at": monotonic, "again": bool}
+
+ROLE_OF_KIND = {"health": "realserver", "hosts": "director"}
 
 
-def compile_site(opts):
-    """The site from the pillar as the master compiles it for its own id (the site's tree
-    is the same for every minion of the site); remembered for :func:`known_realserver`.
-    Raises ``lvstun.site.SiteError`` on an invalid site."""
-    import salt.pillar  # noqa: PLC0415 (only on the master)
-
-    pillar = salt.pillar.get_pillar(opts, {}, opts["id"], saltenv="base").compile_pillar()
-    site = site_mod.parse(pillar)
-    with _LOCK:
-        _SITE.update(site=site, at=time.monotonic())
+def site_of(opts, minion, role=None):
+    """The site of ``minion`` (``lvstun.sites``), or None (also when its role there is
+    not ``role``). Raises ``lvstun.site.SiteError`` when that site is invalid."""
+    site = sites_mod.index(opts).site_of(minion)
+    if site is None or (role is not None and site.role_of(minion) != role):
+        return None
     return site
 
 
-def is_realserver(site, minion):
-    host = site.hosts.get(minion) if site is not None else None
-    return host is not None and host.role == "realserver"
-
-
-def known_realserver(opts, minion):
-    """Whether ``minion`` is a real server of the site, compiling the pillar only when the
-    name is unknown and the last compile is older than ``SITE_TTL`` (which raises
-    ``lvstun.site.SiteError`` on an invalid site)."""
-    with _LOCK:
-        cached, at = _SITE.get("site"), _SITE.get("at", -SITE_TTL)
-    if is_realserver(cached, minion):
-        return True
-    if time.monotonic() - at < SITE_TTL:
-        return False
-    return is_realserver(compile_site(opts), minion)
+def job_key(kind, minion, site):
+    """The gate's key of a job: a real server's own (health), a site's (hosts)."""
+    return (kind, minion) if kind == "health" else (kind, site.name)
 
 
 def job_for(tag):
     """``(kind, minion)`` of a beacon event tag: ``("health", id)`` for
-    ``salt/beacon/<id>/lvs_backend/...``, ``("hosts", None)`` for ``.../lvs_hosts/...``,
+    ``salt/beacon/<id>/lvs_backend/...``, ``("hosts", id)`` for ``.../lvs_hosts/...``,
     else ``(None, None)``. Only the tag's minion id is taken, as a name to verify."""
     parts = str(tag).split("/")
     if len(parts) < 4 or parts[0] != "salt" or parts[1] != "beacon" or not parts[2]:
@@ -73,32 +57,34 @@ def job_for(tag):
     if parts[3] == "lvs_backend":
         return "health", parts[2]
     if parts[3] == "lvs_hosts":
-        return "hosts", None
+        return "hosts", parts[2]
     return None, None
 
 
-def admit(opts, kind, minion=None, now=None):
-    """Whether an event of ``kind`` (naming ``minion``) may start a job now. A job for the
-    same key queued and not started takes the news along (dropped); one running is told
-    to run once more when it ends (dropped too); otherwise the job is admitted, queued."""
-    if kind == "health" and not known_realserver(opts, minion):
-        return False
-    key = (kind, minion)
+def admit(opts, kind, minion, now=None):
+    """The gate's key when an event of ``kind`` from ``minion`` may start a job now, else
+    None: ``minion`` is no real server (``health``) or director (``hosts``) of its site;
+    or a job for the same key is queued and not started (it takes the news along), or
+    running (told to run once more when it ends)."""
+    site = site_of(opts, minion, ROLE_OF_KIND[kind])
+    if site is None:
+        return None
+    key = job_key(kind, minion, site)
     now = time.monotonic() if now is None else now
     with _LOCK:
         job = _JOBS.get(key)
         if job is not None and now - job["at"] < STALE_JOB:
             if job["state"] == "running":
                 job["again"] = True
-            return False
+            return None
         _JOBS[key] = {"state": "queued", "at": now, "again": False}
-        return True
+        return key
 
 
-def start(kind, minion=None):
-    """A job of ``kind`` for ``minion`` begins; False when another one of the same key
-    runs in this process (it will run once more for this one: return at once)."""
-    key, now = (kind, minion), time.monotonic()
+def start(key):
+    """The job of ``key`` (:func:`job_key`) begins; False when another one of the same
+    key runs in this process (it will run once more for this one: return at once)."""
+    now = time.monotonic()
     with _LOCK:
         job = _JOBS.get(key)
         if job is not None and job["state"] == "running" and now - job["at"] < STALE_JOB:
@@ -108,10 +94,9 @@ def start(kind, minion=None):
         return True
 
 
-def again(kind, minion=None):
+def again(key):
     """The job ends its round: True when events came meanwhile (run once more), else the
     key is free for the next event."""
-    key = (kind, minion)
     with _LOCK:
         job = _JOBS.get(key)
         if job is not None and job["again"]:
@@ -121,7 +106,7 @@ def again(kind, minion=None):
         return False
 
 
-def forget(kind, minion=None):
+def forget(key):
     """The job ended without its last round (an error): free the key."""
     with _LOCK:
-        _JOBS.pop((kind, minion), None)
+        _JOBS.pop(key, None)

@@ -15,8 +15,9 @@ drain). Tags (``TAGS``, under ``lvs/hook/``)::
     rolling/step  rolling/stop          a rolling maintenance's hosts at a step
                                         (lvstun.rolling.STEPS), or stopped and why
 
-Data: ``tag``, ``service``, ``backend`` (minion id) and ``address`` where they apply,
-``serving`` and ``floor`` (service events), ``reason``, ``at`` (the master's time), and
+Data: ``tag``, ``site`` (backend and service events), ``service``, ``backend`` (minion
+id) and ``address`` where they apply, ``serving`` and ``floor`` (service events),
+``reason``, ``at`` (the master's time), and
 ``signature``: an HMAC-SHA256 of the rest with a key only the master holds. Any minion
 can put any tag and payload on the master's bus (``event.send``), so a reactor acts on
 a hook only when :func:`verify` (``lvs_reactor.hook`` in a reactor SLS) says the
@@ -84,7 +85,8 @@ def decisions(site, before, after, at, reasons=None):
         now, serving = _service_state(svc, after)
         for backend in svc.backends:
             (ok_before, drained_before), (ok, drained) = was[backend.minion_id], now[backend.minion_id]
-            base = {"service": svc.name, "backend": backend.minion_id, "address": backend.address, "at": at}
+            base = {"site": site.name, "service": svc.name, "backend": backend.minion_id,
+                    "address": backend.address, "at": at}
             if ok != ok_before:
                 reason = reasons.get(backend.minion_id, "")
                 reason = reason.get(svc.name, "") if isinstance(reason, dict) else reason
@@ -95,7 +97,7 @@ def decisions(site, before, after, at, reasons=None):
                 out.append((f"backend/{'drained' if drained else 'undrained'}",
                             {**base, "reason": entry.get("reason", "")}))
         floor = health.floor_count(svc.floor, len(svc.backends))
-        base = {"service": svc.name, "serving": serving, "floor": floor, "at": at}
+        base = {"site": site.name, "service": svc.name, "serving": serving, "floor": floor, "at": at}
         if (serving < floor) != (serving_before < floor):
             out.append((f"service/{'below_floor' if serving < floor else 'above_floor'}", {**base, "reason": ""}))
         if (serving == 0) != (serving_before == 0):

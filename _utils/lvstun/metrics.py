@@ -63,8 +63,8 @@ LABEL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 
 
 def view(site, record=None):
-    """``{"services": {spec: {"service", "vip", "port", "protocol", "scheduler", "floor",
-    "backends": {dest: {"backend", "weight", "healthy", "drained", "sorry"}}}}}``:
+    """``{"site": name, "services": {spec: {"service", "vip", "port", "protocol", "scheduler",
+    "floor", "backends": {dest: {"backend", "weight", "healthy", "drained", "sorry"}}}}}``:
     the names and the site's intent for every service of ``site`` (``lvstun.site.Site``),
     under the health ``record`` of the runner (``lvstun.health``)."""
     record = record or {}
@@ -80,7 +80,7 @@ def view(site, record=None):
                           "scheduler": svc.scheduler,
                           "floor": health_rules.floor_count(svc.floor, len(svc.backends)),
                           "backends": backends}
-    return {"services": services}
+    return {"site": site.name, "services": services}
 
 
 def view_changes(old, new):
@@ -97,6 +97,12 @@ def view_changes(old, new):
         out += [(f"{spec} -> {dest}", now.get(dest), was.get(dest))
                 for dest in sorted(set(was) | set(now)) if was.get(dest) != now.get(dest)]
     return out
+
+
+def _site_label(site_view):
+    """``site="name",`` of the view's site (a label of every series), or ``""``."""
+    name = (site_view or {}).get("site")
+    return f'site="{_label(name)}",' if name else ""
 
 
 def _label(value):
@@ -147,20 +153,23 @@ class Text:
         dests = [dests for _, dests in services]
         yield head + template % tuple(
             sum(1 for j in rows if dests[i][j][_WEIGHT] > 0) if i is not None else 0 for i, rows in counted)
+        site = _site_label(site_view)
+        site = f"{{{site[:-1]}}}" if site else ""
         yield ("# HELP lvs_director_up 1 when the director's IPVS table could be read.\n"
-               f"# TYPE lvs_director_up gauge\nlvs_director_up {int(table is not None)}\n"
+               f"# TYPE lvs_director_up gauge\nlvs_director_up{site} {int(table is not None)}\n"
                "# HELP lvs_director_services Virtual services in the director's kernel.\n"
-               f"# TYPE lvs_director_services gauge\nlvs_director_services {len(services)}\n")
+               f"# TYPE lvs_director_services gauge\nlvs_director_services{site} {len(services)}\n")
 
     def _build(self, shape, site_view):
         """The templates for a table of ``shape`` (``[(spec, ((address, port, forward), ...))]``)."""
         named = (site_view or {}).get("services", {})
+        site = _site_label(site_view)
         rows = []  # (labels, view entry of the backend or None), in the order of the table's destinations
         services = []  # (labels, view entry or None, index in the table or None, counted destinations)
         for index, (spec, dests) in enumerate(shape):
             entry = named.get(spec)
             name, vip = (entry["service"], entry["vip"]) if entry else (spec, parse_service(spec).get("address") or "")
-            head = f'service="{_label(name)}",vip="{_label(vip)}"'
+            head = f'{site}service="{_label(name)}",vip="{_label(vip)}"'
             known = entry["backends"] if entry else {}
             counted = []  # the site's backends (not the sorry server): serving when their weight is > 0
             for j, (address, port, forward) in enumerate(dests):
@@ -173,7 +182,7 @@ class Text:
         present = {spec for spec, _ in shape}
         for spec, entry in named.items():
             if spec not in present:  # the site wants it, the kernel does not have it
-                services.append((f'service="{_label(entry["service"])}",vip="{_label(entry["vip"])}"',
+                services.append((f'{site}service="{_label(entry["service"])}",vip="{_label(entry["vip"])}"',
                                  entry, None, ()))
         replies = [i for i, (_, _, forward) in enumerate(rows) if forward not in REPLIES_DIRECT]
         self._backend = []

@@ -41,8 +41,10 @@ class Record:
     lock: str = None
 
     def named(self, key):
-        """The record of one instance of a family (``ipvs-managed-{}``)."""
-        return dataclasses.replace(self, name=self.name.format(key))
+        """The record of one instance of a family (``ipvs-managed-{}``, a site's
+        ``site.{}.health``): its name and lock."""
+        return dataclasses.replace(self, name=self.name.format(key),
+                                   lock=self.lock.format(key) if self.lock else self.lock)
 
 
 # ------------------------------------------------------------------ shapes shared by records
@@ -57,27 +59,29 @@ HEALTH_RECORD = Fields(optional={
     "health": MapOf(HEALTH_ENTRY), "maintenance": MapOf(DRAIN_ENTRY), "hosts_asked_at": NUMBER,
     "recoveries": ListOf(RECOVERY)})
 
-# ------------------------------------------------------------------ the master's
+# ------------------------------------------------------------------ the master's, one per site
+# (``.named(site name)``: ``site.<name>.health``; the last dot-separated part is the kind,
+# so no two sites' names meet)
 HEALTH = Record(
-    "health", HEALTH_RECORD, {},
+    "site.{}.health", HEALTH_RECORD, {},
     writer="the lvs runner (under its lock), its copy pushed to every director",
-    readers="the lvs runner, the ext_pillar lvs_health", lock="health")
+    readers="the lvs runner, the ext_pillar lvs_health", lock="site.{}.health")
 DRAINS = Record(
-    "drains", Fields(required={"epoch": STR, "seq": Int(0), "maintenance": MapOf(DRAIN_ENTRY)}), None,
+    "site.{}.drains", Fields(required={"epoch": STR, "seq": Int(0), "maintenance": MapOf(DRAIN_ENTRY)}), None,
     writer="the lvs runner, before HEALTH at every change (a second copy of the drains)",
-    readers="the lvs runner, when it recovers a damaged HEALTH", lock="health")
+    readers="the lvs runner, when it recovers a damaged HEALTH", lock="site.{}.health")
 PUSH_PENDING = Record(
-    "health-pending", MapOf(STAMP), {},
+    "site.{}.pending", MapOf(STAMP), {},
     writer="the lvs runner: the directors that have not confirmed the record pushed to them",
-    readers="the lvs runner (pushed again at its next call), lvs.status", lock="health-push")
+    readers="the lvs runner (pushed again at its next call), lvs.status", lock="site.{}.push")
 ROLLING = Record(
-    "rolling",
+    "site.{}.rolling",
     Fields(required={"targets": ListOf(STR), "done": ListOf(STR), "batch": Int(1)},
            optional={"current": ListOf(STR), "step": STR, "action": AnyOf((STR, NULL)), "reboot": BOOL,
                      "timeout": NUMBER, "on_timeout": STR, "stopped": AnyOf((STR, NULL)), "finished": BOOL,
                      "at": NUMBER}),
     None, writer="lvs.rolling, at each step (holding its lock the whole rolling: one at a time)",
-    readers="lvs.rolling resume=True", lock="rolling")
+    readers="lvs.rolling resume=True", lock="site.{}.rolling")
 HOOK_KEY = Record(
     "hook-key", Fields(required={"key": STR}), None,
     writer="the lvs runner, once (lvstun.hooks.new_key): the master's secret for its hooks' signatures",

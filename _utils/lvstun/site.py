@@ -72,7 +72,9 @@ def default_of(entry):
 # documents exactly these with these defaults (tests/unit/test_site.py checks it); the
 # model's classes below take their defaults from here.
 SCHEMA = {
-    "site": {"lan": REQUIRED, "router": REQUIRED, "directors": REQUIRED, "realservers": REQUIRED,
+    # site: the site's name, unique among the sites of one master (lvstun.sites): a
+    # master's records, the metrics' site label and the runner's site= go by it.
+    "site": {"site": "default", "lan": REQUIRED, "router": REQUIRED, "directors": REQUIRED, "realservers": REQUIRED,
              "services": REQUIRED, "tunnel": {}, "ipvs": {}, "ha": {}, "metrics": {}, "health": {}},
     "lan": {"subnet": REQUIRED, "gateway": REQUIRED},
     "router": {"id": REQUIRED, "kind": "linux", "lan_interface": Derived("eth0; ios: GigabitEthernet0/0"),
@@ -281,6 +283,7 @@ class Site:
     ha: HA = None
     metrics: Metrics = None
     health: Health = None
+    name: str = default_of(SCHEMA["site"]["site"])  # lvs:site
 
     def role_of(self, minion_id):
         """The role of ``minion_id`` in this site ('router', 'director', 'realserver') or None."""
@@ -419,6 +422,7 @@ def parse(pillar):
         parser.errors.add((), "no site defined (the pillar has no 'lvs' tree)")
         raise SiteError(parser.errors)
     _known(parser.errors, (), tree, "site")
+    name = site_name(tree, parser.errors)
     parser.lan(tree.get("lan"))
     parser.router(tree.get("router"))
     for role, key in (("director", "directors"), ("realserver", "realservers")):
@@ -436,7 +440,24 @@ def parse(pillar):
     if parser.errors:
         raise SiteError(parser.errors)
     return Site(subnet=str(parser.subnet), gateway=parser.gateway, router=parser.router_, hosts=parser.hosts,
-                services=parser.services, tunnel=tunnel, ipvs=ipvs, ha=ha, metrics=metrics, health=parser.health_)
+                services=parser.services, tunnel=tunnel, ipvs=ipvs, ha=ha, metrics=metrics, health=parser.health_,
+                name=name)
+
+
+def site_name(tree, errors=None):
+    """The site's name (``lvs:site``; ``default`` when not set): a name as minion ids are
+    written, at most 64 characters (it names the master's records and a metrics label).
+    With ``errors`` a bad name is added there (and None returned); without, it raises
+    :class:`SiteError`."""
+    own = errors if errors is not None else _Errors()
+    name = tree.get("site", default_of(SCHEMA["site"]["site"])) if isinstance(tree, dict) else None
+    if not isinstance(name, str) or len(name) > 64 or not _MINION_ID.fullmatch(name):
+        own.add(("site",), f"{name!r} is no site name (letters, digits, '.', '_', '-'; at most 64; it names "
+                           "the master's records and the metrics' site label)")
+        name = None
+    if errors is None and own:
+        raise SiteError(own)
+    return name
 
 
 def _default(part, key, spec):

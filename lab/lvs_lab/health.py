@@ -64,9 +64,19 @@ def wait_settled(lab, timeout, quiet=6.0, director="director", service=WEB):
         time.sleep(0.5)
 
 
+def status(lab):
+    """``salt-run lvs.status``'s view of the lab's site."""
+    return lab.salt_run("lvs.status")[lab.site().name]
+
+
+def record_path(lab):
+    """The runner's health record of the lab's site on the master (one per site)."""
+    return os.path.join(lab.master_cachedir, "lvs", f"site.{lab.site().name}.health.json")
+
+
 def record(lab):
-    """The runner's health record on the lab's master."""
-    path = os.path.join(lab.master_cachedir, "lvs", "health.json")
+    """The runner's health record of the lab's site, on the lab's master."""
+    path = record_path(lab)
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
@@ -105,7 +115,7 @@ def pushed_record(lab, director="director"):
 
 def forget_health(lab):
     """Start from no health record (as after a fresh install)."""
-    path = os.path.join(lab.master_cachedir, "lvs", "health.json")
+    path = record_path(lab)
     if os.path.exists(path):
         os.unlink(path)
 

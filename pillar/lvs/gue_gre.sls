@@ -6,6 +6,7 @@
 # services it backs; the VIPs stay on tunl0; the MSS clamp fits GUE's 32 bytes.
 # Lab: `lvs-lab up --site gue_gre`. Schema: docs/pillar.md (lvs:tunnel, a service's tunnel)
 lvs:
+  site: gue-gre                   # its name on the master (docs/sites.md)
   lan:
     subnet: 10.10.24.0/24
     gateway: 10.10.24.1

@@ -4,6 +4,7 @@
 #    192.168.1.1, which is on none of its subnets).
 # Schema: docs/pillar.md
 lvs:
+  site: seed                   # its name on the master (docs/sites.md)
   lan:
     subnet: 10.10.24.0/24
     gateway: 10.10.24.1

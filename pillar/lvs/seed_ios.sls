@@ -5,6 +5,7 @@
 # stay the operator's. The proxy's own pillar (`proxy:` host, credentials) is shown in
 # docs/pillar.md. Schema: docs/pillar.md
 lvs:
+  site: seed-ios                   # its name on the master (docs/sites.md)
   lan:
     subnet: 10.10.24.0/24
     gateway: 10.10.24.1

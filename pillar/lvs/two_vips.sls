@@ -3,6 +3,7 @@
 # (an ECMP route per VIP, hashing on ports).
 # Lab: `lvs-lab up --site two_vips`. Schema: docs/pillar.md
 lvs:
+  site: two-vips                   # its name on the master (docs/sites.md)
   lan:
     subnet: 10.10.24.0/24
     gateway: 10.10.24.1

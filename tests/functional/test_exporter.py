@@ -72,14 +72,14 @@ def _scrape(port, encoding=None):
 def test_a_scrape_without_ip_vs_says_so_and_reads_a_new_view(exporter):
     port, view = exporter
     found = _scrape(port)
-    assert found[("lvs_director_up", ())] == 0
-    assert found[("lvs_service_present", (("service", "web"), ("vip", "10.10.24.88")))] == 0
+    assert found[("lvs_director_up", (("site", "seed"),))] == 0
+    assert found[("lvs_service_present", (("service", "web"), ("site", "seed"), ("vip", "10.10.24.88")))] == 0
     assert found[("process_resident_memory_bytes", ())] > 0
     assert ("lvs_exporter_scrape_duration_seconds", ()) in found
     view.write_text(json.dumps(_site_view(port=8080)))  # Salt stores a new view
     found = _scrape(port)
     assert found[("lvs_service_info", (("port", "8080"), ("protocol", "tcp"), ("scheduler", "rr"),
-                                       ("service", "web"), ("vip", "10.10.24.88")))] == 1
+                                       ("service", "web"), ("site", "seed"), ("vip", "10.10.24.88")))] == 1
     # Packed when the scraper takes gzip (Prometheus does), the same samples.
     numbers = {key: value for key, value in found.items() if key[0].startswith("lvs_") and "duration" not in key[0]}
     for encoding in ("gzip", "deflate, gzip;q=0.5", "gzip;q=0, identity"):

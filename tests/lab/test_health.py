@@ -114,7 +114,7 @@ def test_the_floor_keeps_one_backend_when_all_fail(healthy):
     hh.wait_for(lambda: hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 0, "10.10.24.23": 0}, TIMEOUT)
     # The director's own checks act first; the runner's record follows (the real servers' reports).
     hh.wait_for(lambda: hh.recorded(lab, "rs1", "web") is False, 10)
-    status = lab.salt_run("lvs.status")["services"]
+    status = hh.status(lab)["services"]
     assert status["web"]["backends"]["rs1"]["health"] == "down"
     assert status["web"]["backends"]["rs1"]["live"]["director"]["weight"] == 1
     assert hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 0, "10.10.24.23": 0}  # the runner agrees
@@ -137,7 +137,7 @@ def test_a_maintenance_drain_survives_health_events_and_highstates(healthy):
     lab.salt_run("lvs.health", "rs2")
     lab.apply()
     assert hh.weight_of(lab, "rs2") == 0
-    assert lab.salt_run("lvs.status")["services"]["web"]["backends"]["rs2"]["maintenance"] is True
+    assert hh.status(lab)["services"]["web"]["backends"]["rs2"]["maintenance"] is True
     lab.salt_run("lvs.undrain", "rs2")
     assert hh.weight_of(lab, "rs2") == 1
 
@@ -198,7 +198,7 @@ def test_a_host_cut_off_from_the_lan_is_drained_and_returns(healthy):
     try:
         hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 0, TIMEOUT)
         hh.wait_for(lambda: hh.recorded(lab, "rs3") is False, 10)
-        assert lab.salt_run("lvs.status")["services"]["web"]["backends"]["rs3"]["health"] == "host down"
+        assert hh.status(lab)["services"]["web"]["backends"]["rs3"]["health"] == "host down"
     finally:
         lab.cut("rs3", cut=False)
     hh.wait_for(lambda: hh.weight_of(lab, "rs3") == 1, RESTORE)
@@ -354,7 +354,7 @@ def test_a_real_server_that_drops_ipip_is_drained_though_its_own_checks_pass(hea
         assert report["services"]["web"]["healthy"] is True, report
         assert hh.recorded(lab, "rs2", "web") is not False
         # lvs.status says who took it out.
-        row = lab.salt_run("lvs.status")["services"]["web"]["backends"]["rs2"]
+        row = hh.status(lab)["services"]["web"]["backends"]["rs2"]
         assert row["health"] == "up" and row["path_down"] == ["director"], row
     finally:
         code, _, err = lab.capture("rs2", "iptables-legacy", "-D", *rule)

@@ -10,7 +10,7 @@ from lvs_lab import health as hh
 from lvs_lab import plan, traffic
 from lvs_lab.system import BIN
 
-WEB = 'service="web"'
+WEB = 'site="seed",service="web"'
 
 
 def _by_backend(prom, metric):
@@ -81,6 +81,8 @@ def test_the_status_prints_tables_by_default(healthy):
     proc = subprocess.run(["ip", "netns", "exec", plan.SWITCH_NS, os.path.join(BIN, "salt-run"), "-c",
                            lab.master_conf_dir, "lvs.status"], capture_output=True, text=True, timeout=120, check=False)
     lines = proc.stdout.splitlines()
+    assert lines[0] == "Site seed", proc.stdout + proc.stderr
+    lines = lines[1:]
     assert lines[:2] == ["Directors", lines[1]] and lines[1].split() == \
         ["Name", "State", "ActiveConn", "InActConn", "InPkts", "InBytes"], proc.stdout + proc.stderr
     assert lines[2].split()[:2] == ["director", "up"]

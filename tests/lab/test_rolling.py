@@ -28,7 +28,8 @@ def test_a_rolling_action_under_load_fails_no_request_and_has_one_backend_out_at
     steady = load.start_steady(lab, 90, 0.1)  # the rolling took 58 s here
     began = time.monotonic()
     try:
-        result = lab.salt_run("lvs.rolling", "targets=rs1,rs2,rs3", f"action={ACTION}", "timeout=120", timeout=600)
+        result = lab.salt_run("lvs.rolling", "targets=rs1,rs2,rs3", f"action={ACTION}", "timeout=120",
+                              timeout=600)[lab.site().name]
     finally:
         took = time.monotonic() - began
         results = steady.result(timeout=400)
@@ -47,7 +48,8 @@ def test_a_host_whose_service_does_not_return_stops_the_rolling_there(healthy):
     lab = healthy
     hh.block_service(lab, "rs2")
     try:
-        result = lab.salt_run("lvs.rolling", "targets=rs2,rs3", f"action={ACTION}", "timeout=15", timeout=600)
+        result = lab.salt_run("lvs.rolling", "targets=rs2,rs3", f"action={ACTION}", "timeout=15",
+                              timeout=600)[lab.site().name]
         assert result["step"] == "healthy" and result["done"] == [] and "rs2" in result["at"], result
         weights = hh.weights(lab)
         assert weights["10.10.24.22"] == 0 and weights["10.10.24.23"] == 1 and weights["10.10.24.21"] == 1

@@ -146,7 +146,7 @@ def test_a_drained_director_hands_its_connections_over_and_returns(ha_lab):
     assert drained["director"] == "director2" and drained["drained"] == ["director2"], drained
     assert drained["idle"] is True, drained
     lab.wait_director_group(["director"], 10)  # it leaves the group once it holds no bucket
-    directors = lab.salt_run("lvs.status")["directors"]
+    directors = hh.status(lab)["directors"]
     assert directors["director2"]["state"] == "drained" and directors["director"]["state"] == "up", directors
     assert [d for d in longs.result() if not d["ok"]] == []  # no established connection broke
     # Its buckets moved only once idle for a second: no request was caught mid-handshake.
@@ -154,7 +154,7 @@ def test_a_drained_director_hands_its_connections_over_and_returns(ha_lab):
     undrained = lab.salt_run("lvs.undrain", "director2")
     assert undrained["director"] == "director2" and undrained["drained"] == [], undrained
     lab.wait_director_group(BOTH, 30)  # back once the probes find it forwarding
-    assert lab.salt_run("lvs.status")["directors"]["director2"]["state"] == "up"
+    assert hh.status(lab)["directors"]["director2"]["state"] == "up"
 
 
 def test_test_mode_predicts_an_ha_setting_change_exactly_then_one_apply_does_it(ha_lab):

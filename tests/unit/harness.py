@@ -11,6 +11,7 @@ import types
 import lvstun.gate
 import lvstun.roles
 import lvstun.site
+from tests.unit import fake_sites
 from tests.unit.checkout import load
 from tests.unit.test_health import site_tree
 
@@ -101,12 +102,12 @@ class Site:
             tree["lvs"]["directors"][name] = {"address": f"10.10.24.{2 + index}"}
         self.tree = tree
         self.site = lvstun.site.parse(tree)
-        monkeypatch.setattr(lvstun.gate, "_SITE", {})
-        monkeypatch.setattr(lvstun.gate, "_JOBS", {})
-        monkeypatch.setattr(lvstun.gate, "compile_site", lambda opts: self.site)
         (tmp_path / "master").mkdir()
         self.runner = load("lvs_runner_harness", "_runners", "lvs.py")
         self.runner.__opts__ = {"cachedir": str(tmp_path / "master"), "id": "master", "conf_file": "/dev/null"}
+        monkeypatch.setattr(lvstun.gate, "_JOBS", {})
+        self.pillars = fake_sites.of_trees(tree)
+        fake_sites.install(monkeypatch, self.pillars, self.runner.__opts__)
         self.directors = {}
         for name in directors:
             (tmp_path / name).mkdir()
@@ -118,6 +119,25 @@ class Site:
         self.failing, self.silent = set(), set()  # real servers whose state.apply fails, that do not answer
         monkeypatch.setattr(self.runner, "_client", lambda: types.SimpleNamespace(cmd=self.cmd))
         monkeypatch.setattr(self.runner, "_bus", lambda: _Bus(self.fired))
+
+    def current(self):
+        """The runner's health record of this site."""
+        return self.runner._current(self.site)
+
+    def status(self):
+        """``lvs.status``'s view of this site."""
+        return self.runner.status()["data"][self.site.name]
+
+    def record(self, record):
+        """``record`` (``lvstun.records``) of this site, on the master."""
+        return record.named(self.site.name)
+
+    def edited(self):
+        """``self.tree`` edited: every minion's pillar refreshed with it (later than before)."""
+        self.site = lvstun.site.parse(self.tree)
+        stamp = max(self.pillars.stamps.values()) + 10
+        for minion in self.pillars.pillars:
+            self.pillars.give(minion, self.tree, stamp)
 
     def cmd(self, targets, fun, args=(), kwarg=None, tgt_type="glob", timeout=None, **_):
         targets = targets if isinstance(targets, list) else [targets]

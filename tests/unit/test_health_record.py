@@ -19,7 +19,7 @@ WEB = "tcp:10.10.24.88:80"
 
 
 def _path(site, record):
-    return lvstun.owned.path(site.runner.__opts__, record.name)
+    return lvstun.owned.path(site.runner.__opts__, site.record(record).name)
 
 
 def _damage(path):
@@ -59,9 +59,9 @@ def test_a_push_a_director_does_not_confirm_is_pushed_again_until_it_is(tmp_path
     site.directors["director2"].reachable = False
     site.runner.drain("rs2", reason="upgrade")
     assert site.weight("director", "rs2") == 0 and site.weight("director2", "rs2") == 1
-    pending = lvstun.records.load(site.runner.__opts__, lvstun.records.PUSH_PENDING)
+    pending = lvstun.records.load(site.runner.__opts__, site.record(lvstun.records.PUSH_PENDING))
     assert list(pending) == ["director2"]
-    problems = site.runner.status()["data"]["problems"]
+    problems = site.status()["problems"]
     assert any("director2 has not confirmed" in p["text"] for p in problems)
     # The next call of the runner (a real server's heartbeat: nothing changes) pushes again.
     site.reports["rs1"] = {"services": {"web": {"healthy": True}}, "at": time.time(), "age": 0.5}
@@ -72,7 +72,7 @@ def test_a_push_a_director_does_not_confirm_is_pushed_again_until_it_is(tmp_path
     site.runner.health("rs1")
     assert ("lvs_health.apply", ["director2"]) in site.sent
     assert site.weight("director2", "rs2") == 0
-    assert lvstun.records.load(site.runner.__opts__, lvstun.records.PUSH_PENDING) == {}
+    assert lvstun.records.load(site.runner.__opts__, site.record(lvstun.records.PUSH_PENDING)) == {}
 
 
 def test_a_director_that_missed_a_push_takes_the_record_from_its_next_highstate(tmp_path, monkeypatch):
@@ -83,7 +83,7 @@ def test_a_director_that_missed_a_push_takes_the_record_from_its_next_highstate(
     assert site.weight("director", "rs2") == 1
     ext = load_ext_pillar(site)
     pillar = ext.ext_pillar("director", {"lvs": site.tree["lvs"]})["lvs_health"]
-    assert pillar["seq"] == hr.stamp(site.runner._current())[1] and pillar["epoch"]
+    assert pillar["seq"] == hr.stamp(site.current())[1] and pillar["epoch"]
     director.highstate(pillar_record=pillar)
     assert site.weight("director", "rs2") == 0
     # ... and keeps it through a later highstate whose pillar is older (a stale one).
@@ -105,14 +105,14 @@ def test_a_drain_survives_its_record_damaged_right_after_it(tmp_path, monkeypatc
     site.runner.drain("rs1", reason="before")
     site.runner.drain("rs2", reason="kernel upgrade")
     _damage(_path(site, lvstun.records.HEALTH))  # health.json.prev predates the drain of rs2
-    record = site.runner._current()
+    record = site.current()
     assert sorted(record["maintenance"]) == ["rs1", "rs2"]
     assert record["maintenance"]["rs2"]["reason"] == "kernel upgrade"
     # The next push still drains rs2, and status says what was recovered (no drain lost).
     site.reports["rs3"] = {"services": {"web": {"healthy": False}}, "at": time.time(), "age": 0.5}
     site.runner.health("rs3")
     assert site.weight("director", "rs2") == 0 and site.weight("director", "rs3") == 0
-    problems = site.runner.status()["data"]["problems"]
+    problems = site.status()["problems"]
     assert [p["level"] for p in problems] == ["warning"] and "recovered" in problems[0]["text"]
 
 
@@ -120,7 +120,7 @@ def test_a_drain_survives_its_drains_copy_lost(tmp_path, monkeypatch):
     site = Site(tmp_path, monkeypatch)
     site.runner.drain("rs2")
     os.unlink(_path(site, lvstun.records.DRAINS))
-    assert list(site.runner._current()["maintenance"]) == ["rs2"]
+    assert list(site.current()["maintenance"]) == ["rs2"]
 
 
 def test_a_lost_record_and_drains_copy_take_the_drain_back_from_a_director_and_say_so(tmp_path, monkeypatch):
@@ -129,15 +129,15 @@ def test_a_lost_record_and_drains_copy_take_the_drain_back_from_a_director_and_s
     site.runner.drain("rs2")
     for record in (lvstun.records.HEALTH, lvstun.records.DRAINS):
         _damage(_path(site, record))  # two files lost: the master's newest drain is gone from its disk
-    assert list(site.runner._current()["maintenance"]) == ["rs1"]
+    assert list(site.current()["maintenance"]) == ["rs1"]
     site.directors["director"].changes.clear()
     # The director holds the version the master lost: the next push brings it back, never undrains.
     site.reports["rs3"] = {"services": {"web": {"healthy": False}}, "at": time.time(), "age": 0.5}
     site.runner.health("rs3")
-    assert sorted(site.runner._current()["maintenance"]) == ["rs1", "rs2"]
+    assert sorted(site.current()["maintenance"]) == ["rs1", "rs2"]
     assert site.weight("director", "rs2") == 0
     assert not any(dest == "10.10.24.22:80" for spec, dests in site.directors["director"].changes for dest in dests)
-    texts = [p["text"] for p in site.runner.status()["data"]["problems"]]
+    texts = [p["text"] for p in site.status()["problems"]]
     assert any("may be lost" in t for t in texts) and any("kept from director's copy: rs2" in t for t in texts)
 
 
@@ -148,7 +148,7 @@ def test_a_drain_the_master_lost_and_no_director_holds_is_an_error_in_status(tmp
     for record in (lvstun.records.HEALTH, lvstun.records.DRAINS):
         _damage(_path(site, record))
     site.directors["director"].reachable = True
-    problems = site.runner.status()["data"]["problems"]
+    problems = site.status()["problems"]
     assert any(p["level"] == "error" and "may be lost" in p["text"] for p in problems)
 
 
@@ -167,11 +167,11 @@ def test_undraining_one_service_of_a_host_drained_whole_keeps_its_other_services
     site = Site(tmp_path, monkeypatch)
     site.tree["lvs"]["services"]["dns"] = {"vip": "10.10.24.89", "port": 53, "protocol": "udp",
                                            "backends": {"rs2": {}, "rs3": {}}}
-    site.site = __import__("lvstun.site").site.parse(site.tree)
+    site.edited()
     site.runner.drain("rs2")
     result = site.runner.undrain("rs2", service="web")
     assert result["still_drained"] == ["dns"]
-    record = site.runner._current()
+    record = site.current()
     assert record["maintenance"]["rs2"]["services"] == ["dns"]
 
 
@@ -186,7 +186,7 @@ def test_a_master_record_of_the_wrong_shape_is_recovered_not_a_traceback(tmp_pat
     site.runner.drain("rs2")
     with open(_path(site, lvstun.records.HEALTH), "w", encoding="utf-8") as fh:
         json.dump(bad, fh)
-    assert list(site.runner._current()["maintenance"]) == ["rs2"]
+    assert list(site.current()["maintenance"]) == ["rs2"]
     site.runner.status()
     site.runner.undrain("rs2")
     assert site.weight("director", "rs2") == 1

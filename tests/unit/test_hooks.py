@@ -35,7 +35,8 @@ def test_a_backend_down_then_every_backend_down_then_back(seed):
     one = down({}, "rs1")
     assert tags(hooks.decisions(seed, {}, one, 1.0, {"rs1": {"web": "HTTP 503"}})) == [("backend/down", "rs1")]
     event = hooks.decisions(seed, {}, one, 1.0, {"rs1": {"web": "HTTP 503"}})[0][1]
-    assert event == {"service": "web", "backend": "rs1", "address": "10.10.24.21", "at": 1.0, "reason": "HTTP 503"}
+    assert event == {"site": "seed", "service": "web", "backend": "rs1", "address": "10.10.24.21", "at": 1.0,
+                     "reason": "HTTP 503"}
     every = down(one, "rs2", "rs3")
     assert tags(hooks.decisions(seed, one, every, 2.0)) == [
         ("backend/down", "rs2"), ("backend/down", "rs3"), ("service/below_floor", "web"), ("service/down", "web")]

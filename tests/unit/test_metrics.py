@@ -35,12 +35,16 @@ def table(*dests, address="10.10.24.88"):
              "destinations": list(dests)}]
 
 
-def samples(text):
-    """``{(metric name, frozenset of labels): value}`` as Prometheus' own parser reads the text."""
+def samples(text, site="seed"):
+    """``{(metric name, frozenset of labels): value}`` as Prometheus' own parser reads the
+    text; every series carries the label ``site`` (the view's site, or none without a
+    view), left out of the keys."""
     out = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+            labels = dict(sample.labels)
+            assert labels.pop("site", None) == site, sample
+            out[(sample.name, frozenset(labels.items()))] = sample.value
     return out
 
 
@@ -122,7 +126,7 @@ def test_what_the_site_does_not_name_is_exported_under_its_spec_and_address():
 
 
 def test_an_unreadable_table_says_the_director_is_not_up():
-    found = samples(metrics.render(None, {}))
+    found = samples(metrics.render(None, {}), site=None)  # (no view: no site either)
     assert value(found, "lvs_director_up") == 0 and value(found, "lvs_director_services") == 0
 
 

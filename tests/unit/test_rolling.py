@@ -24,17 +24,22 @@ def fixture_site(tmp_path, monkeypatch):
     return site
 
 
+def roll(site, **kwargs):
+    """``lvs.rolling`` over the harness's one site: what it says of that site."""
+    return site.runner.rolling(**kwargs)[site.site.name]
+
+
 def calls(site, *funs):
     """The runner's calls of ``funs``, in order, as ``(fun, target)``."""
     return [(fun, target) for fun, targets in site.sent if fun in funs for target in targets]
 
 
 def test_test_mode_says_the_plan_and_changes_nothing(site):
-    plan = site.runner.rolling(action="upgrade", batch=2, test=True)
+    plan = roll(site, action="upgrade", batch=2, test=True)
     assert plan == {"plan": {"batches": [["rs1", "rs2"], ["rs3", "rs4"]], "steps": list(lvstun.rolling.STEPS),
                              "action": "upgrade", "reboot": False, "timeout": 600.0, "on_timeout": "stop"},
                     "floor": []}
-    assert site.sent == [] and site.runner._current()["maintenance"] == {}
+    assert site.sent == [] and site.current()["maintenance"] == {}
 
 
 def test_one_host_at_a_time_drained_acted_on_healthy_then_back(site):
@@ -42,18 +47,18 @@ def test_one_host_at_a_time_drained_acted_on_healthy_then_back(site):
 
     def watch(fun):
         def during(target, call, args):
-            out[target] = sorted(m for m in site.runner._current()["maintenance"])  # who is drained during it
+            out[target] = sorted(m for m in site.current()["maintenance"])  # who is drained during it
             return fun(target, call, args)
         return during
 
     site.host_call = watch(site.host_call)
-    result = site.runner.rolling(targets="rs1,rs2,rs3", action="upgrade")
+    result = roll(site, targets="rs1,rs2,rs3", action="upgrade")
     assert result["done"] == ["rs1", "rs2", "rs3"] and set(result["seconds"]) == {"rs1", "rs2", "rs3"}
     assert calls(site, "state.apply") == [("state.apply", "rs1"), ("state.apply", "rs2"), ("state.apply", "rs3")]
     assert out == {"rs1": ["rs1"], "rs2": ["rs2"], "rs3": ["rs3"]}  # never more than the one out
-    assert site.runner._current()["maintenance"] == {}
+    assert site.current()["maintenance"] == {}
     assert all(site.weight("director", name) == 1 for name in ("rs1", "rs2", "rs3", "rs4"))
-    assert lvstun.records.load(site.runner.__opts__, lvstun.records.ROLLING)["finished"] is True
+    assert lvstun.records.load(site.runner.__opts__, site.record(lvstun.records.ROLLING))["finished"] is True
     drained = [tag for tag, _ in site.fired if tag.endswith("/drained")]
     assert len(drained) == 3  # each drain is a hook too
     steps = [(data["hosts"], data["step"]) for tag, data in site.fired if tag == "lvs/hook/rolling/step"]
@@ -64,51 +69,51 @@ def test_one_host_at_a_time_drained_acted_on_healthy_then_back(site):
 
 def test_a_failed_action_stops_with_that_host_drained_and_the_next_untouched_then_resumes(site):
     site.failing.add("rs2")
-    stopped = site.runner.rolling(targets=["rs1", "rs2", "rs3"], action="upgrade")
+    stopped = roll(site, targets=["rs1", "rs2", "rs3"], action="upgrade")
     assert stopped["stopped"] == "state.apply upgrade failed on rs2" and stopped["step"] == "action"
     assert stopped["done"] == ["rs1"]
-    assert list(site.runner._current()["maintenance"]) == ["rs2"]
+    assert list(site.current()["maintenance"]) == ["rs2"]
     assert site.weight("director", "rs2") == 0 and site.weight("director", "rs3") == 1
     data, = [d for t, d in site.fired if t == "lvs/hook/rolling/stop"]
     assert (data["hosts"], data["step"], data["reason"]) == (["rs2"], "action", "state.apply upgrade failed on rs2")
     assert ("state.apply", "rs3") not in calls(site, "state.apply")
     site.failing.clear()
-    resumed = site.runner.rolling(resume=True)
+    resumed = roll(site, resume=True)
     assert resumed["done"] == ["rs1", "rs2", "rs3"]
-    assert site.runner._current()["maintenance"] == {}
+    assert site.current()["maintenance"] == {}
     with pytest.raises(SaltInvocationError, match="no rolling to resume"):
-        site.runner.rolling(resume=True)
+        roll(site, resume=True)
 
 
 def test_a_host_not_healthy_after_its_action_stays_drained(site):
     site.reports["rs1"]["services"]["web"]["healthy"] = False
-    stopped = site.runner.rolling(targets="rs1", action="upgrade", timeout=0)
+    stopped = roll(site, targets="rs1", action="upgrade", timeout=0)
     assert stopped["step"] == "healthy" and "not healthy within 0 s" in stopped["stopped"]
-    assert list(site.runner._current()["maintenance"]) == ["rs1"]
+    assert list(site.current()["maintenance"]) == ["rs1"]
 
 
 def test_a_report_from_before_the_action_is_not_taken_for_health(site):
     site.reports["rs1"]["at"] = time.time() - 60  # the beacon has not reported since
-    stopped = site.runner.rolling(targets="rs1", action="upgrade", timeout=0)
+    stopped = roll(site, targets="rs1", action="upgrade", timeout=0)
     assert stopped["step"] == "healthy"
 
 
 def test_open_connections_stop_or_go_on_as_the_operator_said(site):
     site.directors["director"].connections["10.10.24.21"] = 3
-    stopped = site.runner.rolling(targets="rs1", action="upgrade", timeout=0)
+    stopped = roll(site, targets="rs1", action="upgrade", timeout=0)
     assert (stopped["step"], stopped["stopped"]) == ("idle", "connections still open after 0 s")
     assert calls(site, "state.apply") == []
     site.runner.undrain("rs1")
-    went_on = site.runner.rolling(targets="rs1", action="upgrade", timeout=0, on_timeout="continue")
+    went_on = roll(site, targets="rs1", action="upgrade", timeout=0, on_timeout="continue")
     assert went_on["done"] == ["rs1"]
 
 
 def test_a_batch_that_would_take_a_service_below_its_floor_is_not_drained(site):
     site.tree["lvs"]["services"]["web"]["floor"] = 3
-    site.site = lvstun.site.parse(site.tree)
-    stopped = site.runner.rolling(action="upgrade", batch=2)
+    site.edited()
+    stopped = roll(site, action="upgrade", batch=2)
     assert stopped["stopped"] == "web: 2 of 4 backends would serve, its floor is 3" and stopped["step"] == "drain"
-    assert site.runner._current()["maintenance"] == {} and calls(site, "state.apply") == []
+    assert site.current()["maintenance"] == {} and calls(site, "state.apply") == []
 
 
 def test_a_reboot_waits_for_the_host_to_go_and_come_back(site):
@@ -119,18 +124,18 @@ def test_a_reboot_waits_for_the_host_to_go_and_come_back(site):
         return next(answers) if fun == "test.ping" else call(target, fun, args)
 
     site.host_call = rebooting
-    result = site.runner.rolling(targets="rs1", reboot=True, timeout=30)
+    result = roll(site, targets="rs1", reboot=True, timeout=30)
     assert result["done"] == ["rs1"]
     assert calls(site, "system.reboot") == [("system.reboot", "rs1")]
 
 
 def test_wrong_arguments_are_refused_before_anything(site):
     with pytest.raises(SaltInvocationError, match="not real servers of the site: director, rs9"):
-        site.runner.rolling(targets="rs1,director,rs9", action="upgrade")
+        roll(site, targets="rs1,director,rs9", action="upgrade")
     with pytest.raises(SaltInvocationError, match="nothing to do on each host"):
-        site.runner.rolling(targets="rs1")
+        roll(site, targets="rs1")
     with pytest.raises(SaltInvocationError, match="on_timeout: 'wait' is not one of stop, continue"):
-        site.runner.rolling(action="upgrade", on_timeout="wait")
+        roll(site, action="upgrade", on_timeout="wait")
     assert site.sent == []
 
 
@@ -168,7 +173,7 @@ def fixture_two(tmp_path, monkeypatch):
 
 
 def test_directors_go_out_of_the_routers_group_one_at_a_time_and_back(two):
-    result = two.runner.rolling(targets="director,director2", action="upgrade", batch=2)
+    result = roll(two, targets="director,director2", action="upgrade", batch=2)
     assert result["done"] == ["director", "director2"] and set(result["seconds"]) == {"director", "director2"}
     assert [call for call in two.router.calls if call[0] != "lvs_directors.view"
             and call[0] != "lvs_directors.drained"] == [
@@ -180,20 +185,20 @@ def test_directors_go_out_of_the_routers_group_one_at_a_time_and_back(two):
 
 def test_the_last_director_up_is_never_taken_out(two):
     two.router.up["director2"] = False  # its probes fail: the router keeps only director
-    stopped = two.runner.rolling(targets="director", action="upgrade")
+    stopped = roll(two, targets="director", action="upgrade")
     assert stopped["step"] == "drain" and "no other director would be left up" in stopped["stopped"]
     assert calls(two, "state.apply") == []
 
 
 def test_directors_and_real_servers_are_rolled_apart_and_a_lone_director_not_at_all(two, site):
     with pytest.raises(SaltInvocationError, match=r"not real servers of the site: director \(directors are"):
-        two.runner.rolling(targets="rs1,director", action="upgrade")
+        roll(two, targets="rs1,director", action="upgrade")
     with pytest.raises(SaltInvocationError, match="a lone director cannot be rolled"):
-        site.runner.rolling(targets="director", action="upgrade")
+        roll(site, targets="director", action="upgrade")
 
 
 def test_one_rolling_at_a_time(site):
-    with lvstun.records.locked(site.runner.__opts__, lvstun.records.ROLLING), \
-            pytest.raises(SaltInvocationError, match="another rolling is running"):  # a rolling running
-        site.runner.rolling(action="upgrade")
+    with lvstun.records.locked(site.runner.__opts__, site.record(lvstun.records.ROLLING)), \
+            pytest.raises(SaltInvocationError, match="another rolling of the site seed is running"):
+        roll(site, action="upgrade")
     assert site.sent == []

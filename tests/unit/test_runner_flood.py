@@ -1,5 +1,5 @@
 """The runner under a flood of events (``_runners/lvs.py``): strangers cost no pillar
-compilation each, one check at a time per real server with the newest state never lost,
+read each, one check at a time per real server with the newest state never lost,
 and pushes that never leave older weights on the directors than newer ones."""
 
 import threading
@@ -14,15 +14,16 @@ from tests.unit.test_gate import seed_site_gate
 def _runner(tmp_path, monkeypatch):
     runner = load("lvs_runner_flood", "_runners", "lvs.py")
     runner.__opts__ = {"cachedir": str(tmp_path), "id": "master", "conf_file": "/dev/null"}
-    site, compiled = seed_site_gate(monkeypatch)
-    return runner, site, compiled
+    site, pillars = seed_site_gate(monkeypatch, runner.__opts__)
+    return runner, site, pillars
 
 
-def test_events_naming_strangers_compile_the_pillar_at_most_once_per_ttl(tmp_path, monkeypatch):
-    runner, _, compiled = _runner(tmp_path, monkeypatch)
+def test_events_naming_strangers_read_the_pillars_at_most_once_per_ttl(tmp_path, monkeypatch):
+    runner, _, pillars = _runner(tmp_path, monkeypatch)
     for n in range(1000):
         assert "ignored" in runner.health(f"forged{n}")
-    assert len(compiled) == 1
+    assert pillars.listings == 1 and len(pillars.compiles) <= 1
+    assert len(pillars.reads) == len(set(pillars.reads))  # each minion's pillar read once
 
 
 def test_one_check_at_a_time_per_real_server_and_the_last_event_is_not_lost(tmp_path, monkeypatch):
@@ -52,16 +53,16 @@ def test_a_slower_push_never_leaves_older_weights_than_a_faster_one(tmp_path, mo
     sent = []
     monkeypatch.setattr(runner, "_client", lambda: types.SimpleNamespace(
         cmd=lambda targets, fun, args, kwarg, **kw: sent.append((fun, kwarg["record"])) or {t: True for t in targets}))
-    with runner._record() as record:
+    with runner._record(site) as record:
         before = runner._published(site, record)
         lvstun.healthrecord.apply_verdict(site, record, 1000, "rs1", services={"web": False})
     # Before this push, another process records rs1 back up (after the hold): the push
     # sends the newest record, so rs1 is not left at 0.
-    with runner._record() as record:
+    with runner._record(site) as record:
         lvstun.healthrecord.apply_verdict(site, record, 1000 + 100, "rs1", services={"web": True})
     assert runner._push(site, before) == {}
     assert sent == []  # net effect: unchanged from what the directors hold
-    with runner._record() as record:
+    with runner._record(site) as record:
         lvstun.healthrecord.apply_verdict(site, record, 1200, "rs1", services={"web": False})
     pushed = runner._push(site, before)
     assert pushed["weights"] == {"tcp:10.10.24.88:80": {"10.10.24.21:80": 0}}
@@ -70,4 +71,4 @@ def test_a_slower_push_never_leaves_older_weights_than_a_faster_one(tmp_path, mo
     assert [fun for fun, _ in sent] == ["lvs_health.apply"]
     record = sent[0][1]
     assert record["health"]["rs1"]["services"] == {"web": False} and record["at"] > 0
-    assert record == runner._load_record()
+    assert record == runner._load_record(site)

@@ -44,5 +44,14 @@ def test_the_status_reads_as_tables_with_a_column_group_per_director():
     assert len({len(line) for line in lines[6:8]}) == 1
 
 
+def test_each_site_is_printed_apart_under_its_name():
+    text = outputter.output({"eu": DATA, "us": DATA})
+    assert text.splitlines()[0] == "Site eu" and "\n\nSite us\nDirectors\n" in text
+    assert text.count("Directors") == 2
+    assert outputter.output({"eu": {"error": "invalid LVS site pillar: ..."}}) == \
+        "Site eu\nERROR: invalid LVS site pillar: ..."
+
+
 def test_other_data_is_printed_as_it_is():
     assert outputter.output("an error") == "an error"
+    assert outputter.output({"eu": "an error"}) == "{'eu': 'an error'}"
