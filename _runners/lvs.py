@@ -133,8 +133,15 @@ def _load_record(site):
     and the drains' copy when it is damaged or lost (``lvstun.healthrecord.recover``;
     the recovery is written back at once and noted in the record)."""
     now = time.time()
-    record, recovered = lvstun.healthrecord.recover(_versions(_rec(lvstun.records.HEALTH, site)),
-                                                    _versions(_rec(lvstun.records.DRAINS, site)), now)
+    health, drains = _versions(_rec(lvstun.records.HEALTH, site)), _versions(_rec(lvstun.records.DRAINS, site))
+    if all(problem == "missing" for versions in (health, drains) for _, problem in versions.values()):
+        legacy = lvstun.records.load(__opts__, lvstun.records.LEGACY_HEALTH)
+        if legacy.get("epoch"):  # a master upgraded from a pack without sites
+            record = lvstun.healthrecord.share(legacy, set(site.hosts), site.name, now)
+            log.warning("lvs: %s", record["recoveries"][-1]["what"])
+            _write(site, record)
+            return record
+    record, recovered = lvstun.healthrecord.recover(health, drains, now)
     if recovered:
         notes = record.get("recoveries") or []
         if notes and notes[-1]["at"] == now:  # (else an older pack's record, stamped from now on)

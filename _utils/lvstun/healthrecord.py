@@ -132,6 +132,19 @@ def recover(health, drains, now):
     return record, True
 
 
+def share(legacy, minions, site, now):
+    """A site's first record taken from ``legacy``, a master's single record from before
+    sites (``health.json``): the health and drains of the site's ``minions`` only, in the
+    same lineage (the directors' copies of it still confirm), with a note saying so."""
+    record = {key: legacy[key] for key in ("epoch", "seq", "supersedes") if key in legacy}
+    record["health"] = {m: v for m, v in (legacy.get("health") or {}).items() if m in minions}
+    record["maintenance"] = {m: v for m, v in (legacy.get("maintenance") or {}).items() if m in minions}
+    note(record, now, f"site {site}: its health and drains taken from the master's record of before sites "
+                      f"(health.json): {len(record['health'])} real server(s), "
+                      f"{len(record['maintenance'])} drain(s)")
+    return record
+
+
 def adopt(record, copy, director, now):
     """Replace ``record`` (the master's) by ``director``'s ``copy`` when the copy is a
     later version of the same lineage (the master's files went back in time: a restored

@@ -70,6 +70,11 @@ DRAINS = Record(
     "site.{}.drains", Fields(required={"epoch": STR, "seq": Int(0), "maintenance": MapOf(DRAIN_ENTRY)}), None,
     writer="the lvs runner, before HEALTH at every change (a second copy of the drains)",
     readers="the lvs runner, when it recovers a damaged HEALTH", lock="site.{}.health")
+LEGACY_HEALTH = Record(
+    "health", HEALTH_RECORD, {},
+    writer="packs before sites (one record for the master's one site); never written now",
+    readers="the lvs runner: each site's first record takes its own minions' part of it "
+            "(lvstun.healthrecord.share)", lock="health")
 PUSH_PENDING = Record(
     "site.{}.pending", MapOf(STAMP), {},
     writer="the lvs runner: the directors that have not confirmed the record pushed to them",

@@ -167,3 +167,19 @@ def test_a_hosts_poll_asks_only_the_directors_of_the_directors_own_site(two):
     assert sorted(two.runner.hosts()) == ["seed", "us"]  # by hand, without a minion: every site
     with pytest.raises(SaltInvocationError, match="'us-rs1' is not a director"):
         two.runner.hosts("us-rs1")
+
+
+def test_a_master_upgraded_from_one_record_gives_each_site_its_own_minions_part(two):
+    legacy = {"epoch": "e1", "seq": 41, "health": {"rs3": {"services": {"web": False}, "host": True},
+                                                  "us-rs3": {"services": {"web": True}, "host": True}},
+              "maintenance": {"rs2": {"services": ["*"], "reason": "upgrade"},
+                              "us-rs1": {"services": ["*"], "reason": "disk"}}}
+    lvstun.records.store(two.runner.__opts__, lvstun.records.LEGACY_HEALTH, legacy)
+    seed = two.current()
+    assert list(seed["maintenance"]) == ["rs2"] and list(seed["health"]) == ["rs3"]
+    assert (seed["epoch"], seed["seq"]) == ("e1", 42)  # the same lineage: the directors' copies confirm
+    assert "taken from the master's record of before sites" in seed["recoveries"][-1]["what"]
+    us = two.runner._current(lvstun.sites.index(two.runner.__opts__).site_of("us-rs1"))
+    assert list(us["maintenance"]) == ["us-rs1"] and list(us["health"]) == ["us-rs3"]
+    two.runner.undrain("rs2")  # then each site's own record goes on (the old one is not read again)
+    assert two.current()["maintenance"] == {} and list(two.current()["health"]) == ["rs3"]
