@@ -5,22 +5,15 @@ import os
 
 import pytest
 
-import lvs_salt.fileserver
+from tests.functional import masters
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module", name="master")
 def fixture_master(salt_factories):
-    overrides = {
-        **lvs_salt.fileserver.master_config(REPO),
-        "pillar_roots": {"base": [os.path.join(REPO, "pillar")]},
-        # The roots backend logs every file it walks at TRACE: with the factories' log
-        # forwarding at TRACE, walking the checkout's virtualenv costs seconds per sync.
-        "log_level": "info",
-        "log_level_logfile": "info",
-    }
-    factory = salt_factories.salt_master_daemon("lvs-fs-master", overrides=overrides)
+    factory = salt_factories.salt_master_daemon("lvs-fs-master",
+                                                overrides=masters.overrides(os.path.join(REPO, "pillar")))
     with factory.started():
         yield factory
 

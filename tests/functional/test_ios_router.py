@@ -8,7 +8,7 @@ import shutil
 import pytest
 import yaml
 
-import lvs_salt.fileserver
+from tests.functional import masters
 
 from .fake_ios import FakeIOS
 
@@ -50,13 +50,7 @@ def set_site(pillar_dir, edit=None):
 
 @pytest.fixture(scope="module", name="master")
 def fixture_master(salt_factories, pillar_dir):
-    overrides = {
-        **lvs_salt.fileserver.master_config(REPO),
-        "pillar_roots": {"base": [str(pillar_dir)]},
-        "log_level": "info",
-        "log_level_logfile": "info",
-    }
-    factory = salt_factories.salt_master_daemon("lvs-ios-master", overrides=overrides)
+    factory = salt_factories.salt_master_daemon("lvs-ios-master", overrides=masters.overrides(pillar_dir))
     with factory.started():
         yield factory
 

@@ -11,12 +11,11 @@ import time
 import pytest
 import yaml
 
-import lvs_salt.fileserver
 import lvs_salt.master
+from tests.functional import masters
 from tests.unit.test_health import site_tree
 from tests.unit.test_sites import renamed
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EU, US = renamed(site_tree(), "eu", "eu-"), renamed(site_tree(), "us", "us-")
 
 
@@ -35,14 +34,8 @@ def fixture_pillar_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module", name="master")
 def fixture_master(salt_factories, pillar_dir):
-    overrides = {
-        **lvs_salt.fileserver.master_config(REPO),
-        **lvs_salt.master.config(),
-        "pillar_roots": {"base": [str(pillar_dir)]},
-        "log_level": "info",
-        "log_level_logfile": "info",
-    }
-    factory = salt_factories.salt_master_daemon("lvs-sites-master", overrides=overrides)
+    factory = salt_factories.salt_master_daemon("lvs-sites-master",
+                                                overrides=masters.overrides(pillar_dir, **lvs_salt.master.config()))
     with factory.started():
         yield factory
 
