@@ -11,6 +11,7 @@ own table (its path checks). Figures with more trials: bench/director_ha.py.
 
 import json
 import subprocess
+import threading
 import time
 
 import pytest
@@ -155,6 +156,39 @@ def test_a_drained_director_hands_its_connections_over_and_returns(ha_lab):
     assert undrained["director"] == "director2" and undrained["drained"] == [], undrained
     lab.wait_director_group(BOTH, 30)  # back once the probes find it forwarding
     assert hh.status(lab)["directors"]["director2"]["state"] == "up"
+
+
+def test_rolling_both_directors_under_load_fails_no_request_and_breaks_no_download(ha_lab):
+    """``salt-run lvs.rolling targets=director,director2 action=lvs.director``: one at a
+    time out of the router's group (never both: the group is sampled throughout), its
+    role applied again, its table whole, back in the group."""
+    lab = ha_lab
+    groups, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            groups.append(sorted(name for name, inside in lab.director_group().items() if inside))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    longs = load.start_downloads(lab, 10, 20)
+    steady = load.start_steady(lab, 60, 0.1)
+    began = time.monotonic()
+    try:
+        result = lab.salt_run("lvs.rolling", "targets=director,director2", "action=lvs.director", "timeout=120",
+                              timeout=600)[lab.site().name]
+    finally:
+        took = time.monotonic() - began
+        stop.set()
+        sampler.join()
+    print(f"rolling of both directors (lvs.director): {result}; {took:.0f} s")
+    assert result["done"] == BOTH, result
+    assert [r for r in steady.result(timeout=400) if not r[2]] == []  # no request failed
+    assert [d for d in longs.result(timeout=400) if not d["ok"]] == []  # no download broke
+    assert all(group for group in groups), [g for g in groups if not g][:3]  # never both out
+    assert ["director2"] in groups and ["director"] in groups, groups  # each was out in turn
+    lab.wait_director_group(BOTH, 60)
 
 
 def test_test_mode_predicts_an_ha_setting_change_exactly_then_one_apply_does_it(ha_lab):
