@@ -11,7 +11,9 @@ An :class:`Index` keeps, per site name, the newest tree any of its minions was g
 parsed once per distinct tree. A lookup reads the minion's cache entry again only when
 its stamp moved (or is within the second it was written: the stamp counts seconds), so
 a beacon event costs the same whatever the number of sites; a minion the index has not
-seen yet makes it read every minion's entry, at most once per ``TTL`` seconds.
+seen yet makes it read every minion's entry, at most once per ``TTL`` seconds. A master
+that keeps no minion's pillar (``minion_data_cache: False``) compiles an accepted
+minion's pillar instead, at most once per ``TTL`` for all such names.
 
 Two sites may reuse addresses and service names (separate networks), never a minion id:
 a site that names a minion another site names too is in error, the error naming both.
@@ -25,6 +27,7 @@ a site that names a minion another site names too is in error, the error naming 
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 
@@ -85,10 +88,14 @@ class MinionPillars:
         return found if isinstance(found, dict) else None
 
     def compiled(self, minion):
-        """The pillar compiled now for ``minion`` (its cached grains): where the master
-        keeps no pillar of it (``minion_data_cache: False``)."""
+        """The pillar compiled now for ``minion``, when the master keeps no minion's
+        pillar (``minion_data_cache: False``) and ``minion`` has an accepted key; else
+        None (with the cache on, a minion stores its pillar when it starts)."""
         import salt.pillar  # noqa: PLC0415 (only on the master)
 
+        if self.opts.get("minion_data_cache", True) or not os.path.isfile(
+                os.path.join(self.opts.get("pki_dir") or "", "minions", minion)):
+            return None
         grains = self.cache.fetch("grains", minion)
         return salt.pillar.get_pillar(self.opts, grains if isinstance(grains, dict) else {}, minion,
                                       saltenv="base", pillarenv=self.pillarenv).compile_pillar()
@@ -163,11 +170,14 @@ class Index:
         stamp = self.pillars.stamp(minion)
         pillar = self.pillars.pillar(minion) if stamp is not None else None
         if pillar is None:
-            # No pillar kept for it: compiled (at most once per TTL for all such names).
+            # No pillar kept for it: compiled where the master keeps none (at most once per
+            # TTL for all such names), else unknown until it stores one.
             if self._compiled_at is not None and self.clock() - self._compiled_at < TTL:
                 return self._minions.get(minion)
             self._compiled_at = self.clock()
             pillar, stamp = self.pillars.compiled(minion), self.wall()
+            if pillar is None:
+                return None
         tree = pillar.get(site_mod.PILLAR_KEY) if isinstance(pillar, dict) else None
         if not isinstance(tree, dict):
             entry = self._minions[minion] = _Entry(stamp)

@@ -183,3 +183,16 @@ def test_a_master_upgraded_from_one_record_gives_each_site_its_own_minions_part(
     assert list(us["maintenance"]) == ["us-rs1"] and list(us["health"]) == ["us-rs3"]
     two.runner.undrain("rs2")  # then each site's own record goes on (the old one is not read again)
     assert two.current()["maintenance"] == {} and list(two.current()["health"]) == ["rs3"]
+
+
+def test_the_masters_cache_is_read_as_salt_stores_it(tmp_path):
+    import salt.cache  # noqa: PLC0415
+    import salt.config  # noqa: PLC0415
+
+    opts = dict(salt.config.DEFAULT_MASTER_OPTS, cachedir=str(tmp_path), pki_dir=str(tmp_path / "pki"))
+    salt.cache.factory(opts).store("pillar", "eu-rs1", renamed(site_tree(), "eu", "eu-"))
+    pillars = lvstun.sites.MinionPillars(opts)
+    assert pillars.minions() == ["eu-rs1"] and pillars.stamp("eu-rs1") >= int(time.time()) - 5
+    assert pillars.pillar("eu-rs1")["lvs"]["site"] == "eu" and pillars.stamp("nobody") is None
+    assert pillars.compiled("eu-rs1") is None  # the cache is on: nothing compiled
+    assert lvstun.sites.Index(pillars).site_of("eu-rs1").name == "eu"
