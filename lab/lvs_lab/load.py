@@ -2,9 +2,9 @@
 
 ``python -m lvs_lab.load steady SECONDS INTERVAL TARGET...`` sends a new request to
 every target (``tcp:ADDRESS:PORT`` an HTTP GET, ``udp:ADDRESS:PORT`` a datagram) every
-INTERVAL seconds for SECONDS, each on a new connection (a new flow for the router to
-hash) with a 1 s timeout, and prints ``[[start, end, ok, target], ...]`` (wall-clock
-times, so the caller can line them up with a kill).
+INTERVAL seconds for SECONDS (or until a SIGTERM: :meth:`Running.stop`), each on a new
+connection (a new flow for the router to hash) with a 1 s timeout, and prints ``[[start,
+end, ok, target], ...]`` (wall-clock times, so the caller can line them up with a kill).
 
 ``python -m lvs_lab.load long COUNT SECONDS ADDRESS PORT`` opens COUNT downloads of
 ``/slow/SECONDS`` at once (each from its own client port, so they spread over the
@@ -13,6 +13,7 @@ it and its error, if any: a connection that survived a failover got every byte.
 """
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import time
 from lvs_lab import traffic
 
 TIMEOUT = 1.0
+_STOP = threading.Event()  # set by SIGTERM: a steady load ends early (its results printed)
 
 
 def _one(target):
@@ -48,13 +50,13 @@ def steady(seconds, interval, targets):
 
     end = time.monotonic() + seconds
     tick = time.monotonic()
-    while tick < end:
+    while tick < end and not _STOP.is_set():
         for target in targets:
             thread = threading.Thread(target=run, args=(target,))
             thread.start()
             threads.append(thread)
         tick += interval
-        time.sleep(max(0.0, tick - time.monotonic()))
+        _STOP.wait(max(0.0, tick - time.monotonic()))
     for thread in threads:
         thread.join()
     return sorted(results)
@@ -105,6 +107,10 @@ class Running:
                                       "lvs_lab.load", *map(str, args)], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
 
+    def stop(self):
+        """End a steady load now (what it sent so far is its result)."""
+        self.proc.send_signal(signal.SIGTERM)
+
     def result(self, timeout=300):
         out, err = self.proc.communicate(timeout=timeout)
         if self.proc.returncode != 0:
@@ -135,6 +141,7 @@ def outage(results, at):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, lambda *_: _STOP.set())
     if argv and argv[0] == "steady" and len(argv) >= 4:
         print(json.dumps(steady(float(argv[1]), float(argv[2]), argv[3:])))
     elif argv and argv[0] == "long" and len(argv) == 5:

@@ -25,13 +25,15 @@ def test_a_rolling_action_under_load_fails_no_request_and_has_one_backend_out_at
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    steady = load.start_steady(lab, 90, 0.1)  # the rolling took 58 s here
+    steady = load.start_steady(lab, 300, 0.1)  # until the rolling ends (58 s here)
     began = time.monotonic()
     try:
         result = lab.salt_run("lvs.rolling", "targets=rs1,rs2,rs3", f"action={ACTION}", "timeout=120",
                               timeout=600)[lab.site().name]
     finally:
         took = time.monotonic() - began
+        time.sleep(2)  # the load goes on a little past the last undrain
+        steady.stop()
         results = steady.result(timeout=400)
         stop.set()
         sampler.join()
