@@ -15,8 +15,10 @@ seen yet makes it read every minion's entry, at most once per ``TTL`` seconds. A
 that keeps no minion's pillar (``minion_data_cache: False``) compiles an accepted
 minion's pillar instead, at most once per ``TTL`` for all such names.
 
-Two sites may reuse addresses and service names (separate networks), never a minion id:
-a site that names a minion another site names too is in error, the error naming both.
+A minion the master keeps no pillar of (a host never started, a cleared cache) belongs
+to the one site whose tree names it. Two sites may reuse addresses and service names
+(separate networks), never a minion id: a site that names a minion another site names
+too is in error, the error naming both.
 
 .. code-block:: python
 
@@ -110,14 +112,16 @@ class Index:
         self._minions = {}  # minion id -> _Entry
         self._trees = {}  # site name -> _Tree
         self._conflicts = {}  # site name -> the error of a minion it shares with another site
+        self._claims = {}  # minion id -> the names of the (valid) sites whose trees name it
         self._scanned_at = None
         self._compiled_at = None
 
     # -- the public surface
     def site_of(self, minion):
-        """The site whose tree names ``minion`` (by its own pillar), or None: no ``lvs``
-        tree in its pillar, or its site does not name it. Raises ``SiteError`` when that
-        site is invalid or shares a minion with another site."""
+        """The site whose tree names ``minion``: the one its own pillar names, or, when the
+        master keeps no pillar of it (a host never started, a cleared cache) or its own
+        names no site, the one site whose tree names it; None when no site names it.
+        Raises ``SiteError`` when that site is invalid or shares a minion with another."""
         with self._lock:
             entry = self._minions.get(minion)
             if entry is None and self._may_scan():
@@ -125,11 +129,15 @@ class Index:
                 entry = self._minions.get(minion)
             if entry is None or self._moved(minion, entry):
                 entry = self._read(minion)
-            if entry is None or entry.name is None:
-                if entry is not None and entry.error is not None:
-                    raise entry.error
-                return None
-            found = self._site(entry.name)
+            if entry is not None and entry.error is not None:
+                raise entry.error
+            name = entry.name if entry is not None else None
+            if name is None:
+                claimed = self._claims.get(minion, ())
+                name = claimed[0] if len(claimed) == 1 else None  # (two: each site's error says so)
+                if name is None:
+                    return None
+            found = self._site(name)
             return found if found.role_of(minion) else None
 
     def sites(self, name=None):
@@ -205,7 +213,8 @@ class Index:
         except site_mod.SiteError as err:
             parsed = err
         self._trees[name] = _Tree(stamp, digest, parsed)
-        self._conflicts = _conflicts(self._trees)
+        self._claims = _claims(self._trees)
+        self._conflicts = _conflicts(self._claims)
         if known is not None:
             log.info("lvs: site %s changed (its minions' pillar)", name)
 
@@ -218,13 +227,18 @@ class Index:
         return tree.parsed
 
 
-def _conflicts(trees):
-    """``{site name: error}`` for every site that names a minion another site names."""
+def _claims(trees):
+    """``{minion: [site names]}``: the valid sites whose trees name each minion."""
     claims = {}
-    for name, tree in trees.items():
+    for name, tree in sorted(trees.items()):
         if isinstance(tree.parsed, site_mod.Site):
             for minion in _minions_of(tree.parsed):
                 claims.setdefault(minion, []).append(name)
+    return claims
+
+
+def _conflicts(claims):
+    """``{site name: error}`` for every site that names a minion another site names."""
     out = {}
     for minion, names in sorted(claims.items()):
         if len(names) > 1:

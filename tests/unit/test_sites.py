@@ -196,3 +196,13 @@ def test_the_masters_cache_is_read_as_salt_stores_it(tmp_path):
     assert pillars.pillar("eu-rs1")["lvs"]["site"] == "eu" and pillars.stamp("nobody") is None
     assert pillars.compiled("eu-rs1") is None  # the cache is on: nothing compiled
     assert lvstun.sites.Index(pillars).site_of("eu-rs1").name == "eu"
+
+
+def test_a_minion_with_no_pillar_of_its_own_belongs_to_the_site_that_names_it():
+    eu, us = renamed(site_tree(), "eu", "eu-"), renamed(site_tree(), "us", "us-")
+    pillars = fake_sites.of_trees(eu, us)
+    del pillars.pillars["eu-rs2"], pillars.stamps["eu-rs2"]  # never started: no pillar stored
+    pillars.give("us-rs3", {"other": 1}, 1000.0)  # a top file that forgot it
+    index = lvstun.sites.Index(pillars)
+    assert index.site_of("eu-rs2").name == "eu" and index.site_of("us-rs3").name == "us"
+    assert index.site_of("eu-rs9") is None
