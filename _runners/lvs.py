@@ -286,7 +286,7 @@ def _adopt(site, answers):
         for director, answer in given:
             for key, merge in (("copy", lvstun.healthrecord.adopt), ("previous", lvstun.healthrecord.merge_drains)):
                 copy_ = answer.get(key)
-                if isinstance(copy_, dict) and not lvstun.records.check(_rec(lvstun.records.HEALTH, site), copy_) and \
+                if isinstance(copy_, dict) and not lvstun.records.check(lvstun.records.HEALTH, copy_) and \
                         merge(mine, copy_, director, time.time()):
                     log.error("lvs: %s", mine["recoveries"][-1]["what"])
                     changed = True
@@ -716,7 +716,8 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
     """
     if targets not in (None, "", [], ()):
         first = (str(targets).split(",") if isinstance(targets, str) else list(targets))[0].strip()
-        chosen = {"": _site_of(first, site)}
+        found = _site_of(first, site)
+        chosen = {found.name: found}
     else:
         chosen = _sites(site)
     if resume and len(chosen) > 1:  # every site: those with a rolling to resume

@@ -133,7 +133,7 @@ class Text:
 
     def __init__(self):
         self._key = None  # (the view, the table's services and destinations) the templates are for
-        self._backend = self._view_part = self._serving = None
+        self._backend = self._view_part = self._serving = self._director_labels = None
 
     def chunks(self, table, site_view):
         """The text of ``table`` (``[(service record, [genl.COUNTERS tuples])]``, or None
@@ -153,8 +153,7 @@ class Text:
         dests = [dests for _, dests in services]
         yield head + template % tuple(
             sum(1 for j in rows if dests[i][j][_WEIGHT] > 0) if i is not None else 0 for i, rows in counted)
-        site = _site_label(site_view)
-        site = f"{{{site[:-1]}}}" if site else ""
+        site = self._director_labels
         yield ("# HELP lvs_director_up 1 when the director's IPVS table could be read.\n"
                f"# TYPE lvs_director_up gauge\nlvs_director_up{site} {int(table is not None)}\n"
                "# HELP lvs_director_services Virtual services in the director's kernel.\n"
@@ -164,6 +163,7 @@ class Text:
         """The templates for a table of ``shape`` (``[(spec, ((address, port, forward), ...))]``)."""
         named = (site_view or {}).get("services", {})
         site = _site_label(site_view)
+        self._director_labels = f"{{{site[:-1]}}}" if site else ""  # the director's own series
         rows = []  # (labels, view entry of the backend or None), in the order of the table's destinations
         services = []  # (labels, view entry or None, index in the table or None, counted destinations)
         for index, (spec, dests) in enumerate(shape):
