@@ -125,10 +125,11 @@ def _decide(state, spec, outcomes, heartbeat):
     director drains), and return the event due, if any."""
     now = time.time()
     view, changed, due = round_(spec, state, outcomes, now, heartbeat)
+    reasons = {name: outcomes[name][-1][1] for name in view}
     applied, error = [], None
     # While a director drains, every round: it leaves the group once it holds no bucket.
     if changed or state.get("applied_view") != view or __salt__["lvs_directors.drained"]():
-        __salt__["lvs_directors.set_view"](view)
+        __salt__["lvs_directors.set_view"](view, reasons)
         try:
             # The site's group as the state last wrote it, read under the state's lock: a
             # round that began before a highstate changed the group never puts the old one back.
@@ -143,7 +144,6 @@ def _decide(state, spec, outcomes, heartbeat):
     if not due and error is None:
         return None
     state["sent_at"] = now
-    reasons = {name: outcomes[name][-1][1] for name in view}
     return {"up": view, "changed": changed, "applied": applied, "error": error, "reasons": reasons}
 
 

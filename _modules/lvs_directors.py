@@ -51,8 +51,9 @@ def _json(*args):
 
 
 def view():
-    """The beacon's last view of the directors: ``{"at": time, "up": {minion id: bool}}``
-    (``up`` empty before its first verdict: every director counts as up).
+    """The beacon's last view of the directors: ``{"at": time, "up": {minion id: bool},
+    "reasons": {minion id: its last probe's words}}`` (``up`` empty before its first
+    verdict: every director counts as up).
 
     CLI Example:
 
@@ -63,12 +64,14 @@ def view():
     return lvstun.records.load(__opts__, lvstun.records.DIRECTORS_LIVE)
 
 
-def set_view(up):
+def set_view(up, reasons=None):
     """Record the probes' view (the beacon does; for tests and emergencies, the next
     probe round overrides it).
 
     up
         ``{director minion id: true (up) or false}``.
+    reasons
+        ``{director minion id: text}``: what the last probe of each found (optional).
 
     CLI Example:
 
@@ -76,7 +79,8 @@ def set_view(up):
 
         salt router lvs_directors.set_view '{director: true, director2: false}'
     """
-    record = {"at": time.time(), "up": {str(k): bool(v) for k, v in (up or {}).items()}}
+    record = {"at": time.time(), "up": {str(k): bool(v) for k, v in (up or {}).items()},
+              "reasons": {str(k): str(v)[:200] for k, v in (reasons or {}).items()}}
     lvstun.records.store(__opts__, lvstun.records.DIRECTORS_LIVE, record)
     return record
 

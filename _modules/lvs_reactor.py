@@ -31,8 +31,9 @@ def __virtual__():
 def job(tag):
     """The runner job the event ``tag`` calls for now: ``{"fun": "lvs.health", "minion":
     id}`` (a real server's report), ``{"fun": "lvs.hosts", "minion": id}`` (a director's
-    probes: its site's directors are asked), or ``{}`` (none: not the pack's event, a
-    minion of no site in that role, or a job for it queued already). Only the tag's
+    probes: its site's directors are asked), ``{"fun": "lvs.directors", "minion": id}``
+    (a router's probes of its directors: the router is asked), or ``{}`` (none: not the
+    pack's event, a minion of no site in that role, or a job for it queued already). Only the tag's
     minion id is used, as a name the runner verifies; nothing of the payload.
 
     tag

@@ -482,6 +482,56 @@ def host_verdict(seen, directors):
     return sum(1 for value in said if value is False) <= directors // 2
 
 
+def directors(minion=None, site=None):
+    """Fire the hooks ``director/down`` and ``director/up`` for the directors whose
+    verdict by the router's own probes changed since the last call: the site's Linux
+    router is asked (authenticated) for its view and its drains; a drained director
+    fires the drain's hooks instead. The reactor calls this on the router's
+    ``lvs_directors`` events with the event's minion, whose site is polled (nothing else
+    of the event is used).
+
+    minion
+        The site's router (the reactor's call).
+    site
+        The site to poll; default (no minion either): every site with a director group.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lvs.directors
+        salt-run lvs.directors site=eu
+    """
+    if minion is not None:
+        found = _site_of(minion, site, "router")
+        result = _rounds(lvstun.gate.job_key("directors", minion, found), lambda: _directors(found))
+        return {"site": found.name, "coalesced": True} if result is None else result
+    return _each(site, lambda each: _rounds(lvstun.gate.job_key("directors", None, each),
+                                            lambda: _directors(each)) or {"coalesced": True})
+
+
+def _directors(site):
+    """One round of :func:`directors` over ``site``."""
+    if site.router.kind != "linux" or len(site.directors) < 2:
+        return {"site": site.name, "group": False}
+    view, drained = _router_call(site, "lvs_directors.view"), _router_call(site, "lvs_directors.drained")
+    if not isinstance(view, dict) or not isinstance(drained, list):
+        return {"site": site.name, "answered": False}
+    seen = _rec(lvstun.records.DIRECTORS_SEEN, site)
+    with lvstun.records.locked(__opts__, seen):
+        last = lvstun.records.load(__opts__, seen)
+        if lvstun.shape.finite(last.get("at")) and not (lvstun.shape.finite(view.get("at"))
+                                                        and view["at"] >= last["at"]):
+            return {"site": site.name, "stale": True}  # a later call fired on a newer view already
+        up, reasons = ({} if not isinstance(view.get(key), dict) else view[key] for key in ("up", "reasons"))
+        decisions, verdicts = lvstun.hooks.director_decisions(site, last["up"], up, set(map(str, drained)), reasons,
+                                                              time.time())
+        at = view.get("at") if lvstun.shape.finite(view.get("at")) else None
+        lvstun.records.store(__opts__, seen, {"up": verdicts, "at": at})
+    _fire(decisions)
+    return {"site": site.name, "up": up, "fired": [tag for tag, _ in decisions]}
+
+
 def _router_call(site, fun, *args):
     """Call ``fun`` on the site's Linux router (its director group lives there)."""
     if site.router.kind != "linux" or len(site.directors) < 2:

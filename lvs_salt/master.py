@@ -6,6 +6,7 @@
     reactor:
       - 'salt/beacon/*/lvs_backend/*': [<lvs_salt>/reactor.sls]
       - 'salt/beacon/*/lvs_hosts/*': [<lvs_salt>/reactor.sls]
+      - 'salt/beacon/*/lvs_directors/*': [<lvs_salt>/reactor.sls]
       - 'lvs/hook/*': [<lvs_salt>/hook.sls]       # with config(hook_command=[...])
     ext_pillar:
       - lvs_health: {}
@@ -33,6 +34,7 @@ def config(hook_command=None):
         "reactor": [
             {"salt/beacon/*/lvs_backend/*": [REACTOR_SLS]},
             {"salt/beacon/*/lvs_hosts/*": [REACTOR_SLS]},
+            {"salt/beacon/*/lvs_directors/*": [REACTOR_SLS]},
         ],
         "ext_pillar": [{"lvs_health": {}}],
     }

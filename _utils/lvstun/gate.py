@@ -9,10 +9,12 @@ both because it is one Python module in one process.
 
 An event is dropped before any job when
 
-- its minion is no real server (``lvs_backend``) or director (``lvs_hosts``) of the site
+- its minion is no real server (``lvs_backend``), director (``lvs_hosts``) or router
+  (``lvs_directors``) of the site
   its own pillar names (``lvstun.sites``: read again only when that minion's pillar was
   refreshed), or
-- a job for the same minion (for ``lvs_hosts`` events: the same site's directors' poll)
+- a job for the same minion (for ``lvs_hosts`` and ``lvs_directors`` events: the same
+  site's poll)
   is queued and not started (it asks afresh when it starts), or running (it is told to
   run once more when its round ends): the newest news is never lost.
 
@@ -30,7 +32,8 @@ STALE_JOB = 30  # seconds after which a job that never started (a full pool drop
 _LOCK = threading.Lock()
 _JOBS = {}  # (kind, key) -> {"state": "queued"|"running", "at": monotonic, "again": bool}
 
-ROLE_OF_KIND = {"health": "realserver", "hosts": "director"}
+ROLE_OF_KIND = {"health": "realserver", "hosts": "director", "directors": "router"}
+BEACON_KIND = {"lvs_backend": "health", "lvs_hosts": "hosts", "lvs_directors": "directors"}
 
 
 def site_of(opts, minion, role=None):
@@ -43,27 +46,26 @@ def site_of(opts, minion, role=None):
 
 
 def job_key(kind, minion, site):
-    """The gate's key of a job: a real server's own (health), a site's (hosts)."""
+    """The gate's key of a job: a real server's own (health), a site's (hosts, directors)."""
     return (kind, minion) if kind == "health" else (kind, site.name)
 
 
 def job_for(tag):
     """``(kind, minion)`` of a beacon event tag: ``("health", id)`` for
     ``salt/beacon/<id>/lvs_backend/...``, ``("hosts", id)`` for ``.../lvs_hosts/...``,
-    else ``(None, None)``. Only the tag's minion id is taken, as a name to verify."""
+    ``("directors", id)`` for ``.../lvs_directors/...`` (a router's), else ``(None,
+    None)``. Only the tag's minion id is taken, as a name to verify."""
     parts = str(tag).split("/")
     if len(parts) < 4 or parts[0] != "salt" or parts[1] != "beacon" or not parts[2]:
         return None, None
-    if parts[3] == "lvs_backend":
-        return "health", parts[2]
-    if parts[3] == "lvs_hosts":
-        return "hosts", parts[2]
-    return None, None
+    kind = BEACON_KIND.get(parts[3])
+    return (kind, parts[2]) if kind else (None, None)
 
 
 def admit(opts, kind, minion, now=None):
     """The gate's key when an event of ``kind`` from ``minion`` may start a job now, else
-    None: ``minion`` is no real server (``health``) or director (``hosts``) of its site;
+    None: ``minion`` is no real server (``health``), director (``hosts``) or router
+    (``directors``) of its site;
     or a job for the same key is queued and not started (it takes the news along), or
     running (told to run once more when it ends)."""
     site = site_of(opts, minion, ROLE_OF_KIND[kind])

@@ -11,12 +11,15 @@ drain). Tags (``TAGS``, under ``lvs/hook/``)::
                                         fewer healthy backends than the service's floor
     service/down  service/up            every backend of the service out / one back
     director/drained  director/undrained
-                                        a director out of / back in the router's group
+                                        a director taken out of / put back in the
+                                        router's group by an operator (lvs.drain)
+    director/down  director/up          a director out of / back in the router's group
+                                        by the router's own probes (as the router says)
     rolling/step  rolling/stop          a rolling maintenance's hosts at a step
                                         (lvstun.rolling.STEPS), or stopped and why
 
-Data: ``tag``, ``site`` (backend and service events), ``service``, ``backend`` (minion
-id) and ``address`` where they apply, ``serving`` and ``floor`` (service events),
+Data: ``tag``, ``site``, ``service``, ``backend`` (minion id) and ``address`` where
+they apply, ``director`` (director events), ``serving`` and ``floor`` (service events),
 ``reason``, ``at`` (the master's time), and
 ``signature``: an HMAC-SHA256 of the rest with a key only the master holds. Any minion
 can put any tag and payload on the master's bus (``event.send``), so a reactor acts on
@@ -34,7 +37,7 @@ from . import health
 PREFIX = "lvs/hook/"
 TAGS = ("backend/down", "backend/up", "backend/drained", "backend/undrained", "service/below_floor",
         "service/above_floor", "service/down", "service/up", "director/drained", "director/undrained",
-        "rolling/step", "rolling/stop")
+        "director/down", "director/up", "rolling/step", "rolling/stop")
 
 
 def new_key():
@@ -103,3 +106,23 @@ def decisions(site, before, after, at, reasons=None):
         if (serving == 0) != (serving_before == 0):
             out.append((f"service/{'down' if serving == 0 else 'up'}", {**base, "reason": ""}))
     return [(PREFIX + tag, data) for tag, data in out]
+
+
+def director_decisions(site, before, after, drained, reasons, at):
+    """``([(tag, data)], seen)``: the directors whose verdict by the router's probes
+    changed from ``before`` to ``after`` (``{director: up}``; a director missing counts
+    as up, as the router counts it), and the verdicts to compare the next view with. A
+    drained director (``drained``: the operator's, with hooks of its own) fires nothing
+    and keeps its verdict from before its drain; a name that is no director of ``site``
+    is left out."""
+    out, seen = [], {}
+    for director in sorted(host.minion_id for host in site.directors):
+        up_before, up = before.get(director, True) is not False, after.get(director, True) is not False
+        if director in drained:
+            seen[director] = up_before
+            continue
+        seen[director] = up
+        if up != up_before:
+            out.append((PREFIX + f"director/{'up' if up else 'down'}", {
+                "site": site.name, "director": director, "reason": str(reasons.get(director, ""))[:200], "at": at}))
+    return out, seen

@@ -87,6 +87,10 @@ ROLLING = Record(
                      "at": NUMBER}),
     None, writer="lvs.rolling, at each step (holding its lock the whole rolling: one at a time)",
     readers="lvs.rolling resume=True", lock="site.{}.rolling")
+DIRECTORS_SEEN = Record(
+    "site.{}.directors", Fields(required={"up": MapOf(BOOL)}, optional={"at": AnyOf((NUMBER, NULL))}),
+    {"up": {}}, writer="lvs.directors: the router's view of the directors that its hooks last fired on",
+    readers="lvs.directors (what changed since)", lock="site.{}.directors")
 HOOK_KEY = Record(
     "hook-key", Fields(required={"key": STR}), None,
     writer="the lvs runner, once (lvstun.hooks.new_key): the master's secret for its hooks' signatures",
@@ -158,7 +162,8 @@ HOST_ORIGINALS = Record(
 
 # ------------------------------------------------------------------ a router's
 DIRECTORS_LIVE = Record(
-    "directors-live", Fields(required={"at": AnyOf((NUMBER, NULL)), "up": MapOf(BOOL)}), {"at": None, "up": {}},
+    "directors-live", Fields(required={"at": AnyOf((NUMBER, NULL)), "up": MapOf(BOOL)},
+                             optional={"reasons": MapOf(STR)}), {"at": None, "up": {}},
     writer="the lvs_directors beacon's thread", readers="lvs_directors", lock="directors-group")
 DIRECTORS_DRAINED = Record(
     "directors-drained", ListOf(STR), [], writer="lvs_directors.drain/undrain", readers="lvs_directors",

@@ -32,6 +32,40 @@ def block_service(lab, minion, port=80, blocked=True):
     assert code == 0, err
 
 
+def service_at_boot(lab, minion, starts=True):
+    """Whether ``minion``'s application starts when its kernel boots (off: a service
+    broken after a reboot). Turned on again, it is started now too, as its boot would."""
+    flag = os.path.join(lab.host_dir(minion), "no-service-at-boot")
+    if not starts:
+        with open(flag, "w", encoding="utf-8"):
+            return
+    if not os.path.exists(flag):
+        return
+    os.unlink(flag)
+    # guest-init's own command line, from the host's host.env.
+    code, _, err = lab.capture(minion, "sh", "-c", '. "$LAB_HOSTDIR/host.env"; '
+                               'setsid "$LAB_PYTHON" -m lvs_lab.webserver --name "$LAB_NAME" $LAB_WEB '
+                               '> "$LAB_HOSTDIR/web.log" 2>&1 < /dev/null &')
+    assert code == 0, err
+
+
+def boot_id(lab, minion):
+    """The kernel's boot id of ``minion`` (a new one at every boot)."""
+    code, out, err = lab.capture(minion, "cat", "/proc/sys/kernel/random/boot_id")
+    assert code == 0, err
+    return out.strip()
+
+
+def hooks_run(lab):
+    """The lab's hook command's lines so far (one per hook the runner fired and the
+    master's reactor verified): ``[(tag, service or director, backend, reason)]``."""
+    try:
+        with open(lab.hooks_log, encoding="utf-8") as fh:
+            return [tuple(line.rstrip("\n").split("|", 3)) for line in fh if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
 def wait_for(predicate, timeout, step=0.2):
     """Seconds until ``predicate()`` is true; raise AssertionError after ``timeout``."""
     began = time.monotonic()

@@ -12,36 +12,27 @@ from lvs_lab import health as hh
 REALSERVERS = ("rs1", "rs2", "rs3")
 
 
-def _lines(lab):
-    """The hook command's lines so far: ``[(tag, service, backend, reason)]``."""
-    try:
-        with open(lab.hooks_log, encoding="utf-8") as fh:
-            return [tuple(line.rstrip("\n").split("|", 3)) for line in fh if line.strip()]
-    except FileNotFoundError:
-        return []
-
-
 def _count(lines, tag):
     return sum(1 for line in lines if line[0] == f"lvs/hook/{tag}" and line[1] == "web")
 
 
 def test_every_backend_killed_runs_the_floor_hook_once_and_recovery_runs_its_own(healthy):
     lab = healthy
-    before = len(_lines(lab))
+    before = len(hh.hooks_run(lab))
     for rs in REALSERVERS:
         hh.block_service(lab, rs)
     try:
-        hh.wait_for(lambda: _count(_lines(lab)[before:], "service/below_floor") == 1, hh.TIMEOUT)
-        hh.wait_for(lambda: _count(_lines(lab)[before:], "service/down") == 1, 10)
-        downs = {line[2] for line in _lines(lab)[before:] if line[0] == "lvs/hook/backend/down"}
-        assert downs == set(REALSERVERS), _lines(lab)[before:]
+        hh.wait_for(lambda: _count(hh.hooks_run(lab)[before:], "service/below_floor") == 1, hh.TIMEOUT)
+        hh.wait_for(lambda: _count(hh.hooks_run(lab)[before:], "service/down") == 1, 10)
+        downs = {line[2] for line in hh.hooks_run(lab)[before:] if line[0] == "lvs/hook/backend/down"}
+        assert downs == set(REALSERVERS), hh.hooks_run(lab)[before:]
     finally:
         for rs in REALSERVERS:
             hh.block_service(lab, rs, blocked=False)
-    hh.wait_for(lambda: _count(_lines(lab)[before:], "service/above_floor") == 1, hh.RESTORE)
+    hh.wait_for(lambda: _count(hh.hooks_run(lab)[before:], "service/above_floor") == 1, hh.RESTORE)
     hh.wait_for(lambda: hh.weights(lab) == {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 1}, hh.RESTORE)
     time.sleep(3)  # the runner's later rounds (heartbeats) fire nothing more
-    lines = _lines(lab)[before:]
+    lines = hh.hooks_run(lab)[before:]
     assert [_count(lines, tag) for tag in ("service/below_floor", "service/down", "service/above_floor",
                                            "service/up")] == [1, 1, 1, 1], lines
     ups = {line[2] for line in lines if line[0] == "lvs/hook/backend/up"}
@@ -49,7 +40,7 @@ def test_every_backend_killed_runs_the_floor_hook_once_and_recovery_runs_its_own
 
 
 def test_a_hook_tag_sent_by_a_minion_runs_nothing(lab):
-    before = len(_lines(lab))
+    before = len(hh.hooks_run(lab))
     log = os.path.join(lab.state_dir, "master", "master.log")
     logged = os.path.getsize(log)
     forged = {"service": "web", "serving": 0, "floor": 1, "reason": "forged", "at": time.time(),
@@ -64,4 +55,4 @@ def test_a_hook_tag_sent_by_a_minion_runs_nothing(lab):
 
     hh.wait_for(refused, 20)  # the reactor got it, and refused it
     time.sleep(2)
-    assert _lines(lab)[before:] == []
+    assert hh.hooks_run(lab)[before:] == []

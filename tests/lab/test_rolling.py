@@ -1,8 +1,9 @@
 """Rolling maintenance (``salt-run lvs.rolling``) on the seed's site, through the lab's
-real master, runner and directors: an SLS applied to rs1, rs2 and rs3 in turn under
-steady load loses no request and never has more than one backend out; a host whose
-service does not come back stops the rolling with that host drained and the next one
-untouched. (Reboots: the lab's kernels have no init to reboot them: not tried here.)"""
+real master, runner and directors: rs1, rs2 and rs3 each given an SLS and rebooted in
+turn (Salt's ``system.reboot``: the lab's init reboots its kernel) under steady load
+lose no request and never have more than one backend out; a host whose service does not
+come back after its reboot stops the rolling with that host drained and the next one
+untouched."""
 
 import threading
 import time
@@ -14,8 +15,9 @@ EVERY = {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 1}
 ACTION = "lvs.realserver"  # the real servers' own role, applied again: an action that changes nothing
 
 
-def test_a_rolling_action_under_load_fails_no_request_and_has_one_backend_out_at_a_time(healthy):
+def test_a_rolling_reboot_under_load_fails_no_request_and_has_one_backend_out_at_a_time(healthy):
     lab = healthy
+    booted = {minion: hh.boot_id(lab, minion) for minion in ("rs1", "rs2", "rs3")}
     samples, stop = [], threading.Event()
 
     def sample():
@@ -25,11 +27,11 @@ def test_a_rolling_action_under_load_fails_no_request_and_has_one_backend_out_at
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    steady = load.start_steady(lab, 300, 0.1)  # until the rolling ends (58 s here)
+    steady = load.start_steady(lab, 600, 0.1)  # until the rolling ends
     began = time.monotonic()
     try:
-        result = lab.salt_run("lvs.rolling", "targets=rs1,rs2,rs3", f"action={ACTION}", "timeout=120",
-                              timeout=600)[lab.site().name]
+        result = lab.salt_run("lvs.rolling", "targets=rs1,rs2,rs3", f"action={ACTION}", "reboot=True",
+                              "timeout=120", timeout=900)[lab.site().name]
     finally:
         took = time.monotonic() - began
         time.sleep(2)  # the load goes on a little past the last undrain
@@ -37,8 +39,10 @@ def test_a_rolling_action_under_load_fails_no_request_and_has_one_backend_out_at
         results = steady.result(timeout=400)
         stop.set()
         sampler.join()
-    print(f"rolling of rs1, rs2, rs3 ({ACTION}): {result}; {took:.0f} s; {len(results)} requests")
+    print(f"rolling of rs1, rs2, rs3 ({ACTION}, reboot): {result}; {took:.0f} s; {len(results)} requests")
     assert result["done"] == ["rs1", "rs2", "rs3"], result
+    rebooted = {minion: hh.boot_id(lab, minion) for minion in booted}
+    assert all(rebooted[m] != booted[m] for m in booted), (booted, rebooted)  # each kernel booted again
     assert [r for r in results if not r[2]] == []  # no failed request
     out = [sorted(a for a, w in s.items() if w == 0) for s in samples]
     assert all(len(o) <= 1 for o in out), [o for o in out if len(o) > 1]
@@ -46,18 +50,22 @@ def test_a_rolling_action_under_load_fails_no_request_and_has_one_backend_out_at
     assert hh.weights(lab) == EVERY
 
 
-def test_a_host_whose_service_does_not_return_stops_the_rolling_there(healthy):
+def test_a_host_whose_service_does_not_return_after_its_reboot_stops_the_rolling_there(healthy):
     lab = healthy
-    hh.block_service(lab, "rs2")
+    rs3 = hh.boot_id(lab, "rs3")
+    hh.service_at_boot(lab, "rs2", starts=False)
     try:
-        result = lab.salt_run("lvs.rolling", "targets=rs2,rs3", f"action={ACTION}", "timeout=15",
+        result = lab.salt_run("lvs.rolling", "targets=rs2,rs3", "reboot=True", "timeout=45",
                               timeout=600)[lab.site().name]
         assert result["step"] == "healthy" and result["done"] == [] and "rs2" in result["at"], result
         weights = hh.weights(lab)
         assert weights["10.10.24.22"] == 0 and weights["10.10.24.23"] == 1 and weights["10.10.24.21"] == 1
         drained = hh.record(lab).get("maintenance", {})
         assert list(drained) == ["rs2"], drained  # rs3 never touched
+        assert hh.boot_id(lab, "rs3") == rs3
+        served = hh.client_send(lab, 6)
+        assert served["failed"] == 0 and set(served["answers"]) == {"rs1", "rs3"}, served  # the site serves
     finally:
-        hh.block_service(lab, "rs2", blocked=False)
+        hh.service_at_boot(lab, "rs2")
         lab.salt_run("lvs.undrain", "rs2")
     hh.wait_for(lambda: hh.weights(lab) == EVERY, hh.RESTORE)

@@ -5,7 +5,8 @@ probe rules) and the UML directors (IPVS, connection sync daemons).
 A director is killed, cut off or emptied; the router's own beacon takes it out of the
 group without the master, the flows of the survivor keep their director, and the
 connections through the dead one continue on the survivor (the sync daemons gave it
-their entries). With the master down, each director also drains a dead backend in its
+their entries); the router's verdicts run the master's hooks (``director/down``, then
+``director/up``). With the master down, each director also drains a dead backend in its
 own table (its path checks). Figures with more trials: bench/director_ha.py.
 """
 
@@ -69,7 +70,7 @@ def test_a_killed_director_moves_only_its_flows_and_its_connections_survive(ha_l
     assert all(busy.values()), f"the downloads did not spread over both directors: {busy}"
     steady = load.start_steady(lab, 14)
     time.sleep(3)
-    before = buckets(lab)
+    before, hooks_before = buckets(lab), len(hh.hooks_run(lab))
     killed_at = time.time()
     lab.halt("director")
     lab.wait_director_group(["director2"], 30)  # the killed director taken out
@@ -89,6 +90,13 @@ def test_a_killed_director_moves_only_its_flows_and_its_connections_survive(ha_l
     lab.boot("director")
     lab.wait_booted(["director"])
     lab.wait_director_group(BOTH, 240)  # the restarted director back in the group
+    # The router's verdicts ran the hook command once each, through the master's reactor.
+    def director_hooks():
+        return [line[:2] for line in hh.hooks_run(lab)[hooks_before:] if line[0].startswith("lvs/hook/director/")]
+
+    hh.wait_for(lambda: len(director_hooks()) >= 2, hh.TIMEOUT)
+    time.sleep(2)  # none more
+    assert director_hooks() == [("lvs/hook/director/down", "director"), ("lvs/hook/director/up", "director")]
 
 
 def test_with_the_master_down_a_cut_off_director_leaves_and_returns_and_dead_backends_are_drained(ha_lab):

@@ -6,7 +6,9 @@ import os
 
 import pytest
 import yaml
+from salt.exceptions import SaltInvocationError
 
+import lvstun.gate
 import lvstun.hooks as hooks
 import lvstun.site
 
@@ -100,3 +102,47 @@ def test_the_runner_fires_each_decision_once_signed_with_the_masters_key(tmp_pat
     assert site.fired == []
     # The key stays the master's: the same one at the next use.
     assert site.runner.hook_key(site.runner.__opts__) == key
+
+
+def test_the_routers_verdicts_on_a_director_fire_down_then_up_once_each_and_a_drain_fires_neither(
+        tmp_path, monkeypatch):
+    from tests.unit.harness import Site  # noqa: PLC0415
+
+    site = Site(tmp_path, monkeypatch, directors=("director", "director2"))
+    router = site.site.router.minion_id
+    view = {"at": 100.0, "up": {}, "reasons": {}}  # before the router's first verdict: every director up
+    drained = []
+    monkeypatch.setattr(site.runner, "_router_call",
+                        lambda _site, fun, *args: copy.deepcopy(view if fun == "lvs_directors.view" else drained))
+
+    def poll(at, up, reasons=None):
+        view.update(at=at, up=up, reasons=reasons or {})
+        site.fired.clear()
+        return site.runner.directors(router)
+
+    assert poll(100.0, {})["fired"] == []
+    poll(101.0, {"director": True, "director2": False}, {"director2": "http 10.10.24.88:80: timed out"})
+    key = site.runner.hook_key(site.runner.__opts__)
+    assert [(tag, hooks.verify(key, tag, data)) for tag, data in site.fired] == [(
+        "lvs/hook/director/down", {"tag": "lvs/hook/director/down", "site": site.site.name, "director": "director2",
+                                   "reason": "http 10.10.24.88:80: timed out", "at": site.fired[0][1]["at"]})]
+    assert poll(102.0, {"director": True, "director2": False})["fired"] == []  # a heartbeat: nothing new
+    assert poll(103.0, {"director": True, "director2": True})["fired"] == ["lvs/hook/director/up"]
+    assert poll(99.0, {"director": False, "director2": True}) == {"site": site.site.name, "stale": True}
+    assert site.fired == []  # an older view than one fired on already
+    drained.append("director")  # the operator's drain: lvs.drain fires its own hooks
+    assert poll(104.0, {"director": False, "director2": True})["fired"] == []
+    drained.clear()
+    assert poll(105.0, {"director": True, "director2": True})["fired"] == []
+    # Only the site's router is asked on its event; a director or a stranger is refused.
+    for minion in ("director2", "rs1", "nobody"):
+        with pytest.raises(SaltInvocationError, match="is not a router of any site"):
+            site.runner.directors(minion)
+
+
+def test_a_router_beacon_event_asks_for_lvs_directors_and_nothing_else_does():
+    assert lvstun.gate.job_for("salt/beacon/router/lvs_directors/") == ("directors", "router")
+    assert lvstun.gate.job_for("salt/beacon/rs1/lvs_backend/") == ("health", "rs1")
+    assert lvstun.gate.job_for("salt/beacon/director/lvs_hosts/") == ("hosts", "director")
+    assert lvstun.gate.job_for("salt/beacon/router/lvs_paths/") == (None, None)
+    assert lvstun.gate.job_for("lvs/hook/director/down") == (None, None)
