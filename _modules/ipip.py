@@ -227,15 +227,7 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None,
     drifts = check(vips, device, lan_interface, mtu, sysctls, decap)
     if not drifts:
         return []
-    before, gre_before = tunnel(device), tunnel(GRE)
-    record = lvstun.originals.note_drifts(lvstun.originals.load(__opts__), drifts)
-    record = lvstun.originals.note_link(record, device, before["exists"], before["up"], before["mtu"])
-    if decap["gre"]:
-        record = lvstun.originals.note_link(record, GRE, gre_before["exists"], gre_before["up"], None)
-    for d in drifts:
-        if d["kind"] == "gue-port" and d["want"]:
-            record = lvstun.originals.note_item(record, "fou_ports", int(d["object"]))
-    lvstun.originals.store(__opts__, record)
+    _note_originals(drifts, device, decap)
     with IPRoute() as ipr:
         _ensure_device(ipr, device)
         if decap["gre"]:
@@ -247,31 +239,55 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None,
             lvstun.sysctl.apply(_sysctls(device, lan_interface, sysctls, decap))
         except lvstun.sysctl.SysctlError as err:
             raise CommandExecutionError(str(err)) from err
-        index = lvstun.netlink.link(ipr, device)["index"]
-        changes = {"state": "up"}
-        if mtu is not None:
-            changes["mtu"] = int(mtu)
-        try:
-            ipr.link("set", index=index, **changes)
-            for d in drifts:
-                if d["object"] == GRE and d["kind"] in ("link", "up"):
-                    ipr.link("set", index=lvstun.netlink.link(ipr, GRE)["index"],
-                             state="up" if d["want"] in (True, "present") else "down")
-        except NetlinkError as err:
-            raise CommandExecutionError(f"cannot set {device} {changes}: {err}") from err
-        for vip in vips:
-            prefix = 32 if ":" not in vip else 128
-            try:
-                lvstun.netlink.add_address(ipr, index, f"{vip}/{prefix}")
-            except NetlinkError as err:
-                raise CommandExecutionError(f"cannot add {vip}/{prefix} to {device}: {err}") from err
-        for cidr in _stale(set(lvstun.netlink.addresses(ipr, index)), vips, device):
-            try:
-                lvstun.netlink.del_address(ipr, index, cidr)
-            except NetlinkError as err:
-                raise CommandExecutionError(f"cannot remove {cidr} from {device}: {err}") from err
+        index = _set_links(ipr, device, mtu, drifts)
+        _set_vips(ipr, index, device, vips)
     _apply_gue([d for d in drifts if d["kind"] == "gue-port"])
     return drifts
+
+
+def _note_originals(drifts, device, decap):
+    """Record what the host had before :func:`present` changes it (for ``lvs.clean``)."""
+    before, gre_before = tunnel(device), tunnel(GRE)
+    record = lvstun.originals.note_drifts(lvstun.originals.load(__opts__), drifts)
+    record = lvstun.originals.note_link(record, device, before["exists"], before["up"], before["mtu"])
+    if decap["gre"]:
+        record = lvstun.originals.note_link(record, GRE, gre_before["exists"], gre_before["up"], None)
+    for d in drifts:
+        if d["kind"] == "gue-port" and d["want"]:
+            record = lvstun.originals.note_item(record, "fou_ports", int(d["object"]))
+    lvstun.originals.store(__opts__, record)
+
+
+def _set_links(ipr, device, mtu, drifts):
+    """The tunnel device up (at ``mtu``), gre0 up or down as ``drifts`` say; its index."""
+    index = lvstun.netlink.link(ipr, device)["index"]
+    changes = {"state": "up"}
+    if mtu is not None:
+        changes["mtu"] = int(mtu)
+    try:
+        ipr.link("set", index=index, **changes)
+        for d in drifts:
+            if d["object"] == GRE and d["kind"] in ("link", "up"):
+                ipr.link("set", index=lvstun.netlink.link(ipr, GRE)["index"],
+                         state="up" if d["want"] in (True, "present") else "down")
+    except NetlinkError as err:
+        raise CommandExecutionError(f"cannot set {device} {changes}: {err}") from err
+    return index
+
+
+def _set_vips(ipr, index, device, vips):
+    """``vips`` on the device; the VIPs the pack put there that are stale, off."""
+    for vip in vips:
+        prefix = 32 if ":" not in vip else 128
+        try:
+            lvstun.netlink.add_address(ipr, index, f"{vip}/{prefix}")
+        except NetlinkError as err:
+            raise CommandExecutionError(f"cannot add {vip}/{prefix} to {device}: {err}") from err
+    for cidr in _stale(set(lvstun.netlink.addresses(ipr, index)), vips, device):
+        try:
+            lvstun.netlink.del_address(ipr, index, cidr)
+        except NetlinkError as err:
+            raise CommandExecutionError(f"cannot remove {cidr} from {device}: {err}") from err
 
 
 def _load(module, device, ipr):

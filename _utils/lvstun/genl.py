@@ -367,6 +367,30 @@ def _layout_struct(pieces):
     return struct.Struct(fmt)
 
 
+def _dest_attributes(payload, dest_span, headers, values):
+    """Add the headers and the values (``(offset, struct format, field)``) of the
+    destination attributes in ``dest_span`` of ``payload`` to ``headers`` and ``values``;
+    whether the destination has 64-bit counters."""
+    kinds = dict(DEST_ATTRS)
+    names = {number: name for name, number in _D.items()}
+    stats64 = False
+    for offset, length, kind in _headers(payload, *dest_span):
+        headers.append((offset, (length, kind)))
+        name = names.get(kind & NLA_TYPE_MASK)
+        if name == "stats64":
+            stats64 = True
+            for inner, ilength, ikind in _headers(payload, offset + 4, offset + length):
+                headers.append((inner, (ilength, ikind)))
+                index = (ikind & NLA_TYPE_MASK) - 1
+                if 0 <= index < len(STATS_NAMES) and ilength >= 12:
+                    values.append((inner + 4, "Q", STATS_NAMES[index]))
+        elif name == "addr":
+            values.append((offset + 4, f"{length - 4}s", name))
+        elif kinds.get(name) in _VALUE_FORMATS and length - 4 >= struct.calcsize(_VALUE_FORMATS[kinds[name]]):
+            values.append((offset + 4, _VALUE_FORMATS[kinds[name]], name))
+    return stats64
+
+
 class _DestLayout:
     """Where the kernel put the attributes of one GET_DEST reply, to read the other
     replies of the same dump in a few ``struct`` calls instead of a walk each.
@@ -389,23 +413,7 @@ class _DestLayout:
                 dest_span = (offset + 4, offset + length)
         if dest_span is None:
             raise ValueError("no destination in this reply")
-        kinds = dict(DEST_ATTRS)
-        names = {number: name for name, number in _D.items()}
-        self.stats64 = False
-        for offset, length, kind in _headers(payload, *dest_span):
-            headers.append((offset, (length, kind)))
-            name = names.get(kind & NLA_TYPE_MASK)
-            if name == "stats64":
-                self.stats64 = True
-                for inner, ilength, ikind in _headers(payload, offset + 4, offset + length):
-                    headers.append((inner, (ilength, ikind)))
-                    index = (ikind & NLA_TYPE_MASK) - 1
-                    if 0 <= index < len(STATS_NAMES) and ilength >= 12:
-                        values.append((inner + 4, "Q", STATS_NAMES[index]))
-            elif name == "addr":
-                values.append((offset + 4, f"{length - 4}s", name))
-            elif kinds.get(name) in _VALUE_FORMATS and length - 4 >= struct.calcsize(_VALUE_FORMATS[kinds[name]]):
-                values.append((offset + 4, _VALUE_FORMATS[kinds[name]], name))
+        self.stats64 = _dest_attributes(payload, dest_span, headers, values)
         if not any(field == "addr" for _, _, field in values):
             raise ValueError("no address in this reply")
         # One struct reads every header and value, in offset order: a reply fits when

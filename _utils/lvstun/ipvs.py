@@ -375,12 +375,7 @@ def dest_settings(spec, settings=None, service="service"):
 
     Called once per destination of a table at every state run: its checks are plain
     comparisons, and a destination's address is parsed once per process."""
-    parsed = _DEST_SPECS.get(spec)
-    if parsed is None:
-        dest = parse_dest(spec)
-        parsed = (dest["address"], dest["port"])
-        if len(_DEST_SPECS) < _DEST_SPECS_MAX:
-            _DEST_SPECS[spec] = parsed
+    parsed = _DEST_SPECS.get(spec) or _dest_key(spec)
     settings = settings or {}
     if settings.keys() <= _WEIGHT_ONLY:  # the usual backend: every default, a weight perhaps
         weight = settings.get("weight", 1)
@@ -398,6 +393,20 @@ def dest_settings(spec, settings=None, service="service"):
         u_threshold, l_threshold = int(u_threshold), int(l_threshold)
     if forward != "tunnel":
         return parsed, (forward, weight, u_threshold, l_threshold)
+    return parsed, (forward, weight, u_threshold, l_threshold, *_tunnel_values(spec, settings, service))
+
+
+def _dest_key(spec):
+    """``(address, port)`` of a destination spec, parsed and kept for the next time."""
+    dest = parse_dest(spec)
+    parsed = (dest["address"], dest["port"])
+    if len(_DEST_SPECS) < _DEST_SPECS_MAX:
+        _DEST_SPECS[spec] = parsed
+    return parsed
+
+
+def _tunnel_values(spec, settings, service):
+    """``(tun_type, tun_port, tun_flags)`` of a tunnel destination's ``settings``, checked."""
     tun_type = settings.get("tun_type", "ipip")
     if tun_type not in TUN_TYPES:
         check_choice(tun_type, tuple(TUN_TYPES), f"{service}: tun_type")
@@ -409,8 +418,7 @@ def dest_settings(spec, settings=None, service="service"):
     if "nocsum" in flags:  # no bit: the kernel gives it back as no flag
         flags = [flag for flag in flags if flag != "nocsum"]
     tun_port = settings.get("tun_port", 0)
-    return parsed, (forward, weight, u_threshold, l_threshold, tun_type,
-                    tun_port if tun_port.__class__ is int else int(tun_port), flags)
+    return tun_type, tun_port if tun_port.__class__ is int else int(tun_port), flags
 
 
 def _dest_record(key, values):

@@ -121,6 +121,34 @@ def render(table, site_view):
     return "".join(Text().chunks(table, site_view))
 
 
+
+def _labelled(shape, named, site):
+    """``(rows, services)`` of a table of ``shape`` with the site's view ``named``:
+    ``rows``, one per destination in the table's order: ``(labels, the backend's view entry
+    or None, forward)``; ``services``: ``(labels, view entry or None, index in the table
+    or None, the indexes of the site's backends, not the sorry server)``, the site's
+    services missing from the kernel last."""
+    rows, services = [], []
+    for index, (spec, dests) in enumerate(shape):
+        entry = named.get(spec)
+        name, vip = (entry["service"], entry["vip"]) if entry else (spec, parse_service(spec).get("address") or "")
+        head = f'{site}service="{_label(name)}",vip="{_label(vip)}"'
+        known = entry["backends"] if entry else {}
+        counted = []  # serving when their weight is > 0
+        for j, (address, port, forward) in enumerate(dests):
+            hostport = join_hostport(address, port)
+            mine = known.get(hostport)
+            rows.append((f'{head},backend="{_label(mine["backend"] if mine else hostport)}"', mine, forward))
+            if mine and not mine["sorry"]:
+                counted.append(j)
+        services.append((head, entry, index, counted))
+    present = {spec for spec, _ in shape}
+    for spec, entry in named.items():
+        if spec not in present:  # the site wants it, the kernel does not have it
+            services.append((f'{site}service="{_label(entry["service"])}",vip="{_label(entry["vip"])}"',
+                             entry, None, ()))
+    return rows, services
+
 class Text:
     """The exposition text of a director's table, one metric family at a time.
 
@@ -164,26 +192,7 @@ class Text:
         named = (site_view or {}).get("services", {})
         site = _site_label(site_view)
         self._director_labels = f"{{{site[:-1]}}}" if site else ""  # the director's own series
-        rows = []  # (labels, view entry of the backend or None), in the order of the table's destinations
-        services = []  # (labels, view entry or None, index in the table or None, counted destinations)
-        for index, (spec, dests) in enumerate(shape):
-            entry = named.get(spec)
-            name, vip = (entry["service"], entry["vip"]) if entry else (spec, parse_service(spec).get("address") or "")
-            head = f'{site}service="{_label(name)}",vip="{_label(vip)}"'
-            known = entry["backends"] if entry else {}
-            counted = []  # the site's backends (not the sorry server): serving when their weight is > 0
-            for j, (address, port, forward) in enumerate(dests):
-                hostport = join_hostport(address, port)
-                mine = known.get(hostport)
-                rows.append((f'{head},backend="{_label(mine["backend"] if mine else hostport)}"', mine, forward))
-                if mine and not mine["sorry"]:
-                    counted.append(j)
-            services.append((head, entry, index, counted))
-        present = {spec for spec, _ in shape}
-        for spec, entry in named.items():
-            if spec not in present:  # the site wants it, the kernel does not have it
-                services.append((f'{site}service="{_label(entry["service"])}",vip="{_label(entry["vip"])}"',
-                                 entry, None, ()))
+        rows, services = _labelled(shape, named, site)
         replies = [i for i, (_, _, forward) in enumerate(rows) if forward not in REPLIES_DIRECT]
         self._backend = []
         for name, kind, text, field in BACKEND:
