@@ -489,6 +489,11 @@ def sync_check(interface, sync_id):
     ``sync_id`` (every director of a site runs both: each sends its connections to the
     others and keeps theirs): drift records, empty when none.
 
+    interface
+        The director's LAN interface the daemons send and listen on (``eth0``).
+    sync_id
+        The site's sync id (0-255): daemons of other sites on the same LAN ignore it.
+
     CLI Example:
 
     .. code-block:: bash
@@ -504,6 +509,9 @@ def sync_check(interface, sync_id):
 def sync_apply(interface, sync_id):
     """Run a master and a backup sync daemon on ``interface`` with ``sync_id``
     (restarting one that runs otherwise); return the drifts repaired.
+
+    interface, sync_id
+        As :func:`sync_check` takes them.
 
     CLI Example:
 

@@ -114,6 +114,9 @@ def drain(name):
     the others, which the sync daemons told of it); once it holds no bucket it leaves the
     group (the beacon's next round). Refused when no other director would be left up.
 
+    name
+        The director's minion id, a member of the site's group.
+
     CLI Example:
 
     .. code-block:: bash
@@ -132,6 +135,9 @@ def drain(name):
 def undrain(name):
     """Put director ``name`` back after maintenance: it takes flows again once the
     probes find it forwarding (``ha:rise``), bucket by bucket as they go idle.
+
+    name
+        The director's minion id, a member of the site's group.
 
     CLI Example:
 
@@ -202,6 +208,11 @@ def check(spec=SITE):
     the site's, ``directors`` of ``lvs_site.config``; None: the pack holds no group),
     with the probes' view: drift records, empty when none.
 
+    spec
+        The group: ``{"group": id, "interface": ..., "members": {minion id: {"id", "via"}},
+        "vips": [...], "probe": {...}}`` and its HA settings (``lvstun.dirgroup``); default:
+        the site's (``directors`` of ``lvs_site.config``); None: no group.
+
     CLI Example:
 
     .. code-block:: bash
@@ -219,6 +230,11 @@ def apply(spec=SITE, remember=False):
     The site's group is read, and the router written, under one lock
     (``lvstun.records.locked``): the probes' thread, which rewrites the group with the
     site's group, never puts back the settings of a group the state has just replaced.
+
+    spec
+        As :func:`check` takes it.
+    remember
+        True: record ``spec`` as the site's group once it is held (the state does).
 
     CLI Example:
 
@@ -242,6 +258,11 @@ def probe_all(spec=SITE, only=None):
     [ok, reason]}`` (the site's probe service through each director alone, by its mark;
     a drained director is not probed: it counts as down until undrained and found up);
     ``only``: those directors alone.
+
+    spec
+        As :func:`check` takes it.
+    only
+        A list of minion ids: probe those directors alone (default: every one).
 
     CLI Example:
 

@@ -191,6 +191,10 @@ def set_view(site_view, if_exporter=False):
     site_view
         The site's view (``lvstun.metrics.view``): names, pillar weights, health, drains.
 
+    if_exporter
+        True: store it only on a director whose role runs an exporter (the runner's
+        pushes); default False.
+
     CLI Example:
 
     .. code-block:: bash

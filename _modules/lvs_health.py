@@ -102,6 +102,10 @@ def record(pillar=False):
     with ``pillar``, the one in this minion's pillar when it supersedes the copy: a
     highstate's) with this director's own verdicts on top (``lvstun.health.with_local``).
 
+    pillar
+        True: the record in this minion's pillar (``lvs_health``) counts too, when it
+        supersedes the copy; default False.
+
     CLI Example:
 
     .. code-block:: bash
@@ -158,6 +162,10 @@ def accept(offered):
     and, when this director holds what the master lacks, ``"copy"`` (a later version
     than the one offered) or ``"previous"`` (its copy of a lineage the offered one
     replaced).
+
+    offered
+        A health record of the runner (``lvstun.records.HEALTH_RECORD``'s shape): ``epoch``,
+        ``seq``, ``health``, ``maintenance``.
 
     CLI Example:
 
@@ -270,6 +278,10 @@ def apply(record=None):  # pylint: disable=redefined-outer-name
     "new"}}}}`` (``changes`` has ``"missing"``: destinations this director's table
     lacks, as before its next highstate); with ``record``, ``"copy"`` or ``"previous"``
     when the master lacks what this director holds (:func:`accept`).
+
+    record
+        A health record the runner pushes (as :func:`accept` takes it); default: none, the
+        director's own copy.
 
     CLI Example:
 

@@ -93,6 +93,9 @@ def _index(ipr, name):
 def interface(name):
     """Describe interface ``name``: ``{exists, up, mtu, addresses}``.
 
+    name
+        The interface (``eth0``, ``tunl0``).
+
     CLI Example:
 
     .. code-block:: bash
@@ -157,12 +160,22 @@ def _apply_routes(ipr, routes):
 def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None, routes=None):
     """Every difference between this host and the wanted setup: a list of drift records
     (``kind``, ``object``, ``want``, ``have``; :mod:`lvstun.drift`), empty when none.
+    Each concern is checked only when given.
 
-    ``addresses``: ``{interface: [address/prefix, ...]}``; ``gateway``: the default
-    route's next hop; ``sysctls``: ``{name: value}``; ``vip_routes``: ``{vips, table,
-    advmss, gateway, interface, subnet}``; ``vips``: ``{interface, addresses, subnet}``;
-    ``routes``: ``{destination: {via: [next hops], interface}}`` (ECMP when several),
-    the routes the pack owns (others are left alone).
+    addresses
+        ``{interface: [address/prefix, ...]}``: addresses the interfaces hold.
+    gateway
+        The default route's next hop.
+    sysctls
+        ``{name: value}`` (``net.ipv4.ip_forward: 1``).
+    vip_routes
+        ``{vips, table, advmss, gateway, interface, subnet}``: a real server's replies
+        from its VIPs routed by a table of their own, with the tunnel's MSS.
+    vips
+        ``{interface, addresses, subnet}``: a director's VIPs on its LAN interface.
+    routes
+        ``{destination: {via: [next hops], interface}}`` (ECMP when several): the routes
+        the pack owns (others are left alone).
 
     CLI Example:
 

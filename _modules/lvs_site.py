@@ -41,6 +41,10 @@ def tree(applied=False):
     ``table`` or ``metrics``, the one a director's table (or metrics) state last applied
     (:func:`note_applied`; the highstate's before any).
 
+    applied
+        False (default): this minion's pillar; True: the site the last highstate applied;
+        ``table`` or ``metrics``: the one a director's table or metrics state applied.
+
     CLI Example:
 
     .. code-block:: bash
@@ -66,6 +70,9 @@ def note_applied(part):
     writing by the site that state applied before: a highstate reports (and
     ``test=True`` predicts) the weights it changes, and nothing writes the new site's
     weights before it.
+
+    part
+        ``table`` or ``metrics``: the director's state that applied the site.
 
     CLI Example:
 
@@ -130,6 +137,9 @@ def role(minion_id=None):
 
     Raises ``SaltInvocationError`` when the site's pillar is invalid.
 
+    minion_id
+        Another minion of the site (default: this one).
+
     CLI Example:
 
     .. code-block:: bash
@@ -146,6 +156,11 @@ def config(minion_id=None, applied=False):
     one a director's table or metrics state applied, :func:`tree`).
 
     Raises ``SaltInvocationError`` (every problem, by pillar path) when the site is invalid.
+
+    minion_id
+        Another minion of the site (default: this one).
+    applied
+        As :func:`tree` takes it (default False: this minion's pillar).
 
     CLI Example:
 

@@ -180,21 +180,11 @@ def _current(site):
         return _load_record(site)
 
 
-def hook_key(opts):
-    """The master's key for its hooks' signatures (made at the first use)."""
-    with lvstun.records.locked(opts, lvstun.records.HOOK_KEY):
-        found = lvstun.records.load(opts, lvstun.records.HOOK_KEY)
-        if found is None:
-            found = {"key": lvstun.hooks.new_key()}
-            lvstun.records.store(opts, lvstun.records.HOOK_KEY, found)
-    return found["key"]
-
-
 def _fire(decisions):
     """Fire each ``(tag, data)`` on the master's event bus, signed (``lvstun.hooks``)."""
     if not decisions:
         return
-    key = hook_key(__opts__)
+    key = lvstun.hooks.master_key(__opts__)
     with _bus() as bus:
         for tag, data in decisions:
             bus.fire_event(lvstun.hooks.signed(key, tag, data), tag)
@@ -305,6 +295,11 @@ def health(minion, site=None):
     """Re-check one real server (the reactor's entry for its ``lvs_backend`` event):
     ask it for its report and apply what it says to its own backends only, in its site
     (the one its own pillar names; ``site``: checked to be that one).
+
+    minion
+        The real server to check (the reactor passes the event's minion id).
+    site
+        The site it must be of (default: the one its own pillar names).
 
     CLI Example:
 
@@ -462,7 +457,7 @@ def _hosts(site):
         before, old, reasons = _published(site, record), copy.deepcopy(record), {}
         now = time.time()
         for host in site.realservers:
-            verdict = host_verdict([view.get(host.minion_id) for view in views], len(directors))
+            verdict = lvstun.health.host_verdict([view.get(host.minion_id) for view in views], len(directors))
             if verdict is not None:
                 lvstun.healthrecord.apply_verdict(site, record, now, host.minion_id, host=verdict)
                 reasons[host.minion_id] = "reachable again" if verdict else \
@@ -470,16 +465,6 @@ def _hosts(site):
     pushed = _push(site, before)
     _decided(site, old, record, reasons)
     return {**result, **pushed}
-
-
-def host_verdict(seen, directors):
-    """Whether a real server's host is up (True), down (False: a majority of the site's
-    ``directors`` cannot reach it) or unknown (None: no director answered for it).
-    Only ``True``/``False`` count; anything else a director says is no answer."""
-    said = [value for value in seen if value is True or value is False]
-    if not said:
-        return None
-    return sum(1 for value in said if value is False) <= directors // 2
 
 
 def directors(minion=None, site=None):
@@ -579,6 +564,17 @@ def drain(minion, service=None, reason="maintenance", timeout=60, site=None):
     daemons gave them the entries); the runner waits until it forwards nothing more (at
     most ``timeout`` seconds) and says whether it is ``idle``.
 
+    minion
+        A real server, or a director of a site with several (out of the router's group).
+    service
+        Drain only the real server's backend of this service (default: all of them).
+    reason
+        Words kept with the drain, shown by ``lvs.status`` and its hooks.
+    timeout
+        A director: seconds to wait until it forwards nothing more (default 60).
+    site
+        The site it must be of (default: the one its own pillar names).
+
     CLI Example:
 
     .. code-block:: bash
@@ -613,6 +609,13 @@ def drain(minion, service=None, reason="maintenance", timeout=60, site=None):
 def undrain(minion, service=None, site=None):
     """End a maintenance drain (all of ``minion``'s, or the one of ``service``): the
     backends return to their pillar weight, unless their health keeps them out.
+
+    minion
+        A real server or a director drained before.
+    service
+        End only the drain of this service's backend (default: every drain of the host).
+    site
+        The site it must be of (default: the one its own pillar names).
 
     CLI Example:
 
@@ -662,6 +665,9 @@ def status(site=None):
     (``path_down``), and from each director the live weight, connections and traffic:
     ``{site: {"directors": {...}, "services": {name: {...}}}}``; an invalid site:
     ``{site: {"error": text}}``.
+
+    site
+        One site's name (default: every site of the master's minions, each apart).
 
     CLI Example:
 

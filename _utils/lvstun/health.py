@@ -123,3 +123,13 @@ def may_restore(entry, now, hold=HOLD):
     """A backend that went down comes back only ``hold`` seconds after it went down:
     a flapping backend changes weight at most twice per ``hold`` seconds."""
     return now - float(entry.get("down_at") or 0) >= hold
+
+
+def host_verdict(seen, directors):
+    """Whether a real server's host is up (True), down (False: a majority of the site's
+    ``directors`` cannot reach it) or unknown (None: no director answered for it).
+    Only ``True``/``False`` count; anything else a director says is no answer."""
+    said = [value for value in seen if value is True or value is False]
+    if not said:
+        return None
+    return sum(1 for value in said if value is False) <= directors // 2

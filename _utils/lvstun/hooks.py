@@ -32,7 +32,7 @@ import hmac
 import json
 import secrets
 
-from . import health
+from . import health, records
 
 PREFIX = "lvs/hook/"
 TAGS = ("backend/down", "backend/up", "backend/drained", "backend/undrained", "service/below_floor",
@@ -42,6 +42,17 @@ TAGS = ("backend/down", "backend/up", "backend/drained", "backend/undrained", "s
 
 def new_key():
     return secrets.token_hex(32)
+
+
+def master_key(opts):
+    """The master's key for its hooks' signatures (``records.HOOK_KEY``, made at the
+    first use)."""
+    with records.locked(opts, records.HOOK_KEY):
+        found = records.load(opts, records.HOOK_KEY)
+        if found is None:
+            found = {"key": new_key()}
+            records.store(opts, records.HOOK_KEY, found)
+    return found["key"]
 
 
 def _digest(key, tag, data):

@@ -241,4 +241,4 @@ def test_report_values_are_read_strictly_and_a_future_date_counts_as_now(monkeyp
     ([], 2, None),
 ])
 def test_a_host_is_down_only_when_a_majority_of_directors_says_so(seen, directors, verdict):
-    assert _runner_module().host_verdict(seen, directors) is verdict
+    assert health.host_verdict(seen, directors) is verdict

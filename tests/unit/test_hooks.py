@@ -85,7 +85,7 @@ def test_the_runner_fires_each_decision_once_signed_with_the_masters_key(tmp_pat
 
     site = Site(tmp_path, monkeypatch)
     site.runner.drain("rs2", reason="kernel upgrade")
-    key = site.runner.hook_key(site.runner.__opts__)
+    key = hooks.master_key(site.runner.__opts__)
     assert [(tag, hooks.verify(key, tag, data)["reason"]) for tag, data in site.fired] == [
         ("lvs/hook/backend/drained", "kernel upgrade")]
     site.fired.clear()
@@ -101,7 +101,7 @@ def test_the_runner_fires_each_decision_once_signed_with_the_masters_key(tmp_pat
     site.runner.health("rs3")  # the same report again (a heartbeat): no decision, no hook
     assert site.fired == []
     # The key stays the master's: the same one at the next use.
-    assert site.runner.hook_key(site.runner.__opts__) == key
+    assert hooks.master_key(site.runner.__opts__) == key
 
 
 def test_the_routers_verdicts_on_a_director_fire_down_then_up_once_each_and_a_drain_fires_neither(
@@ -122,7 +122,7 @@ def test_the_routers_verdicts_on_a_director_fire_down_then_up_once_each_and_a_dr
 
     assert poll(100.0, {})["fired"] == []
     poll(101.0, {"director": True, "director2": False}, {"director2": "http 10.10.24.88:80: timed out"})
-    key = site.runner.hook_key(site.runner.__opts__)
+    key = hooks.master_key(site.runner.__opts__)
     assert [(tag, hooks.verify(key, tag, data)) for tag, data in site.fired] == [(
         "lvs/hook/director/down", {"tag": "lvs/hook/director/down", "site": site.site.name, "director": "director2",
                                    "reason": "http 10.10.24.88:80: timed out", "at": site.fired[0][1]["at"]})]
