@@ -46,11 +46,7 @@ import lvstun.probe
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.beaconconf)
-fresh(lvstun.drift)
-fresh(lvstun.health)
-fresh(lvstun.probe)
-fresh(lvstun.records)
+fresh(lvstun.beaconconf, lvstun.drift, lvstun.health, lvstun.probe, lvstun.records)
 
 log = logging.getLogger(__name__)
 

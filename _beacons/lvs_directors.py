@@ -39,10 +39,7 @@ import lvstun.drift
 import lvstun.health
 from lvstun.fresh import fresh
 
-fresh(lvstun.beaconconf)
-fresh(lvstun.beaconthread)
-fresh(lvstun.drift)
-fresh(lvstun.health)
+fresh(lvstun.beaconconf, lvstun.beaconthread, lvstun.drift, lvstun.health)
 
 log = logging.getLogger(__name__)
 

@@ -48,11 +48,7 @@ import lvstun.pathcheck
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.beaconconf)
-fresh(lvstun.beaconthread)
-fresh(lvstun.health)
-fresh(lvstun.pathcheck)
-fresh(lvstun.records)
+fresh(lvstun.beaconconf, lvstun.beaconthread, lvstun.health, lvstun.pathcheck, lvstun.records)
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,7 @@ import lvstun.ios
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.drift)
-fresh(lvstun.ios)
-fresh(lvstun.records)
+fresh(lvstun.drift, lvstun.ios, lvstun.records)
 
 __virtualname__ = "iosnat"
 

@@ -19,11 +19,7 @@ import lvstun.ipvsclient
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.drift)
-fresh(lvstun.ipvs)
-fresh(lvstun.genl)
-fresh(lvstun.ipvsclient)
-fresh(lvstun.records)
+fresh(lvstun.drift, lvstun.ipvs, lvstun.genl, lvstun.ipvsclient, lvstun.records)
 
 __virtualname__ = "ipvs"
 __func_alias__ = {"list_": "list"}

@@ -19,10 +19,7 @@ import lvstun.roles
 import lvstun.site
 from lvstun.fresh import fresh
 
-fresh(lvstun.health)
-fresh(lvstun.records)
-fresh(lvstun.roles)
-fresh(lvstun.site)
+fresh(lvstun.health, lvstun.records, lvstun.roles, lvstun.site)
 
 __virtualname__ = "lvs_site"
 

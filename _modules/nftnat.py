@@ -23,10 +23,7 @@ import lvstun.drift
 import lvstun.originals
 from lvstun.fresh import fresh
 
-fresh(lvstun.address)
-fresh(lvstun.command)
-fresh(lvstun.drift)
-fresh(lvstun.originals)
+fresh(lvstun.address, lvstun.command, lvstun.drift, lvstun.originals)
 
 __virtualname__ = "nftnat"
 FAMILY = "ip"

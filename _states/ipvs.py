@@ -29,9 +29,7 @@ import lvstun.ipvs
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.converge)
-fresh(lvstun.ipvs)
-fresh(lvstun.records)
+fresh(lvstun.converge, lvstun.ipvs, lvstun.records)
 
 
 def __virtual__():

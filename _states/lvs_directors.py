@@ -17,8 +17,7 @@ import lvstun.converge
 import lvstun.drift
 from lvstun.fresh import fresh
 
-fresh(lvstun.converge)
-fresh(lvstun.drift)
+fresh(lvstun.converge, lvstun.drift)
 
 
 def __virtual__():

@@ -29,8 +29,7 @@ import lvstun.records
 import lvstun.roles
 from lvstun.fresh import fresh
 
-fresh(lvstun.records)
-fresh(lvstun.roles)
+fresh(lvstun.records, lvstun.roles)
 
 
 def __virtual__():
