@@ -434,12 +434,7 @@ def hosts(minion=None, site=None):
         salt-run lvs.hosts
         salt-run lvs.hosts site=eu
     """
-    if minion is not None:
-        found = _site_of(minion, site, "director")
-        result = _rounds(lvstun.gate.job_key("hosts", minion, found), lambda: _hosts(found))
-        return {"site": found.name, "coalesced": True} if result is None else result
-    return _each(site, lambda each: _rounds(lvstun.gate.job_key("hosts", None, each), lambda: _hosts(each))
-                 or {"coalesced": True})
+    return _site_polls("hosts", minion, site, _hosts)
 
 
 def _hosts(site):
@@ -487,12 +482,19 @@ def directors(minion=None, site=None):
         salt-run lvs.directors
         salt-run lvs.directors site=eu
     """
+    return _site_polls("directors", minion, site, _directors)
+
+
+def _site_polls(kind, minion, site, poll):
+    """Run ``poll(Site)`` as the gate's job of ``kind`` (``hosts``, ``directors``): for
+    the site of ``minion`` (in the role the gate expects of that kind's events), or for
+    ``site``, or every site, each apart."""
     if minion is not None:
-        found = _site_of(minion, site, "router")
-        result = _rounds(lvstun.gate.job_key("directors", minion, found), lambda: _directors(found))
+        found = _site_of(minion, site, lvstun.gate.ROLE_OF_KIND[kind])
+        result = _rounds(lvstun.gate.job_key(kind, minion, found), lambda: poll(found))
         return {"site": found.name, "coalesced": True} if result is None else result
-    return _each(site, lambda each: _rounds(lvstun.gate.job_key("directors", None, each),
-                                            lambda: _directors(each)) or {"coalesced": True})
+    return _each(site, lambda each: _rounds(lvstun.gate.job_key(kind, None, each), lambda: poll(each))
+                 or {"coalesced": True})
 
 
 def _directors(site):
