@@ -46,7 +46,11 @@ import lvstun.probe
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.beaconconf, lvstun.drift, lvstun.health, lvstun.probe, lvstun.records)
+fresh(lvstun.beaconconf)
+fresh(lvstun.drift)
+fresh(lvstun.health)
+fresh(lvstun.probe)
+fresh(lvstun.records)
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,10 @@ import lvstun.drift
 import lvstun.health
 from lvstun.fresh import fresh
 
-fresh(lvstun.beaconconf, lvstun.beaconthread, lvstun.drift, lvstun.health)
+fresh(lvstun.beaconconf)
+fresh(lvstun.beaconthread)
+fresh(lvstun.drift)
+fresh(lvstun.health)
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,10 @@ import lvstun.probe
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.beaconconf, lvstun.health, lvstun.probe, lvstun.records)
+fresh(lvstun.beaconconf)
+fresh(lvstun.health)
+fresh(lvstun.probe)
+fresh(lvstun.records)
 
 __virtualname__ = "lvs_hosts"
 SETTINGS = {"probe_timeout": lvstun.beaconconf.Setting(0.4), "rise": lvstun.beaconconf.Setting(2, integer=True),

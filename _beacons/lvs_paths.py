@@ -48,7 +48,11 @@ import lvstun.pathcheck
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.beaconconf, lvstun.beaconthread, lvstun.health, lvstun.pathcheck, lvstun.records)
+fresh(lvstun.beaconconf)
+fresh(lvstun.beaconthread)
+fresh(lvstun.health)
+fresh(lvstun.pathcheck)
+fresh(lvstun.records)
 
 log = logging.getLogger(__name__)
 

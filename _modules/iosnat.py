@@ -31,7 +31,9 @@ import lvstun.ios
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.drift, lvstun.ios, lvstun.records)
+fresh(lvstun.drift)
+fresh(lvstun.ios)
+fresh(lvstun.records)
 
 __virtualname__ = "iosnat"
 

@@ -29,7 +29,12 @@ except ImportError:  # pragma: no cover
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-fresh(lvstun.drift, lvstun.fou, lvstun.originals, lvstun.tun, lvstun.sysctl, lvstun.netlink)
+fresh(lvstun.drift)
+fresh(lvstun.fou)
+fresh(lvstun.originals)
+fresh(lvstun.tun)
+fresh(lvstun.sysctl)
+fresh(lvstun.netlink)
 __virtualname__ = "ipip"
 FALLBACK = "tunl0"
 GRE = "gre0"  # the kernel's GRE device (ip_gre): it takes keyless GRE from any host

@@ -19,7 +19,11 @@ import lvstun.ipvsclient
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.drift, lvstun.ipvs, lvstun.genl, lvstun.ipvsclient, lvstun.records)
+fresh(lvstun.drift)
+fresh(lvstun.ipvs)
+fresh(lvstun.genl)
+fresh(lvstun.ipvsclient)
+fresh(lvstun.records)
 
 __virtualname__ = "ipvs"
 __func_alias__ = {"list_": "list"}

@@ -24,7 +24,11 @@ import lvstun.probe
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.command, lvstun.dirgroup, lvstun.drift, lvstun.probe, lvstun.records)
+fresh(lvstun.command)
+fresh(lvstun.dirgroup)
+fresh(lvstun.drift)
+fresh(lvstun.probe)
+fresh(lvstun.records)
 
 __virtualname__ = "lvs_directors"
 IP_TIMEOUT = 30  # seconds

@@ -34,7 +34,10 @@ import lvstun.owned
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.owned, lvstun.drift, lvstun.metrics, lvstun.records)
+fresh(lvstun.owned)
+fresh(lvstun.drift)
+fresh(lvstun.metrics)
+fresh(lvstun.records)
 
 __virtualname__ = "lvs_exporter"
 MODULE = "lvstun.exporter"

@@ -37,7 +37,11 @@ import lvstun.records
 import lvstun.roles
 from lvstun.fresh import fresh
 
-fresh(lvstun.health, lvstun.healthrecord, lvstun.owned, lvstun.records, lvstun.roles)
+fresh(lvstun.health)
+fresh(lvstun.healthrecord)
+fresh(lvstun.owned)
+fresh(lvstun.records)
+fresh(lvstun.roles)
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,12 @@ except ImportError:  # pragma: no cover
 import netaddr
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-fresh(lvstun.address, lvstun.drift, lvstun.netlink, lvstun.originals, lvstun.sysctl, lvstun.tun)
+fresh(lvstun.address)
+fresh(lvstun.drift)
+fresh(lvstun.netlink)
+fresh(lvstun.originals)
+fresh(lvstun.sysctl)
+fresh(lvstun.tun)
 __virtualname__ = "lvs_net"
 RULE_PRIORITY = 1042  # before the main table (32766)
 RT_SCOPE_NOWHERE = 255  # in a route deletion: match a route of any scope (as ip route del does)

@@ -19,7 +19,10 @@ import lvstun.roles
 import lvstun.site
 from lvstun.fresh import fresh
 
-fresh(lvstun.health, lvstun.records, lvstun.roles, lvstun.site)
+fresh(lvstun.health)
+fresh(lvstun.records)
+fresh(lvstun.roles)
+fresh(lvstun.site)
 
 __virtualname__ = "lvs_site"
 

@@ -23,7 +23,10 @@ import lvstun.drift
 import lvstun.originals
 from lvstun.fresh import fresh
 
-fresh(lvstun.address, lvstun.command, lvstun.drift, lvstun.originals)
+fresh(lvstun.address)
+fresh(lvstun.command)
+fresh(lvstun.drift)
+fresh(lvstun.originals)
 
 __virtualname__ = "nftnat"
 FAMILY = "ip"

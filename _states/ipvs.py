@@ -29,7 +29,9 @@ import lvstun.ipvs
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.converge, lvstun.ipvs, lvstun.records)
+fresh(lvstun.converge)
+fresh(lvstun.ipvs)
+fresh(lvstun.records)
 
 
 def __virtual__():

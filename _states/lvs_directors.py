@@ -17,7 +17,8 @@ import lvstun.converge
 import lvstun.drift
 from lvstun.fresh import fresh
 
-fresh(lvstun.converge, lvstun.drift)
+fresh(lvstun.converge)
+fresh(lvstun.drift)
 
 
 def __virtual__():

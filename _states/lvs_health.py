@@ -29,7 +29,8 @@ import lvstun.records
 import lvstun.roles
 from lvstun.fresh import fresh
 
-fresh(lvstun.records, lvstun.roles)
+fresh(lvstun.records)
+fresh(lvstun.roles)
 
 
 def __virtual__():

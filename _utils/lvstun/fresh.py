@@ -40,14 +40,7 @@ def _refresh(module, seen):
     return stale
 
 
-def fresh(*modules):
-    """Re-import each of ``modules`` that (or a sibling it imports) may be stale; return
-    the first (a loader module names the shared modules it uses in one call, at import).
-
-    .. code-block:: python
-
-        fresh(lvstun.drift, lvstun.ipvs)
-    """
-    for module in modules:
-        _refresh(module, set())
-    return modules[0] if modules else None
+def fresh(module):
+    """Return ``module``, re-imported first if it (or a sibling it imports) may be stale."""
+    _refresh(module, set())
+    return module

@@ -52,13 +52,3 @@ def test_modules_that_import_each_other_do_not_loop(tmp_path, monkeypatch):
     _package(tmp_path, monkeypatch, {"a.py": "from . import b\n", "b.py": "from . import a\n"})
     module = importlib.import_module("freshprobe.a")
     assert lvstun.fresh.fresh(module) is module
-
-
-def test_one_call_refreshes_every_module_it_names(tmp_path, monkeypatch):
-    package = _package(tmp_path, monkeypatch, {"one.py": "VALUE = 1\n", "two.py": "VALUE = 1\n"})
-    one, two = (importlib.import_module(f"freshprobe.{name}") for name in ("one", "two"))
-    lvstun.fresh.fresh(one, two)
-    _touch_later(package / "one.py", "VALUE = 2\n")
-    _touch_later(package / "two.py", "VALUE = 3\n")
-    lvstun.fresh.fresh(one, two)
-    assert (one.VALUE, two.VALUE) == (2, 3)
