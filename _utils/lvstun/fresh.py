@@ -7,6 +7,11 @@ go on using the old code. :func:`fresh` re-imports a module whose file changed s
 it was last checked, and the first time it sees a module (it cannot know how old that
 import is); modules of the same package that it imports are refreshed first, and a
 refreshed one makes its importers re-import too (their ``from .x import NAME`` bindings).
+
+This module is the one that cannot refresh itself: a minion upgraded in place runs the
+new loader modules with the ``fresh`` it imported first. So :func:`fresh` keeps its
+signature (one module per call) from release to release
+(``tests/unit/test_fresh.py`` checks every call in the pack).
 """
 
 import importlib

@@ -52,3 +52,21 @@ def test_modules_that_import_each_other_do_not_loop(tmp_path, monkeypatch):
     _package(tmp_path, monkeypatch, {"a.py": "from . import b\n", "b.py": "from . import a\n"})
     module = importlib.import_module("freshprobe.a")
     assert lvstun.fresh.fresh(module) is module
+
+
+def test_every_call_in_the_pack_passes_one_module_as_the_fresh_of_an_older_release_takes_it():
+    # A minion upgraded in place loads the new loader modules with the fresh() it imported
+    # at its start (fresh cannot refresh itself): a call of another shape would fail there.
+    import ast  # noqa: PLC0415
+    import glob  # noqa: PLC0415
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    calls = 0
+    for path in glob.glob(os.path.join(repo, "_*", "**", "*.py"), recursive=True):
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "fresh":
+                calls += 1
+                assert len(node.args) == 1 and not node.keywords, f"{path}:{node.lineno}"
+    assert calls > 20
