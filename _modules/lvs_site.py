@@ -123,13 +123,7 @@ def validate(pillar=None):
 
         salt '*' lvs_site.validate
     """
-    if pillar is None:
-        pillar = {lvstun.site.PILLAR_KEY: _pillar()}
-    try:
-        lvstun.site.parse(pillar)
-    except lvstun.site.SiteError as err:
-        return err.errors
-    return []
+    return lvstun.site.problems({lvstun.site.PILLAR_KEY: _pillar()} if pillar is None else pillar)
 
 
 def role(minion_id=None):

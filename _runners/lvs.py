@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
 PUSH_TIMEOUT = 15  # seconds the directors have to confirm a push
 STALE = 3  # heartbeats: a beacon report older than this says nothing
+BOOT_ID = "/proc/sys/kernel/random/boot_id"  # a new one at every boot: a rolling's reboot happened
 
 
 def _client():
@@ -950,17 +951,27 @@ def _roll_action(site, group, directors, plan, progress):
             return f"state.apply {plan['action']} failed on {', '.join(failed)}"
         _say(f"{', '.join(group)}: applied {plan['action']} ({round(time.time() - since, 1)} s)")
     if plan["reboot"]:
+        before = _boot_ids(group)
+        silent = [name for name in group if name not in before]
+        if silent:
+            return f"{', '.join(silent)} did not say its boot id ({BOOT_ID}) before the reboot"
         _cmd(group, "system.reboot", tgt_type="list", timeout=15)
 
-        def answering():
-            answers = _cmd(group, "test.ping", tgt_type="list", timeout=5)
-            return [name for name in group if answers.get(name) is True]
+        def rebooted():  # each answers from a new boot (however short its time down)
+            now = _boot_ids(group)
+            return all(now.get(name, before[name]) != before[name] for name in group)
 
-        gone = _wait(lambda: len(answering()) < len(group), plan["timeout"])
-        if gone is None or _wait(lambda: len(answering()) == len(group), plan["timeout"]) is None:
-            return f"not back within {plan['timeout']:g} s of the reboot"
+        if _wait(rebooted, plan["timeout"]) is None:
+            return f"not back within {plan['timeout']:g} s of the reboot (no answer from a new boot)"
         _say(f"{', '.join(group)}: back after the reboot ({round(time.time() - since, 1)} s)")
     return None
+
+
+def _boot_ids(group):
+    """``{minion: its kernel's boot id}`` of those of ``group`` that answer now."""
+    answers = _cmd(group, "file.read", [BOOT_ID], tgt_type="list", timeout=ASK_TIMEOUT)
+    return {name: answers[name].strip() for name in group
+            if isinstance(answers.get(name), str) and answers[name].strip()}
 
 
 def _roll_healthy(site, group, directors, plan, progress):

@@ -410,6 +410,16 @@ def _choice(errors, path, value, choices):
     return value
 
 
+def problems(pillar):
+    """Every problem of ``pillar`` as a site, by pillar path (:func:`parse`'s); empty
+    when it is valid."""
+    try:
+        parse(pillar)
+    except SiteError as err:
+        return err.errors
+    return []
+
+
 def parse(pillar):
     """Validate the ``lvs`` pillar tree and return a :class:`Site`; raise :class:`SiteError`.
 

@@ -117,6 +117,7 @@ class Site:
         self.sent = []
         self.fired = []  # (tag, data) the runner put on the master's event bus
         self.failing, self.silent = set(), set()  # real servers whose state.apply fails, that do not answer
+        self.boots = {}  # real server -> how many times it rebooted
         monkeypatch.setattr(self.runner, "_client", lambda: types.SimpleNamespace(cmd=self.cmd))
         monkeypatch.setattr(self.runner, "_bus", lambda: _Bus(self.fired))
 
@@ -150,16 +151,20 @@ class Site:
                     out[target] = answer
             elif fun == "lvs_health.report" and target in self.reports:
                 out[target] = copy.deepcopy(self.reports[target])
-            elif fun in ("state.apply", "system.reboot", "test.ping") and target not in self.silent:
+            elif fun in ("state.apply", "system.reboot", "test.ping", "file.read") and target not in self.silent:
                 out[target] = self.host_call(target, fun, args)
         return out
 
     def host_call(self, target, fun, args):
         """A real server's answer to the rolling's calls (``self.failing``: its
-        state.apply fails)."""
+        state.apply fails; its boot id changes at each system.reboot)."""
         if fun == "state.apply":
             ok = target not in self.failing
             return {f"pkg_|-{args[0]}_|-{args[0]}_|-installed": {"result": ok, "comment": "", "changes": {}}}
+        if fun == "system.reboot":
+            self.boots[target] = self.boots.get(target, 0) + 1
+        if fun == "file.read":
+            return f"boot-{target}-{self.boots.get(target, 0)}\n"
         return True
 
     def weight(self, director, minion, spec="tcp:10.10.24.88:80"):

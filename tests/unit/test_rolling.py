@@ -116,17 +116,28 @@ def test_a_batch_that_would_take_a_service_below_its_floor_is_not_drained(site):
     assert site.current()["maintenance"] == {} and calls(site, "state.apply") == []
 
 
-def test_a_reboot_waits_for_the_host_to_go_and_come_back(site):
-    answers = iter([True, False, False, True])  # test.ping: still up, gone, gone, back
+def test_a_reboot_waits_for_the_host_to_answer_from_a_new_boot(site):
+    said = iter(["boot-a", "boot-a", None, None, "boot-b"])  # its boot id: before, not yet, gone, gone, back
     call = site.host_call
 
     def rebooting(target, fun, args):
-        return next(answers) if fun == "test.ping" else call(target, fun, args)
+        return next(said) if fun == "file.read" else call(target, fun, args)
 
     site.host_call = rebooting
     result = roll(site, targets="rs1", reboot=True, timeout=30)
     assert result["done"] == ["rs1"]
     assert calls(site, "system.reboot") == [("system.reboot", "rs1")]
+    assert next(said, "all read") == "all read"
+
+
+def test_a_reboot_too_fast_to_be_seen_down_counts_and_one_that_never_happens_stops_there(site):
+    result = roll(site, targets="rs1", reboot=True, timeout=30)  # the next boot id at once: back
+    assert result["done"] == ["rs1"]
+    call = site.host_call
+    site.host_call = lambda target, fun, args: True if fun == "system.reboot" else call(target, fun, args)
+    stopped = roll(site, targets="rs2", reboot=True, timeout=3)  # the same boot id: no reboot happened
+    assert stopped["step"] == "action" and "not back within 3 s of the reboot" in stopped["stopped"], stopped
+    assert list(site.current()["maintenance"]) == ["rs2"]
 
 
 def test_wrong_arguments_are_refused_before_anything(site):
