@@ -29,12 +29,12 @@ from salt.exceptions import CommandExecutionError
 
 import lvstun.drift
 import lvstun.exporter
+import lvstun.jsonstore
 import lvstun.metrics
-import lvstun.owned
 import lvstun.records
 from lvstun.fresh import fresh
 
-fresh(lvstun.owned)
+fresh(lvstun.jsonstore)
 fresh(lvstun.drift)
 fresh(lvstun.metrics)
 fresh(lvstun.records)
@@ -65,7 +65,7 @@ def code():
 
         salt director lvs_exporter.code
     """
-    root = os.path.dirname(os.path.abspath(lvstun.owned.__file__))
+    root = os.path.dirname(os.path.abspath(lvstun.jsonstore.__file__))
     digest = hashlib.sha256()
     for name in sorted(os.listdir(root)):
         if name.endswith(".py"):
@@ -75,7 +75,7 @@ def code():
 
 
 def _log_path():
-    return lvstun.owned.path(__opts__, lvstun.records.EXPORTER_PROCESS.name).replace(".json", ".log")
+    return lvstun.jsonstore.path(__opts__, lvstun.records.EXPORTER_PROCESS.name).replace(".json", ".log")
 
 
 def status():
@@ -146,10 +146,10 @@ def start(address, port):
     port = int(port)
     stop()
     # The package's folder on the path: a fileserver-synced minion has it in extmods/utils.
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(lvstun.owned.__file__)))
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(lvstun.jsonstore.__file__)))
     env = dict(os.environ,
                PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    view = lvstun.owned.path(__opts__, lvstun.records.EXPORTER_VIEW.name)
+    view = lvstun.jsonstore.path(__opts__, lvstun.records.EXPORTER_VIEW.name)
     os.makedirs(os.path.dirname(view), exist_ok=True)
     with open(_log_path(), "ab") as log:
         proc = subprocess.Popen(
@@ -317,7 +317,7 @@ def forget():
     stop()
     removed = False
     for name in (lvstun.records.EXPORTER_PROCESS.name, lvstun.records.EXPORTER_VIEW.name):
-        for path in (lvstun.owned.path(__opts__, name), lvstun.owned.path(__opts__, name) + ".prev"):
+        for path in (lvstun.jsonstore.path(__opts__, name), lvstun.jsonstore.path(__opts__, name) + ".prev"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
                 removed = True

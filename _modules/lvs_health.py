@@ -32,14 +32,14 @@ from salt.exceptions import SaltInvocationError
 
 import lvstun.health
 import lvstun.healthrecord
-import lvstun.owned
+import lvstun.jsonstore
 import lvstun.records
 import lvstun.roles
 from lvstun.fresh import fresh
 
 fresh(lvstun.health)
 fresh(lvstun.healthrecord)
-fresh(lvstun.owned)
+fresh(lvstun.jsonstore)
 fresh(lvstun.records)
 fresh(lvstun.roles)
 
@@ -236,7 +236,7 @@ def _stamps():
     found = []
     for record in _INPUTS:
         try:
-            info = os.stat(lvstun.owned.path(__opts__, record.name))
+            info = os.stat(lvstun.jsonstore.path(__opts__, record.name))
         except FileNotFoundError:
             if record is lvstun.records.DIRECTOR_SITES:
                 return None

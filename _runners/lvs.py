@@ -48,8 +48,8 @@ import lvstun.health
 import lvstun.healthrecord
 import lvstun.hooks
 import lvstun.ipvs
+import lvstun.jsonstore
 import lvstun.metrics
-import lvstun.owned
 import lvstun.records
 import lvstun.roles
 import lvstun.rolling
@@ -126,7 +126,7 @@ def _rec(record, site):
 
 
 def _versions(record):
-    return lvstun.owned.versions(__opts__, record.name, lambda data: lvstun.records.check(record, data))
+    return lvstun.jsonstore.versions(__opts__, record.name, lambda data: lvstun.records.check(record, data))
 
 
 def _load_record(site):

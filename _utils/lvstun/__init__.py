@@ -15,6 +15,6 @@ Its modules, by concern:
   ``dumpchain``, ``uring``, ``netlink``;
 - host: ``tun``, ``sysctl``, ``originals``, ``command``;
 - checks: ``probe``, ``pathcheck``, ``health``, ``healthrecord``, ``gate``;
-- runtime: ``records`` (every record: ``load``, ``store``), ``owned``, ``shape``,
+- runtime: ``records`` (every record: ``load``, ``store``), ``jsonstore``, ``shape``,
   ``converge``, ``drift``, ``beaconthread``, ``beaconconf``, ``exporter``, ``fresh``.
 """

@@ -91,7 +91,7 @@ def note(record, at, what, lost=()):
 
 def recover(health, drains, now):
     """The master's record from its files. ``health`` and ``drains``: each
-    ``lvstun.owned.versions``' answer (``{"current": (data, problem), "previous": ...}``).
+    ``lvstun.jsonstore.versions``' answer (``{"current": (data, problem), "previous": ...}``).
     Returns ``(record, recovered)``: the record to use, and whether anything had to be
     recovered (then a note in the record says what, and the caller writes it back).
     The ``seq`` goes on from the highest of every version read."""

@@ -2,7 +2,7 @@
 reads it, and the lock its writers share.
 
 A record is a JSON document under ``<cachedir>/lvs/`` of the minion (or the master),
-written atomically and durably with its previous version kept (``lvstun.owned``).
+written atomically and durably with its previous version kept (``lvstun.jsonstore``).
 :func:`load` checks what it reads against the record's shape (``lvstun.shape``): a
 record that does not parse, or parses into the wrong shape (damaged, hand-edited,
 written by an older pack), is logged and replaced by its previous version when that
@@ -19,7 +19,7 @@ import copy
 import dataclasses
 import logging
 
-from . import owned
+from . import jsonstore
 from .shape import ANY, BOOL, NULL, NUMBER, STR, AnyOf, Fields, Int, ListOf, MapOf, problems
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ def check(record, data):
 def load(opts, record):
     """The record as stored, when it fits its shape; else (damaged, or of the wrong
     shape: logged) its previous version when that one fits; else its default."""
-    found = owned.load(opts, record.name, None, valid=lambda data: check(record, data))
+    found = jsonstore.load(opts, record.name, None, valid=lambda data: check(record, data))
     return copy.deepcopy(record.default) if found is None else found
 
 
@@ -202,9 +202,9 @@ def store(opts, record, data):
     wrong = check(record, data)
     if wrong:
         raise ValueError(f"lvs: not storing record {record.name}: {'; '.join(wrong[:5])}")
-    owned.store(opts, record.name, data)
+    jsonstore.store(opts, record.name, data)
 
 
-def locked(opts, record, timeout=owned.LOCK_TIMEOUT):
-    """The lock ``record``'s writers share (``lvstun.owned.locked``)."""
-    return owned.locked(opts, record.lock, timeout)
+def locked(opts, record, timeout=jsonstore.LOCK_TIMEOUT):
+    """The lock ``record``'s writers share (``lvstun.jsonstore.locked``)."""
+    return jsonstore.locked(opts, record.lock, timeout)

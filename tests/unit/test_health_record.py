@@ -11,7 +11,7 @@ import time
 import pytest
 
 import lvstun.healthrecord as hr
-import lvstun.owned
+import lvstun.jsonstore
 import lvstun.records
 from tests.unit.harness import Site
 
@@ -19,7 +19,7 @@ WEB = "tcp:10.10.24.88:80"
 
 
 def _path(site, record):
-    return lvstun.owned.path(site.runner.__opts__, site.record(record).name)
+    return lvstun.jsonstore.path(site.runner.__opts__, site.record(record).name)
 
 
 def _damage(path):
@@ -202,7 +202,7 @@ def test_a_master_record_of_the_wrong_shape_is_recovered_not_a_traceback(tmp_pat
 def test_a_minion_record_of_the_wrong_shape_reads_as_its_default(tmp_path, monkeypatch, record, bad):
     site = Site(tmp_path, monkeypatch)
     director = site.directors["director"]
-    path = lvstun.owned.path(director.health.__opts__, record.name)
+    path = lvstun.jsonstore.path(director.health.__opts__, record.name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(bad, fh)

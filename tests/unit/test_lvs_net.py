@@ -8,7 +8,7 @@ import types
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-import lvstun.owned
+import lvstun.jsonstore
 import lvstun.tun
 from tests.unit.checkout import load
 
@@ -118,7 +118,7 @@ def test_an_interface_that_is_not_there_fails_the_check(lvs_net, monkeypatch):
 def test_a_director_keeps_exactly_its_vips_and_keeps_a_busy_stale_one(lvs_net, monkeypatch):
     vips = {"interface": "eth0", "addresses": ["10.10.24.88/32"], "subnet": "10.10.24.0/24"}
     held = ["10.10.24.2/24", "10.10.24.89/32", "10.10.24.90/32", "10.10.24.91/32", "192.0.2.1/32"]
-    lvstun.owned.store(lvs_net.__opts__, "host-originals", {"addresses": {"eth0": [
+    lvstun.jsonstore.store(lvs_net.__opts__, "host-originals", {"addresses": {"eth0": [
         "10.10.24.88/32", "10.10.24.89/32", "10.10.24.90/32", "192.0.2.1/32"]}})
     monkeypatch.setattr(lvs_net.lvstun, "netlink", FakeNetlink(addresses={2: held}))
     monkeypatch.setattr(lvs_net.lvstun, "tun", types.SimpleNamespace(addresses_in_use=lambda: {"10.10.24.90"},

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from salt.exceptions import SaltInvocationError
 
-import lvstun.owned
+import lvstun.jsonstore
 import lvstun.records
 import lvstun.shape as shape
 from tests.unit.harness import Site
@@ -62,7 +62,7 @@ DIRECTOR = (lvstun.records.RUNNER_COPY, lvstun.records.PATH_VERDICTS, lvstun.rec
 
 
 def _write(opts, record, value, previous):
-    path = lvstun.owned.path(opts, record.name)
+    path = lvstun.jsonstore.path(opts, record.name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     for target, data in ((path, value), (f"{path}.prev", previous)):
         if data is None:
@@ -104,4 +104,4 @@ def test_a_stored_record_is_checked_before_it_is_written(tmp_path):
         lvstun.records.store(opts, lvstun.records.PATH_VERDICTS, {"down": ["rs1"]})
     with pytest.raises(ValueError):
         lvstun.records.store(opts, lvstun.records.HOSTS_REACH, {"at": float("nan"), "reachable": {}})
-    assert not os.path.exists(lvstun.owned.path(opts, "path-checks"))
+    assert not os.path.exists(lvstun.jsonstore.path(opts, "path-checks"))

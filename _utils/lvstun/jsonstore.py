@@ -1,8 +1,9 @@
-"""Ownership records: what a state of the pack created, so that it removes only that.
+"""The pack's JSON documents in the cache: every record of ``lvstun.records`` (what a
+state created, so that it removes only that; the runner's health record; a beacon's
+verdicts) is kept here.
 
 One JSON file per record under the minion's (or the master's) cache
-(``<cachedir>/lvs/<name>.json``): it outlives a restart like the other cached data, and a
-lost record only makes the pack forget to clean up, never remove what is not its own.
+(``<cachedir>/lvs/<name>.json``): it outlives a restart like the other cached data.
 
 Written atomically and durably: a unique temporary file in the same folder, fsync'd,
 then renamed over the record, the previous version kept as ``<name>.json.prev`` (by a

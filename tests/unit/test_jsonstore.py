@@ -1,11 +1,11 @@
-"""Records in the cache (lvstun.owned): written atomically, and a damaged one does not
+"""Records in the cache (lvstun.jsonstore): written atomically, and a damaged one does not
 make the runner, the ext_pillar or a state raise."""
 
 import json
 import logging
 import os
 
-import lvstun.owned as owned
+import lvstun.jsonstore as jsonstore
 
 
 def _opts(tmp_path):
@@ -14,35 +14,35 @@ def _opts(tmp_path):
 
 def test_store_and_load_keep_the_previous_version(tmp_path):
     opts = _opts(tmp_path)
-    owned.store(opts, "health", {"maintenance": {"rs2": "upgrade"}})
-    owned.store(opts, "health", {"maintenance": {}})
-    assert owned.load(opts, "health") == {"maintenance": {}}
-    with open(owned.path(opts, "health") + ".prev", encoding="utf-8") as fh:
+    jsonstore.store(opts, "health", {"maintenance": {"rs2": "upgrade"}})
+    jsonstore.store(opts, "health", {"maintenance": {}})
+    assert jsonstore.load(opts, "health") == {"maintenance": {}}
+    with open(jsonstore.path(opts, "health") + ".prev", encoding="utf-8") as fh:
         assert json.load(fh) == {"maintenance": {"rs2": "upgrade"}}
     assert sorted(os.listdir(tmp_path / "lvs")) == ["health.json", "health.json.prev"]  # no temporary left
 
 
 def test_a_damaged_record_falls_back_to_its_previous_version(tmp_path, caplog):
     opts = _opts(tmp_path)
-    owned.store(opts, "health", {"maintenance": {"rs2": "upgrade"}})
-    owned.store(opts, "health", {"maintenance": {"rs2": "upgrade"}, "health": {}})
+    jsonstore.store(opts, "health", {"maintenance": {"rs2": "upgrade"}})
+    jsonstore.store(opts, "health", {"maintenance": {"rs2": "upgrade"}, "health": {}})
     for damage in ("", '{"maintenance": {"rs2"'):
-        with open(owned.path(opts, "health"), "w", encoding="utf-8") as fh:
+        with open(jsonstore.path(opts, "health"), "w", encoding="utf-8") as fh:
             fh.write(damage)
         with caplog.at_level(logging.ERROR):
-            assert owned.load(opts, "health", {}) == {"maintenance": {"rs2": "upgrade"}}
+            assert jsonstore.load(opts, "health", {}) == {"maintenance": {"rs2": "upgrade"}}
         assert "is damaged" in caplog.text and "using its previous version" in caplog.text
 
 
 def test_a_damaged_record_without_a_previous_one_reads_as_the_default(tmp_path, caplog):
     opts = _opts(tmp_path)
     os.makedirs(tmp_path / "lvs")
-    with open(owned.path(opts, "health"), "wb") as fh:
+    with open(jsonstore.path(opts, "health"), "wb") as fh:
         fh.write(b"\xff\xfe not json")
     with caplog.at_level(logging.ERROR):
-        assert owned.load(opts, "health", {"empty": True}) == {"empty": True}
+        assert jsonstore.load(opts, "health", {"empty": True}) == {"empty": True}
     assert "no readable previous version" in caplog.text
-    assert owned.load(opts, "absent", []) == []
+    assert jsonstore.load(opts, "absent", []) == []
 
 
 def test_the_lock_makes_a_second_holder_wait_across_threads_and_processes(tmp_path):
@@ -52,10 +52,10 @@ def test_the_lock_makes_a_second_holder_wait_across_threads_and_processes(tmp_pa
 
     opts, order = _opts(tmp_path), []
     def wait_then_note():
-        with owned.locked(opts, "group"):
+        with jsonstore.locked(opts, "group"):
             order.append("thread")
 
-    with owned.locked(opts, "group"):
+    with jsonstore.locked(opts, "group"):
         waiter = threading.Thread(target=wait_then_note)
         waiter.start()
         time.sleep(0.2)
@@ -64,7 +64,7 @@ def test_the_lock_makes_a_second_holder_wait_across_threads_and_processes(tmp_pa
     assert order == ["holder", "thread"]
 
     ctx = multiprocessing.get_context("fork")
-    with owned.locked(opts, "site"):
+    with jsonstore.locked(opts, "site"):
         proc = ctx.Process(target=_hold_briefly, args=(opts,))
         proc.start()
         proc.join(1.0)
@@ -74,7 +74,7 @@ def test_the_lock_makes_a_second_holder_wait_across_threads_and_processes(tmp_pa
 
 
 def _hold_briefly(opts):
-    with owned.locked(opts, "site", timeout=10):
+    with jsonstore.locked(opts, "site", timeout=10):
         pass
 
 
@@ -82,6 +82,6 @@ def test_the_lock_gives_up_after_its_timeout(tmp_path):
     import pytest  # noqa: PLC0415
 
     opts = _opts(tmp_path)
-    with owned.locked(opts, "group"), pytest.raises(TimeoutError, match="held for over"), \
-            owned.locked(opts, "group", timeout=0.1):
+    with jsonstore.locked(opts, "group"), pytest.raises(TimeoutError, match="held for over"), \
+            jsonstore.locked(opts, "group", timeout=0.1):
         pass
