@@ -733,7 +733,7 @@ def _applied(answer):
 
 
 def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_timeout="stop", test=False,
-            resume=False, site=None):
+            resume=False, site=None, tgt_type="list"):
     """Roll maintenance over real servers, a batch at a time: each drained on every
     director, its connections finished, ``action`` applied (an SLS) and/or a ``reboot``,
     back and healthy again (its own report after the action, and every director's path
@@ -742,8 +742,9 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
     others are untouched; ``resume=True`` goes on from there.
 
     targets
-        Minion ids of one site (a list, or separated by commas); default: every real
-        server of each site.
+        The hosts to roll, of one site: minion ids (a list, or separated by commas, in
+        the order to roll them; an id with ``*?[`` is a glob: ``rs*``), or a Salt target
+        of ``tgt_type`` (its matches by id); default: every real server of each site.
     action
         An SLS to apply on each host (``state.apply ACTION``), e.g. a package upgrade.
     reboot
@@ -760,7 +761,11 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
         Go on with the rolling that stopped (its targets, action and settings).
     site
         The site to roll (default: the targets' site; without targets, every site in
-        turn, stopping where one stops).
+        turn, stopping where one stops); a glob or target matches its hosts only.
+    tgt_type
+        How ``targets`` is read: ``list`` (default: ids and globs, as above) or any of
+        Salt's target types on the master (``glob``, ``grain``, ``pillar``,
+        ``compound`` ...: matched by the master's cache of its minions).
 
     Returns ``{site: what happened there}``.
 
@@ -770,12 +775,13 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
 
         salt-run lvs.rolling action=upgrade test=True
         salt-run lvs.rolling targets=rs1,rs2 action=upgrade reboot=True
+        salt-run lvs.rolling targets='rs*' action=upgrade
+        salt-run lvs.rolling targets='rack:b' tgt_type=grain action=upgrade
         salt-run lvs.rolling site=eu action=upgrade
         salt-run lvs.rolling resume=True
     """
     if targets not in (None, "", [], ()):
-        first = (str(targets).split(",") if isinstance(targets, str) else list(targets))[0].strip()
-        found = _site_of(first, site)
+        found, targets = _targets(targets, tgt_type, site)
         chosen = {found.name: found}
     else:
         chosen = _sites(site)
@@ -792,6 +798,57 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
         if results[each.name].get("stopped"):
             break
     return results
+
+
+def _targets(targets, tgt_type, site):
+    """``(Site, [minion ids])`` of a rolling's ``targets`` (:func:`rolling`), of one
+    site (``site`` when given; else the first host's). Ids keep the order given (the
+    rolling names every one that is no real server of the site); a glob's or a target's
+    matches come by id, those of no site (or not of ``site``) left out."""
+    matched = []
+    if tgt_type == "list":
+        given = str(targets).split(",") if isinstance(targets, str) else list(targets)
+        names = []
+        for name in (str(name).strip() for name in given if str(name).strip()):
+            found = _ours(sorted(_matched(name, "glob")), site) if set(name) & set("*?[") else [name]
+            names += found
+            matched += found if found != [name] else []
+    else:
+        names = matched = _ours(sorted(_matched(targets, tgt_type)), site)
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise SaltInvocationError(f"no minion of {'a site' if site is None else repr(site)} matches "
+                                  f"{targets!r} ({tgt_type})")
+    first = _site_of(names[0], site)
+    others = sorted({lvstun.gate.site_of(__opts__, name).name for name in matched} - {first.name})
+    if others:
+        raise SaltInvocationError(f"{targets!r} names hosts of the sites {', '.join([first.name, *others])}: "
+                                  "give site=")
+    return first, names
+
+
+def _ours(names, site):
+    """Those of ``names`` that are minions of a site (of ``site`` when given)."""
+    out = []
+    for name in names:
+        try:
+            each = lvstun.gate.site_of(__opts__, name)
+        except lvstun.site.SiteError:
+            each = None
+        if each is not None and (site is None or each.name == site):
+            out.append(name)
+    return out
+
+
+def _matched(tgt, tgt_type):
+    """The minion ids the master matches with ``tgt`` of ``tgt_type`` (from its cache)."""
+    import salt.utils.minions  # noqa: PLC0415  (the master's matcher: only for a target expression)
+
+    try:
+        found = salt.utils.minions.CkMinions(__opts__).check_minions(tgt, tgt_type)
+    except (KeyError, TypeError, ValueError) as err:
+        raise SaltInvocationError(f"cannot match {tgt!r} as {tgt_type}: {err}") from None
+    return list(found.get("minions", []) if isinstance(found, dict) else found)
 
 
 def _unfinished(site):

@@ -84,6 +84,19 @@ def test_a_drain_goes_into_its_own_sites_record_only(master, minions):
     assert _run(master, "lvs.health", "us-rs1")[1] == {"minion": "us-rs1", "site": "us", "answered": False}
 
 
+def test_a_rolling_takes_its_hosts_by_glob_or_grain_from_the_masters_matcher_one_site_at_a_time(master, minions):
+    def plan(*args):
+        code, data, text = _run(master, "lvs.rolling", *args, "action=upgrade", "test=True")
+        assert code == 0, text
+        return {site: result["plan"]["batches"] for site, result in data.items()}
+
+    assert plan("targets=eu-rs*") == {"eu": [["eu-rs1"]]}  # the minions the master knows: eu-rs1 of eu-rs*
+    assert plan("targets=id:us-rs1", "tgt_type=grain") == {"us": [["us-rs1"]]}
+    assert plan("targets=*-rs1", "site=us") == {"us": [["us-rs1"]]}
+    assert "names hosts of the sites eu, us: give site=" in _run(master, "lvs.rolling", "targets=*-rs1",
+                                                                "action=upgrade", "test=True")[2]
+
+
 def test_a_minion_two_sites_claim_stops_both_with_an_error_naming_them(master, minions, pillar_dir):
     claiming = renamed(site_tree(), "us", "us-")
     claiming["lvs"]["realservers"]["eu-rs2"] = {"address": "10.10.24.29"}

@@ -213,3 +213,25 @@ def test_one_rolling_at_a_time(site):
             pytest.raises(SaltInvocationError, match="another rolling of the site seed is running"):
         roll(site, action="upgrade")
     assert site.sent == []
+
+
+def test_targets_may_be_globs_or_a_salt_target_and_only_hosts_of_a_site_are_taken(site, monkeypatch):
+    import fnmatch  # noqa: PLC0415
+
+    known = ["director", "rs1", "rs2", "rs3", "rs4", "rs-lab-box"]  # the last: a minion of no site
+    grains = {"rack:b": ["rs3", "rs1", "rs-lab-box"]}
+
+    def matched(tgt, tgt_type):
+        return sorted(fnmatch.filter(known, tgt)) if tgt_type == "glob" else grains.get(tgt, [])
+
+    monkeypatch.setattr(site.runner, "_matched", matched)
+    assert roll(site, targets="rs*", action="upgrade", test=True)["plan"]["batches"] == [
+        ["rs1"], ["rs2"], ["rs3"], ["rs4"]]
+    assert roll(site, targets="rs4,rs[12]", action="upgrade", test=True)["plan"]["batches"] == [
+        ["rs4"], ["rs1"], ["rs2"]]  # ids in the order given, a glob's matches by id
+    assert roll(site, targets="rack:b", tgt_type="grain", action="upgrade", test=True)["plan"]["batches"] == [
+        ["rs1"], ["rs3"]]
+    with pytest.raises(SaltInvocationError, match="no minion of a site matches 'web\\*'"):
+        roll(site, targets="web*", action="upgrade")
+    with pytest.raises(SaltInvocationError, match="not real servers of the site: director"):
+        roll(site, targets="*", action="upgrade")  # the director too: directors are rolled apart
