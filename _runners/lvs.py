@@ -733,7 +733,7 @@ def _applied(answer):
 
 
 def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_timeout="stop", test=False,
-            resume=False, site=None, tgt_type="list"):
+            resume=False, site=None, tgt_type="list", reboot_timeout=None):
     """Roll maintenance over real servers, a batch at a time: each drained on every
     director, its connections finished, ``action`` applied (an SLS) and/or a ``reboot``,
     back and healthy again (its own report after the action, and every director's path
@@ -752,7 +752,10 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
     batch
         Hosts out at once (default 1).
     timeout
-        Seconds each wait may take (connections to finish, the host back, healthy).
+        Seconds each wait may take (connections to finish, the action, healthy).
+    reboot_timeout
+        Seconds a host may take to answer from a new boot (default: ``timeout``): a
+        machine's firmware may take minutes where its services take seconds.
     on_timeout
         ``stop`` (default) or ``continue`` when a host's connections do not finish in time.
     test
@@ -787,12 +790,13 @@ def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_ti
         chosen = _sites(site)
     if resume and len(chosen) > 1:  # every site: those with a rolling to resume
         chosen = {name: each for name, each in chosen.items() if _unfinished(each)} or chosen
+    settings = {"action": action, "reboot": reboot, "reboot_timeout": reboot_timeout, "batch": batch,
+                "timeout": timeout, "on_timeout": on_timeout}
     results = {}
     for each in (chosen[name] for name in sorted(chosen)):
         try:
             with lvstun.records.locked(__opts__, _rec(lvstun.records.ROLLING, each), timeout=1):
-                results[each.name] = _rolling(each, targets, action, reboot, batch, timeout, on_timeout, test,
-                                              resume)
+                results[each.name] = _rolling(each, targets, settings, test, resume)
         except TimeoutError:
             raise SaltInvocationError(f"another rolling of the site {each.name} is running (one at a time)") from None
         if results[each.name].get("stopped"):
@@ -856,19 +860,20 @@ def _unfinished(site):
     return bool(progress) and not progress.get("finished")
 
 
-def _rolling(site, targets, action, reboot, batch, timeout, on_timeout, test, resume):
-    """:func:`rolling` over ``site``, its lock held."""
+def _rolling(site, targets, settings, test, resume):
+    """:func:`rolling` over ``site``, its lock held (``settings``: its arguments)."""
     progress = lvstun.records.load(__opts__, _rec(lvstun.records.ROLLING, site))
     if resume:
         if not progress or progress.get("finished"):
             raise SaltInvocationError("no rolling to resume")
     else:
-        progress = _new_rolling(site, targets, action, reboot, batch, timeout, on_timeout)
+        progress = _new_rolling(site, targets, **settings)
     names = [name for name in progress["targets"] if name not in progress["done"]]
     groups = lvstun.rolling.batches(names, progress["batch"])
     plan = {"batches": groups, "steps": list(lvstun.rolling.STEPS), "action": progress.get("action"),
-            "reboot": progress.get("reboot", False), "timeout": progress.get("timeout", float(timeout)),
-            "on_timeout": progress.get("on_timeout", on_timeout)}
+            "reboot": progress.get("reboot", False), "timeout": progress.get("timeout", float(settings["timeout"])),
+            "on_timeout": progress.get("on_timeout", settings["on_timeout"])}
+    plan["reboot_timeout"] = progress.get("reboot_timeout", plan["timeout"])
     if test:
         return {"plan": plan, "floor": lvstun.rolling.floor_problems(site, _current(site), groups[0]) if groups else []}
     timings = {}
@@ -889,7 +894,7 @@ def _rolling(site, targets, action, reboot, batch, timeout, on_timeout, test, re
     return {"done": progress["done"], "seconds": timings}
 
 
-def _new_rolling(site, targets, action, reboot, batch, timeout, on_timeout):
+def _new_rolling(site, targets, action, reboot, reboot_timeout, batch, timeout, on_timeout):
     """A new rolling's record, its arguments checked (SaltInvocationError: nothing done)."""
     try:
         names = lvstun.rolling.targets_of(site, targets)
@@ -902,7 +907,8 @@ def _new_rolling(site, targets, action, reboot, batch, timeout, on_timeout):
     if site.role_of(names[0]) == "director":
         batch = 1  # one director at a time, whatever the batch
     return {"targets": names, "done": [], "batch": max(1, int(batch)), "action": action, "reboot": bool(reboot),
-            "timeout": float(timeout), "on_timeout": on_timeout}
+            "timeout": float(timeout), "on_timeout": on_timeout,
+            "reboot_timeout": float(timeout if reboot_timeout is None else reboot_timeout)}
 
 
 def _roll(site, group, progress, plan):
@@ -1018,8 +1024,8 @@ def _roll_action(site, group, directors, plan, progress):
             now = _boot_ids(group)
             return all(now.get(name, before[name]) != before[name] for name in group)
 
-        if _wait(rebooted, plan["timeout"]) is None:
-            return f"not back within {plan['timeout']:g} s of the reboot (no answer from a new boot)"
+        if _wait(rebooted, plan["reboot_timeout"]) is None:
+            return f"not back within {plan['reboot_timeout']:g} s of the reboot (no answer from a new boot)"
         _say(f"{', '.join(group)}: back after the reboot ({round(time.time() - since, 1)} s)")
     return None
 

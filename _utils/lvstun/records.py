@@ -83,8 +83,8 @@ ROLLING = Record(
     "site.{}.rolling",
     Fields(required={"targets": ListOf(STR), "done": ListOf(STR), "batch": Int(1)},
            optional={"current": ListOf(STR), "step": STR, "action": AnyOf((STR, NULL)), "reboot": BOOL,
-                     "timeout": NUMBER, "on_timeout": STR, "stopped": AnyOf((STR, NULL)), "finished": BOOL,
-                     "at": NUMBER}),
+                     "timeout": NUMBER, "reboot_timeout": NUMBER, "on_timeout": STR, "stopped": AnyOf((STR, NULL)),
+                     "finished": BOOL, "at": NUMBER}),
     None, writer="lvs.rolling, at each step (holding its lock the whole rolling: one at a time)",
     readers="lvs.rolling resume=True", lock="site.{}.rolling")
 DIRECTORS_SEEN = Record(

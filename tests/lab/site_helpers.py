@@ -49,8 +49,10 @@ def snapshot(lab, hosts=None):
             continue
         code, text, err = lab.capture(name, "sh", "-c", SNAPSHOT[host.role])
         assert code == 0, f"{name}: {err}"
-        # A veth's peer index changes when it is made again (and with it the padding).
-        out[name] = re.sub(r"[ \t]+", " ", re.sub(r"@if\d+", "", text))
+        # A veth's peer index changes when it is made again (and with it the padding); a
+        # resilient group's unbalanced_time is the kernel's running timer, not a setting.
+        text = re.sub(r"unbalanced_time \S+ ", "", re.sub(r"@if\d+", "", text))
+        out[name] = re.sub(r"[ \t]+", " ", text)
     return out
 
 

@@ -55,7 +55,7 @@ def test_a_host_whose_service_does_not_return_after_its_reboot_stops_the_rolling
     rs3 = hh.boot_id(lab, "rs3")
     hh.service_at_boot(lab, "rs2", starts=False)
     try:
-        result = lab.salt_run("lvs.rolling", "targets=rs2,rs3", "reboot=True", "timeout=45",
+        result = lab.salt_run("lvs.rolling", "targets=rs2,rs3", "reboot=True", "timeout=15", "reboot_timeout=120",
                               timeout=600)[lab.site().name]
         assert result["step"] == "healthy" and result["done"] == [] and "rs2" in result["at"], result
         weights = hh.weights(lab)

@@ -37,7 +37,8 @@ def calls(site, *funs):
 def test_test_mode_says_the_plan_and_changes_nothing(site):
     plan = roll(site, action="upgrade", batch=2, test=True)
     assert plan == {"plan": {"batches": [["rs1", "rs2"], ["rs3", "rs4"]], "steps": list(lvstun.rolling.STEPS),
-                             "action": "upgrade", "reboot": False, "timeout": 600.0, "on_timeout": "stop"},
+                             "action": "upgrade", "reboot": False, "timeout": 600.0, "on_timeout": "stop",
+                             "reboot_timeout": 600.0},
                     "floor": []}
     assert site.sent == [] and site.current()["maintenance"] == {}
 
@@ -135,7 +136,7 @@ def test_a_reboot_too_fast_to_be_seen_down_counts_and_one_that_never_happens_sto
     assert result["done"] == ["rs1"]
     call = site.host_call
     site.host_call = lambda target, fun, args: True if fun == "system.reboot" else call(target, fun, args)
-    stopped = roll(site, targets="rs2", reboot=True, timeout=3)  # the same boot id: no reboot happened
+    stopped = roll(site, targets="rs2", reboot=True, reboot_timeout=3)  # the same boot id: no reboot happened
     assert stopped["step"] == "action" and "not back within 3 s of the reboot" in stopped["stopped"], stopped
     assert list(site.current()["maintenance"]) == ["rs2"]
 
