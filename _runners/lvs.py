@@ -544,8 +544,8 @@ def _drain_director(site, director, timeout):
     forwards nothing more: 2 s without a new packet."""
     group = _router_call(site, "lvs_directors.drain", director)
     if group["changed"]:
-        _fire([(lvstun.hooks.PREFIX + "director/drained", {"director": director, "reason": "lvs.drain",
-                                                            "at": time.time()})])
+        _fire([(lvstun.hooks.PREFIX + "director/drained", {"site": site.name, "director": director,
+                                                            "reason": "lvs.drain", "at": time.time()})])
     began, last, quiet_since, idle = time.monotonic(), _forwarded(director), time.monotonic(), False
     while time.monotonic() - began < timeout and not idle:
         time.sleep(1)
@@ -631,8 +631,8 @@ def undrain(minion, service=None, site=None):
     if site.role_of(str(minion)) == "director":
         group = _router_call(site, "lvs_directors.undrain", str(minion))
         if group["changed"]:
-            _fire([(lvstun.hooks.PREFIX + "director/undrained", {"director": str(minion), "reason": "lvs.undrain",
-                                                                  "at": time.time()})])
+            _fire([(lvstun.hooks.PREFIX + "director/undrained", {"site": site.name, "director": str(minion),
+                                                                  "reason": "lvs.undrain", "at": time.time()})])
         return {"director": str(minion), "drained": group["drained"], "changed": group["changed"]}
     with _record(site) as record:
         before, old = _published(site, record), copy.deepcopy(record)
@@ -884,8 +884,9 @@ def _rolling(site, targets, settings, test, resume):
             progress.update(stopped=stopped, at=time.time())
             lvstun.records.store(__opts__, _rec(lvstun.records.ROLLING, site), progress)
             _say(f"stopped at {', '.join(group)} ({progress.get('step')}): {stopped}")
-            _fire([(lvstun.hooks.PREFIX + "rolling/stop", {"hosts": group, "step": progress.get("step"),
-                                                            "reason": stopped, "at": time.time()})])
+            _fire([(lvstun.hooks.PREFIX + "rolling/stop", {"site": site.name, "hosts": group,
+                                                            "step": progress.get("step"), "reason": stopped,
+                                                            "at": time.time()})])
             return {"stopped": stopped, "at": group, "step": progress.get("step"), "done": progress["done"],
                     "seconds": timings}
         timings[",".join(group)] = round(time.monotonic() - began, 1)
@@ -918,8 +919,8 @@ def _roll(site, group, progress, plan):
     def step(name):
         progress.update(current=group, step=name, stopped=None, at=time.time())
         lvstun.records.store(__opts__, _rec(lvstun.records.ROLLING, site), progress)
-        _fire([(lvstun.hooks.PREFIX + "rolling/step", {"hosts": group, "step": name, "reason": plan["action"] or
-                                                      "reboot", "at": time.time()})])
+        _fire([(lvstun.hooks.PREFIX + "rolling/step", {"site": site.name, "hosts": group, "step": name,
+                                                      "reason": plan["action"] or "reboot", "at": time.time()})])
 
     director = site.role_of(group[0]) == "director"
     steps = (("drain", _roll_director_drain), ("action", _roll_action), ("healthy", _roll_director_healthy),

@@ -18,7 +18,7 @@ drain). Tags (``TAGS``, under ``lvs/hook/``)::
     rolling/step  rolling/stop          a rolling maintenance's hosts at a step
                                         (lvstun.rolling.STEPS), or stopped and why
 
-Data: ``tag``, ``site``, ``service``, ``backend`` (minion id) and ``address`` where
+Data: ``tag``, ``site`` (every hook), ``service``, ``backend`` (minion id) and ``address`` where
 they apply, ``director`` (director events), ``serving`` and ``floor`` (service events),
 ``reason``, ``at`` (the master's time), and
 ``signature``: an HMAC-SHA256 of the rest with a key only the master holds. Any minion

@@ -63,6 +63,7 @@ def test_one_host_at_a_time_drained_acted_on_healthy_then_back(site):
     drained = [tag for tag, _ in site.fired if tag.endswith("/drained")]
     assert len(drained) == 3  # each drain is a hook too
     steps = [(data["hosts"], data["step"]) for tag, data in site.fired if tag == "lvs/hook/rolling/step"]
+    assert {data["site"] for tag, data in site.fired if tag.startswith("lvs/hook/rolling/")} == {site.site.name}
     assert steps == [(["rs1"], step) for step in ("drain", "idle", "action", "healthy", "undrain")] + [
         (["rs2"], step) for step in ("drain", "idle", "action", "healthy", "undrain")] + [
         (["rs3"], step) for step in ("drain", "idle", "action", "healthy", "undrain")]
