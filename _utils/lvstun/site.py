@@ -144,14 +144,16 @@ class SiteError(ValueError):
         super().__init__("invalid LVS site pillar:\n  " + "\n  ".join(self.errors))
 
 
+# The model's classes: what parse() makes of a valid tree, every value given (defaults
+# are SCHEMA's, applied by the parser).
 @dataclass(frozen=True)
 class Host:
     minion_id: str
     role: str
     address: str  # the host's LAN address (no prefix)
-    interface: str = "eth0"
-    weight: int = 1  # real servers only: the default weight of its backends
-    gateway: str = None  # the host's default gateway (the site's, unless overridden)
+    interface: str
+    weight: int  # real servers only: the default weight of its backends
+    gateway: str  # the host's default gateway (the site's, unless overridden)
 
 
 @dataclass(frozen=True)
@@ -194,15 +196,15 @@ class Service:
     protocol: str
     port: int
     scheduler: str
-    backends: tuple = ()
-    flags: tuple = ()  # scheduler flags (ipvsadm -b), e.g. ("sh-port",)
-    persistent: int = 0  # persistence timeout in seconds (0: none)
-    netmask: str = None  # persistence granularity (ipvsadm -M)
-    check: dict = None  # health check for the beacons (type, port, path, expect, timeouts, rise, fall)
-    floor: object = 1  # backends kept in even when down: a count or "N%" (lvstun.health)
-    sorry: str = None  # a real server that takes the traffic when no backend is healthy
-    sorry_backend: Backend = None  # that server as a destination (pillar weight 0)
-    encap: Encap = Encap()  # how its requests reach the real servers (the site's unless it says)
+    backends: tuple
+    flags: tuple  # scheduler flags (ipvsadm -b), e.g. ("sh-port",)
+    persistent: int  # persistence timeout in seconds (0: none)
+    netmask: str  # persistence granularity (ipvsadm -M)
+    check: dict  # health check for the beacons (type, port, path, expect, timeouts, rise, fall)
+    floor: object  # backends kept in even when down: a count or "N%" (lvstun.health)
+    sorry: str  # a real server that takes the traffic when no backend is healthy
+    sorry_backend: Backend  # that server as a destination (pillar weight 0)
+    encap: Encap  # how its requests reach the real servers (the site's unless it says)
 
     @property
     def members(self):
@@ -234,7 +236,7 @@ class Router:
     lan_interface: str
     wan_address: str  # with prefix, e.g. 112.2.21.88/24
     wan_interface: str
-    save: bool = False  # ios: write memory after a change
+    save: bool  # ios: write memory after a change
 
 
 @dataclass(frozen=True)

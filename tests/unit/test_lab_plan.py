@@ -57,7 +57,8 @@ def test_director_counters_are_read_from_iptables_save():
 def _service(scheduler, weights, flags=(), persistent=0):
     backends = tuple(lvstun.site.Backend(mid, f"10.0.0.{i}", 80, w) for i, (mid, w) in enumerate(weights.items()))
     return lvstun.site.Service("web", "10.0.0.88", "10.0.0.88", "tcp", 80, scheduler, backends, tuple(flags),
-                                persistent)
+                                persistent, netmask=None, check={}, floor=1, sorry=None, sorry_backend=None,
+                                encap=lvstun.site.Encap())
 
 
 def test_share_rule_follows_the_scheduler():
