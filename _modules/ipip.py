@@ -133,10 +133,9 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None, d
         if mtu is not None and state["mtu"] != int(mtu):
             drifts.append(lvstun.drift.make("mtu", device, int(mtu), state["mtu"]))
     have = set(state["addresses"])
-    for vip in vips:
-        prefix = 32 if ":" not in vip else 128
-        if f"{vip}/{prefix}" not in have:
-            drifts.append(lvstun.drift.make("address", device, f"{vip}/{prefix}", None))
+    for cidr in map(_host_cidr, vips):
+        if cidr not in have:
+            drifts.append(lvstun.drift.make("address", device, cidr, None))
     drifts += [lvstun.drift.make("address", device, None, cidr) for cidr in _stale(have, vips, device)]
     drifts += _gue_drifts(decap["gue_ports"])
     gre = tunnel(GRE)
@@ -202,11 +201,16 @@ def _added(device):
     return lvstun.originals.load(__opts__)["addresses"].get(device, [])
 
 
+def _host_cidr(vip):
+    """A VIP as the device holds it: ``10.10.24.88/32`` (``/128`` for IPv6)."""
+    return f"{vip}/{32 if ':' not in vip else 128}"
+
+
 def _stale(have, vips, device):
     """VIPs the pack put on the tunnel device that are no longer this host's and carry
     no connection any more (a VIP still answering a client stays until it is idle);
     nothing it did not put there (``lvstun.tun.stale_vips``)."""
-    wanted = {f"{vip}/{32 if ':' not in vip else 128}" for vip in vips}
+    wanted = set(map(_host_cidr, vips))
     return lvstun.tun.stale_vips(have, wanted, _added(device), lvstun.tun.addresses_in_use())
 
 
@@ -277,12 +281,11 @@ def _set_links(ipr, device, mtu, drifts):
 
 def _set_vips(ipr, index, device, vips):
     """``vips`` on the device; the VIPs the pack put there that are stale, off."""
-    for vip in vips:
-        prefix = 32 if ":" not in vip else 128
+    for cidr in map(_host_cidr, vips):
         try:
-            lvstun.netlink.add_address(ipr, index, f"{vip}/{prefix}")
+            lvstun.netlink.add_address(ipr, index, cidr)
         except NetlinkError as err:
-            raise CommandExecutionError(f"cannot add {vip}/{prefix} to {device}: {err}") from err
+            raise CommandExecutionError(f"cannot add {cidr} to {device}: {err}") from err
     for cidr in _stale(set(lvstun.netlink.addresses(ipr, index)), vips, device):
         try:
             lvstun.netlink.del_address(ipr, index, cidr)

@@ -809,22 +809,26 @@ def _targets(targets, tgt_type, site):
     site (``site`` when given; else the first host's). Ids keep the order given (the
     rolling names every one that is no real server of the site); a glob's or a target's
     matches come by id, those of no site (or not of ``site``) left out."""
-    matched = []
+    matched = {}  # a glob's or a target's matches: {minion id: its site's name}
     if tgt_type == "list":
         given = str(targets).split(",") if isinstance(targets, str) else list(targets)
         names = []
         for name in (str(name).strip() for name in given if str(name).strip()):
-            found = _ours(sorted(_matched(name, "glob")), site) if set(name) & set("*?[") else [name]
-            names += found
-            matched += found if found != [name] else []
+            if set(name) & set("*?["):
+                found = _ours(_matched(name, "glob"), site)
+                matched.update(found)
+                names += found
+            else:
+                names.append(name)
     else:
-        names = matched = _ours(sorted(_matched(targets, tgt_type)), site)
+        matched = _ours(_matched(targets, tgt_type), site)
+        names = list(matched)
     names = list(dict.fromkeys(names))
     if not names:
         raise SaltInvocationError(f"no minion of {'a site' if site is None else repr(site)} matches "
                                   f"{targets!r} ({tgt_type})")
     first = _site_of(names[0], site)
-    others = sorted({lvstun.gate.site_of(__opts__, name).name for name in matched} - {first.name})
+    others = sorted(set(matched.values()) - {first.name})
     if others:
         raise SaltInvocationError(f"{targets!r} names hosts of the sites {', '.join([first.name, *others])}: "
                                   "give site=")
@@ -832,15 +836,16 @@ def _targets(targets, tgt_type, site):
 
 
 def _ours(names, site):
-    """Those of ``names`` that are minions of a site (of ``site`` when given)."""
-    out = []
-    for name in names:
+    """``{minion id: its site's name}`` of those of ``names`` that are minions of a site
+    (of ``site`` when given), by id."""
+    out = {}
+    for name in sorted(names):
         try:
             each = lvstun.gate.site_of(__opts__, name)
         except lvstun.site.SiteError:
             each = None
         if each is not None and (site is None or each.name == site):
-            out.append(name)
+            out[name] = each.name
     return out
 
 
