@@ -20,6 +20,7 @@ from lvs_lab.system import (
     UML_MEM,
     LabError,
     connect_in_switch,
+    process_table,
     shell_assignments,
 )
 
@@ -188,28 +189,27 @@ class Kernels:
         code = self.exec(name, argv, out=out, err=err)
         return code, out.getvalue().decode(), err.getvalue().decode()
 
-    def processes(self, zombies=True):
+    def processes(self, zombies=True, matching=None):
         """PIDs of processes that belong to the lab (zombies too unless ``zombies`` is
-        false): by command line, or by the process group of a kernel the lab started."""
+        false): by command line, by the process group of a kernel the lab started, or by
+        the session of such a process (a daemon's children rename themselves: salt-master's
+        EventPublisher names no path). ``matching`` (a test of a command line): only the
+        processes it admits, and their sessions."""
         groups = set()
         for name in os.listdir(self._path("hosts")) if os.path.isdir(self._path("hosts")) else ():
             with contextlib.suppress(OSError, ValueError), \
                     open(os.path.join(self.host_dir(name), "kernel.pgid"), encoding="utf-8") as fh:
                 groups.add(int(fh.read()))
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                    cmdline = fh.read().decode(errors="replace")
-                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as fh:
-                    state, _ppid, pgid = fh.read().rsplit(")", 1)[1].split()[:3]
-                pgid = int(pgid)
-            except (OSError, ValueError, IndexError):
-                continue
-            if state == "Z" and not zombies:
-                continue
-            if self.state_dir in cmdline or "umid=lvslab-" in cmdline or pgid in groups:
-                pids.append(int(entry))
-        return pids
+        table = process_table()
+        if matching is None:
+            ours = {pid for pid, (_, pgid, _, line) in table.items()
+                    if self.state_dir in line or "umid=lvslab-" in line or pgid in groups}
+        else:
+            ours = {pid for pid, (*_, line) in table.items() if matching(line)}
+        # A daemon's session: it called setsid and its leader, the daemon's first fork,
+        # has exited (or is the lab's own process); never a live shell's session, nor
+        # this process's own.
+        sessions = {table[pid][2] for pid in ours if table[pid][2] not in table or table[pid][2] in ours}
+        sessions.discard(os.getsid(0))
+        return sorted(pid for pid, (state, _, sid, _) in table.items()
+                      if (pid in ours or sid in sessions) and (zombies or state != "Z"))

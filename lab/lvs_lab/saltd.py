@@ -20,7 +20,6 @@ from lvs_lab.system import (
     REPO,
     STATE_DIR,
     LabError,
-    cmdline,
     sh,
     write_new,
 )
@@ -200,9 +199,9 @@ class SaltDaemons:
         sh(os.path.join(BIN, "salt-master"), "-c", self.master_conf_dir, "-d", netns=plan.SWITCH_NS)
 
     def master_pids(self):
-        """The live processes of the lab's salt-master."""
-        return [pid for pid in self.processes(zombies=False)
-                if "salt-master" in cmdline(pid) and self.master_conf_dir in cmdline(pid)]
+        """The live processes of the lab's salt-master (its renamed children too)."""
+        return self.processes(zombies=False,
+                              matching=lambda line: "salt-master" in line and self.master_conf_dir in line)
 
     def stop_master(self):
         """Stop the lab's salt-master (every process of it) as a crash would."""
@@ -228,7 +227,7 @@ class SaltDaemons:
             os.kill(int(fh.read()), signal.SIGKILL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            pids = [pid for pid in self.processes() if f"hosts/{host.name}/etc" in cmdline(pid)]
+            pids = self.processes(zombies=False, matching=lambda line: f"hosts/{host.name}/etc" in line)
             if not pids:
                 return
             for pid in pids:

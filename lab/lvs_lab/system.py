@@ -93,6 +93,23 @@ def write_new(path, text, mode):
         fh.write(text)
 
 
+def process_table():
+    """{pid: (state, process group, session, command line)} of every process but this one."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                line = fh.read().decode(errors="replace").replace("\0", " ")
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as fh:
+                state, _ppid, pgid, sid = fh.read().rsplit(")", 1)[1].split()[:4]
+            table[int(entry)] = (state, int(pgid), int(sid), line)
+        except (OSError, ValueError, IndexError):
+            continue
+    return table
+
+
 def cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
