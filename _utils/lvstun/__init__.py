@@ -9,12 +9,15 @@ Salt's utils loader finds no code to run in this file.
 Its modules, by concern:
 
 - model: ``site`` (the schema and its parse: ``parse``, ``SiteError``, ``Site``),
-  ``roles`` (``for_minion``: what each role holds), ``address``, ``dirgroup``,
-  ``metrics``, ``ios``, ``dnsmsg``;
+  ``sites`` (which site a minion is of, on a master of many), ``roles``
+  (``for_minion``: what each role holds), ``address``, ``dirgroup``, ``metrics``,
+  ``ios``, ``dnsmsg``;
 - IPVS: ``genl``, ``ipvsclient`` (``Client``), ``ipvs`` (records and plans),
   ``dumpchain``, ``uring``, ``netlink``;
-- host: ``tun``, ``sysctl``, ``originals``, ``command``;
+- host: ``tun``, ``fou``, ``sysctl``, ``originals``, ``command``;
 - checks: ``probe``, ``pathcheck``, ``health``, ``healthrecord``, ``gate``;
+- operations (the runner's logic): ``sitestatus`` (what ``lvs.status`` shows),
+  ``rolling`` (a rolling maintenance's plan), ``hooks`` (its events for users);
 - runtime: ``records`` (every record: ``load``, ``store``), ``jsonstore``, ``shape``,
   ``converge``, ``drift``, ``beaconthread``, ``beaconconf``, ``exporter``, ``fresh``.
 """

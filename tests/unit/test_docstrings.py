@@ -7,6 +7,8 @@ import glob
 import os
 import re
 
+import lvstun
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -38,3 +40,10 @@ def _documented(doc):
         if not line.startswith(" ") and _PARAMETER_LINE.fullmatch(line.strip()):
             names |= set(line.strip().split(", "))
     return names
+
+
+def test_the_shared_package_names_each_of_its_modules_in_its_layers():
+    """``lvstun``'s docstring is its map (model, IPVS, host, checks, operations, runtime):
+    a module added without a place in it fails here."""
+    modules = {os.path.basename(path)[:-3] for path in glob.glob(os.path.join(REPO, "_utils", "lvstun", "*.py"))}
+    assert sorted(m for m in modules - {"__init__"} if f"``{m}``" not in lvstun.__doc__) == []
