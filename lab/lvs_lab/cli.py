@@ -6,6 +6,9 @@ CLI examples:
 
     lvs-lab up                       # build pillar/ (the seed's site), state.apply
     lvs-lab up --site two_vips       # pillar/lvs/two_vips.sls instead
+    lvs-lab up --add-site second     # and pillar/lvs/second.sls beside it (one master)
+    lvs-lab add-site second          # a further site beside a lab that is up
+    lvs-lab remove-site second
     lvs-lab restart director         # power-cycle a host; it comes back configured
     lvs-lab exec rs1 -- ip addr show tunl0
     lvs-lab salt -- '*' test.ping
@@ -31,9 +34,21 @@ def _split_command(argv):
 
 
 def cmd_up(args):
-    lab_mod.Lab().up(args.pillar, Progress(), site=args.site, apply=not args.no_apply)
+    lab_mod.Lab().up(args.pillar, Progress(), site=args.site, apply=not args.no_apply, more_sites=args.add_site)
     done = "nothing applied yet" if args.no_apply else "state.apply succeeded"
     print(f"lab up: {', '.join(lab_mod.Lab().minions)} answer the master; {done}")
+    return 0
+
+
+def cmd_add_site(args):
+    lab = _up_lab().add_site(args.name, Progress(), apply=not args.no_apply)
+    print(f"site {args.name} up beside the lab: {', '.join(lab.site_minions(args.name))} answer the master")
+    return 0
+
+
+def cmd_remove_site(args):
+    _up_lab().remove_site(args.name, Progress())
+    print(f"site {args.name} taken away")
     return 0
 
 
@@ -103,9 +118,18 @@ def parser():
     up = sub.add_parser("up", help="build the site on real kernels and apply the states")
     up.add_argument("--pillar", default=DEFAULT_PILLAR, help="the site's pillar root (default: %(default)s)")
     up.add_argument("--site", help="use PILLAR/lvs/SITE.sls instead of the pillar's top file (e.g. two_vips)")
+    up.add_argument("--add-site", action="append", default=[], metavar="NAME",
+                    help="also build PILLAR/lvs/NAME.sls beside it, served by the same master (repeatable)")
     up.add_argument("--no-apply", action="store_true",
                     help="start the hosts and Salt but apply nothing (hosts as their installer left them)")
     up.set_defaults(func=cmd_up)
+    add = sub.add_parser("add-site", help="build PILLAR/lvs/NAME.sls beside a lab that is up (one master)")
+    add.add_argument("name")
+    add.add_argument("--no-apply", action="store_true", help="start its hosts but apply nothing")
+    add.set_defaults(func=cmd_add_site)
+    rm = sub.add_parser("remove-site", help="take a site added beside the lab away")
+    rm.add_argument("name")
+    rm.set_defaults(func=cmd_remove_site)
     rs = sub.add_parser("restart", help="power-cycle a lab host and wait for its minion")
     rs.add_argument("node")
     rs.set_defaults(func=cmd_restart)

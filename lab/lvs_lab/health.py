@@ -1,6 +1,7 @@
 """The lab's view of backend health, for its tests and benchmarks: the director's live
 weights (read with ipvsadm, independently of the pack), faults on a real server, waiting."""
 
+import datetime
 import json
 import os
 import sys
@@ -54,6 +55,14 @@ def boot_id(lab, minion):
     code, out, err = lab.capture(minion, "cat", "/proc/sys/kernel/random/boot_id")
     assert code == 0, err
     return out.strip()
+
+
+def report_jobs_to(lab, minion, since):
+    """How many ``lvs_health.report`` jobs the master sent to ``minion`` since ``since``
+    (a naive local datetime): the runner asked that minion itself."""
+    jobs = lab.salt_run("jobs.list_jobs", "search_function=lvs_health.report", f"search_target={minion}") or {}
+    started = [datetime.datetime.strptime(job["StartTime"], "%Y, %b %d %H:%M:%S.%f") for job in jobs.values()]
+    return sum(1 for when in started if when >= since)
 
 
 def hooks_run(lab):

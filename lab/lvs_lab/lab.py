@@ -26,7 +26,7 @@ from lvs_lab.kernels import Kernels
 from lvs_lab.network import Network
 from lvs_lab.progress import Progress
 from lvs_lab.prometheus import Prometheus
-from lvs_lab.saltd import SaltDaemons
+from lvs_lab.saltd import SaltDaemons, load_site
 from lvs_lab.siteview import SERVING_TIMEOUT, SiteView
 from lvs_lab.system import (
     REPO,
@@ -73,10 +73,11 @@ class Lab(Network, SaltDaemons, Kernels, SiteView):
                 indent=1,
             )
 
-    def up(self, pillar_dir, progress=None, site=None, apply=True):
-        """Build the site in ``pillar_dir`` (its top file's, or ``pillar/lvs/<site>.sls``),
-        start Salt, apply the states (unless ``apply`` is false: the hosts stay as their
-        installer left them); raise LabError."""
+    def up(self, pillar_dir, progress=None, site=None, apply=True, more_sites=()):
+        """Build the site in ``pillar_dir`` (its top file's, or ``pillar/lvs/<site>.sls``)
+        and each of ``more_sites`` beside it (``pillar/lvs/<name>.sls``), start Salt, apply
+        the states (unless ``apply`` is false: the hosts stay as their installer left
+        them); raise LabError."""
         progress = progress or Progress()
         if os.path.exists(self._path("lab.json")):
             raise LabError(f"a lab is already up (state in {self.state_dir}): run `lvs-lab down` first")
@@ -95,31 +96,102 @@ class Lab(Network, SaltDaemons, Kernels, SiteView):
         with progress.step("building the ptrace shim for linux.uml"):
             self.shim()
         with progress.step("wiring namespaces, bridges and taps"):
-            self._wire(site)
+            self._wire()
+            self._wire_site(list(self.hosts.values()))
         with progress.step("writing Salt configs and keys"):
             self._write_salt_config()
-        with progress.step("starting salt-master and the router's minion"):
+        with progress.step("starting salt-master"):
             self._start_master()
-            for host in self.hosts.values():
-                if host.engine == "netns" and host.minion:
-                    self._start_native_minion(host)
-        uml_hosts = [h for h in self.hosts.values() if h.engine == "uml"]
-        with progress.step(f"booting {len(uml_hosts)} user-mode Linux kernels"):
-            for host in uml_hosts:
-                self.boot(host.name)
-            self.wait_booted([h.name for h in uml_hosts])
-        with progress.step(f"waiting for {len(self.minions)} minions to answer the master"):
-            self.wait_minions(self.minions)
+        self._start_site(None, list(self.hosts.values()), progress)
+        for key in more_sites:
+            self.add_site(key, progress, apply=False)
         if apply:
             with progress.step("salt '*' state.apply"):
                 self.apply()
             with progress.step("waiting for the directors to find every backend serving"):
-                self.wait_serving(SERVING_TIMEOUT)
+                for key in (None, *self.extra_sites):
+                    self.wait_serving(SERVING_TIMEOUT, key=key)
         if site.metrics.port is not None:
             with progress.step("starting Prometheus (scrapes the directors on the management network)"):
                 self.prometheus.start([f"{h.mgmt_ip}:{site.metrics.port}" for h in self.hosts.values()
                                        if h.role == "director"])
         return self
+
+    def add_site(self, key, progress=None, apply=True):
+        """Build ``pillar/lvs/<key>.sls`` beside the lab's sites, served by the same
+        master: its hosts, its own LAN bridge and client (its addresses may be another
+        site's), its minions' keys; every site's minions are then their site's target in
+        the top file. Apply the states to the new site's minions (unless ``apply`` is
+        false); raise LabError."""
+        progress = progress or Progress()
+        if not self.hosts:
+            raise LabError("no lab is up: `lvs-lab up` first")
+        with progress.step(f"reading the site {key}"):
+            if key in self.extra_sites or not os.path.exists(os.path.join(self.pillar_dir, "lvs", f"{key}.sls")):
+                raise LabError(f"no site {key!r} to add: {self.pillar_dir}/lvs/{key}.sls does not exist "
+                               "or the lab runs it already")
+            site = self._load_sls(key)
+            hosts = plan.build(site, key=key, first_index=max(h.index for h in self.hosts.values()) + 1)
+            taken = sorted(set(hosts) & set(self.hosts))
+            if taken:
+                raise LabError(f"site {key!r} names hosts another site of the lab has: {', '.join(taken)}")
+            self.hosts.update(hosts)
+            self._save_manifest()
+        with progress.step(f"wiring site {key}: its LAN bridge, client, router and taps"):
+            self._wire_site(list(hosts.values()))
+            self._write_minion_configs(hosts.values())
+            self._serve_top()
+        self._start_site(key, list(hosts.values()), progress)
+        if apply:
+            with progress.step(f"state.apply on site {key}"):
+                self.apply(minions=self.site_minions(key))
+            with progress.step(f"waiting for site {key}'s directors to find every backend serving"):
+                self.wait_serving(SERVING_TIMEOUT, key=key)
+        return self
+
+    def _load_sls(self, key):
+        """Parse ``pillar/lvs/<key>.sls`` as the master would compile it alone."""
+        root = self._path("pillar-probe", key)
+        os.makedirs(root, exist_ok=True)
+        with open(os.path.join(root, "top.sls"), "w", encoding="utf-8") as fh:
+            json.dump({"base": {"*": [f"lvs.{key}"]}}, fh)
+        return load_site([root, self.pillar_dir], cachedir=self._path("pillar-render"))
+
+    def _start_site(self, key, hosts, progress):
+        """Start the minions of ``hosts`` (a router's, kernels) and wait for their answers."""
+        uml_hosts = [h.name for h in hosts if h.engine == "uml"]
+        with progress.step(f"booting {len(uml_hosts)} user-mode Linux kernels" + (f" of site {key}" if key else "")):
+            for host in hosts:
+                if host.engine == "netns" and host.minion:
+                    self._start_native_minion(host)
+            for name in uml_hosts:
+                self.boot(name)
+            self.wait_booted(uml_hosts)
+        names = [h.name for h in hosts if h.minion]
+        with progress.step(f"waiting for {len(names)} minions to answer the master"):
+            self.wait_minions(names)
+
+    def remove_site(self, key, progress=None):
+        """Take the lab's further site ``key`` away (kernels, minions and their keys,
+        wires, files); the other sites go on as they were."""
+        progress = progress or Progress()
+        hosts = [h for h in self.hosts.values() if h.site == key]
+        if key is None or not hosts:
+            raise LabError(f"the lab runs no further site {key!r} (sites: {', '.join(self.extra_sites) or 'none'})")
+        with progress.step(f"taking site {key} away"):
+            for host in hosts:
+                if host.engine == "uml":
+                    self.halt(host.name)
+                elif host.minion:
+                    self._stop_native_minion(host)
+            self._unwire_site(hosts)
+            for host in hosts:
+                self.hosts.pop(host.name)
+                if host.minion:
+                    self.forget_minion(host.name)
+                shutil.rmtree(self.host_dir(host.name), ignore_errors=True)
+            self._save_manifest()
+            self._serve_top()
 
     @property
     def prometheus(self):

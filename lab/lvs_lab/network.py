@@ -14,35 +14,58 @@ from lvs_lab.system import (
 
 
 class Network:
-    def _wire(self, site):
+    def _wire(self):
+        """The switch: its namespace, the management bridge with the master's address."""
         ns = plan.SWITCH_NS
         sh("ip", "netns", "add", ns)
         sh("ip", "-n", ns, "link", "set", "lo", "up")
-        for bridge in (plan.LAN_BRIDGE, plan.MGMT_BRIDGE):
-            sh("ip", "-n", ns, "link", "add", bridge, "type", "bridge")
-            sh("ip", "-n", ns, "link", "set", bridge, "up")
+        sh("ip", "-n", ns, "link", "add", plan.MGMT_BRIDGE, "type", "bridge")
+        sh("ip", "-n", ns, "link", "set", plan.MGMT_BRIDGE, "up")
         sh("ip", "-n", ns, "addr", "add", f"{plan.MASTER_ADDRESS}/{plan.MGMT_NET.prefixlen}", "dev", plan.MGMT_BRIDGE)
-        router = next(h for h in self.hosts.values() if h.role == "router")
-        sh("ip", "netns", "add", self.hosts[plan.CLIENT].netns)
-        sh("ip", "-n", self.hosts[plan.CLIENT].netns, "link", "set", "lo", "up")
+
+    def _wire_site(self, hosts):
+        """One site's ``hosts`` (LabHost list): its LAN bridge, its client's namespace,
+        its router, and a tap pair for each of its kernels."""
+        ns = plan.SWITCH_NS
+        router = next(h for h in hosts if h.role == "router")
+        sh("ip", "-n", ns, "link", "add", router.bridge, "type", "bridge")
+        sh("ip", "-n", ns, "link", "set", router.bridge, "up")
+        client = self.client_of(router)
+        sh("ip", "netns", "add", client.netns)
+        sh("ip", "-n", client.netns, "link", "set", "lo", "up")
         self._wire_router(router)
-        for host in self.hosts.values():
+        for host in hosts:
             if host.engine != "uml":
                 continue
-            for network, bridge in (("lan", plan.LAN_BRIDGE), ("mgmt", plan.MGMT_BRIDGE)):
+            for network, bridge in (("lan", host.bridge), ("mgmt", plan.MGMT_BRIDGE)):
                 sh("ip", "-n", ns, "tuntap", "add", "dev", host.tap(network), "mode", "tap")
                 sh("ip", "-n", ns, "link", "set", host.tap(network), "master", bridge, "up")
+
+    def _unwire_site(self, hosts):
+        """Take one site's wires away (its kernels and minions already stopped)."""
+        router = next(h for h in hosts if h.role == "router")
+        self._unwire_router(router)
+        sh("ip", "netns", "del", self.client_of(router).netns, check=False)
+        for host in hosts:
+            if host.engine == "uml":
+                for network in ("lan", "mgmt"):
+                    sh("ip", "-n", plan.SWITCH_NS, "link", "del", host.tap(network), check=False)
+        sh("ip", "-n", plan.SWITCH_NS, "link", "del", router.bridge, check=False)
+
+    def client_of(self, host):
+        """The client (LabHost) on the WAN side of ``host``'s site."""
+        return self.hosts[plan.client_name(host.site)]
 
     def _wire_router(self, router):
         """The router's namespace: LAN and management NICs into the switch, and its WAN
         NIC paired with the client's (the router's own LAN/WAN addresses, as an
         installer would set them; forwarding and NAT come from Salt)."""
         ns = plan.SWITCH_NS
-        client = self.hosts[plan.CLIENT]
+        client = self.client_of(router)
         sh("ip", "netns", "add", router.netns)
         sh("ip", "-n", router.netns, "link", "set", "lo", "up")
         for network, bridge, ifname, address in (
-            ("lan", plan.LAN_BRIDGE, router.lan_interface, router.lan_address),
+            ("lan", router.bridge, router.lan_interface, router.lan_address),
             ("mgmt", plan.MGMT_BRIDGE, "lab0", router.mgmt_address),
         ):
             peer = router.tap(network)
@@ -72,7 +95,7 @@ class Network:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
         for netns, link in ((plan.SWITCH_NS, router.tap("lan")), (plan.SWITCH_NS, router.tap("mgmt")),
-                            (self.hosts[plan.CLIENT].netns, "eth0")):
+                            (self.client_of(router).netns, "eth0")):
             sh("ip", "-n", netns, "link", "del", link, check=False)
         sh("ip", "netns", "del", router.netns)
 
@@ -85,7 +108,7 @@ class Network:
         if cut:
             sh("ip", "-n", plan.SWITCH_NS, "link", "set", tap, "nomaster")
         else:
-            sh("ip", "-n", plan.SWITCH_NS, "link", "set", tap, "master", plan.LAN_BRIDGE)
+            sh("ip", "-n", plan.SWITCH_NS, "link", "set", tap, "master", self.hosts[name].bridge)
 
     @staticmethod
     def namespaces():

@@ -8,6 +8,10 @@
 
 Every host gets a management NIC ``lab0`` on a private bridge where the lab's
 salt-master listens; the site's own LAN carries only the site's traffic.
+
+A lab may run further sites beside its first (one master, many sites): each has a LAN
+bridge and a client of its own (``lan1``, ``client-<site>``), so that two sites may use
+the same addresses; host indexes (taps, MACs, management addresses) run on across sites.
 """
 
 from dataclasses import dataclass, field
@@ -34,6 +38,8 @@ class LabHost:
     minion: bool = True
     index: int = 0
     extra: dict = field(default_factory=dict)
+    site: str = None  # the lab's name for the host's site: None for its first site
+    bridge: str = LAN_BRIDGE  # the switch's bridge of the host's LAN (the client's: none)
 
     @property
     def netns(self):
@@ -54,12 +60,19 @@ class LabHost:
         return f"02:4c:56:{self.index:02x}:00:{('lan', 'mgmt', 'wan').index(network) + 1:02x}"
 
 
-def build(site):
-    """Return the lab hosts for ``site`` (a parsed :class:`lvstun.site.Site`), by name."""
+def client_name(key):
+    """The client host of the lab's site ``key`` (None: the first site)."""
+    return CLIENT if key is None else f"{CLIENT}-{key}"
+
+
+def build(site, key=None, first_index=0):
+    """Return the lab hosts for ``site`` (a parsed :class:`lvstun.site.Site`), by name:
+    the lab's first site (``key`` None) or a further one named ``key``, whose hosts
+    are numbered from ``first_index`` on."""
     prefix = netaddr.IPNetwork(site.subnet).prefixlen
     hosts = {}
-    mgmt = iter(MGMT_NET.iter_hosts())
-    next(mgmt)  # .1 is the master
+    mgmt = (f"{MGMT_NET[2 + first_index + n]}/{MGMT_NET.prefixlen}" for n in range(len(site.hosts) + 1))
+    common = {"site": key, "bridge": LAN_BRIDGE if key is None else f"lan{first_index}"}
     router = site.router
     hosts[router.minion_id] = LabHost(
         name=router.minion_id,
@@ -67,9 +80,10 @@ def build(site):
         role="router",
         lan_address=f"{router.lan_address}/{prefix}",
         lan_interface=router.lan_interface,
-        mgmt_address=f"{next(mgmt)}/{MGMT_NET.prefixlen}",
-        index=len(hosts),
+        mgmt_address=next(mgmt),
+        index=first_index + len(hosts),
         extra={"wan_address": router.wan_address, "wan_interface": router.wan_interface},
+        **common,
     )
     for host in sorted(site.hosts.values(), key=lambda h: (h.role != "director", h.minion_id)):
         extra = {}
@@ -88,19 +102,22 @@ def build(site):
             lan_address=f"{host.address}/{prefix}",
             lan_interface=host.interface,
             gateway=host.gateway,
-            mgmt_address=f"{next(mgmt)}/{MGMT_NET.prefixlen}",
-            index=len(hosts),
+            mgmt_address=next(mgmt),
+            index=first_index + len(hosts),
             extra=extra,
+            **common,
         )
     wan = netaddr.IPNetwork(router.wan_address)
     client_ip = next(ip for ip in wan.iter_hosts() if ip != wan.ip)
-    hosts[CLIENT] = LabHost(
-        name=CLIENT,
+    hosts[client_name(key)] = LabHost(
+        name=client_name(key),
         engine="netns",
         role="client",
         lan_address=f"{client_ip}/{wan.prefixlen}",
         gateway=str(wan.ip),
         minion=False,
-        index=len(hosts),
+        index=first_index + len(hosts),
+        site=key,
+        bridge=None,
     )
     return hosts

@@ -18,7 +18,6 @@ from lvs_lab import plan
 from lvs_lab.system import (
     BIN,
     REPO,
-    STATE_DIR,
     LabError,
     sh,
     write_new,
@@ -32,11 +31,13 @@ def site_tree(name="seed"):
         return yaml.safe_load(fh)["lvs"]
 
 
-def load_site(pillar_roots):
-    """Compile the site's pillar with Salt itself (Jinja, top file) and parse it.
+def load_site(pillar_roots, cachedir, minion="lvs-lab"):
+    """Compile the site's pillar with Salt itself (Jinja, top file) as the master would
+    for ``minion`` and parse it.
 
     ``pillar_roots``: one folder or a list (the first holding a file wins, as on the
-    master). Compiled in-process: Salt 3008 masks pillar values in ``salt-call`` output.
+    master); ``cachedir``: where Salt may cache what it renders. Compiled in-process:
+    Salt 3008 masks pillar values in ``salt-call`` output.
     """
     roots = [pillar_roots] if isinstance(pillar_roots, str) else list(pillar_roots)
     import salt.config  # noqa: PLC0415
@@ -46,10 +47,10 @@ def load_site(pillar_roots):
 
     opts = salt.config.minion_config(None)
     opts.update(
-        id="lvs-lab",
+        id=minion,
         file_client="local",
         pillar_roots={"base": [os.path.abspath(root) for root in roots]},
-        cachedir=os.path.join(STATE_DIR, "pillar-render"),
+        cachedir=cachedir,
     )
     pillar = salt.pillar.get_pillar(opts, {}, opts["id"], saltenv="base").compile_pillar()
     if pillar.get("_errors"):
@@ -88,9 +89,12 @@ class SaltDaemons:
         return [self.pillar_overlay, self.pillar_dir]
 
     def _write_top(self, sls):
-        """Serve ``sls`` (or, when None, what the user's top file names), followed by
-        the lab's own setting: the directors' metrics on the management network, where
-        the lab's Prometheus scrapes them."""
+        """Serve ``sls`` (or, when None, what the user's top file names) to the lab's
+        first site, and ``lvs.<site>`` to each further site, each followed by the lab's
+        own setting: the directors' metrics on the management network, where the lab's
+        Prometheus scrapes them. With one site, every target is the user's (``'*'``);
+        with several, each site's minions are its target (a list), as a master serving
+        many sites has it."""
         os.makedirs(os.path.join(self.pillar_overlay, "lvs_lab"), exist_ok=True)
         with open(os.path.join(self.pillar_overlay, "lvs_lab", "lab.sls"), "w", encoding="utf-8") as fh:
             yaml.safe_dump({"lvs": {"metrics": {"listen": str(plan.MGMT_NET)}}}, fh)
@@ -106,8 +110,29 @@ class SaltDaemons:
             targets = [top["base"]["*"]]
         for entries in targets:
             entries.append("lvs_lab.lab")
+        with open(os.path.join(self.pillar_overlay, "lvs_lab", "first.yaml"), "w", encoding="utf-8") as fh:
+            yaml.safe_dump(top, fh)
+        self._serve_top()
+
+    def _serve_top(self):
+        """Write the top file: the first site's (``lvs_lab/first.yaml``), alone or beside
+        the further sites."""
+        with open(os.path.join(self.pillar_overlay, "lvs_lab", "first.yaml"), encoding="utf-8") as fh:
+            top = yaml.safe_load(fh)
+        if self.extra_sites:
+            first = [entry for entries in (e for env in top.values() for e in env.values())
+                     for entry in entries if not isinstance(entry, dict)]
+            top = {"base": {self._site_target(None): [{"match": "list"}, *dict.fromkeys(first)]}}
+            for key in self.extra_sites:
+                top["base"][self._site_target(key)] = [{"match": "list"}, f"lvs.{key}", "lvs_lab.lab"]
         with open(os.path.join(self.pillar_overlay, "top.sls"), "w", encoding="utf-8") as fh:
             yaml.safe_dump(top, fh)
+
+    @property
+    def extra_sites(self):
+        """The lab's further sites (their ``pillar/lvs/<site>.sls`` names), in order."""
+        return list(dict.fromkeys(h.site for h in sorted(self.hosts.values(), key=lambda h: h.index)
+                                  if h.site is not None))
 
     def set_pillar(self, tree):
         """Serve ``{"lvs": tree}`` as the site's pillar from now on (tests' pillar edits)."""
@@ -115,6 +140,13 @@ class SaltDaemons:
         with open(os.path.join(self.pillar_overlay, "lvs_lab", "edited.sls"), "w", encoding="utf-8") as fh:
             yaml.safe_dump({"lvs": tree}, fh)
         self._write_top("lvs_lab.edited")
+
+    def site_minions(self, key=None):
+        """The minion ids of the lab's site ``key`` (None: its first site)."""
+        return sorted(name for name, host in self.hosts.items() if host.minion and host.site == key)
+
+    def _site_target(self, key):
+        return ",".join(self.site_minions(key))
 
     def reset_pillar(self):
         """Serve the lab's own site again (the user's pillar folder, ``--site``)."""
@@ -149,8 +181,6 @@ class SaltDaemons:
         }
 
     def _write_salt_config(self):
-        import salt.crypt  # noqa: PLC0415
-
         mdir = self.master_conf_dir
         os.makedirs(os.path.join(mdir, "pki", "minions"), exist_ok=True)
         with open(os.path.join(mdir, "master"), "w", encoding="utf-8") as fh:
@@ -177,14 +207,21 @@ class SaltDaemons:
                 },
                 fh,
             )
-        for host in self.hosts.values():
+        self._write_minion_configs(self.hosts.values())
+
+    def _write_minion_configs(self, hosts):
+        """Each minion's config and its keys, pre-seeded: the master knows every lab
+        minion before it first connects."""
+        import salt.crypt  # noqa: PLC0415
+
+        mdir = self.master_conf_dir
+        for host in hosts:
             if not host.minion:
                 continue
             hdir = self.host_dir(host.name)
             os.makedirs(os.path.join(hdir, "etc"), exist_ok=True)
             with open(os.path.join(hdir, "etc", "minion"), "w", encoding="utf-8") as fh:
                 yaml.safe_dump(self._minion_config(host), fh)
-            # Pre-seeded keys: the master knows every lab minion before it first connects.
             pki = os.path.join(hdir, "pki")
             os.makedirs(pki, exist_ok=True)
             private, public = salt.crypt.gen_keys(2048)
@@ -194,6 +231,10 @@ class SaltDaemons:
                 (os.path.join(mdir, "pki", "minions", host.name), public, 0o644),
             ):
                 write_new(path, text, mode)
+
+    def forget_minion(self, name):
+        """Delete minion ``name``'s key and what the master caches of it (``salt-key -d``)."""
+        sh(os.path.join(BIN, "salt-key"), "-c", self.master_conf_dir, "-y", "-q", "-d", name, capture=True)
 
     def _start_master(self):
         sh(os.path.join(BIN, "salt-master"), "-c", self.master_conf_dir, "-d", netns=plan.SWITCH_NS)
@@ -290,11 +331,13 @@ class SaltDaemons:
                 raise LabError(self._hint(pending, "did not answer the lab's master", "minion.log"))
             time.sleep(1)
 
-    def apply(self, *args):
-        """``salt '*' state.apply ARGS`` on the whole site; raise LabError unless all succeeded."""
-        returns = self.salt_json("--timeout=600", "*", "state.apply", *args, timeout=900)
+    def apply(self, *args, minions=None):
+        """``salt '*' state.apply ARGS`` on every site (or on the list ``minions``); raise
+        LabError unless all succeeded."""
+        target = ["-L", ",".join(minions)] if minions else ["*"]
+        returns = self.salt_json("--timeout=600", *target, "state.apply", *args, timeout=900)
         failures = []
-        for mid in self.minions:
+        for mid in minions or self.minions:
             ret = returns.get(mid)
             if not isinstance(ret, dict):
                 failures.append(f"{mid}: {ret!r}" if ret is not None else f"{mid}: no return")

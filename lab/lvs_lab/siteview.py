@@ -16,17 +16,20 @@ SERVING_TIMEOUT = 60  # s: a site just applied serves by then (path checks: rise
 
 
 class SiteView:
-    def site(self):
-        """The site as the master serves it now (parsed and validated)."""
-        return load_site(self.pillar_roots)
+    def site(self, key=None):
+        """The lab's site ``key`` (None: its first) as the master serves it now to that
+        site's minions (parsed and validated)."""
+        minion = self.site_minions(key)[0] if self.extra_sites else "lvs-lab"
+        return load_site(self.pillar_roots, minion=minion, cachedir=self._path("pillar-render"))
 
-    def director_group(self):
+    def director_group(self, key=None):
         """``{director minion id: in the router's group}`` (a Linux router with several
         directors: the resilient nexthop group the pack keeps; lvstun.dirgroup)."""
         from lvstun import dirgroup  # noqa: PLC0415  (the pack's shared code, as the lab's tests use it)
 
-        spec = dirgroup.spec(self.site())
-        out = subprocess.run(["ip", "-n", self.hosts["router"].netns, "-j", "nexthop", "show", "id",
+        site = self.site(key)
+        spec = dirgroup.spec(site)
+        out = subprocess.run(["ip", "-n", self.hosts[site.router.minion_id].netns, "-j", "nexthop", "show", "id",
                               str(spec["group"])], capture_output=True, text=True, check=True).stdout
         held = {m["id"] for m in json.loads(out)[0]["group"]}
         return {name: member["id"] in held for name, member in spec["members"].items()}
@@ -44,13 +47,14 @@ class SiteView:
                 found[match.group(1), match.group(2).rsplit(":", 1)[0]] = int(match.group(3))
         return found
 
-    def wait_serving(self, timeout):
-        """Wait until every director runs every backend of every service at the weight
-        the pillar gives (a site just applied: each director's path checks have found
-        its backends answering); raise LabError naming the others after ``timeout``."""
+    def wait_serving(self, timeout, key=None):
+        """Wait until every director of site ``key`` runs every backend of every service
+        at the weight the pillar gives (a site just applied: each director's path checks
+        have found its backends answering); raise LabError naming the others after
+        ``timeout``."""
         from lvstun import health  # noqa: PLC0415  (the pack's shared code, as the lab's tests use it)
 
-        site = self.site()
+        site = self.site(key)
         want = {}
         for svc in site.services.values():
             live = health.live_weights(svc, {})

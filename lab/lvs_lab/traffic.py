@@ -178,7 +178,7 @@ def shares_hold(rule, answers, backends, count):
 
 
 def run(lab, site, count=30, service=None):
-    """Send ``count`` requests from ``client`` to the first (or named) service.
+    """Send ``count`` requests from the site's client to the first (or named) service.
 
     Returns a report dict; ``report["ok"]`` says whether the TUN data path held: every
     request answered, the answers shared out as the weights say, no response bytes
@@ -194,7 +194,8 @@ def run(lab, site, count=30, service=None):
                                                                        site.hosts[director].address, gue_port))
         if code != 0:
             raise LabError(f"cannot install the probe counters on {director}: {err}")
-    code, out, err = lab.capture("client", sys.executable, "-m", "lvs_lab.traffic", svc.protocol, svc.public,
+    client = lab.client_of(lab.hosts[site.router.minion_id]).name
+    code, out, err = lab.capture(client, sys.executable, "-m", "lvs_lab.traffic", svc.protocol, svc.public,
                                  str(svc.port), str(count))
     if code != 0:
         raise LabError(f"the client could not send requests: {err}")

@@ -76,13 +76,6 @@ def test_a_broken_tunnel_drains_the_backend_though_its_service_answers(healthy):
     hh.wait_for(lambda: hh.weight_of(lab, "rs2") == 1, RESTORE)
 
 
-def _report_jobs_to(lab, minion, since):
-    """How many ``lvs_health.report`` jobs the master sent to ``minion`` since ``since``."""
-    jobs = lab.salt_run("jobs.list_jobs", "search_function=lvs_health.report", f"search_target={minion}") or {}
-    started = [datetime.datetime.strptime(job["StartTime"], "%Y, %b %d %H:%M:%S.%f") for job in jobs.values()]
-    return sum(1 for when in started if when >= since)
-
-
 def test_a_forged_event_cannot_change_another_minions_backend(healthy):
     lab = healthy
     # rs1's own beacon paused, so that every question to rs1 below comes from the forged event.
@@ -94,7 +87,7 @@ def test_a_forged_event_cannot_change_another_minions_backend(healthy):
         ret = lab.salt_json("rs2", "event.send", "salt/beacon/rs1/lvs_backend/", payload)
         assert ret.get("rs2") is True, ret
         # The reactor ran the runner, which asked rs1 itself (and rs1 says it is healthy).
-        hh.wait_for(lambda: _report_jobs_to(lab, "rs1", since) >= 1, TIMEOUT, step=1)
+        hh.wait_for(lambda: hh.report_jobs_to(lab, "rs1", since) >= 1, TIMEOUT, step=1)
         time.sleep(3)
         assert hh.weight_of(lab, "rs1") == 1
         assert hh.recorded(lab, "rs1", "web") is not False

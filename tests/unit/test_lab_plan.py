@@ -5,6 +5,7 @@ import os
 import yaml
 
 import lvstun.site
+from lvs_lab import lab as lab_mod
 from lvs_lab import plan, traffic
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -122,3 +123,46 @@ def test_private_keys_are_created_owner_only(tmp_path):
     os.chmod(path, 0o644)
     write_new(str(path), "secret", 0o400)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o400 and path.read_text() == "secret"
+
+
+def _site(name):
+    with open(os.path.join(REPO, "pillar", "lvs", f"{name}.sls"), encoding="utf-8") as fh:
+        return lvstun.site.parse(yaml.safe_load(fh))
+
+
+def test_a_further_site_gets_its_own_bridge_and_client_and_numbers_on():
+    first = plan.build(_site("seed"))
+    second = plan.build(_site("second"), key="second", first_index=max(h.index for h in first.values()) + 1)
+    assert not set(first) & set(second)
+    assert {h.bridge for h in first.values() if h.role != "client"} == {plan.LAN_BRIDGE}
+    bridges = {h.bridge for h in second.values() if h.role != "client"}
+    assert len(bridges) == 1 and plan.LAN_BRIDGE not in bridges
+    assert "client-second" in second and second["client-second"].role == "client"
+    assert {h.site for h in second.values()} == {"second"} and {h.site for h in first.values()} == {None}
+    both = [*first.values(), *second.values()]
+    for unique in (lambda h: h.index, lambda h: h.tap("lan"), lambda h: h.mac("lan")):
+        assert len({unique(h) for h in both}) == len(both)
+    mgmt = [h.mgmt_ip for h in both if h.minion]
+    assert len(set(mgmt)) == len(mgmt) and plan.MASTER_ADDRESS not in mgmt
+    # The same addresses as the first site: each on a network of its own.
+    assert second["b-rs1"].lan_address == first["rs1"].lan_address
+
+
+def test_with_a_further_site_each_sites_minions_are_its_top_target(tmp_path):
+    """Salt itself compiles each minion's pillar from the lab's top file: the seed's
+    minions get the seed, the second site's get theirs, and no target is '*'."""
+    lab = lab_mod.Lab(state_dir=str(tmp_path))
+    lab.pillar_dir = os.path.join(REPO, "pillar")
+    lab.site_name = "seed"
+    lab.hosts = plan.build(_site("seed"))
+    lab.reset_pillar()
+    with open(tmp_path / "pillar" / "top.sls", encoding="utf-8") as fh:
+        assert list(yaml.safe_load(fh)["base"]) == ["*"]
+    lab.hosts.update(plan.build(_site("second"), key="second", first_index=len(lab.hosts)))
+    lab._serve_top()
+    with open(tmp_path / "pillar" / "top.sls", encoding="utf-8") as fh:
+        targets = yaml.safe_load(fh)["base"]
+    assert "*" not in targets and len(targets) == 2
+    assert lab.extra_sites == ["second"]
+    assert lab.site().name == "seed" and lab.site("second").name == "second"
+    assert sorted(lab.site("second").hosts) == ["b-director", "b-rs1", "b-rs2"]
