@@ -170,6 +170,8 @@ class Lab(Network, SaltDaemons, Kernels, SiteView):
         names = [h.name for h in hosts if h.minion]
         with progress.step(f"waiting for {len(names)} minions to answer the master"):
             self.wait_minions(names)
+        with progress.step("syncing the pack to them (saltutil.sync_all)"):
+            self.sync_pack(names)
 
     def remove_site(self, key, progress=None):
         """Take the lab's further site ``key`` away (kernels, minions and their keys,
