@@ -168,9 +168,14 @@ class Backend:
 class Encap:
     """How a director wraps a service's requests for its real servers (IPVS's tunnel)."""
 
-    kind: str = "ipip"  # ipip, gue or gre
-    port: int = 0  # gue: the UDP port the real servers receive on (else 0)
-    checksum: str = "none"  # none, csum (gue, gre) or remcsum (gue)
+    kind: str  # ipip, gue or gre
+    port: int  # gue: the UDP port the real servers receive on (else 0)
+    checksum: str  # none, csum (gue, gre) or remcsum (gue)
+
+    @classmethod
+    def default(cls):
+        """A site's encapsulation when its pillar says none (SCHEMA's ``tunnel``)."""
+        return cls(kind=SCHEMA["tunnel"]["kind"], port=0, checksum=SCHEMA["tunnel"]["checksum"])
 
     @property
     def overhead(self):
@@ -225,7 +230,7 @@ class Tunnel:
     lan_mtu: int  # the LAN's MTU: a tunnelled request is at most this long
     mss: int  # MSS the real servers advertise for the VIPs (None: no clamping), for the largest encapsulation
     route_table: int  # the real servers' routing table for traffic from the VIPs
-    encap: Encap = Encap()  # the services' encapsulation unless one says otherwise
+    encap: Encap  # the services' encapsulation unless one says otherwise
 
 
 @dataclass(frozen=True)
@@ -442,7 +447,7 @@ def parse(pillar):
     parser.health(tree.get("health"))
     tunnel_spec = _mapping(parser.errors, ("tunnel",), tree.get("tunnel"))
     _known(parser.errors, ("tunnel",), tunnel_spec, "tunnel")
-    parser.encap = _encap(parser.errors, ("tunnel",), tunnel_spec, "tunnel", Encap())
+    parser.encap = _encap(parser.errors, ("tunnel",), tunnel_spec, "tunnel", Encap.default())
     parser.services_of(tree.get("services"))
     tunnel = _tunnel(parser.errors, tunnel_spec, parser.encap, parser.services.values())
     ipvs = parser.ipvs(tree.get("ipvs"))
@@ -498,7 +503,7 @@ class _Parser:
         self.owners = {}  # address -> pillar path of the first host that claimed it
         self.hosts = {}
         self.services = {}
-        self.encap = Encap()  # the site's (lvs:tunnel)
+        self.encap = Encap.default()  # the site's (lvs:tunnel)
 
     def claim(self, path, address):
         """Take ``address`` for the host at ``path``: on the LAN, a host's, not taken."""

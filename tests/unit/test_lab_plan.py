@@ -59,7 +59,7 @@ def _service(scheduler, weights, flags=(), persistent=0):
     backends = tuple(lvstun.site.Backend(mid, f"10.0.0.{i}", 80, w) for i, (mid, w) in enumerate(weights.items()))
     return lvstun.site.Service("web", "10.0.0.88", "10.0.0.88", "tcp", 80, scheduler, backends, tuple(flags),
                                 persistent, netmask=None, check={}, floor=1, sorry=None, sorry_backend=None,
-                                encap=lvstun.site.Encap())
+                                encap=lvstun.site.Encap.default())
 
 
 def test_share_rule_follows_the_scheduler():
