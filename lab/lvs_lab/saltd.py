@@ -340,7 +340,7 @@ class SaltDaemons:
     def sync_pack(self, minions):
         """``saltutil.sync_all`` on ``minions`` (what a highstate does first by default);
         raise LabError unless each synced."""
-        returns = self.salt_json("-L", ",".join(minions), "saltutil.sync_all", timeout=600)
+        returns = self.salt_json("--timeout=600", "-L", ",".join(minions), "saltutil.sync_all", timeout=900)
         failed = sorted(m for m in minions if not isinstance(returns.get(m), dict))
         if failed:
             raise LabError(f"saltutil.sync_all failed on {', '.join(failed)}: {returns}")
