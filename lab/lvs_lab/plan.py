@@ -10,7 +10,7 @@ Every host gets a management NIC ``lab0`` on a private bridge where the lab's
 salt-master listens; the site's own LAN carries only the site's traffic.
 
 A lab may run further sites beside its first (one master, many sites): each has a LAN
-bridge and a client of its own (``lan1``, ``client-<site>``), so that two sites may use
+bridge and a client of its own (``lan<N>``, ``client-<site>``), so that two sites may use
 the same addresses; host indexes (taps, MACs, management addresses) run on across sites.
 """
 

@@ -109,10 +109,3 @@ def process_table():
             continue
     return table
 
-
-def cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().decode(errors="replace").replace("\0", " ")
-    except OSError:
-        return ""
