@@ -108,4 +108,3 @@ def process_table():
         except (OSError, ValueError, IndexError):
             continue
     return table
-
