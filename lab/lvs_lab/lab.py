@@ -160,6 +160,8 @@ class Lab(Network, SaltDaemons, Kernels, SiteView):
     def _start_site(self, key, hosts, progress):
         """Start the minions of ``hosts`` (a router's, kernels) and wait for their answers."""
         uml_hosts = [h.name for h in hosts if h.engine == "uml"]
+        with progress.step("putting the pack in the minions' extension modules (Salt's sync, run here)"):
+            self.seed_pack(hosts)
         with progress.step(f"booting {len(uml_hosts)} user-mode Linux kernels" + (f" of site {key}" if key else "")):
             for host in hosts:
                 if host.engine == "netns" and host.minion:
@@ -170,8 +172,6 @@ class Lab(Network, SaltDaemons, Kernels, SiteView):
         names = [h.name for h in hosts if h.minion]
         with progress.step(f"waiting for {len(names)} minions to answer the master"):
             self.wait_minions(names)
-        with progress.step("syncing the pack to them (saltutil.sync_all)"):
-            self.sync_pack(names)
 
     def remove_site(self, key, progress=None):
         """Take the lab's further site ``key`` away (kernels, minions and their keys,

@@ -23,6 +23,11 @@ from lvs_lab.system import (
     write_new,
 )
 
+# The module types ``saltutil.sync_all`` pushes to a minion (Salt's list, in its order).
+SYNC_FORMS = ("clouds", "beacons", "modules", "states", "sdb", "grains", "renderers", "returners", "output",
+              "utils", "log_handlers", "executors", "proxy", "engines", "thorium", "serializers", "matchers",
+              "resources")
+
 
 def site_tree(name="seed"):
     """The ``lvs`` tree of the repository's site ``pillar/lvs/NAME.sls`` (plain YAML), to
@@ -178,8 +183,8 @@ class SaltDaemons:
             "random_reauth_delay": 0,
             "recon_default": 200,
             "recon_max": 2000,
-            # The pack is synced once, when the lab enrols the minion (``sync_pack``), not
-            # again at every highstate (Salt's default, which users keep): on UML a
+            # The pack is put in place once, before the minion first starts (``seed_pack``),
+            # not synced again at every highstate (Salt's default, which users keep): on UML a
             # highstate's sync of every module type takes 10 of its 14 s, and the lab
             # never changes the pack under a running site. A default minion syncing at
             # its highstate is tested on the host (tests/functional/test_fileserver.py).
@@ -337,13 +342,43 @@ class SaltDaemons:
                 raise LabError(self._hint(pending, "did not answer the lab's master", "minion.log"))
             time.sleep(1)
 
-    def sync_pack(self, minions):
-        """``saltutil.sync_all`` on ``minions`` (what a highstate does first by default);
-        raise LabError unless each synced."""
-        returns = self.salt_json("--timeout=600", "-L", ",".join(minions), "saltutil.sync_all", timeout=900)
-        failed = sorted(m for m in minions if not isinstance(returns.get(m), dict))
-        if failed:
-            raise LabError(f"saltutil.sync_all failed on {', '.join(failed)}: {returns}")
+    def seed_pack(self, hosts):
+        """Put the pack's modules in each minion's extension modules before it starts:
+        Salt's own sync (``salt.utils.extmods.sync``, what ``saltutil.sync_all`` runs on
+        a minion) run once here, with the checkout the master serves as a local file
+        client, and its result copied to each minion of ``hosts``.
+
+        The files and folders are those a first ``saltutil.sync_all`` would write; on UML
+        that sync took about 70 s per lab boot (each minion fetching every module from the
+        master with a kernel where system calls are expensive). A UML minion syncing from
+        the master is tested in the lab (``test_site_seed``), a host's in
+        ``tests/functional/test_fileserver.py``.
+        """
+        import logging  # noqa: PLC0415
+        import shutil  # noqa: PLC0415
+
+        import salt.config  # noqa: PLC0415
+        import salt.utils.extmods  # noqa: PLC0415
+
+        staged = self._path("pack-extmods")
+        shutil.rmtree(staged, ignore_errors=True)
+        opts = salt.config.minion_config(None)
+        opts.update(file_client="local", cachedir=self._path("pack-cache"), extension_modules=staged,
+                    **lvs_salt.fileserver.master_config(REPO))
+        salt_log = logging.getLogger("salt")
+        level = salt_log.level
+        salt_log.setLevel(logging.WARNING)  # the file list's walk logs each file of the tree at trace
+        try:
+            for form in SYNC_FORMS:
+                if os.path.isdir(os.path.join(REPO, "_" + form)):
+                    salt.utils.extmods.sync(opts, form, saltenv=["base"])
+        finally:
+            salt_log.setLevel(level)
+        for host in hosts:
+            if host.minion:
+                extmods = salt.config.minion_config(
+                    os.path.join(self.host_dir(host.name), "etc", "minion"))["extension_modules"]
+                shutil.copytree(staged, extmods, dirs_exist_ok=True)
 
     def apply(self, *args, minions=None):
         """``salt '*' state.apply ARGS`` on every site (or on the list ``minions``); raise

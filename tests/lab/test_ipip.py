@@ -36,7 +36,6 @@ BARE = ("ip addr flush dev tunl0; ip link set tunl0 down; "
 def fixture_bare_rs(lab):
     """rs1 as a host that was never a TUN real server, before and after each test (a VIP
     left on tunl0 without arp_ignore would answer ARP for the VIP in later tests)."""
-    call(lab, "saltutil.sync_all", minion=RS)
     assert lab.capture(RS, "sh", "-c", BARE)[0] == 0
     yield lab
     assert lab.capture(RS, "sh", "-c", BARE)[0] == 0

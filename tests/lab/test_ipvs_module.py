@@ -20,7 +20,6 @@ UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abs
 
 @pytest.fixture(name="table")
 def fixture_table(lab):
-    call(lab, "saltutil.sync_modules")
     clear(lab)
     yield lab
     clear(lab)

@@ -32,7 +32,6 @@ def state(lab, fun, test=False, **kwargs):
 
 @pytest.fixture(name="table")
 def fixture_table(lab):
-    call(lab, "saltutil.sync_all")
     clear(lab)
     cachedir = call(lab, "config.get", "cachedir")  # the ownership records live here
     # Only the IPVS ownership records: the host's others (host-originals) stay its own.
