@@ -4,6 +4,11 @@ services whose directors wrap requests otherwise, what takes that off first: a G
 receive port (``ip fou add port P gue``: the inner packet then goes to the ipip device)
 and the kernel's GRE device ``gre0`` (up, rp_filter off).
 
+IPv6 VIPs go on the kernel's ip6ip6 device ``ip6tnl0`` (module ip6_tunnel), which takes
+IPv6-in-IPv6 packets from any host. They need no sysctl: Linux answers a neighbour
+solicitation only for an address of the interface it came in on, and never takes a
+tunnel device's address as the source of its own solicitations on the LAN.
+
 Links and addresses through netlink (pyroute2); GUE ports through the ``fou`` family
 (``lvstun.fou``); sysctls through /proc/sys.
 """
@@ -37,7 +42,12 @@ fresh(lvstun.sysctl)
 fresh(lvstun.netlink)
 __virtualname__ = "ipip"
 FALLBACK = "tunl0"
+FALLBACK6 = "ip6tnl0"
 GRE = "gre0"  # the kernel's GRE device (ip_gre): it takes keyless GRE from any host
+# The tunnel device of each IP version: its link kind, the kernel module that makes its
+# fallback device, and that device's name.
+DEVICES = {4: ("ipip", "ipip", FALLBACK), 6: ("ip6tnl", "ip6_tunnel", FALLBACK6)}
+FALLBACKS = {fallback for _, _, fallback in DEVICES.values()}
 NO_DECAP = {"gue_ports": [], "gre": False}
 
 
@@ -54,24 +64,41 @@ def _vips(vips):
         raise SaltInvocationError(str(err)) from None
 
 
-def _ensure_device(ipr, device):
-    """Create the device: load ipip for the fallback tunl0, or add a named ipip link."""
-    if device == FALLBACK:
-        _load("ipip", FALLBACK, ipr)
+def _version(vips, device, decap):
+    """The IP version of ``vips`` (4 when there are none): one per device. IPv6 VIPs go
+    on ``ip6tnl0`` and arrive as ip6ip6 only (no GUE or GRE yet)."""
+    versions = {6 if ":" in vip else 4 for vip in vips}
+    if len(versions) > 1:
+        raise SaltInvocationError(f"{device}: IPv4 and IPv6 VIPs go on two devices (tunl0, ip6tnl0), "
+                                  f"not one: {vips}")
+    version = versions.pop() if versions else 4
+    if version == 6 and device != FALLBACK6:
+        raise SaltInvocationError(f"IPv6 VIPs go on {FALLBACK6} (the kernel's ip6ip6 device), not {device}")
+    if version == 6 and (decap["gue_ports"] or decap["gre"]):
+        raise SaltInvocationError("IPv6 VIPs arrive as ip6ip6: GUE and GRE for IPv6 are not supported yet")
+    return version
+
+
+def _ensure_device(ipr, device, version):
+    """Create the device: load the module of the fallback (tunl0, ip6tnl0), or add a
+    named ipip link."""
+    kind, module, fallback = DEVICES[version]
+    if device == fallback:
+        _load(module, fallback, ipr)
         return
     try:
-        ipr.link("add", ifname=device, kind="ipip")
+        ipr.link("add", ifname=device, kind=kind)
     except NetlinkError as err:
         if err.code != errno.EEXIST:
-            raise CommandExecutionError(f"cannot create ipip device {device}: {err}") from err
+            raise CommandExecutionError(f"cannot create {kind} device {device}: {err}") from err
 
 
 def tunnel(device=FALLBACK):
     """Describe the tunnel device: ``{exists, up, mtu, addresses, kind}`` (``kind``:
-    the link's kind, ``ipip`` for a tunnel the pack can use).
+    the link's kind, ``ipip`` or ``ip6tnl`` for a tunnel the pack can use).
 
     device
-        The tunnel device's name (``tunl0``, or the site's ``tunnel:device``).
+        The tunnel device's name (``tunl0``, ``ip6tnl0``, or the site's ``tunnel:device``).
 
     CLI Example:
 
@@ -97,12 +124,12 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None, d
     same for GUE ports: one the pack opened and no service uses any more is closed.
 
     vips
-        The VIPs this real server answers for.
+        The VIPs this real server answers for: IPv4 ones, or IPv6 ones (on ``ip6tnl0``).
     device
-        The ipip device (``tunl0`` by default); one that exists and is not an ipip
-        tunnel is refused.
+        The ipip device (``tunl0`` by default; ``ip6tnl0`` for IPv6 VIPs); one that
+        exists and is not a tunnel of that kind is refused.
     lan_interface
-        The LAN NIC (ARP hidden there too).
+        The LAN NIC (ARP hidden there too; IPv4).
     mtu
         The device's MTU (None: left alone).
     sysctls
@@ -117,14 +144,18 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None, d
 
         salt rs1 ipip.check '[10.10.24.88]'
         salt rs1 ipip.check '[10.10.24.88]' decap='{"gue_ports": [5555], "gre": false}'
+        salt rs1 ipip.check '["fd00:24::88"]' device=ip6tnl0
     """
     vips = _vips(vips)
     decap = {**NO_DECAP, **(decap or {})}
+    version = _version(vips, device, decap)
+    kind = DEVICES[version][0]
     drifts = []
     state = tunnel(device)
-    if state["exists"] and state["kind"] != "ipip":
-        raise CommandExecutionError(f"{device} exists and is a {state['kind'] or 'device'}, not an ipip tunnel: "
-                                    "the VIPs go on tunl0 or an ipip device of the pack's (lvs:tunnel:device)")
+    if state["exists"] and state["kind"] != kind:
+        raise CommandExecutionError(f"{device} exists and is a {state['kind'] or 'device'}, not an {kind} tunnel: "
+                                    "the VIPs go on tunl0 or an ipip device of the pack's (lvs:tunnel:device), "
+                                    "IPv6 VIPs on ip6tnl0")
     if not state["exists"]:
         drifts.append(lvstun.drift.make("link", device, "present", "absent"))
     else:
@@ -146,15 +177,16 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None, d
             drifts.append(lvstun.drift.make("up", GRE, True, False))
     elif gre["exists"] and gre["up"] and (_originals_link(GRE) or {"up": True})["up"] is False:
         drifts.append(lvstun.drift.make("up", GRE, False, True))  # the pack put it up: no GRE service left
-    wanted = _sysctls(device, lan_interface, sysctls, decap)
+    wanted = _sysctls(device, lan_interface, sysctls, decap, version)
     # The devices' own settings appear with the devices: their creation is the drift then.
     skip = tuple(f".{name}." for name, there in ((device, state["exists"]), (GRE, gre["exists"])) if not there)
     drifts += lvstun.sysctl.drifts(wanted, skip=skip)
     return drifts
 
 
-def _sysctls(device, lan_interface, sysctls, decap):
-    wanted = {**lvstun.tun.realserver_sysctls(device, lan_interface), **(sysctls or {})}
+def _sysctls(device, lan_interface, sysctls, decap, version):
+    own = lvstun.tun.realserver_sysctls(device, lan_interface) if version == 4 else {}
+    wanted = {**own, **(sysctls or {})}
     if decap["gre"]:
         wanted[f"net.ipv4.conf.{GRE}.rp_filter"] = 0  # a request decapsulated there comes from a client
     return wanted
@@ -225,22 +257,24 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None,
     .. code-block:: bash
 
         salt rs1 ipip.present '[10.10.24.88]' mtu=1480
+        salt rs1 ipip.present '["fd00:24::88"]' device=ip6tnl0
     """
     vips = _vips(vips)
     decap = {**NO_DECAP, **(decap or {})}
     drifts = check(vips, device, lan_interface, mtu, sysctls, decap)
     if not drifts:
         return []
+    version = _version(vips, device, decap)
     _note_originals(drifts, device, decap)
     with IPRoute() as ipr:
-        _ensure_device(ipr, device)
+        _ensure_device(ipr, device, version)
         if decap["gre"]:
             _load("ip_gre", GRE, ipr)
         # ARP hidden and rp_filter off before a VIP is on the device, never after: a VIP
         # that answered ARP for a moment would draw the VIP's traffic from the director.
         # (The device's own settings exist once the device does.)
         try:
-            lvstun.sysctl.apply(_sysctls(device, lan_interface, sysctls, decap))
+            lvstun.sysctl.apply(_sysctls(device, lan_interface, sysctls, decap, version))
         except lvstun.sysctl.SysctlError as err:
             raise CommandExecutionError(str(err)) from err
         index = _set_links(ipr, device, mtu, drifts)
@@ -283,7 +317,7 @@ def _set_vips(ipr, index, device, vips):
     """``vips`` on the device; the VIPs the pack put there that are stale, off."""
     for cidr in map(_host_cidr, vips):
         try:
-            lvstun.netlink.add_address(ipr, index, cidr)
+            lvstun.netlink.add_address(ipr, index, cidr, vip=True)
         except NetlinkError as err:
             raise CommandExecutionError(f"cannot add {cidr} to {device}: {err}") from err
     for cidr in _stale(set(lvstun.netlink.addresses(ipr, index)), vips, device):
@@ -345,7 +379,11 @@ def check_absent(device=FALLBACK):
     drifts += [lvstun.drift.make("address", device, None, cidr)
                for cidr in lvstun.tun.stale_vips(state["addresses"], (), _added(device))]
     before = lvstun.originals.load(__opts__)["links"].get(device)
-    if before is not None and not before["exists"]:
+    if before is not None and not before["exists"] and device in FALLBACKS:
+        # A module's own device (its module was loaded for it) cannot be deleted: down.
+        if state["up"]:
+            drifts.append(lvstun.drift.make("up", device, False, True))
+    elif before is not None and not before["exists"]:
         drifts.append(lvstun.drift.make("link", device, "absent", "present"))
     elif before is not None:
         if state["up"] != before["up"]:
@@ -357,7 +395,8 @@ def check_absent(device=FALLBACK):
 
 def absent(device=FALLBACK):
     """Undo what :func:`present` did to the device: its VIPs removed, and the device
-    deleted (when the pack created it) or set back as it was (``tunl0``: down); the GUE
+    deleted (when the pack created it) or set back as it was (``tunl0``, ``ip6tnl0``:
+    down, as their module made them); the GUE
     ports it opened closed, ``gre0`` set back. The sysctls come back with
     ``lvs_net.clean``. Returns what changed (as ``check_absent``).
 

@@ -27,6 +27,7 @@ import urllib.request
 
 from salt.exceptions import CommandExecutionError
 
+import lvstun.address
 import lvstun.drift
 import lvstun.exporter
 import lvstun.jsonstore
@@ -34,6 +35,7 @@ import lvstun.metrics
 import lvstun.records
 from lvstun.fresh import fresh
 
+fresh(lvstun.address)
 fresh(lvstun.jsonstore)
 fresh(lvstun.drift)
 fresh(lvstun.metrics)
@@ -336,6 +338,6 @@ def scrape():
     now = status()
     if not now["running"]:
         raise CommandExecutionError("the LVS exporter is not running on this director")
-    url = f"http://{_connect_to(now['address'])}:{now['port']}/metrics"
+    url = f"http://{lvstun.address.join_hostport(_connect_to(now['address']), now['port'])}/metrics"
     with urllib.request.urlopen(url, timeout=10) as answer:
         return answer.read().decode()

@@ -6,6 +6,9 @@ Netlink through pyroute2, sysctls through /proc/sys; no ``ip`` or ``sysctl`` pro
 Addresses are added, never removed (a host may hold others), but for the VIPs of a
 director (``vips``): every /32 of the site's LAN on its LAN NIC is a VIP, and one that
 is no longer in the pillar is removed once no IPVS service and no connection uses it.
+IPv4 and IPv6 alike: an IPv6 gateway is the IPv6 default route, IPv6 VIPs are /128
+(usable at once and deprecated: never a source the host picks, ``lvstun.netlink``), and
+the VIP source routes of IPv6 VIPs are IPv6 rules and routes.
 
 Why the VIP source routes: the director forwards each request inside an ipip header
 (20 bytes). A client that sends full-size segments (MSS 1460 on a 1500-byte path)
@@ -31,6 +34,8 @@ try:
     HAS_PYROUTE2 = True
 except ImportError:  # pragma: no cover
     HAS_PYROUTE2 = False
+
+import socket
 
 import netaddr
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -67,15 +72,24 @@ def _ip(text, what):
 
 
 def _vip_route_plan(vip_routes):
-    """Validated VIP route settings: wanted rules and routes of the table."""
+    """Validated VIP route settings: wanted rules and routes of the table, and their
+    address family (the subnet's: its VIPs and gateway are of the same)."""
     spec = dict(vip_routes)
     table = int(spec["table"])
     advmss = int(spec["advmss"])
-    vips = [f"{_ip(v, 'vip_routes:vips')}/32" for v in spec.get("vips") or []]
-    routes = {str(netaddr.IPNetwork(_cidr(spec["subnet"], "vip_routes:subnet")).cidr): None}
-    if spec.get("gateway"):
-        routes["0.0.0.0/0"] = _ip(spec["gateway"], "vip_routes:gateway")
-    return table, advmss, vips, routes, spec["interface"]
+    subnet = netaddr.IPNetwork(_cidr(spec["subnet"], "vip_routes:subnet"))
+    family = lvstun.netlink.family_of(subnet)
+    vips = [_ip(v, "vip_routes:vips") for v in spec.get("vips") or []]
+    gateway = _ip(spec["gateway"], "vip_routes:gateway") if spec.get("gateway") else None
+    if any(lvstun.netlink.family_of(a) != family for a in [*vips, *([gateway] if gateway else [])]):
+        raise SaltInvocationError(f"vip_routes: the VIPs and gateway must be of the subnet's family ({subnet.cidr}): "
+                                  f"{vips}, {gateway}")
+    host_bits = 128 if family == socket.AF_INET6 else 32
+    vips = [f"{v}/{host_bits}" for v in vips]
+    routes = {str(subnet.cidr): None}
+    if gateway:
+        routes[lvstun.netlink.default_destination(family)] = gateway
+    return table, advmss, vips, routes, spec["interface"], family
 
 
 def _link(ipr, name):
@@ -165,7 +179,7 @@ def check(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
     addresses
         ``{interface: [address/prefix, ...]}``: addresses the interfaces hold.
     gateway
-        The default route's next hop.
+        The default route's next hop (IPv4 or IPv6: that family's default route).
     sysctls
         ``{name: value}`` (``net.ipv4.ip_forward: 1``).
     vip_routes
@@ -217,37 +231,45 @@ def _repair_addresses(ipr, addresses):
             lvstun.netlink.add_address(ipr, index, _cidr(cidr, f"addresses:{ifname}"))
 
 
+# The default route of each family: its drift kind, and the part of the host's record
+# (lvstun.originals) that keeps what it was.
+DEFAULT_ROUTE = {socket.AF_INET: "default-route", socket.AF_INET6: "default-route6"}
+
+
 def _gateway_drifts(ipr, gateway):
     gateway = _ip(gateway, "gateway")
-    have, _ = lvstun.netlink.default_gateway(ipr)
-    return [] if have == gateway else [lvstun.drift.make("default-route", "main", f"via {gateway}",
+    family = lvstun.netlink.family_of(gateway)
+    have, _ = lvstun.netlink.default_gateway(ipr, family=family)
+    return [] if have == gateway else [lvstun.drift.make(DEFAULT_ROUTE[family], "main", f"via {gateway}",
                                                          have and f"via {have}")]
 
 
 def _repair_gateway(ipr, gateway):
     if _gateway_drifts(ipr, gateway):
-        ipr.route("replace", dst="0.0.0.0/0", gateway=_ip(gateway, "gateway"))
+        gateway = _ip(gateway, "gateway")
+        family = lvstun.netlink.family_of(gateway)
+        ipr.route("replace", family=family, dst=lvstun.netlink.default_destination(family), gateway=gateway)
 
 
 def _repair_vips(ipr, vips):
     index = _index(ipr, vips["interface"])
     for change in _vip_drifts(ipr, vips):
         if change["want"]:
-            lvstun.netlink.add_address(ipr, index, change["want"])
+            lvstun.netlink.add_address(ipr, index, change["want"], vip=True)
         else:
             lvstun.netlink.del_address(ipr, index, change["have"])
 
 
-def _vip_route_drifts(ipr, table, advmss, vips, routes, ifname):
+def _vip_route_drifts(ipr, table, advmss, vips, routes, ifname, family):
     drifts = []
     index = _index(ipr, ifname)
-    have_rules = lvstun.netlink.source_rules(ipr, table)
+    have_rules = lvstun.netlink.source_rules(ipr, table, family)
     for vip in vips:
         if vip not in have_rules:
             drifts.append(lvstun.drift.make("rule", f"from {vip} lookup {table}", f"priority {RULE_PRIORITY}", None))
     for stale in sorted(set(have_rules) - set(vips)):
         drifts.append(lvstun.drift.make("rule", f"from {stale} lookup {table}", None, f"priority {have_rules[stale]}"))
-    have_routes = lvstun.netlink.routes(ipr, table)
+    have_routes = lvstun.netlink.routes(ipr, table, family)
     for dst, via in routes.items():
         want = {"gateway": via, "oif": index, "advmss": advmss}
         have = have_routes.get(dst)
@@ -301,22 +323,23 @@ def apply(addresses=None, gateway=None, sysctls=None, vip_routes=None, vips=None
     return drifts
 
 
-def _apply_vip_routes(ipr, table, advmss, vips, routes, ifname):
+def _apply_vip_routes(ipr, table, advmss, vips, routes, ifname, family):
     index = _index(ipr, ifname)
     for dst, via in routes.items():
         kwargs = {"gateway": via} if via else {"scope": 253}  # 253: link scope (on the LAN)
-        ipr.route("replace", dst=dst, oif=index, table=table, metrics={"advmss": advmss},
+        ipr.route("replace", family=family, dst=dst, oif=index, table=table, metrics={"advmss": advmss},
                   **kwargs)
-    for stale in set(lvstun.netlink.routes(ipr, table)) - set(routes):
-        ipr.route("del", dst=stale, table=table, scope=RT_SCOPE_NOWHERE)
-    have = lvstun.netlink.source_rules(ipr, table)
+    for stale in set(lvstun.netlink.routes(ipr, table, family)) - set(routes):
+        ipr.route("del", family=family, dst=stale, table=table, scope=RT_SCOPE_NOWHERE)
+    have = lvstun.netlink.source_rules(ipr, table, family)
     for vip in vips:
         if vip not in have:
             net = netaddr.IPNetwork(vip)
-            ipr.rule("add", table=table, priority=RULE_PRIORITY, src=str(net.ip), src_len=net.prefixlen)
+            ipr.rule("add", family=family, table=table, priority=RULE_PRIORITY, src=str(net.ip),
+                     src_len=net.prefixlen)
     for stale in set(have) - set(vips):
         net = netaddr.IPNetwork(stale)
-        ipr.rule("del", table=table, priority=have[stale], src=str(net.ip), src_len=net.prefixlen)
+        ipr.rule("del", family=family, table=table, priority=have[stale], src=str(net.ip), src_len=net.prefixlen)
 
 
 def _undo_addresses(ipr, record):
@@ -334,17 +357,19 @@ def _undo_addresses(ipr, record):
 def _undo_vip_routes(ipr, record):
     plan = []
     for table in record["mss_tables"]:
-        for src, priority in sorted(lvstun.netlink.source_rules(ipr, table).items()):
-            if priority != RULE_PRIORITY:  # not one of the pack's
-                continue
-            net = netaddr.IPNetwork(src)
-            plan.append((lvstun.drift.make("rule", f"from {src} lookup {table}", None, f"priority {priority}"),
-                         lambda t=table, p=priority, n=net: ipr.rule("del", table=t, priority=p, src=str(n.ip),
-                                                                     src_len=n.prefixlen)))
-        for dst, route in sorted(lvstun.netlink.routes(ipr, table).items()):
-            text = _route_text(route, f"#{route['oif']}")
-            plan.append((lvstun.drift.make("table-route", f"{table} route {dst}", None, text),
-                         lambda t=table, d=dst: ipr.route("del", dst=d, table=t, scope=RT_SCOPE_NOWHERE)))
+        for family in lvstun.netlink.FAMILIES:
+            for src, priority in sorted(lvstun.netlink.source_rules(ipr, table, family).items()):
+                if priority != RULE_PRIORITY:  # not one of the pack's
+                    continue
+                net = netaddr.IPNetwork(src)
+                plan.append((lvstun.drift.make("rule", f"from {src} lookup {table}", None, f"priority {priority}"),
+                             lambda t=table, p=priority, n=net, f=family: ipr.rule(
+                                 "del", family=f, table=t, priority=p, src=str(n.ip), src_len=n.prefixlen)))
+            for dst, route in sorted(lvstun.netlink.routes(ipr, table, family).items()):
+                text = _route_text(route, f"#{route['oif']}")
+                plan.append((lvstun.drift.make("table-route", f"{table} route {dst}", None, text),
+                             lambda t=table, d=dst, f=family: ipr.route("del", family=f, dst=d, table=t,
+                                                                        scope=RT_SCOPE_NOWHERE)))
     return plan
 
 
@@ -355,19 +380,24 @@ def _undo_routes(ipr, record):
 
 
 def _undo_gateway(ipr, record):
-    if "default_route" not in record:
-        return []
-    have_gw, _ = lvstun.netlink.default_gateway(ipr)
-    have, want = have_gw and f"via {have_gw}", record["default_route"]
-    if have == want:
-        return []
+    plan = []
+    for family, kind in DEFAULT_ROUTE.items():
+        part = lvstun.originals.DEFAULT_ROUTE_PARTS[kind]
+        if part not in record:
+            continue
+        have_gw, _ = lvstun.netlink.default_gateway(ipr, family=family)
+        have, want = have_gw and f"via {have_gw}", record[part]
+        if have == want:
+            continue
 
-    def restore():
-        if want:
-            ipr.route("replace", dst="0.0.0.0/0", gateway=want.removeprefix("via "))
-        else:
-            ipr.route("del", dst="0.0.0.0/0")
-    return [(lvstun.drift.make("default-route", "main", want, have), restore)]
+        def restore(want=want, family=family):
+            dst = lvstun.netlink.default_destination(family)
+            if want:
+                ipr.route("replace", family=family, dst=dst, gateway=want.removeprefix("via "))
+            else:
+                ipr.route("del", family=family, dst=dst)
+        plan.append((lvstun.drift.make(kind, "main", want, have), restore))
+    return plan
 
 
 def _undo_sysctls(ipr, record):

@@ -15,15 +15,16 @@ def __virtual__():
 
 def tunnel_present(name="tunl0", vips=None, lan_interface="eth0", mtu=None, sysctls=None, decap=None):
     """The ipip device ``name`` is up (with ``mtu``), holds every VIP as /32, and the
-    ARP and rp_filter sysctls of a TUN real server are set (plus ``sysctls``). A VIP it
+    ARP and rp_filter sysctls of a TUN real server are set (plus ``sysctls``); IPv6 VIPs
+    go on ``ip6tnl0`` as /128 (the kernel's ip6ip6 device; they need no sysctl). A VIP it
     no longer needs is taken off once idle, and only one the pack put there. With
     ``decap``, GUE ports open and ``gre0`` up for the services wrapped so.
 
     name
         The ipip device: ``tunl0`` (the kernel's, with the ipip module) or a name the
-        pack creates; never a NIC or ``lo`` (refused).
+        pack creates; never a NIC or ``lo`` (refused); ``ip6tnl0`` for IPv6 VIPs.
     vips
-        The VIPs this real server answers for.
+        The VIPs this real server answers for (of one IP version).
     lan_interface
         Its LAN NIC (ARP hidden there too).
     mtu
@@ -51,7 +52,8 @@ def tunnel_present(name="tunl0", vips=None, lan_interface="eth0", mtu=None, sysc
 
 def tunnel_absent(name="tunl0"):
     """The ipip device ``name`` holds no address the pack put there and is as it was
-    before the pack set it up (deleted when the pack created it; ``tunl0``: down). A
+    before the pack set it up (deleted when the pack created it; ``tunl0``, ``ip6tnl0``:
+    down). A
     real server leaving the site: salt/lvs/clean.sls, with ``lvs_net.cleaned`` for the
     sysctls.
 

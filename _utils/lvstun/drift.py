@@ -18,6 +18,7 @@ NAMES = {
     "gue-port": "GUE port {object}",       # a foo-over-UDP receive port: want/have "gue" or None
     "sysctl": "{object}",                  # a sysctl by name: integers
     "default-route": "default route",      # object "main": want/have "via GATEWAY"
+    "default-route6": "IPv6 default route",  # the same for IPv6
     "route": "route {object}",             # a route the pack owns, by destination: "via ..."
     "table-route": "table {object}",       # object "TABLE route DST": "via ... advmss N"
     "rule": "rule {object}",               # object "from VIP lookup TABLE": "priority N"

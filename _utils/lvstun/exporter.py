@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -28,6 +29,7 @@ import zlib
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
 from . import metrics
+from .address import join_hostport
 from .ipvsclient import Client, IPVSError
 
 log = logging.getLogger("lvstun.exporter")
@@ -167,6 +169,12 @@ def _handler(exporter):
     return Handler
 
 
+class _Server6(http.server.ThreadingHTTPServer):
+    """The exporter on an IPv6 address (a director of an IPv6 site, or on ``::``)."""
+
+    address_family = socket.AF_INET6
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m lvstun.exporter", description=__doc__.split("\n\n")[0])
     parser.add_argument("--address", required=True, help="the address to listen on")
@@ -174,10 +182,11 @@ def main(argv=None):
     parser.add_argument("--view", required=True, help="the site's view, as Salt stores it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    server = http.server.ThreadingHTTPServer((args.address, args.port), _handler(Exporter(args.view)))
+    server_class = _Server6 if ":" in args.address else http.server.ThreadingHTTPServer
+    server = server_class((args.address, args.port), _handler(Exporter(args.view)))
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    log.info("lvs exporter: listening on %s:%s", args.address, args.port)
+    log.info("lvs exporter: listening on %s", join_hostport(args.address, args.port))
     server.serve_forever()
     return 0
 

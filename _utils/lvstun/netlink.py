@@ -5,11 +5,24 @@ Every function takes an open ``pyroute2.IPRoute``; errors are pyroute2's
 """
 
 import errno
+import socket
 
 import netaddr
 
 MAIN_TABLE = 254
 RTPROT_LVS = 76  # the routes the pack owns carry this protocol number (free in rt_protos)
+IFA_F_NODAD = 0x02  # an IPv6 address usable at once, without duplicate address detection
+FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
+
+def family_of(address):
+    """The address family (AF_INET, AF_INET6) of an address or ``address/prefix``."""
+    return socket.AF_INET6 if ":" in str(address) else socket.AF_INET
+
+
+def default_destination(family):
+    """The default route's destination in ``family``: ``0.0.0.0/0`` or ``::/0``."""
+    return "::/0" if family == socket.AF_INET6 else "0.0.0.0/0"
 
 
 def link(ipr, name):
@@ -23,20 +36,30 @@ def addresses(ipr, index):
     return sorted(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(index=index))
 
 
-def _address(ipr, verb, index, cidr, fine):
+def _address(ipr, verb, index, cidr, fine, **extra):
     from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
 
     net = netaddr.IPNetwork(cidr)
     try:
-        ipr.addr(verb, index=index, address=str(net.ip), prefixlen=net.prefixlen)
+        ipr.addr(verb, index=index, address=str(net.ip), prefixlen=net.prefixlen, **extra)
     except NetlinkError as err:
         if err.code != fine:
             raise
 
 
-def add_address(ipr, index, cidr):
-    """Add ``cidr`` (``10.10.24.88/32``) to interface ``index``; already there is fine."""
-    _address(ipr, "add", index, cidr, errno.EEXIST)
+def add_address(ipr, index, cidr, vip=False):
+    """Add ``cidr`` (``10.10.24.88/32``) to interface ``index``; already there is fine.
+
+    ``vip``: an IPv6 VIP is added usable at once (no second of duplicate address
+    detection: it must answer the moment it is added, as keepalived's do) and
+    deprecated (preferred lifetime 0): it still takes and answers connections, but the
+    host never picks it as the source of its own packets (RFC 6724 rule 3). Else a
+    director picks its VIP, a /128 on its LAN NIC, as the outer source of the requests
+    it tunnels, and each real server, which holds the VIP too, drops them as its own."""
+    extra = {}
+    if vip and family_of(cidr) == socket.AF_INET6:
+        extra = {"flags": IFA_F_NODAD, "preferred_lft": 0}
+    _address(ipr, "add", index, cidr, errno.EEXIST, **extra)
 
 
 def del_address(ipr, index, cidr):
@@ -44,7 +67,7 @@ def del_address(ipr, index, cidr):
     _address(ipr, "del", index, cidr, errno.EADDRNOTAVAIL)
 
 
-def default_gateway(ipr, table=MAIN_TABLE, family=2):
+def default_gateway(ipr, table=MAIN_TABLE, family=socket.AF_INET):
     """``(gateway, interface index)`` of the default route of ``table``, or (None, None)."""
     for route in ipr.get_routes(family=family, table=table):
         if route["dst_len"] == 0 and route.get_attr("RTA_TABLE", route["table"]) == table:
@@ -52,13 +75,13 @@ def default_gateway(ipr, table=MAIN_TABLE, family=2):
     return None, None
 
 
-def routes(ipr, table, family=2):
+def routes(ipr, table, family=socket.AF_INET):
     """``{destination cidr: {"gateway", "oif", "advmss"}}`` of routing table ``table``."""
     out = {}
     for route in ipr.get_routes(family=family, table=table):
         if route.get_attr("RTA_TABLE", route["table"]) != table:
             continue
-        dst = route.get_attr("RTA_DST") or ("0.0.0.0" if family == 2 else "::")
+        dst = route.get_attr("RTA_DST") or ("::" if family == socket.AF_INET6 else "0.0.0.0")
         metrics = route.get_attr("RTA_METRICS")
         advmss = metrics.get_attr("RTAX_ADVMSS") if metrics is not None else None
         out[f"{dst}/{route['dst_len']}"] = {"gateway": route.get_attr("RTA_GATEWAY"),
@@ -66,7 +89,7 @@ def routes(ipr, table, family=2):
     return out
 
 
-def source_rules(ipr, table, family=2):
+def source_rules(ipr, table, family=socket.AF_INET):
     """``{source cidr: priority}`` of the policy rules that look up ``table``."""
     out = {}
     for rule in ipr.get_rules(family=family):
@@ -75,7 +98,7 @@ def source_rules(ipr, table, family=2):
     return out
 
 
-def owned_routes(ipr, table=MAIN_TABLE, family=2):
+def owned_routes(ipr, table=MAIN_TABLE, family=socket.AF_INET):
     """``{destination cidr: sorted next hops}`` of the routes the pack made (RTPROT_LVS)."""
     out = {}
     for route in ipr.get_routes(family=family, table=table):

@@ -9,6 +9,7 @@ once, the first time the pack changes it::
      "addresses": {interface: [address/prefix the pack added]},
      "links": {device: {"exists": bool, "up": bool, "mtu": int}},
      "default_route": "via GATEWAY" or None,      # only when the pack changed it
+     "default_route6": "via GATEWAY" or None,     # the same for IPv6
      "mss_tables": [routing table of the MSS clamp],
      "nft_tables": ["FAMILY NAME"],
      "fou_ports": [GUE receive port the pack opened]}
@@ -18,7 +19,10 @@ Plain functions over that dict (:func:`load` and :func:`store` read and write it
 
 from . import records
 
-PARTS = ("sysctls", "addresses", "links", "default_route", "mss_tables", "nft_tables", "fou_ports")
+PARTS = ("sysctls", "addresses", "links", "default_route", "default_route6", "mss_tables", "nft_tables",
+         "fou_ports")
+# The part that keeps a default route's value before, by its drift kind (IPv4, IPv6).
+DEFAULT_ROUTE_PARTS = {"default-route": "default_route", "default-route6": "default_route6"}
 
 
 def load(opts):
@@ -54,8 +58,8 @@ def note_drifts(record, drifts):
             added = record["addresses"].setdefault(d["object"], [])
             if d["want"] not in added:
                 added.append(d["want"])
-        elif d["kind"] == "default-route" and "default_route" not in record:
-            record["default_route"] = d["have"]
+        elif d["kind"] in DEFAULT_ROUTE_PARTS and DEFAULT_ROUTE_PARTS[d["kind"]] not in record:
+            record[DEFAULT_ROUTE_PARTS[d["kind"]]] = d["have"]
     return record
 
 

@@ -2,7 +2,8 @@
 
 The director sends the check as IPVS sends a client's packet in TUN mode: an IPv4
 packet to the VIP (from the director's own LAN address), encapsulated as the service's
-requests are (IPIP, GUE or GRE) to the real server. The real server decapsulates it,
+requests are (IPIP, GUE or GRE) to the real server; for an IPv6 VIP an IPv6 packet in
+IPv6 (ip6ip6, IP protocol 41). The real server decapsulates it,
 its service answers from the VIP straight back to the director, and the answer proves
 the whole path at once: the encapsulation passes between them (IP protocol 4, UDP to
 the GUE port, or protocol 47), the real server takes it off, its tunnel device is up
@@ -23,7 +24,13 @@ so the real server keeps no half-open state. UDP: any answer from VIP:port (an I
 port unreachable is down at once); ``dns``: the check's query, its answer judged as
 on the real servers.
 
-Needs root (raw and packet sockets); IPv4 only, as the site is.
+IPv6: the same over a raw IPPROTO_IPV6 socket, answers seen by a packet socket for
+IPv6 (its filter on the IPv6 header; answers whose next header is TCP, UDP or ICMPv6,
+as the real server's kernel sends them: no extension headers). An answer from the VIP,
+when the director holds it, is taken by its kernel (IPv6 has no martian check): its TCP
+stack resets to the VIP, that is to itself; the packet socket has the answer first.
+
+Needs root (raw and packet sockets).
 """
 
 import contextlib
@@ -39,6 +46,8 @@ from . import dnsmsg
 from .probe import checksum, http_request, http_verdict
 
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
+IPPROTO_ICMPV6 = 58
 SO_ATTACH_FILTER = 26
 PORTS = (61000, 65535)  # the inner source ports (above Linux's ephemeral range)
 RETRY_AFTER = 0.05  # seconds before a probe that failed at once is sent again
@@ -72,30 +81,37 @@ class Probe:
     encap: tuple = ("ipip", 0)  # how IPVS wraps this service's requests: (kind, GUE port)
 
 
-def _ipv4(source, destination, protocol, payload):
+def _ip(source, destination, protocol, payload):
+    """An IP packet: IPv4 for 4-byte addresses, IPv6 for 16-byte ones."""
+    if len(source) == 16:
+        return struct.pack("!IHBB16s16s", 6 << 28, len(payload), protocol, 64, source, destination) + payload
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), random.getrandbits(16), 0x4000, 64,
                          protocol, 0, source, destination)
     return header[:10] + struct.pack("!H", checksum(header)) + header[12:] + payload
 
 
 def _with_checksum(source, destination, protocol, segment, at):
-    pseudo = source + destination + struct.pack("!BBH", 0, protocol, len(segment))
+    if len(source) == 16:  # RFC 8200 8.1: the IPv6 pseudo-header
+        pseudo = source + destination + struct.pack("!IxxxB", len(segment), protocol)
+    else:
+        pseudo = source + destination + struct.pack("!BBH", 0, protocol, len(segment))
     return segment[:at] + struct.pack("!H", checksum(pseudo + segment)) + segment[at + 2:]
 
 
 def tcp_packet(source, destination, sport, dport, seq, ack, flags, payload=b""):
-    """An IPv4 packet with a TCP segment (a SYN carries an MSS option)."""
+    """An IP packet with a TCP segment (a SYN carries an MSS option); IPv4 or IPv6 by
+    the addresses' length (packed: 4 or 16 bytes)."""
     options = struct.pack("!BBH", 2, 4, MSS) if flags & SYN else b""
     header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, (20 + len(options)) // 4 << 4, flags, 65535, 0,
                          0) + options
-    return _ipv4(source, destination, socket.IPPROTO_TCP,
-                 _with_checksum(source, destination, socket.IPPROTO_TCP, header + payload, 16))
+    return _ip(source, destination, socket.IPPROTO_TCP,
+               _with_checksum(source, destination, socket.IPPROTO_TCP, header + payload, 16))
 
 
 def udp_packet(source, destination, sport, dport, payload):
     segment = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    return _ipv4(source, destination, socket.IPPROTO_UDP,
-                 _with_checksum(source, destination, socket.IPPROTO_UDP, segment, 6))
+    return _ip(source, destination, socket.IPPROTO_UDP,
+               _with_checksum(source, destination, socket.IPPROTO_UDP, segment, 6))
 
 
 _PROTOCOL = {"tcp": socket.IPPROTO_TCP, "http": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP,
@@ -121,7 +137,12 @@ def answer_filter(destination, first_port, last_port):
         ("", _JEQ, "accept", "drop", 3),
         ("accept", _RET, None, None, 0xFFFF), ("drop", _RET, None, None, 0),
     ]
+    return _assemble(program)
+
+
+def _assemble(program):
     labels = {label: index for index, (label, *_) in enumerate(program) if label}
+
     def jump(target, index):
         return 0 if target is None else labels[target] - index - 1
 
@@ -129,10 +150,29 @@ def answer_filter(destination, first_port, last_port):
                     for index, (_, op, true, false, k) in enumerate(program))
 
 
-def _packet_socket(program):
-    """A packet socket for IPv4 that passes only what ``program`` accepts (anything
-    queued before the filter was attached is read off and dropped)."""
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+def answer_filter6(destination, first_port, last_port):
+    """:func:`answer_filter` for IPv6 packets (a fixed 40-byte header, no extension
+    header): TCP or UDP to ``destination`` on a port in ``[first_port, last_port]``, and
+    ICMPv6 destination unreachables to it."""
+    words = struct.unpack("!4I", destination)
+    program = []
+    for index, word in enumerate(words):
+        program += [("", _LD_W_ABS, None, None, 24 + 4 * index), ("", _JEQ, None, "drop", word)]
+    program += [
+        ("", _LD_B_ABS, None, None, 6), ("", _JEQ, "ports", None, socket.IPPROTO_TCP),
+        ("", _JEQ, "ports", None, socket.IPPROTO_UDP), ("", _JEQ, "icmp", "drop", IPPROTO_ICMPV6),
+        ("ports", _LD_H_ABS, None, None, 42),
+        ("", _JGE, None, "drop", first_port), ("", _JGT, "drop", "accept", last_port),
+        ("icmp", _LD_B_ABS, None, None, 40), ("", _JEQ, "accept", "drop", 1),
+        ("accept", _RET, None, None, 0xFFFF), ("drop", _RET, None, None, 0),
+    ]
+    return _assemble(program)
+
+
+def _packet_socket(program, ethertype=ETH_P_IP):
+    """A packet socket for IPv4 (or ``ethertype``) that passes only what ``program``
+    accepts (anything queued before the filter was attached is read off and dropped)."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ethertype))
     try:
         code = ctypes.create_string_buffer(program)
         fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(code))
@@ -150,12 +190,20 @@ def _packet_socket(program):
 
 
 def parse(packet):
-    """``(protocol, source, body)`` of an IPv4 packet (``body``: its payload, without the
-    link layer's padding), or None when it is too short to be one."""
+    """``(protocol, source, body)`` of an IPv4 or IPv6 packet (``body``: its payload,
+    without the link layer's padding; IPv6: the next header's), or None when it is too
+    short to be one."""
+    if len(packet) >= 40 and packet[0] >> 4 == 6:
+        return packet[6], packet[8:24], packet[40:40 + struct.unpack("!H", packet[4:6])[0]]
     if len(packet) < 20 or packet[0] >> 4 != 4:
         return None
     ihl, total = (packet[0] & 0x0F) * 4, struct.unpack("!H", packet[2:4])[0]
     return packet[9], packet[12:16], packet[ihl:total]
+
+
+def _pack(address):
+    """An address as the packets carry it (4 or 16 bytes)."""
+    return socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
 
 
 class _Attempt:
@@ -165,7 +213,7 @@ class _Attempt:
         self.probe, self.sport = probe, sport
         self.deadline = None  # the first send's time + the timeout (its retries fit in it)
         self.outcomes, self.send_at, self.stage, self.isn = [], began, None, 0
-        self.vip = socket.inet_aton(probe.vip)
+        self.vip = _pack(probe.vip)
 
     @property
     def done(self):
@@ -185,7 +233,11 @@ class Round:
     """The probes of one round, sent and answered over two sockets of its own."""
 
     def __init__(self, source, probes):
-        self.source = socket.inet_aton(source)
+        self.source = _pack(source)
+        self.v6 = len(self.source) == 16
+        mixed = sorted(key for key, probe in probes.items() if (":" in probe.vip) != self.v6)
+        if mixed:
+            raise ValueError(f"probes of another IP version than the source {source}: {mixed}")
         span = PORTS[1] - PORTS[0] + 1
         count = min(len(probes), span)
         first = random.randint(PORTS[0], PORTS[1] - count + 1)
@@ -203,9 +255,12 @@ class Round:
         """``{key: [(ok, reason), ...]}``: every attempt's outcome, in order."""
         if not self.attempts:
             return {}
-        program = answer_filter(self.source, *self.ports)
+        if self.v6:
+            listening = _packet_socket(answer_filter6(self.source, *self.ports), ETH_P_IPV6)
+        else:
+            listening = _packet_socket(answer_filter(self.source, *self.ports))
         self.senders = {}  # kind -> its socket, opened at its first probe
-        with _packet_socket(program) as listener, contextlib.ExitStack() as senders:
+        with listening as listener, contextlib.ExitStack() as senders:
             senders.callback(lambda: [sock.close() for sock in self.senders.values()])
             while True:
                 # What came in is read before any deadline is judged: a thread that did
@@ -226,9 +281,13 @@ class Round:
         return {key: attempt.outcomes for key, attempt in self.attempts.items()}
 
     @staticmethod
-    def open_sender(kind="ipip"):
+    def open_sender(kind="ipip", v6=False):
         """The socket that carries the inner packets of ``kind``: raw IPIP or GRE, or UDP
-        for GUE."""
+        for GUE; ``v6``: raw IPv6-in-IPv6 (ipip only)."""
+        if v6:
+            if kind != "ipip":
+                raise OSError(f"no {kind} for IPv6 (ip6ip6 only)")
+            return socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_IPV6)
         if kind == "gue":
             return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         return socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_GRE if kind == "gre" else socket.IPPROTO_IPIP)
@@ -237,7 +296,7 @@ class Round:
         kind, port = attempt.probe.encap
         sender = self.senders.get(kind)
         if sender is None:
-            sender = self.senders[kind] = self.open_sender(kind)
+            sender = self.senders[kind] = self.open_sender(kind, self.v6)
         if kind == "gue":
             sender.sendto(GUE_HEADER + inner, (attempt.probe.backend, port))
         elif kind == "gre":
@@ -290,7 +349,7 @@ class Round:
             if parsed is None:
                 continue
             protocol, source, body = parsed
-            if protocol == socket.IPPROTO_ICMP:
+            if protocol in (socket.IPPROTO_ICMP, IPPROTO_ICMPV6):
                 self._icmp(body)
             elif protocol in (socket.IPPROTO_TCP, socket.IPPROTO_UDP) and len(body) >= 8:
                 sport, dport = struct.unpack("!HH", body[:4])
@@ -348,13 +407,14 @@ class Round:
         attempt.finish(ok, reason, now)
 
     def _icmp(self, body):
-        """An ICMP unreachable about one of this round's UDP datagrams: down at once."""
-        if len(body) >= 8 and body[0] == 3:
+        """An ICMP (ICMPv6) unreachable about one of this round's UDP datagrams: down at once."""
+        if len(body) >= 8 and body[0] == (1 if self.v6 else 3):
             inner = parse(body[8:])
             if inner is None or len(inner[2]) < 4:
                 return
             sport, dport = struct.unpack("!HH", inner[2][:4])
-            attempt = self.by_answer.get((inner[0], body[8 + 16:8 + 20], dport, sport))  # ours: to VIP:port
+            destination = body[8 + 24:8 + 40] if self.v6 else body[8 + 16:8 + 20]  # ours: to VIP:port
+            attempt = self.by_answer.get((inner[0], destination, dport, sport))
             if attempt and not attempt.done and attempt.stage == "sent":
                 attempt.finish(False, f"ICMP unreachable (code {body[1]}) through the tunnel", time.monotonic())
 

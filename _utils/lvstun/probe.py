@@ -87,6 +87,10 @@ def http_verdict(answer, expect, body=None):
 
 
 def http_request(path, host):
+    """The check's request; ``host`` a name or an address (an IPv6 one in brackets, as
+    a Host header writes it)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
     return (f"GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: lvs-pack-check\r\n"
             "Connection: close\r\n\r\n").encode()
 
@@ -181,13 +185,19 @@ def checksum(data):
 
 
 def ping(address, timeout):
-    """One ICMP echo (IPv4, raw socket: root) answered within ``timeout`` seconds."""
+    """One ICMP echo (ICMPv6 for an IPv6 address; raw socket: root) answered within
+    ``timeout`` seconds."""
     ident, seq = os.getpid() & 0xFFFF, int(time.monotonic() * 1000) & 0xFFFF
-    header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    v6 = ":" in address
+    request, reply = (128, 129) if v6 else (8, 0)  # echo request and reply types
     body = b"lvs-pack-probe"
-    packet = struct.pack("!BBHHH", 8, 0, checksum(header + body), ident, seq) + body
+    header = struct.pack("!BBHHH", request, 0, 0, ident, seq)
+    # IPv4: the checksum is ours; ICMPv6's covers a pseudo-header: the kernel fills it in.
+    packet = header if v6 else struct.pack("!BBHHH", request, 0, checksum(header + body), ident, seq)
+    packet += body
     deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+    family, protocol = (socket.AF_INET6, socket.IPPROTO_ICMPV6) if v6 else (socket.AF_INET, socket.IPPROTO_ICMP)
+    with socket.socket(family, socket.SOCK_RAW, protocol) as sock:
         sock.sendto(packet, (address, 0))
         while True:
             left = deadline - time.monotonic()
@@ -195,9 +205,11 @@ def ping(address, timeout):
                 raise OSError("no echo reply")
             sock.settimeout(left)
             data, peer = sock.recvfrom(2048)
-            ihl = (data[0] & 0x0F) * 4
-            kind, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
-            if peer[0] == address and kind == 0 and (rid, rseq) == (ident, seq):
+            start = 0 if v6 else (data[0] & 0x0F) * 4  # a raw IPv4 socket reads the IP header too
+            if len(data) < start + 8:
+                continue
+            kind, _, _, rid, rseq = struct.unpack("!BBHHH", data[start:start + 8])
+            if peer[0] == address and kind == reply and (rid, rseq) == (ident, seq):
                 return "echo reply"
 
 

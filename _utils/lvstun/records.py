@@ -156,7 +156,8 @@ HOST_ORIGINALS = Record(
     Fields(optional={"sysctls": MapOf(ANY), "addresses": MapOf(ListOf(STR)),
                      "links": MapOf(Fields(required={"exists": BOOL, "up": BOOL},
                                            optional={"mtu": AnyOf((Int(0), NULL))})),
-                     "default_route": AnyOf((STR, NULL)), "mss_tables": ListOf(AnyOf((Int(0), STR))),
+                     "default_route": AnyOf((STR, NULL)), "default_route6": AnyOf((STR, NULL)),
+                     "mss_tables": ListOf(AnyOf((Int(0), STR))),
                      "nft_tables": ListOf(STR), "fou_ports": ListOf(Int(1, 65535))}),
     {}, writer="the role states, before they change a host", readers="lvs.clean")
 

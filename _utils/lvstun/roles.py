@@ -28,6 +28,8 @@ from . import health as health_rules
 from .address import join_hostport
 
 NAT_TABLE = "lvs_nat"
+# A host's forwarding switch in the site's IP version.
+FORWARDING = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
 
 
 def _prefix(site):
@@ -81,6 +83,7 @@ def director(site, minion_id, health=None):
     host = site.hosts[minion_id]
     shared = len(site.directors) > 1
     sysctls = tun.director_sysctls(site.ipvs)
+    sysctls[FORWARDING[site.version]] = 0  # IPVS tunnels the requests itself
     if shared:  # the VIPs live on lo: never answer ARP for them, never announce them
         for iface in ("all", host.interface):
             sysctls[f"net.ipv4.conf.{iface}.arp_ignore"] = 1
@@ -120,8 +123,7 @@ def realserver(site, minion_id):
     host = site.hosts[minion_id]
     mine = [site.services[name] for name in site.backed_by(minion_id)]
     vips = sorted({svc.vip for svc in mine}, key=netaddr.IPAddress)
-    tcp_vips = sorted({svc.vip for svc in mine if svc.protocol == "tcp" and ":" not in svc.vip},
-                      key=netaddr.IPAddress)
+    tcp_vips = sorted({svc.vip for svc in mine if svc.protocol == "tcp"}, key=netaddr.IPAddress)
     vip_routes = None
     if site.tunnel.mss and tcp_vips:
         vip_routes = {
@@ -137,7 +139,7 @@ def realserver(site, minion_id):
         "interface": host.interface,
         "addresses": {host.interface: [_host_cidr(site, host)]},
         "gateway": host.gateway,
-        "sysctls": {"net.ipv4.ip_forward": 0},
+        "sysctls": {FORWARDING[site.version]: 0},
         "device": site.tunnel.device,
         "vips": vips,
         # What it decapsulates besides ipip: the GUE ports and GRE of the services it backs.
@@ -167,7 +169,7 @@ def router(site, minion_id=None):
     own_wan = str(netaddr.IPNetwork(rtr.wan_address).ip)
     wan = [rtr.wan_address] + [_vip_cidr(public) for public in sorted(pairs, key=netaddr.IPAddress)
                                if public != own_wan]
-    sysctls = {"net.ipv4.ip_forward": 1}
+    sysctls = {FORWARDING[site.version]: 1}
     routes = {}
     directors = sorted(h.address for h in site.directors)
     group = dirgroup.spec(site)

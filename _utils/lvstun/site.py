@@ -39,6 +39,9 @@ CHECKSUMS = {"ipip": ("none",), "gue": ("none", "csum", "remcsum"), "gre": ("non
 ENCAP_OVERHEAD = {"ipip": IPIP_OVERHEAD, "gue": IPIP_OVERHEAD + 8 + 4, "gre": IPIP_OVERHEAD + 4}
 ENCAP_OPTIONS = {("gue", "remcsum"): 8, ("gre", "csum"): 4}
 TCP_IP_HEADERS = 40  # IPv4 + TCP headers without options: MSS = MTU - 40
+IPV6_EXTRA = 20  # an IPv6 header's bytes beyond IPv4's (40, not 20): outer and inner
+TUNNEL_DEVICES = {4: "tunl0", 6: "ip6tnl0"}  # the kernel's device that takes each version's tunnels
+IPV6_MIN_MTU = 1280  # every IPv6 link carries at least this (RFC 8200 5)
 IFNAMSIZ = 16  # the kernel's limit for an interface name, its final NUL included
 WILDCARDS = '*?[]\\"'  # in an nftables interface name: patterns and quoting, never literal
 
@@ -108,7 +111,8 @@ SCHEMA = {
     # How the directors wrap a request for a real server: kind ipip (IP protocol 4), gue
     # (UDP to port: where protocol 4 is dropped) or gre (protocol 47), with a checksum
     # where the kind has one; the VIPs stay on the tunnel device whatever the kind.
-    "tunnel": {"device": "tunl0", "kind": "ipip", "port": Number(5555, 1, 65535), "checksum": "none",
+    "tunnel": {"device": Derived("tunl0; IPv6 sites: ip6tnl0"), "kind": "ipip", "port": Number(5555, 1, 65535),
+               "checksum": "none",
                "lan_mtu": Number(1500, 576, 65535), "mss": Number("auto", 536, 65495),
                "route_table": Number(4242, 1, 2**31 - 1)},
     # TUN defaults: a director sees only the client's half of a connection (its last state is
@@ -177,10 +181,10 @@ class Encap:
         """A site's encapsulation when its pillar says none (SCHEMA's ``tunnel``)."""
         return cls(kind=SCHEMA["tunnel"]["kind"], port=0, checksum=SCHEMA["tunnel"]["checksum"])
 
-    @property
-    def overhead(self):
-        """Bytes it adds to a request."""
-        return ENCAP_OVERHEAD[self.kind] + ENCAP_OPTIONS.get((self.kind, self.checksum), 0)
+    def overhead(self, version=4):
+        """Bytes it adds to a request of IP ``version`` (its outer header of that version)."""
+        extra = IPV6_EXTRA if version == 6 else 0
+        return ENCAP_OVERHEAD[self.kind] + extra + ENCAP_OPTIONS.get((self.kind, self.checksum), 0)
 
     @property
     def dest(self):
@@ -291,6 +295,7 @@ class Site:
     metrics: Metrics = None
     health: Health = None
     name: str = default_of(SCHEMA["site"]["site"])  # lvs:site
+    version: int = 4  # its IP version (its LAN's): every address, VIP and tunnel of the site is of it
 
     def role_of(self, minion_id):
         """The role of ``minion_id`` in this site ('router', 'director', 'realserver') or None."""
@@ -350,52 +355,69 @@ def _mapping(errors, path, value):
     return value
 
 
-def _ip(errors, path, value):
-    """An IPv4 address without prefix, as text; None (and an error) when invalid. The
-    site is IPv4: its tunnels are ipip (IPv4 in IPv4), its NAT is IPv4."""
+def _ip(errors, path, value, version=4):
+    """An address of IP ``version`` (the site's: its LAN's) without prefix, as text;
+    None (and an error) when invalid or of the other version: a site is IPv4 or IPv6
+    throughout (its tunnels carry one version; IPv4's NAT has no IPv6 twin)."""
     try:
-        return canonical_address(value, versions=(4,))
+        return canonical_address(value, versions=(version,))
     except ValueError:
+        other = 10 - version
         try:
-            parse_address(value, versions=(6,))
+            parse_address(value, versions=(other,))
         except ValueError:
             errors.add(path, f"{value!r} is not an IP address")
         else:
-            errors.add(path, f"{value!r} is an IPv6 address: the site is IPv4 (ipip tunnels carry IPv4)")
+            errors.add(path, f"{value!r} is an IPv{other} address: the site is IPv{version} (lvs:lan:subnet)")
         return None
+
+
+# Addresses no host can hold, by IP version: (network, what it is).
+_NOT_HOSTS = {4: (("0.0.0.0/8", "in 0.0.0.0/8 (this host, unspecified)"),
+                  ("240.0.0.0/4", "a reserved address (240.0.0.0/4, broadcast)")),
+              6: (("::/128", "the unspecified address"),
+                  ("::ffff:0:0/96", "an IPv4-mapped address"),
+                  ("fe80::/10", "a link-local address (no router forwards it)"))}
+
+
+def _not_a_host(ip, subnet):
+    """Why ``ip`` cannot be a host's (None when it can)."""
+    for network, what in _NOT_HOSTS[ip.version]:
+        if ip in netaddr.IPNetwork(network):
+            return what
+    if ip.is_loopback():
+        return "a loopback address"
+    if ip.is_multicast():
+        return "a multicast address"
+    if subnet is None or subnet.version != ip.version or subnet.prefixlen >= (31 if ip.version == 4 else 127):
+        return None  # /31, /32 (IPv4), /127, /128: every address is a host's
+    if ip == subnet.network:
+        return f"the {'network' if ip.version == 4 else 'subnet-router anycast'} address of the LAN {subnet}"
+    if ip.version == 4 and ip == subnet.broadcast:
+        return f"the broadcast address of the LAN {subnet}"
+    return None
 
 
 def _unicast(errors, path, address, subnet=None):
     """An error unless ``address`` can be a host's: not unspecified, loopback, multicast,
-    reserved or broadcast, nor the LAN's network or broadcast address."""
+    reserved, broadcast or link-local, nor the LAN's network or broadcast address (IPv6:
+    its subnet-router anycast address)."""
     if address is None:
         return
-    ip = netaddr.IPAddress(address)
-    problem = None
-    if ip in netaddr.IPNetwork("0.0.0.0/8"):
-        problem = "in 0.0.0.0/8 (this host, unspecified)"
-    elif ip.is_loopback():
-        problem = "a loopback address"
-    elif ip.is_multicast():
-        problem = "a multicast address"
-    elif ip in netaddr.IPNetwork("240.0.0.0/4"):
-        problem = "a reserved address (240.0.0.0/4, broadcast)"
-    elif subnet is not None and subnet.prefixlen < 31 and ip == subnet.network:
-        problem = f"the network address of the LAN {subnet}"
-    elif subnet is not None and subnet.prefixlen < 31 and ip == subnet.broadcast:
-        problem = f"the broadcast address of the LAN {subnet}"
+    problem = _not_a_host(netaddr.IPAddress(address), subnet)
     if problem:
         errors.add(path, f"{address} is {problem}, not a host's address")
 
 
-def _network(errors, path, value, strict=True):
+def _network(errors, path, value, strict=True, version=4):
+    """A network (``address/prefix``) of IP ``version`` (None: either, the LAN's own)."""
     try:
         net = parse_network(value)
     except ValueError as err:
         errors.add(path, str(err))
         return None
-    if net.version != 4:
-        errors.add(path, f"{value} is an IPv6 network: the site is IPv4 (ipip tunnels carry IPv4)")
+    if version is not None and net.version != version:
+        errors.add(path, f"{value} is an IPv{net.version} network: the site is IPv{version} (lvs:lan:subnet)")
         return None
     if strict and net.ip != net.network:
         errors.add(path, f"{value} has host bits set (did you mean {net.cidr}?)")
@@ -449,16 +471,18 @@ def parse(pillar):
     _known(parser.errors, ("tunnel",), tunnel_spec, "tunnel")
     parser.encap = _encap(parser.errors, ("tunnel",), tunnel_spec, "tunnel", Encap.default())
     parser.services_of(tree.get("services"))
-    tunnel = _tunnel(parser.errors, tunnel_spec, parser.encap, parser.services.values())
+    tunnel = _tunnel(parser.errors, tunnel_spec, parser.encap, parser.services.values(), parser.version)
     ipvs = parser.ipvs(tree.get("ipvs"))
     ha = parser.ha(tree.get("ha"))
     metrics = parser.metrics(tree.get("metrics"))
     parser.across(tunnel)
+    if parser.version == 6:
+        parser.ipv6_limits(tunnel)
     if parser.errors:
         raise SiteError(parser.errors)
     return Site(subnet=str(parser.subnet), gateway=parser.gateway, router=parser.router_, hosts=parser.hosts,
                 services=parser.services, tunnel=tunnel, ipvs=ipvs, ha=ha, metrics=metrics, health=parser.health_,
-                name=name)
+                name=name, version=parser.version)
 
 
 def site_name(tree, errors=None):
@@ -504,6 +528,7 @@ class _Parser:
         self.hosts = {}
         self.services = {}
         self.encap = Encap.default()  # the site's (lvs:tunnel)
+        self.version = 4  # the site's IP version: its LAN's (lvs:lan:subnet)
 
     def claim(self, path, address):
         """Take ``address`` for the host at ``path``: on the LAN, a host's, not taken."""
@@ -521,8 +546,9 @@ class _Parser:
         errors, path = self.errors, ("lan",)
         lan = _mapping(errors, path, value)
         _known(errors, path, lan, "lan")
-        self.subnet = _network(errors, (*path, "subnet"), lan.get("subnet"))
-        self.gateway = gateway = _ip(errors, (*path, "gateway"), lan.get("gateway"))
+        self.subnet = _network(errors, (*path, "subnet"), lan.get("subnet"), version=None)
+        self.version = self.subnet.version if self.subnet is not None else 4
+        self.gateway = gateway = _ip(errors, (*path, "gateway"), lan.get("gateway"), self.version)
         _unicast(errors, (*path, "gateway"), gateway, self.subnet)
         if self.subnet is not None and gateway is not None and netaddr.IPAddress(gateway) not in self.subnet:
             errors.add((*path, "gateway"), f"{gateway} is not on the LAN {self.subnet} (no host could reach it)")
@@ -540,8 +566,8 @@ class _Parser:
         elif not _MINION_ID.fullmatch(rid):
             errors.add((*path, "id"), f"{rid!r} is not a minion id (letters, digits, '.', '_', '-')")
         kind = _choice(errors, (*path, "kind"), _default("router", "kind", rtree), ROUTER_KINDS)
-        lan_address = _ip(errors, (*path, "lan_address"), rtree.get("lan_address", gateway))
-        wan = _network(errors, (*path, "wan_address"), rtree.get("wan_address"), strict=False)
+        lan_address = _ip(errors, (*path, "lan_address"), rtree.get("lan_address", gateway), self.version)
+        wan = _network(errors, (*path, "wan_address"), rtree.get("wan_address"), strict=False, version=self.version)
         if lan_address is not None and gateway is not None and lan_address != gateway:
             errors.add((*path, "lan_address"), f"{lan_address} differs from lvs:lan:gateway {gateway}")
         if lan_address is not None:
@@ -583,14 +609,14 @@ class _Parser:
             if minion_id in self.hosts or (self.router_ and minion_id == self.router_.minion_id):
                 errors.add(path, f"minion id {minion_id!r} has another role already")
                 continue
-            address = _ip(errors, (*path, "address"), spec.get("address"))
+            address = _ip(errors, (*path, "address"), spec.get("address"), self.version)
             self.claim((*path, "address"), address)
             weight = 1
             if role == "realserver":
                 weight = _number(errors, (*path, "weight"), role, "weight", _default(role, "weight", spec))
             host_gateway = self.gateway
             if "gateway" in spec:
-                host_gateway = _ip(errors, (*path, "gateway"), spec["gateway"])
+                host_gateway = _ip(errors, (*path, "gateway"), spec["gateway"], self.version)
                 _unicast(errors, (*path, "gateway"), host_gateway, self.subnet)
                 if host_gateway is not None and self.subnet is not None and \
                         netaddr.IPAddress(host_gateway) not in self.subnet:
@@ -654,11 +680,15 @@ class _Parser:
         """A service's VIP and the public address the router maps to it (``publics``:
         each public address so far, with its service and VIP: 1:1 NAT)."""
         errors, subnet = self.errors, self.subnet
-        vip = _ip(errors, (*path, "vip"), spec.get("vip"))
+        vip = _ip(errors, (*path, "vip"), spec.get("vip"), self.version)
         _unicast(errors, (*path, "vip"), vip, subnet)
         if vip is not None and vip in self.owners:
             errors.add((*path, "vip"), f"{vip} is the address of {self.owners[vip]}, not a free VIP")
-        public = _ip(errors, (*path, "public"), spec["public"]) if "public" in spec else vip
+        public = _ip(errors, (*path, "public"), spec["public"], self.version) if "public" in spec else vip
+        if self.version == 6 and public is not None and vip is not None and public != vip:
+            errors.add((*path, "public"), f"{public}: an IPv6 VIP is routed to, not mapped (no NAT for IPv6): "
+                                          "leave public out, or give the VIP")
+            public = vip
         if public is not None and public != vip:
             _unicast(errors, (*path, "public"), public)
             if subnet is not None and netaddr.IPAddress(public) in subnet:
@@ -761,6 +791,33 @@ class _Parser:
             elif host.gateway in vips:
                 errors.add(path, f"{host.gateway} is the VIP of lvs:services:{vips[host.gateway]}, not a router")
 
+    def ipv6_limits(self, tunnel):
+        """What an IPv6 site cannot have yet (each refused by its path, before anything
+        changes): several directors (the router's director group and its probes are
+        IPv4), an IOS router (its IPv6 routes are not written), GUE or GRE (ip6ip6 only),
+        another tunnel device than the kernel's ip6ip6 one, a persistence netmask."""
+        errors = self.errors
+        if sum(1 for host in self.hosts.values() if host.role == "director") > 1:
+            errors.add(("directors",), "an IPv6 site has one director (several directors: IPv4 sites only, "
+                                       "for now)")
+        if self.router_ and self.router_.kind == "ios":
+            errors.add(("router", "kind"), "an IPv6 site's router is linux (ios: IPv4 sites only, for now)")
+        if self.encap.kind != "ipip":
+            errors.add(("tunnel", "kind"), f"{self.encap.kind}: an IPv6 site's tunnels are ipip (ip6ip6) for now")
+        for svc in self.services.values():
+            if svc.encap.kind != "ipip" and svc.encap is not self.encap:
+                errors.add(("services", svc.name, "tunnel", "kind"),
+                           f"{svc.encap.kind}: an IPv6 site's tunnels are ipip (ip6ip6) for now")
+            if svc.netmask is not None:
+                errors.add(("services", svc.name, "netmask"), "a persistence netmask is for IPv4 services")
+        if tunnel.lan_mtu is not None and tunnel.lan_mtu - self.encap.overhead(6) < IPV6_MIN_MTU:
+            errors.add(("tunnel", "lan_mtu"), f"{tunnel.lan_mtu}: an IPv6 packet in a tunnel needs IPv6's "
+                                              f"{IPV6_MIN_MTU} bytes plus the tunnel's "
+                                              f"{self.encap.overhead(6)}")
+        if tunnel.device != TUNNEL_DEVICES[6]:
+            errors.add(("tunnel", "device"), f"{tunnel.device!r}: an IPv6 site's VIPs go on {TUNNEL_DEVICES[6]} "
+                                             "(the kernel's ip6ip6 device)")
+
     def ipvs(self, value):
         itree = _mapping(self.errors, ("ipvs",), value)
         _known(self.errors, ("ipvs",), itree, "ipvs")
@@ -822,9 +879,9 @@ class _Parser:
                 network = parse_network(listen) if isinstance(listen, str) else None
             except ValueError:
                 network = None
-            if network is None or network.version != 4 or network.ip != network.network:
-                errors.add((*path, "listen"), f"{listen!r} must be lan or an IPv4 subnet (network/prefix, "
-                                              "no host bits) holding each director's address to listen on")
+            if network is None or network.ip != network.network:
+                errors.add((*path, "listen"), f"{listen!r} must be lan or a subnet (network/prefix, no host "
+                                              "bits) holding each director's address to listen on")
                 listen = "lan"
             else:
                 listen = str(network)
@@ -1053,15 +1110,17 @@ def _encap(errors, path, spec, part, inherited):
     return Encap(kind=kind, port=port, checksum=checksum)
 
 
-def _tunnel(errors, spec, encap, services):
+def _tunnel(errors, spec, encap, services, version):
     """The tunnel policy; ``mss: auto`` clamps to what fits in one tunnelled packet of
-    the largest encapsulation any service uses (one clamp for all the VIPs). A GUE port
-    must not be a UDP service's: the real servers' GUE socket would take its datagrams."""
+    the largest encapsulation any service uses (one clamp for all the VIPs), in the
+    site's IP ``version``. A GUE port must not be a UDP service's: the real servers' GUE
+    socket would take its datagrams."""
     path = ("tunnel",)
-    device = _name(errors, (*path, "device"), _default("tunnel", "device", spec))
+    device = _name(errors, (*path, "device"), spec.get("device", TUNNEL_DEVICES[version]))
     lan_mtu = _number(errors, (*path, "lan_mtu"), "tunnel", "lan_mtu", _default("tunnel", "lan_mtu", spec))
-    overhead = max([encap.overhead, *(svc.encap.overhead for svc in services)])
-    fits = lan_mtu - overhead - TCP_IP_HEADERS if lan_mtu else None
+    overhead = max([encap.overhead(version), *(svc.encap.overhead(version) for svc in services)])
+    headers = TCP_IP_HEADERS + (IPV6_EXTRA if version == 6 else 0)
+    fits = lan_mtu - overhead - headers if lan_mtu else None
     mss = _default("tunnel", "mss", spec)
     if mss == "auto":
         mss = fits

@@ -61,20 +61,28 @@ def stale_vips(have, wanted, added, busy=()):
 # TCP states (include/net/tcp_states.h) in which a socket needs its local address:
 # everything but LISTEN (0A), TIME_WAIT (06) and CLOSE (07).
 _BUSY_TCP_STATES = {"01", "02", "03", "04", "05", "08", "09", "0B", "0C"}
+PROC_NET_TCP = ("/proc/net/tcp", "/proc/net/tcp6")
 
 
-def addresses_in_use(proc_net_tcp="/proc/net/tcp"):
-    """IPv4 addresses that carry a TCP connection now (from ``/proc/net/tcp``): a VIP
-    among them is still answering a client and must not be taken away yet."""
+def _proc_address(text):
+    """An address of /proc/net/tcp{,6} (hex, each 32-bit word in host order) as text."""
+    raw = bytes.fromhex(text)
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(netaddr.IPAddress(int.from_bytes(raw, "big"), 4 if len(raw) == 4 else 6))
+
+
+def addresses_in_use(tables=PROC_NET_TCP):
+    """Addresses that carry a TCP connection now (from ``/proc/net/tcp`` and ``tcp6``): a
+    VIP among them is still answering a client and must not be taken away yet."""
     busy = set()
-    try:
-        with open(proc_net_tcp, encoding="ascii") as fh:
-            next(fh, None)
-            for line in fh:
-                fields = line.split()
-                if len(fields) > 3 and fields[3] in _BUSY_TCP_STATES:
-                    address = bytes.fromhex(fields[1].split(":")[0])[::-1]
-                    busy.add(str(netaddr.IPAddress(int.from_bytes(address, "big"))))
-    except OSError:
-        pass
+    for table in [tables] if isinstance(tables, str) else tables:
+        try:
+            with open(table, encoding="ascii") as fh:
+                next(fh, None)
+                for line in fh:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] in _BUSY_TCP_STATES:
+                        busy.add(_proc_address(fields[1].split(":")[0]))
+        except OSError:
+            pass
     return busy

@@ -35,7 +35,7 @@ class SiteView:
         return {name: member["id"] in held for name, member in spec["members"].items()}
 
     def director_weights(self, director):
-        """``{(service "vip:port", real server address): weight}`` of every destination in
+        """``{(service "vip:port" ("[vip]:port"), real server address): weight}`` of every destination in
         ``director``'s IPVS table, read with ipvsadm-save (apart from the pack)."""
         code, out, err = self.capture(director, "ipvsadm-save", "-n")
         if code != 0:
@@ -44,7 +44,7 @@ class SiteView:
         for line in out.splitlines():
             match = _IPVSADM_DEST.match(line)
             if match:
-                found[match.group(1), match.group(2).rsplit(":", 1)[0]] = int(match.group(3))
+                found[match.group(1), match.group(2).rsplit(":", 1)[0].strip("[]")] = int(match.group(3))
         return found
 
     def wait_serving(self, timeout, key=None):
@@ -53,12 +53,13 @@ class SiteView:
         have found its backends answering); raise LabError naming the others after
         ``timeout``."""
         from lvstun import health  # noqa: PLC0415  (the pack's shared code, as the lab's tests use it)
+        from lvstun.address import join_hostport  # noqa: PLC0415
 
         site = self.site(key)
         want = {}
         for svc in site.services.values():
             live = health.live_weights(svc, {})
-            want.update({(f"{svc.vip}:{svc.port}", b.address): live[b.minion_id] for b in svc.backends})
+            want.update({(join_hostport(svc.vip, svc.port), b.address): live[b.minion_id] for b in svc.backends})
         deadline = time.monotonic() + timeout
         while True:
             wrong = {}

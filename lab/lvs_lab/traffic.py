@@ -5,8 +5,9 @@ TCP services get HTTP requests, UDP services datagrams; each request is a new
 connection (a new source port), so the director schedules every one. The director's
 view comes from iptables chains of the lab's own (``LVSLAB_PROBE``) with counters for
 requests to the VIP, responses from the VIP and the tunnelled packets it sent, of each
-kind (IPIP: protocol 4, GUE: UDP to the service's GUE port, GRE: protocol 47); in TUN
-mode the responses must not cross the director at all.
+kind (IPIP: protocol 4, GUE: UDP to the service's GUE port, GRE: protocol 47; for an
+IPv6 VIP ip6tables, and ip6ip6: protocol 41, counted as ipip); in TUN mode the
+responses must not cross the director at all.
 
 Run as a module inside the client's namespace, it sends the requests itself:
 ``python -m lvs_lab.traffic tcp|udp ADDRESS PORT COUNT [SOURCE_PORT]`` prints
@@ -46,8 +47,16 @@ def send(protocol, address, port, count, timeout=5.0, source_port=None):
     return {"answers": dict(answers), "failed": failed}
 
 
+def _family(address):
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def _hostport(address, port):
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def ask_http(address, port, timeout):
-    with urllib.request.urlopen(f"http://{address}:{port}/", timeout=timeout) as resp:
+    with urllib.request.urlopen(f"http://{_hostport(address, port)}/", timeout=timeout) as resp:
         resp.read()
         return resp.headers.get("X-Served-By", "?")
 
@@ -56,7 +65,7 @@ def _ask_http_from(address, port, timeout, source_port):
     """One HTTP/1.0 request from ``source_port``. The server closes first, so the client
     keeps no TIME_WAIT; only its last ACK may still be on the way (the port is busy for
     that moment: wait for it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket(_family(address), socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.settimeout(timeout)
         sock.bind(("", source_port))
@@ -69,7 +78,7 @@ def _ask_http_from(address, port, timeout, source_port):
                 if err.errno != errno.EADDRNOTAVAIL or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
-        sock.sendall(f"GET / HTTP/1.0\r\nHost: {address}\r\n\r\n".encode())
+        sock.sendall(f"GET / HTTP/1.0\r\nHost: {_hostport(address, port)}\r\n\r\n".encode())
         reply = b""
         while chunk := sock.recv(65536):
             reply += chunk
@@ -81,7 +90,7 @@ def _ask_http_from(address, port, timeout, source_port):
 
 
 def ask_udp(address, port, timeout):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with socket.socket(_family(address), socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         sock.connect((address, port))  # answers from any other address are not ours
         sock.send(b"who?")
@@ -95,9 +104,11 @@ def probe_script(vip, protocol, port, director, gue_port=None):
     checks' (docs/health.md), not responses to clients: they are not counted. The
     tunnelled packets are counted by kind (``gue_port``: the service's, when it has one).
 
-    iptables, not nftables: the user-mode-linux kernel has no nftables for IPv4.
+    iptables, not nftables: the user-mode-linux kernel has no nftables for IPv4 (nor
+    IPv6); for an IPv6 VIP ip6tables, its tunnels (ip6ip6) protocol 41.
     """
-    ipt = "iptables-legacy -t mangle"
+    v6 = ":" in vip
+    ipt = f"{'ip6tables' if v6 else 'iptables'}-legacy -t mangle"
     return "\n".join(
         [
             f"{ipt} -N {PROBE_CHAIN} 2>/dev/null || {ipt} -F {PROBE_CHAIN}",
@@ -107,7 +118,7 @@ def probe_script(vip, protocol, port, director, gue_port=None):
             f"{ipt} -A {PROBE_CHAIN} -d {vip} -p {protocol} --dport {port} -m comment --comment requests",
             f"{ipt} -A {PROBE_CHAIN} -s {vip} ! -d {director} -p {protocol} --sport {port} "
             "-m comment --comment responses",
-            f"{ipt} -A {PROBE_CHAIN}_OUT -p 4 -m comment --comment ipip",
+            f"{ipt} -A {PROBE_CHAIN}_OUT -p {41 if v6 else 4} -m comment --comment ipip",
             f"{ipt} -A {PROBE_CHAIN}_OUT -p 47 -m comment --comment gre",
         ] + ([f"{ipt} -A {PROBE_CHAIN}_OUT -p udp --dport {gue_port} -m comment --comment gue"] if gue_port else [])
     )
@@ -203,11 +214,12 @@ def run(lab, site, count=30, service=None):
     seen, live = {}, {}
     by_address = {b.address: b.minion_id for b in svc.backends}
     for director in directors:
-        code, out, err = lab.capture(director, "iptables-legacy-save", "-c", "-t", "mangle")
+        save = "ip6tables-legacy-save" if ":" in svc.vip else "iptables-legacy-save"
+        code, out, err = lab.capture(director, save, "-c", "-t", "mangle")
         seen[director] = read_counters(out) if code == 0 else {}
         live[director] = {by_address.get(address, address): weight
                           for (service, address), weight in sorted(lab.director_weights(director).items())
-                          if service == f"{svc.vip}:{svc.port}"}
+                          if service == _hostport(svc.vip, svc.port)}
     rule, rule_text = share_rule(svc)
     expected = expected_shares(rule, svc.backends, count)
     response_bytes = sum(c.get("responses", (0, 0))[1] for c in seen.values())
@@ -216,7 +228,7 @@ def run(lab, site, count=30, service=None):
         and requests_seen > 0
     return {
         "service": svc.name,
-        "target": f"{svc.protocol} {svc.public}:{svc.port}",
+        "target": f"{svc.protocol} {_hostport(svc.public, svc.port)}",
         "encap": svc.encap.kind,  # the counter of the directors' tunnelled packets that must grow
         "count": count,
         "answers": sent["answers"],

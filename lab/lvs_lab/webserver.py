@@ -5,7 +5,8 @@ TCP (HTTP): ``GET /`` answers ``served by <name>``; ``GET /bytes/N`` answers N b
 long-lived connection); ``POST`` answers how many bytes it received (large requests, for
 the MTU tests). UDP (``--udp-port``): any datagram is answered ``served by <name>``,
 sent from the address it was sent to (the VIP), as a real UDP service must.
-Both listen on every address, so they answer on the VIPs the real server holds.
+Both listen on every address, so they answer on the VIPs the real server holds; HTTP
+on IPv6 too (one socket for both, where the kernel has IPv6).
 """
 
 import argparse
@@ -70,6 +71,24 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
 
+class _DualStackServer(_Server):
+    """Every IPv4 and IPv6 address, one socket (IPv4 clients as ``::ffff:a.b.c.d``)."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def http_server(name, port):
+    """The HTTP server on ``port``: both families, or IPv4 where the kernel has no IPv6."""
+    try:
+        return _DualStackServer(("::", port), make_handler(name))
+    except OSError:  # no IPv6 in this kernel
+        return _Server(("0.0.0.0", port), make_handler(name))
+
+
 def serve_udp(name, port):
     """Answer every datagram from the address it was sent to (IP_PKTINFO)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -94,7 +113,7 @@ def main():
     args = parser.parse_args()
     for port in args.udp_port:
         threading.Thread(target=serve_udp, args=(args.name, port), daemon=True).start()
-    servers = [_Server(("0.0.0.0", port), make_handler(args.name)) for port in args.port or [80]]
+    servers = [http_server(args.name, port) for port in args.port or [80]]
     for server in servers[1:]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     servers[0].serve_forever()

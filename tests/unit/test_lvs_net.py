@@ -3,12 +3,14 @@ the drift computed from what netlink reports (a fake of ``lvstun.netlink`` here;
 kernel side runs on the lab's hosts)."""
 
 import contextlib
+import socket
 import types
 
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 import lvstun.jsonstore
+import lvstun.netlink
 import lvstun.tun
 from tests.unit.checkout import load
 
@@ -17,9 +19,14 @@ VIP_ROUTES = {"vips": ["10.10.24.88"], "table": 4242, "advmss": 1440, "gateway":
 
 
 class FakeNetlink:
-    """What the kernel holds, as ``lvstun.netlink``'s readers return it."""
+    """What the kernel holds, as ``lvstun.netlink``'s readers return it (``family``: the
+    one address family it holds routes and rules of)."""
 
     RTPROT_LVS = 76
+    FAMILIES = lvstun.netlink.FAMILIES
+    family_of = staticmethod(lvstun.netlink.family_of)
+    default_destination = staticmethod(lvstun.netlink.default_destination)
+    family = socket.AF_INET
 
     def __init__(self, links=None, addresses=None, gateway=None, rules=None, table=None, owned=None):
         self._links = links or {"eth0": 2}
@@ -37,14 +44,14 @@ class FakeNetlink:
     def addresses(self, ipr, index):
         return self._addresses.get(index, [])
 
-    def default_gateway(self, ipr):
-        return self._gateway, None
+    def default_gateway(self, ipr, family=socket.AF_INET):
+        return (self._gateway, None) if family == self.family else (None, None)
 
-    def source_rules(self, ipr, table):
-        return dict(self._rules)
+    def source_rules(self, ipr, table, family=socket.AF_INET):
+        return dict(self._rules) if family == self.family else {}
 
-    def routes(self, ipr, table):
-        return dict(self._table)
+    def routes(self, ipr, table, family=socket.AF_INET):
+        return dict(self._table) if family == self.family else {}
 
     def owned_routes(self, ipr):
         return dict(self._owned)
@@ -66,13 +73,30 @@ def _names(records):
 
 
 def test_mss_route_plan_validates_and_names_the_table_routes(lvs_net):
-    table, advmss, vips, routes, ifname = lvs_net._vip_route_plan(VIP_ROUTES)
-    assert (table, advmss, vips, ifname) == (4242, 1440, ["10.10.24.88/32"], "eth0")
+    table, advmss, vips, routes, ifname, family = lvs_net._vip_route_plan(VIP_ROUTES)
+    assert (table, advmss, vips, ifname, family) == (4242, 1440, ["10.10.24.88/32"], "eth0", socket.AF_INET)
     assert routes == {"10.10.24.0/24": None, "0.0.0.0/0": "10.10.24.1"}
     with pytest.raises(SaltInvocationError, match=r"vip_routes:vips: '10\.10\.24\.888' is not an IP address"):
         lvs_net._vip_route_plan({**VIP_ROUTES, "vips": ["10.10.24.888"]})
     with pytest.raises(SaltInvocationError, match=r"vip_routes:subnet: '10\.10\.24\.0' needs a prefix length"):
         lvs_net._vip_route_plan({**VIP_ROUTES, "subnet": "10.10.24.0"})
+
+
+def test_an_ipv6_plan_has_host_routes_of_128_and_the_ipv6_default(lvs_net):
+    v6 = {**VIP_ROUTES, "vips": ["fd00:24::88"], "gateway": "fd00:24::1", "subnet": "fd00:24::/64", "advmss": 1380}
+    _, advmss, vips, routes, _, family = lvs_net._vip_route_plan(v6)
+    assert (vips, family, advmss) == (["fd00:24::88/128"], socket.AF_INET6, 1380)
+    assert routes == {"fd00:24::/64": None, "::/0": "fd00:24::1"}
+    with pytest.raises(SaltInvocationError, match="of the subnet's family"):
+        lvs_net._vip_route_plan({**v6, "gateway": "10.10.24.1"})
+
+
+def test_an_ipv6_gateway_is_the_ipv6_default_route(lvs_net, monkeypatch):
+    netlink = FakeNetlink(gateway="fd00:24::fe")
+    netlink.family = socket.AF_INET6
+    monkeypatch.setattr(lvs_net.lvstun, "netlink", netlink)
+    assert _names(lvs_net.check(gateway="fd00:24::1")) == ["default-route6 main via fd00:24::1 via fd00:24::fe"]
+    assert lvs_net.check(gateway="fd00:24::fe") == []
 
 
 def test_route_text_reads_like_ip_route(lvs_net):

@@ -118,7 +118,7 @@ MALFORMED = [
     ("lvs:realservers", {101: {"address": "10.10.24.21"}}, "lvs:realservers:101: 101 is not a minion id"),
     ("lvs:services:web:sorry", ["rs1"], "lvs:services:web:sorry: ['rs1'] must be one real server's minion id"),
     ("lvs:services:web:vip", "fd00::88", "lvs:services:web:vip: 'fd00::88' is an IPv6 address: the site is IPv4"),
-    ("lvs:lan:subnet", "fd00::/64", "lvs:lan:subnet: fd00::/64 is an IPv6 network"),
+    ("lvs:lan:subnet", "fd00::/64", "lvs:lan:gateway: '10.10.24.1' is an IPv4 address: the site is IPv6"),
     ("lvs:services:web:vip", "10.10.24.0", "lvs:services:web:vip: 10.10.24.0 is the network address of the LAN"),
     ("lvs:services:web:vip", "10.10.24.255", "lvs:services:web:vip: 10.10.24.255 is the broadcast address of the LAN"),
     ("lvs:realservers:rs1:address", "10.10.24.255", "lvs:realservers:rs1:address: 10.10.24.255 is the broadcast"),
@@ -188,7 +188,7 @@ def test_an_ipv6_vip_is_one_error_not_two(seed):
     with pytest.raises(lvstun.site.SiteError) as err:
         lvstun.site.parse(seed)
     assert [e for e in err.value.errors if e.startswith("lvs:services:web")] == [
-        "lvs:services:web:vip: 'fd00::88' is an IPv6 address: the site is IPv4 (ipip tunnels carry IPv4)"]
+        "lvs:services:web:vip: 'fd00::88' is an IPv6 address: the site is IPv4 (lvs:lan:subnet)"]
 
 
 def test_vlan_interface_names_are_valid(seed):

@@ -1,0 +1,86 @@
+"""IPv6 sites (``pillar/lvs/ipv6.sls``): the site model and what each role gets; what
+an IPv6 site cannot have yet is refused by its pillar path."""
+
+import os
+
+import pytest
+import yaml
+
+import lvstun.roles
+import lvstun.site
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(name="tree")
+def fixture_tree():
+    with open(os.path.join(REPO, "pillar", "lvs", "ipv6.sls"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _errors(tree):
+    with pytest.raises(lvstun.site.SiteError) as err:
+        lvstun.site.parse(tree)
+    return err.value.errors
+
+
+def test_the_example_is_an_ipv6_site_with_ip6ip6_tunnels_and_their_mss(tree):
+    site = lvstun.site.parse(tree)
+    assert (site.version, site.subnet, site.tunnel.device) == (6, "2001:db8:24::/64", "ip6tnl0")
+    assert site.services["web"].public == site.services["web"].vip == "2001:db8:24::88"
+    assert site.services["web"].spec == "tcp:[2001:db8:24::88]:80"
+    # 1500 - 40 (the outer IPv6 header) - 60 (IPv6 and TCP headers)
+    assert site.tunnel.mss == 1400
+
+
+def test_each_role_gets_its_ipv6_setup(tree):
+    site = lvstun.site.parse(tree)
+    director = lvstun.roles.director(site, "director")
+    assert director["addresses"] == {"eth0": ["2001:db8:24::2/64"]}
+    assert director["vips"]["addresses"] == ["2001:db8:24::88/128"] and director["vips"]["interface"] == "eth0"
+    assert director["sysctls"]["net.ipv6.conf.all.forwarding"] == 0
+    assert director["services"]["tcp:[2001:db8:24::88]:80"]["destinations"] == {
+        f"[2001:db8:24::{n}]:80": {"forward": "tunnel", "tun_type": "ipip", "weight": 1} for n in (21, 22, 23)}
+    rs1 = lvstun.roles.realserver(site, "rs1")
+    assert (rs1["device"], rs1["vips"], rs1["gateway"]) == ("ip6tnl0", ["2001:db8:24::88"], "2001:db8:24::1")
+    assert rs1["sysctls"] == {"net.ipv6.conf.all.forwarding": 0}
+    assert rs1["vip_routes"] == {"vips": ["2001:db8:24::88"], "table": 4242, "advmss": 1400,
+                                 "gateway": "2001:db8:24::1", "interface": "eth0", "subnet": "2001:db8:24::/64"}
+    router = lvstun.roles.router(site)
+    assert router["addresses"] == {"eth0": ["2001:db8:24::1/64"], "wan0": ["2001:db8:112::88/64"]}
+    assert router["sysctls"] == {"net.ipv6.conf.all.forwarding": 1}
+    assert router["nat"]["mappings"] == [] and router["routes"] == {}
+
+
+@pytest.mark.parametrize(("edit", "error"), [
+    (lambda t: t["lvs"]["realservers"]["rs1"].update(address="10.10.24.21"),
+     "lvs:realservers:rs1:address: '10.10.24.21' is an IPv4 address: the site is IPv6 (lvs:lan:subnet)"),
+    (lambda t: t["lvs"]["services"]["web"].update(public="2001:db8:112::99"),
+     "lvs:services:web:public: 2001:db8:112::99: an IPv6 VIP is routed to, not mapped (no NAT for IPv6)"),
+    (lambda t: t["lvs"]["services"]["web"].update(vip="fe80::88"),
+     "lvs:services:web:vip: fe80::88 is a link-local address (no router forwards it), not a host's address"),
+    (lambda t: t["lvs"]["services"]["web"].update(vip="2001:db8:24::"),
+     "lvs:services:web:vip: 2001:db8:24:: is the subnet-router anycast address of the LAN 2001:db8:24::/64"),
+    (lambda t: t["lvs"]["directors"].update(director2={"address": "2001:db8:24::3"}),
+     "lvs:directors: an IPv6 site has one director"),
+    (lambda t: t["lvs"]["router"].update(kind="ios"), "lvs:router:kind: an IPv6 site's router is linux"),
+    (lambda t: t["lvs"].update(tunnel={"kind": "gue"}), "lvs:tunnel:kind: gue: an IPv6 site's tunnels are ipip"),
+    (lambda t: t["lvs"]["services"]["web"].update(tunnel={"kind": "gre"}),
+     "lvs:services:web:tunnel:kind: gre: an IPv6 site's tunnels are ipip"),
+    (lambda t: t["lvs"].update(tunnel={"device": "tunl0"}),
+     "lvs:tunnel:device: 'tunl0': an IPv6 site's VIPs go on ip6tnl0"),
+    (lambda t: t["lvs"].update(tunnel={"lan_mtu": 1300}),
+     "lvs:tunnel:lan_mtu: 1300: an IPv6 packet in a tunnel needs IPv6's 1280 bytes plus the tunnel's 40"),
+    (lambda t: t["lvs"]["router"].update(wan_address="112.2.21.88/24"),
+     "lvs:router:wan_address: 112.2.21.88/24 is an IPv4 network: the site is IPv6 (lvs:lan:subnet)"),
+])
+def test_what_an_ipv6_site_cannot_have_is_refused_by_its_path(tree, edit, error):
+    edit(tree)
+    assert any(e.startswith(error) for e in _errors(tree)), _errors(tree)
+
+
+def test_an_ipv4_site_keeps_its_ipv4_devices_and_mss(tree):
+    with open(os.path.join(REPO, "pillar", "lvs", "seed.sls"), encoding="utf-8") as fh:
+        site = lvstun.site.parse(yaml.safe_load(fh))
+    assert (site.version, site.tunnel.device, site.tunnel.mss) == (4, "tunl0", 1440)
+    assert lvstun.roles.realserver(site, "rs1")["sysctls"] == {"net.ipv4.ip_forward": 0}
