@@ -35,13 +35,13 @@ def test_the_example_is_an_ipv6_site_with_ip6ip6_tunnels_and_their_mss(tree):
 
 def test_each_role_gets_its_ipv6_setup(tree):
     site = lvstun.site.parse(tree)
-    director = lvstun.roles.director(site, "director")
+    director = lvstun.roles.director(site, "v6-director")
     assert director["addresses"] == {"eth0": ["2001:db8:24::2/64"]}
     assert director["vips"]["addresses"] == ["2001:db8:24::88/128"] and director["vips"]["interface"] == "eth0"
     assert director["sysctls"]["net.ipv6.conf.all.forwarding"] == 0
     assert director["services"]["tcp:[2001:db8:24::88]:80"]["destinations"] == {
-        f"[2001:db8:24::{n}]:80": {"forward": "tunnel", "tun_type": "ipip", "weight": 1} for n in (21, 22, 23)}
-    rs1 = lvstun.roles.realserver(site, "rs1")
+        f"[2001:db8:24::{n}]:80": {"forward": "tunnel", "tun_type": "ipip", "weight": 1} for n in (21, 22)}
+    rs1 = lvstun.roles.realserver(site, "v6-rs1")
     assert (rs1["device"], rs1["vips"], rs1["gateway"]) == ("ip6tnl0", ["2001:db8:24::88"], "2001:db8:24::1")
     assert rs1["sysctls"] == {"net.ipv6.conf.all.forwarding": 0}
     assert rs1["vip_routes"] == {"vips": ["2001:db8:24::88"], "table": 4242, "advmss": 1400,
@@ -53,8 +53,8 @@ def test_each_role_gets_its_ipv6_setup(tree):
 
 
 @pytest.mark.parametrize(("edit", "error"), [
-    (lambda t: t["lvs"]["realservers"]["rs1"].update(address="10.10.24.21"),
-     "lvs:realservers:rs1:address: '10.10.24.21' is an IPv4 address: the site is IPv6 (lvs:lan:subnet)"),
+    (lambda t: t["lvs"]["realservers"]["v6-rs1"].update(address="10.10.24.21"),
+     "lvs:realservers:v6-rs1:address: '10.10.24.21' is an IPv4 address: the site is IPv6 (lvs:lan:subnet)"),
     (lambda t: t["lvs"]["services"]["web"].update(public="2001:db8:112::99"),
      "lvs:services:web:public: 2001:db8:112::99: an IPv6 VIP is routed to, not mapped (no NAT for IPv6)"),
     (lambda t: t["lvs"]["services"]["web"].update(vip="fe80::88"),

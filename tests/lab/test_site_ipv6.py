@@ -1,0 +1,98 @@
+"""An IPv6 site on real kernels (pillar/lvs/ipv6.sls: a linux router, one director, two
+real servers, ip6ip6 tunnels), deployed by ``state.apply`` beside the lab's seed (its own
+LAN and client, ``Lab.add_site``) and taken away at the end, so that the next modules
+find the seed's lab as it was.
+
+Every check reads the hosts with the kernel's own tools (ipvsadm, ip, ip6tables
+counters) or sends traffic from the site's client: never with the pack's own readers.
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lvs_lab import health as hh
+from lvs_lab import lab as lab_mod
+from lvs_lab import traffic
+from lvs_lab.health import RESTORE, TIMEOUT
+from tests.lab.site_helpers import changes_by_minion
+
+SITE = "ipv6"
+DIRECTOR = "v6-director"
+WEB = "[2001:db8:24::88]:80"
+RS1 = "2001:db8:24::21"
+BIG = 64 * 1024
+
+
+@pytest.fixture(scope="module", name="v6")
+def fixture_v6(lab):
+    began = time.monotonic()
+    lab.add_site(SITE)  # boots its kernels, state.apply on its minions, waits until it serves
+    sys.stderr.write(f"\nsite {SITE} up beside the seed's in {time.monotonic() - began:.0f} s\n")
+    yield lab
+    lab.remove_site(SITE)
+    assert lab_mod.Lab().extra_sites == []
+
+
+def _weights(lab):
+    return hh.weights(lab, DIRECTOR, WEB)
+
+
+def test_an_ipv6_client_is_answered_by_each_real_server_and_no_answer_crosses_the_director(v6):
+    report = traffic.run(v6, v6.site(SITE), count=12)
+    assert report["ok"], traffic.describe(report)
+    assert report["answers"] == {"v6-rs1": 6, "v6-rs2": 6}
+    assert report["response_bytes_through_directors"] == 0
+    assert report["directors"][DIRECTOR]["ipip"][0] > 0  # ip6ip6 packets (protocol 41) left the director
+    # The router reaches the VIP by neighbour discovery: the director answers for it,
+    # never a real server (whose ip6tnl0 holds it too).
+    router = v6.hosts["v6-router"].netns
+    mac = _mac(v6, DIRECTOR)
+    neighbours = json.loads(subprocess.run(["ip", "-n", router, "-j", "-6", "neigh", "show", "2001:db8:24::88"],
+                                           capture_output=True, text=True, check=True).stdout)
+    assert [n.get("lladdr") for n in neighbours] == [mac]
+
+
+def _mac(lab, host):
+    code, out, err = lab.capture(host, "ip", "-j", "link", "show", "dev", "eth0")
+    assert code == 0, err
+    return json.loads(out)[0]["address"]
+
+
+def test_a_second_apply_changes_nothing(v6):
+    minions = v6.site_minions(SITE)
+    assert changes_by_minion(v6.apply(minions=minions)) == {minion: {} for minion in minions}
+
+
+def test_a_refused_ipv6_service_is_drained_and_comes_back(v6):
+    block = ["ip6tables-legacy", "-I", "INPUT", "-p", "tcp", "--dport", "80", "-j", "REJECT",
+             "--reject-with", "tcp-reset"]
+    assert v6.capture("v6-rs1", *block)[0] == 0
+    try:
+        hh.wait_for(lambda: _weights(v6).get(RS1) == 0, TIMEOUT)
+        assert _weights(v6)["2001:db8:24::22"] == 1
+        report = traffic.run(v6, v6.site(SITE), count=6)
+        assert report["failed"] == 0 and set(report["answers"]) == {"v6-rs2"}, traffic.describe(report)
+    finally:
+        v6.capture("v6-rs1", "ip6tables-legacy", "-D", *block[2:])
+    hh.wait_for(lambda: _weights(v6).get(RS1) == 1, RESTORE)
+
+
+def test_a_large_request_passes_with_packet_too_big_filtered_at_the_ipv6_mss(v6, tmp_path):
+    client = v6.client_of(v6.hosts["v6-router"]).netns
+    nft = ["ip", "netns", "exec", client, "nft"]
+    subprocess.run([*nft, "-f", "-"], check=True, text=True, input=(
+        "table ip6 lvslab_noptb {\n chain input {\n type filter hook input priority 0;\n"
+        " icmpv6 type packet-too-big counter drop\n }\n}\n"))
+    try:
+        body = tmp_path / "body"
+        body.write_bytes(b"x" * BIG)
+        subprocess.run(["ip", "-n", client, "-6", "route", "flush", "cache"], check=False)
+        proc = subprocess.run(["ip", "netns", "exec", client, "curl", "-sS", "-g", "-m", "20", "--data-binary",
+                               f"@{body}", "http://[2001:db8:24::88]/"], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0 and f"received {BIG} bytes" in proc.stdout, proc.stderr + proc.stdout
+    finally:
+        subprocess.run([*nft, "delete", "table", "ip6", "lvslab_noptb"], check=False)
