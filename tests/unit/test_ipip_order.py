@@ -29,7 +29,7 @@ def test_arp_sysctls_are_set_before_any_vip_is_added(monkeypatch):
     monkeypatch.setattr(ipip, "IPRoute", lambda: contextlib.nullcontext(Link()), raising=False)
     monkeypatch.setattr(ipip.lvstun, "netlink", types.SimpleNamespace(
         link=lambda ipr, device: {"index": 7},
-        add_address=lambda ipr, index, cidr: calls.append(("add", cidr)),
+        add_address=lambda ipr, index, cidr, vip=False: calls.append(("add", cidr)),
         addresses=lambda ipr, index: ["10.10.24.88/32"],
         del_address=lambda ipr, index, cidr: calls.append(("del", cidr))))
     monkeypatch.setattr(ipip.lvstun, "tun", types.SimpleNamespace(
