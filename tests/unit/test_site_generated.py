@@ -1,6 +1,6 @@
 """Sites no one here wrote: a generator biased toward valid sites (other subnets, ids,
 NIC names, schedulers, counts, checks, sorry servers, floors, public addresses, several
-directors, IOS routers). Every valid one has every role computed under several health
+directors, IOS routers, IPv6 sites). Every valid one has every role computed under several health
 records, its director group, IOS lines, metrics view and path checks planned, with no
 traceback; and the addresses the pack would take off a host are only ever ones it put
 there (issue 25)."""
@@ -37,22 +37,36 @@ def _name(rng, taken, prefix):
             return name
 
 
-def generated_site(rng):
-    """A pillar tree that is meant to be valid (a few are not: the parser decides)."""
+def _networks(rng, v6):
+    """The LAN and the router's WAN of a generated site (IPv4, or IPv6)."""
+    if v6:
+        prefix = rng.choice([48, 56, 64, 64, 64, 80, 112, 120])
+        base = ipaddress.ip_network(f"{rng.choice(['2001:db8', 'fd00', 'fd12:3456'])}:{rng.randint(0, 0xffff):x}::"
+                                    f"/{prefix}", strict=False)
+        wan = ipaddress.ip_network(f"2001:db8:{rng.randint(0, 0xffff):x}:{rng.randint(1, 0xffff):x}::/64")
+        return base, wan
     prefix = rng.randint(16, 27)
     base = ipaddress.ip_network(f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.0/{prefix}", strict=False)
-    size = base.num_addresses - 2  # its host addresses: base + 1 .. base + size
+    wan = ipaddress.ip_network(f"{rng.choice([112, 198, 203, 45])}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.0/24")
+    return base, wan
+
+
+def generated_site(rng):
+    """A pillar tree that is meant to be valid (a few are not: the parser decides); one
+    in four an IPv6 site (one director, a linux router, no NAT: what those take)."""
+    v6 = rng.random() < 0.25
+    base, wan = _networks(rng, v6)
+    size = min(base.num_addresses - 2, 2**20)  # host addresses from base + 1 (the first million of an IPv6 one)
     picked = [base.network_address + n for n in rng.sample(range(2, size + 1), min(size - 1, 40))]
     gateway = base.network_address + 1 if rng.random() < 0.7 else picked.pop()
-    wan = ipaddress.ip_network(f"{rng.choice([112, 198, 203, 45])}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.0/24")
     wan_hosts = [wan.network_address + n for n in range(1, 12)]
     ids = set()
-    kind = rng.choice(["linux", "linux", "ios"])
-    router = {"id": _name(rng, ids, "router"), "kind": kind, "wan_address": f"{wan_hosts[0]}/24"}
+    kind = "linux" if v6 else rng.choice(["linux", "linux", "ios"])
+    router = {"id": _name(rng, ids, "router"), "kind": kind, "wan_address": f"{wan_hosts[0]}/{wan.prefixlen}"}
     if kind == "linux" and rng.random() < 0.5:
         router.update(lan_interface=rng.choice(NICS), wan_interface="wan" + str(rng.randint(0, 9)))
     directors = {_name(rng, ids, "director"): {"address": str(picked.pop()), "interface": rng.choice(NICS)}
-                 for _ in range(rng.choice([1, 1, 2, 3]))}
+                 for _ in range(1 if v6 else rng.choice([1, 1, 2, 3]))}
     realservers = {}
     for _ in range(rng.randint(1, 8)):
         spec = {"address": str(picked.pop()), "weight": rng.choice([0, 1, 1, 2, 5, 100, 65535])}
@@ -74,7 +88,7 @@ def generated_site(rng):
         if sharing:  # one VIP, one public address (1:1 NAT)
             if "public" in sharing[0]:
                 svc["public"] = sharing[0]["public"]
-        elif rng.random() < 0.6:
+        elif rng.random() < 0.6 and not v6:
             svc["public"] = str(wan_hosts[1 + index])
         names = sorted(realservers)
         members = rng.sample(names, rng.randint(1, len(names)))
@@ -86,7 +100,8 @@ def generated_site(rng):
         svc["floor"] = rng.choice([0, 1, "50%", "100%", "0%"])
         if rng.random() < 0.3:
             svc["persistent"] = rng.randint(1, 3600)
-            svc["netmask"] = rng.choice(["255.255.255.255", "255.255.255.0"])
+            if not v6:
+                svc["netmask"] = rng.choice(["255.255.255.255", "255.255.255.0"])
         services[f"svc{index}"] = svc
     tree = {"lan": {"subnet": str(base), "gateway": str(gateway)}, "router": router, "directors": directors,
             "realservers": realservers, "services": services}
@@ -94,10 +109,11 @@ def generated_site(rng):
         tree["health"] = {"hold": rng.randint(0, 30), "heartbeat": rng.randint(1, 30),
                           "path_interval": rng.choice([0.1, 0.5, 2])}
     if rng.random() < 0.3:
-        tree["tunnel"] = {"device": rng.choice(["tunl0", "lvs0", "ipip1"]), "lan_mtu": rng.choice([1500, 9000, 1400]),
-                          "mss": rng.choice(["auto", "off", 1200])}
+        tree["tunnel"] = {"device": "ip6tnl0" if v6 else rng.choice(["tunl0", "lvs0", "ipip1"]),
+                          "lan_mtu": rng.choice([1500, 9000, 1400]), "mss": rng.choice(["auto", "off", 1200])}
     if rng.random() < 0.2:
-        tree["metrics"] = {"port": rng.choice([None, 9100]), "listen": rng.choice(["lan", "172.31.254.0/24"])}
+        tree["metrics"] = {"port": rng.choice([None, 9100]),
+                           "listen": rng.choice(["lan", "172.31.254.0/24", "fd00:feed::/64"])}
     return {"lvs": tree}
 
 
@@ -116,10 +132,10 @@ def health_records(rng, site):
 
 
 def test_five_thousand_valid_generated_sites_compute_every_role_without_a_traceback():
-    """5,200 sites generated, at least 5,000 valid (all today)."""
+    """5,200 sites generated, at least 5,000 valid (all today), about a quarter IPv6."""
     rng = random.Random(25)
     paths = load("lvs_paths_generated", "_beacons", "lvs_paths.py")
-    valid = invalid = 0
+    valid = invalid = v6 = 0
     for _ in range(N):
         try:
             site = lvstun.site.parse(generated_site(rng))
@@ -127,6 +143,7 @@ def test_five_thousand_valid_generated_sites_compute_every_role_without_a_traceb
             invalid += 1
             continue
         valid += 1
+        v6 += site.version == 6
         for minion in [site.router.minion_id, *site.hosts]:
             cfg = lvstun.roles.for_minion(site, minion)
             assert cfg["role"] == site.role_of(minion)
@@ -141,6 +158,7 @@ def test_five_thousand_valid_generated_sites_compute_every_role_without_a_traceb
         paths.plan(site)
         _only_what_the_pack_added(rng, site)
     assert valid >= 5000 or N < 5200, (valid, invalid)
+    assert v6 >= valid // 5, (v6, valid)
 
 
 def _only_what_the_pack_added(rng, site):
@@ -148,7 +166,9 @@ def _only_what_the_pack_added(rng, site):
     recorded adding, the addresses it would take off are VIPs it added, no longer wanted."""
     for host in site.hosts.values():
         cfg = lvstun.roles.for_minion(site, host.minion_id)
-        wanted = set(cfg["vips"]["addresses"]) if cfg["role"] == "director" else {f"{vip}/32" for vip in cfg["vips"]}
+        host_bits = 128 if site.version == 6 else 32
+        wanted = set(cfg["vips"]["addresses"]) if cfg["role"] == "director" else \
+            {f"{vip}/{host_bits}" for vip in cfg["vips"]}
         own = f"{host.address}/{ipaddress.ip_network(site.subnet).prefixlen}"
         extra = {f"10.{rng.randint(0, 255)}.0.{rng.randint(1, 254)}/32" for _ in range(3)}
         have = wanted | extra | {own, "127.0.0.1/8", "192.0.2.7/32"}
@@ -156,4 +176,4 @@ def _only_what_the_pack_added(rng, site):
         gone = lvstun.tun.stale_vips(have, wanted, added)
         assert set(gone) <= added - wanted
         assert own not in gone and "127.0.0.1/8" not in gone
-        assert all(cidr.endswith("/32") for cidr in gone)
+        assert all(cidr.endswith(("/32", "/128")) for cidr in gone)  # a VIP: a host address
