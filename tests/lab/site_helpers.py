@@ -1,9 +1,11 @@
 """Helpers for the site tests: what each host holds (read with the kernel's own tools,
 independently of the pack), pillar trees, and state returns by minion."""
 
+import contextlib
 import copy
 import os
 import re
+import subprocess
 
 from lvs_lab.saltd import site_tree as repository_tree
 
@@ -74,3 +76,18 @@ def apply(lab, *args):
     returns = lab.salt_json("--timeout=600", "*", "state.apply", *args, timeout=900)
     assert sorted(returns) == lab.minions, returns
     return returns
+
+
+@contextlib.contextmanager
+def packet_too_big_dropped(netns):
+    """Namespace ``netns`` hears no ICMPv6 "packet too big" (as behind many firewalls)
+    while the block runs: an nftables table of the test's own, deleted after."""
+    nft = ["ip", "netns", "exec", netns, "nft"]
+    subprocess.run([*nft, "-f", "-"], check=True, text=True, input=(
+        "table ip6 lvslab_noptb {\n chain input {\n type filter hook input priority 0;\n"
+        " icmpv6 type packet-too-big counter drop\n }\n}\n"))
+    try:
+        subprocess.run(["ip", "-n", netns, "-6", "route", "flush", "cache"], check=False)  # a fresh path MTU
+        yield
+    finally:
+        subprocess.run([*nft, "delete", "table", "ip6", "lvslab_noptb"], check=False)

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from tests.lab.ipvs_helpers import call
+from tests.lab.site_helpers import packet_too_big_dropped
 
 LAN6 = "fd00:24::/64"
 ROUTER6, DIRECTOR6, RS6, VIP6 = "fd00:24::1", "fd00:24::2", "fd00:24::21", "fd00:24::88"
@@ -136,12 +137,7 @@ def test_the_ipv6_setup_is_the_kernels_and_a_second_apply_changes_nothing(v6):
 
 def test_a_large_ipv6_request_passes_with_packet_too_big_filtered_thanks_to_the_mss_clamp(v6):
     netns = v6.hosts["router"].netns
-    nft = ["ip", "netns", "exec", netns, "nft"]
-    subprocess.run([*nft, "-f", "-"], check=True, text=True, input=(
-        "table ip6 lvslab_noptb {\n chain input {\n type filter hook input priority 0;\n"
-        " icmpv6 type packet-too-big counter drop\n }\n}\n"))
-    try:
-        subprocess.run(["ip", "-n", netns, "-6", "route", "flush", "cache"], check=False)
+    with packet_too_big_dropped(netns):
         code, said = _get(v6, data=b"x" * BIG, limit=20)
         assert code == 0 and f"received {BIG} bytes" in said, said
         # The control: without the VIP's source rule (the clamp) the same request stalls.
@@ -154,8 +150,6 @@ def test_a_large_ipv6_request_passes_with_packet_too_big_filtered_thanks_to_the_
             "vips": [VIP6], "table": TABLE, "advmss": MSS6, "gateway": ROUTER6, "interface": "eth0",
             "subnet": LAN6}))
         assert [(d["kind"], d["object"]) for d in repaired] == [("rule", f"from {VIP6}/128 lookup {TABLE}")]
-    finally:
-        subprocess.run([*nft, "delete", "table", "ip6", "lvslab_noptb"], check=False)
 
 
 def test_ipip_absent_takes_the_ipv6_vip_off_and_sets_ip6tnl0_back(v6):

@@ -18,7 +18,7 @@ from lvs_lab import health as hh
 from lvs_lab import lab as lab_mod
 from lvs_lab import traffic
 from lvs_lab.health import RESTORE, TIMEOUT
-from tests.lab.site_helpers import changes_by_minion
+from tests.lab.site_helpers import changes_by_minion, packet_too_big_dropped
 
 SITE = "ipv6"
 DIRECTOR = "v6-director"
@@ -83,16 +83,9 @@ def test_a_refused_ipv6_service_is_drained_and_comes_back(v6):
 
 def test_a_large_request_passes_with_packet_too_big_filtered_at_the_ipv6_mss(v6, tmp_path):
     client = v6.client_of(v6.hosts["v6-router"]).netns
-    nft = ["ip", "netns", "exec", client, "nft"]
-    subprocess.run([*nft, "-f", "-"], check=True, text=True, input=(
-        "table ip6 lvslab_noptb {\n chain input {\n type filter hook input priority 0;\n"
-        " icmpv6 type packet-too-big counter drop\n }\n}\n"))
-    try:
-        body = tmp_path / "body"
-        body.write_bytes(b"x" * BIG)
-        subprocess.run(["ip", "-n", client, "-6", "route", "flush", "cache"], check=False)
+    body = tmp_path / "body"
+    body.write_bytes(b"x" * BIG)
+    with packet_too_big_dropped(client):
         proc = subprocess.run(["ip", "netns", "exec", client, "curl", "-sS", "-g", "-m", "20", "--data-binary",
                                f"@{body}", "http://[2001:db8:24::88]/"], capture_output=True, text=True, check=False)
-        assert proc.returncode == 0 and f"received {BIG} bytes" in proc.stdout, proc.stderr + proc.stdout
-    finally:
-        subprocess.run([*nft, "delete", "table", "ip6", "lvslab_noptb"], check=False)
+    assert proc.returncode == 0 and f"received {BIG} bytes" in proc.stdout, proc.stderr + proc.stdout

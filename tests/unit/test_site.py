@@ -8,14 +8,14 @@ import pytest
 import yaml
 
 import lvstun.site
+from tests.unit.checkout import example_site
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(name="seed")
 def fixture_seed():
-    with open(os.path.join(REPO, "pillar", "lvs", "seed.sls"), encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return example_site("seed")
 
 
 def test_seed_site_parses_with_roles(seed):

@@ -1,27 +1,16 @@
 """IPv6 sites (``pillar/lvs/ipv6.sls``): the site model and what each role gets; what
 an IPv6 site cannot have yet is refused by its pillar path."""
 
-import os
-
 import pytest
-import yaml
 
 import lvstun.roles
 import lvstun.site
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.unit.checkout import example_site, site_errors
 
 
 @pytest.fixture(name="tree")
 def fixture_tree():
-    with open(os.path.join(REPO, "pillar", "lvs", "ipv6.sls"), encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
-
-
-def _errors(tree):
-    with pytest.raises(lvstun.site.SiteError) as err:
-        lvstun.site.parse(tree)
-    return err.value.errors
+    return example_site("ipv6")
 
 
 def test_the_example_is_an_ipv6_site_with_ip6ip6_tunnels_and_their_mss(tree):
@@ -76,11 +65,10 @@ def test_each_role_gets_its_ipv6_setup(tree):
 ])
 def test_what_an_ipv6_site_cannot_have_is_refused_by_its_path(tree, edit, error):
     edit(tree)
-    assert any(e.startswith(error) for e in _errors(tree)), _errors(tree)
+    assert any(e.startswith(error) for e in site_errors(tree)), site_errors(tree)
 
 
 def test_an_ipv4_site_keeps_its_ipv4_devices_and_mss(tree):
-    with open(os.path.join(REPO, "pillar", "lvs", "seed.sls"), encoding="utf-8") as fh:
-        site = lvstun.site.parse(yaml.safe_load(fh))
+    site = lvstun.site.parse(example_site("seed"))
     assert (site.version, site.tunnel.device, site.tunnel.mss) == (4, "tunl0", 1440)
     assert lvstun.roles.realserver(site, "rs1")["sysctls"] == {"net.ipv4.ip_forward": 0}

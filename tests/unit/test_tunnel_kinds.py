@@ -3,33 +3,22 @@ the directors' destinations and the real servers get from it, the MSS of the lar
 encapsulation, and every wrong setting refused by its pillar path."""
 
 import copy
-import os
 
 import pytest
-import yaml
 
 import lvstun.roles
 import lvstun.site
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.unit.checkout import example_site, site_errors
 
 
 @pytest.fixture(name="two_vips")
 def fixture_two_vips():
-    with open(os.path.join(REPO, "pillar", "lvs", "two_vips.sls"), encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return example_site("two_vips")
 
 
 @pytest.fixture(name="gue_gre")
 def fixture_gue_gre():
-    with open(os.path.join(REPO, "pillar", "lvs", "gue_gre.sls"), encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
-
-
-def errors_of(tree):
-    with pytest.raises(lvstun.site.SiteError) as err:
-        lvstun.site.parse(tree)
-    return err.value.errors
+    return example_site("gue_gre")
 
 
 def dests(site, spec):
@@ -109,4 +98,4 @@ def test_a_wrong_tunnel_setting_is_refused_by_its_path(two_vips, tunnel, service
         tree["lvs"]["tunnel"] = tunnel
     if service is not None:
         tree["lvs"]["services"]["web"]["tunnel"] = service
-    assert expected in errors_of(tree)
+    assert expected in site_errors(tree)
