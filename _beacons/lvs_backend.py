@@ -71,11 +71,11 @@ def concerns(drift, check):
     another VIP (one being added or removed) does not, nor a GUE port or gre0 of another
     kind of service, nor a GUE port the pack opened that no service uses any more."""
     kind, port = check.get("encap") or ("ipip", 0)
-    if drift["kind"] == "gue-port":
+    if drift["kind"] in ("gue-port", "gue-port6"):
         return drift["want"] is not None and kind == "gue" and drift["object"] == str(port)
     if ".gre0." in drift["object"]:  # its sysctls
         return kind == "gre"
-    if drift["object"] == "gre0":  # the device: wanted up (not put back down as it was)
+    if drift["object"] in ("gre0", "ip6gre0"):  # the device: wanted up (not put back down as it was)
         return kind == "gre" and drift["want"] in (True, "present")
     return not lvstun.drift.addresses(drift) or check["vip"] in lvstun.drift.addresses(drift)
 

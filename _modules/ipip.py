@@ -5,9 +5,11 @@ receive port (``ip fou add port P gue``: the inner packet then goes to the ipip 
 and the kernel's GRE device ``gre0`` (up, rp_filter off).
 
 IPv6 VIPs go on the kernel's ip6ip6 device ``ip6tnl0`` (module ip6_tunnel), which takes
-IPv6-in-IPv6 packets from any host. They need no sysctl: Linux answers a neighbour
-solicitation only for an address of the interface it came in on, and never takes a
-tunnel device's address as the source of its own solicitations on the LAN.
+IPv6-in-IPv6 packets from any host; GUE over IPv6 comes in on an IPv6 fou port (its inner
+IPv6 packet goes to ``ip6tnl0`` too), GRE over IPv6 on the kernel's ``ip6gre0``. They need
+no sysctl: Linux answers a neighbour solicitation only for an address of the interface it
+came in on, and never takes a tunnel device's address as the source of its own
+solicitations on the LAN.
 
 Links and addresses through netlink (pyroute2); GUE ports through the ``fou`` family
 (``lvstun.fou``); sysctls through /proc/sys.
@@ -44,10 +46,16 @@ __virtualname__ = "ipip"
 FALLBACK = "tunl0"
 FALLBACK6 = "ip6tnl0"
 GRE = "gre0"  # the kernel's GRE device (ip_gre): it takes keyless GRE from any host
+GRE6 = "ip6gre0"  # the same for IPv6 (ip6_gre)
 # The tunnel device of each IP version: its link kind, the kernel module that makes its
 # fallback device, and that device's name.
 DEVICES = {4: ("ipip", "ipip", FALLBACK), 6: ("ip6tnl", "ip6_tunnel", FALLBACK6)}
 FALLBACKS = {fallback for _, _, fallback in DEVICES.values()}
+# What takes each version's GUE and GRE off before the tunnel device: the drift kind and
+# the record part of its GUE ports, its GRE device and that device's module.
+DECAP = {4: {"gue": "gue-port", "ports": "fou_ports", "gre": GRE, "gre_module": "ip_gre"},
+         6: {"gue": "gue-port6", "ports": "fou_ports6", "gre": GRE6, "gre_module": "ip6_gre"}}
+GUE_KINDS = {spec["gue"]: version for version, spec in DECAP.items()}
 NO_DECAP = {"gue_ports": [], "gre": False}
 
 
@@ -64,9 +72,9 @@ def _vips(vips):
         raise SaltInvocationError(str(err)) from None
 
 
-def _version(vips, device, decap):
-    """The IP version of ``vips`` (4 when there are none): one per device. IPv6 VIPs go
-    on ``ip6tnl0`` and arrive as ip6ip6 only (no GUE or GRE yet)."""
+def _version(vips, device):
+    """The IP version of ``vips`` (4 when there are none): one per device; IPv6 VIPs go
+    on ``ip6tnl0``."""
     versions = {6 if ":" in vip else 4 for vip in vips}
     if len(versions) > 1:
         raise SaltInvocationError(f"{device}: IPv4 and IPv6 VIPs go on two devices (tunl0, ip6tnl0), "
@@ -74,8 +82,6 @@ def _version(vips, device, decap):
     version = versions.pop() if versions else 4
     if version == 6 and device != FALLBACK6:
         raise SaltInvocationError(f"IPv6 VIPs go on {FALLBACK6} (the kernel's ip6ip6 device), not {device}")
-    if version == 6 and (decap["gue_ports"] or decap["gre"]):
-        raise SaltInvocationError("IPv6 VIPs arrive as ip6ip6: GUE and GRE for IPv6 are not supported yet")
     return version
 
 
@@ -148,7 +154,7 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None, d
     """
     vips = _vips(vips)
     decap = {**NO_DECAP, **(decap or {})}
-    version = _version(vips, device, decap)
+    version = _version(vips, device)
     kind = DEVICES[version][0]
     drifts = []
     state = tunnel(device)
@@ -168,26 +174,34 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None, d
         if cidr not in have:
             drifts.append(lvstun.drift.make("address", device, cidr, None))
     drifts += [lvstun.drift.make("address", device, None, cidr) for cidr in _stale(have, vips, device)]
-    drifts += _gue_drifts(decap["gue_ports"])
-    gre = tunnel(GRE)
-    if decap["gre"]:
-        if not gre["exists"]:
-            drifts.append(lvstun.drift.make("link", GRE, "present", "absent"))
-        elif not gre["up"]:
-            drifts.append(lvstun.drift.make("up", GRE, True, False))
-    elif gre["exists"] and gre["up"] and (_originals_link(GRE) or {"up": True})["up"] is False:
-        drifts.append(lvstun.drift.make("up", GRE, False, True))  # the pack put it up: no GRE service left
+    drifts += _gue_drifts(decap["gue_ports"], version)
+    gre_device = DECAP[version]["gre"]
+    gre = tunnel(gre_device)
+    drifts += _gre_drifts(gre_device, gre, decap["gre"])
     wanted = _sysctls(device, lan_interface, sysctls, decap, version)
     # The devices' own settings appear with the devices: their creation is the drift then.
-    skip = tuple(f".{name}." for name, there in ((device, state["exists"]), (GRE, gre["exists"])) if not there)
+    skip = tuple(f".{name}." for name, there in ((device, state["exists"]), (gre_device, gre["exists"]))
+                 if not there)
     drifts += lvstun.sysctl.drifts(wanted, skip=skip)
     return drifts
+
+
+def _gre_drifts(name, gre, wanted):
+    """The GRE device ``name`` (``tunnel(name)``: ``gre``) up when GRE is ``wanted``;
+    set down again when the pack put it up and no GRE service is left."""
+    if wanted and not gre["exists"]:
+        return [lvstun.drift.make("link", name, "present", "absent")]
+    if wanted and not gre["up"]:
+        return [lvstun.drift.make("up", name, True, False)]
+    if not wanted and gre["exists"] and gre["up"] and (_originals_link(name) or {"up": True})["up"] is False:
+        return [lvstun.drift.make("up", name, False, True)]
+    return []
 
 
 def _sysctls(device, lan_interface, sysctls, decap, version):
     own = lvstun.tun.realserver_sysctls(device, lan_interface) if version == 4 else {}
     wanted = {**own, **(sysctls or {})}
-    if decap["gre"]:
+    if decap["gre"] and version == 4:
         wanted[f"net.ipv4.conf.{GRE}.rp_filter"] = 0  # a request decapsulated there comes from a client
     return wanted
 
@@ -196,34 +210,36 @@ def _originals_link(name):
     return lvstun.originals.load(__opts__)["links"].get(name)
 
 
-def _fou_ports(needed):
-    """``{port: kind}`` of this host's IPv4 foo-over-UDP ports: none without the fou
-    family (not asked for at all, so never loaded, when no GUE port is ``needed`` and the
-    fou module is not loaded: a kernel with fou built in answers when one is)."""
+def _fou_ports(needed, version=4):
+    """``{port: kind}`` of this host's foo-over-UDP ports of IP ``version``: none without
+    the fou family (not asked for at all, so never loaded, when no GUE port is ``needed``
+    and the fou module is not loaded: a kernel with fou built in answers when one is)."""
     if not needed and not os.path.exists("/sys/module/fou"):
         return {}
     try:
         with lvstun.fou.Fou() as fou:
-            return {entry["port"]: entry["kind"] for entry in fou.ports()}
+            return {entry["port"]: entry["kind"] for entry in fou.ports() if entry["family"] == version}
     except OSError as err:
         if err.errno == errno.ENOENT:  # no fou family: no port open
             return {}
         raise CommandExecutionError(f"cannot read the GUE ports: {err}") from err
 
 
-def _gue_drifts(ports):
-    """The GUE ports wanted and not open, and those the pack opened that no service
-    uses any more; a wanted port open for another encapsulation is refused."""
-    added = set(lvstun.originals.load(__opts__)["fou_ports"])
-    opened = _fou_ports(bool(ports) or bool(added))
+def _gue_drifts(ports, version=4):
+    """The GUE ports of IP ``version`` wanted and not open, and those the pack opened
+    that no service uses any more; a wanted port open for another encapsulation is
+    refused."""
+    kind, part = DECAP[version]["gue"], DECAP[version]["ports"]
+    added = set(lvstun.originals.load(__opts__)[part])
+    opened = _fou_ports(bool(ports) or bool(added), version)
     drifts = []
     for port in sorted(set(ports)):
         if port not in opened:
-            drifts.append(lvstun.drift.make("gue-port", str(port), "gue", None))
+            drifts.append(lvstun.drift.make(kind, str(port), "gue", None))
         elif opened[port] != "gue":
             raise CommandExecutionError(f"UDP port {port} is a foo-over-UDP port of kind {opened[port]}, not gue: "
                                         "another tool's (lvs:tunnel:port)")
-    drifts += [lvstun.drift.make("gue-port", str(port), None, "gue")
+    drifts += [lvstun.drift.make(kind, str(port), None, "gue")
                for port in sorted(added - set(ports)) if opened.get(port) == "gue"]
     return drifts
 
@@ -264,12 +280,12 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None,
     drifts = check(vips, device, lan_interface, mtu, sysctls, decap)
     if not drifts:
         return []
-    version = _version(vips, device, decap)
-    _note_originals(drifts, device, decap)
+    version = _version(vips, device)
+    _note_originals(drifts, device, decap, version)
     with IPRoute() as ipr:
         _ensure_device(ipr, device, version)
         if decap["gre"]:
-            _load("ip_gre", GRE, ipr)
+            _load(DECAP[version]["gre_module"], DECAP[version]["gre"], ipr)
         # ARP hidden and rp_filter off before a VIP is on the device, never after: a VIP
         # that answered ARP for a moment would draw the VIP's traffic from the director.
         # (The device's own settings exist once the device does.)
@@ -279,20 +295,21 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None,
             raise CommandExecutionError(str(err)) from err
         index = _set_links(ipr, device, mtu, drifts)
         _set_vips(ipr, index, device, vips)
-    _apply_gue([d for d in drifts if d["kind"] == "gue-port"])
+    _apply_gue([d for d in drifts if d["kind"] in GUE_KINDS])
     return drifts
 
 
-def _note_originals(drifts, device, decap):
+def _note_originals(drifts, device, decap, version):
     """Record what the host had before :func:`present` changes it (for ``lvs.clean``)."""
-    before, gre_before = tunnel(device), tunnel(GRE)
+    gre_device = DECAP[version]["gre"]
+    before, gre_before = tunnel(device), tunnel(gre_device)
     record = lvstun.originals.note_drifts(lvstun.originals.load(__opts__), drifts)
     record = lvstun.originals.note_link(record, device, before["exists"], before["up"], before["mtu"])
     if decap["gre"]:
-        record = lvstun.originals.note_link(record, GRE, gre_before["exists"], gre_before["up"], None)
+        record = lvstun.originals.note_link(record, gre_device, gre_before["exists"], gre_before["up"], None)
     for d in drifts:
-        if d["kind"] == "gue-port" and d["want"]:
-            record = lvstun.originals.note_item(record, "fou_ports", int(d["object"]))
+        if d["kind"] in GUE_KINDS and d["want"]:
+            record = lvstun.originals.note_item(record, DECAP[GUE_KINDS[d["kind"]]]["ports"], int(d["object"]))
     lvstun.originals.store(__opts__, record)
 
 
@@ -305,8 +322,8 @@ def _set_links(ipr, device, mtu, drifts):
     try:
         ipr.link("set", index=index, **changes)
         for d in drifts:
-            if d["object"] == GRE and d["kind"] in ("link", "up"):
-                ipr.link("set", index=lvstun.netlink.link(ipr, GRE)["index"],
+            if d["object"] in (GRE, GRE6) and d["kind"] in ("link", "up"):
+                ipr.link("set", index=lvstun.netlink.link(ipr, d["object"])["index"],
                          state="up" if d["want"] in (True, "present") else "down")
     except NetlinkError as err:
         raise CommandExecutionError(f"cannot set {device} {changes}: {err}") from err
@@ -328,7 +345,8 @@ def _set_vips(ipr, index, device, vips):
 
 
 def _load(module, device, ipr):
-    """Load ``module`` for its fallback ``device`` (tunl0, gre0) unless it is there."""
+    """Load ``module`` for its fallback ``device`` (tunl0, ip6tnl0, gre0, ip6gre0) unless
+    it is there."""
     if not os.path.exists(f"/sys/module/{module}") and "kmod.load" in __salt__:
         __salt__["kmod.load"](module)
     if lvstun.netlink.link(ipr, device) is None:
@@ -344,21 +362,25 @@ def _apply_gue(drifts):
     try:
         with lvstun.fou.Fou() as fou:
             for d in drifts:
-                (fou.add if d["want"] else fou.delete)(int(d["object"]))
+                family = GUE_KINDS[d["kind"]]
+                if d["want"]:
+                    fou.add(int(d["object"]), family=family)
+                else:
+                    fou.delete(int(d["object"]), family=family)
     except OSError as err:
         raise CommandExecutionError(f"cannot set the GUE ports {[d['object'] for d in drifts]}: {err}") from err
     if any(not d["want"] for d in drifts):
         record = lvstun.originals.load(__opts__)
         for d in drifts:
             if not d["want"]:
-                record = lvstun.originals.forget(record, "fou_ports", int(d["object"]))
+                record = lvstun.originals.forget(record, DECAP[GUE_KINDS[d["kind"]]]["ports"], int(d["object"]))
         lvstun.originals.store(__opts__, record)
 
 
 def check_absent(device=FALLBACK):
     """What :func:`absent` would undo (drift records): the addresses the pack put on the
     tunnel device, and the device's state as it was before the pack set it up; the GUE
-    ports it opened, and ``gre0`` as it was.
+    ports it opened (IPv4 and IPv6), and ``gre0`` and ``ip6gre0`` as they were.
 
     device
         The tunnel device the pack set up (the site's ``tunnel:device``).
@@ -369,10 +391,7 @@ def check_absent(device=FALLBACK):
 
         salt rs1 ipip.check_absent
     """
-    drifts = _gue_drifts([])  # every GUE port the pack opened
-    gre, gre_before = tunnel(GRE), _originals_link(GRE)
-    if gre["exists"] and gre_before is not None and gre["up"] != gre_before["up"]:
-        drifts.append(lvstun.drift.make("up", GRE, gre_before["up"], gre["up"]))
+    drifts = _decap_absent()
     state = tunnel(device)
     if not state["exists"]:
         return drifts
@@ -393,11 +412,22 @@ def check_absent(device=FALLBACK):
     return drifts
 
 
+def _decap_absent():
+    """The GUE ports the pack opened, and the GRE devices it set up as they were."""
+    drifts = []
+    for version, spec in DECAP.items():
+        drifts += _gue_drifts([], version)  # every GUE port of that version the pack opened
+        gre, gre_before = tunnel(spec["gre"]), _originals_link(spec["gre"])
+        if gre["exists"] and gre_before is not None and gre["up"] != gre_before["up"]:
+            drifts.append(lvstun.drift.make("up", spec["gre"], gre_before["up"], gre["up"]))
+    return drifts
+
+
 def absent(device=FALLBACK):
     """Undo what :func:`present` did to the device: its VIPs removed, and the device
     deleted (when the pack created it) or set back as it was (``tunl0``, ``ip6tnl0``:
     down, as their module made them); the GUE
-    ports it opened closed, ``gre0`` set back. The sysctls come back with
+    ports it opened closed, ``gre0`` and ``ip6gre0`` set back. The sysctls come back with
     ``lvs_net.clean``. Returns what changed (as ``check_absent``).
 
     device
@@ -412,7 +442,7 @@ def absent(device=FALLBACK):
     drifts = check_absent(device)
     if not drifts:
         return []
-    _apply_gue([d for d in drifts if d["kind"] == "gue-port"])
+    _apply_gue([d for d in drifts if d["kind"] in GUE_KINDS])
     with IPRoute() as ipr:
         try:
             for d in drifts:

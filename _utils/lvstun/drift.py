@@ -16,6 +16,7 @@ NAMES = {
     "mtu": "{object} mtu",                 # a device's MTU
     "address": "{object} address {value}",  # an address (CIDR) on a device
     "gue-port": "GUE port {object}",       # a foo-over-UDP receive port: want/have "gue" or None
+    "gue-port6": "IPv6 GUE port {object}",  # the same for IPv6
     "sysctl": "{object}",                  # a sysctl by name: integers
     "default-route": "default route",      # object "main": want/have "via GATEWAY"
     "default-route6": "IPv6 default route",  # the same for IPv6

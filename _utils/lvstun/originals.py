@@ -12,7 +12,8 @@ once, the first time the pack changes it::
      "default_route6": "via GATEWAY" or None,     # the same for IPv6
      "mss_tables": [routing table of the MSS clamp],
      "nft_tables": ["FAMILY NAME"],
-     "fou_ports": [GUE receive port the pack opened]}
+     "fou_ports": [GUE receive port the pack opened],
+     "fou_ports6": [the same, IPv6]}
 
 Plain functions over that dict (:func:`load` and :func:`store` read and write it).
 """
@@ -20,7 +21,7 @@ Plain functions over that dict (:func:`load` and :func:`store` read and write it
 from . import records
 
 PARTS = ("sysctls", "addresses", "links", "default_route", "default_route6", "mss_tables", "nft_tables",
-         "fou_ports")
+         "fou_ports", "fou_ports6")
 # The part that keeps a default route's value before, by its drift kind (IPv4, IPv6).
 DEFAULT_ROUTE_PARTS = {"default-route": "default_route", "default-route6": "default_route6"}
 
@@ -35,7 +36,8 @@ def store(opts, record):
 
 
 def empty():
-    return {"sysctls": {}, "addresses": {}, "links": {}, "mss_tables": [], "nft_tables": [], "fou_ports": []}
+    return {"sysctls": {}, "addresses": {}, "links": {}, "mss_tables": [], "nft_tables": [], "fou_ports": [],
+            "fou_ports6": []}
 
 
 def normal(record):

@@ -3,7 +3,7 @@
 The director sends the check as IPVS sends a client's packet in TUN mode: an IPv4
 packet to the VIP (from the director's own LAN address), encapsulated as the service's
 requests are (IPIP, GUE or GRE) to the real server; for an IPv6 VIP an IPv6 packet in
-IPv6 (ip6ip6, IP protocol 41). The real server decapsulates it,
+IPv6 (ip6ip6, IP protocol 41), in GUE over IPv6, or in GRE over IPv6. The real server decapsulates it,
 its service answers from the VIP straight back to the director, and the answer proves
 the whole path at once: the encapsulation passes between them (IP protocol 4, UDP to
 the GUE port, or protocol 47), the real server takes it off, its tunnel device is up
@@ -24,7 +24,8 @@ so the real server keeps no half-open state. UDP: any answer from VIP:port (an I
 port unreachable is down at once); ``dns``: the check's query, its answer judged as
 on the real servers.
 
-IPv6: the same over a raw IPPROTO_IPV6 socket, answers seen by a packet socket for
+IPv6: the same over a raw IPPROTO_IPV6 socket (GUE: a UDP socket for IPv6, its header
+naming protocol 41; GRE: a raw IPPROTO_GRE socket for IPv6, protocol type 0x86DD), answers seen by a packet socket for
 IPv6 (its filter on the IPv6 header; answers whose next header is TCP, UDP or ICMPv6,
 as the real server's kernel sends them: no extension headers). An answer from the VIP,
 when the director holds it, is taken by its kernel (IPv6 has no martian check): its TCP
@@ -53,10 +54,12 @@ PORTS = (61000, 65535)  # the inner source ports (above Linux's ephemeral range)
 RETRY_AFTER = 0.05  # seconds before a probe that failed at once is sent again
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 MSS = 1360  # fits a 1500-byte LAN with any encapsulation's header and room to spare
-# GUE version 0 without options, carrying IP protocol 4 (RFC draft-ietf-intarea-gue);
-# GRE without options, carrying IPv4 (RFC 2784).
+# GUE version 0 without options, carrying IP protocol 4 (RFC draft-ietf-intarea-gue), or
+# 41 for an inner IPv6 packet; GRE without options, carrying IPv4 (RFC 2784) or IPv6.
 GUE_HEADER = struct.pack("!BBH", 0, socket.IPPROTO_IPIP, 0)
+GUE_HEADER6 = struct.pack("!BBH", 0, socket.IPPROTO_IPV6, 0)
 GRE_HEADER = struct.pack("!HH", 0, ETH_P_IP)
+GRE_HEADER6 = struct.pack("!HH", 0, ETH_P_IPV6)
 IPPROTO_GRE = 47
 SILENT = " (silent)"  # ends the reason of an attempt that got no answer at all (not a refusal)
 
@@ -283,14 +286,12 @@ class Round:
     @staticmethod
     def open_sender(kind="ipip", v6=False):
         """The socket that carries the inner packets of ``kind``: raw IPIP or GRE, or UDP
-        for GUE; ``v6``: raw IPv6-in-IPv6 (ipip only)."""
-        if v6:
-            if kind != "ipip":
-                raise OSError(f"no {kind} for IPv6 (ip6ip6 only)")
-            return socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_IPV6)
+        for GUE; ``v6``: over IPv6 (raw IPv6-in-IPv6 for ipip)."""
+        family = socket.AF_INET6 if v6 else socket.AF_INET
         if kind == "gue":
-            return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        return socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_GRE if kind == "gre" else socket.IPPROTO_IPIP)
+            return socket.socket(family, socket.SOCK_DGRAM)
+        inner = socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IPIP
+        return socket.socket(family, socket.SOCK_RAW, IPPROTO_GRE if kind == "gre" else inner)
 
     def _send(self, attempt, inner):
         kind, port = attempt.probe.encap
@@ -298,9 +299,9 @@ class Round:
         if sender is None:
             sender = self.senders[kind] = self.open_sender(kind, self.v6)
         if kind == "gue":
-            sender.sendto(GUE_HEADER + inner, (attempt.probe.backend, port))
+            sender.sendto((GUE_HEADER6 if self.v6 else GUE_HEADER) + inner, (attempt.probe.backend, port))
         elif kind == "gre":
-            sender.sendto(GRE_HEADER + inner, (attempt.probe.backend, 0))
+            sender.sendto((GRE_HEADER6 if self.v6 else GRE_HEADER) + inner, (attempt.probe.backend, 0))
         else:
             sender.sendto(inner, (attempt.probe.backend, 0))
 

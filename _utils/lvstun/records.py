@@ -158,7 +158,8 @@ HOST_ORIGINALS = Record(
                                            optional={"mtu": AnyOf((Int(0), NULL))})),
                      "default_route": AnyOf((STR, NULL)), "default_route6": AnyOf((STR, NULL)),
                      "mss_tables": ListOf(AnyOf((Int(0), STR))),
-                     "nft_tables": ListOf(STR), "fou_ports": ListOf(Int(1, 65535))}),
+                     "nft_tables": ListOf(STR), "fou_ports": ListOf(Int(1, 65535)),
+                     "fou_ports6": ListOf(Int(1, 65535))}),
     {}, writer="the role states, before they change a host", readers="lvs.clean")
 
 # ------------------------------------------------------------------ a router's

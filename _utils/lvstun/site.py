@@ -794,26 +794,21 @@ class _Parser:
     def ipv6_limits(self, tunnel):
         """What an IPv6 site cannot have yet (each refused by its path, before anything
         changes): several directors (the router's director group and its probes are
-        IPv4), an IOS router (its IPv6 routes are not written), GUE or GRE (ip6ip6 only),
-        another tunnel device than the kernel's ip6ip6 one, a persistence netmask."""
+        IPv4), an IOS router (its IPv6 routes are not written), another tunnel device
+        than the kernel's ip6ip6 one, a persistence netmask."""
         errors = self.errors
         if sum(1 for host in self.hosts.values() if host.role == "director") > 1:
             errors.add(("directors",), "an IPv6 site has one director (several directors: IPv4 sites only, "
                                        "for now)")
         if self.router_ and self.router_.kind == "ios":
             errors.add(("router", "kind"), "an IPv6 site's router is linux (ios: IPv4 sites only, for now)")
-        if self.encap.kind != "ipip":
-            errors.add(("tunnel", "kind"), f"{self.encap.kind}: an IPv6 site's tunnels are ipip (ip6ip6) for now")
         for svc in self.services.values():
-            if svc.encap.kind != "ipip" and svc.encap is not self.encap:
-                errors.add(("services", svc.name, "tunnel", "kind"),
-                           f"{svc.encap.kind}: an IPv6 site's tunnels are ipip (ip6ip6) for now")
             if svc.netmask is not None:
                 errors.add(("services", svc.name, "netmask"), "a persistence netmask is for IPv4 services")
-        if tunnel.lan_mtu is not None and tunnel.lan_mtu - self.encap.overhead(6) < IPV6_MIN_MTU:
+        overhead = max([self.encap.overhead(6), *(svc.encap.overhead(6) for svc in self.services.values())])
+        if tunnel.lan_mtu is not None and tunnel.lan_mtu - overhead < IPV6_MIN_MTU:
             errors.add(("tunnel", "lan_mtu"), f"{tunnel.lan_mtu}: an IPv6 packet in a tunnel needs IPv6's "
-                                              f"{IPV6_MIN_MTU} bytes plus the tunnel's "
-                                              f"{self.encap.overhead(6)}")
+                                              f"{IPV6_MIN_MTU} bytes plus the tunnel's {overhead}")
         if tunnel.device != TUNNEL_DEVICES[6]:
             errors.add(("tunnel", "device"), f"{tunnel.device!r}: an IPv6 site's VIPs go on {TUNNEL_DEVICES[6]} "
                                              "(the kernel's ip6ip6 device)")

@@ -139,8 +139,15 @@ class SaltDaemons:
         return list(dict.fromkeys(h.site for h in sorted(self.hosts.values(), key=lambda h: h.index)
                                   if h.site is not None))
 
-    def set_pillar(self, tree):
-        """Serve ``{"lvs": tree}`` as the site's pillar from now on (tests' pillar edits)."""
+    def set_pillar(self, tree, key=None):
+        """Serve ``{"lvs": tree}`` as the pillar of the lab's site ``key`` (None: its first
+        site) from now on (tests' pillar edits). A further site's is served in place of
+        ``pillar/lvs/<key>.sls`` (the lab's pillar root comes first)."""
+        if key is not None:
+            os.makedirs(os.path.join(self.pillar_overlay, "lvs"), exist_ok=True)
+            with open(self._site_overlay(key), "w", encoding="utf-8") as fh:
+                yaml.safe_dump({"lvs": tree}, fh)
+            return
         os.makedirs(os.path.join(self.pillar_overlay, "lvs_lab"), exist_ok=True)
         with open(os.path.join(self.pillar_overlay, "lvs_lab", "edited.sls"), "w", encoding="utf-8") as fh:
             yaml.safe_dump({"lvs": tree}, fh)
@@ -153,9 +160,17 @@ class SaltDaemons:
     def _site_target(self, key):
         return ",".join(self.site_minions(key))
 
-    def reset_pillar(self):
-        """Serve the lab's own site again (the user's pillar folder, ``--site``)."""
+    def reset_pillar(self, key=None):
+        """Serve the lab's own site again (the user's pillar folder, ``--site``), or the
+        further site ``key``'s own."""
+        if key is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._site_overlay(key))
+            return
         self._write_top(f"lvs.{self.site_name}" if self.site_name else None)
+
+    def _site_overlay(self, key):
+        return os.path.join(self.pillar_overlay, "lvs", f"{key}.sls")
 
     def _minion_config(self, host):
         hdir = self.host_dir(host.name)

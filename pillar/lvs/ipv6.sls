@@ -2,7 +2,8 @@
 # prefixes). The router routes the VIP (no NAT for IPv6: the VIP is the public address),
 # the director holds it on its LAN NIC and wraps each request in IPv6 (ip6ip6) for a real
 # server, whose ip6tnl0 holds the VIP and who answers the client directly.
-# One director, a linux router, ipip (ip6ip6) tunnels: what IPv6 sites take for now.
+# One director and a linux router: what IPv6 sites take for now (tunnel:kind gue or gre
+# work as on IPv4 sites).
 # Minion ids are the site's own: the lab runs it alone (lvs-lab up --site ipv6) or beside
 # the seed's (lvs-lab up --add-site ipv6). Schema: docs/pillar.md ("IPv6 sites")
 lvs:

@@ -18,13 +18,16 @@ from lvs_lab import health as hh
 from lvs_lab import lab as lab_mod
 from lvs_lab import traffic
 from lvs_lab.health import RESTORE, TIMEOUT
-from tests.lab.site_helpers import changes_by_minion, packet_too_big_dropped
+from tests.lab.site_helpers import changes_by_minion, packet_too_big_dropped, site_tree
 
 SITE = "ipv6"
 DIRECTOR = "v6-director"
 WEB = "[2001:db8:24::88]:80"
 RS1 = "2001:db8:24::21"
+REAL_SERVERS = ("v6-rs1", "v6-rs2")
 BIG = 64 * 1024
+# ip6ip6 (IP protocol 41) dropped on a real server's LAN NIC: a network where only GUE or GRE pass
+NO_IP6IP6 = ["INPUT", "-i", "eth0", "-p", "41", "-j", "DROP"]
 
 
 @pytest.fixture(scope="module", name="v6")
@@ -89,3 +92,33 @@ def test_a_large_request_passes_with_packet_too_big_filtered_at_the_ipv6_mss(v6,
         proc = subprocess.run(["ip", "netns", "exec", client, "curl", "-sS", "-g", "-m", "20", "--data-binary",
                                f"@{body}", "http://[2001:db8:24::88]/"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and f"received {BIG} bytes" in proc.stdout, proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize(("tunnel", "counter", "mss"), [({"kind": "gue", "port": 6080}, "gue", 1388),
+                                                        ({"kind": "gre"}, "gre", 1396)])
+def test_over_gue_or_gre_with_ip6ip6_dropped_every_request_is_answered_at_that_kinds_mss(v6, tunnel, counter, mss):
+    tree = site_tree(SITE)
+    tree["tunnel"] = tunnel
+    v6.set_pillar(tree, key=SITE)
+    minions = v6.site_minions(SITE)
+    try:
+        v6.apply(minions=minions)
+        for rs in REAL_SERVERS:
+            assert v6.capture(rs, "ip6tables-legacy", "-I", *NO_IP6IP6)[0] == 0
+            code, out, _ = v6.capture(rs, "ip", "-6", "route", "show", "table", "4242")
+            assert code == 0 and f"advmss {mss}" in out, out
+        # The directors' path checks go through the new kind: every backend stays in.
+        hh.wait_for(lambda: set(_weights(v6).values()) == {1}, TIMEOUT)
+        report = traffic.run(v6, v6.site(SITE), count=8)
+        assert report["ok"], traffic.describe(report)
+        assert set(report["answers"]) == set(REAL_SERVERS)
+        sent = report["directors"][DIRECTOR]
+        assert sent[counter][0] > 0 and sent["ipip"][0] == 0, sent  # nothing as protocol 41
+        code, out, _ = v6.capture(DIRECTOR, "ipvsadm-save", "-n")
+        assert f"--tun-type {counter}" in out, out
+    finally:
+        for rs in REAL_SERVERS:
+            v6.capture(rs, "ip6tables-legacy", "-D", *NO_IP6IP6)
+        v6.reset_pillar(SITE)
+        v6.apply(minions=minions)
+    hh.wait_for(lambda: set(_weights(v6).values()) == {1}, TIMEOUT)

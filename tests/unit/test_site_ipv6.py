@@ -53,19 +53,34 @@ def test_each_role_gets_its_ipv6_setup(tree):
     (lambda t: t["lvs"]["directors"].update(director2={"address": "2001:db8:24::3"}),
      "lvs:directors: an IPv6 site has one director"),
     (lambda t: t["lvs"]["router"].update(kind="ios"), "lvs:router:kind: an IPv6 site's router is linux"),
-    (lambda t: t["lvs"].update(tunnel={"kind": "gue"}), "lvs:tunnel:kind: gue: an IPv6 site's tunnels are ipip"),
-    (lambda t: t["lvs"]["services"]["web"].update(tunnel={"kind": "gre"}),
-     "lvs:services:web:tunnel:kind: gre: an IPv6 site's tunnels are ipip"),
     (lambda t: t["lvs"].update(tunnel={"device": "tunl0"}),
      "lvs:tunnel:device: 'tunl0': an IPv6 site's VIPs go on ip6tnl0"),
     (lambda t: t["lvs"].update(tunnel={"lan_mtu": 1300}),
      "lvs:tunnel:lan_mtu: 1300: an IPv6 packet in a tunnel needs IPv6's 1280 bytes plus the tunnel's 40"),
+    (lambda t: t["lvs"].update(tunnel={"lan_mtu": 1330, "kind": "gue"}),
+     "lvs:tunnel:lan_mtu: 1330: an IPv6 packet in a tunnel needs IPv6's 1280 bytes plus the tunnel's 52"),
     (lambda t: t["lvs"]["router"].update(wan_address="112.2.21.88/24"),
      "lvs:router:wan_address: 112.2.21.88/24 is an IPv4 network: the site is IPv6 (lvs:lan:subnet)"),
 ])
 def test_what_an_ipv6_site_cannot_have_is_refused_by_its_path(tree, edit, error):
     edit(tree)
     assert any(e.startswith(error) for e in site_errors(tree)), site_errors(tree)
+
+
+@pytest.mark.parametrize(("tunnel", "mss", "dest", "decap"), [
+    ({"kind": "gue", "port": 6080}, 1388, {"tun_type": "gue", "tun_port": 6080}, {"gue_ports": [6080], "gre": False}),
+    ({"kind": "gre"}, 1396, {"tun_type": "gre"}, {"gue_ports": [], "gre": True}),
+])
+def test_an_ipv6_site_over_gue_or_gre_has_that_kinds_ipv6_mss_and_decapsulation(tree, tunnel, mss, dest, decap):
+    # 1500 - 60 (IPv6 and TCP) - the outer IPv6 header (40) and GUE's 12 bytes or GRE's 4
+    tree["lvs"]["tunnel"] = tunnel
+    site = lvstun.site.parse(tree)
+    assert site.tunnel.mss == mss
+    director = lvstun.roles.director(site, "v6-director")
+    assert director["services"]["tcp:[2001:db8:24::88]:80"]["destinations"]["[2001:db8:24::21]:80"] == {
+        "forward": "tunnel", **dest, "weight": 1}
+    rs1 = lvstun.roles.realserver(site, "v6-rs1")
+    assert (rs1["device"], rs1["decap"], rs1["vip_routes"]["advmss"]) == ("ip6tnl0", decap, mss)
 
 
 def test_an_ipv4_site_keeps_its_ipv4_devices_and_mss(tree):
