@@ -6,10 +6,12 @@ and the kernel's GRE device ``gre0`` (up, rp_filter off).
 
 IPv6 VIPs go on the kernel's ip6ip6 device ``ip6tnl0`` (module ip6_tunnel), which takes
 IPv6-in-IPv6 packets from any host; GUE over IPv6 comes in on an IPv6 fou port (its inner
-IPv6 packet goes to ``ip6tnl0`` too), GRE over IPv6 on the kernel's ``ip6gre0``. They need
-no sysctl: Linux answers a neighbour solicitation only for an address of the interface it
+IPv6 packet goes to ``ip6tnl0`` too), GRE over IPv6 on the kernel's ``ip6gre0``. Nothing
+hides them: Linux answers a neighbour solicitation only for an address of the interface it
 came in on, and never takes a tunnel device's address as the source of its own
-solicitations on the LAN.
+solicitations on the LAN. One sysctl keeps them: ``keep_addr_on_down`` on ``ip6tnl0``
+(Linux drops an interface's IPv6 addresses when it goes down; the IPv4 VIPs on ``tunl0``
+stay, and so do these then: the device back up serves again, as with IPv4).
 
 Links and addresses through netlink (pyroute2); GUE ports through the ``fou`` family
 (``lvstun.fou``); sysctls through /proc/sys.
@@ -199,7 +201,10 @@ def _gre_drifts(name, gre, wanted):
 
 
 def _sysctls(device, lan_interface, sysctls, decap, version):
-    own = lvstun.tun.realserver_sysctls(device, lan_interface) if version == 4 else {}
+    if version == 4:
+        own = lvstun.tun.realserver_sysctls(device, lan_interface)
+    else:  # the VIPs stay on the device when it goes down (as IPv4 addresses do)
+        own = {f"net.ipv6.conf.{device}.keep_addr_on_down": 1}
     wanted = {**own, **(sysctls or {})}
     if decap["gre"] and version == 4:
         wanted[f"net.ipv4.conf.{GRE}.rp_filter"] = 0  # a request decapsulated there comes from a client
@@ -377,21 +382,25 @@ def _apply_gue(drifts):
         lvstun.originals.store(__opts__, record)
 
 
-def check_absent(device=FALLBACK):
+def check_absent(device=FALLBACK, decap=True):
     """What :func:`absent` would undo (drift records): the addresses the pack put on the
     tunnel device, and the device's state as it was before the pack set it up; the GUE
     ports it opened (IPv4 and IPv6), and ``gre0`` and ``ip6gre0`` as they were.
 
     device
         The tunnel device the pack set up (the site's ``tunnel:device``).
+    decap
+        The GUE ports and GRE devices too (False: the device alone, for a second device:
+        ``ip6tnl0`` beside ``tunl0``).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt rs1 ipip.check_absent
+        salt rs1 ipip.check_absent ip6tnl0 decap=False
     """
-    drifts = _decap_absent()
+    drifts = _decap_absent() if decap else []
     state = tunnel(device)
     if not state["exists"]:
         return drifts
@@ -423,7 +432,7 @@ def _decap_absent():
     return drifts
 
 
-def absent(device=FALLBACK):
+def absent(device=FALLBACK, decap=True):
     """Undo what :func:`present` did to the device: its VIPs removed, and the device
     deleted (when the pack created it) or set back as it was (``tunl0``, ``ip6tnl0``:
     down, as their module made them); the GUE
@@ -432,14 +441,17 @@ def absent(device=FALLBACK):
 
     device
         The tunnel device the pack set up (the site's ``tunnel:device``).
+    decap
+        As :func:`check_absent` takes it.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt rs1 ipip.absent
+        salt rs1 ipip.absent ip6tnl0 decap=False
     """
-    drifts = check_absent(device)
+    drifts = check_absent(device, decap)
     if not drifts:
         return []
     _apply_gue([d for d in drifts if d["kind"] in GUE_KINDS])

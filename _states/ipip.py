@@ -50,23 +50,29 @@ def tunnel_present(name="tunl0", vips=None, lan_interface="eth0", mtu=None, sysc
         f"TUN tunnel {name} for {', '.join(vips or []) or 'no VIP'}")
 
 
-def tunnel_absent(name="tunl0"):
+def tunnel_absent(name="tunl0", decap=True):
     """The ipip device ``name`` holds no address the pack put there and is as it was
     before the pack set it up (deleted when the pack created it; ``tunl0``, ``ip6tnl0``:
-    down). A
-    real server leaving the site: salt/lvs/clean.sls, with ``lvs_net.cleaned`` for the
-    sysctls.
+    down); with ``decap``, the GUE ports the pack opened are closed and ``gre0`` and
+    ``ip6gre0`` are as they were. A real server leaving the site: salt/lvs/clean.sls,
+    with ``lvs_net.cleaned`` for the sysctls.
 
     name
         The ipip device.
+    decap
+        The GUE ports and GRE devices too (False for a second device of the same host).
 
     .. code-block:: yaml
 
         lvs-clean-tunnel:
           ipip.tunnel_absent:
             - name: tunl0
+        lvs-clean-tunnel6:
+          ipip.tunnel_absent:
+            - name: ip6tnl0
+            - decap: false
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     return lvstun.converge.converge(
-        ret, __opts__["test"], lambda: __salt__["ipip.check_absent"](name), lambda: __salt__["ipip.absent"](name),
-        f"TUN tunnel {name}")
+        ret, __opts__["test"], lambda: __salt__["ipip.check_absent"](name, decap),
+        lambda: __salt__["ipip.absent"](name, decap), f"TUN tunnel {name}")

@@ -48,10 +48,18 @@ lvs-clean-director-group:
       - beacon: lvs-clean-beacon-lvs_directors
 {%- endif %}
 
-{#- A real server's VIPs off the tunnel, before ARP stops hiding them. #}
+{#- A real server's VIPs off the tunnel, before ARP stops hiding them (an IPv6 site's
+    off ip6tnl0). #}
 lvs-clean-tunnel:
   ipip.tunnel_absent:
     - name: tunl0
+    - require:
+      - beacon: lvs-clean-beacon-lvs_backend
+
+lvs-clean-tunnel6:
+  ipip.tunnel_absent:
+    - name: ip6tnl0
+    - decap: false
     - require:
       - beacon: lvs-clean-beacon-lvs_backend
 
@@ -70,6 +78,7 @@ lvs-clean-network:
   lvs_net.cleaned:
     - require:
       - ipip: lvs-clean-tunnel
+      - ipip: lvs-clean-tunnel6
 {%- if salt['file.file_exists']('/proc/net/ip_vs') %}
       - ipvs: lvs-clean-ipvs
 {%- endif %}

@@ -138,7 +138,7 @@ ROUND = textwrap.dedent("""
 
     class Direct(pc.Round):
         @staticmethod
-        def open_sender(kind="ipip"):
+        def open_sender(kind="ipip", v6=False):
             return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 
     class Starved(Direct):
@@ -253,11 +253,11 @@ SEND = textwrap.dedent("""
     for ident, tag in ((77, "echo-other"), (78, "echo-other")):  # echo replies are no round's answers
         body = tagged(tag)
         head = struct.pack("!BBHHH", 0, 0, 0, ident, 1)
-        packets.append(pc._ipv4(src, dst, socket.IPPROTO_ICMP,
+        packets.append(pc._ip(src, dst, socket.IPPROTO_ICMP,
                                 struct.pack("!BBHHH", 0, 0, pc.checksum(head + body), ident, 1) + body))
     body = pc.udp_packet(dst, src, 61003, 53, b"") + tagged("unreach-in")
     head = struct.pack("!BBHI", 3, 3, 0, 0)
-    packets.append(pc._ipv4(src, dst, socket.IPPROTO_ICMP,
+    packets.append(pc._ip(src, dst, socket.IPPROTO_ICMP,
                             struct.pack("!BBHI", 3, 3, pc.checksum(head + body), 0) + body))
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
         for packet in packets:

@@ -91,3 +91,15 @@ def packet_too_big_dropped(netns):
         yield
     finally:
         subprocess.run([*nft, "delete", "table", "ip6", "lvslab_noptb"], check=False)
+
+
+def clean(lab, host, test=False):
+    """``salt HOST state.apply lvs.clean`` (the host leaves its site): its changes by
+    state id; every state must have succeeded."""
+    args = ["--timeout=600", host, "state.apply", "lvs.clean"] + (["test=True"] if test else [])
+    returns = lab.salt_json(*args, timeout=900)
+    states = returns.get(host)
+    assert isinstance(states, dict), returns
+    failed = {s["__id__"]: s["comment"] for s in states.values() if s["result"] is False}
+    assert not failed, failed
+    return changes_by_minion({host: states})[host]

@@ -6,7 +6,7 @@ import pytest
 
 from lvs_lab import traffic
 from tests.lab.conftest import pristine
-from tests.lab.site_helpers import apply, changes_by_minion, edited, site_tree, snapshot
+from tests.lab.site_helpers import apply, clean, edited, site_tree, snapshot
 
 # The health loop would re-weight the tables these tests take apart.
 pytestmark = pytest.mark.usefixtures("health_paused")
@@ -26,32 +26,22 @@ def fixture_before(lab):
     apply(lab)
 
 
-def _clean(lab, host, test=False):
-    args = ["--timeout=600", host, "state.apply", "lvs.clean"] + (["test=True"] if test else [])
-    returns = lab.salt_json(*args, timeout=900)
-    states = returns.get(host)
-    assert isinstance(states, dict), returns
-    failed = {s["__id__"]: s["comment"] for s in states.values() if s["result"] is False}
-    assert not failed, failed
-    return changes_by_minion({host: states})[host]
-
-
 def _assert_left_the_site(lab, host, before):
     assert snapshot(lab, [host]) == {host: before[host]}
     beacons = lab.salt_json(host, "beacons.list", "return_yaml=False").get(host) or {}
     assert not {"lvs_backend", "lvs_hosts"} & set(beacons), beacons
     code, _, _ = lab.capture(host, "test", "-e", f"{lab.host_dir(host)}/{STARTUP}")
     assert code == 1  # no startup highstate: a reboot does not bring the role back
-    assert _clean(lab, host) == {}  # a second run changes nothing
+    assert clean(lab, host) == {}  # a second run changes nothing
 
 
 @pytest.mark.parametrize("host", ["director", "router"])
 def test_clean_takes_off_exactly_what_the_pack_put_on(lab, before, host):
     assert snapshot(lab, [host]) != {host: before[host]}  # the pack's setup is there to take off
-    predicted = _clean(lab, host, test=True)
+    predicted = clean(lab, host, test=True)
     assert predicted  # test=True lists what would go ...
     assert snapshot(lab, [host]) != {host: before[host]}  # ... and changes nothing
-    assert _clean(lab, host) == predicted
+    assert clean(lab, host) == predicted
     _assert_left_the_site(lab, host, before)
     # Applying the site puts the host back in its role, and traffic flows.
     apply(lab)
@@ -62,7 +52,7 @@ def test_clean_takes_off_exactly_what_the_pack_put_on(lab, before, host):
 def test_a_real_server_that_left_the_pillar_is_cleaned_and_the_site_serves_without_it(lab, before):
     lab.set_pillar(edited(site_tree("seed"), lambda tree: tree["realservers"].pop("rs3")))
     apply(lab)
-    changes = _clean(lab, "rs3")
+    changes = clean(lab, "rs3")
     assert "tunl0 address 10.10.24.88/32" in changes["lvs-clean-tunnel"]
     assert changes["lvs-clean-network"]["net.ipv4.conf.all.arp_ignore"]["old"] == 1  # ARP hidden until now
     _assert_left_the_site(lab, "rs3", before)

@@ -18,7 +18,7 @@ from lvs_lab import health as hh
 from lvs_lab import lab as lab_mod
 from lvs_lab import traffic
 from lvs_lab.health import RESTORE, TIMEOUT
-from tests.lab.site_helpers import changes_by_minion, packet_too_big_dropped, site_tree
+from tests.lab.site_helpers import changes_by_minion, clean, packet_too_big_dropped, site_tree
 
 SITE = "ipv6"
 DIRECTOR = "v6-director"
@@ -84,41 +84,96 @@ def test_a_refused_ipv6_service_is_drained_and_comes_back(v6):
     hh.wait_for(lambda: _weights(v6).get(RS1) == 1, RESTORE)
 
 
-def test_a_large_request_passes_with_packet_too_big_filtered_at_the_ipv6_mss(v6, tmp_path):
-    client = v6.client_of(v6.hosts["v6-router"]).netns
+def _big_post(lab, body, limit):
+    """POST ``body`` (a file of BIG bytes) from the site's client to the VIP within
+    ``limit`` seconds: ``(answered in full, what curl said)``."""
+    client = lab.client_of(lab.hosts["v6-router"]).netns
+    subprocess.run(["ip", "-n", client, "-6", "route", "flush", "cache"], check=False)  # a fresh path MTU
+    proc = subprocess.run(["ip", "netns", "exec", client, "curl", "-sS", "-g", "-m", str(limit), "--data-binary",
+                           f"@{body}", "http://[2001:db8:24::88]/"], capture_output=True, text=True, check=False)
+    return proc.returncode == 0 and f"received {BIG} bytes" in proc.stdout, proc.stderr + proc.stdout[-160:]
+
+
+def test_a_large_request_passes_with_packet_too_big_filtered_thanks_to_the_ipv6_mss_clamp(v6, tmp_path):
     body = tmp_path / "body"
     body.write_bytes(b"x" * BIG)
-    with packet_too_big_dropped(client):
-        proc = subprocess.run(["ip", "netns", "exec", client, "curl", "-sS", "-g", "-m", "20", "--data-binary",
-                               f"@{body}", "http://[2001:db8:24::88]/"], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0 and f"received {BIG} bytes" in proc.stdout, proc.stderr + proc.stdout
-
-
-@pytest.mark.parametrize(("tunnel", "counter", "mss"), [({"kind": "gue", "port": 6080}, "gue", 1388),
-                                                        ({"kind": "gre"}, "gre", 1396)])
-def test_over_gue_or_gre_with_ip6ip6_dropped_every_request_is_answered_at_that_kinds_mss(v6, tunnel, counter, mss):
-    tree = site_tree(SITE)
-    tree["tunnel"] = tunnel
-    v6.set_pillar(tree, key=SITE)
-    minions = v6.site_minions(SITE)
-    try:
-        v6.apply(minions=minions)
+    with packet_too_big_dropped(v6.client_of(v6.hosts["v6-router"]).netns):
+        answered, said = _big_post(v6, body, 20)
+        assert answered, said
+        # The control: without the VIP's source rules (the clamp) the same request stalls ...
         for rs in REAL_SERVERS:
-            assert v6.capture(rs, "ip6tables-legacy", "-I", *NO_IP6IP6)[0] == 0
-            code, out, _ = v6.capture(rs, "ip", "-6", "route", "show", "table", "4242")
-            assert code == 0 and f"advmss {mss}" in out, out
-        # The directors' path checks go through the new kind: every backend stays in.
-        hh.wait_for(lambda: set(_weights(v6).values()) == {1}, TIMEOUT)
-        report = traffic.run(v6, v6.site(SITE), count=8)
-        assert report["ok"], traffic.describe(report)
-        assert set(report["answers"]) == set(REAL_SERVERS)
-        sent = report["directors"][DIRECTOR]
-        assert sent[counter][0] > 0 and sent["ipip"][0] == 0, sent  # nothing as protocol 41
-        code, out, _ = v6.capture(DIRECTOR, "ipvsadm-save", "-n")
-        assert f"--tun-type {counter}" in out, out
+            assert v6.capture(rs, "ip", "-6", "rule", "del", "pref", "1042")[0] == 0
+        answered, said = _big_post(v6, body, 4)
+        assert not answered, said
+        # ... and one apply names the drift on each real server and repairs it.
+        changes = changes_by_minion(v6.apply(minions=v6.site_minions(SITE)))
+        for rs in REAL_SERVERS:
+            assert changes[rs] == {"lvs-realserver-mss-routes": {
+                "rule from 2001:db8:24::88/128 lookup 4242": {"old": None, "new": "priority 1042"}}}
+        answered, said = _big_post(v6, body, 20)
+        assert answered, said
+
+
+def test_a_real_server_whose_ip6tnl0_is_down_is_found_by_the_directors_path_checks(v6):
+    # The director's own checks go through ip6ip6 as its requests do: a real server whose
+    # tunnel device is down answers nothing through it.
+    assert v6.capture("v6-rs1", "ip", "link", "set", "ip6tnl0", "down")[0] == 0
+    try:
+        hh.wait_for(lambda: hh.path_verdicts(v6, DIRECTOR) == {"v6-rs1": ["web"]}, TIMEOUT)
+        hh.wait_for(lambda: _weights(v6).get(RS1) == 0, TIMEOUT)
+    finally:
+        assert v6.capture("v6-rs1", "ip", "link", "set", "ip6tnl0", "up")[0] == 0
+    hh.wait_for(lambda: hh.path_verdicts(v6, DIRECTOR) == {} and _weights(v6).get(RS1) == 1, RESTORE)
+
+
+def test_over_gue_then_gre_with_ip6ip6_dropped_every_request_is_answered_at_each_kinds_mss(v6):
+    minions = v6.site_minions(SITE)
+    for rs in REAL_SERVERS:
+        assert v6.capture(rs, "ip6tables-legacy", "-I", *NO_IP6IP6)[0] == 0
+    try:
+        for tunnel, counter, mss in (({"kind": "gue", "port": 6080}, "gue", 1388), ({"kind": "gre"}, "gre", 1396)):
+            tree = site_tree(SITE)
+            tree["tunnel"] = tunnel
+            v6.set_pillar(tree, key=SITE)
+            v6.apply(minions=minions)
+            for rs in REAL_SERVERS:
+                code, out, _ = v6.capture(rs, "ip", "-6", "route", "show", "table", "4242")
+                assert code == 0 and f"advmss {mss}" in out, out
+            # The director's path checks go through the new kind: every backend stays in.
+            hh.wait_for(lambda: set(_weights(v6).values()) == {1}, TIMEOUT)
+            report = traffic.run(v6, v6.site(SITE), count=8)
+            assert report["ok"], traffic.describe(report)
+            assert set(report["answers"]) == set(REAL_SERVERS)
+            sent = report["directors"][DIRECTOR]
+            assert sent[counter][0] > 0 and sent["ipip"][0] == 0, sent  # nothing as protocol 41
+            code, out, _ = v6.capture(DIRECTOR, "ipvsadm-save", "-n")
+            assert f"--tun-type {counter}" in out, out
     finally:
         for rs in REAL_SERVERS:
             v6.capture(rs, "ip6tables-legacy", "-D", *NO_IP6IP6)
         v6.reset_pillar(SITE)
         v6.apply(minions=minions)
     hh.wait_for(lambda: set(_weights(v6).values()) == {1}, TIMEOUT)
+
+
+def test_a_real_server_that_leaves_is_cleaned_of_its_ipv6_setup_and_comes_back_in_one_apply(v6):
+    # (The lab gives each host its LAN address and default route at boot: those are not the
+    # pack's to take off.)
+    predicted = clean(v6, "v6-rs1", test=True)
+    assert "ip6tnl0 address 2001:db8:24::88/128" in predicted["lvs-clean-tunnel6"]
+    network = predicted["lvs-clean-network"]
+    assert any(name.startswith("rule from 2001:db8:24::88/128 lookup 4242") for name in network), network
+    done = clean(v6, "v6-rs1")
+    assert done["lvs-clean-tunnel6"] == predicted["lvs-clean-tunnel6"]
+    assert "ip6tnl0 up" in done["lvs-clean-tunnel6"]  # down again, as its module made it
+    for argv, gone in ((["ip", "-6", "addr", "show", "dev", "ip6tnl0"], "2001:db8:24::88"),
+                       (["ip", "-6", "rule", "show"], "lookup 4242"),
+                       (["ip", "-6", "route", "show", "table", "4242"], "advmss")):
+        code, out, err = v6.capture("v6-rs1", *argv)
+        assert code == 0 and gone not in out, (argv, out, err)
+    assert clean(v6, "v6-rs1") == {}  # a second run changes nothing
+    minions = v6.site_minions(SITE)
+    v6.apply(minions=minions)
+    hh.wait_for(lambda: set(_weights(v6).values()) == {1}, TIMEOUT)
+    report = traffic.run(v6, v6.site(SITE), count=8)
+    assert report["ok"] and set(report["answers"]) == set(REAL_SERVERS), traffic.describe(report)
