@@ -20,6 +20,7 @@ Links and addresses through netlink (pyroute2); GUE ports through the ``fou`` fa
 import errno
 import os
 
+import lvstun.address
 import lvstun.drift
 import lvstun.fou
 import lvstun.netlink
@@ -38,6 +39,7 @@ except ImportError:  # pragma: no cover
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+fresh(lvstun.address)
 fresh(lvstun.drift)
 fresh(lvstun.fou)
 fresh(lvstun.originals)
@@ -172,7 +174,7 @@ def check(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None, d
         if mtu is not None and state["mtu"] != int(mtu):
             drifts.append(lvstun.drift.make("mtu", device, int(mtu), state["mtu"]))
     have = set(state["addresses"])
-    for cidr in map(_host_cidr, vips):
+    for cidr in map(lvstun.address.host_cidr, vips):
         if cidr not in have:
             drifts.append(lvstun.drift.make("address", device, cidr, None))
     drifts += [lvstun.drift.make("address", device, None, cidr) for cidr in _stale(have, vips, device)]
@@ -254,16 +256,11 @@ def _added(device):
     return lvstun.originals.load(__opts__)["addresses"].get(device, [])
 
 
-def _host_cidr(vip):
-    """A VIP as the device holds it: ``10.10.24.88/32`` (``/128`` for IPv6)."""
-    return f"{vip}/{32 if ':' not in vip else 128}"
-
-
 def _stale(have, vips, device):
     """VIPs the pack put on the tunnel device that are no longer this host's and carry
     no connection any more (a VIP still answering a client stays until it is idle);
     nothing it did not put there (``lvstun.tun.stale_vips``)."""
-    wanted = set(map(_host_cidr, vips))
+    wanted = set(map(lvstun.address.host_cidr, vips))
     return lvstun.tun.stale_vips(have, wanted, _added(device), lvstun.tun.addresses_in_use())
 
 
@@ -337,7 +334,7 @@ def _set_links(ipr, device, mtu, drifts):
 
 def _set_vips(ipr, index, device, vips):
     """``vips`` on the device; the VIPs the pack put there that are stale, off."""
-    for cidr in map(_host_cidr, vips):
+    for cidr in map(lvstun.address.host_cidr, vips):
         try:
             lvstun.netlink.add_address(ipr, index, cidr, vip=True)
         except NetlinkError as err:

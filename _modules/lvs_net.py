@@ -84,8 +84,7 @@ def _vip_route_plan(vip_routes):
     if any(lvstun.netlink.family_of(a) != family for a in [*vips, *([gateway] if gateway else [])]):
         raise SaltInvocationError(f"vip_routes: the VIPs and gateway must be of the subnet's family ({subnet.cidr}): "
                                   f"{vips}, {gateway}")
-    host_bits = 128 if family == socket.AF_INET6 else 32
-    vips = [f"{v}/{host_bits}" for v in vips]
+    vips = [lvstun.address.host_cidr(v) for v in vips]
     routes = {str(subnet.cidr): None}
     if gateway:
         routes[lvstun.netlink.default_destination(family)] = gateway

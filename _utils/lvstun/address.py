@@ -34,6 +34,12 @@ def canonical(value, versions=(4, 6)):
     return parse(value, versions)[0]
 
 
+def host_cidr(address):
+    """``address`` as one host's network: ``10.10.24.88/32``, ``fd00::88/128`` (a VIP as a
+    device holds it; ``address`` is canonical text)."""
+    return f"{address}/{128 if ':' in str(address) else 32}"
+
+
 def join_hostport(address, port):
     """``address:port``, ``[address]:port`` for IPv6 (``address`` is canonical text)."""
     address = str(address)

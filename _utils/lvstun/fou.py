@@ -19,6 +19,7 @@ import socket
 import struct
 
 from . import genl
+from .address import FAMILIES
 from .ipvsclient import GenericNetlink
 
 CMD_ADD, CMD_DEL, CMD_GET = 1, 2, 3  # FOU_CMD_* (include/uapi/linux/fou.h)
@@ -27,7 +28,6 @@ KINDS = {1: "direct", 2: "gue"}  # FOU_ENCAP_*
 KIND_NUMBERS = {name: number for number, name in KINDS.items()}
 
 
-FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 VERSIONS = {af: version for version, af in FAMILIES.items()}
 
 

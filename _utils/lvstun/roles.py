@@ -25,7 +25,7 @@ import netaddr
 
 from . import dirgroup, metrics, tun
 from . import health as health_rules
-from .address import join_hostport
+from .address import host_cidr, join_hostport
 
 NAT_TABLE = "lvs_nat"
 # A host's forwarding switch in the site's IP version.
@@ -38,10 +38,6 @@ def _prefix(site):
 
 def _host_cidr(site, host):
     return f"{host.address}/{_prefix(site)}"
-
-
-def _vip_cidr(vip):
-    return f"{vip}/{128 if ':' in vip else 32}"
 
 
 def ipvs_services(site, health=None):
@@ -98,7 +94,7 @@ def director(site, minion_id, health=None):
         "interface": host.interface,
         "addresses": {host.interface: [_host_cidr(site, host)]},
         "vips": {"interface": "lo" if shared else host.interface,
-                 "addresses": [_vip_cidr(vip) for vip in _vips(site)], "subnet": site.subnet},
+                 "addresses": [host_cidr(vip) for vip in _vips(site)], "subnet": site.subnet},
         "gateway": host.gateway,
         "sysctls": sysctls,
         "services": ipvs_services(site, health),
@@ -167,7 +163,7 @@ def router(site, minion_id=None):
         if svc.public != svc.vip:
             pairs[svc.public] = svc.vip
     own_wan = str(netaddr.IPNetwork(rtr.wan_address).ip)
-    wan = [rtr.wan_address] + [_vip_cidr(public) for public in sorted(pairs, key=netaddr.IPAddress)
+    wan = [rtr.wan_address] + [host_cidr(public) for public in sorted(pairs, key=netaddr.IPAddress)
                                if public != own_wan]
     sysctls = {FORWARDING[site.version]: 1}
     routes = {}
@@ -176,7 +172,7 @@ def router(site, minion_id=None):
     if len(directors) > 1:
         sysctls["net.ipv4.fib_multipath_hash_policy"] = 1  # layer 4: one client's flows spread too
     if len(directors) > 1 and group is None:  # ios: ECMP static routes (lvstun.ios)
-        routes = {_vip_cidr(vip): {"via": directors, "interface": rtr.lan_interface} for vip in _vips(site)}
+        routes = {host_cidr(vip): {"via": directors, "interface": rtr.lan_interface} for vip in _vips(site)}
     mappings = [{"public": public, "vip": vip} for public, vip in
                 sorted(pairs.items(), key=lambda kv: netaddr.IPAddress(kv[0]))]
     if rtr.kind == "ios":

@@ -24,6 +24,7 @@ import time
 import urllib.request
 
 from lvs_lab.system import LabError
+from lvstun.address import join_hostport
 
 PROBE_CHAIN = "LVSLAB_PROBE"
 
@@ -51,12 +52,8 @@ def _family(address):
     return socket.AF_INET6 if ":" in address else socket.AF_INET
 
 
-def _hostport(address, port):
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 def ask_http(address, port, timeout):
-    with urllib.request.urlopen(f"http://{_hostport(address, port)}/", timeout=timeout) as resp:
+    with urllib.request.urlopen(f"http://{join_hostport(address, port)}/", timeout=timeout) as resp:
         resp.read()
         return resp.headers.get("X-Served-By", "?")
 
@@ -78,7 +75,7 @@ def _ask_http_from(address, port, timeout, source_port):
                 if err.errno != errno.EADDRNOTAVAIL or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
-        sock.sendall(f"GET / HTTP/1.0\r\nHost: {_hostport(address, port)}\r\n\r\n".encode())
+        sock.sendall(f"GET / HTTP/1.0\r\nHost: {join_hostport(address, port)}\r\n\r\n".encode())
         reply = b""
         while chunk := sock.recv(65536):
             reply += chunk
@@ -219,7 +216,7 @@ def run(lab, site, count=30, service=None):
         seen[director] = read_counters(out) if code == 0 else {}
         live[director] = {by_address.get(address, address): weight
                           for (service, address), weight in sorted(lab.director_weights(director).items())
-                          if service == _hostport(svc.vip, svc.port)}
+                          if service == join_hostport(svc.vip, svc.port)}
     rule, rule_text = share_rule(svc)
     expected = expected_shares(rule, svc.backends, count)
     response_bytes = sum(c.get("responses", (0, 0))[1] for c in seen.values())
@@ -228,7 +225,7 @@ def run(lab, site, count=30, service=None):
         and requests_seen > 0
     return {
         "service": svc.name,
-        "target": f"{svc.protocol} {_hostport(svc.public, svc.port)}",
+        "target": f"{svc.protocol} {join_hostport(svc.public, svc.port)}",
         "encap": svc.encap.kind,  # the counter of the directors' tunnelled packets that must grow
         "count": count,
         "answers": sent["answers"],
