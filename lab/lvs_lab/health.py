@@ -75,14 +75,15 @@ def hooks_run(lab):
         return []
 
 
-def wait_for(predicate, timeout, step=0.2):
-    """Seconds until ``predicate()`` is true; raise AssertionError after ``timeout``."""
+def wait_for(predicate, timeout, step=0.2, why=None):
+    """Seconds until ``predicate()`` is true; raise AssertionError after ``timeout``
+    (its message with ``why()``'s answer, when given: what the test saw then)."""
     began = time.monotonic()
     while True:
         if predicate():
             return time.monotonic() - began
         if time.monotonic() - began > timeout:
-            raise AssertionError(f"not within {timeout}s")
+            raise AssertionError(f"not within {timeout}s" + (f": {why()}" if why else ""))
         time.sleep(step)
 
 
@@ -154,6 +155,38 @@ def pushed_record(lab, director="director"):
             return json.load(fh)
     except FileNotFoundError:
         return {}
+
+
+def explain(lab, minion, director="director"):
+    """Why ``director`` may weigh ``minion`` as it does, for a test's failure message:
+    the runner's record of it (on the master and as last pushed to ``director``), the
+    director's own path checks' verdicts and reasons, the drains, and the last lines its
+    minion logged about them, and what the runner logged of ``minion``."""
+    path = os.path.join(lab.host_dir(director), "run", "salt", "cache", "lvs", "path-checks.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            paths = json.load(fh)
+    except FileNotFoundError:
+        paths = {}
+    master, pushed = record(lab), pushed_record(lab, director)
+    said = _log_lines(os.path.join(lab.host_dir(director), "minion.log"), ("lvs_paths:", "lvs_health:"))
+    runner_said = _log_lines(os.path.join(lab.state_dir, "master", "master.log"), (f"lvs: {minion} ",))
+    return {"director": director, "minion": minion,
+            "runner": {"seq": master.get("seq"), "health": master.get("health", {}).get(minion),
+                       "maintenance": master.get("maintenance", {}).get(minion)},
+            "pushed": {"seq": pushed.get("seq"), "health": pushed.get("health", {}).get(minion),
+                       "maintenance": pushed.get("maintenance", {}).get(minion)},
+            "paths": {"down": paths.get("down"), "reasons": paths.get("reasons")}, "log": said,
+            "runner_log": runner_said}
+
+
+def _log_lines(path, marks, count=8):
+    """The last ``count`` lines of the log ``path`` that hold one of ``marks`` (cut short)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return [line[:300] for line in fh if any(mark in line for mark in marks)][-count:]
+    except FileNotFoundError:
+        return []
 
 
 def forget_health(lab):

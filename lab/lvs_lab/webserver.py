@@ -5,8 +5,8 @@ TCP (HTTP): ``GET /`` answers ``served by <name>``; ``GET /bytes/N`` answers N b
 long-lived connection); ``POST`` answers how many bytes it received (large requests, for
 the MTU tests). UDP (``--udp-port``): any datagram is answered ``served by <name>``,
 sent from the address it was sent to (the VIP), as a real UDP service must.
-Both listen on every address, so they answer on the VIPs the real server holds; HTTP
-on IPv6 too (one socket for both, where the kernel has IPv6).
+Both listen on every address, so they answer on the VIPs the real server holds, on
+IPv6 too where the kernel has it (HTTP: one socket for both; UDP: one socket each).
 """
 
 import argparse
@@ -18,6 +18,8 @@ import threading
 import time
 
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 SLOW_CHUNK = 100  # bytes per tenth of a second of a /slow/SECONDS download
 
 
@@ -90,19 +92,41 @@ def http_server(name, port):
 
 
 def serve_udp(name, port):
-    """Answer every datagram from the address it was sent to (IP_PKTINFO)."""
+    """Answer every datagram from the address it was sent to (IPv4 and, where the kernel
+    has it, IPv6: a thread each)."""
+    try:
+        sock6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    except OSError:  # no IPv6 in this kernel
+        sock6 = None
+    if sock6 is not None:
+        sock6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock6.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+        sock6.bind(("::", port))
+        threading.Thread(target=_answer_udp, args=(sock6, name, socket.IPPROTO_IPV6), daemon=True).start()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     sock.bind(("0.0.0.0", port))
+    _answer_udp(sock, name, socket.IPPROTO_IP)
+
+
+def _answer_udp(sock, name, level):
+    """Answer each datagram on ``sock`` from its destination address (the packet info of
+    ``level``: IPv4's ``in_pktinfo`` or IPv6's ``in6_pktinfo``)."""
     reply = f"served by {name}\n".encode()
+    kind, size = (IP_PKTINFO, 12) if level == socket.IPPROTO_IP else (IPV6_PKTINFO, 20)
     while True:
-        _, ancillary, _, peer = sock.recvmsg(2048, socket.CMSG_SPACE(12))
-        local = b"\0\0\0\0"
-        for level, kind, data in ancillary:
-            if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
-                local = struct.unpack("I4s4s", data[:12])[2]
-        sock.sendmsg([reply], [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("I4s4s", 0, local, b"\0\0\0\0"))], 0,
-                     peer)
+        _, ancillary, _, peer = sock.recvmsg(2048, socket.CMSG_SPACE(size))
+        info = None
+        for got_level, got_kind, data in ancillary:
+            if got_level == level and got_kind == kind:
+                info = data[:size]
+        if level == socket.IPPROTO_IP:
+            local = struct.unpack("I4s4s", info)[2] if info else b"\0" * 4
+            packet_info = struct.pack("I4s4s", 0, local, b"\0" * 4)
+        else:
+            local = info[:16] if info else b"\0" * 16
+            packet_info = local + struct.pack("I", 0)
+        sock.sendmsg([reply], [(level, kind, packet_info)], 0, peer)
 
 
 def main():

@@ -1,5 +1,5 @@
 # An IPv6 site: the seed's topology (two real servers) with IPv6 addresses (documentation
-# prefixes). The router routes the VIP (no NAT for IPv6: the VIP is the public address),
+# prefixes), a web service and a UDP one. The router routes the VIP (no NAT for IPv6: the VIP is the public address),
 # the director holds it on its LAN NIC and wraps each request in IPv6 (ip6ip6) for a real
 # server, whose ip6tnl0 holds the VIP and who answers the client directly.
 # One director and a linux router: what IPv6 sites take for now (tunnel:kind gue or gre
@@ -31,3 +31,9 @@ lvs:
       protocol: tcp
       port: 80
       scheduler: rr
+    dns:
+      vip: 2001:db8:24::89
+      protocol: udp
+      port: 53
+      scheduler: rr
+      check: {type: udp}

@@ -45,11 +45,12 @@ def _weights(lab):
 
 
 def test_an_ipv6_client_is_answered_by_each_real_server_and_no_answer_crosses_the_director(v6):
-    report = traffic.run(v6, v6.site(SITE), count=12)
-    assert report["ok"], traffic.describe(report)
-    assert report["answers"] == {"v6-rs1": 6, "v6-rs2": 6}
-    assert report["response_bytes_through_directors"] == 0
-    assert report["directors"][DIRECTOR]["ipip"][0] > 0  # ip6ip6 packets (protocol 41) left the director
+    for service in ("web", "dns"):  # TCP and UDP
+        report = traffic.run(v6, v6.site(SITE), count=12, service=service)
+        assert report["ok"], traffic.describe(report)
+        assert report["answers"] == {"v6-rs1": 6, "v6-rs2": 6}, service
+        assert report["response_bytes_through_directors"] == 0
+        assert report["directors"][DIRECTOR]["ipip"][0] > 0  # ip6ip6 packets (protocol 41) left the director
     # The router reaches the VIP by neighbour discovery: the director answers for it,
     # never a real server (whose ip6tnl0 holds it too).
     router = v6.hosts["v6-router"].netns
@@ -119,7 +120,7 @@ def test_a_real_server_whose_ip6tnl0_is_down_is_found_by_the_directors_path_chec
     # tunnel device is down answers nothing through it.
     assert v6.capture("v6-rs1", "ip", "link", "set", "ip6tnl0", "down")[0] == 0
     try:
-        hh.wait_for(lambda: hh.path_verdicts(v6, DIRECTOR) == {"v6-rs1": ["web"]}, TIMEOUT)
+        hh.wait_for(lambda: hh.path_verdicts(v6, DIRECTOR) == {"v6-rs1": ["dns", "web"]}, TIMEOUT)
         hh.wait_for(lambda: _weights(v6).get(RS1) == 0, TIMEOUT)
     finally:
         assert v6.capture("v6-rs1", "ip", "link", "set", "ip6tnl0", "up")[0] == 0

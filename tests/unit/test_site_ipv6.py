@@ -26,12 +26,15 @@ def test_each_role_gets_its_ipv6_setup(tree):
     site = lvstun.site.parse(tree)
     director = lvstun.roles.director(site, "v6-director")
     assert director["addresses"] == {"eth0": ["2001:db8:24::2/64"]}
-    assert director["vips"]["addresses"] == ["2001:db8:24::88/128"] and director["vips"]["interface"] == "eth0"
+    assert director["vips"]["addresses"] == ["2001:db8:24::88/128", "2001:db8:24::89/128"]
+    assert director["vips"]["interface"] == "eth0"
     assert director["sysctls"]["net.ipv6.conf.all.forwarding"] == 0
     assert director["services"]["tcp:[2001:db8:24::88]:80"]["destinations"] == {
         f"[2001:db8:24::{n}]:80": {"forward": "tunnel", "tun_type": "ipip", "weight": 1} for n in (21, 22)}
     rs1 = lvstun.roles.realserver(site, "v6-rs1")
-    assert (rs1["device"], rs1["vips"], rs1["gateway"]) == ("ip6tnl0", ["2001:db8:24::88"], "2001:db8:24::1")
+    assert (rs1["device"], rs1["vips"], rs1["gateway"]) == ("ip6tnl0", ["2001:db8:24::88", "2001:db8:24::89"],
+                                                            "2001:db8:24::1")
+    assert rs1["checks"]["dns"]["type"] == "udp" and rs1["checks"]["dns"]["vip"] == "2001:db8:24::89"
     assert rs1["sysctls"] == {"net.ipv6.conf.all.forwarding": 0}
     assert rs1["vip_routes"] == {"vips": ["2001:db8:24::88"], "table": 4242, "advmss": 1400,
                                  "gateway": "2001:db8:24::1", "interface": "eth0", "subnet": "2001:db8:24::/64"}
