@@ -19,15 +19,25 @@ Everything here is plain data: the objects the router must hold, as ``{name: tex
 (:func:`want`, :func:`have` from ``ip -j`` output), and the ``ip`` commands that make
 one into the other (:func:`plan`). Objects carry protocol :data:`RTPROT` (nexthops,
 routes, rules), which is how the pack finds its own and leaves every other alone.
+
+An IPv6 site's group is the same objects in IPv6: nexthops via the directors' IPv6
+addresses, the VIPs' /128 routes, and the probes' rules and tables named ``route6`` and
+``rule6`` (``ip -6``). Both families are read, so a group of either is found and taken
+away.
 """
 
 import netaddr
 
+from .address import host_cidr
+
 RTPROT = 77  # the pack's director group (RTPROT_LVS, 76, marks lvs_net's own routes)
 MAIN = "main"
-# What :func:`have` reads: ``ip -j ARGS`` for nexthops, routes and rules, in that order.
-READS = (("-d", "nexthop", "show", "proto", str(RTPROT)), ("route", "show", "table", "all", "proto", str(RTPROT)),
-         ("rule", "show"))
+# What :func:`have` reads: ``ip -j ARGS`` for nexthops, routes and rules, then IPv6's
+# routes and rules, in that order.
+# (``ip route show table all`` without a family shows both.)
+READS = (("-d", "nexthop", "show", "proto", str(RTPROT)),
+         ("-4", "route", "show", "table", "all", "proto", str(RTPROT)), ("-4", "rule", "show"),
+         ("-6", "route", "show", "table", "all", "proto", str(RTPROT)), ("-6", "rule", "show"))
 
 
 def numbered(site):
@@ -48,13 +58,14 @@ def spec(site):
     ha = site.ha
     vips = sorted({svc.vip for svc in site.services.values()}, key=netaddr.IPAddress)
     return {
+        "family": site.version,
         "group": ha.base,
         "priority": ha.base,
         "interface": site.router.lan_interface,
         "buckets": ha.buckets,
         "idle_timer": ha.idle_timer,
         "unbalanced_timer": ha.unbalanced_timer,
-        "vips": [f"{vip}/32" for vip in vips],
+        "vips": [host_cidr(vip) for vip in vips],
         "members": {host.minion_id: {"id": ha.base + index, "via": host.address}
                     for index, host in directors},
         "probe": probe_target(site),
@@ -129,11 +140,12 @@ def want(spec_, up=None, drained=(), draining=()):
     ones that still hold buckets of the group (the router reads them): they stay in it,
     at a weight that gives them none (:func:`draining_weights`), until they hold none."""
     iface, group = spec_["interface"], spec_["group"]
+    route, rule = _kinds(spec_)
     out = {}
     for member in spec_["members"].values():
         out[f"nexthop {member['id']}"] = f"via {member['via']} dev {iface}"
-        out[f"route default table {member['id']}"] = f"nhid {member['id']}"
-        out[f"rule fwmark {member['id']}"] = f"table {member['id']} priority {spec_['priority']}"
+        out[f"{route} default table {member['id']}"] = f"nhid {member['id']}"
+        out[f"{rule} fwmark {member['id']}"] = f"table {member['id']} priority {spec_['priority']}"
     draining = [name for name in draining if name in drained]
     ids = live_members(spec_, up or {}, [name for name in drained if name not in draining])
     ids = sorted(set(ids) | {spec_["members"][name]["id"] for name in draining if name in spec_["members"]})
@@ -142,8 +154,14 @@ def want(spec_, up=None, drained=(), draining=()):
         ids = live_members(spec_, up or {}, drained)
     out[f"group {group}"] = group_text(ids, spec_, weights)
     for vip in spec_["vips"]:
-        out[f"route {vip}"] = f"nhid {group}"
+        out[f"{route} {vip}"] = f"nhid {group}"
     return out
+
+
+def _kinds(spec_):
+    """The names of a group's routes and rules: ``route``, ``rule`` (IPv4) or ``route6``,
+    ``rule6`` (a spec of family 6; a spec without a family is IPv4)."""
+    return ("route6", "rule6") if spec_.get("family") == 6 else ("route", "rule")
 
 
 def group_text(ids, spec_, weights=None, bare=False):
@@ -159,9 +177,9 @@ def group_text(ids, spec_, weights=None, bare=False):
            f"unbalanced_timer {spec_['unbalanced_timer']}"
 
 
-def have(nexthops, routes, rules):
+def have(nexthops, routes, rules, routes6=(), rules6=()):
     """The pack's objects on the router, as :func:`want` names them, from the JSON that
-    ``ip -j`` prints for each of :data:`READS`."""
+    ``ip -j`` prints for each of :data:`READS` (IPv4's routes and rules, then IPv6's)."""
     out = {}
     for nh in nexthops:
         if "group" in nh:
@@ -174,38 +192,59 @@ def have(nexthops, routes, rules):
             out[f"group {nh['id']}"] = text
         else:
             out[f"nexthop {nh['id']}"] = f"via {nh.get('gateway')} dev {nh.get('dev')}"
-    for route in routes:
-        dst, table = route.get("dst", "default"), str(route.get("table", MAIN))
-        if dst != "default" and "/" not in dst:
-            dst += "/32"
-        target = f"nhid {route['nhid']}" if "nhid" in route else f"via {route.get('gateway')}"
-        out[f"route {dst}" if table == MAIN else f"route {dst} table {table}"] = target
-    for rule in rules:
-        if str(rule.get("protocol")) != str(RTPROT) or "fwmark" not in rule:
-            continue
-        out[f"rule fwmark {int(str(rule['fwmark']), 0)}"] = f"table {rule.get('table')} priority {rule['priority']}"
+    for kind, found in (("route", routes), ("route6", routes6)):
+        for route in found:
+            dst, table = route.get("dst", "default"), str(route.get("table", MAIN))
+            if dst != "default" and "/" not in dst:
+                dst = host_cidr(dst)
+            target = f"nhid {route['nhid']}" if "nhid" in route else f"via {route.get('gateway')}"
+            out[f"{kind} {dst}" if table == MAIN else f"{kind} {dst} table {table}"] = target
+    for kind, found in (("rule", rules), ("rule6", rules6)):
+        for rule in found:
+            if str(rule.get("protocol")) != str(RTPROT) or "fwmark" not in rule:
+                continue
+            out[f"{kind} fwmark {int(str(rule['fwmark']), 0)}"] = \
+                f"table {rule.get('table')} priority {rule['priority']}"
     return out
 
 
 def plan(wanted, held):
     """``[(object, want text or None, have text or None, [ip argv ...])]``: what differs,
     in an order the kernel accepts (members before the group that holds them, the group
-    before the routes through it, stale objects last, routes before their nexthops)."""
+    before the routes through it, stale objects last, routes before their nexthops). A
+    site whose family changed gets the old group taken away first, then the new one
+    (the kernel refuses an IPv4 nexthop where IPv6 routes use it)."""
+    if _family_changed(wanted, held):
+        return plan({}, held) + plan(wanted, {})
     steps = []
     rebuilt = set()
-    order = ("nexthop", "group", "route", "rule")
+    order = ("nexthop", "group", "route", "route6", "rule", "rule6")
     for kind in order:
         for name in sorted(n for n in wanted if n.split()[0] == kind):
             text, old = wanted[name], held.get(name)
-            if kind == "route" and text.split()[-1] in rebuilt:
+            if kind in ("route", "route6") and text.split()[-1] in rebuilt:
                 old = None  # deleting and adding its group took the route with it
             if text == old:
                 continue
             steps.append((name, text, old, _make(name, text, old, rebuilt)))
-    for kind in ("rule", "route", "group", "nexthop"):
+    for kind in ("rule", "rule6", "route", "route6", "group", "nexthop"):
         for name in sorted(n for n in held if n.split()[0] == kind and n not in wanted):
             steps.append((name, None, held[name], [_remove(name, held[name])]))
     return steps
+
+
+def _family_changed(wanted, held):
+    """Whether a nexthop both hold goes through a director of the other family."""
+    def ipv6(text):
+        return ":" in text.split()[1]
+
+    return any(ipv6(wanted[name]) != ipv6(held[name]) for name in wanted
+               if name.startswith("nexthop ") and name in held)
+
+
+def _family(kind):
+    """``ip``'s family option for an object of ``kind`` (``route6``, ``rule6``: IPv6)."""
+    return ["-6"] if kind.endswith("6") else []
 
 
 def _make(name, text, old, rebuilt):
@@ -223,11 +262,13 @@ def _make(name, text, old, rebuilt):
         steps = [["nexthop", "del", "id", ident]] if old is not None else []
         rebuilt.add(ident)
         return [*steps, [*argv, *settings, *proto]]
-    if kind == "route":
+    if kind in ("route", "route6"):
         dst, table = name.split()[1], name.split()[3:] if len(name.split()) > 2 else []
-        return [["route", "replace", dst, *text.split(), *(["table", table[0]] if table else []), *proto]]
+        return [[*_family(kind), "route", "replace", dst, *text.split(), *(["table", table[0]] if table else []),
+                 *proto]]
     steps = [_remove(name, old)] if old is not None else []  # a rule: rules are added, not replaced
-    return [*steps, ["rule", "add", "fwmark", name.split()[2], *text.split(), "protocol", str(RTPROT)]]
+    return [*steps, [*_family(kind), "rule", "add", "fwmark", name.split()[2], *text.split(), "protocol",
+                     str(RTPROT)]]
 
 
 def _remove(name, text):
@@ -235,10 +276,10 @@ def _remove(name, text):
     kind = parts[0]
     if kind in ("nexthop", "group"):
         return ["nexthop", "del", "id", parts[1]]
-    if kind == "route":
+    if kind in ("route", "route6"):
         table = ["table", parts[3]] if len(parts) > 2 else []
-        return ["route", "del", parts[1], *table, "proto", str(RTPROT)]
-    return ["rule", "del", "fwmark", parts[2], *text.split(), "protocol", str(RTPROT)]
+        return [*_family(kind), "route", "del", parts[1], *table, "proto", str(RTPROT)]
+    return [*_family(kind), "rule", "del", "fwmark", parts[2], *text.split(), "protocol", str(RTPROT)]
 
 
 def _buckets(text):

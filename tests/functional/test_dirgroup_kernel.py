@@ -3,6 +3,7 @@ the ``ip`` commands of ``lvstun.dirgroup.plan`` are accepted, read back as wante
 a dead director's removal moves only its own buckets, and a probe's mark reaches its
 director's nexthop. (The director failover itself, with traffic: tests/lab.)"""
 
+import copy
 import json
 import os
 import shutil
@@ -104,3 +105,43 @@ def test_a_dead_director_moves_only_its_buckets_and_gets_idle_ones_back(router, 
     back = buckets()
     assert 4202 in back.values()
     assert all(back[i] in (after[i], 4202) for i in back)
+
+
+def _ipv6(spec):
+    """``spec`` as an IPv6 site's group: the directors and VIPs in 2001:db8:24::/64."""
+    six = copy.deepcopy(spec)
+    six["family"] = 6
+    for member in six["members"].values():
+        member["via"] = "2001:db8:24::" + member["via"].rsplit(".", 1)[1]
+    six["vips"] = ["2001:db8:24::" + vip.split("/")[0].rsplit(".", 1)[1] + "/128" for vip in spec["vips"]]
+    return six
+
+
+def test_an_ipv6_group_is_made_read_back_marks_its_probes_and_is_taken_away(router, spec):
+    ip("-6", "addr", "add", "2001:db8:24::1/64", "dev", "eth0", "nodad")
+    ip("-6", "rule", "add", "fwmark", 7, "table", 7, "priority", 100)  # the operator's own
+    six = _ipv6(spec)
+    assert converge(six)
+    assert held() == dg.want(six)
+    assert any(name.startswith("route6 2001:db8:24::88/128") for name in held())
+    assert dg.plan(dg.want(six), held()) == []  # idempotent
+    assert "nhid 4200" in ip("-6", "route", "show", "2001:db8:24::88/128")
+    for member in six["members"].values():
+        assert f"via {member['via']} " in ip("-6", "route", "get", "2001:db8:24::88", "mark", member["id"])
+    converge(six, {"director2": False})  # a dead director leaves the IPv6 group as it leaves an IPv4 one
+    assert set(buckets().values()) == {4201, 4203}
+    for _, _, _, commands in dg.plan({}, held()):  # the site back to one director
+        for argv in commands:
+            ip(*argv)
+    assert held() == {}
+    assert "fwmark 0x7 lookup 7" in ip("-6", "rule", "show")
+
+
+def test_a_site_that_changes_family_gets_the_other_familys_group_in_one_plan(router, spec):
+    ip("-6", "addr", "add", "2001:db8:24::1/64", "dev", "eth0", "nodad")
+    converge(spec)
+    six = _ipv6(spec)
+    converge(six)
+    assert held() == dg.want(six)  # the IPv4 routes and rules gone with the IPv4 nexthops
+    converge(spec)
+    assert held() == dg.want(spec)
