@@ -379,6 +379,21 @@ def _apply_gue(drifts):
         lvstun.originals.store(__opts__, record)
 
 
+def devices():
+    """The tunnel devices the pack set up on this host, by its ``host-originals`` record
+    (``tunl0``, ``ip6tnl0``, a site's own ``tunnel:device``), the GRE devices it set up
+    for decapsulation aside: what ``lvs.clean`` takes back, whatever the site said.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt rs1 ipip.devices
+    """
+    decap = {spec["gre"] for spec in DECAP.values()}
+    return sorted(name for name in lvstun.originals.load(__opts__)["links"] if name not in decap)
+
+
 def check_absent(device=FALLBACK, decap=True):
     """What :func:`absent` would undo (drift records): the addresses the pack put on the
     tunnel device, and the device's state as it was before the pack set it up; the GUE

@@ -49,7 +49,7 @@ lvs-clean-director-group:
 {%- endif %}
 
 {#- A real server's VIPs off the tunnel, before ARP stops hiding them (an IPv6 site's
-    off ip6tnl0). #}
+    off ip6tnl0, a site's own device's off it, and that device deleted). #}
 lvs-clean-tunnel:
   ipip.tunnel_absent:
     - name: tunl0
@@ -62,6 +62,19 @@ lvs-clean-tunnel6:
     - decap: false
     - require:
       - beacon: lvs-clean-beacon-lvs_backend
+
+{#- A site's own tunnel device (tunnel:device), as the host's records name it. #}
+{%- set recorded = salt['ipip.devices']() if 'ipip.devices' in salt else [] %}
+{%- set own_devices = recorded | reject('in', ['tunl0', 'ip6tnl0']) | list %}
+{%- for device in own_devices %}
+
+lvs-clean-tunnel-{{ device }}:
+  ipip.tunnel_absent:
+    - name: {{ device | json }}
+    - decap: false
+    - require:
+      - beacon: lvs-clean-beacon-lvs_backend
+{%- endfor %}
 
 {#- A Linux router's NAT table (its ECMP routes go with the network below). #}
 {%- if 'nftnat.check_absent' in salt %}
@@ -79,6 +92,9 @@ lvs-clean-network:
     - require:
       - ipip: lvs-clean-tunnel
       - ipip: lvs-clean-tunnel6
+{%- for device in own_devices %}
+      - ipip: lvs-clean-tunnel-{{ device }}
+{%- endfor %}
 {%- if salt['file.file_exists']('/proc/net/ip_vs') %}
       - ipvs: lvs-clean-ipvs
 {%- endif %}

@@ -103,6 +103,21 @@ def _gre0_up(lab):
     return code == 0 and bool(int(out, 16) & 1)
 
 
+OWN = "tunvip"  # a site's own tunnel:device
+
+
+def test_a_device_of_the_sites_own_is_made_then_deleted_by_clean_which_finds_it_in_the_records(bare_rs):
+    applied = tunnel_state(bare_rs, name=OWN)
+    assert applied["result"] is True and f"{OWN} address 10.10.24.88/32" in applied["changes"], applied
+    code, out, err = bare_rs.capture(RS, "ip", "-d", "-o", "link", "show", OWN)
+    assert code == 0 and " ipip " in out, err
+    assert OWN in call(bare_rs, "ipip.devices", minion=RS)  # lvs.clean takes back what this lists
+    undone = call(bare_rs, "ipip.absent", OWN, "decap=False", minion=RS)
+    assert {d["kind"] for d in undone} == {"address", "link"}, undone
+    assert bare_rs.capture(RS, "ip", "link", "show", OWN)[0] != 0  # deleted: the pack made it
+    assert call(bare_rs, "ipip.check_absent", OWN, "decap=False", minion=RS) == []  # nothing left to undo
+
+
 @pytest.fixture(name="decap_rs")
 def fixture_decap_rs(bare_rs):
     """rs1 without GUE ports or GRE before and after (the modules unloaded again: the

@@ -43,6 +43,21 @@ def test_router_values_stay_strings():
     assert args["name"] == "yes" and args["wan_interface"] == ODD
 
 
+def test_clean_takes_back_every_tunnel_device_the_host_recorded_and_the_network_waits_for_them():
+    env = jinja2.Environment()
+    env.filters["json"] = json.dumps  # Salt's json filter
+    with open(os.path.join(REPO, "salt", "lvs", "clean.sls"), encoding="utf-8") as fh:
+        template = env.from_string(fh.read())
+    salt = {"file.join": os.path.join, "file.dirname": os.path.dirname, "file.file_exists": lambda path: False,
+            "ipip.devices": lambda: ["ip6tnl0", "tun-vip", "tunl0"]}
+    states = yaml.safe_load(template.render(salt=salt, opts={"conf_file": "/etc/salt/minion"}))
+    args = _args(states, "lvs-clean-tunnel-tun-vip")
+    assert args["name"] == "tun-vip" and args["decap"] is False
+    assert {"lvs-clean-tunnel", "lvs-clean-tunnel6", "lvs-clean-tunnel-tun-vip"} == \
+        {state_id for state_id in states if state_id.startswith("lvs-clean-tunnel")}
+    assert {"ipip": "lvs-clean-tunnel-tun-vip"} in _args(states, "lvs-clean-network")["require"]
+
+
 @pytest.mark.parametrize(("name", "expected"), [
     ("net.ipv4.conf.all.arp_ignore", "/proc/sys/net/ipv4/conf/all/arp_ignore"),
     ("net.ipv4.conf.eth0.100.rp_filter", "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"),
