@@ -8,6 +8,7 @@ kernel refusals become ``CommandExecutionError`` with a message a person underst
 """
 
 import functools
+import ipaddress
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -459,9 +460,12 @@ def zero(service=None):
 
 
 # ------------------------------------------------------------------ connection sync
+KERNEL_GROUP = "224.0.0.81"  # the sync daemons' multicast group when none is given (IP_VS_SYNC_GROUP)
+
+
 def sync_daemons():
     """The running connection sync daemons: ``[{"state": "master", "interface": "eth0",
-    "sync_id": 1}, ...]``.
+    "sync_id": 1, "group": "224.0.0.81"}, ...]``.
 
     CLI Example:
 
@@ -476,15 +480,29 @@ def sync_daemons():
             raise CommandExecutionError(f"cannot read the sync daemons: {err.strerror or err}") from err
 
 
-def _sync_wanted(interface, sync_id):
+def _sync_text(interface, sync_id, group):
+    """A daemon as its drift records name it: ``eth0 syncid 1`` (the kernel's group) or
+    ``eth0 syncid 1 group ff02::4c56``."""
+    text = f"{interface} syncid {sync_id}"
+    return text if group in (None, KERNEL_GROUP) else f"{text} group {group}"
+
+
+def _sync_wanted(interface, sync_id, group):
     if not isinstance(interface, str) or not interface:
         raise SaltInvocationError(f"interface {interface!r} must be an interface name")
     if isinstance(sync_id, bool) or not isinstance(sync_id, int) or not 0 <= sync_id <= 255:
         raise SaltInvocationError(f"sync_id {sync_id!r} must be an integer from 0 to 255")
-    return f"{interface} syncid {sync_id}"
+    if group is not None:
+        try:
+            if not ipaddress.ip_address(str(group)).is_multicast:
+                raise ValueError
+        except ValueError:
+            raise SaltInvocationError(f"group {group!r} must be a multicast address") from None
+        group = str(ipaddress.ip_address(str(group)))
+    return _sync_text(interface, sync_id, group), group
 
 
-def sync_check(interface, sync_id):
+def sync_check(interface, sync_id, group=None):
     """How the sync daemons differ from a master and a backup on ``interface`` with
     ``sync_id`` (every director of a site runs both: each sends its connections to the
     others and keeps theirs): drift records, empty when none.
@@ -493,24 +511,28 @@ def sync_check(interface, sync_id):
         The director's LAN interface the daemons send and listen on (``eth0``).
     sync_id
         The site's sync id (0-255): daemons of other sites on the same LAN ignore it.
+    group
+        The multicast group they use (default: the kernel's, 224.0.0.81; an IPv6 site
+        gives an IPv6 group: its LAN may have no IPv4).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt director ipvs.sync_check eth0 1
+        salt director ipvs.sync_check eth0 1 group=ff02::4c56
     """
-    want = _sync_wanted(interface, sync_id)
-    have = {d["state"]: f"{d['interface']} syncid {d['sync_id']}" for d in sync_daemons()}
+    want, _ = _sync_wanted(interface, sync_id, group)
+    have = {d["state"]: _sync_text(d["interface"], d["sync_id"], d.get("group")) for d in sync_daemons()}
     return [lvstun.drift.make("ipvs-sync", state, want, have.get(state))
             for state in ("master", "backup") if have.get(state) != want]
 
 
-def sync_apply(interface, sync_id):
-    """Run a master and a backup sync daemon on ``interface`` with ``sync_id``
-    (restarting one that runs otherwise); return the drifts repaired.
+def sync_apply(interface, sync_id, group=None):
+    """Run a master and a backup sync daemon on ``interface`` with ``sync_id`` and
+    ``group`` (restarting one that runs otherwise); return the drifts repaired.
 
-    interface, sync_id
+    interface, sync_id, group
         As :func:`sync_check` takes them.
 
     CLI Example:
@@ -519,17 +541,19 @@ def sync_apply(interface, sync_id):
 
         salt director ipvs.sync_apply eth0 1
     """
-    drifts = sync_check(interface, sync_id)
+    _, group = _sync_wanted(interface, sync_id, group)
+    drifts = sync_check(interface, sync_id, group)
     with _client() as ipvs:
         for record in drifts:
             try:
                 if record["have"] is not None:
                     ipvs.stop_daemon(record["object"])
-                ipvs.start_daemon(record["object"], interface, sync_id)
+                ipvs.start_daemon(record["object"], interface, sync_id, group)
             except lvstun.ipvsclient.IPVSError as err:
                 raise CommandExecutionError(f"cannot start the {record['object']} sync daemon on {interface}: "
                                             f"{err.strerror or err}") from err
-    lvstun.records.store(__opts__, lvstun.records.IPVS_SYNC, {"interface": interface, "sync_id": sync_id})
+    lvstun.records.store(__opts__, lvstun.records.IPVS_SYNC, {"interface": interface, "sync_id": sync_id,
+                                                              "group": group})
     return drifts
 
 
@@ -546,9 +570,9 @@ def sync_check_absent():
     started = lvstun.records.load(__opts__, lvstun.records.IPVS_SYNC)
     if not started:
         return []
-    mine = f"{started['interface']} syncid {started['sync_id']}"
+    mine = _sync_text(started["interface"], started["sync_id"], started.get("group"))
     return [lvstun.drift.make("ipvs-sync", d["state"], None, mine) for d in sync_daemons()
-            if f"{d['interface']} syncid {d['sync_id']}" == mine]
+            if _sync_text(d["interface"], d["sync_id"], d.get("group")) == mine]
 
 
 def sync_forget():

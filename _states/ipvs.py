@@ -345,7 +345,7 @@ def owned_absent(name):
     return managed(name, {}, remove="delete")
 
 
-def sync_daemons(name, interface, sync_id=1):
+def sync_daemons(name, interface, sync_id=1, group=None):
     """A master and a backup connection sync daemon run on ``interface`` with
     ``sync_id`` (several directors: a flow that the router moves keeps its real server).
 
@@ -355,6 +355,8 @@ def sync_daemons(name, interface, sync_id=1):
         The NIC the directors sync over (the LAN's).
     sync_id
         The site's sync id (0-255): directors of one site share it.
+    group
+        The multicast group (default: the kernel's, 224.0.0.81; an IPv6 site's is IPv6).
 
     .. code-block:: yaml
 
@@ -362,11 +364,12 @@ def sync_daemons(name, interface, sync_id=1):
           ipvs.sync_daemons:
             - interface: eth0
             - sync_id: 1
+            - group: ff02::4c56
     """
     ret = _ret(name)
     return lvstun.converge.converge(
-        ret, __opts__["test"], lambda: __salt__["ipvs.sync_check"](interface, sync_id),
-        lambda: __salt__["ipvs.sync_apply"](interface, sync_id), "the IPVS connection sync")
+        ret, __opts__["test"], lambda: __salt__["ipvs.sync_check"](interface, sync_id, group),
+        lambda: __salt__["ipvs.sync_apply"](interface, sync_id, group), "the IPVS connection sync")
 
 
 def sync_daemons_absent(name):

@@ -1,8 +1,8 @@
-"""Benchmark: what a director's death costs, on the two-director lab.
+"""Benchmark: what a director's death costs, on a two-director lab.
 
 .. code-block:: bash
 
-    lvs-lab up --site two_vips
+    lvs-lab up --site two_vips          # or an IPv6 site: lvs-lab up --site ipv6_ha
     .venv/bin/python bench/director_ha.py --trials 5
 
 Each trial, from the client: a new request to every service (HTTP to the web VIP, a
@@ -33,7 +33,8 @@ on both (``vrrp_instance``, ``nopreempt``, the given advertisement interval; VRR
 version 3 below 1 s), holding a virtual address on the LAN; the router routes every VIP
 to that address (the pack's group and probes paused), and the director holding it is
 killed under the same load. The IPVS sync daemons keep running, as a keepalived site
-would have them. Everything is put back afterwards (a highstate).
+would have them. Everything is put back afterwards (a highstate). On an IPv6 site the
+VRRP address is IPv6 (VRRP version 3, which IPv6 needs) and the router's routes ``ip -6``.
 """
 
 import argparse
@@ -50,8 +51,9 @@ from lvs_lab import keepalived, load  # noqa: E402
 from lvs_lab.lab import Lab  # noqa: E402
 from lvs_lab.saltd import site_tree  # noqa: E402
 from lvs_lab.system import LabError  # noqa: E402
+from lvstun.address import host_cidr  # noqa: E402
 
-BOTH = ["director", "director2"]
+BOTH = []  # the lab site's two directors (minion ids), set by main()
 
 
 def kill_under_load(lab, victim, taken_over):
@@ -120,13 +122,15 @@ def _spare_address(site):
     import netaddr  # noqa: PLC0415
 
     taken = {h.address for h in site.hosts.values()} | {site.gateway} | {s.vip for s in site.services.values()}
-    return next(str(ip) for ip in reversed(list(netaddr.IPNetwork(site.subnet).iter_hosts())) if str(ip) not in taken)
+    net = netaddr.IPNetwork(site.subnet)  # from its top (an IPv6 /64 is not listed whole)
+    return next(str(ip) for ip in (netaddr.IPAddress(net.last - k, net.version) for k in range(1, 1 << 16))
+                if str(ip) not in taken)
 
 
 def _keepalived_start(lab, name, priority, advert, address, prefix):
+    version = "version 3" if advert < 1 or ":" in address else ""  # below 1 s, and IPv6: VRRPv3
     keepalived.start(lab, name, KEEPALIVED_CONF.format(name=name, priority=priority, advert=advert, address=address,
-                                                       prefix=prefix, version="version 3" if advert < 1 else ""),
-                     "-P")
+                                                       prefix=prefix, version=version), "-P")
 
 
 def _holder(lab, address, among=BOTH):
@@ -153,15 +157,17 @@ def keepalived_trials(lab, trials, advert):
 
     site = lab.site()
     address, prefix = _spare_address(site), netaddr.IPNetwork(site.subnet).prefixlen
-    netns = lab.hosts["router"].netns
-    lab.salt_json("router", "beacons.disable_beacon", "lvs_directors")
+    router = site.router.minion_id
+    netns = lab.hosts[router].netns
+    family = ["-6"] if site.version == 6 else []
+    lab.salt_json(router, "beacons.disable_beacon", "lvs_directors")
     results = []
     try:
         for priority, name in ((150, BOTH[0]), (100, BOTH[1])):
             _keepalived_start(lab, name, priority, advert, address, prefix)
         _wait("a VRRP master", lambda: _holder(lab, address), 30)
         for vip in sorted({svc.vip for svc in site.services.values()}):
-            subprocess.run(["ip", "-n", netns, "route", "replace", f"{vip}/32", "via", address, "dev",
+            subprocess.run(["ip", "-n", netns, *family, "route", "replace", host_cidr(vip), "via", address, "dev",
                             site.router.lan_interface, "proto", "77"], check=True)
         for _ in range(trials):
             victim = _holder(lab, address)
@@ -183,7 +189,7 @@ def keepalived_trials(lab, trials, advert):
                 lab.wait_booted([name])
                 lab.wait_minions([name])
             keepalived.stop(lab, name, f"ip addr del {address}/{prefix} dev eth0 2>/dev/null;")
-        lab.salt_json("router", "beacons.enable_beacon", "lvs_directors")
+        lab.salt_json(router, "beacons.enable_beacon", "lvs_directors")
         for attempt in range(3):  # a rebooted director's startup highstate may still run
             try:
                 lab.apply()
@@ -232,8 +238,10 @@ def main():
     parser.add_argument("--no-defaults", action="store_true", help="skip the trials with the default lvs:ha")
     args = parser.parse_args()
     lab = Lab()
-    if "director2" not in lab.hosts:
-        sys.exit("bring the two-director lab up first: lvs-lab up --site two_vips")
+    directors = sorted(host.minion_id for host in lab.site().directors) if lab.hosts else []
+    if len(directors) != 2:
+        sys.exit("bring a two-director lab up first: lvs-lab up --site two_vips (or --site ipv6_ha)")
+    BOTH[:] = directors
     lab.wait_director_group(BOTH, 60)
     for advert in args.keepalived:
         report(f"baseline: keepalived VRRP (advert_int {advert}) between the directors, the holder's kernel "

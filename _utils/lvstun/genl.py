@@ -204,10 +204,14 @@ def dest_full_generic(dest):
     return nla(ATTR["cmd"]["dest"] | NLA_F_NESTED, nested("dest", values))
 
 
-def daemon(state, interface=None, sync_id=None):
+def daemon(state, interface=None, sync_id=None, group=None):
     """IPVS_CMD_ATTR_DAEMON for the ``state`` (master, backup) daemon: all three to
-    start one, the state alone to stop it."""
+    start one, the state alone to stop it; ``group``: its multicast group (an IPv6 one
+    for a LAN without IPv4; default: the kernel's, 224.0.0.81)."""
     values = {"state": DAEMON_STATES[state], "mcast_ifn": interface, "sync_id": sync_id}
+    if group is not None:
+        key = "mcast_group6" if ":" in group else "mcast_group"
+        values[key] = socket.inet_pton(socket.AF_INET6 if ":" in group else socket.AF_INET, group)
     return nla(ATTR["cmd"]["daemon"] | NLA_F_NESTED, nested("daemon", values))
 
 
@@ -752,11 +756,17 @@ def _counters_of(payload, service_af):
 
 
 def daemon_record(payload):
-    """``{"state", "interface", "sync_id"}`` of a GET_DAEMON reply."""
+    """``{"state", "interface", "sync_id", "group"}`` of a GET_DAEMON reply (``group``:
+    its multicast group, None from a kernel that does not say, before 4.3)."""
     attrs = attributes(top(payload)[ATTR["cmd"]["daemon"]])
     numbers = ATTR["daemon"]
     states = {number: name for name, number in DAEMON_STATES.items()}
     ifn = attrs.get(numbers["mcast_ifn"])
+    group = None
+    for key, family in (("mcast_group6", socket.AF_INET6), ("mcast_group", socket.AF_INET)):
+        if numbers[key] in attrs:
+            group = socket.inet_ntop(family, bytes(attrs[numbers[key]]))
+            break
     return {"state": states.get(u32(attrs, numbers["state"]), "unknown"),
             "interface": bytes(ifn).split(b"\0", 1)[0].decode() if ifn is not None else None,
-            "sync_id": u32(attrs, numbers["sync_id"])}
+            "sync_id": u32(attrs, numbers["sync_id"]), "group": group}

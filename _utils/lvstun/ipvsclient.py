@@ -284,12 +284,13 @@ class Client(GenericNetlink):
 
     # -------------------------------------------------------------- sync daemons
     def daemons(self):
-        """The running connection sync daemons: ``[{"state", "interface", "sync_id"}]``."""
+        """The running connection sync daemons: ``[{"state", "interface", "sync_id", "group"}]``."""
         return sorted((genl.daemon_record(p) for p in self.dump("get_daemon")), key=lambda d: d["state"])
 
-    def start_daemon(self, state, interface, sync_id):
-        """Start the ``state`` (master, backup) sync daemon on ``interface``."""
-        self.ask_ack("new_daemon", genl.daemon(state, interface, sync_id))
+    def start_daemon(self, state, interface, sync_id, group=None):
+        """Start the ``state`` (master, backup) sync daemon on ``interface`` (``group``:
+        its multicast group; default the kernel's)."""
+        self.ask_ack("new_daemon", genl.daemon(state, interface, sync_id, group))
 
     def stop_daemon(self, state):
         self.ask_ack("del_daemon", genl.daemon(state))

@@ -132,7 +132,8 @@ DIRECTOR_SITES = Record(
            "applied, in the same locked step as it wrote it",
     readers="lvs_health.apply (its thread and pushes write by the site those states last applied)", lock="site")
 IPVS_SYNC = Record(
-    "ipvs-sync", AnyOf((NULL, Fields(required={"interface": STR, "sync_id": Int(0, 255)}))), None,
+    "ipvs-sync", AnyOf((NULL, Fields(required={"interface": STR, "sync_id": Int(0, 255)},
+                                     optional={"group": AnyOf((STR, NULL))}))), None,
     writer="ipvs.sync_apply", readers="ipvs.sync_check_absent, ipvs.sync_forget")
 IPVS_MANAGED = Record(
     "ipvs-managed-{}", ListOf(STR), [],

@@ -8,7 +8,8 @@ SLS files stay declarative and every decision is here, where unit tests reach it
   there are several: the router spreads the flows over them), the default gateway, its
   sysctls, the IPVS services with one tunnel destination per backend, its Prometheus
   exporter (address, port, the site's view: ``lvstun.metrics``), and with several
-  directors the connection sync daemons (master and backup) on its LAN NIC;
+  directors the connection sync daemons (master and backup) on its LAN NIC (an IPv6
+  site's on an IPv6 multicast group, ``SYNC_GROUPS``);
 * ``realserver``: its LAN address and gateway, the VIPs on the ipip device with the
   ARP/rp_filter sysctls, what it decapsulates besides ipip (GUE ports, GRE), and the
   VIP source routes that clamp the TCP MSS;
@@ -30,6 +31,10 @@ from .address import host_cidr, join_hostport
 NAT_TABLE = "lvs_nat"
 # A host's forwarding switch in the site's IP version.
 FORWARDING = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
+MULTIPATH_HASH = {4: "net.ipv4.fib_multipath_hash_policy", 6: "net.ipv6.fib_multipath_hash_policy"}
+# The directors' connection sync group: the kernel's (224.0.0.81) on IPv4; an IPv6 LAN
+# may have no IPv4 address to send from, so a link-local IPv6 group there ("LV").
+SYNC_GROUPS = {4: None, 6: "ff02::4c56"}
 
 
 def _prefix(site):
@@ -80,15 +85,17 @@ def director(site, minion_id, health=None):
     shared = len(site.directors) > 1
     sysctls = tun.director_sysctls(site.ipvs)
     sysctls[FORWARDING[site.version]] = 0  # IPVS tunnels the requests itself
-    if shared:  # the VIPs live on lo: never answer ARP for them, never announce them
+    if shared and site.version == 4:  # the VIPs live on lo: never answer ARP for them, never announce them
         for iface in ("all", host.interface):
             sysctls[f"net.ipv4.conf.{iface}.arp_ignore"] = 1
             sysctls[f"net.ipv4.conf.{iface}.arp_announce"] = 2
-        if site.ha.sync_refresh:
-            # Sync a busy connection again every sync_refresh seconds (not every 50th
-            # packet): a director that returns knows the flows it gets back within that.
-            sysctls["net.ipv4.vs.sync_threshold"] = [3, 0]
-            sysctls["net.ipv4.vs.sync_refresh_period"] = site.ha.sync_refresh
+        # (IPv6 answers neighbour solicitations only for the addresses of the NIC they
+        # came in on: VIPs on lo are never announced.)
+    if shared and site.ha.sync_refresh:
+        # Sync a busy connection again every sync_refresh seconds (not every 50th
+        # packet): a director that returns knows the flows it gets back within that.
+        sysctls["net.ipv4.vs.sync_threshold"] = [3, 0]
+        sysctls["net.ipv4.vs.sync_refresh_period"] = site.ha.sync_refresh
     return {
         "role": "director",
         "interface": host.interface,
@@ -99,7 +106,8 @@ def director(site, minion_id, health=None):
         "sysctls": sysctls,
         "services": ipvs_services(site, health),
         # Several directors: each sends its connections to the others and keeps theirs.
-        "sync": {"interface": host.interface, "sync_id": site.ha.sync_id} if shared else None,
+        "sync": {"interface": host.interface, "sync_id": site.ha.sync_id, "group": SYNC_GROUPS[site.version]}
+        if shared else None,
         "metrics": _metrics(site, host, health),
     }
 
@@ -170,7 +178,7 @@ def router(site, minion_id=None):
     directors = sorted(h.address for h in site.directors)
     group = dirgroup.spec(site)
     if len(directors) > 1:
-        sysctls["net.ipv4.fib_multipath_hash_policy"] = 1  # layer 4: one client's flows spread too
+        sysctls[MULTIPATH_HASH[site.version]] = 1  # layer 4: one client's flows spread too
     if len(directors) > 1 and group is None:  # ios: ECMP static routes (lvstun.ios)
         routes = {host_cidr(vip): {"via": directors, "interface": rtr.lan_interface} for vip in _vips(site)}
     mappings = [{"public": public, "vip": vip} for public, vip in

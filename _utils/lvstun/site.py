@@ -793,13 +793,9 @@ class _Parser:
 
     def ipv6_limits(self, tunnel):
         """What an IPv6 site cannot have yet (each refused by its path, before anything
-        changes): several directors (the router's director group and its probes are
-        IPv4), an IOS router (its IPv6 routes are not written), another tunnel device
+        changes): an IOS router (its IPv6 routes are not written), another tunnel device
         than the kernel's ip6ip6 one, a persistence netmask."""
         errors = self.errors
-        if sum(1 for host in self.hosts.values() if host.role == "director") > 1:
-            errors.add(("directors",), "an IPv6 site has one director (several directors: IPv4 sites only, "
-                                       "for now)")
         if self.router_ and self.router_.kind == "ios":
             errors.add(("router", "kind"), "an IPv6 site's router is linux (ios: IPv4 sites only, for now)")
         for svc in self.services.values():

@@ -27,7 +27,8 @@ _STOP = threading.Event()  # set by SIGTERM: a steady load ends early (its resul
 
 
 def _one(target):
-    protocol, address, port = target.split(":")
+    protocol, rest = target.split(":", 1)
+    address, port = rest.rsplit(":", 1)  # an IPv6 address has colons of its own
     if protocol == "udp":
         traffic.ask_udp(address, int(port), TIMEOUT)
     else:
@@ -100,10 +101,12 @@ def long_lived(count, seconds, address, port):
 
 
 class Running:
-    """This module running in the lab's client namespace; :meth:`result` is its JSON."""
+    """This module running in the client namespace of the lab's site ``key`` (None: its
+    first); :meth:`result` is its JSON."""
 
-    def __init__(self, lab, *args):
-        self.proc = subprocess.Popen(["ip", "netns", "exec", lab.hosts["client"].netns, sys.executable, "-m",
+    def __init__(self, lab, *args, key=None):
+        client = lab.client_of(lab.hosts[lab.site(key).router.minion_id]) if key else lab.hosts["client"]
+        self.proc = subprocess.Popen(["ip", "netns", "exec", client.netns, sys.executable, "-m",
                                       "lvs_lab.load", *map(str, args)], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
 
@@ -118,15 +121,15 @@ class Running:
         return json.loads(out)
 
 
-def start_steady(lab, seconds, interval=0.05):
-    """Steady requests to every service of the lab's site (its public addresses)."""
-    targets = [f"{svc.protocol}:{svc.public}:{svc.port}" for svc in lab.site().services.values()]
-    return Running(lab, "steady", seconds, interval, *targets)
+def start_steady(lab, seconds, interval=0.05, key=None):
+    """Steady requests to every service of the lab's site ``key`` (its public addresses)."""
+    targets = [f"{svc.protocol}:{svc.public}:{svc.port}" for svc in lab.site(key).services.values()]
+    return Running(lab, "steady", seconds, interval, *targets, key=key)
 
 
-def start_downloads(lab, count, seconds, service="web"):
-    svc = lab.site().services[service]
-    return Running(lab, "long", count, seconds, svc.public, svc.port)
+def start_downloads(lab, count, seconds, service="web", key=None):
+    svc = lab.site(key).services[service]
+    return Running(lab, "long", count, seconds, svc.public, svc.port, key=key)
 
 
 def outage(results, at):

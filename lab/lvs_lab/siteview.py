@@ -76,11 +76,11 @@ class SiteView:
                                "`lvs-lab salt -- DIRECTOR lvs_health.record`)")
             time.sleep(0.5)
 
-    def wait_director_group(self, want, timeout):
-        """Wait until the router's group holds exactly the directors ``want``; return the
-        monotonic time it did, or raise LabError."""
+    def wait_director_group(self, want, timeout, key=None):
+        """Wait until the router's group (of site ``key``) holds exactly the directors
+        ``want``; return the monotonic time it did, or raise LabError."""
         deadline = time.monotonic() + timeout
-        while (held := sorted(n for n, inside in self.director_group().items() if inside)) != sorted(want):
+        while (held := sorted(n for n, inside in self.director_group(key).items() if inside)) != sorted(want):
             if time.monotonic() > deadline:
                 raise LabError(f"the router's director group holds {held}, not {sorted(want)}, after {timeout} s")
             time.sleep(0.1)

@@ -59,6 +59,9 @@ lvs-director-sync:
   ipvs.sync_daemons:
     - interface: {{ cfg.sync.interface | json }}
     - sync_id: {{ cfg.sync.sync_id | json }}
+{%- if cfg.sync.group %}
+    - group: {{ cfg.sync.group | json }}
+{%- endif %}
     - require:
       - kmod: lvs-director-ip-vs-module
       - lvs_net: lvs-director-addresses

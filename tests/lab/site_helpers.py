@@ -3,6 +3,7 @@ independently of the pack), pillar trees, and state returns by minion."""
 
 import contextlib
 import copy
+import json
 import os
 import re
 import subprocess
@@ -103,3 +104,19 @@ def clean(lab, host, test=False):
     failed = {s["__id__"]: s["comment"] for s in states.values() if s["result"] is False}
     assert not failed, failed
     return changes_by_minion({host: states})[host]
+
+
+def buckets(lab, key=None):
+    """``{bucket index: member id}`` of the router's director group (of site ``key``)."""
+    site = lab.site(key)
+    out = subprocess.run(["ip", "-n", lab.hosts[site.router.minion_id].netns, "-j", "nexthop", "bucket", "show",
+                          "id", str(site.ha.base)], capture_output=True, text=True, check=True).stdout
+    return {b["bucket"]["index"]: b["bucket"]["nhid"] for b in json.loads(out)}
+
+
+def active_connections(lab, director):
+    """The active connections of ``director``'s IPVS table (ipvsadm's ActiveConn column)."""
+    code, out, err = lab.capture(director, "ipvsadm", "-Ln")
+    assert code == 0, err
+    return sum(int(line.split()[4]) for line in out.splitlines() if line.strip().startswith("->")
+               and line.split()[4].isdigit())

@@ -19,23 +19,9 @@ import pytest
 
 from lvs_lab import health as hh
 from lvs_lab import load
-from tests.lab.site_helpers import apply, changes_by_minion, site_tree, snapshot
+from tests.lab.site_helpers import active_connections, apply, buckets, changes_by_minion, site_tree, snapshot
 
 BOTH = ["director", "director2"]
-
-
-def buckets(lab):
-    """``{bucket index: member id}`` of the router's group."""
-    out = subprocess.run(["ip", "-n", lab.hosts["router"].netns, "-j", "nexthop", "bucket", "show", "id",
-                          str(lab.site().ha.base)], capture_output=True, text=True, check=True).stdout
-    return {b["bucket"]["index"]: b["bucket"]["nhid"] for b in json.loads(out)}
-
-
-def active_connections(lab, director):
-    code, out, err = lab.capture(director, "ipvsadm", "-Ln")
-    assert code == 0, err
-    return sum(int(line.split()[4]) for line in out.splitlines() if line.strip().startswith("->")
-               and line.split()[4].isdigit())
 
 
 @pytest.fixture(name="ha_lab")
@@ -58,8 +44,8 @@ def test_the_router_holds_a_resilient_group_of_both_directors_and_sync_runs_on_e
     assert group["type"] == "resilient" and group["resilient_args"]["buckets"] == 64
     for director in BOTH:
         daemons = ha_lab.salt_json(director, "ipvs.sync_daemons")[director]
-        assert daemons == [{"state": "backup", "interface": "eth0", "sync_id": 1},
-                           {"state": "master", "interface": "eth0", "sync_id": 1}]
+        assert daemons == [{"state": state, "interface": "eth0", "sync_id": 1, "group": "224.0.0.81"}
+                           for state in ("backup", "master")]  # the kernel's group
 
 
 def test_a_killed_director_moves_only_its_flows_and_its_connections_survive(ha_lab):
@@ -258,4 +244,4 @@ def test_clean_takes_the_group_off_the_router_and_the_sync_off_a_director_then_t
         apply(lab)
         lab.wait_director_group(BOTH, 240)
     assert lab.salt_json("director2", "ipvs.sync_daemons")["director2"] == [
-        {"state": "backup", "interface": "eth0", "sync_id": 1}, {"state": "master", "interface": "eth0", "sync_id": 1}]
+        {"state": state, "interface": "eth0", "sync_id": 1, "group": "224.0.0.81"} for state in ("backup", "master")]

@@ -200,10 +200,12 @@ def test_keys_and_timeouts_encode_as_pyroute2_reads_them():
                                                                  "timeout_udp")] == [900, 0, 300]
 
 
-@pytest.mark.parametrize("state, interface, sync_id", [("master", "eth0", 1), ("backup", "enp3s0f1", 255)])
-def test_a_sync_daemon_we_encode_reads_back_in_our_decoder(state, interface, sync_id):
-    reply = genl.request(0x20, genl.CMD["get_daemon"], genl.daemon(state, interface, sync_id), 0, 1)
-    assert genl.daemon_record(reply) == {"state": state, "interface": interface, "sync_id": sync_id}
+@pytest.mark.parametrize("state, interface, sync_id, group", [("master", "eth0", 1, None),
+                                                              ("backup", "enp3s0f1", 255, "ff02::4c56"),
+                                                              ("master", "eth0", 7, "239.1.2.3")])
+def test_a_sync_daemon_we_encode_reads_back_in_our_decoder(state, interface, sync_id, group):
+    reply = genl.request(0x20, genl.CMD["get_daemon"], genl.daemon(state, interface, sync_id, group), 0, 1)
+    assert genl.daemon_record(reply) == {"state": state, "interface": interface, "sync_id": sync_id, "group": group}
     # Stopping one names only its state (the kernel's DEL_DAEMON reads nothing else).
     inner = genl.attributes(genl.top(genl.request(0x20, genl.CMD["del_daemon"], genl.daemon(state), 0, 1))[3])
     assert set(inner) == {genl.ATTR["daemon"]["state"]}

@@ -2,6 +2,7 @@
 every error naming its pillar path."""
 
 import copy
+import glob
 import os
 
 import pytest
@@ -11,6 +12,14 @@ import lvstun.site
 from tests.unit.checkout import example_site
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.parametrize("name", sorted(os.path.basename(path)[:-4]
+                                        for path in glob.glob(os.path.join(REPO, "pillar", "lvs", "*.sls"))))
+def test_every_example_site_is_valid(name):
+    tree = example_site(name)
+    if "lvs" in tree:  # (an SLS of settings alone, without a site, has nothing to parse)
+        lvstun.site.parse(tree)
 
 
 @pytest.fixture(name="seed")

@@ -53,7 +53,7 @@ def _networks(rng, v6):
 
 def generated_site(rng):
     """A pillar tree that is meant to be valid (a few are not: the parser decides); one
-    in four an IPv6 site (one director, a linux router, no NAT: what those take)."""
+    in four an IPv6 site (a linux router, no NAT: what those take)."""
     v6 = rng.random() < 0.25
     base, wan = _networks(rng, v6)
     size = min(base.num_addresses - 2, 2**20)  # host addresses from base + 1 (the first million of an IPv6 one)
@@ -66,7 +66,7 @@ def generated_site(rng):
     if kind == "linux" and rng.random() < 0.5:
         router.update(lan_interface=rng.choice(NICS), wan_interface="wan" + str(rng.randint(0, 9)))
     directors = {_name(rng, ids, "director"): {"address": str(picked.pop()), "interface": rng.choice(NICS)}
-                 for _ in range(1 if v6 else rng.choice([1, 1, 2, 3]))}
+                 for _ in range(rng.choice([1, 1, 2, 3]))}
     realservers = {}
     for _ in range(rng.randint(1, 8)):
         spec = {"address": str(picked.pop()), "weight": rng.choice([0, 1, 1, 2, 5, 100, 65535])}

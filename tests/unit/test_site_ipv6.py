@@ -3,6 +3,7 @@ an IPv6 site cannot have yet is refused by its pillar path."""
 
 import pytest
 
+import lvstun.dirgroup
 import lvstun.roles
 import lvstun.site
 from tests.unit.checkout import example_site, site_errors
@@ -53,8 +54,6 @@ def test_each_role_gets_its_ipv6_setup(tree):
      "lvs:services:web:vip: fe80::88 is a link-local address (no router forwards it), not a host's address"),
     (lambda t: t["lvs"]["services"]["web"].update(vip="2001:db8:24::"),
      "lvs:services:web:vip: 2001:db8:24:: is the subnet-router anycast address of the LAN 2001:db8:24::/64"),
-    (lambda t: t["lvs"]["directors"].update(director2={"address": "2001:db8:24::3"}),
-     "lvs:directors: an IPv6 site has one director"),
     (lambda t: t["lvs"]["router"].update(kind="ios"), "lvs:router:kind: an IPv6 site's router is linux"),
     (lambda t: t["lvs"].update(tunnel={"device": "tunl0"}),
      "lvs:tunnel:device: 'tunl0': an IPv6 site's VIPs go on ip6tnl0"),
@@ -84,6 +83,25 @@ def test_an_ipv6_site_over_gue_or_gre_has_that_kinds_ipv6_mss_and_decapsulation(
         "forward": "tunnel", **dest, "weight": 1}
     rs1 = lvstun.roles.realserver(site, "v6-rs1")
     assert (rs1["device"], rs1["decap"], rs1["vip_routes"]["advmss"]) == ("ip6tnl0", decap, mss)
+
+
+def test_an_ipv6_site_of_several_directors_gets_an_ipv6_group_sync_and_hash_and_no_arp_sysctls(tree):
+    tree["lvs"]["directors"]["v6-director2"] = {"address": "2001:db8:24::3"}
+    site = lvstun.site.parse(tree)
+    director = lvstun.roles.director(site, "v6-director2")
+    assert director["vips"]["interface"] == "lo"
+    assert director["vips"]["addresses"] == ["2001:db8:24::88/128", "2001:db8:24::89/128"]
+    assert director["sync"] == {"interface": "eth0", "sync_id": 1, "group": "ff02::4c56"}
+    assert not [name for name in director["sysctls"] if "arp_" in name]  # no ARP on an IPv6 LAN
+    router = lvstun.roles.router(site)
+    assert router["sysctls"] == {"net.ipv6.conf.all.forwarding": 1, "net.ipv6.fib_multipath_hash_policy": 1}
+    group = router["directors"]
+    assert group["family"] == 6 and group["vips"] == ["2001:db8:24::88/128", "2001:db8:24::89/128"]
+    assert {name: m["via"] for name, m in group["members"].items()} == {"v6-director": "2001:db8:24::2",
+                                                                       "v6-director2": "2001:db8:24::3"}
+    assert group["probe"]["vip"] == "2001:db8:24::88"
+    want = lvstun.dirgroup.want(group)
+    assert want["route6 2001:db8:24::88/128"] == "nhid 4200" and "rule6 fwmark 4201" in want
 
 
 def test_an_ipv4_site_keeps_its_ipv4_devices_and_mss(tree):
