@@ -6,9 +6,10 @@ A line is a pair ``(context, text)``: context ``None`` for a global line, or its
 header (``"interface GigabitEthernet0/1"``) for a line inside a block. The pack manages
 ``ip nat inside source static VIP PUBLIC`` (one per VIP with its own public address),
 ``ip nat inside`` / ``ip nat outside`` on the interfaces the pillar names, and, with
-several directors, ``ip route VIP 255.255.255.255 DIRECTOR track T`` with what tracks
-each director: an IP SLA entry (``ip sla N``, its ``icmp-echo`` block and its
-``ip sla schedule N``) and a track object (``track T ip sla N reachability``).
+several directors, ``ip route VIP 255.255.255.255 DIRECTOR track T`` (an IPv6 site:
+``ipv6 route VIP/128 DIRECTOR track T``, and no NAT) with what tracks each director:
+an IP SLA entry (``ip sla N``, its ``icmp-echo`` block and its ``ip sla schedule N``)
+and a track object (``track T ip sla N reachability``).
 
 An SLA entry and a track object are *objects*: written and removed whole (:class:`Step`).
 IOS refuses to change a scheduled SLA entry ("Entry already running and cannot be
@@ -33,9 +34,11 @@ def desired(cfg):
     """The lines the router's role config (``lvstun.roles.router``) asks for, in the
     order they are added: interfaces, static NAT, SLA entries, track objects, routes."""
     nat = cfg["nat"]
-    lines = [(f"interface {nat['inside_interface']}", "ip nat inside"),
-             (f"interface {nat['outside_interface']}", "ip nat outside")]
-    lines += [(None, f"{STATIC} {m['vip']} {m['public']}") for m in nat["mappings"]]
+    lines = []
+    if nat:  # (None: an IPv6 site, routed without NAT)
+        lines += [(f"interface {nat['inside_interface']}", "ip nat inside"),
+                  (f"interface {nat['outside_interface']}", "ip nat outside")]
+        lines += [(None, f"{STATIC} {m['vip']} {m['public']}") for m in nat["mappings"]]
     tracking = cfg.get("tracking")
     tracks = {}
     if tracking:
@@ -45,9 +48,15 @@ def desired(cfg):
             lines += _track_lines(tracking, ids)
             tracks[address] = f" track {ids['track']}"
     for prefix, route in cfg.get("routes", {}).items():
-        vip = prefix.split("/")[0]
-        lines += [(None, f"ip route {vip} 255.255.255.255 {via}{tracks.get(via, '')}") for via in route["via"]]
+        lines += [(None, _route(prefix, via) + tracks.get(via, "")) for via in route["via"]]
     return lines
+
+
+def _route(prefix, via):
+    """A VIP's static route through ``via`` as IOS writes it (``prefix``: the VIP's /32
+    or /128)."""
+    vip = prefix.split("/")[0]
+    return f"ipv6 route {prefix} {via}" if ":" in vip else f"ip route {vip} 255.255.255.255 {via}"
 
 
 def _sla_lines(tracking, address, number):
@@ -101,7 +110,7 @@ def is_managed_kind(line):
     if object_of(line) is not None:
         return True
     if ctx is None:
-        return text.startswith((f"{STATIC} ", "ip route "))
+        return text.startswith((f"{STATIC} ", "ip route ", "ipv6 route "))
     return ctx.startswith("interface ") and text in _INTERFACE_NAT
 
 

@@ -193,7 +193,7 @@ def router(site, minion_id=None):
             "tracking": ios_tracking(site) if routes else None,
             "save": rtr.save,
             "nat": {"inside_interface": rtr.lan_interface, "outside_interface": rtr.wan_interface,
-                    "mappings": mappings},
+                    "mappings": mappings} if site.version == 4 else None,  # IPv6: routed, no NAT
         }
     return {
         "role": "router",

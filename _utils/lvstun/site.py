@@ -793,11 +793,9 @@ class _Parser:
 
     def ipv6_limits(self, tunnel):
         """What an IPv6 site cannot have yet (each refused by its path, before anything
-        changes): an IOS router (its IPv6 routes are not written), another tunnel device
-        than the kernel's ip6ip6 one, a persistence netmask."""
+        changes): another tunnel device than the kernel's ip6ip6 one, a persistence
+        netmask."""
         errors = self.errors
-        if self.router_ and self.router_.kind == "ios":
-            errors.add(("router", "kind"), "an IPv6 site's router is linux (ios: IPv4 sites only, for now)")
         for svc in self.services.values():
             if svc.netmask is not None:
                 errors.add(("services", svc.name, "netmask"), "a persistence netmask is for IPv4 services")

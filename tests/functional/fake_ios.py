@@ -29,6 +29,7 @@ import asyncssh
 INVALID = "% Invalid input detected at '^' marker."
 STATIC = re.compile(r"^ip nat inside source static (\S+) (\S+)$")
 ROUTE = re.compile(r"^ip route (\S+) (\S+) (\S+)(?: track (\d+))?$")
+ROUTE6 = re.compile(r"^ipv6 route (\S+)/(\d+) (\S+)(?: track (\d+))?$")  # mask: the prefix length
 SLA = re.compile(r"^ip sla (\d+)$")
 SLA_SCHEDULE = re.compile(r"^ip sla schedule (\d+) life forever start-time now$")
 ECHO = re.compile(r"^icmp-echo (\S+) source-interface (\S+)$")
@@ -95,7 +96,7 @@ class Device:
         """Apply one global config line; return the error text or ''."""
         neg = line.startswith("no ")
         body = line[3:] if neg else line
-        static, route = STATIC.match(body), ROUTE.match(body)
+        static, route, route6 = STATIC.match(body), ROUTE.match(body), ROUTE6.match(body)
         if static:
             inside, outside = static.groups()
             if not (_is_ip(inside) and _is_ip(outside)):
@@ -114,13 +115,16 @@ class Device:
                     return f"% similar static entry ({have_in} -> {have_out}) already exists"
             self.globals.append(body)
             return ""
-        if route:
-            prefix, mask, hop, track = route.groups()
-            if not (_is_ip(prefix) and _is_ip(mask) and _is_ip(hop)):
+        if route or route6:
+            pattern = ROUTE if route else ROUTE6
+            prefix, mask, hop, track = (route or route6).groups()
+            valid = _is_ip(prefix) and _is_ip(mask) and _is_ip(hop) if route else \
+                _is_ip6(prefix) and 0 <= int(mask) <= 128 and _is_ip6(hop)
+            if not valid:
                 return INVALID
             if track is not None and not 1 <= int(track) <= 1000:
                 return INVALID
-            same = [line for line in self.globals if ROUTE.match(line) and ROUTE.match(line).groups()[:3]
+            same = [line for line in self.globals if pattern.match(line) and pattern.match(line).groups()[:3]
                     == (prefix, mask, hop)]
             if neg:
                 if not same:
@@ -174,7 +178,7 @@ class Device:
         if mode == "config-ip-sla" and echo:
             if entry["scheduled"]:
                 return RUNNING_ENTRY, mode
-            if not _is_ip(echo.group(1)) or echo.group(2) not in self.interfaces:
+            if not (_is_ip(echo.group(1)) or _is_ip6(echo.group(1))) or echo.group(2) not in self.interfaces:
                 return INVALID, mode
             if entry["echo"] not in (None, echo.groups()):
                 return "%Entry already has an operation: delete it (no ip sla) and start over", mode
@@ -219,6 +223,14 @@ class Device:
 def _is_ip(text):
     try:
         ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_ip6(text):
+    try:
+        ipaddress.IPv6Address(text)
     except ValueError:
         return False
     return True

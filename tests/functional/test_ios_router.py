@@ -314,3 +314,44 @@ def test_several_directors_are_tracked_by_ip_sla_and_a_changed_probe_replaces_it
                                         "no ip route 10.10.24.88 255.255.255.255 10.10.24.3 track 402",
                                         "no track 401", "no track 402", "no ip sla 4201", "no ip sla 4202"]
     assert dev.globals == [*FOREIGN, SEED_LINE] and dev.slas == {} and dev.tracks == {}
+
+
+def to_ipv6(lvs):
+    """The seed_ios site as an IPv6 site of two directors: routed, no NAT."""
+    lvs["lan"] = {"subnet": "2001:db8:24::/64", "gateway": "2001:db8:24::1"}
+    lvs["router"].update(lan_address="2001:db8:24::1", wan_address="2001:db8:112::88/64")
+    lvs["directors"] = {"director": {"address": "2001:db8:24::2"}, "director2": {"address": "2001:db8:24::3"}}
+    lvs["realservers"] = {name: {"address": f"2001:db8:24::2{n}"}
+                          for n, name in enumerate(sorted(lvs["realservers"]), 1)}
+    lvs["services"]["web"]["vip"] = "2001:db8:24::88"
+    del lvs["services"]["web"]["public"]
+    lvs["ha"] = {"timeout": 0.3}
+
+
+ROUTED6 = ["ipv6 route 2001:db8:24::88/128 2001:db8:24::2 track 401",
+           "ipv6 route 2001:db8:24::88/128 2001:db8:24::3 track 402"]
+
+
+def test_an_ipv6_site_is_routed_to_each_tracked_director_without_nat(master, router, ios, site):
+    dev = ios.device
+    apply(master)
+    site(to_ipv6)
+    start = len(dev.received)
+    done = apply(master)["lvs-router-nat"]
+    assert done["result"] is True, done
+    # The pack's NAT lines go (an IPv6 site has none); the IPv6 routes follow the probes.
+    assert config_lines(dev, start) == [
+        f"no {SEED_LINE}",
+        "interface GigabitEthernet0/0", "no ip nat inside", "exit",
+        "interface GigabitEthernet0/1", "no ip nat outside", "exit",
+        *probe_entry(4201, "2001:db8:24::2", 300), *probe_entry(4202, "2001:db8:24::3", 300),
+        *TRACKED[:6], *ROUTED6]
+    assert dev.globals == [*FOREIGN, *ROUTED6]  # the operator's lines stay
+    assert dev.interfaces["GigabitEthernet0/2"] == ["ip nat inside"]
+    assert dev.slas[4202]["echo"] == ("2001:db8:24::3", "GigabitEthernet0/0") and dev.slas[4202]["scheduled"]
+    start = len(dev.received)
+    assert apply(master)["lvs-router-nat"]["changes"] == {} and config_lines(dev, start) == []
+    site(lambda lvs: None)  # back to the IPv4 seed: its NAT again, the routes and probes gone
+    done = apply(master)["lvs-router-nat"]
+    assert done["result"] is True, done
+    assert dev.globals == [*FOREIGN, SEED_LINE] and dev.slas == {} and dev.tracks == {}

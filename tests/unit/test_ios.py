@@ -137,6 +137,24 @@ def test_each_director_is_tracked_by_an_icmp_probe_and_its_routes_follow(tree):
         (None, "ip route 10.10.24.88 255.255.255.255 10.10.24.3 track 402")]
 
 
+def test_an_ipv6_site_has_no_nat_and_routes_each_vip_as_ipv6_through_each_tracked_director(tree):
+    lvs = tree["lvs"]
+    lvs["lan"] = {"subnet": "2001:db8:24::/64", "gateway": "2001:db8:24::1"}
+    lvs["router"].update(lan_address="2001:db8:24::1", wan_address="2001:db8:112::88/64")
+    lvs["directors"] = {"director": {"address": "2001:db8:24::2"}, "director2": {"address": "2001:db8:24::3"}}
+    lvs["realservers"] = {"rs1": {"address": "2001:db8:24::21"}}
+    lvs["services"]["web"] = {"vip": "2001:db8:24::88", "port": 80}
+    cfg = cfg_of(tree)
+    assert cfg["nat"] is None
+    lines = ios.desired(cfg)
+    assert not [line for line in lines if "nat" in line[1]]
+    assert lines[0] == (None, "ip sla 4201")
+    assert ("ip sla 4201", "icmp-echo 2001:db8:24::2 source-interface GigabitEthernet0/0") in lines
+    assert lines[-2:] == [(None, "ipv6 route 2001:db8:24::88/128 2001:db8:24::2 track 401"),
+                          (None, "ipv6 route 2001:db8:24::88/128 2001:db8:24::3 track 402")]
+    assert all(ios.is_managed_kind(line) for line in lines)
+
+
 @pytest.mark.parametrize("ha, sla_lines, delay", [
     ({"interval": 0.5, "timeout": 0.2}, ["threshold 200", "timeout 200", "frequency 1"], "delay down 1 up 1"),
     ({"interval": 3, "timeout": 2.5, "fall": 3, "rise": 1}, ["threshold 2500", "timeout 2500", "frequency 3"],

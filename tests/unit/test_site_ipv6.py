@@ -54,7 +54,6 @@ def test_each_role_gets_its_ipv6_setup(tree):
      "lvs:services:web:vip: fe80::88 is a link-local address (no router forwards it), not a host's address"),
     (lambda t: t["lvs"]["services"]["web"].update(vip="2001:db8:24::"),
      "lvs:services:web:vip: 2001:db8:24:: is the subnet-router anycast address of the LAN 2001:db8:24::/64"),
-    (lambda t: t["lvs"]["router"].update(kind="ios"), "lvs:router:kind: an IPv6 site's router is linux"),
     (lambda t: t["lvs"].update(tunnel={"device": "tunl0"}),
      "lvs:tunnel:device: 'tunl0': an IPv6 site's VIPs go on ip6tnl0"),
     (lambda t: t["lvs"].update(tunnel={"lan_mtu": 1300}),
