@@ -12,6 +12,7 @@ never put back an older group.
 """
 
 import json
+import os
 import shutil
 import time
 
@@ -151,15 +152,22 @@ def undrain(name):
     return {"drained": sorted(now), "changed": [lvstun.drift.name(d) for d in apply()]}
 
 
+def _has_ipv6():
+    """Whether this kernel has IPv6 (not booted with ``ipv6.disable=1``)."""
+    return os.path.exists("/proc/net/if_inet6")
+
+
 def _held(wanted=True):
     """The pack's objects on the router. Without a wanted group (one director), a kernel
-    without nexthop objects (before 5.3) holds none of the pack's: not an error."""
+    without nexthop objects (before 5.3) holds none of the pack's: not an error; nor is
+    the IPv6 read of a kernel without IPv6 (booted with ``ipv6.disable=1``)."""
     reads = []
     for argv in lvstun.dirgroup.READS:
         try:
             reads.append(_json(*argv))
         except CommandExecutionError:
-            if wanted or "nexthop" not in argv:
+            no_ipv6 = "-6" in argv and not _has_ipv6()
+            if not no_ipv6 and (wanted or "nexthop" not in argv):
                 raise
             reads.append([])
     return lvstun.dirgroup.have(*reads)

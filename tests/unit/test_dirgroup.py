@@ -235,6 +235,28 @@ def test_a_one_director_router_whose_kernel_has_no_nexthop_objects_holds_nothing
         module.check(spec_of_two_vips())  # several directors on such a kernel: a clear failure
 
 
+def test_a_router_whose_kernel_has_no_ipv6_reads_no_ipv6_objects_and_still_checks_its_ipv4_group(monkeypatch,
+                                                                                                 tmp_path):
+    from salt.exceptions import CommandExecutionError  # noqa: PLC0415
+
+    from tests.unit.checkout import load  # noqa: PLC0415
+
+    module = load("lvs_directors_module", "_modules", "lvs_directors.py")
+
+    def output(argv, timeout):
+        if "-6" in argv:  # what ip says where the kernel was booted with ipv6.disable=1
+            raise CommandExecutionError("ip -j -6 rule show failed: RTNETLINK answers: Address family not supported")
+        return "[]"
+
+    monkeypatch.setattr(module.lvstun.command, "output", output)
+    monkeypatch.setattr(module, "_has_ipv6", lambda: False)
+    module.__opts__ = {"cachedir": str(tmp_path)}
+    assert module.check(spec_of_two_vips()) != []  # the IPv4 group is checked (missing here), the IPv6 reads empty
+    monkeypatch.setattr(module, "_has_ipv6", lambda: True)  # IPv6 there: its failure is one
+    with pytest.raises(CommandExecutionError):
+        module.check(spec_of_two_vips())
+
+
 def spec_of_two_vips():
     with open(os.path.join(REPO, "pillar", "lvs", "two_vips.sls"), encoding="utf-8") as fh:
         return spec_of(yaml.safe_load(fh)["lvs"])
