@@ -12,8 +12,8 @@ never put back an older group.
 """
 
 import json
-import os
 import shutil
+import socket
 import time
 
 from salt.exceptions import CommandExecutionError
@@ -21,6 +21,7 @@ from salt.exceptions import CommandExecutionError
 import lvstun.command
 import lvstun.dirgroup
 import lvstun.drift
+import lvstun.netlink
 import lvstun.probe
 import lvstun.records
 from lvstun.fresh import fresh
@@ -28,6 +29,7 @@ from lvstun.fresh import fresh
 fresh(lvstun.command)
 fresh(lvstun.dirgroup)
 fresh(lvstun.drift)
+fresh(lvstun.netlink)
 fresh(lvstun.probe)
 fresh(lvstun.records)
 
@@ -153,8 +155,7 @@ def undrain(name):
 
 
 def _has_ipv6():
-    """Whether this kernel has IPv6 (not booted with ``ipv6.disable=1``)."""
-    return os.path.exists("/proc/net/if_inet6")
+    return socket.AF_INET6 in lvstun.netlink.families()
 
 
 def _held(wanted=True):

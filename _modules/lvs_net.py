@@ -356,7 +356,7 @@ def _undo_addresses(ipr, record):
 def _undo_vip_routes(ipr, record):
     plan = []
     for table in record["mss_tables"]:
-        for family in lvstun.netlink.FAMILIES:
+        for family in lvstun.netlink.families():
             for src, priority in sorted(lvstun.netlink.source_rules(ipr, table, family).items()):
                 if priority != RULE_PRIORITY:  # not one of the pack's
                     continue

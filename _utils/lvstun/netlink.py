@@ -5,14 +5,23 @@ Every function takes an open ``pyroute2.IPRoute``; errors are pyroute2's
 """
 
 import errno
+import os
 import socket
 
 import netaddr
 
+from .address import FAMILIES as BY_VERSION
+
 MAIN_TABLE = 254
 RTPROT_LVS = 76  # the routes the pack owns carry this protocol number (free in rt_protos)
 IFA_F_NODAD = 0x02  # an IPv6 address usable at once, without duplicate address detection
-FAMILIES = (socket.AF_INET, socket.AF_INET6)
+FAMILIES = tuple(BY_VERSION.values())  # AF_INET, AF_INET6
+
+
+def families():
+    """The address families this kernel has: IPv4, and IPv6 unless it was booted without
+    (``ipv6.disable=1``: an IPv6 dump then fails, where there is nothing to find)."""
+    return FAMILIES if os.path.exists("/proc/net/if_inet6") else FAMILIES[:1]
 
 
 def family_of(address):
