@@ -89,18 +89,37 @@ def _version(vips, device):
     return version
 
 
-def _ensure_device(ipr, device, version):
+def _ensure_device(ipr, device, version, lan_interface):
     """Create the device: load the module of the fallback (tunl0, ip6tnl0), or add a
-    named ipip link."""
+    named tunnel whose local end is the host's address on ``lan_interface``: the kernel
+    refuses a second tunnel with the fallback's endpoints (any, any), and one bound to
+    the host's address takes the director's packets to it before the fallback does."""
     kind, module, fallback = DEVICES[version]
     if device == fallback:
         _load(module, fallback, ipr)
         return
+    if lvstun.netlink.link(ipr, device) is not None:
+        return
+    local = _local_address(ipr, lan_interface, version)
     try:
-        ipr.link("add", ifname=device, kind=kind)
+        ipr.link("add", ifname=device, kind=kind, **{f"{kind}_local": local})
     except NetlinkError as err:
-        if err.code != errno.EEXIST:
-            raise CommandExecutionError(f"cannot create {kind} device {device}: {err}") from err
+        if err.code != errno.EEXIST or lvstun.netlink.link(ipr, device) is None:
+            raise CommandExecutionError(f"cannot create {kind} device {device} (local {local}): {err}"
+                                        + (": another tunnel has those endpoints" if err.code == errno.EEXIST
+                                           else "")) from err
+
+
+def _local_address(ipr, lan_interface, version):
+    """The host's own address of IP ``version`` on ``lan_interface`` (a device's local end)."""
+    found = lvstun.netlink.link(ipr, lan_interface)
+    cidrs = lvstun.netlink.addresses(ipr, found["index"]) if found is not None else []
+    for cidr in cidrs:
+        ip = lvstun.address.network(cidr).ip
+        if ip.version == version and not ip.is_link_local():
+            return str(ip)
+    raise CommandExecutionError(f"{lan_interface} has no IPv{version} address to be the local end of the tunnel "
+                                "device (lvs:tunnel:device)")
 
 
 def tunnel(device=FALLBACK):
@@ -285,7 +304,7 @@ def present(vips, device=FALLBACK, lan_interface="eth0", mtu=None, sysctls=None,
     version = _version(vips, device)
     _note_originals(drifts, device, decap, version)
     with IPRoute() as ipr:
-        _ensure_device(ipr, device, version)
+        _ensure_device(ipr, device, version, lan_interface)
         if decap["gre"]:
             _load(DECAP[version]["gre_module"], DECAP[version]["gre"], ipr)
         # ARP hidden and rp_filter off before a VIP is on the device, never after: a VIP
