@@ -17,7 +17,7 @@ def test_arp_sysctls_are_set_before_any_vip_is_added(monkeypatch):
     monkeypatch.setattr(ipip, "tunnel", lambda device: state)
     monkeypatch.setattr(ipip, "check", lambda *a: [{"kind": "address", "object": "tunl0",
                                                     "want": "10.10.24.88/32", "have": None}])
-    monkeypatch.setattr(ipip, "_ensure_device", lambda ipr, device, version: calls.append("device"))
+    monkeypatch.setattr(ipip, "_ensure_device", lambda ipr, device, version, lan_interface: calls.append("device"))
     monkeypatch.setattr(ipip.lvstun, "sysctl", types.SimpleNamespace(
         apply=lambda wanted: calls.append(("sysctls", wanted["net.ipv4.conf.all.arp_ignore"])),
         SysctlError=OSError))
