@@ -7,7 +7,10 @@ import json
 import os
 import re
 import subprocess
+import sys
+import time
 
+from lvs_lab import lab as lab_mod
 from lvs_lab.saltd import site_tree as repository_tree
 
 HOLD = 3  # s a backend that went down stays out in the lab tests' sites (the default: 10)
@@ -120,3 +123,16 @@ def active_connections(lab, director):
     assert code == 0, err
     return sum(int(line.split()[4]) for line in out.splitlines() if line.strip().startswith("->")
                and line.split()[4].isdigit())
+
+
+@contextlib.contextmanager
+def beside(lab, key):
+    """The example site ``key`` up beside the lab's seed (its kernels booted, the states
+    applied to its minions, serving), taken away when done: the next modules find the
+    seed's lab as it was."""
+    began = time.monotonic()
+    lab.add_site(key)
+    sys.stderr.write(f"\nsite {key} up beside the seed's in {time.monotonic() - began:.0f} s\n")
+    yield lab
+    lab.remove_site(key)
+    assert lab_mod.Lab().extra_sites == []

@@ -9,16 +9,13 @@ counters) or sends traffic from the site's client: never with the pack's own rea
 
 import json
 import subprocess
-import sys
-import time
 
 import pytest
 
 from lvs_lab import health as hh
-from lvs_lab import lab as lab_mod
 from lvs_lab import traffic
 from lvs_lab.health import RESTORE, TIMEOUT
-from tests.lab.site_helpers import changes_by_minion, clean, packet_too_big_dropped, site_tree
+from tests.lab.site_helpers import beside, changes_by_minion, clean, packet_too_big_dropped, site_tree
 
 SITE = "ipv6"
 DIRECTOR = "v6-director"
@@ -32,12 +29,8 @@ NO_IP6IP6 = ["INPUT", "-i", "eth0", "-p", "41", "-j", "DROP"]
 
 @pytest.fixture(scope="module", name="v6")
 def fixture_v6(lab):
-    began = time.monotonic()
-    lab.add_site(SITE)  # boots its kernels, state.apply on its minions, waits until it serves
-    sys.stderr.write(f"\nsite {SITE} up beside the seed's in {time.monotonic() - began:.0f} s\n")
-    yield lab
-    lab.remove_site(SITE)
-    assert lab_mod.Lab().extra_sites == []
+    with beside(lab, SITE) as up:
+        yield up
 
 
 def _weights(lab):

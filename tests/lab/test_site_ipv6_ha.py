@@ -13,14 +13,12 @@ from the site's client: never with the pack's own readers.
 """
 
 import subprocess
-import sys
 import time
 
 import pytest
 
-from lvs_lab import lab as lab_mod
 from lvs_lab import load, traffic
-from tests.lab.site_helpers import active_connections, buckets
+from tests.lab.site_helpers import active_connections, beside, buckets
 
 SITE = "ipv6_ha"
 BOTH = ["v6h-director", "v6h-director2"]
@@ -29,12 +27,8 @@ VIP = "2001:db8:26::88"
 
 @pytest.fixture(scope="module", name="v6ha")
 def fixture_v6ha(lab):
-    began = time.monotonic()
-    lab.add_site(SITE)  # boots its kernels, state.apply on its minions, waits until it serves
-    sys.stderr.write(f"\nsite {SITE} up beside the seed's in {time.monotonic() - began:.0f} s\n")
-    yield lab
-    lab.remove_site(SITE)
-    assert lab_mod.Lab().extra_sites == []
+    with beside(lab, SITE) as up:
+        yield up
 
 
 def test_both_directors_serve_ipv6_clients_through_the_routers_group_and_sync_over_ipv6(v6ha):
