@@ -107,3 +107,18 @@ def test_an_ipv4_site_keeps_its_ipv4_devices_and_mss(tree):
     site = lvstun.site.parse(example_site("seed"))
     assert (site.version, site.tunnel.device, site.tunnel.mss) == (4, "tunl0", 1440)
     assert lvstun.roles.realserver(site, "rs1")["sysctls"] == {"net.ipv4.ip_forward": 0}
+
+
+def test_the_status_view_matches_an_ipv6_directors_table_to_its_backends(tree):
+    import lvstun.sitestatus  # noqa: PLC0415
+
+    site = lvstun.site.parse(tree)
+    dest = {"address": "2001:db8:24::21", "port": 80, "weight": 1, "active": 2, "inactive": 5,
+            "stats": {"conns": 30, "inbytes": 2000, "outbytes": 0}}
+    table = [{"protocol": "tcp", "address": "2001:db8:24::88", "port": 80, "af": 6, "destinations": [dest]}]
+    web = lvstun.sitestatus.services_view(site, {}, {"v6-director": table}, {}, ["v6-director"])["web"]
+    assert web["spec"] == "tcp:[2001:db8:24::88]:80"
+    assert web["backends"]["v6-rs1"]["address"] == "[2001:db8:24::21]:80"
+    assert web["backends"]["v6-rs1"]["live"] == {"v6-director": {"weight": 1, "active": 2, "inactive": 5, "conns": 30,
+                                                                 "inbytes": 2000, "outbytes": 0}}
+    assert web["backends"]["v6-rs2"]["live"] == {"v6-director": "missing"}
