@@ -8,11 +8,12 @@ kernel refusals become ``CommandExecutionError`` with a message a person underst
 """
 
 import functools
-import ipaddress
 import time
 
+import netaddr
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+import lvstun.address
 import lvstun.drift
 import lvstun.genl
 import lvstun.ipvs
@@ -20,6 +21,7 @@ import lvstun.ipvsclient
 import lvstun.records
 from lvstun.fresh import fresh
 
+fresh(lvstun.address)
 fresh(lvstun.drift)
 fresh(lvstun.ipvs)
 fresh(lvstun.genl)
@@ -488,18 +490,28 @@ def _sync_text(interface, sync_id, group):
 
 
 def _sync_wanted(interface, sync_id, group):
+    """``(drift text, canonical group)`` of the daemons asked for; SaltInvocationError
+    naming a bad argument."""
     if not isinstance(interface, str) or not interface:
         raise SaltInvocationError(f"interface {interface!r} must be an interface name")
     if isinstance(sync_id, bool) or not isinstance(sync_id, int) or not 0 <= sync_id <= 255:
         raise SaltInvocationError(f"sync_id {sync_id!r} must be an integer from 0 to 255")
     if group is not None:
         try:
-            if not ipaddress.ip_address(str(group)).is_multicast:
-                raise ValueError
+            canonical = lvstun.address.canonical(str(group))
         except ValueError:
-            raise SaltInvocationError(f"group {group!r} must be a multicast address") from None
-        group = str(ipaddress.ip_address(str(group)))
+            canonical = None
+        if canonical is None or not netaddr.IPAddress(canonical).is_multicast():
+            raise SaltInvocationError(f"group {group!r} must be a multicast address")
+        group = canonical
     return _sync_text(interface, sync_id, group), group
+
+
+def _sync_drifts(want):
+    """The sync daemons that differ from ``want`` (a :func:`_sync_text`), as drifts."""
+    have = {d["state"]: _sync_text(d["interface"], d["sync_id"], d.get("group")) for d in sync_daemons()}
+    return [lvstun.drift.make("ipvs-sync", state, want, have.get(state))
+            for state in ("master", "backup") if have.get(state) != want]
 
 
 def sync_check(interface, sync_id, group=None):
@@ -522,10 +534,7 @@ def sync_check(interface, sync_id, group=None):
         salt director ipvs.sync_check eth0 1
         salt director ipvs.sync_check eth0 1 group=ff02::4c56
     """
-    want, _ = _sync_wanted(interface, sync_id, group)
-    have = {d["state"]: _sync_text(d["interface"], d["sync_id"], d.get("group")) for d in sync_daemons()}
-    return [lvstun.drift.make("ipvs-sync", state, want, have.get(state))
-            for state in ("master", "backup") if have.get(state) != want]
+    return _sync_drifts(_sync_wanted(interface, sync_id, group)[0])
 
 
 def sync_apply(interface, sync_id, group=None):
@@ -541,8 +550,8 @@ def sync_apply(interface, sync_id, group=None):
 
         salt director ipvs.sync_apply eth0 1
     """
-    _, group = _sync_wanted(interface, sync_id, group)
-    drifts = sync_check(interface, sync_id, group)
+    want, group = _sync_wanted(interface, sync_id, group)
+    drifts = _sync_drifts(want)
     with _client() as ipvs:
         for record in drifts:
             try:

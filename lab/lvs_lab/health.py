@@ -136,20 +136,10 @@ def recorded(lab, minion, service=None):
     return entry.get("host") if service is None else entry.get("services", {}).get(service)
 
 
-def path_verdicts(lab, director="director"):
-    """What ``director``'s own path checks find down, ``{minion: [service]}``: their
-    record in its minion's cache (read from the host: the master may be down)."""
-    path = os.path.join(lab.host_dir(director), "run", "salt", "cache", "lvs", "path-checks.json")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)["down"]
-    except FileNotFoundError:
-        return {}
-
-
-def pushed_record(lab, director="director"):
-    """The runner's record as it last pushed it to ``director`` (its minion's cache)."""
-    path = os.path.join(lab.host_dir(director), "run", "salt", "cache", "lvs", "runner-health.json")
+def _cached(lab, host, name):
+    """The JSON record ``name`` in ``host``'s minion cache (read from the host: the
+    master may be down), or {} when it has none yet."""
+    path = os.path.join(lab.host_dir(host), "run", "salt", "cache", "lvs", name)
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
@@ -157,17 +147,23 @@ def pushed_record(lab, director="director"):
         return {}
 
 
+def path_verdicts(lab, director="director"):
+    """What ``director``'s own path checks find down, ``{minion: [service]}``: their
+    record in its minion's cache."""
+    return _cached(lab, director, "path-checks.json").get("down", {})
+
+
+def pushed_record(lab, director="director"):
+    """The runner's record as it last pushed it to ``director`` (its minion's cache)."""
+    return _cached(lab, director, "runner-health.json")
+
+
 def explain(lab, minion, director="director"):
     """Why ``director`` may weigh ``minion`` as it does, for a test's failure message:
     the runner's record of it (on the master and as last pushed to ``director``), the
     director's own path checks' verdicts and reasons, the drains, and the last lines its
     minion logged about them, and what the runner logged of ``minion``."""
-    path = os.path.join(lab.host_dir(director), "run", "salt", "cache", "lvs", "path-checks.json")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            paths = json.load(fh)
-    except FileNotFoundError:
-        paths = {}
+    paths = _cached(lab, director, "path-checks.json")
     master, pushed = record(lab), pushed_record(lab, director)
     said = _log_lines(os.path.join(lab.host_dir(director), "minion.log"), ("lvs_paths:", "lvs_health:"))
     runner_said = _log_lines(os.path.join(lab.state_dir, "master", "master.log"), (f"lvs: {minion} ",))
