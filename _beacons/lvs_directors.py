@@ -127,8 +127,9 @@ def _decide(state, spec, outcomes, heartbeat):
     view, changed, due = round_(spec, state, outcomes, now, heartbeat)
     reasons = {name: outcomes[name][-1][1] for name in view}
     applied, error = [], None
-    # While a director drains, every round: it leaves the group once it holds no bucket.
-    if changed or state.get("applied_view") != view or __salt__["lvs_directors.drained"]():
+    # While a director drains or joins, every round: it leaves the group once it holds no
+    # bucket, or takes its full weight once the kernel has marked the busy buckets.
+    if changed or state.get("applied_view") != view or __salt__["lvs_directors.settling"]():
         __salt__["lvs_directors.set_view"](view, reasons)
         try:
             # The site's group as the state last wrote it, read under the state's lock: a

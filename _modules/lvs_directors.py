@@ -101,6 +101,32 @@ def drained():
     return sorted(lvstun.records.load(__opts__, lvstun.records.DIRECTORS_DRAINED))
 
 
+def settling(spec=SITE):
+    """Whether the group is between two views: a director drained and still in it, or
+    one that joined it at weight 1 (``lvstun.dirgroup.joining``). The router's beacon
+    rewrites the group every round while it is.
+
+    spec
+        As :func:`check` takes it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt router lvs_directors.settling
+    """
+    spec = _spec(spec)
+    if not spec:
+        return False
+    if drained():
+        return True
+    try:
+        group = _json("-d", "nexthop", "show", "id", str(spec["group"]))
+    except CommandExecutionError:  # no group yet
+        return False
+    return any(member.get("weight", 1) != 1 for nh in group for member in nh.get("group", []))
+
+
 def _spec_with(name):
     spec = _spec(SITE)
     if not spec:
@@ -207,9 +233,9 @@ def _steps(spec):
     spec = _spec(spec)
     if not spec:
         return lvstun.dirgroup.plan({}, _held(wanted=False))
-    out = drained()
-    want = lvstun.dirgroup.want(spec, view()["up"], out, _holding(spec, out) if out else ())
-    return lvstun.dirgroup.plan(want, _held())
+    out, held = drained(), _held()
+    want = lvstun.dirgroup.want(spec, view()["up"], out, _holding(spec, out) if out else (), held)
+    return lvstun.dirgroup.plan(want, held)
 
 
 def check(spec=SITE):

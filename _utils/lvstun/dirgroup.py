@@ -5,7 +5,8 @@ With several directors the router routes each VIP to a *resilient* nexthop group
 directors, and when a director leaves the group only its own buckets move, so the
 flows of the survivors keep their director (plain ECMP would rehash everything). A
 director comes back bucket by bucket, as each goes idle (``idle_timer``), or all at
-once after ``unbalanced_timer``.
+once after ``unbalanced_timer`` (into a group of one, after a round at weight 1:
+:func:`joining`).
 
 Which directors are in the group is decided on the router itself, without the master:
 its ``lvs_directors`` beacon probes every VIP's path through each director (a policy
@@ -91,7 +92,7 @@ def probe_target(site):
     return {"check": {"type": kind, "port": svc.port, "timeout": site.ha.timeout}, "vip": svc.vip}
 
 
-DRAIN_WEIGHT = 255  # the other members' weight while a director drains (it then wants no bucket)
+DRAIN_WEIGHT = 255  # the other members' weight while a director drains or joins (it then wants no bucket)
 DRAIN_IDLE_TIMER = 1  # s a bucket must be idle before it leaves a draining director
 
 
@@ -118,27 +119,48 @@ def wanted_buckets(weights, buckets):
     return out
 
 
-def draining_weights(spec_, ids, draining):
-    """``{id: weight}`` for the group ``ids`` while the ``draining`` directors (drained,
-    still holding buckets) drain: weight 1 for them, :data:`DRAIN_WEIGHT` for the others,
-    so that each draining one wants no bucket and loses its buckets as they go idle (a
-    flow in its handshake keeps its bucket busy: it never moves mid-way). Empty when
-    nothing drains, or when the group has too many buckets for a draining director to
-    want none (it then leaves the group at once)."""
-    slow = {spec_["members"][name]["id"] for name in draining if name in spec_["members"]} & set(ids)
-    if not slow or not set(ids) - slow:
+def quiet_weights(spec_, ids, quiet):
+    """``{id: weight}`` for the group ``ids`` that gives its ``quiet`` member ids no
+    bucket: weight 1 for them, :data:`DRAIN_WEIGHT` for the others. A draining director
+    so loses its buckets as they go idle, and a joining one is in the group before it
+    takes any (a flow in its handshake keeps its bucket busy: it never moves mid-way).
+    Empty when no member is quiet, or when the group has too many buckets for a weight
+    of 1 to want none (the director then leaves or joins at once)."""
+    quiet = set(quiet) & set(ids)
+    if not quiet or not set(ids) - quiet:
         return {}
-    weights = [(ident, 1 if ident in slow else DRAIN_WEIGHT) for ident in ids]
-    if any(wanted_buckets(weights, spec_["buckets"])[ident] for ident in slow):
+    weights = [(ident, 1 if ident in quiet else DRAIN_WEIGHT) for ident in ids]
+    if any(wanted_buckets(weights, spec_["buckets"])[ident] for ident in quiet):
         return {}
     return dict(weights)
 
 
-def want(spec_, up=None, drained=(), draining=()):
+def held_members(held, spec_):
+    """The member ids of the site's group as the router holds it (``held``: :func:`have`)."""
+    text = held.get(f"group {spec_['group']}")
+    return [int(member.split(",")[0]) for member in text.split(" ", 1)[0].split("/")] if text else []
+
+
+def joining(ids, held_ids):
+    """The member ids of ``ids`` that enter a group the router holds with one member.
+
+    The kernel marks a resilient group's bucket busy only when it chooses between several
+    nexthops: while a group has one member none looks busy, and a director added at its
+    full weight would take its share at once, flows in their handshake included (the
+    SYN went to the other director, which has not synced the connection yet; the ACK
+    then reaches one that answers it with a reset). So a director joining a group of
+    one comes in at weight 1 (no bucket) for one round, which has the kernel mark the
+    buckets in use; at its full weight it then takes idle buckets only."""
+    return sorted(set(ids) - set(held_ids)) if len(held_ids) == 1 and held_ids[0] in ids else []
+
+
+def want(spec_, up=None, drained=(), draining=(), held=None):
     """``{object: text}`` the router must hold for ``spec_``, the probes' view ``up`` and
     the directors ``drained`` for maintenance (``lvs.drain``). ``draining``: the drained
     ones that still hold buckets of the group (the router reads them): they stay in it,
-    at a weight that gives them none (:func:`draining_weights`), until they hold none."""
+    at a weight that gives them none (:func:`quiet_weights`), until they hold none.
+    ``held``: what the router holds (:func:`have`), from which a director joining a
+    group of one is told (:func:`joining`)."""
     iface, group = spec_["interface"], spec_["group"]
     route, rule = _kinds(spec_)
     out = {}
@@ -146,11 +168,12 @@ def want(spec_, up=None, drained=(), draining=()):
         out[f"nexthop {member['id']}"] = f"via {member['via']} dev {iface}"
         out[f"{route} default table {member['id']}"] = f"nhid {member['id']}"
         out[f"{rule} fwmark {member['id']}"] = f"table {member['id']} priority {spec_['priority']}"
-    draining = [name for name in draining if name in drained]
+    draining = [name for name in draining if name in drained and name in spec_["members"]]
     ids = live_members(spec_, up or {}, [name for name in drained if name not in draining])
-    ids = sorted(set(ids) | {spec_["members"][name]["id"] for name in draining if name in spec_["members"]})
-    weights = draining_weights(spec_, ids, draining)
-    if not weights:  # nothing drains hitlessly: the draining ones leave at once
+    ids = sorted(set(ids) | {spec_["members"][name]["id"] for name in draining})
+    quiet = {spec_["members"][name]["id"] for name in draining} | set(joining(ids, held_members(held or {}, spec_)))
+    weights = quiet_weights(spec_, ids, quiet)
+    if not weights:  # nothing drains or joins hitlessly: the draining ones leave at once
         ids = live_members(spec_, up or {}, drained)
     out[f"group {group}"] = group_text(ids, spec_, weights)
     for vip in spec_["vips"]:

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -145,3 +146,50 @@ def test_a_site_that_changes_family_gets_the_other_familys_group_in_one_plan(rou
     assert held() == dg.want(six)  # the IPv4 routes and rules gone with the IPv4 nexthops
     converge(spec)
     assert held() == dg.want(spec)
+
+
+def _two_directors(idle_timer):
+    with open(os.path.join(REPO, "pillar", "lvs", "two_vips.sls"), encoding="utf-8") as fh:
+        tree = yaml.safe_load(fh)["lvs"]
+    tree["ha"] = {"idle_timer": idle_timer}
+    return dg.spec(lvstun.site.parse({"lvs": tree}))
+
+
+def _directors_of_flows(count):
+    """The director each of ``count`` UDP flows to the VIP is routed to now (a route
+    lookup is a packet's: with several members it marks the flow's bucket busy)."""
+    out = []
+    for sport in range(2000, 2000 + count):
+        route = ip("route", "get", "10.10.24.88", "ipproto", "udp", "sport", sport, "dport", 53)
+        out.append(route.split(" via ", 1)[1].split()[0])
+    return out
+
+
+def _converge_held(spec, up=None):
+    now = held()
+    for _, _, _, commands in dg.plan(dg.want(spec, up, held=now), now):
+        for argv in commands:
+            ip(*argv)
+
+
+def test_a_director_joining_a_group_of_one_takes_no_bucket_in_use(router):
+    subprocess.run(["ip", "netns", "exec", NS, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1"], check=True)
+    spec = _two_directors(idle_timer=2)
+    alone = {"director2": False}
+    # Why: in a group of one the kernel marks no bucket busy, so a director added at its
+    # full weight takes its share at once, buckets in use included.
+    converge(spec, alone)
+    time.sleep(2.5)  # every bucket idle
+    assert set(_directors_of_flows(16)) == {"10.10.24.2"}
+    converge(spec)  # the director at its full weight at once (what the pack did)
+    assert "10.10.24.3" in _directors_of_flows(16), "no flow moved: the kernel marked buckets busy"
+    # The pack: into a group of one at weight 1 (no bucket) for a round, then its weight.
+    converge(spec, alone)
+    time.sleep(2.5)
+    _converge_held(spec)
+    assert held()["group 4200"].startswith("4201,255/4202 ")
+    assert set(_directors_of_flows(16)) == {"10.10.24.2"}  # in use now, so busy buckets
+    _converge_held(spec)
+    assert held() == dg.want(spec)  # both at their full weight
+    assert set(_directors_of_flows(16)) == {"10.10.24.2"}  # no flow in use moved
+    assert 4202 in buckets().values()  # the idle buckets did

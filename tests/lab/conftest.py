@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -21,6 +22,7 @@ from tests.lab.site_helpers import site_tree, snapshot
 
 LVS_LAB = os.path.join(os.path.dirname(sys.executable), "lvs-lab")
 PRISTINE = "pristine-snapshot.json"  # in the lab's state folder
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def pristine(lab):
@@ -69,13 +71,9 @@ def require_lab():
         pytest.skip(f"lab tests skipped: {reason}")
 
 
-@pytest.fixture(scope="session", name="lab")
-def fixture_lab():
-    require_lab()
-    keep = os.environ.get("LVS_LAB_KEEP") == "1"
-    if keep and lab_mod.Lab().hosts:
-        yield lab_mod.Lab()
-        return
+def boot_seed():
+    """``lvs-lab up`` (in place of any lab), each host's pristine snapshot, then the seed
+    applied and serving: the lab that the session's lab tests share."""
     if lab_mod.Lab().hosts:
         run_cli("down")
     proc = run_cli("up", "--no-apply")
@@ -89,7 +87,65 @@ def fixture_lab():
     lab.apply()
     lab.wait_serving(lab_mod.SERVING_TIMEOUT)
     short_fin_timeouts(lab)
-    yield lab
+
+
+EARLY_BOOT = {}  # "proc", "log": the seed's lab booting beside the tests before the first lab test
+EARLY_BOOT_TIMEOUT = 900  # s
+
+
+def pytest_collection_finish(session):
+    """When the session has tests on the seed's lab, that lab boots (:func:`boot_seed`,
+    in a process of its own) while the tests before the first of them run: those do not
+    touch the lab, and a boot is mostly waiting on the lab's kernels."""
+    if not any("lab" in getattr(item, "fixturenames", ()) for item in session.items) or _why_not():
+        return
+    if os.environ.get("LVS_LAB_KEEP") == "1" and lab_mod.Lab().hosts:
+        return
+    log = tempfile.NamedTemporaryFile("w+", prefix="lvs-lab-boot-", suffix=".log", delete=False)  # noqa: SIM115
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "_utils"), REPO]))
+    EARLY_BOOT.update(log=log, proc=subprocess.Popen(
+        [sys.executable, "-c", "import tests.lab.conftest as c; c.boot_seed()"], cwd=REPO, env=env,
+        stdout=log, stderr=subprocess.STDOUT))
+
+
+def _early_boot_done():
+    """Wait for the early boot, if one was started; whether it brought the seed's lab up
+    (its output is shown when it did not)."""
+    proc = EARLY_BOOT.get("proc")
+    if proc is None or "up" in EARLY_BOOT:
+        return EARLY_BOOT.get("up", False)
+    try:
+        proc.wait(timeout=EARLY_BOOT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log = EARLY_BOOT["log"]
+    log.seek(0)
+    output = log.read()
+    log.close()
+    os.unlink(log.name)
+    EARLY_BOOT["up"] = proc.returncode == 0
+    assert proc.returncode == 0, f"the seed's lab did not come up (exit {proc.returncode}):\n{output}"
+    sys.stderr.write(output)
+    return True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _after_the_early_boot():
+    """No lab test runs (nor brings a lab up or down) while the seed's lab boots."""
+    _early_boot_done()
+
+
+@pytest.fixture(scope="session", name="lab")
+def fixture_lab():
+    require_lab()
+    keep = os.environ.get("LVS_LAB_KEEP") == "1"
+    if keep and lab_mod.Lab().hosts and "proc" not in EARLY_BOOT:  # a developer's lab, left up
+        yield lab_mod.Lab()
+        return
+    if not _early_boot_done():
+        boot_seed()
+    yield lab_mod.Lab()
     if lab_mod.Lab().hosts and not keep:
         run_cli("down")
 

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 from lvs_lab import lab as lab_mod
@@ -115,6 +116,48 @@ def buckets(lab, key=None):
     out = subprocess.run(["ip", "-n", lab.hosts[site.router.minion_id].netns, "-j", "nexthop", "bucket", "show",
                           "id", str(site.ha.base)], capture_output=True, text=True, check=True).stdout
     return {b["bucket"]["index"]: b["bucket"]["nhid"] for b in json.loads(out)}
+
+
+def group_weights(lab, key=None):
+    """``{member id: weight}`` of the router's director group (of site ``key``), as the
+    kernel holds it now."""
+    site = lab.site(key)
+    return dict(_group_reader(lab, site)())
+
+
+def _group_reader(lab, site):
+    argv = ["ip", "-n", lab.hosts[site.router.minion_id].netns, "-j", "nexthop", "show", "id", str(site.ha.base)]
+
+    def read():
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        return tuple((m["id"], m.get("weight", 1)) for m in json.loads(out)[0]["group"])
+
+    return read
+
+
+def group_sampler(lab, key=None, every=0.05):
+    """Start sampling the router's director group (of site ``key``): returns ``(samples,
+    stop)``; ``samples`` gets ``(time, ((member id, weight), ...))`` at each change of the
+    group, until ``stop()`` (which waits for the sampler)."""
+    read, samples, done = _group_reader(lab, lab.site(key)), [], threading.Event()
+
+    def sample():
+        last = None
+        while not done.is_set():
+            group = read()
+            if group != last:
+                samples.append((time.time(), group))
+                last = group
+            time.sleep(every)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+
+    def stop():
+        done.set()
+        thread.join()
+
+    return samples, stop
 
 
 def active_connections(lab, director):

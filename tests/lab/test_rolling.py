@@ -4,13 +4,14 @@ real master, runner and directors: rs1 and rs2 each given an SLS and rebooted in
 request and never have more than one backend out (two hosts show the hand-over from one
 to the next; each further host is the same step again, 45 s of CI); a host whose service does not
 come back after its reboot stops the rolling with that host drained and the next one
-untouched."""
+untouched. A rebooted host comes back fully configured (its highstate at boot)."""
 
 import threading
 import time
 
 from lvs_lab import health as hh
 from lvs_lab import load
+from tests.lab.site_helpers import changes_by_minion
 
 EVERY = {"10.10.24.21": 1, "10.10.24.22": 1, "10.10.24.23": 1}
 ROLLED = ("rs1", "rs2")
@@ -51,6 +52,9 @@ def test_a_rolling_reboot_under_load_fails_no_request_and_has_one_backend_out_at
     assert all(len(o) <= 1 for o in out), [o for o in out if len(o) > 1]
     assert {a for o in out for a in o} == {hh.address(lab, minion) for minion in ROLLED}  # each out in turn
     assert hh.weights(lab) == EVERY
+    # Each came back from its power cycle fully configured by its highstate at boot: one
+    # more apply finds nothing to do (a restarted director and router: test_site_seed).
+    assert changes_by_minion(lab.apply(minions=list(ROLLED))) == {minion: {} for minion in ROLLED}
 
 
 def test_a_host_whose_service_does_not_return_after_its_reboot_stops_the_rolling_there(healthy):

@@ -10,16 +10,26 @@ their entries); the router's verdicts run the master's hooks (``director/down``,
 own table (its path checks). Figures with more trials: bench/director_ha.py.
 """
 
+import itertools
 import json
 import subprocess
-import threading
 import time
 
 import pytest
 
 from lvs_lab import health as hh
 from lvs_lab import load
-from tests.lab.site_helpers import active_connections, apply, buckets, changes_by_minion, site_tree, snapshot
+from lvstun import dirgroup
+from tests.lab.site_helpers import (
+    active_connections,
+    apply,
+    buckets,
+    changes_by_minion,
+    group_sampler,
+    group_weights,
+    site_tree,
+    snapshot,
+)
 
 BOTH = ["director", "director2"]
 
@@ -155,17 +165,12 @@ def test_a_drained_director_hands_its_connections_over_and_returns(ha_lab):
 def test_rolling_both_directors_under_load_fails_no_request_and_breaks_no_download(ha_lab):
     """``salt-run lvs.rolling targets=director,director2 action=lvs.director``: one at a
     time out of the router's group (never both: the group is sampled throughout), its
-    role applied again, its table whole, back in the group."""
+    role applied again, its table whole, back in the group: into the group of one at
+    weight 1 first (no bucket, so the kernel marks the buckets in use: no handshake moves
+    to it mid-way), then at its full weight."""
     lab = ha_lab
-    groups, stop = [], threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            groups.append(sorted(name for name, inside in lab.director_group().items() if inside))
-            time.sleep(0.2)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
+    members = {m["id"]: name for name, m in dirgroup.spec(lab.site())["members"].items()}
+    groups, stop_sampling = group_sampler(lab)
     longs = load.start_downloads(lab, 10, 20)
     steady = load.start_steady(lab, 300, 0.1)  # until the rolling ends
     began = time.monotonic()
@@ -176,16 +181,21 @@ def test_rolling_both_directors_under_load_fails_no_request_and_breaks_no_downlo
         took = time.monotonic() - began
         time.sleep(2)
         steady.stop()
-        stop.set()
-        sampler.join()
+        stop_sampling()
     requests = steady.result(timeout=400)
     print(f"rolling of both directors (lvs.director): {result}; {took:.0f} s; {len(requests)} requests")
+    print("the router's group:", [(f"{at:.2f}", group) for at, group in groups])
     assert result["done"] == BOTH, result
     assert [r for r in requests if not r[2]] == []  # no request failed
     assert [d for d in longs.result(timeout=400) if not d["ok"]] == []  # no download broke
-    assert all(group for group in groups), [g for g in groups if not g][:3]  # never both out
-    assert ["director2"] in groups and ["director"] in groups, groups  # each was out in turn
+    named = [{members[ident]: weight for ident, weight in group} for _, group in groups]
+    alone = [list(group) for group in named if len(group) == 1]
+    assert ["director2"] in alone and ["director"] in alone, named  # each was out in turn, never both
+    # Each came back into the group of one at weight 1 (the other at 255), then at 1 both.
+    joins = [after for before, after in itertools.pairwise(named) if len(before) == 1 and len(after) == 2]
+    assert joins == [{"director": 1, "director2": 255}, {"director": 255, "director2": 1}], named
     lab.wait_director_group(BOTH, 60)
+    hh.wait_for(lambda: group_weights(lab) == dict.fromkeys(members, 1), 10)
 
 
 def test_test_mode_predicts_an_ha_setting_change_exactly_then_one_apply_does_it(ha_lab):

@@ -200,6 +200,46 @@ def test_a_draining_director_stays_at_a_weight_that_wants_no_bucket_then_leaves(
     assert gone["group 4200"] == "4201 type resilient buckets 64 idle_timer 10 unbalanced_timer 300"
 
 
+def test_a_director_joining_a_group_of_one_comes_in_at_a_weight_that_wants_no_bucket_for_a_round(tree):
+    spec = spec_of(tree)
+    alone = copy.deepcopy(IP_NEXTHOPS)
+    alone[0]["group"] = [{"id": 4201}]  # director2 was out: the router holds director alone
+    held = dg.have(alone, IP_ROUTES, IP_RULES)
+    assert dg.held_members(held, spec) == [4201]
+    joining = dg.want(spec, held=held)
+    assert joining["group 4200"] == "4201,255/4202 type resilient buckets 64 idle_timer 1 unbalanced_timer 300"
+    steps = dg.plan(joining, held)
+    assert [argv for _, _, _, argvs in steps for argv in argvs] == [
+        ["nexthop", "replace", "id", "4200", "group", "4201,255/4202", "type", "resilient", "idle_timer", "1",
+         "unbalanced_timer", "300", "proto", "77"]]
+    # The next round: both in the group, so both at their full weight (idle buckets move).
+    both = copy.deepcopy(IP_NEXTHOPS)
+    both[0]["group"] = [{"id": 4201, "weight": 255}, {"id": 4202}]
+    both[0]["resilient_args"]["idle_timer"] = 1
+    full = dg.want(spec, held=dg.have(both, IP_ROUTES, IP_RULES))
+    assert full["group 4200"] == "4201/4202 type resilient buckets 64 idle_timer 10 unbalanced_timer 300"
+    assert full == dg.want(spec)  # and so it stays
+    # Without a group held (made whole at once), or a director that is still down: no join.
+    assert dg.want(spec, held={})["group 4200"].startswith("4201/4202 ")
+    assert dg.want(spec, {"director2": False}, held=held)["group 4200"].startswith("4201 ")
+
+
+def test_joining_is_only_into_a_group_of_one_whose_member_stays():
+    assert dg.joining([4201, 4202], [4201]) == [4202]
+    assert dg.joining([4201, 4202, 4203], [4201]) == [4202, 4203]
+    assert dg.joining([4201, 4202, 4203], [4201, 4203]) == []  # the kernel marks busy buckets already
+    assert dg.joining([4202], [4201]) == []  # a swap: the group of one is replaced
+    assert dg.joining([4201, 4202], []) == []
+
+
+def test_with_too_many_buckets_a_joining_director_takes_its_share_at_once(tree):
+    tree["ha"] = {"buckets": 512}
+    spec = spec_of(tree)
+    alone = copy.deepcopy(IP_NEXTHOPS)
+    alone[0]["group"] = [{"id": 4201}]
+    assert dg.want(spec, held=dg.have(alone, IP_ROUTES, IP_RULES))["group 4200"].startswith("4201/4202 ")
+
+
 def test_with_too_many_buckets_for_a_weight_of_1_to_want_none_a_drained_director_leaves_at_once(tree):
     tree["ha"] = {"buckets": 512}  # 512 x 1/256 rounds to 2 buckets
     spec = spec_of(tree)
