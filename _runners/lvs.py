@@ -42,13 +42,11 @@ import salt.client
 import salt.utils.event
 from salt.exceptions import SaltInvocationError
 
-import lvstun.address
 import lvstun.gate
 import lvstun.health
 import lvstun.healthrecord
+import lvstun.healthstore
 import lvstun.hooks
-import lvstun.ipvs
-import lvstun.jsonstore
 import lvstun.metrics
 import lvstun.records
 import lvstun.roles
@@ -125,62 +123,6 @@ def _rec(record, site):
     return record.named(site.name)
 
 
-def _versions(record):
-    return lvstun.jsonstore.versions(__opts__, record.name, lambda data: lvstun.records.check(record, data))
-
-
-def _load_record(site):
-    """The health record (the caller holds its lock): recovered from its previous version
-    and the drains' copy when it is damaged or lost (``lvstun.healthrecord.recover``;
-    the recovery is written back at once and noted in the record)."""
-    now = time.time()
-    health, drains = _versions(_rec(lvstun.records.HEALTH, site)), _versions(_rec(lvstun.records.DRAINS, site))
-    if all(problem == "missing" for versions in (health, drains) for _, problem in versions.values()):
-        legacy = lvstun.records.load(__opts__, lvstun.records.LEGACY_HEALTH)
-        if legacy.get("epoch"):  # a master upgraded from a pack without sites
-            record = lvstun.healthrecord.share(legacy, set(site.hosts), site.name, now)
-            log.warning("lvs: %s", record["recoveries"][-1]["what"])
-            _write(site, record)
-            return record
-    record, recovered = lvstun.healthrecord.recover(health, drains, now)
-    if recovered:
-        notes = record.get("recoveries") or []
-        if notes and notes[-1]["at"] == now:  # (else an older pack's record, stamped from now on)
-            log.error("lvs: site %s: the health record was recovered: %s", site.name, notes[-1]["what"])
-        _write(site, record)
-    record.setdefault("health", {})
-    record.setdefault("maintenance", {})
-    return record
-
-
-def _write(site, record):
-    """Write ``record`` as its next version: ``seq`` one up; the drains' copy first, so
-    that a drain is on disk before its weights are pushed, and in two files."""
-    record["seq"] = lvstun.healthrecord.stamp(record)[1] + 1
-    record["at"] = time.time()  # informative only: versions are ordered by seq
-    lvstun.records.store(__opts__, _rec(lvstun.records.DRAINS, site), {
-        "epoch": record["epoch"], "seq": record["seq"], "maintenance": record.get("maintenance") or {}})
-    lvstun.records.store(__opts__, _rec(lvstun.records.HEALTH, site), record)
-
-
-@contextlib.contextmanager
-def _record(site):
-    """``site``'s health record, locked against the reactor's other threads and
-    ``salt-run``; written back (its next version) when the block ends without an error.
-    Never wait on the network in it."""
-    with lvstun.records.locked(__opts__, _rec(lvstun.records.HEALTH, site)):
-        record = _load_record(site)
-        before = copy.deepcopy(record)
-        yield record
-        if record != before:
-            _write(site, record)
-
-
-def _current(site):
-    with lvstun.records.locked(__opts__, _rec(lvstun.records.HEALTH, site)):
-        return _load_record(site)
-
-
 def _fire(decisions):
     """Fire each ``(tag, data)`` on the master's event bus, signed (``lvstun.hooks``)."""
     if not decisions:
@@ -225,7 +167,7 @@ def _push(site, before):
     master lost gives it back (adopted, noted in the record)."""
     pending_record = _rec(lvstun.records.PUSH_PENDING, site)
     with lvstun.records.locked(__opts__, pending_record):
-        record = _current(site)
+        record = lvstun.healthstore.current(__opts__, site)
         after = _published(site, record)
         changed = {}
         for spec, dests in after["weights"].items():
@@ -239,8 +181,9 @@ def _push(site, before):
         if not targets:
             return {}
         ret = _send(targets, record)
-        if _adopt(site, ret):  # the master had lost a version a director holds: every director gets the new one
-            record, targets = _current(site), directors
+        # The master had lost a version a director holds: every director gets the new one.
+        if lvstun.healthstore.adopt(__opts__, site, ret):
+            record, targets = lvstun.healthstore.current(__opts__, site), directors
             ret = _send(targets, record)
         still = {d: lvstun.healthrecord.summary(record) for d in targets if not _confirmed(ret.get(d), record)}
         for director in still:
@@ -263,27 +206,6 @@ def _confirmed(answer, record):
         return False
     return held == lvstun.healthrecord.summary(record) or (
         held.get("epoch") == record.get("epoch") and isinstance(held.get("seq"), int) and held["seq"] > record["seq"])
-
-
-def _adopt(site, answers):
-    """What the directors gave back that the master lost: a later version of its own
-    lineage (adopted whole) or the drains of a lineage a recovery replaced (kept).
-    Whether the record changed (then written: the caller pushes it again)."""
-    given = [(d, a) for d, a in sorted(answers.items()) if isinstance(a, dict)]
-    if not any(isinstance(a.get(k), dict) for _, a in given for k in ("copy", "previous")):
-        return False
-    with lvstun.records.locked(__opts__, _rec(lvstun.records.HEALTH, site)):
-        mine, changed = _load_record(site), False
-        for director, answer in given:
-            for key, merge in (("copy", lvstun.healthrecord.adopt), ("previous", lvstun.healthrecord.merge_drains)):
-                copy_ = answer.get(key)
-                if isinstance(copy_, dict) and not lvstun.records.check(lvstun.records.HEALTH, copy_) and \
-                        merge(mine, copy_, director, time.time()):
-                    log.error("lvs: %s", mine["recoveries"][-1]["what"])
-                    changed = True
-        if changed:
-            _write(site, mine)
-        return changed
 
 
 def _retry_pending(site):
@@ -357,11 +279,11 @@ def _health(minion):
     report, at = _report(minion, site)
     if report is None:
         return {"minion": minion, "site": site.name, "answered": False}
-    current = _current(site)["health"].get(minion, {})
+    current = lvstun.healthstore.current(__opts__, site)["health"].get(minion, {})
     if report["services"] == current.get("services") and report["weights"] == current.get("weights", {}) \
             and not current.get("held"):
         return {"minion": minion, "site": site.name, "services": report["services"], "changed": False}  # a heartbeat
-    with _record(site) as record:
+    with lvstun.healthstore.changing(__opts__, site) as record:
         before, old = _published(site, record), copy.deepcopy(record)
         entry = record["health"].get(minion, {})
         if at <= max(entry.get("reported_at", 0), entry.get("down_at", 0) if entry.get("host") is False else 0):
@@ -378,39 +300,10 @@ def _health(minion):
 
 
 def _report(minion, site):
-    """``({"services": {service: healthy}, "weights": {service: weight}, "alpha": {names}},
-    beacon time)`` as ``minion`` itself answers, or ``(None, None)`` (no answer, or no
-    recent beacon report: silence is not evidence; a dead host is the directors' call).
-    Nothing of the answer is trusted as it comes: only the services the site says
-    ``minion`` backs are kept, healthy only when it says so with ``true``; a weight
-    only from a service whose check is a dynamic script, an integer in IPVS's range;
-    a report time in the future counts as now."""
-    ret = _cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT)
-    report = ret.get(minion)
-    services = report.get("services") if isinstance(report, dict) else None
-    if not isinstance(services, dict):
-        log.warning("lvs: %s did not answer for its health: nothing changed", minion)
-        return None, None
-    age = report.get("age")
-    if not lvstun.shape.finite(age) or not 0 <= age <= STALE * site.health.heartbeat:
-        log.warning("lvs: %s has no recent beacon report (age %r): nothing changed", minion, age)
-        return None, None
-    now = time.time()
-    at = min(float(report["at"]) if lvstun.shape.finite(report.get("at")) else now - age, now)
-    backed = site.backed_by(minion)
-    strange = [name for name in services if name not in backed]
-    if strange:
-        log.warning("lvs: %s reports %d service(s) it does not back, ignored: %s", minion, len(strange),
-                    sorted(map(str, strange))[:5])
-    mine = {name: state if isinstance(state, dict) else {} for name, state in services.items() if name in backed}
-    weights = {name: state["weight"] for name, state in mine.items()
-               if site.services.get(name) and site.services[name].check["dynamic"]
-               and type(state.get("weight")) is int and 0 <= state["weight"] <= lvstun.address.MAX_WEIGHT}
-    return {"services": {name: state.get("healthy") is True for name, state in mine.items()},
-            "weights": weights, "alpha": {name for name, state in mine.items() if state.get("alpha") is True},
-            # its words, as the hooks pass them on (text, cut short)
-            "reasons": {name: " ".join(str(state.get("reason") or "").split())[:200]
-                        for name, state in mine.items()}}, at
+    """``minion``'s own answer for its health (``lvs_health.report``, authenticated), as
+    ``lvstun.health.report_of`` keeps it: ``(report, beacon time)`` or ``(None, None)``."""
+    answer = _cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT).get(minion)
+    return lvstun.health.report_of(site, minion, answer, time.time(), STALE * site.health.heartbeat)
 
 
 def hosts(minion=None, site=None):
@@ -446,7 +339,7 @@ def _hosts(site):
     ret = _cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=ASK_TIMEOUT)
     views = [view for view in (ret.get(d) for d in directors) if isinstance(view, dict)]
     result = {"site": site.name, "answered": sorted(d for d in directors if isinstance(ret.get(d), dict))}
-    with _record(site) as record:
+    with lvstun.healthstore.changing(__opts__, site) as record:
         if asked_at < record.get("hosts_asked_at", 0):
             return {**result, "stale": True}  # a later call applied newer views already
         record["hosts_asked_at"] = asked_at
@@ -599,7 +492,7 @@ def drain(minion, service=None, reason="maintenance", timeout=60, site=None):
         raise SaltInvocationError(f"{minion!r} is not a real server of the site {site.name}")
     if service is not None and service not in site.services:
         raise SaltInvocationError(f"{service!r} is not a service of the site {site.name} ({sorted(site.services)})")
-    with _record(site) as record:
+    with lvstun.healthstore.changing(__opts__, site) as record:
         before, old = _published(site, record), copy.deepcopy(record)
         entry = record["maintenance"].setdefault(str(minion), {"services": [], "reason": reason})
         entry["services"] = sorted(set(entry["services"]) | {service or "*"})
@@ -634,7 +527,7 @@ def undrain(minion, service=None, site=None):
             _fire([(lvstun.hooks.PREFIX + "director/undrained", {"site": site.name, "director": str(minion),
                                                                   "reason": "lvs.undrain", "at": time.time()})])
         return {"director": str(minion), "drained": group["drained"], "changed": group["changed"]}
-    with _record(site) as record:
+    with lvstun.healthstore.changing(__opts__, site) as record:
         before, old = _published(site, record), copy.deepcopy(record)
         entry = record["maintenance"].get(str(minion))
         if entry:
@@ -688,7 +581,7 @@ def status(site=None):
 
 def _status(site):
     _retry_pending(site)
-    record = _current(site)
+    record = lvstun.healthstore.current(__opts__, site)
     directors = sorted(host.minion_id for host in site.directors)
     # Each director's table, what its own path checks take out, and its copy of the record.
     answers = _cmd(directors, "lvs_health.status", tgt_type="list", timeout=15)
@@ -880,7 +773,8 @@ def _rolling(site, targets, settings, test, resume):
             "on_timeout": progress.get("on_timeout", settings["on_timeout"])}
     plan["reboot_timeout"] = progress.get("reboot_timeout", plan["timeout"])
     if test:
-        return {"plan": plan, "floor": lvstun.rolling.floor_problems(site, _current(site), groups[0]) if groups else []}
+        record = lvstun.healthstore.current(__opts__, site)
+        return {"plan": plan, "floor": lvstun.rolling.floor_problems(site, record, groups[0]) if groups else []}
     timings = {}
     for group in groups:
         began = time.monotonic()
@@ -990,7 +884,7 @@ def _roll_director_undrain(site, group, directors, plan, progress):
 
 
 def _roll_drain(site, group, directors, plan, progress):
-    record = _current(site)
+    record = lvstun.healthstore.current(__opts__, site)
     problems = lvstun.rolling.floor_problems(site, record, group)
     if problems and not set(group) <= set(record["maintenance"]):  # a resumed batch drained already
         return "; ".join(problems)

@@ -18,6 +18,7 @@ Its modules, by concern:
 - checks: ``probe``, ``pathcheck``, ``health``, ``healthrecord``, ``gate``;
 - operations (the runner's logic): ``sitestatus`` (what ``lvs.status`` shows),
   ``rolling`` (a rolling maintenance's plan), ``hooks`` (its events for users);
-- runtime: ``records`` (every record: ``load``, ``store``), ``jsonstore``, ``shape``,
+- runtime: ``records`` (every record: ``load``, ``store``), ``healthstore`` (the master's
+  health record of a site: ``changing``, ``current``), ``jsonstore``, ``shape``,
   ``converge``, ``drift``, ``beaconthread``, ``beaconconf``, ``exporter``, ``fresh``.
 """

@@ -11,7 +11,13 @@ weights of every service follow from the pillar and that record alone
 """
 
 import copy
+import logging
 import math
+
+from .address import MAX_WEIGHT
+from .shape import finite
+
+log = logging.getLogger(__name__)
 
 PILLAR_KEY = "lvs_health"  # where the master's ext_pillar gives the record to the directors
 HOLD = 10  # seconds a backend stays out after going down, before it may come back
@@ -133,3 +139,37 @@ def host_verdict(seen, directors):
     if not said:
         return None
     return sum(1 for value in said if value is False) <= directors // 2
+
+
+def report_of(site, minion, answer, now, max_age):
+    """``({"services": {service: healthy}, "weights": {service: weight}, "alpha": {names},
+    "reasons": {service: text}}, beacon time)`` from ``minion``'s ``answer`` to
+    ``lvs_health.report``, or ``(None, None)`` (no answer, or no beacon report younger
+    than ``max_age`` seconds: silence is not evidence; a dead host is the directors'
+    call). Nothing of the answer is trusted as it comes: only the services ``site`` says
+    ``minion`` backs are kept, healthy only when it says so with ``true``; a weight only
+    from a service whose check is a dynamic script, an integer in IPVS's range; a report
+    time in the future counts as ``now``."""
+    services = answer.get("services") if isinstance(answer, dict) else None
+    if not isinstance(services, dict):
+        log.warning("lvs: %s did not answer for its health: nothing changed", minion)
+        return None, None
+    age = answer.get("age")
+    if not finite(age) or not 0 <= age <= max_age:
+        log.warning("lvs: %s has no recent beacon report (age %r): nothing changed", minion, age)
+        return None, None
+    at = min(float(answer["at"]) if finite(answer.get("at")) else now - age, now)
+    backed = site.backed_by(minion)
+    strange = [name for name in services if name not in backed]
+    if strange:
+        log.warning("lvs: %s reports %d service(s) it does not back, ignored: %s", minion, len(strange),
+                    sorted(map(str, strange))[:5])
+    mine = {name: state if isinstance(state, dict) else {} for name, state in services.items() if name in backed}
+    weights = {name: state["weight"] for name, state in mine.items()
+               if site.services.get(name) and site.services[name].check["dynamic"]
+               and type(state.get("weight")) is int and 0 <= state["weight"] <= MAX_WEIGHT}
+    return {"services": {name: state.get("healthy") is True for name, state in mine.items()},
+            "weights": weights, "alpha": {name for name, state in mine.items() if state.get("alpha") is True},
+            # its words, as the hooks pass them on (text, cut short)
+            "reasons": {name: " ".join(str(state.get("reason") or "").split())[:200]
+                        for name, state in mine.items()}}, at

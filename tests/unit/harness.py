@@ -9,6 +9,7 @@ import copy
 import types
 
 import lvstun.gate
+import lvstun.healthstore
 import lvstun.roles
 import lvstun.site
 from tests.unit import fake_sites
@@ -123,7 +124,7 @@ class Site:
 
     def current(self):
         """The runner's health record of this site."""
-        return self.runner._current(self.site)
+        return lvstun.healthstore.current(self.runner.__opts__, self.site)
 
     def status(self):
         """``lvs.status``'s view of this site."""

@@ -7,6 +7,7 @@ import types
 
 import lvstun.gate
 import lvstun.healthrecord
+import lvstun.healthstore
 from tests.unit.checkout import load
 from tests.unit.test_gate import seed_site_gate
 
@@ -53,16 +54,16 @@ def test_a_slower_push_never_leaves_older_weights_than_a_faster_one(tmp_path, mo
     sent = []
     monkeypatch.setattr(runner, "_client", lambda: types.SimpleNamespace(
         cmd=lambda targets, fun, args, kwarg, **kw: sent.append((fun, kwarg["record"])) or {t: True for t in targets}))
-    with runner._record(site) as record:
+    with lvstun.healthstore.changing(runner.__opts__, site) as record:
         before = runner._published(site, record)
         lvstun.healthrecord.apply_verdict(site, record, 1000, "rs1", services={"web": False})
     # Before this push, another process records rs1 back up (after the hold): the push
     # sends the newest record, so rs1 is not left at 0.
-    with runner._record(site) as record:
+    with lvstun.healthstore.changing(runner.__opts__, site) as record:
         lvstun.healthrecord.apply_verdict(site, record, 1000 + 100, "rs1", services={"web": True})
     assert runner._push(site, before) == {}
     assert sent == []  # net effect: unchanged from what the directors hold
-    with runner._record(site) as record:
+    with lvstun.healthstore.changing(runner.__opts__, site) as record:
         lvstun.healthrecord.apply_verdict(site, record, 1200, "rs1", services={"web": False})
     pushed = runner._push(site, before)
     assert pushed["weights"] == {"tcp:10.10.24.88:80": {"10.10.24.21:80": 0}}
@@ -71,4 +72,4 @@ def test_a_slower_push_never_leaves_older_weights_than_a_faster_one(tmp_path, mo
     assert [fun for fun, _ in sent] == ["lvs_health.apply"]
     record = sent[0][1]
     assert record["health"]["rs1"]["services"] == {"web": False} and record["at"] > 0
-    assert record == runner._load_record(site)
+    assert record == lvstun.healthstore.current(runner.__opts__, site)

@@ -9,6 +9,7 @@ import time
 import pytest
 from salt.exceptions import SaltInvocationError
 
+import lvstun.healthstore
 import lvstun.records
 import lvstun.site
 import lvstun.sites
@@ -179,7 +180,7 @@ def test_a_master_upgraded_from_one_record_gives_each_site_its_own_minions_part(
     assert list(seed["maintenance"]) == ["rs2"] and list(seed["health"]) == ["rs3"]
     assert (seed["epoch"], seed["seq"]) == ("e1", 42)  # the same lineage: the directors' copies confirm
     assert "taken from the master's record of before sites" in seed["recoveries"][-1]["what"]
-    us = two.runner._current(lvstun.sites.index(two.runner.__opts__).site_of("us-rs1"))
+    us = lvstun.healthstore.current(two.runner.__opts__, lvstun.sites.index(two.runner.__opts__).site_of("us-rs1"))
     assert list(us["maintenance"]) == ["us-rs1"] and list(us["health"]) == ["us-rs3"]
     two.runner.undrain("rs2")  # then each site's own record goes on (the old one is not read again)
     assert two.current()["maintenance"] == {} and list(two.current()["health"]) == ["rs3"]
