@@ -89,61 +89,107 @@ def boot_seed():
     short_fin_timeouts(lab)
 
 
-EARLY_BOOT = {}  # "proc", "log": the seed's lab booting beside the tests before the first lab test
-EARLY_BOOT_TIMEOUT = 900  # s
+def boot_two_vips():
+    """``lvs-lab up --site two_vips`` in place of the seed's lab (the second example
+    site, built from scratch), with the tests' short FIN timeouts."""
+    if lab_mod.Lab().hosts:
+        assert run_cli("down").returncode == 0
+    proc = run_cli("up", "--site", "two_vips")
+    assert proc.returncode == 0, f"lvs-lab up --site two_vips failed:\n{proc.stdout}\n{proc.stderr}"
+    short_fin_timeouts(lab_mod.Lab())
+
+
+class Boot:
+    """One of this module's boot functions, run in a process of its own while tests that
+    do not touch the lab run (a boot mostly waits on the lab's kernels)."""
+
+    TIMEOUT = 900  # s
+
+    def __init__(self, function):
+        self.function, self.proc, self.log, self.up = function, None, None, None
+
+    def start(self):
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="lvs-lab-boot-", suffix=".log", delete=False)  # noqa: SIM115
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "_utils"), REPO]))
+        self.proc = subprocess.Popen([sys.executable, "-c", f"import tests.lab.conftest as c; c.{self.function}()"],
+                                     cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def done(self):
+        """Wait for the boot, if one was started; whether it brought its lab up (its
+        output is shown, and the test fails, when it did not)."""
+        if self.proc is None or self.up is not None:
+            return bool(self.up)
+        try:
+            self.proc.wait(timeout=self.TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.seek(0)
+        output = self.log.read()
+        self.log.close()
+        os.unlink(self.log.name)
+        self.up = self.proc.returncode == 0
+        assert self.up, f"{self.function} did not bring its lab up (exit {self.proc.returncode}):\n{output}"
+        sys.stderr.write(output)
+        return True
+
+
+SEED_BOOT = Boot("boot_seed")
+TWO_VIPS_BOOT = Boot("boot_two_vips")
+START_TWO_VIPS_AFTER = {}  # "nodeid": the test after which the two-VIP lab boots (the unit tests follow it)
+
+
+def _layer(item):
+    return os.path.relpath(str(item.fspath), os.path.join(REPO, "tests")).split(os.sep)[0]
+
+
+def _kept(host):
+    """A developer's lab, up with ``host``, to be used as it is (``LVS_LAB_KEEP=1``)."""
+    return os.environ.get("LVS_LAB_KEEP") == "1" and host in lab_mod.Lab().hosts
+
+
+def pytest_collection_modifyitems(items):
+    """The unit tests run where the two-VIP site's lab boots (between the last test on
+    the seed's lab and the first on the two-VIP one): they take no lab, and the boot
+    mostly waits on its kernels."""
+    first = next((i for i, item in enumerate(items) if "two_vips" in item.fixturenames), None)
+    if not first or _why_not():
+        return
+    unit = [item for item in items[first:] if _layer(item) == "unit"]
+    if unit:
+        items[first:] = unit + [item for item in items[first:] if _layer(item) != "unit"]
+        START_TWO_VIPS_AFTER["nodeid"] = items[first - 1].nodeid
 
 
 def pytest_collection_finish(session):
-    """When the session has tests on the seed's lab, that lab boots (:func:`boot_seed`,
-    in a process of its own) while the tests before the first of them run: those do not
-    touch the lab, and a boot is mostly waiting on the lab's kernels."""
-    if not any("lab" in getattr(item, "fixturenames", ()) for item in session.items) or _why_not():
-        return
-    if os.environ.get("LVS_LAB_KEEP") == "1" and lab_mod.Lab().hosts:
-        return
-    log = tempfile.NamedTemporaryFile("w+", prefix="lvs-lab-boot-", suffix=".log", delete=False)  # noqa: SIM115
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "_utils"), REPO]))
-    EARLY_BOOT.update(log=log, proc=subprocess.Popen(
-        [sys.executable, "-c", "import tests.lab.conftest as c; c.boot_seed()"], cwd=REPO, env=env,
-        stdout=log, stderr=subprocess.STDOUT))
+    """When the session has tests on the seed's lab, that lab boots (:func:`boot_seed`)
+    while the tests before the first of them run (the functional tests)."""
+    if any("lab" in item.fixturenames for item in session.items) and not _why_not() and not _kept("router"):
+        SEED_BOOT.start()
 
 
-def _early_boot_done():
-    """Wait for the early boot, if one was started; whether it brought the seed's lab up
-    (its output is shown when it did not)."""
-    proc = EARLY_BOOT.get("proc")
-    if proc is None or "up" in EARLY_BOOT:
-        return EARLY_BOOT.get("up", False)
-    try:
-        proc.wait(timeout=EARLY_BOOT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log = EARLY_BOOT["log"]
-    log.seek(0)
-    output = log.read()
-    log.close()
-    os.unlink(log.name)
-    EARLY_BOOT["up"] = proc.returncode == 0
-    assert proc.returncode == 0, f"the seed's lab did not come up (exit {proc.returncode}):\n{output}"
-    sys.stderr.write(output)
-    return True
+def pytest_runtest_logfinish(nodeid):
+    """Once the last test on the seed's lab is done (its fixtures' teardowns included),
+    the two-VIP site's lab boots while the unit tests run."""
+    if nodeid == START_TWO_VIPS_AFTER.get("nodeid") and not _kept("director2"):
+        SEED_BOOT.done()
+        TWO_VIPS_BOOT.start()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _after_the_early_boot():
+def _after_the_seed_boot():
     """No lab test runs (nor brings a lab up or down) while the seed's lab boots."""
-    _early_boot_done()
+    SEED_BOOT.done()
 
 
 @pytest.fixture(scope="session", name="lab")
 def fixture_lab():
     require_lab()
     keep = os.environ.get("LVS_LAB_KEEP") == "1"
-    if keep and lab_mod.Lab().hosts and "proc" not in EARLY_BOOT:  # a developer's lab, left up
+    if keep and lab_mod.Lab().hosts and SEED_BOOT.proc is None:  # a developer's lab, left up
         yield lab_mod.Lab()
         return
-    if not _early_boot_done():
+    if not SEED_BOOT.done():
         boot_seed()
     yield lab_mod.Lab()
     if lab_mod.Lab().hosts and not keep:
@@ -177,18 +223,16 @@ def fixture_healthy(lab):
 @pytest.fixture(scope="session", name="two_vips")
 def fixture_two_vips():
     """The second example site (pillar/lvs/two_vips.sls), built from scratch by
-    ``lvs-lab up --site two_vips`` in place of the seed's lab; left up for the modules
-    that use it, brought down at the end."""
+    ``lvs-lab up --site two_vips`` in place of the seed's lab (booted while the unit tests
+    ran, when they run in this session); left up for the modules that use it, brought
+    down at the end."""
     require_lab()
     keep = os.environ.get("LVS_LAB_KEEP") == "1"
-    if keep and "director2" in lab_mod.Lab().hosts:
+    if keep and "director2" in lab_mod.Lab().hosts and TWO_VIPS_BOOT.proc is None:
         yield lab_mod.Lab()
         return
-    if lab_mod.Lab().hosts:
-        assert run_cli("down").returncode == 0
-    proc = run_cli("up", "--site", "two_vips")
-    assert proc.returncode == 0, f"lvs-lab up --site two_vips failed:\n{proc.stdout}\n{proc.stderr}"
-    short_fin_timeouts(lab_mod.Lab())
+    if not TWO_VIPS_BOOT.done():
+        boot_two_vips()
     yield lab_mod.Lab()
     if lab_mod.Lab().hosts and not keep:
         run_cli("down")
