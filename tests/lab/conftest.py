@@ -9,6 +9,7 @@ user-mode Linux), and says why; under CI (``CI=true``) that is a failure instead
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -112,7 +113,15 @@ class Boot:
         self.log = tempfile.NamedTemporaryFile("w+", prefix="lvs-lab-boot-", suffix=".log", delete=False)  # noqa: SIM115
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "_utils"), REPO]))
         self.proc = subprocess.Popen([sys.executable, "-c", f"import tests.lab.conftest as c; c.{self.function}()"],
-                                     cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+                                     cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def stop(self):
+        """End a boot still running (the session ends before a test waited for it): the
+        lab is left half up, for the next session's boot to take down."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait()
 
     def done(self):
         """Wait for the boot, if one was started; whether it brought its lab up (its
@@ -164,6 +173,8 @@ def pytest_collection_modifyitems(items):
 def pytest_collection_finish(session):
     """When the session has tests on the seed's lab, that lab boots (:func:`boot_seed`)
     while the tests before the first of them run (the functional tests)."""
+    if session.config.option.collectonly:
+        return
     if any("lab" in item.fixturenames for item in session.items) and not _why_not() and not _kept("router"):
         SEED_BOOT.start()
 
@@ -174,6 +185,11 @@ def pytest_runtest_logfinish(nodeid):
     if nodeid == START_TWO_VIPS_AFTER.get("nodeid") and not _kept("director2"):
         SEED_BOOT.done()
         TWO_VIPS_BOOT.start()
+
+
+def pytest_sessionfinish():
+    for boot in (SEED_BOOT, TWO_VIPS_BOOT):
+        boot.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
