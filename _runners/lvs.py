@@ -51,6 +51,7 @@ import lvstun.metrics
 import lvstun.records
 import lvstun.roles
 import lvstun.rolling
+import lvstun.rollout
 import lvstun.shape
 import lvstun.site
 import lvstun.sites
@@ -61,7 +62,6 @@ log = logging.getLogger(__name__)
 ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
 PUSH_TIMEOUT = 15  # seconds the directors have to confirm a push
 STALE = 3  # heartbeats: a beacon report older than this says nothing
-BOOT_ID = "/proc/sys/kernel/random/boot_id"  # a new one at every boot: a rolling's reboot happened
 
 
 def _client():
@@ -599,32 +599,6 @@ def _say(text):
         jid_event.fire_event({"message": text}, "progress")
 
 
-def _wait(predicate, timeout, step=1.0):
-    """Seconds until ``predicate()``; None after ``timeout`` seconds."""
-    began = time.monotonic()
-    while not predicate():
-        if time.monotonic() - began >= timeout:
-            return None
-        time.sleep(step)
-    return round(time.monotonic() - began, 1)
-
-
-def _awaited(predicate, plan, who, done, not_done, why=""):
-    """Wait (at most the rolling's timeout) for ``predicate``: None, with ``who: done
-    (seconds)`` said; or the reason the rolling stops (``not_done within N s why``)."""
-    waited = _wait(predicate, plan["timeout"])
-    if waited is None:
-        return f"{not_done} within {plan['timeout']:g} s{why}"
-    _say(f"{who}: {done} ({waited} s)")
-    return None
-
-
-def _applied(answer):
-    """Whether a ``state.apply`` answer is a success (every state's result True)."""
-    return isinstance(answer, dict) and bool(answer) and all(
-        isinstance(state, dict) and state.get("result") is True for state in answer.values())
-
-
 def rolling(targets=None, action=None, reboot=False, batch=1, timeout=600, on_timeout="stop", test=False,
             resume=False, site=None, tgt_type="list", reboot_timeout=None):
     """Roll maintenance over real servers, a batch at a time: each drained on every
@@ -812,140 +786,24 @@ def _new_rolling(site, targets, action, reboot, reboot_timeout, batch, timeout, 
 
 
 def _roll(site, group, progress, plan):
-    """One batch through every step (``lvstun.rolling.STEPS``); the reason it stopped, or None."""
-    directors = sorted(host.minion_id for host in site.directors)
-
-    def step(name):
-        progress.update(current=group, step=name, stopped=None, at=time.time())
-        lvstun.records.store(__opts__, _rec(lvstun.records.ROLLING, site), progress)
-        _fire([(lvstun.hooks.PREFIX + "rolling/step", {"site": site.name, "hosts": group, "step": name,
-                                                      "reason": plan["action"] or "reboot", "at": time.time()})])
-
-    director = site.role_of(group[0]) == "director"
-    steps = (("drain", _roll_director_drain), ("action", _roll_action), ("healthy", _roll_director_healthy),
-             ("undrain", _roll_director_undrain)) if director else \
-        (("drain", _roll_drain), ("idle", _roll_idle), ("action", _roll_action), ("healthy", _roll_healthy),
-         ("undrain", _roll_undrain))
-    for name, run in steps:
-        step(name)
-        try:
-            stopped = run(site, group, directors, plan, progress)
-        except SaltInvocationError as err:  # the router refused (the last director up), a host unknown ...
-            stopped = str(err)
-        if stopped:
-            return stopped
-    progress["done"] = [*progress["done"], *group]
-    return None
+    """One batch through every step (``lvstun.rollout``); the reason it stopped, or None."""
+    return lvstun.rollout.run_batch(_master(site), site, group, progress, plan)
 
 
-def _roll_undrain(site, group, directors, plan, progress):
-    for name in group:
-        undrain(name)
-    _say(f"{', '.join(group)}: undrained")
-    return None
+def _master(site):
+    """What a rolling of ``site`` does through Salt (``lvstun.rollout.Master``)."""
 
+    def refused(fun):
+        def call(*args, **kwargs):
+            try:
+                return fun(*args, **kwargs)
+            except SaltInvocationError as err:  # the router refused (the last director up), a host unknown ...
+                raise lvstun.rollout.Stop(str(err)) from None
+        return call
 
-def _roll_director_drain(site, group, directors, plan, progress):
-    """A director out of the router's group (refused when it is the last one up), its
-    forwarding stopped."""
-    (name,) = group
-    drained = _drain_director(site, name, plan["timeout"])
-    if not drained["idle"] and plan["on_timeout"] == "stop":
-        return f"still forwarding after {plan['timeout']:g} s out of the router's group"
-    _say(f"{name}: out of the router's group, " + ("no packet forwarded any more" if drained["idle"] else
-                                                  "still forwarding, going on (on_timeout=continue)")
-         + f" ({drained['waited']} s)")
-    return None
-
-
-def _roll_director_healthy(site, group, directors, plan, progress):
-    """The director answers with its table whole (every service and destination) and its
-    own path checks' verdicts."""
-    (name,) = group
-
-    def ready():
-        answer = _cmd(name, "lvs_health.status", timeout=15).get(name)
-        return isinstance(answer, dict) and isinstance(answer.get("local"), dict) and \
-            lvstun.rolling.table_whole(site, answer.get("table"))
-
-    return _awaited(ready, plan, name, "table whole, path checks running", "its table is not whole")
-
-
-def _roll_director_undrain(site, group, directors, plan, progress):
-    """Back in the router's group, and taking flows again (the router's probes)."""
-    (name,) = group
-    undrain(name)
-
-    def back():
-        up, drained = _router_view(site)
-        return up.get(name) is True and name not in drained
-
-    return _awaited(back, plan, name, "back in the router's group", "not back in the router's group")
-
-
-def _roll_drain(site, group, directors, plan, progress):
-    record = lvstun.healthstore.current(__opts__, site)
-    problems = lvstun.rolling.floor_problems(site, record, group)
-    if problems and not set(group) <= set(record["maintenance"]):  # a resumed batch drained already
-        return "; ".join(problems)
-    for name in group:
-        drain(name, reason=f"rolling: {plan['action'] or 'reboot'}")
-    _say(f"{', '.join(group)}: drained on every director")
-    return None
-
-
-def _roll_idle(site, group, directors, plan, progress):
-    addresses = {site.hosts[name].address for name in group}
-    waited = _wait(lambda: lvstun.rolling.idle(lvstun.rolling.connections(
-        _cmd(directors, "ipvs.list", tgt_type="list", timeout=15), addresses)), plan["timeout"])
-    if waited is None and plan["on_timeout"] == "stop":
-        return f"connections still open after {plan['timeout']:g} s"
-    _say(f"{', '.join(group)}: " + (f"no connection left ({waited} s)" if waited is not None else
-                                     "connections still open, going on (on_timeout=continue)"))
-    return None
-
-
-def _roll_action(site, group, directors, plan, progress):
-    plan["since"] = since = time.time()
-    if plan["action"]:
-        answers = _cmd(group, "state.apply", [plan["action"]], tgt_type="list", timeout=plan["timeout"])
-        failed = [name for name in group if not _applied(answers.get(name))]
-        if failed:
-            return f"state.apply {plan['action']} failed on {', '.join(failed)}"
-        _say(f"{', '.join(group)}: applied {plan['action']} ({round(time.time() - since, 1)} s)")
-    if plan["reboot"]:
-        before = _boot_ids(group)
-        silent = [name for name in group if name not in before]
-        if silent:
-            return f"{', '.join(silent)} did not say its boot id ({BOOT_ID}) before the reboot"
-        _cmd(group, "system.reboot", tgt_type="list", timeout=15)
-
-        def rebooted():  # each answers from a new boot (however short its time down)
-            now = _boot_ids(group)
-            return all(now.get(name, before[name]) != before[name] for name in group)
-
-        if _wait(rebooted, plan["reboot_timeout"]) is None:
-            return f"not back within {plan['reboot_timeout']:g} s of the reboot (no answer from a new boot)"
-        _say(f"{', '.join(group)}: back after the reboot ({round(time.time() - since, 1)} s)")
-    return None
-
-
-def _boot_ids(group):
-    """``{minion: its kernel's boot id}`` of those of ``group`` that answer now."""
-    answers = _cmd(group, "file.read", [BOOT_ID], tgt_type="list", timeout=ASK_TIMEOUT)
-    return {name: answers[name].strip() for name in group
-            if isinstance(answers.get(name), str) and answers[name].strip()}
-
-
-def _roll_healthy(site, group, directors, plan, progress):
-    since = plan["since"]
-
-    def healthy():
-        reports = {name: _cmd(name, "lvs_health.report", timeout=ASK_TIMEOUT).get(name) for name in group}
-        if not all(lvstun.rolling.back_healthy(reports[name], site.backed_by(name), since) for name in group):
-            return False
-        paths = _cmd(directors, "lvs_health.local", tgt_type="list", timeout=15)
-        return all(lvstun.rolling.path_clear(paths, name, directors) for name in group)
-
-    return _awaited(healthy, plan, ", ".join(group), "healthy on every director", "not healthy",
-                    " (its own report, or a director's path checks)")
+    return lvstun.rollout.Master(
+        cmd=_cmd, drain=refused(drain), undrain=refused(undrain),
+        drain_director=refused(lambda name, timeout: _drain_director(site, name, timeout)),
+        router_view=refused(lambda: _router_view(site)), record=lambda: lvstun.healthstore.current(__opts__, site),
+        store=lambda progress: lvstun.records.store(__opts__, _rec(lvstun.records.ROLLING, site), progress),
+        say=_say, fire=lambda tag, data: _fire([(tag, data)]))

@@ -17,7 +17,8 @@ Its modules, by concern:
 - host: ``tun``, ``fou``, ``sysctl``, ``originals``, ``command``;
 - checks: ``probe``, ``pathcheck``, ``health``, ``healthrecord``, ``gate``;
 - operations (the runner's logic): ``sitestatus`` (what ``lvs.status`` shows),
-  ``rolling`` (a rolling maintenance's plan), ``hooks`` (its events for users);
+  ``rolling`` (a rolling maintenance's plan), ``rollout`` (its run, step by step,
+  through the master), ``hooks`` (its events for users);
 - runtime: ``records`` (every record: ``load``, ``store``), ``healthstore`` (the master's
   health record of a site: ``changing``, ``current``), ``jsonstore``, ``shape``,
   ``converge``, ``drift``, ``beaconthread``, ``beaconconf``, ``exporter``, ``fresh``.
