@@ -802,7 +802,7 @@ def _master(site):
         return call
 
     return lvstun.rollout.Master(
-        cmd=_cmd, drain=refused(drain), undrain=refused(undrain),
+        cmd=refused(_cmd), drain=refused(drain), undrain=refused(undrain),
         drain_director=refused(lambda name, timeout: _drain_director(site, name, timeout)),
         router_view=refused(lambda: _router_view(site)), record=lambda: lvstun.healthstore.current(__opts__, site),
         store=lambda progress: lvstun.records.store(__opts__, _rec(lvstun.records.ROLLING, site), progress),
