@@ -102,9 +102,10 @@ def drained():
 
 
 def settling(spec=SITE):
-    """Whether the group is between two views: a director drained and still in it, or
-    one that joined it at weight 1 (``lvstun.dirgroup.joining``). The router's beacon
-    rewrites the group every round while it is.
+    """Whether the group is between two views: a director is drained (it stays in the
+    group until it holds no bucket), or one joined it at weight 1 (a member's weight is
+    not 1: ``lvstun.dirgroup.joining``). The router's beacon rewrites the group every
+    round while it is.
 
     spec
         As :func:`check` takes it.

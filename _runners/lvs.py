@@ -59,7 +59,6 @@ import lvstun.sitestatus
 
 log = logging.getLogger(__name__)
 
-ASK_TIMEOUT = 4  # seconds a real server has to answer for itself
 PUSH_TIMEOUT = 15  # seconds the directors have to confirm a push
 STALE = 3  # heartbeats: a beacon report older than this says nothing
 
@@ -302,7 +301,7 @@ def _health(minion):
 def _report(minion, site):
     """``minion``'s own answer for its health (``lvs_health.report``, authenticated), as
     ``lvstun.health.report_of`` keeps it: ``(report, beacon time)`` or ``(None, None)``."""
-    answer = _cmd(minion, "lvs_health.report", timeout=ASK_TIMEOUT).get(minion)
+    answer = _cmd(minion, "lvs_health.report", timeout=lvstun.health.ASK_TIMEOUT).get(minion)
     return lvstun.health.report_of(site, minion, answer, time.time(), STALE * site.health.heartbeat)
 
 
@@ -336,7 +335,7 @@ def _hosts(site):
     _retry_pending(site)
     directors = sorted(host.minion_id for host in site.directors)
     asked_at = time.time()
-    ret = _cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=ASK_TIMEOUT)
+    ret = _cmd(directors, "lvs_health.reachability", tgt_type="list", timeout=lvstun.health.ASK_TIMEOUT)
     views = [view for view in (ret.get(d) for d in directors) if isinstance(view, dict)]
     result = {"site": site.name, "answered": sorted(d for d in directors if isinstance(ret.get(d), dict))}
     with lvstun.healthstore.changing(__opts__, site) as record:

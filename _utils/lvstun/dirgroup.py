@@ -170,8 +170,9 @@ def want(spec_, up=None, drained=(), draining=(), held=None):
         out[f"{rule} fwmark {member['id']}"] = f"table {member['id']} priority {spec_['priority']}"
     draining = [name for name in draining if name in drained and name in spec_["members"]]
     ids = live_members(spec_, up or {}, [name for name in drained if name not in draining])
-    ids = sorted(set(ids) | {spec_["members"][name]["id"] for name in draining})
-    quiet = {spec_["members"][name]["id"] for name in draining} | set(joining(ids, held_members(held or {}, spec_)))
+    draining_ids = {spec_["members"][name]["id"] for name in draining}
+    ids = sorted(set(ids) | draining_ids)
+    quiet = draining_ids | set(joining(ids, held_members(held or {}, spec_)))
     weights = quiet_weights(spec_, ids, quiet)
     if not weights:  # nothing drains or joins hitlessly: the draining ones leave at once
         ids = live_members(spec_, up or {}, drained)

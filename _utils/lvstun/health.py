@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 PILLAR_KEY = "lvs_health"  # where the master's ext_pillar gives the record to the directors
 HOLD = 10  # seconds a backend stays out after going down, before it may come back
 HEARTBEAT = 10  # seconds between two reports of an unchanged beacon
+ASK_TIMEOUT = 4  # seconds a minion has to answer a question of the master (its health report, its boot id)
 
 
 class Damper:

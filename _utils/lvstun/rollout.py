@@ -19,10 +19,9 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from . import hooks, rolling
+from . import health, hooks, rolling
 
 BOOT_ID = "/proc/sys/kernel/random/boot_id"  # a new one at every boot: a reboot happened
-ASK_TIMEOUT = 4  # seconds a host has to answer a question
 WAIT_STEP = 1.0  # seconds between two looks at what a step waits for
 
 
@@ -153,7 +152,7 @@ def _action(master, site, group, directors, plan):
 
 def _boot_ids(master, group):
     """``{minion: its kernel's boot id}`` of those of ``group`` that answer now."""
-    answers = master.cmd(group, "file.read", [BOOT_ID], tgt_type="list", timeout=ASK_TIMEOUT)
+    answers = master.cmd(group, "file.read", [BOOT_ID], tgt_type="list", timeout=health.ASK_TIMEOUT)
     return {name: answers[name].strip() for name in group
             if isinstance(answers.get(name), str) and answers[name].strip()}
 
@@ -162,7 +161,7 @@ def _healthy(master, site, group, directors, plan):
     since = plan["since"]
 
     def healthy():
-        reports = {name: master.cmd(name, "lvs_health.report", timeout=ASK_TIMEOUT).get(name) for name in group}
+        reports = {name: master.cmd(name, "lvs_health.report", timeout=health.ASK_TIMEOUT).get(name) for name in group}
         if not all(rolling.back_healthy(reports[name], site.backed_by(name), since) for name in group):
             return False
         paths = master.cmd(directors, "lvs_health.local", tgt_type="list", timeout=15)
